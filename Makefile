@@ -1,0 +1,32 @@
+# The README's two commands: `make run` (the dashboard with demo data and the live jobs) and
+# `make test` (the whole suite, on PostgreSQL and Redis).
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PORT ?= 8000
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/exchange_risk
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: bootstrap run test lint
+
+bootstrap:
+	@python3 -m uv --version >/dev/null 2>&1 || command -v uv >/dev/null || python3 -m pip install --quiet uv
+	@$(UV) sync --frozen --quiet
+
+run: bootstrap
+	@$(UV) run python manage.py migrate --noinput
+	@$(UV) run python manage.py seed_demo
+	@$(UV) run python manage.py sync_schedule
+	@echo ""
+	@echo "  Dashboard: http://127.0.0.1:$(PORT)/   (demo logins in README.md; Ctrl-C stops all)"
+	@echo ""
+	@DJANGO_DEBUG=$${DJANGO_DEBUG:-true} PORT=$(PORT) $(UV) run honcho start
+
+test: bootstrap
+	@$(UV) run ruff check .
+	@DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
+	 CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
+	 DJANGO_ALLOW_ASYNC_UNSAFE=true \
+	 $(UV) run pytest $(PYTEST_ARGS)
+
+lint: bootstrap
+	@$(UV) run ruff check .

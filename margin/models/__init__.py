@@ -1,0 +1,3 @@
+from margin.models.ops import Heartbeat
+
+__all__ = ["Heartbeat"]

@@ -1,0 +1,18 @@
+"""The periodic jobs, kept as code; `manage.py sync_schedule` writes them to beat's tables."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    task: str
+    every_s: float
+
+
+def periodic_jobs() -> list[PeriodicJob]:
+    return [
+        PeriodicJob("heartbeat", "margin.heartbeat", settings.HEARTBEAT_INTERVAL_S),
+    ]
