@@ -1,0 +1,41 @@
+from django.conf import settings
+from django.db import models
+
+from margin.models.reference import CreditTier
+
+
+class AccountState(models.TextChoices):
+    """The revaluation job moves an account along these by its margin ratio (with hysteresis)."""
+
+    HEALTHY = "healthy", "Healthy"
+    WARNING = "warning", "Warning"
+    MARGIN_CALL = "margin_call", "Margin call"
+    LIQUIDATION = "liquidation", "Liquidation"
+    BANKRUPT = "bankrupt", "Bankrupt"
+
+
+class MarginAccount(models.Model):
+    """A trader's margin account: one cross pool plus any isolated positions."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="margin_accounts"
+    )
+    name = models.CharField(max_length=64, default="Main")
+    credit_tier = models.ForeignKey(CreditTier, on_delete=models.PROTECT, related_name="accounts")
+    state = models.CharField(
+        max_length=16, choices=AccountState.choices, default=AccountState.HEALTHY, db_index=True
+    )
+    reduce_only = models.BooleanField(
+        default=False, help_text="Set by the desk: the account may only reduce its positions."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="margin_account_name_per_owner")
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name}"

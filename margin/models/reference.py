@@ -1,0 +1,182 @@
+"""Reference data: assets, instruments and credit tiers, with their risk terms versioned.
+
+Identities (an asset, an instrument, a credit tier) never change; their risk terms (haircut
+tiers, leverage brackets, credit-tier scales, state thresholds...) belong to a `ParameterVersion`.
+The version in force at a time is the latest one whose `effective_at` is not after it, so a past
+figure can always be explained with the parameters then in force.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+MONEY = {"max_digits": 38, "decimal_places": 18}
+RATIO = {"max_digits": 20, "decimal_places": 12}
+
+
+class Asset(models.Model):
+    """A collateral or underlying asset (BTC, ETH, USDT...). Prices are in USD."""
+
+    symbol = models.CharField(max_length=16, unique=True)
+    name = models.CharField(max_length=64)
+    is_settlement = models.BooleanField(
+        default=False, help_text="PnL, fees and isolated margin settle in this asset (USDT)."
+    )
+
+    class Meta:
+        ordering = ["symbol"]
+
+    def __str__(self) -> str:
+        return self.symbol
+
+
+class Instrument(models.Model):
+    """A linear USD-quoted perpetual or dated future on an underlying asset."""
+
+    class Kind(models.TextChoices):
+        PERPETUAL = "perpetual", "Perpetual"
+        FUTURE = "future", "Dated future"
+
+    symbol = models.CharField(max_length=32, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PERPETUAL)
+    underlying = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="instruments")
+    expiry = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["symbol"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind="perpetual", expiry__isnull=True)
+                | models.Q(kind="future", expiry__isnull=False),
+                name="instrument_future_has_expiry",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.symbol
+
+
+class CreditTier(models.Model):
+    """An account's credit standing; its scales are versioned in `CreditTierTerms`."""
+
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=64)
+    rank = models.PositiveSmallIntegerField(default=0, help_text="Display order, best first.")
+
+    class Meta:
+        ordering = ["rank", "code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ParameterVersion(models.Model):
+    """One complete, immutable set of risk parameters, in force from `effective_at`."""
+
+    number = models.PositiveIntegerField(unique=True)
+    effective_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    # Account state thresholds on the margin ratio (MM / margin balance); liquidation at >= 1.
+    warning_ratio = models.DecimalField(**RATIO, default=Decimal("0.5"))
+    margin_call_ratio = models.DecimalField(**RATIO, default=Decimal("0.8"))
+    liquidation_ratio = models.DecimalField(**RATIO, default=Decimal("1"))
+    # A state is left only when the ratio is this much below its threshold (no flapping).
+    hysteresis = models.DecimalField(**RATIO, default=Decimal("0.05"))
+    # After a partial liquidation the ratio must be back under this target.
+    liquidation_target_ratio = models.DecimalField(**RATIO, default=Decimal("0.7"))
+    liquidation_fee_rate = models.DecimalField(**RATIO, default=Decimal("0.005"))
+    liquidation_slippage = models.DecimalField(**RATIO, default=Decimal("0.002"))
+    taker_fee_rate = models.DecimalField(**RATIO, default=Decimal("0.0005"))
+    # Price guard: an index print further than this from the last accepted one, or a source
+    # quote older than max age, is left out.
+    price_guard_max_move = models.DecimalField(**RATIO, default=Decimal("0.10"))
+    price_guard_max_age_s = models.PositiveIntegerField(default=30)
+    # Stress margin (RiskMetrics EWMA).
+    stress_ewma_lambda = models.DecimalField(**RATIO, default=Decimal("0.94"))
+    stress_k_sigma = models.DecimalField(**RATIO, default=Decimal("3"))
+    stress_horizon_days = models.DecimalField(**RATIO, default=Decimal("1"))
+    stress_correlated_draws = models.PositiveIntegerField(default=64)
+
+    class Meta:
+        ordering = ["-number"]
+        get_latest_by = "effective_at"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(warning_ratio__lt=models.F("margin_call_ratio"))
+                & models.Q(margin_call_ratio__lt=models.F("liquidation_ratio"))
+                & models.Q(liquidation_target_ratio__lt=models.F("liquidation_ratio")),
+                name="parameter_thresholds_ordered",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.number} from {self.effective_at:%Y-%m-%d %H:%M}"
+
+
+class HaircutTier(models.Model):
+    """Binance/Bitget style tiered collateral ratio: the USD value above `floor` counts × ratio."""
+
+    version = models.ForeignKey(ParameterVersion, on_delete=models.CASCADE, related_name="haircuts")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="haircut_tiers")
+    floor = models.DecimalField(**MONEY)
+    ratio = models.DecimalField(**RATIO)
+
+    class Meta:
+        ordering = ["version", "asset", "floor"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "asset", "floor"], name="haircut_tier_unique"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(ratio__gte=0, ratio__lte=1, floor__gte=0),
+                name="haircut_tier_ratio_in_0_1",
+            ),
+        ]
+
+
+class Bracket(models.Model):
+    """A leverage bracket of an instrument (Binance USD-M notional brackets); cum is derived."""
+
+    version = models.ForeignKey(ParameterVersion, on_delete=models.CASCADE, related_name="brackets")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="brackets")
+    floor = models.DecimalField(**MONEY)
+    mmr = models.DecimalField(**RATIO)
+    max_leverage = models.DecimalField(max_digits=10, decimal_places=2)
+
+    class Meta:
+        ordering = ["version", "instrument", "floor"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "instrument", "floor"], name="bracket_unique_floor"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(mmr__gt=0, mmr__lt=1, max_leverage__gte=1, floor__gte=0),
+                name="bracket_values_valid",
+            ),
+        ]
+
+
+class CreditTierTerms(models.Model):
+    """How a credit tier scales haircuts and maintenance margin in one parameter version."""
+
+    version = models.ForeignKey(
+        ParameterVersion, on_delete=models.CASCADE, related_name="credit_terms"
+    )
+    tier = models.ForeignKey(CreditTier, on_delete=models.PROTECT, related_name="terms")
+    haircut_scale = models.DecimalField(**RATIO, default=Decimal("1"))
+    mm_scale = models.DecimalField(**RATIO, default=Decimal("1"))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "tier"], name="credit_terms_unique"),
+            models.CheckConstraint(
+                condition=models.Q(haircut_scale__gte=0, mm_scale__gt=0),
+                name="credit_terms_positive",
+            ),
+        ]
