@@ -45,10 +45,21 @@ class LedgerAccount(models.Model):
     class Meta:
         ordering = ["pk"]
         constraints = [
+            # Partial unique indexes rather than NULLS NOT DISTINCT: SQLite has only these.
             models.UniqueConstraint(
-                fields=["kind", "asset", "margin_account", "position"],
-                nulls_distinct=False,
-                name="ledger_account_unique",
+                fields=["kind", "asset", "margin_account"],
+                condition=models.Q(position__isnull=True, margin_account__isnull=False),
+                name="ledger_account_unique_per_margin_account",
+            ),
+            models.UniqueConstraint(
+                fields=["asset", "position"],
+                condition=models.Q(position__isnull=False),
+                name="ledger_account_unique_per_position",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "asset"],
+                condition=models.Q(margin_account__isnull=True),
+                name="ledger_account_unique_house",
             ),
             models.CheckConstraint(
                 condition=models.Q(
