@@ -1,0 +1,3 @@
+from margin.engine.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,421 @@
+"""Where each figure of a quote comes from: steps with the formula and the numbers put in.
+
+A step's formula names its inputs in braces (`{notional} × {mmr} − {cum}`); the text rendering
+puts each input's name and value in their place:
+`MM = notional 92,150.00 × mmr 0.005 − cum 50.00 = 410.75`. Results are the reference engine's
+own figures, never recomputed here; the tests evaluate every arithmetic formula with its inputs
+and find its result.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from margin.engine.precision import exact
+from margin.engine.reference import (
+    AccountQuote,
+    PositionQuote,
+    collateral_line_value,
+    collateral_slices,
+    effective_haircut_ratio,
+    holding_value,
+    quote_account,
+)
+from margin.engine.types import ONE, ZERO, AccountInput, PositionInput
+
+# Most money figures are read to the cent; rates like mmr 0.0065 and prices of cheap coins need
+# more places, and 50-digit engine results need far fewer than they carry.
+MIN_PLACES = 2
+MAX_PLACES = 8
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: `figure = formula` with `inputs` put in gives `result` (None: no such figure)."""
+
+    figure: str
+    formula: str
+    inputs: dict[str, Decimal] = field(default_factory=dict)
+    result: Decimal | None = None
+
+
+def format_number(value: Decimal) -> str:
+    """A figure for reading: thousands grouped, 2 to 8 places (small whole numbers bare)."""
+    if value == 0:
+        return "0"
+    if value == value.to_integral_value() and abs(value) < 10:
+        return f"{value:.0f}"
+    needed = max(0, -value.normalize().as_tuple().exponent)
+    places = min(MAX_PLACES, max(MIN_PLACES, needed))
+    return f"{value:,.{places}f}"
+
+
+def render_step(step: Step) -> str:
+    """`figure = formula with values = result`, on one line."""
+    shown = {
+        name: f"{name.replace('_', ' ')} {format_number(value)}"
+        for name, value in step.inputs.items()
+    }
+    result = "none" if step.result is None else format_number(step.result)
+    return f"{step.figure} = {step.formula.format_map(shown)} = {result}"
+
+
+def step_as_dict(step: Step) -> dict:
+    """A JSON-ready step: decimals as strings, with its text rendering."""
+    return {
+        "figure": step.figure,
+        "formula": step.formula.replace("{", "").replace("}", ""),
+        "inputs": {name: format(value, "f") for name, value in step.inputs.items()},
+        "result": None if step.result is None else format(step.result, "f"),
+        "text": render_step(step),
+    }
+
+
+def _sum_step(figure: str, terms: dict[str, Decimal], result: Decimal) -> Step:
+    if not terms:
+        return Step(figure, "0 (nothing to add)", {}, result)
+    return Step(figure, " + ".join(f"{{{name}}}" for name in terms), terms, result)
+
+
+def _collateral_steps(account: AccountInput, quote: AccountQuote) -> list[Step]:
+    haircut_scale = account.credit_tier.haircut_scale
+    steps: list[Step] = []
+    line_values: dict[str, Decimal] = {}
+    for n, line in enumerate(account.collateral):
+        name = (
+            line.asset
+            if all(other.asset != line.asset for other in account.collateral[:n])
+            else f"{line.asset}_{n}"
+        )
+        usd_value = holding_value(line)
+        steps.append(
+            Step(
+                f"{name} value",
+                "{quantity} × {price}",
+                {"quantity": line.quantity, "price": line.price},
+                usd_value,
+            )
+        )
+        if usd_value < 0:
+            steps.append(
+                Step(
+                    f"{name} collateral",
+                    "{value} (a liability counts in full)",
+                    {"value": usd_value},
+                    usd_value,
+                )
+            )
+            line_values[name] = usd_value
+            continue
+        slices = collateral_slices(line, haircut_scale)
+        for tier, piece in zip(line.haircut_tiers, slices, strict=False):
+            if haircut_scale != ONE:
+                steps.append(
+                    Step(
+                        f"{name} ratio from {format_number(piece.floor)}",
+                        "max(0, 1 − {haircut_scale} × (1 − {tier_ratio}))",
+                        {"haircut_scale": haircut_scale, "tier_ratio": tier.ratio},
+                        effective_haircut_ratio(tier.ratio, haircut_scale),
+                    )
+                )
+        for piece in slices:
+            top = "up" if piece.cap is None else f"to {format_number(piece.cap)}"
+            steps.append(
+                Step(
+                    f"{name} slice from {format_number(piece.floor)} {top}",
+                    "{amount} × {ratio}",
+                    {"amount": piece.amount, "ratio": piece.ratio},
+                    piece.value,
+                )
+            )
+        line_values[name] = collateral_line_value(line, haircut_scale)
+        steps.append(
+            _sum_step(
+                f"{name} collateral",
+                {f"slice_{k + 1}": p.value for k, p in enumerate(slices)},
+                line_values[name],
+            )
+        )
+    steps.append(_sum_step("collateral value", line_values, quote.collateral_value))
+    return steps
+
+
+def _account_steps(account: AccountInput, quote: AccountQuote) -> dict[str, list[Step]]:
+    cross = [
+        (p, q) for p, q in zip(account.positions, quote.positions, strict=True) if not p.is_isolated
+    ]
+    ratio_formula = "{maintenance_margin} ÷ {margin_balance}"
+    if quote.margin_ratio is None:
+        ratio_formula += " (none: the margin balance is not positive)"
+    return {
+        "account.collateral_value": _collateral_steps(account, quote),
+        "account.unrealized_pnl": [
+            _sum_step(
+                "cross uPnL", {p.id: q.unrealized_pnl for p, q in cross}, quote.unrealized_pnl
+            )
+        ],
+        "account.margin_balance": [
+            Step(
+                "margin balance",
+                "{collateral_value} + {unrealized_pnl}",
+                {
+                    "collateral_value": quote.collateral_value,
+                    "unrealized_pnl": quote.unrealized_pnl,
+                },
+                quote.margin_balance,
+            )
+        ],
+        "account.maintenance_margin": [
+            _sum_step(
+                "cross MM", {p.id: q.maintenance_margin for p, q in cross}, quote.maintenance_margin
+            )
+        ],
+        "account.initial_margin": [
+            _sum_step("cross IM", {p.id: q.initial_margin for p, q in cross}, quote.initial_margin)
+        ],
+        "account.margin_ratio": [
+            Step(
+                "margin ratio",
+                ratio_formula,
+                {
+                    "maintenance_margin": quote.maintenance_margin,
+                    "margin_balance": quote.margin_balance,
+                },
+                quote.margin_ratio,
+            )
+        ],
+        "account.withdrawable": [
+            Step(
+                "withdrawable",
+                "max(0, {collateral_value} + min(0, {unrealized_pnl}) − {initial_margin})",
+                {
+                    "collateral_value": quote.collateral_value,
+                    "unrealized_pnl": quote.unrealized_pnl,
+                    "initial_margin": quote.initial_margin,
+                },
+                quote.withdrawable,
+            )
+        ],
+    }
+
+
+def _bracket_steps(position: PositionInput, row: PositionQuote) -> list[Step]:
+    brackets = position.brackets.brackets
+    current = brackets[row.bracket - 1]
+    upper = (
+        f" < {format_number(brackets[row.bracket].floor)}" if row.bracket < len(brackets) else ""
+    )
+    steps = [
+        Step(
+            "bracket",
+            f"bracket {row.bracket}: {{floor}} ≤ {{notional}}{upper}",
+            {"floor": current.floor, "notional": row.notional},
+            Decimal(row.bracket),
+        )
+    ]
+    if row.bracket > 1:
+        previous = brackets[row.bracket - 2]
+        steps.append(
+            Step(
+                "cum",
+                "{previous_cum} + {floor} × ({mmr} − {previous_mmr})",
+                {
+                    "previous_cum": previous.cum,
+                    "floor": current.floor,
+                    "mmr": current.mmr,
+                    "previous_mmr": previous.mmr,
+                },
+                current.cum,
+            )
+        )
+    return steps
+
+
+def _liquidation_steps(
+    account: AccountInput, quote: AccountQuote, position: PositionInput, row: PositionQuote
+) -> tuple[list[Step], list[Step]]:
+    mm_scale = account.credit_tier.mm_scale
+    if position.is_isolated:
+        other_equity = position.isolated_margin
+        other_requirement = ZERO
+        context = [
+            Step(
+                "other equity",
+                "{isolated_margin} (isolated: the position stands alone)",
+                {"isolated_margin": other_equity},
+                other_equity,
+            ),
+        ]
+    else:
+        other_equity = quote.margin_balance - row.unrealized_pnl
+        other_requirement = quote.maintenance_margin - row.maintenance_margin
+        context = [
+            Step(
+                "other equity",
+                "{margin_balance} − {own_unrealized_pnl}",
+                {"margin_balance": quote.margin_balance, "own_unrealized_pnl": row.unrealized_pnl},
+                other_equity,
+            ),
+            Step(
+                "other MM",
+                "{maintenance_margin} − {own_maintenance_margin}",
+                {
+                    "maintenance_margin": quote.maintenance_margin,
+                    "own_maintenance_margin": row.maintenance_margin,
+                },
+                other_requirement,
+            ),
+        ]
+    side = Decimal(position.side)
+    bankruptcy = [
+        *context,
+        Step(
+            "bankruptcy price",
+            "{entry_price} − {other_equity} ÷ ({side} × {quantity})",
+            {
+                "entry_price": position.entry_price,
+                "other_equity": other_equity,
+                "side": side,
+                "quantity": position.quantity,
+            },
+            row.bankruptcy_price,
+        ),
+    ]
+    if row.liquidation_price is None:
+        reason = (
+            "equity covers maintenance margin down to a price of 0"
+            if position.side > 0
+            else "equity is short of maintenance margin even at a price of 0"
+        )
+        return [
+            *context,
+            Step("liquidation price", f"no positive price: {reason}", {}, None),
+        ], bankruptcy
+    bracket = position.brackets.brackets[row.liquidation_bracket - 1]
+    liquidation = list(context)
+    if row.liquidation_bracket != row.bracket:
+        liquidation.append(
+            Step(
+                "bracket at liquidation",
+                f"the price lands in bracket {row.liquidation_bracket} (from {{floor}}), "
+                f"not the mark's {row.bracket}: re-solved with its mmr and cum",
+                {"floor": bracket.floor},
+                Decimal(row.liquidation_bracket),
+            )
+        )
+    liquidation.append(
+        Step(
+            "liquidation price",
+            "({other_mm} − {mm_scale} × {cum} − {other_equity} + {side} × {quantity}"
+            " × {entry_price}) ÷ ({quantity} × ({side} − {mm_scale} × {mmr}))",
+            {
+                "other_mm": other_requirement,
+                "mm_scale": mm_scale,
+                "cum": bracket.cum,
+                "other_equity": other_equity,
+                "side": side,
+                "quantity": position.quantity,
+                "entry_price": position.entry_price,
+                "mmr": bracket.mmr,
+            },
+            row.liquidation_price,
+        )
+    )
+    return liquidation, bankruptcy
+
+
+def _position_steps(
+    account: AccountInput, quote: AccountQuote, position: PositionInput, row: PositionQuote
+) -> dict[str, list[Step]]:
+    key = f"positions.{position.id}"
+    mm_scale = account.credit_tier.mm_scale
+    mm_inputs = {"notional": row.notional, "mmr": row.mmr, "cum": row.cum}
+    mm_formula = "{notional} × {mmr} − {cum}"
+    if mm_scale != ONE:
+        mm_inputs["mm_scale"] = mm_scale
+        mm_formula = f"({mm_formula}) × {{mm_scale}}"
+    liquidation, bankruptcy = _liquidation_steps(account, quote, position, row)
+    steps = {
+        f"{key}.notional": [
+            Step(
+                "notional",
+                "{quantity} × {mark_price}",
+                {"quantity": position.quantity, "mark_price": position.mark_price},
+                row.notional,
+            )
+        ],
+        f"{key}.bracket": _bracket_steps(position, row),
+        f"{key}.maintenance_margin": [Step("MM", mm_formula, mm_inputs, row.maintenance_margin)],
+        f"{key}.initial_margin": [
+            Step(
+                "IM",
+                "{notional} ÷ {leverage}",
+                {"notional": row.notional, "leverage": position.leverage},
+                row.initial_margin,
+            )
+        ],
+        f"{key}.unrealized_pnl": [
+            Step(
+                "uPnL",
+                "{side} × {quantity} × ({mark_price} − {entry_price})",
+                {
+                    "side": Decimal(position.side),
+                    "quantity": position.quantity,
+                    "mark_price": position.mark_price,
+                    "entry_price": position.entry_price,
+                },
+                row.unrealized_pnl,
+            )
+        ],
+        f"{key}.liquidation_price": liquidation,
+        f"{key}.bankruptcy_price": bankruptcy,
+    }
+    if row.liquidation_distance is not None:
+        steps[f"{key}.liquidation_distance"] = [
+            Step(
+                "distance to liquidation",
+                "{side} × ({mark_price} − {liquidation_price}) ÷ {mark_price}",
+                {
+                    "side": Decimal(position.side),
+                    "mark_price": position.mark_price,
+                    "liquidation_price": row.liquidation_price,
+                },
+                row.liquidation_distance,
+            )
+        ]
+    if position.is_isolated:
+        steps[f"{key}.isolated_margin_ratio"] = [
+            Step(
+                "isolated margin ratio",
+                "{maintenance_margin} ÷ ({isolated_margin} + {unrealized_pnl})",
+                {
+                    "maintenance_margin": row.maintenance_margin,
+                    "isolated_margin": position.isolated_margin,
+                    "unrealized_pnl": row.unrealized_pnl,
+                },
+                row.isolated_margin_ratio,
+            )
+        ]
+    return steps
+
+
+@exact
+def explain_account(
+    account: AccountInput, quote: AccountQuote | None = None
+) -> dict[str, list[Step]]:
+    """Every figure of the account's quote as steps, keyed `account.<figure>` and
+    `positions.<id>.<figure>`. Pass the quote when you already have it."""
+    if quote is None:
+        quote = quote_account(account)
+    steps = _account_steps(account, quote)
+    for position, row in zip(account.positions, quote.positions, strict=True):
+        steps.update(_position_steps(account, quote, position, row))
+    return steps
+
+
+def render_explanation(steps: dict[str, list[Step]]) -> str:
+    """The whole explanation as text: each figure's key, then its steps indented."""
+    lines = []
+    for key, figure_steps in steps.items():
+        lines.append(key)
+        lines.extend(f"  {render_step(step)}" for step in figure_steps)
+    return "\n".join(lines)

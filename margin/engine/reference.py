@@ -1,0 +1,371 @@
+"""The reference margin engine: Decimal, one account at a time, written to be read.
+
+Every figure follows the definitions of the shared test vectors (vectors/README.md); each
+function's docstring names the venue rule it follows. `margin.engine.vector` computes the same
+figures in float64 for a whole book at once, and the tests hold the two equal.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from margin.engine.precision import engine_context, exact
+from margin.engine.types import (
+    ONE,
+    ZERO,
+    AccountInput,
+    Bracket,
+    CollateralLine,
+    MarginMode,
+    PositionInput,
+    derive_cum,
+)
+
+__all__ = [
+    "AccountQuote",
+    "CollateralSlice",
+    "PositionQuote",
+    "bankruptcy_price",
+    "collateral_line_value",
+    "collateral_slices",
+    "collateral_value",
+    "derive_cum",
+    "effective_haircut_ratio",
+    "holding_value",
+    "initial_margin",
+    "liquidation_distance",
+    "liquidation_price",
+    "maintenance_margin",
+    "margin_ratio",
+    "notional",
+    "quote_account",
+    "unrealized_pnl",
+    "withdrawable",
+]
+
+
+@dataclass(frozen=True)
+class PositionQuote:
+    id: str
+    notional: Decimal
+    bracket: int
+    mmr: Decimal
+    cum: Decimal
+    max_leverage: Decimal
+    maintenance_margin: Decimal
+    initial_margin: Decimal
+    unrealized_pnl: Decimal
+    liquidation_price: Decimal | None
+    bankruptcy_price: Decimal | None
+    margin_mode: MarginMode
+    isolated_margin: Decimal | None
+    isolated_margin_ratio: Decimal | None
+    side: int
+    liquidation_bracket: int | None
+    liquidation_distance: Decimal | None
+
+
+@dataclass(frozen=True)
+class AccountQuote:
+    """The cross pool's figures; isolated positions carry theirs on their own rows."""
+
+    collateral_value: Decimal
+    unrealized_pnl: Decimal
+    margin_balance: Decimal
+    maintenance_margin: Decimal
+    initial_margin: Decimal
+    margin_ratio: Decimal | None
+    withdrawable: Decimal
+    positions: tuple[PositionQuote, ...]
+
+
+@dataclass(frozen=True)
+class CollateralSlice:
+    """The part of a holding's USD value between two tier floors, and the ratio it counts at."""
+
+    floor: Decimal
+    cap: Decimal | None
+    amount: Decimal
+    ratio: Decimal
+
+    @property
+    def value(self) -> Decimal:
+        with engine_context():
+            return self.amount * self.ratio
+
+
+@exact
+def notional(quantity: Decimal, mark_price: Decimal) -> Decimal:
+    """Binance USD-M position notional: |size| × mark price; it picks the leverage bracket."""
+    return quantity * mark_price
+
+
+@exact
+def maintenance_margin(notional: Decimal, bracket: Bracket, mm_scale: Decimal = ONE) -> Decimal:
+    """Binance USD-M maintenance margin: notional × mmr − cum (maintenance amount) of the
+    notional's bracket, times the account's credit-tier scale."""
+    return (notional * bracket.mmr - bracket.cum) * mm_scale
+
+
+@exact
+def initial_margin(notional: Decimal, leverage: Decimal) -> Decimal:
+    """Binance USD-M initial margin: notional / leverage."""
+    return notional / leverage
+
+
+@exact
+def unrealized_pnl(
+    side: int, quantity: Decimal, entry_price: Decimal, mark_price: Decimal
+) -> Decimal:
+    """Binance USD-M unrealized PnL on mark: side × size × (mark − entry), side +1 long,
+    −1 short."""
+    return side * quantity * (mark_price - entry_price)
+
+
+@exact
+def holding_value(line: CollateralLine) -> Decimal:
+    """A holding's USD value at its price: quantity × price (negative for a liability)."""
+    return line.quantity * line.price
+
+
+@exact
+def effective_haircut_ratio(ratio: Decimal, haircut_scale: Decimal) -> Decimal:
+    """Credit tier on a collateral ratio: the haircut 1 − r is scaled, so r becomes
+    max(0, 1 − haircut_scale × (1 − r))."""
+    return max(ZERO, ONE - haircut_scale * (ONE - ratio))
+
+
+@exact
+def collateral_slices(line: CollateralLine, haircut_scale: Decimal) -> tuple[CollateralSlice, ...]:
+    """Bitget / Binance tiered collateral ratio: the holding's USD value cut at the tier floors,
+    each slice counted at its own ratio (progressive, like income tax brackets). A holding
+    without tiers counts in full; a liability (negative value) has no slices."""
+    value = holding_value(line)
+    tiers = line.haircut_tiers
+    if value <= 0:
+        return ()
+    if not tiers:
+        return (CollateralSlice(floor=ZERO, cap=None, amount=value, ratio=ONE),)
+    slices = []
+    for n, tier in enumerate(tiers):
+        if value <= tier.floor:
+            break
+        cap = tiers[n + 1].floor if n + 1 < len(tiers) else None
+        top = value if cap is None else min(value, cap)
+        slices.append(
+            CollateralSlice(
+                floor=tier.floor,
+                cap=cap,
+                amount=top - tier.floor,
+                ratio=effective_haircut_ratio(tier.ratio, haircut_scale),
+            )
+        )
+    return tuple(slices)
+
+
+@exact
+def collateral_line_value(line: CollateralLine, haircut_scale: Decimal) -> Decimal:
+    """One holding's collateral value: Σ slice × ratio; a liability counts at its full
+    (negative) value, since a debt is owed whole whatever the asset's haircut."""
+    value = holding_value(line)
+    if value < 0:
+        return value
+    return sum((s.value for s in collateral_slices(line, haircut_scale)), ZERO)
+
+
+@exact
+def collateral_value(lines: Iterable[CollateralLine], haircut_scale: Decimal) -> Decimal:
+    """Binance multi-assets mode wallet value: the sum of the holdings' collateral values."""
+    return sum((collateral_line_value(line, haircut_scale) for line in lines), ZERO)
+
+
+@exact
+def margin_ratio(maintenance: Decimal, margin_balance: Decimal) -> Decimal | None:
+    """Binance USD-M cross margin ratio: maintenance margin / margin balance, liquidation at ≥ 1;
+    none when the balance is ≤ 0 (the account is past bankruptcy, a ratio means nothing)."""
+    if margin_balance <= 0:
+        return None
+    return maintenance / margin_balance
+
+
+@exact
+def withdrawable(
+    collateral_value: Decimal, unrealized_pnl: Decimal, initial_margin: Decimal
+) -> Decimal:
+    """Binance USD-M max withdraw amount: collateral + unrealized losses (gains are not
+    withdrawable) − initial margin of open positions, never below 0."""
+    return max(ZERO, collateral_value + min(ZERO, unrealized_pnl) - initial_margin)
+
+
+def _price_meeting_maintenance(
+    position: PositionInput,
+    bracket: Bracket,
+    *,
+    other_equity: Decimal,
+    other_requirement: Decimal,
+    mm_scale: Decimal,
+) -> Decimal:
+    """Solve other_equity + s × q × (P − entry) = other_requirement + mm_scale × (q × P × mmr − cum)
+    for P, with one bracket's mmr and cum."""
+    s, q = position.side, position.quantity
+    return (
+        other_requirement - mm_scale * bracket.cum - other_equity + s * q * position.entry_price
+    ) / (q * (s - mm_scale * bracket.mmr))
+
+
+@exact
+def liquidation_price(
+    position: PositionInput,
+    *,
+    other_equity: Decimal,
+    other_requirement: Decimal,
+    mm_scale: Decimal = ONE,
+) -> Decimal | None:
+    """Binance USD-M liquidation price: the mark of this position, every other mark held, at
+    which equity equals maintenance margin, MM taken in the bracket of the notional at that
+    price.
+
+    `other_equity` is the equity besides this position's uPnL (cross: collateral value + the
+    other cross positions' uPnL; isolated: its isolated margin), `other_requirement` the other
+    cross positions' maintenance margin (0 for an isolated position).
+
+    Solved in the mark's bracket first; when the price found lands in another bracket it is
+    re-solved there, until it stays. Equity minus MM is monotone in the price, so this walk
+    ends in the bracket holding the one root; a walk that comes back to a bracket it left has
+    found a price on the floor between two brackets, where both give the same price (cum makes
+    MM continuous there). None when that price is not positive: no positive price liquidates.
+    """
+    table = position.brackets
+    index, bracket = table.bracket_for(position.quantity * position.mark_price)
+    left: set[int] = set()
+    while True:
+        price = _price_meeting_maintenance(
+            position,
+            bracket,
+            other_equity=other_equity,
+            other_requirement=other_requirement,
+            mm_scale=mm_scale,
+        )
+        landed, landed_bracket = table.bracket_for(position.quantity * price)
+        if landed == index or landed in left:
+            break
+        left.add(index)
+        index, bracket = landed, landed_bracket
+    return price if price > 0 else None
+
+
+@exact
+def bankruptcy_price(position: PositionInput, *, other_equity: Decimal) -> Decimal | None:
+    """Binance bankruptcy price: the mark at which the equity behind the position is zero
+    (other_equity + side × q × (P − entry) = 0, no maintenance margin at all); none when that
+    price is not positive."""
+    price = position.entry_price - other_equity / (position.side * position.quantity)
+    return price if price > 0 else None
+
+
+@exact
+def liquidation_distance(
+    side: int, mark_price: Decimal, liquidation: Decimal | None
+) -> Decimal | None:
+    """How far the mark may move against the position before liquidation, as a fraction of the
+    mark: side × (mark − liquidation) / mark; negative once the mark is past liquidation."""
+    if liquidation is None:
+        return None
+    return side * (mark_price - liquidation) / mark_price
+
+
+@dataclass(frozen=True)
+class _PositionFigures:
+    position: PositionInput
+    notional: Decimal
+    bracket_index: int
+    bracket: Bracket
+    maintenance_margin: Decimal
+    initial_margin: Decimal
+    unrealized_pnl: Decimal
+
+
+def _position_figures(position: PositionInput, mm_scale: Decimal) -> _PositionFigures:
+    position_notional = notional(position.quantity, position.mark_price)
+    index, bracket = position.brackets.bracket_for(position_notional)
+    return _PositionFigures(
+        position=position,
+        notional=position_notional,
+        bracket_index=index,
+        bracket=bracket,
+        maintenance_margin=maintenance_margin(position_notional, bracket, mm_scale),
+        initial_margin=initial_margin(position_notional, position.leverage),
+        unrealized_pnl=unrealized_pnl(
+            position.side, position.quantity, position.entry_price, position.mark_price
+        ),
+    )
+
+
+@exact
+def quote_account(account: AccountInput) -> AccountQuote:
+    """Every figure of one account: the cross pool (Binance USD-M cross margin, multi-assets
+    mode) and each position, isolated ones standing alone on their isolated margin."""
+    mm_scale = account.credit_tier.mm_scale
+    figures = [_position_figures(position, mm_scale) for position in account.positions]
+    cross = [f for f in figures if not f.position.is_isolated]
+    cross_collateral = collateral_value(account.collateral, account.credit_tier.haircut_scale)
+    cross_pnl = sum((f.unrealized_pnl for f in cross), ZERO)
+    cross_maintenance = sum((f.maintenance_margin for f in cross), ZERO)
+    cross_initial = sum((f.initial_margin for f in cross), ZERO)
+    balance = cross_collateral + cross_pnl
+
+    quotes = []
+    for f in figures:
+        position = f.position
+        if position.is_isolated:
+            other_equity, other_requirement = position.isolated_margin, ZERO
+            isolated_ratio = margin_ratio(
+                f.maintenance_margin, position.isolated_margin + f.unrealized_pnl
+            )
+        else:
+            other_equity = balance - f.unrealized_pnl
+            other_requirement = cross_maintenance - f.maintenance_margin
+            isolated_ratio = None
+        liquidation = liquidation_price(
+            position,
+            other_equity=other_equity,
+            other_requirement=other_requirement,
+            mm_scale=mm_scale,
+        )
+        quotes.append(
+            PositionQuote(
+                id=position.id,
+                notional=f.notional,
+                bracket=f.bracket_index,
+                mmr=f.bracket.mmr,
+                cum=f.bracket.cum,
+                max_leverage=f.bracket.max_leverage,
+                maintenance_margin=f.maintenance_margin,
+                initial_margin=f.initial_margin,
+                unrealized_pnl=f.unrealized_pnl,
+                liquidation_price=liquidation,
+                bankruptcy_price=bankruptcy_price(position, other_equity=other_equity),
+                margin_mode=position.margin_mode,
+                isolated_margin=position.isolated_margin,
+                isolated_margin_ratio=isolated_ratio,
+                side=position.side,
+                liquidation_bracket=(
+                    None
+                    if liquidation is None
+                    else position.brackets.bracket_for(position.quantity * liquidation)[0]
+                ),
+                liquidation_distance=liquidation_distance(
+                    position.side, position.mark_price, liquidation
+                ),
+            )
+        )
+    return AccountQuote(
+        collateral_value=cross_collateral,
+        unrealized_pnl=cross_pnl,
+        margin_balance=balance,
+        maintenance_margin=cross_maintenance,
+        initial_margin=cross_initial,
+        margin_ratio=margin_ratio(cross_maintenance, balance),
+        withdrawable=withdrawable(cross_collateral, cross_pnl, cross_initial),
+        positions=tuple(quotes),
+    )
