@@ -2,6 +2,15 @@ from margin.models.accounts import AccountState, MarginAccount
 from margin.models.audit import AuditEntry
 from margin.models.idempotency import IdempotencyRecord
 from margin.models.ledger import Entry, Journal, JournalKind, LedgerAccount, LedgerAccountKind
+from margin.models.market import (
+    AssetPriceHistory,
+    GuardRejection,
+    MarkPriceHistory,
+    QuoteKind,
+    SimulatedAsset,
+    SourceQuote,
+)
+from margin.models.notifications import Notification
 from margin.models.ops import Heartbeat
 from margin.models.positions import Fill, MarginMode, Position
 from margin.models.prices import AssetPrice, MarkPrice
@@ -14,17 +23,27 @@ from margin.models.reference import (
     Instrument,
     ParameterVersion,
 )
+from margin.models.revaluation import (
+    AccountEvent,
+    Liquidation,
+    MarginSnapshot,
+    RevaluationShard,
+    RevaluationTick,
+)
 
 __all__ = [
+    "AccountEvent",
     "AccountState",
     "Asset",
     "AssetPrice",
+    "AssetPriceHistory",
     "AuditEntry",
     "Bracket",
     "CreditTier",
     "CreditTierTerms",
     "Entry",
     "Fill",
+    "GuardRejection",
     "HaircutTier",
     "Heartbeat",
     "IdempotencyRecord",
@@ -33,9 +52,18 @@ __all__ = [
     "JournalKind",
     "LedgerAccount",
     "LedgerAccountKind",
+    "Liquidation",
     "MarginAccount",
     "MarginMode",
+    "MarginSnapshot",
     "MarkPrice",
+    "MarkPriceHistory",
+    "Notification",
     "ParameterVersion",
     "Position",
+    "QuoteKind",
+    "RevaluationShard",
+    "RevaluationTick",
+    "SimulatedAsset",
+    "SourceQuote",
 ]

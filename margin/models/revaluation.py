@@ -1,0 +1,152 @@
+"""The revaluation job's records: ticks and their shards, margin snapshots, account events and
+liquidations (issue 6)."""
+
+from django.db import models
+
+from margin.models.accounts import AccountState, MarginAccount
+from margin.models.reference import MONEY, RATIO, ParameterVersion
+
+
+class RevaluationTick(models.Model):
+    """One revaluation of the whole book on prices frozen when it started."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        COMPLETE = "complete", "Complete"
+        ABANDONED = "abandoned", "Abandoned (shards never reported)"
+
+    started_at = models.DateTimeField(db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    parameter_version = models.ForeignKey(
+        ParameterVersion, on_delete=models.PROTECT, related_name="+"
+    )
+    # Frozen for the whole tick: {instrument_id: mark}, {asset_id: index price} as strings.
+    marks = models.JSONField(default=dict)
+    asset_prices = models.JSONField(default=dict)
+    # Symbols whose price was stale at the freeze: the tick revalues but does not liquidate.
+    stale_symbols = models.JSONField(default=list, blank=True)
+    n_shards = models.PositiveIntegerField(default=0)
+    n_accounts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-pk"]
+        get_latest_by = "pk"
+
+    def __str__(self) -> str:
+        return f"tick {self.pk} {self.status} @ {self.started_at:%H:%M:%S}"
+
+    @property
+    def prices_stale(self) -> bool:
+        return bool(self.stale_symbols)
+
+
+class RevaluationShard(models.Model):
+    """A slice of the accounts of a tick (by id range), computed by one worker task."""
+
+    tick = models.ForeignKey(RevaluationTick, on_delete=models.CASCADE, related_name="shards")
+    number = models.PositiveIntegerField()
+    first_account_id = models.BigIntegerField()
+    last_account_id = models.BigIntegerField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    accounts = models.PositiveIntegerField(default=0)
+    load_s = models.FloatField(default=0)
+    compute_s = models.FloatField(default=0)
+    write_s = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["tick", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["tick", "number"], name="revaluation_shard_unique")
+        ]
+
+
+class MarginSnapshot(models.Model):
+    """An account's figures at one tick. `positions` holds the per-position figures compactly:
+    {position_id: [mark, notional, unrealized_pnl, maintenance_margin, initial_margin, bracket,
+    liquidation_price, bankruptcy_price]} (null where the engine has no price)."""
+
+    POSITION_FIELDS = (
+        "mark_price",
+        "notional",
+        "unrealized_pnl",
+        "maintenance_margin",
+        "initial_margin",
+        "bracket",
+        "liquidation_price",
+        "bankruptcy_price",
+    )
+
+    account = models.ForeignKey(MarginAccount, on_delete=models.CASCADE, related_name="snapshots")
+    tick = models.ForeignKey(RevaluationTick, on_delete=models.CASCADE, related_name="snapshots")
+    collateral_value = models.DecimalField(**MONEY)
+    unrealized_pnl = models.DecimalField(**MONEY)
+    margin_balance = models.DecimalField(**MONEY)
+    maintenance_margin = models.DecimalField(**MONEY)
+    initial_margin = models.DecimalField(**MONEY)
+    margin_ratio = models.DecimalField(**RATIO, null=True, blank=True)
+    withdrawable = models.DecimalField(**MONEY)
+    stress_margin = models.DecimalField(**MONEY, default=0)
+    state = models.CharField(max_length=16, choices=AccountState.choices)
+    positions = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["account", "-tick"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "tick"], name="snapshot_one_per_tick")
+        ]
+        indexes = [models.Index(fields=["tick"])]
+
+
+class AccountEvent(models.Model):
+    """Something the revaluation job did to an account: a state change, a liquidation step."""
+
+    class Kind(models.TextChoices):
+        STATE_CHANGE = "state_change", "State change"
+        LIQUIDATION = "liquidation", "Liquidation"
+        INSURANCE = "insurance", "Insurance fund cover"
+        ADL = "adl", "Auto-deleveraging"
+
+    account = models.ForeignKey(MarginAccount, on_delete=models.CASCADE, related_name="events")
+    tick = models.ForeignKey(
+        RevaluationTick, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    from_state = models.CharField(max_length=16, choices=AccountState.choices, blank=True)
+    to_state = models.CharField(max_length=16, choices=AccountState.choices, blank=True)
+    margin_ratio = models.DecimalField(**RATIO, null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["account", "-at"])]
+
+
+class Liquidation(models.Model):
+    """At most one liquidation per account and tick: a redelivered task finds it done."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        NOT_NEEDED = "not_needed", "No longer needed"
+
+    account = models.ForeignKey(
+        MarginAccount, on_delete=models.PROTECT, related_name="liquidations"
+    )
+    tick = models.ForeignKey(RevaluationTick, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    margin_ratio_before = models.DecimalField(**RATIO, null=True, blank=True)
+    margin_ratio_after = models.DecimalField(**RATIO, null=True, blank=True)
+    fee = models.DecimalField(**MONEY, default=0)
+    insurance_cover = models.DecimalField(**MONEY, default=0)
+    adl_cover = models.DecimalField(**MONEY, default=0)
+    steps = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "tick"], name="liquidation_one_per_tick")
+        ]
