@@ -1,5 +1,6 @@
 from margin.models.accounts import AccountState, MarginAccount
 from margin.models.audit import AuditEntry
+from margin.models.desk import CascadeRun, Case, CaseNote, Proposal, StressRun
 from margin.models.idempotency import IdempotencyRecord
 from margin.models.ledger import Entry, Journal, JournalKind, LedgerAccount, LedgerAccountKind
 from margin.models.market import (
@@ -39,6 +40,9 @@ __all__ = [
     "AssetPriceHistory",
     "AuditEntry",
     "Bracket",
+    "CascadeRun",
+    "Case",
+    "CaseNote",
     "CreditTier",
     "CreditTierTerms",
     "Entry",
@@ -61,9 +65,11 @@ __all__ = [
     "Notification",
     "ParameterVersion",
     "Position",
+    "Proposal",
     "QuoteKind",
     "RevaluationShard",
     "RevaluationTick",
     "SimulatedAsset",
     "SourceQuote",
+    "StressRun",
 ]
