@@ -1,0 +1,117 @@
+"""One scenario over the whole book: who falls under maintenance, by how much, and whether the
+insurance fund covers the negative equity left behind."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from margin.desk.shocks import shocked_prices
+from margin.engine.vector import Book, Revaluation, revalue
+
+# Margin-ratio buckets of the heat map and the run's histogram: [0, 0.5), [0.5, 0.8), ...
+RATIO_EDGES = (0.0, 0.5, 0.8, 1.0)
+RATIO_BUCKETS = ("below 0.5", "0.5 – 0.8", "0.8 – 1", "1 and above (or no equity)")
+
+
+@dataclass(frozen=True)
+class Shortfalls:
+    """Per account: under maintenance or not, how far below it, and the negative equity."""
+
+    under_maintenance: np.ndarray
+    maintenance_shortfall: np.ndarray
+    deficit: np.ndarray
+
+
+@dataclass(frozen=True)
+class StressResult:
+    accounts: int
+    accounts_under_maintenance: int
+    maintenance_shortfall: float
+    deficit: float
+    insurance_fund: float
+    coverage: float | None
+    ratio_buckets: tuple[int, ...]
+    worst_accounts: tuple[int, ...]
+    moves: tuple[float, ...]
+
+
+def isolated_equity(book: Book, revaluation: Revaluation) -> np.ndarray:
+    """The equity behind each isolated position: its isolated margin plus its own uPnL."""
+    return book.pos_isolated_margin + revaluation.unrealized_pnl
+
+
+def cross_hit(revaluation: Revaluation, threshold: float = 1.0) -> np.ndarray:
+    """Accounts whose cross pool has margin ratio ≥ threshold, an empty or negative margin
+    balance counting as past every threshold (MM > 0 and MM ≥ threshold × balance)."""
+    maintenance = revaluation.account_maintenance_margin
+    return (maintenance > 0) & (maintenance >= threshold * revaluation.margin_balance)
+
+
+def isolated_hit(book: Book, revaluation: Revaluation, threshold: float = 1.0) -> np.ndarray:
+    """Isolated positions at or past the threshold on their own margin (same rule as the pool)."""
+    maintenance = revaluation.maintenance_margin
+    equity = isolated_equity(book, revaluation)
+    return book.pos_isolated & (maintenance > 0) & (maintenance >= threshold * equity)
+
+
+def shortfalls(book: Book, revaluation: Revaluation) -> Shortfalls:
+    """Cross pools and isolated positions under maintenance; an account counts once, with the
+    shortfalls of its pool and of its isolated positions added up."""
+    pool_hit = cross_hit(revaluation)
+    position_hit = isolated_hit(book, revaluation)
+    equity = isolated_equity(book, revaluation)
+    n = book.n_accounts
+    pool_short = np.where(
+        pool_hit, revaluation.account_maintenance_margin - revaluation.margin_balance, 0.0
+    )
+    position_short = np.where(position_hit, revaluation.maintenance_margin - equity, 0.0)
+    under = pool_hit | (np.bincount(book.pos_account, weights=position_hit, minlength=n) > 0)
+    pool_deficit = np.maximum(-revaluation.margin_balance, 0.0)
+    position_deficit = np.where(book.pos_isolated, np.maximum(-equity, 0.0), 0.0)
+    return Shortfalls(
+        under_maintenance=under,
+        maintenance_shortfall=pool_short
+        + np.bincount(book.pos_account, weights=position_short, minlength=n),
+        deficit=pool_deficit + np.bincount(book.pos_account, weights=position_deficit, minlength=n),
+    )
+
+
+def ratio_buckets(revaluation: Revaluation) -> tuple[int, ...]:
+    """How many accounts with positions fall in each margin-ratio bucket (no equity: the last)."""
+    has_positions = revaluation.account_maintenance_margin > 0
+    ratio = np.where(np.isnan(revaluation.margin_ratio), np.inf, revaluation.margin_ratio)
+    bucket = np.searchsorted(np.array(RATIO_EDGES[1:]), ratio[has_positions], side="right")
+    return tuple(int(c) for c in np.bincount(bucket, minlength=len(RATIO_BUCKETS)))
+
+
+def coverage(insurance_fund: float, deficit: float) -> float | None:
+    return None if deficit <= 0 else insurance_fund / deficit
+
+
+def stress_book(
+    book: Book,
+    marks: np.ndarray,
+    asset_prices: np.ndarray,
+    moves: np.ndarray,
+    *,
+    insurance_fund: float,
+    worst: int = 20,
+) -> StressResult:
+    """Revalue the book with every asset moved by `moves` and measure the damage."""
+    shocked_marks, shocked_assets = shocked_prices(book, marks, asset_prices, moves)
+    revaluation = revalue(book, shocked_marks, shocked_assets)
+    found = shortfalls(book, revaluation)
+    total_deficit = float(found.deficit.sum())
+    hit = np.flatnonzero(found.under_maintenance)
+    worst_first = hit[np.argsort(-found.maintenance_shortfall[hit], kind="stable")][:worst]
+    return StressResult(
+        accounts=book.n_accounts,
+        accounts_under_maintenance=int(hit.size),
+        maintenance_shortfall=float(found.maintenance_shortfall.sum()),
+        deficit=total_deficit,
+        insurance_fund=insurance_fund,
+        coverage=coverage(insurance_fund, total_deficit),
+        ratio_buckets=ratio_buckets(revaluation),
+        worst_accounts=tuple(int(a) for a in worst_first),
+        moves=tuple(float(m) for m in moves),
+    )
