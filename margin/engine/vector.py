@@ -235,7 +235,8 @@ def collateral_line_values(book: Book, asset_prices: np.ndarray) -> np.ndarray:
 
 
 def _per_account(book: Book, index: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    return np.bincount(index, weights=weights, minlength=book.n_accounts)
+    # np.bincount answers int64 for empty weights; a sum of money stays float64.
+    return np.bincount(index, weights=weights, minlength=book.n_accounts).astype(FLOAT, copy=False)
 
 
 def _divide_where(numerator: np.ndarray, denominator: np.ndarray, where: np.ndarray) -> np.ndarray:
@@ -296,7 +297,7 @@ def revalue(book: Book, marks: np.ndarray, asset_prices: np.ndarray) -> Revaluat
     pnl = side * quantity * (mark - book.pos_entry_price)
 
     line_value = collateral_line_values(book, asset_prices)
-    collateral = np.bincount(book.col_account, weights=line_value, minlength=book.n_accounts)
+    collateral = _per_account(book, book.col_account, line_value)
     account_pnl = _per_account(book, account, np.where(cross, pnl, 0.0))
     account_maintenance = _per_account(book, account, np.where(cross, maintenance, 0.0))
     account_initial = _per_account(book, account, np.where(cross, initial, 0.0))

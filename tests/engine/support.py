@@ -1,0 +1,40 @@
+"""What the engine tests share: the published vectors and float-versus-Decimal comparisons."""
+
+import json
+import math
+import os
+from decimal import Decimal
+from pathlib import Path
+
+# Beside the repository (CI runs on a clean clone with shared/ copied next to it), unless
+# MARGIN_VECTORS_DIR points elsewhere.
+VECTORS_DIR = Path(
+    os.environ.get("MARGIN_VECTORS_DIR")
+    or Path(__file__).resolve().parents[2].parent / "shared" / "vectors"
+)
+RELATIVE = 1e-9
+
+
+def quote_cases() -> dict[str, dict]:
+    return json.loads((VECTORS_DIR / "quote_cases.json").read_text())
+
+
+def binance_brackets() -> dict[str, list[dict]]:
+    data = json.loads((VECTORS_DIR / "binance_brackets_2024_10.json").read_text())
+    return {name: rows for name, rows in data.items() if not name.startswith("_")}
+
+
+def close(
+    actual: float | Decimal | None, expected: float | Decimal | None, *, scale: float = 0.0
+) -> bool:
+    """Equal to a relative 1e-9, with `scale` × 1e-9 as the floor for values near 0; None and
+    nan both mean "no such figure" and match each other or a value within that floor of 0."""
+    missing_actual = actual is None or (isinstance(actual, float) and math.isnan(actual))
+    missing_expected = expected is None or (isinstance(expected, float) and math.isnan(expected))
+    if missing_actual and missing_expected:
+        return True
+    if missing_actual or missing_expected:
+        present = float(expected if missing_actual else actual)
+        return abs(present) <= RELATIVE * scale
+    actual, expected = float(actual), float(expected)
+    return abs(actual - expected) <= RELATIVE * max(abs(expected), scale)

@@ -1,0 +1,83 @@
+"""Every explained step is arithmetic that gives its figure, written so a reader can follow."""
+
+import re
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+
+from margin.engine.explain import Step, explain_account, render_step
+from margin.engine.precision import engine_context
+from margin.engine.reference import quote_account
+from margin.engine.request import parse_quote_request
+from tests.engine.strategies import books
+from tests.engine.support import quote_cases
+
+PLACEHOLDER = re.compile(r"\{([^}]+)\}")
+SYMBOLS = str.maketrans({"×": "*", "÷": "/", "−": "-"})
+
+
+def evaluate(step: Step) -> Decimal | None:
+    """The formula's value with its inputs put in, or None when it is not arithmetic."""
+    text = PLACEHOLDER.sub(lambda match: f"({step.inputs[match.group(1)]:f})", step.formula)
+    text = text.translate(SYMBOLS)
+    if re.search(r"[A-Za-z]", re.sub(r"\b(max|min)\(", "", text)):
+        return None
+    text = re.sub(r"(\d+(\.\d*)?)", r"Decimal('\1')", text)
+    with engine_context():
+        return eval(text, {"Decimal": Decimal, "max": max, "min": min})
+
+
+def assert_steps_add_up(steps: dict[str, list[Step]]) -> int:
+    """Check every arithmetic step; return how many there were."""
+    checked = 0
+    for key, figure_steps in steps.items():
+        for step in figure_steps:
+            assert set(PLACEHOLDER.findall(step.formula)) <= step.inputs.keys(), key
+            value = evaluate(step)
+            if value is None or step.result is None:
+                continue
+            tolerance = Decimal("1e-30") * max(1, abs(step.result))
+            assert abs(value - step.result) <= tolerance, (key, render_step(step))
+            checked += 1
+    return checked
+
+
+def test_published_cases_explain_every_figure():
+    for case in quote_cases().values():
+        account = parse_quote_request(case["request"])
+        steps = explain_account(account)
+        assert assert_steps_add_up(steps) >= 5
+        for position in account.positions:
+            for figure in (
+                "notional",
+                "maintenance_margin",
+                "initial_margin",
+                "unrealized_pnl",
+                "liquidation_price",
+                "bankruptcy_price",
+            ):
+                assert steps[f"positions.{position.id}.{figure}"]
+
+
+def test_rendering_reads_like_the_venue_formula():
+    step = Step(
+        "MM",
+        "{notional} × {mmr} − {cum}",
+        {"notional": Decimal("92150"), "mmr": Decimal("0.005"), "cum": Decimal("50")},
+        Decimal("410.75"),
+    )
+    assert render_step(step) == "MM = notional 92,150.00 × mmr 0.005 − cum 50.00 = 410.75"
+
+
+def test_re_solved_bracket_is_explained():
+    account = parse_quote_request(quote_cases()["bybit_mm"]["request"])
+    steps = explain_account(account)["positions.XYZ.liquidation_price"]
+    assert any(step.figure == "bracket at liquidation" and step.result == 3 for step in steps)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(books(max_accounts=2))
+def test_random_accounts_explain_consistently(market_and_accounts):
+    _, accounts = market_and_accounts
+    for account in accounts:
+        assert_steps_add_up(explain_account(account, quote_account(account)))

@@ -1,0 +1,26 @@
+"""The engine is plain Python and NumPy: importing every part of it loads no Django."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+PROBE = """
+import importlib, pkgutil, sys
+import margin.engine
+names = [m.name for m in pkgutil.walk_packages(margin.engine.__path__, "margin.engine.")
+         if m.name != "margin.engine.__main__"]
+for name in names:
+    importlib.import_module(name)
+assert len(names) >= 10, names
+loaded = sorted(m for m in sys.modules if m == "django" or m.startswith("django."))
+print("django modules:", loaded)
+sys.exit(1 if loaded else 0)
+"""
+
+
+def test_engine_imports_no_django():
+    run = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=REPOSITORY, check=False
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
