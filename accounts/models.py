@@ -1,4 +1,5 @@
 from django.contrib.auth.models import AbstractUser
+from django.db import models
 
 
 class User(AbstractUser):
@@ -15,3 +16,27 @@ class User(AbstractUser):
     @property
     def role_names(self) -> list[str]:
         return sorted(group.name for group in self.groups.all())
+
+
+class ApiToken(models.Model):
+    """A per-user API token. Only the SHA-256 of the secret is kept: it is shown once."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=64, help_text="What the token is for, e.g. 'hedging bot'.")
+    prefix = models.CharField(
+        max_length=16, help_text="The first characters of the token, to recognise it in lists."
+    )
+    secret_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -216,12 +216,55 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 HEARTBEAT_INTERVAL_S = env.float("HEARTBEAT_INTERVAL_S", default=5.0)
 HEARTBEAT_STALE_AFTER_S = env.float("HEARTBEAT_STALE_AFTER_S", default=60.0)
 
+# Revaluation (issue 6). The embedded mode (SQLite) runs a smaller book, less often.
+_EMBEDDED = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+REVALUATION_INTERVAL_S = env.float("REVALUATION_INTERVAL_S", default=10.0 if _EMBEDDED else 5.0)
+REVALUATION_SHARD_SIZE = env.int("REVALUATION_SHARD_SIZE", default=2_000 if _EMBEDDED else 10_000)
+# A tick whose shards have not all reported after this long is abandoned (a worker died); the
+# next tick revalues every account again.
+REVALUATION_TICK_TIMEOUT_S = env.float("REVALUATION_TICK_TIMEOUT_S", default=60.0)
+SNAPSHOT_KEEP_TICKS = env.int("SNAPSHOT_KEEP_TICKS", default=120)
+SNAPSHOT_STALE_AFTER_S = env.float("SNAPSHOT_STALE_AFTER_S", default=30.0)
+MARKET_TICK_INTERVAL_S = env.float("MARKET_TICK_INTERVAL_S", default=1.0)
+DEMO_MARKET_ENABLED = env.bool("DEMO_MARKET_ENABLED", default=True)
+DEMO_MARKET_SPEED = env.float("DEMO_MARKET_SPEED", default=60.0)
+PRICE_HISTORY_KEEP_S = env.float("PRICE_HISTORY_KEEP_S", default=6 * 3600.0)
+PRUNE_INTERVAL_S = env.float("PRUNE_INTERVAL_S", default=60.0)
+
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "margin.api.schema.ProblemAutoSchema",
+    # The token first: an anonymous call is answered 401 with `WWW-Authenticate: Bearer`.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "margin.api.pagination.NewestFirst",
+    "EXCEPTION_HANDLER": "margin.api.errors.problem_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("API_THROTTLE_ANON", default="60/min"),
+        "user": env("API_THROTTLE_USER", default="600/min"),
+    },
+    "COERCE_DECIMAL_TO_STRING": True,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Cross-margin risk dashboard API",
+    "DESCRIPTION": (
+        "Accounts, collateral, positions, quotes and the risk desk. Authenticate with a session "
+        "or `Authorization: Bearer <token>` (tokens on the user's page). Every POST takes an "
+        "`Idempotency-Key`; errors are RFC 9457 problem details."
+    ),
     "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -10,4 +10,5 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("margin.urls")),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("margin.api.urls")),
 ]

@@ -1,0 +1,67 @@
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts.authentication import api_token_create
+from accounts.roles import RISK_MANAGER, RISK_OFFICER, TRADER
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counts():
+    # Throttle counters live in the cache; each test starts with none.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def client_for(user, *, name: str = "test") -> APIClient:
+    """An API client authenticated the way a bot is: a Bearer token."""
+    _, token = api_token_create(user=user, name=name)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def anonymous():
+    return APIClient()
+
+
+@pytest.fixture
+def trader(make_user):
+    return make_user(TRADER)
+
+
+@pytest.fixture
+def other_trader(make_user):
+    return make_user(TRADER)
+
+
+@pytest.fixture
+def officer(make_user):
+    return make_user(RISK_OFFICER)
+
+
+@pytest.fixture
+def manager(make_user):
+    return make_user(RISK_MANAGER)
+
+
+@pytest.fixture
+def trader_api(trader):
+    return client_for(trader)
+
+
+@pytest.fixture
+def other_api(other_trader):
+    return client_for(other_trader)
+
+
+@pytest.fixture
+def officer_api(officer):
+    return client_for(officer)
+
+
+@pytest.fixture
+def manager_api(manager):
+    return client_for(manager)
