@@ -15,4 +15,7 @@ class PeriodicJob:
 def periodic_jobs() -> list[PeriodicJob]:
     return [
         PeriodicJob("heartbeat", "margin.heartbeat", settings.HEARTBEAT_INTERVAL_S),
+        PeriodicJob("market tick", "margin.market_tick", settings.MARKET_TICK_INTERVAL_S),
+        PeriodicJob("revaluation", "margin.revaluation_tick", settings.REVALUATION_INTERVAL_S),
+        PeriodicJob("revaluation prune", "margin.revaluation_prune", settings.PRUNE_INTERVAL_S),
     ]

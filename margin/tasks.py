@@ -1,8 +1,57 @@
 from celery import shared_task
+from django.utils import timezone
 
+from margin.services.liquidation import liquidation_run
+from margin.services.notifications import notification_email_send
 from margin.services.ops import heartbeat_record
+from margin.services.prices import market_tick_run, price_history_prune
+from margin.services.revaluation import (
+    revaluation_shard_run,
+    revaluation_tick_start,
+    snapshots_prune,
+)
 
 
 @shared_task(name="margin.heartbeat", ignore_result=True)
 def heartbeat() -> None:
     heartbeat_record(name="heartbeat", worker=heartbeat.request.hostname or "")
+
+
+# Revaluation (issue 6): the demo market and price refresh, the tick, its shards, liquidations.
+
+
+@shared_task(name="margin.market_tick", ignore_result=True)
+def market_tick() -> None:
+    market_tick_run(now=timezone.now())
+
+
+@shared_task(name="margin.revaluation_tick", ignore_result=True)
+def revaluation_tick() -> None:
+    started = revaluation_tick_start(now=timezone.now())
+    for shard_id in started.shard_ids:
+        revaluation_shard.delay(shard_id)
+
+
+@shared_task(name="margin.revaluation_shard", ignore_result=True, acks_late=True)
+def revaluation_shard(shard_id: int) -> None:
+    result = revaluation_shard_run(shard_id=shard_id)
+    for account_id, tick_id in result.to_liquidate:
+        liquidation.delay(account_id, tick_id)
+    for notification_id in result.notifications:
+        notification_email.delay(notification_id)
+
+
+@shared_task(name="margin.liquidation", ignore_result=True, acks_late=True)
+def liquidation(account_id: int, tick_id: int) -> None:
+    liquidation_run(account_id=account_id, tick_id=tick_id)
+
+
+@shared_task(name="margin.notification_email", ignore_result=True, acks_late=True)
+def notification_email(notification_id: int) -> None:
+    notification_email_send(notification_id=notification_id)
+
+
+@shared_task(name="margin.revaluation_prune", ignore_result=True)
+def revaluation_prune() -> None:
+    price_history_prune(now=timezone.now())
+    snapshots_prune()

@@ -1,0 +1,120 @@
+"""Reads of the revaluation job's output for pages, the API and the job itself."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from margin.models import (
+    Asset,
+    AssetPrice,
+    AssetPriceHistory,
+    Instrument,
+    MarginAccount,
+    MarginSnapshot,
+    MarkPrice,
+    MarkPriceHistory,
+    Notification,
+)
+
+
+def stale_symbols(*, now: datetime, max_age_s: float) -> list[str]:
+    """Assets and active instruments whose latest price is missing or older than `max_age_s`."""
+    fresh_assets = set(
+        AssetPrice.objects.filter(
+            updated_at__gte=now - timezone.timedelta(seconds=max_age_s)
+        ).values_list("asset_id", flat=True)
+    )
+    fresh_marks = set(
+        MarkPrice.objects.filter(
+            updated_at__gte=now - timezone.timedelta(seconds=max_age_s)
+        ).values_list("instrument_id", flat=True)
+    )
+    assets = [a.symbol for a in Asset.objects.order_by("symbol") if a.pk not in fresh_assets]
+    instruments = [
+        i.symbol
+        for i in Instrument.objects.filter(is_active=True).order_by("symbol")
+        if i.pk not in fresh_marks
+    ]
+    return assets + instruments
+
+
+def latest_snapshot(account: MarginAccount) -> MarginSnapshot | None:
+    """The account's newest snapshot, with `is_stale` (its tick is older than
+    SNAPSHOT_STALE_AFTER_S, or ran on stale prices) and `age_s` set on it."""
+    snapshot = (
+        MarginSnapshot.objects.filter(account=account)
+        .select_related("tick")
+        .order_by("-tick_id")
+        .first()
+    )
+    if snapshot is not None:
+        snapshot.age_s = (timezone.now() - snapshot.tick.started_at).total_seconds()
+        snapshot.is_stale = (
+            snapshot.age_s > settings.SNAPSHOT_STALE_AFTER_S or snapshot.tick.prices_stale
+        )
+    return snapshot
+
+
+def snapshot_history(account: MarginAccount, limit: int = 120) -> QuerySet[MarginSnapshot]:
+    """The account's latest `limit` snapshots, newest first (charts of ratio and balance)."""
+    return (
+        MarginSnapshot.objects.filter(account=account)
+        .select_related("tick")
+        .order_by("-tick_id")[:limit]
+    )
+
+
+@dataclass(frozen=True)
+class PositionFigures:
+    position_id: int
+    mark_price: Decimal
+    notional: Decimal
+    unrealized_pnl: Decimal
+    maintenance_margin: Decimal
+    initial_margin: Decimal
+    bracket: int
+    liquidation_price: Decimal | None
+    bankruptcy_price: Decimal | None
+
+
+def _decimal(value) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def position_figures(account: MarginAccount) -> dict[int, PositionFigures]:
+    """Per-position figures of the account's latest snapshot, by position id."""
+    snapshot = MarginSnapshot.objects.filter(account=account).order_by("-tick_id").first()
+    if snapshot is None:
+        return {}
+    figures = {}
+    for position_id, values in snapshot.positions.items():
+        row = dict(zip(MarginSnapshot.POSITION_FIELDS, values, strict=True))
+        figures[int(position_id)] = PositionFigures(
+            position_id=int(position_id),
+            mark_price=_decimal(row["mark_price"]),
+            notional=_decimal(row["notional"]),
+            unrealized_pnl=_decimal(row["unrealized_pnl"]),
+            maintenance_margin=_decimal(row["maintenance_margin"]),
+            initial_margin=_decimal(row["initial_margin"]),
+            bracket=int(row["bracket"]),
+            liquidation_price=_decimal(row["liquidation_price"]),
+            bankruptcy_price=_decimal(row["bankruptcy_price"]),
+        )
+    return figures
+
+
+def price_history(subject: Asset | Instrument, since: datetime) -> QuerySet:
+    """Index prices of an asset, or mark and index prices of an instrument, since `since`."""
+    if isinstance(subject, Asset):
+        rows = AssetPriceHistory.objects.filter(asset=subject)
+    else:
+        rows = MarkPriceHistory.objects.filter(instrument=subject)
+    return rows.filter(at__gte=since).order_by("at")
+
+
+def unread_notifications(user) -> QuerySet[Notification]:
+    return Notification.objects.filter(user=user, read_at__isnull=True).order_by("-created_at")

@@ -1,0 +1,372 @@
+"""Liquidation of an account through the ledger services, following the engine's plan.
+
+One liquidation per account and tick (a Liquidation row unique on both, inserted first and
+locked): a redelivered task finds it done and books nothing. Cross pool: the engine's partial
+plan (largest maintenance margin first, down to the target ratio) at the mark moved by the
+slippage, and a liquidation fee to the insurance fund. A pool the fund can still make whole
+has its deficit covered by the fund; one it cannot is auto-deleveraged: its positions close
+at their bankruptcy price against the opposing profitable positions ranked by PnL% ×
+effective leverage. An isolated position past its own line is closed whole.
+"""
+
+from dataclasses import dataclass
+from decimal import ROUND_UP, Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from margin.engine.liquidation import liquidation_plan
+from margin.engine.reference import AccountQuote, quote_account
+from margin.market.adl import AdlCandidate, adl_queue
+from margin.market.selectors import stale_symbols
+from margin.models import (
+    AccountEvent,
+    Asset,
+    JournalKind,
+    LedgerAccount,
+    LedgerAccountKind,
+    Liquidation,
+    MarginAccount,
+    MarginSnapshot,
+    Notification,
+    Position,
+    RevaluationTick,
+)
+from margin.selectors import engine_accounts
+from margin.services.audit import audit_record
+from margin.services.ledger import Line, journal_post, wallet_accounts_ensure
+from margin.services.notifications import notification_create
+from margin.services.positions import position_fill
+
+CENT = Decimal("0.00000001")
+
+
+def _slipped(mark: Decimal, quantity: Decimal, slippage: Decimal) -> Decimal:
+    """A reducing order fills at the mark moved against the account."""
+    return mark * (1 - slippage) if quantity > 0 else mark * (1 + slippage)
+
+
+def _side_to_close(quantity: Decimal) -> str:
+    return "sell" if quantity > 0 else "buy"
+
+
+@dataclass
+class _Context:
+    liquidation: Liquidation
+    account: MarginAccount
+    tick: RevaluationTick
+    settlement: Asset
+
+    @property
+    def params(self):
+        return self.tick.parameter_version
+
+    def quote(self) -> tuple[AccountQuote, dict[str, Position]]:
+        engine_account = engine_accounts([self.account.pk])[self.account.pk]
+        return quote_account(engine_account), _positions_by_engine_id(self.account)
+
+    def step(self, **detail) -> None:
+        self.liquidation.steps.append({k: str(v) for k, v in detail.items()})
+
+
+def _positions_by_engine_id(account: MarginAccount) -> dict[str, Position]:
+    """The account's open positions by the ids the engine input may carry (pk or symbol)."""
+    rows = {}
+    for position in account.positions.exclude(quantity=0).select_related("instrument"):
+        rows[str(position.pk)] = position
+        rows[position.instrument.symbol] = position
+    return rows
+
+
+def _insurance_fund(asset: Asset) -> LedgerAccount:
+    return LedgerAccount.objects.get(
+        kind=LedgerAccountKind.INSURANCE, asset=asset, margin_account__isnull=True
+    )
+
+
+def _fund_transfer(ctx: _Context, *, amount: Decimal, to_fund: bool, kind: str, memo: str):
+    """Move `amount` of the settlement asset between the account's wallet and the fund."""
+    amount = amount.quantize(CENT)
+    if amount <= 0:
+        return None
+    wallet = wallet_accounts_ensure(
+        margin_account_id=ctx.account.pk, asset_ids=[ctx.settlement.pk]
+    )[ctx.settlement.pk]
+    fund = _insurance_fund(ctx.settlement)
+    sign = Decimal(1) if to_fund else Decimal(-1)
+    journal = journal_post(
+        kind=kind,
+        lines=[
+            Line(wallet, ctx.settlement.pk, -sign * amount),
+            Line(fund.pk, ctx.settlement.pk, sign * amount),
+        ],
+        margin_account_id=ctx.account.pk,
+        memo=memo,
+    )
+    ctx.step(action=kind, amount=amount, journal=journal.pk if journal else None)
+    return journal
+
+
+def _reduce(ctx: _Context, position: Position, *, quantity: Decimal, price: Decimal, reason: str):
+    reference = f"{reason}:{ctx.tick.pk}:{ctx.account.pk}:{position.pk}"
+    receipt = position_fill(
+        account=ctx.account,
+        instrument=position.instrument.symbol,
+        side=_side_to_close(position.quantity),
+        quantity=quantity,
+        price=price,
+        reason=reason,
+        reference=reference,
+    )
+    ctx.step(
+        action=reason,
+        position=position.pk,
+        quantity=quantity,
+        price=price,
+        journal=receipt.journal_id,
+    )
+    return receipt
+
+
+def _liquidate_by_plan(ctx: _Context, engine_account, quote: AccountQuote, positions) -> None:
+    plan = liquidation_plan(
+        engine_account,
+        target_ratio=ctx.params.liquidation_target_ratio,
+        slippage=ctx.params.liquidation_slippage,
+        settlement_asset=ctx.settlement.symbol,
+    )
+    traded = Decimal(0)
+    for step in plan.steps:
+        if step.quantity <= 0:
+            continue
+        _reduce(
+            ctx,
+            positions[step.position_id],
+            quantity=step.quantity,
+            price=step.execution_price,
+            reason="liquidation",
+        )
+        traded += step.quantity * step.execution_price
+    after, _ = ctx.quote()
+    # The fee comes out of what is left of the pool: a bankrupt pool pays none.
+    fee = min(traded * ctx.params.liquidation_fee_rate, max(after.margin_balance, Decimal(0)))
+    if _fund_transfer(
+        ctx,
+        amount=fee,
+        to_fund=True,
+        kind=JournalKind.LIQUIDATION_FEE,
+        memo=f"liquidation fee, tick {ctx.tick.pk}",
+    ):
+        ctx.liquidation.fee = fee.quantize(CENT)
+
+
+def _adl_candidates(ctx: _Context, position: Position) -> list[AdlCandidate]:
+    opposite = Position.objects.filter(instrument=position.instrument).exclude(
+        margin_account=ctx.account
+    )
+    opposite = (
+        opposite.filter(quantity__lt=0)
+        if position.quantity > 0
+        else opposite.filter(quantity__gt=0)
+    )
+    rows = list(
+        opposite.values_list("pk", "margin_account_id", "quantity", "entry_price", "leverage")
+    )
+    balances = dict(
+        MarginSnapshot.objects.filter(
+            tick=ctx.tick, account_id__in=[r[1] for r in rows]
+        ).values_list("account_id", "margin_balance")
+    )
+    return [
+        AdlCandidate(
+            pk,
+            account_id,
+            1 if quantity > 0 else -1,
+            abs(quantity),
+            entry,
+            leverage,
+            balances.get(account_id, Decimal(0)),
+        )
+        for pk, account_id, quantity, entry, leverage in rows
+    ]
+
+
+def _auto_deleverage(ctx: _Context, quote: AccountQuote, positions) -> None:
+    """Close each cross position at its bankruptcy price against the ADL queue."""
+    order = sorted(
+        (row for row in quote.positions if row.margin_mode == "cross"),
+        key=lambda row: -row.maintenance_margin,
+    )
+    for row in order:
+        current, positions = ctx.quote()
+        position = positions[row.id]
+        live = next(r for r in current.positions if positions[r.id].pk == position.pk)
+        mark = position.instrument.mark.mark_price
+        price = live.bankruptcy_price or mark
+        remaining = abs(position.quantity)
+        for candidate in adl_queue(_adl_candidates(ctx, position), mark=mark):
+            if remaining <= 0:
+                break
+            quantity = min(remaining, candidate.quantity)
+            counterparty = MarginAccount.objects.get(pk=candidate.account_id)
+            receipt = position_fill(
+                account=counterparty,
+                instrument=position.instrument.symbol,
+                side=_side_to_close(Decimal(candidate.side)),
+                quantity=quantity,
+                price=price,
+                reason="adl",
+                reference=f"adl:{ctx.tick.pk}:{ctx.account.pk}:{candidate.position_id}",
+            )
+            ctx.step(
+                action="adl_counterparty",
+                position=candidate.position_id,
+                account=candidate.account_id,
+                quantity=quantity,
+                price=price,
+                journal=receipt.journal_id,
+            )
+            _reduce(ctx, position, quantity=quantity, price=price, reason="adl")
+            position.refresh_from_db()
+            remaining -= quantity
+            notification_create(
+                account=counterparty,
+                kind=Notification.Kind.ADL,
+                text=(
+                    f"{quantity} {position.instrument.symbol} of your position was "
+                    f"auto-deleveraged at {price:.2f} against a bankrupt account."
+                ),
+            )
+        if remaining > 0:
+            # No opposing profit left: the rest closes at the market like a liquidation.
+            _reduce(
+                ctx,
+                position,
+                quantity=remaining,
+                price=_slipped(mark, position.quantity, ctx.params.liquidation_slippage),
+                reason="liquidation",
+            )
+
+
+def _cover_deficit(ctx: _Context) -> None:
+    """What the pool owes after closing comes from the insurance fund, as far as it goes."""
+    after, _ = ctx.quote()
+    if after.margin_balance >= 0:
+        return
+    price = ctx.settlement.price.price
+    deficit = (-after.margin_balance / price).quantize(CENT, rounding=ROUND_UP)
+    fund = LedgerAccount.objects.select_for_update().get(pk=_insurance_fund(ctx.settlement).pk)
+    cover = min(deficit, max(fund.balance, Decimal(0)))
+    if _fund_transfer(
+        ctx,
+        amount=cover,
+        to_fund=False,
+        kind=JournalKind.INSURANCE,
+        memo=f"insurance fund covers the deficit, tick {ctx.tick.pk}",
+    ):
+        ctx.liquidation.insurance_cover = cover.quantize(CENT)
+
+
+def _isolated_due(quote: AccountQuote, threshold: Decimal):
+    return [
+        row
+        for row in quote.positions
+        if row.margin_mode == "isolated"
+        and (row.isolated_margin_ratio is None or row.isolated_margin_ratio >= threshold)
+    ]
+
+
+def _cross_due(quote: AccountQuote, threshold: Decimal) -> bool:
+    cross = [row for row in quote.positions if row.margin_mode == "cross"]
+    if not cross:
+        return False
+    return quote.margin_ratio is None or quote.margin_ratio >= threshold
+
+
+@transaction.atomic
+def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
+    """Liquidate the account as the tick found it due, once."""
+    liquidation, _ = Liquidation.objects.get_or_create(account_id=account_id, tick_id=tick_id)
+    liquidation = Liquidation.objects.select_for_update().get(pk=liquidation.pk)
+    if liquidation.status != Liquidation.Status.PENDING:
+        return liquidation
+    account = MarginAccount.objects.select_for_update().get(pk=account_id)
+    tick = RevaluationTick.objects.select_related("parameter_version").get(pk=tick_id)
+    settlement = Asset.objects.select_related("price").get(is_settlement=True)
+    ctx = _Context(liquidation=liquidation, account=account, tick=tick, settlement=settlement)
+    params = ctx.params
+    stale = stale_symbols(now=timezone.now(), max_age_s=params.price_guard_max_age_s)
+    engine_account = engine_accounts([account_id])[account_id]
+    quote = quote_account(engine_account)
+    positions = _positions_by_engine_id(account)
+    liquidation.margin_ratio_before = quote.margin_ratio
+    threshold = params.liquidation_ratio
+    isolated = _isolated_due(quote, threshold)
+    cross = _cross_due(quote, threshold)
+    if tick.prices_stale or stale or not (cross or isolated):
+        liquidation.status = Liquidation.Status.NOT_NEEDED
+        ctx.step(
+            action="skipped",
+            reason="stale prices" if tick.prices_stale or stale else "no longer due",
+        )
+        liquidation.completed_at = timezone.now()
+        liquidation.save()
+        return liquidation
+
+    for row in isolated:
+        position = positions[row.id]
+        price = _slipped(
+            position.instrument.mark.mark_price, position.quantity, params.liquidation_slippage
+        )
+        _reduce(ctx, position, quantity=abs(position.quantity), price=price, reason="liquidation")
+    if cross:
+        fund = _insurance_fund(settlement)
+        plan_cost = liquidation_plan(
+            engine_account,
+            target_ratio=params.liquidation_target_ratio,
+            slippage=params.liquidation_slippage,
+            settlement_asset=settlement.symbol,
+        ).insurance_fund_cost
+        bankrupt = quote.margin_balance <= 0
+        if bankrupt and plan_cost > fund.balance * settlement.price.price:
+            _auto_deleverage(ctx, quote, positions)
+            liquidation.adl_cover = plan_cost
+        else:
+            _liquidate_by_plan(ctx, engine_account, quote, positions)
+    _cover_deficit(ctx)
+
+    after, _ = ctx.quote()
+    liquidation.margin_ratio_after = after.margin_ratio
+    liquidation.status = Liquidation.Status.DONE
+    liquidation.completed_at = timezone.now()
+    liquidation.save()
+    detail = {
+        "liquidation": liquidation.pk,
+        "fee": str(liquidation.fee),
+        "insurance_cover": str(liquidation.insurance_cover),
+        "steps": len(liquidation.steps),
+    }
+    AccountEvent.objects.create(
+        account=account,
+        tick=tick,
+        kind=AccountEvent.Kind.LIQUIDATION,
+        margin_ratio=quote.margin_ratio,
+        detail=detail,
+    )
+    audit_record(
+        action="account.liquidation",
+        margin_account=account,
+        subject=f"tick:{tick.pk}",
+        before={"margin_ratio": str(quote.margin_ratio)},
+        after={"margin_ratio": str(after.margin_ratio), **detail},
+        reason="revaluation",
+    )
+    notification_create(
+        account=account,
+        kind=Notification.Kind.LIQUIDATION,
+        text=(
+            f"Account #{account.pk} was liquidated: margin ratio {quote.margin_ratio} → "
+            f"{after.margin_ratio}, liquidation fee {liquidation.fee} {settlement.symbol}."
+        ),
+    )
+    return liquidation

@@ -1,0 +1,41 @@
+"""Notifications to traders: in the app (Notification rows) and by e-mail."""
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from margin.models import MarginAccount, Notification
+
+
+def notification_create(*, account: MarginAccount, kind: str, text: str) -> Notification:
+    return Notification.objects.create(
+        user_id=account.owner_id, account=account, kind=kind, text=text
+    )
+
+
+@transaction.atomic
+def notification_email_send(*, notification_id: int) -> bool:
+    """E-mail a notification to its user once (a redelivered task finds it sent)."""
+    notification = (
+        Notification.objects.select_for_update().select_related("user").get(pk=notification_id)
+    )
+    if notification.emailed_at is not None or not notification.user.email:
+        return False
+    send_mail(
+        subject=f"[Risk] {notification.get_kind_display()}",
+        message=notification.text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[notification.user.email],
+    )
+    notification.emailed_at = timezone.now()
+    notification.save(update_fields=["emailed_at"])
+    return True
+
+
+def notifications_mark_read(*, user, ids=None) -> int:
+    """Mark the user's unread notifications (or those of `ids`) read."""
+    unread = Notification.objects.filter(user=user, read_at__isnull=True)
+    if ids is not None:
+        unread = unread.filter(pk__in=ids)
+    return unread.update(read_at=timezone.now())

@@ -1,0 +1,498 @@
+"""The revaluation tick: freeze prices, split the book into shards, revalue each shard with the
+vectorized engine, write snapshots, move account states, hand liquidations on.
+
+`revaluation_tick_start` is the dispatcher (one at a time: an advisory lock); each shard is
+`revaluation_shard_run`, which the shard task and the benchmark call alike. A shard's writes are
+one transaction (snapshots, states, events, notifications, the shard's completion) and the
+snapshots go in with ON CONFLICT DO NOTHING on (account, tick): a redelivered shard changes
+nothing.
+"""
+
+import contextlib
+import fcntl
+import io
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pglock
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from margin.engine.stress import build_scenarios, ewma_covariance, stress_margin
+from margin.engine.vector import Revaluation, revalue
+from margin.errors import ApplicationError
+from margin.market.selectors import stale_symbols
+from margin.market.states import LEVEL, STATES, Thresholds, next_levels
+from margin.models import (
+    AccountEvent,
+    AccountState,
+    AssetPrice,
+    AssetPriceHistory,
+    MarginAccount,
+    MarginSnapshot,
+    MarkPrice,
+    Notification,
+    RevaluationShard,
+    RevaluationTick,
+)
+from margin.selectors import engine_book
+from margin.services.audit import audit_record
+from margin.services.reference import parameters_in_force
+
+logger = logging.getLogger(__name__)
+
+TICK_LOCK = "margin.revaluation.tick"
+# EWMA volatility for the stress margin: the last STRESS_SAMPLES index prices, one per
+# STRESS_SAMPLE_S seconds; with fewer than STRESS_MIN_SAMPLES there is no stress figure yet.
+STRESS_SAMPLES = 120
+STRESS_SAMPLE_S = 10.0
+STRESS_MIN_SAMPLES = 10
+
+
+@contextlib.contextmanager
+def _tick_lock() -> Iterator[bool]:
+    """One dispatcher at a time. PostgreSQL: a session-level advisory lock, released with the
+    connection if the worker dies. SQLite (the embedded mode, one machine): an flock on a file
+    under var/, which the kernel releases with the process."""
+    if connection.vendor == "postgresql":
+        with pglock.advisory(TICK_LOCK, timeout=0) as acquired:
+            yield acquired
+        return
+    with open(settings.VAR_DIR / "revaluation-tick.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class TickStart:
+    tick: RevaluationTick | None
+    shard_ids: list[int] = field(default_factory=list)
+    skipped: str = ""
+
+
+def _abandon_overdue_ticks(*, now: datetime) -> None:
+    """A tick whose shards did not all report in time lost a worker: give it up, so the next
+    tick (which revalues every account) may start."""
+    overdue = now - timedelta(seconds=settings.REVALUATION_TICK_TIMEOUT_S)
+    for tick in RevaluationTick.objects.filter(
+        status=RevaluationTick.Status.RUNNING, started_at__lt=overdue
+    ):
+        missing = tick.shards.filter(completed_at__isnull=True).count()
+        logger.warning(
+            "revaluation tick %s abandoned: %s shard(s) never reported", tick.pk, missing
+        )
+        RevaluationTick.objects.filter(pk=tick.pk, status=RevaluationTick.Status.RUNNING).update(
+            status=RevaluationTick.Status.ABANDONED
+        )
+
+
+def _frozen_prices() -> tuple[dict[str, str], dict[str, str]]:
+    marks = {
+        symbol: str(price)
+        for symbol, price in MarkPrice.objects.values_list("instrument__symbol", "mark_price")
+    }
+    prices = {
+        symbol: str(price)
+        for symbol, price in AssetPrice.objects.values_list("asset__symbol", "price")
+    }
+    return marks, prices
+
+
+def revaluation_tick_start(*, now: datetime) -> TickStart:
+    """Freeze the prices of a new tick and cut the accounts into shards (by id range)."""
+    with _tick_lock() as acquired:
+        if not acquired:
+            return TickStart(tick=None, skipped="another dispatcher holds the lock")
+        _abandon_overdue_ticks(now=now)
+        if RevaluationTick.objects.filter(status=RevaluationTick.Status.RUNNING).exists():
+            return TickStart(tick=None, skipped="the previous tick is still running")
+        try:
+            params = parameters_in_force(now)
+        except ApplicationError as refusal:
+            return TickStart(tick=None, skipped=refusal.message)
+        marks, asset_prices = _frozen_prices()
+        stale = stale_symbols(now=now, max_age_s=params.price_guard_max_age_s)
+        if stale:
+            logger.warning("revaluation tick on stale prices (no liquidation): %s", stale)
+        account_ids = list(MarginAccount.objects.order_by("pk").values_list("pk", flat=True))
+        size = settings.REVALUATION_SHARD_SIZE
+        chunks = [account_ids[i : i + size] for i in range(0, len(account_ids), size)]
+        with transaction.atomic():
+            tick = RevaluationTick.objects.create(
+                started_at=now,
+                parameter_version=params,
+                marks=marks,
+                asset_prices=asset_prices,
+                stale_symbols=stale,
+                n_shards=len(chunks),
+                n_accounts=len(account_ids),
+                status=RevaluationTick.Status.RUNNING
+                if chunks
+                else RevaluationTick.Status.COMPLETE,
+                completed_at=None if chunks else now,
+            )
+            shards = RevaluationShard.objects.bulk_create(
+                RevaluationShard(
+                    tick=tick, number=n, first_account_id=chunk[0], last_account_id=chunk[-1]
+                )
+                for n, chunk in enumerate(chunks)
+            )
+        return TickStart(tick=tick, shard_ids=[s.pk for s in shards])
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    shard_id: int
+    accounts: int = 0
+    to_liquidate: list[tuple[int, int]] = field(default_factory=list)  # (account id, tick id)
+    notifications: list[int] = field(default_factory=list)
+    transitions: int = 0
+    load_s: float = 0.0
+    compute_s: float = 0.0
+    write_s: float = 0.0
+    already_done: bool = False
+
+
+def _aligned(names: tuple[str, ...], frozen: dict[str, str], fallback: np.ndarray) -> np.ndarray:
+    """The tick's frozen prices in the book's order; a name the tick has no price for keeps the
+    book's own (an instrument priced after the freeze)."""
+    return np.array(
+        [float(frozen[name]) if name in frozen else fallback[i] for i, name in enumerate(names)]
+    )
+
+
+def _stress_requirement(book, marks, asset_prices, revaluation, params) -> np.ndarray:
+    """Worst loss of each account under EWMA-volatility scenarios (0 without enough history)."""
+    names = book.asset_names
+    history = _sampled_history(names)
+    if history is None:
+        return np.zeros(book.n_accounts)
+    vol, cov = ewma_covariance(history, lam=float(params.stress_ewma_lambda))
+    periods_per_horizon = (
+        float(params.stress_horizon_days)
+        * 86_400
+        / (STRESS_SAMPLE_S * settings.DEMO_MARKET_SPEED if settings.DEMO_MARKET_ENABLED else 1.0)
+    )
+    scenarios = build_scenarios(
+        vol,
+        cov,
+        k=float(params.stress_k_sigma),
+        horizon=periods_per_horizon,
+        n_correlated=params.stress_correlated_draws,
+        asset_names=names,
+    )
+    return stress_margin(book, marks, asset_prices, scenarios, revaluation=revaluation).worst_loss
+
+
+def _sampled_history(asset_names: tuple[str, ...]) -> np.ndarray | None:
+    """The last STRESS_SAMPLES index prices of each asset on a STRESS_SAMPLE_S grid (the last
+    print in each bucket, carried forward), oldest first; None while the history is short."""
+    since = timezone.now() - timedelta(seconds=STRESS_SAMPLES * STRESS_SAMPLE_S)
+    rows = AssetPriceHistory.objects.filter(at__gte=since, asset__symbol__in=asset_names)
+    column = {name: n for n, name in enumerate(asset_names)}
+    grid = np.full((STRESS_SAMPLES, len(asset_names)), np.nan)
+    start = since.timestamp()
+    for symbol, at, price in rows.values_list("asset__symbol", "at", "price").order_by("at"):
+        bucket = min(int((at.timestamp() - start) // STRESS_SAMPLE_S), STRESS_SAMPLES - 1)
+        grid[bucket, column[symbol]] = float(price)
+    filled = grid[~np.all(np.isnan(grid), axis=1)]
+    if len(filled) < STRESS_MIN_SAMPLES:
+        return None
+    for row in range(1, len(filled)):
+        gaps = np.isnan(filled[row])
+        filled[row, gaps] = filled[row - 1, gaps]
+    # An asset with no print yet (leading gaps) is taken as flat at its first price.
+    first = np.array(
+        [col[~np.isnan(col)][0] if (~np.isnan(col)).any() else 1.0 for col in filled.T]
+    )
+    return np.where(np.isnan(filled), first, filled)
+
+
+def _number(value: float) -> str:
+    return "\\N" if not math.isfinite(value) else repr(round(value, 10))
+
+
+def _json_number(value: float) -> str:
+    return "null" if not math.isfinite(value) else repr(round(value, 10))
+
+
+def _positions_json(slice_, revaluation: Revaluation, marks: np.ndarray) -> list[str]:
+    """Each account's per-position figures as the compact JSON of MarginSnapshot.positions."""
+    book = slice_.book
+    columns = [
+        marks[book.pos_instrument],
+        revaluation.notional,
+        revaluation.unrealized_pnl,
+        revaluation.maintenance_margin,
+        revaluation.initial_margin,
+        revaluation.bracket.astype(float),
+        revaluation.liquidation_price,
+        revaluation.bankruptcy_price,
+    ]
+    per_account: list[list[str]] = [[] for _ in range(book.n_accounts)]
+    position_ids = slice_.position_ids.tolist()
+    rows = zip(*(c.tolist() for c in columns), strict=True)
+    for account, position_id, row in zip(
+        book.pos_account.tolist(), position_ids, rows, strict=True
+    ):
+        mark, notional, pnl, mm, im, bracket, liq, bankrupt = row
+        per_account[account].append(
+            f'"{position_id}":[{_json_number(mark)},{_json_number(notional)},'
+            f"{_json_number(pnl)},{_json_number(mm)},{_json_number(im)},{int(bracket)},"
+            f"{_json_number(liq)},{_json_number(bankrupt)}]"
+        )
+    return ["{" + ",".join(items) + "}" for items in per_account]
+
+
+SNAPSHOT_COLUMNS = (
+    "account_id",
+    "tick_id",
+    "collateral_value",
+    "unrealized_pnl",
+    "margin_balance",
+    "maintenance_margin",
+    "initial_margin",
+    "margin_ratio",
+    "withdrawable",
+    "stress_margin",
+    "state",
+    "positions",
+)
+
+
+def _snapshot_rows(slice_, tick_id, revaluation, stress, states, positions_json):
+    columns = (
+        revaluation.collateral_value.tolist(),
+        revaluation.account_unrealized_pnl.tolist(),
+        revaluation.margin_balance.tolist(),
+        revaluation.account_maintenance_margin.tolist(),
+        revaluation.account_initial_margin.tolist(),
+        revaluation.margin_ratio.tolist(),
+        revaluation.withdrawable.tolist(),
+        stress.tolist(),
+    )
+    for account_id, figures, state, positions in zip(
+        slice_.account_ids.tolist(), zip(*columns, strict=True), states, positions_json, strict=True
+    ):
+        yield account_id, tick_id, figures, state, positions
+
+
+def _snapshots_write_postgresql(rows) -> None:
+    """COPY into a staging table, then INSERT ... ON CONFLICT DO NOTHING: COPY's speed with
+    the idempotence of the unique (account, tick)."""
+    table = MarginSnapshot._meta.db_table
+    names = ", ".join(SNAPSHOT_COLUMNS)
+    buffer = io.StringIO()
+    for account_id, tick_id, figures, state, positions in rows:
+        numbers = "\t".join(_number(value) for value in figures)
+        buffer.write(f"{account_id}\t{tick_id}\t{numbers}\t{state}\t{positions}\n")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE reval_snapshot_stage ON COMMIT DROP AS "
+            f"SELECT {names} FROM {table} WITH NO DATA"
+        )
+        with cursor.copy(f"COPY reval_snapshot_stage ({names}) FROM STDIN") as copy:
+            copy.write(buffer.getvalue())
+        cursor.execute(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM reval_snapshot_stage "
+            "ON CONFLICT (account_id, tick_id) DO NOTHING"
+        )
+
+
+def _decimal_or_none(value: float) -> Decimal | None:
+    return Decimal(repr(round(value, 10))) if math.isfinite(value) else None
+
+
+def _snapshots_write_orm(rows) -> None:
+    """The embedded mode (SQLite): bulk_create, conflicts ignored."""
+    snapshots = []
+    for account_id, tick_id, figures, state, positions in rows:
+        values = [_decimal_or_none(v) for v in figures]
+        snapshots.append(
+            MarginSnapshot(
+                account_id=account_id,
+                tick_id=tick_id,
+                **dict(zip(SNAPSHOT_COLUMNS[2:10], values, strict=True)),
+                state=state,
+                positions=json.loads(positions),
+            )
+        )
+    MarginSnapshot.objects.bulk_create(snapshots, batch_size=500, ignore_conflicts=True)
+
+
+def _state_changes(*, tick, account_ids, owners, old, new, revaluation) -> list[int]:
+    """Record each transition (account row, event, audit line) and the margin calls'
+    notifications; returns the notifications' ids (to e-mail)."""
+    changed = np.flatnonzero(old != new)
+    if not changed.size:
+        return []
+    now = timezone.now()
+    events, notifications, by_state = [], [], {}
+    for row in changed.tolist():
+        account_id = int(account_ids[row])
+        before, after = STATES[old[row]], STATES[new[row]]
+        ratio = _decimal_or_none(float(revaluation.margin_ratio[row]))
+        balance = _decimal_or_none(float(revaluation.margin_balance[row]))
+        by_state.setdefault(after, []).append(account_id)
+        events.append(
+            AccountEvent(
+                account_id=account_id,
+                tick=tick,
+                kind=AccountEvent.Kind.STATE_CHANGE,
+                from_state=before,
+                to_state=after,
+                margin_ratio=ratio,
+                detail={"margin_balance": str(balance)},
+            )
+        )
+        audit_record(
+            action="account.state_change",
+            margin_account=MarginAccount(pk=account_id),
+            subject=f"tick:{tick.pk}",
+            before={"state": before},
+            after={"state": after, "margin_ratio": str(ratio), "margin_balance": str(balance)},
+            reason="revaluation",
+        )
+        if after == AccountState.MARGIN_CALL and new[row] > old[row]:
+            notifications.append(
+                Notification(
+                    user_id=owners[row],
+                    account_id=account_id,
+                    kind=Notification.Kind.MARGIN_CALL,
+                    text=(
+                        f"Margin call on account #{account_id}: margin ratio {ratio:.2%} "
+                        f"(margin balance {balance:.2f} USD). Add collateral or reduce "
+                        "positions to avoid liquidation."
+                    ),
+                )
+            )
+    for state, ids in by_state.items():
+        MarginAccount.objects.filter(pk__in=ids).update(state=state, state_changed_at=now)
+    AccountEvent.objects.bulk_create(events)
+    return [n.pk for n in Notification.objects.bulk_create(notifications)]
+
+
+def revaluation_shard_run(*, shard_id: int) -> ShardResult:
+    """Revalue one shard of a tick on the tick's frozen prices and write its results."""
+    shard = RevaluationShard.objects.select_related("tick__parameter_version").get(pk=shard_id)
+    if shard.completed_at is not None:
+        return ShardResult(shard_id=shard_id, already_done=True)
+    tick, params = shard.tick, shard.tick.parameter_version
+
+    started = time.perf_counter()
+    accounts = list(
+        MarginAccount.objects.filter(pk__gte=shard.first_account_id, pk__lte=shard.last_account_id)
+        .order_by("pk")
+        .values_list("pk", "state", "owner_id")
+    )
+    slice_ = engine_book([pk for pk, _, _ in accounts])
+    book = slice_.book
+    by_id = {pk: (state, owner) for pk, state, owner in accounts}
+    old = np.array([LEVEL[by_id[pk][0]] for pk in slice_.account_ids.tolist()], dtype=np.int64)
+    owners = [by_id[pk][1] for pk in slice_.account_ids.tolist()]
+    loaded = time.perf_counter()
+
+    marks = _aligned(book.instrument_names, tick.marks, slice_.marks)
+    asset_prices = _aligned(book.asset_names, tick.asset_prices, slice_.asset_prices)
+    revaluation = revalue(book, marks, asset_prices)
+    stress = _stress_requirement(book, marks, asset_prices, revaluation, params)
+    new = next_levels(
+        old,
+        margin_ratio=revaluation.margin_ratio,
+        margin_balance=revaluation.margin_balance,
+        maintenance_margin=revaluation.account_maintenance_margin,
+        thresholds=Thresholds.of(params),
+    )
+    positions_json = _positions_json(slice_, revaluation, marks)
+    computed = time.perf_counter()
+
+    rows = _snapshot_rows(
+        slice_, tick.pk, revaluation, stress, [STATES[n] for n in new], positions_json
+    )
+    with transaction.atomic():
+        locked = RevaluationShard.objects.select_for_update().get(pk=shard_id)
+        if locked.completed_at is not None:
+            return ShardResult(shard_id=shard_id, already_done=True)
+        if connection.vendor == "postgresql":
+            _snapshots_write_postgresql(rows)
+        else:
+            _snapshots_write_orm(rows)
+        notifications = _state_changes(
+            tick=tick,
+            account_ids=slice_.account_ids,
+            owners=owners,
+            old=old,
+            new=new,
+            revaluation=revaluation,
+        )
+        written = time.perf_counter()
+        locked.completed_at = timezone.now()
+        locked.accounts = book.n_accounts
+        locked.load_s, locked.compute_s = loaded - started, computed - loaded
+        locked.write_s = written - computed
+        locked.save(update_fields=["completed_at", "accounts", "load_s", "compute_s", "write_s"])
+    _tick_complete_if_done(tick_id=tick.pk)
+    return ShardResult(
+        shard_id=shard_id,
+        accounts=book.n_accounts,
+        to_liquidate=_liquidation_candidates(tick, slice_, revaluation, new),
+        notifications=notifications,
+        transitions=int(np.count_nonzero(old != new)),
+        load_s=locked.load_s,
+        compute_s=locked.compute_s,
+        write_s=locked.write_s,
+    )
+
+
+def _liquidation_candidates(tick, slice_, revaluation, new) -> list[tuple[int, int]]:
+    """Accounts at or past liquidation, and accounts with an isolated position past its own
+    line; none at all when the tick's prices were stale (never liquidate on a stale price)."""
+    if tick.prices_stale:
+        return []
+    book = slice_.book
+    threshold = float(tick.parameter_version.liquidation_ratio)
+    due = new >= LEVEL[AccountState.LIQUIDATION]
+    isolated_due = book.pos_isolated & (
+        np.nan_to_num(revaluation.isolated_margin_ratio, nan=np.inf) >= threshold
+    )
+    due[book.pos_account[isolated_due]] = True
+    has_positions = np.bincount(book.pos_account, minlength=book.n_accounts) > 0
+    rows = np.flatnonzero(due & has_positions)
+    return [(int(slice_.account_ids[row]), tick.pk) for row in rows]
+
+
+def _tick_complete_if_done(*, tick_id: int) -> bool:
+    """Outside the shard's transaction, so the last shard to commit sees all the others."""
+    if RevaluationShard.objects.filter(tick_id=tick_id, completed_at__isnull=True).exists():
+        return False
+    return bool(
+        RevaluationTick.objects.filter(pk=tick_id, status=RevaluationTick.Status.RUNNING).update(
+            status=RevaluationTick.Status.COMPLETE, completed_at=timezone.now()
+        )
+    )
+
+
+def snapshots_prune() -> int:
+    """Keep the snapshots of the latest SNAPSHOT_KEEP_TICKS ticks only."""
+    keep = settings.SNAPSHOT_KEEP_TICKS
+    newest = RevaluationTick.objects.order_by("-pk").values_list("pk", flat=True)
+    cutoff = list(newest[keep : keep + 1])
+    if not cutoff:
+        return 0
+    removed, _ = MarginSnapshot.objects.filter(tick_id__lte=cutoff[0]).delete()
+    return removed

@@ -1,0 +1,143 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from margin.market.demo import VENUES
+from margin.market.quotes import PERP, SPOT, Quote
+from margin.market.selectors import price_history, stale_symbols
+from margin.models import (
+    Asset,
+    AssetPrice,
+    AssetPriceHistory,
+    GuardRejection,
+    Instrument,
+    MarkPrice,
+    SourceQuote,
+)
+from margin.services.prices import (
+    demo_market_step,
+    market_tick_run,
+    price_history_prune,
+    prices_refresh,
+    quotes_record,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def spot(source, symbol, price, at):
+    return Quote(source, SPOT, symbol, Decimal(price), at)
+
+
+def three_venues(symbol, price, at, **overrides):
+    return [spot(v, symbol, overrides.get(v, price), at) for v in VENUES]
+
+
+def test_demo_market_quotes_every_asset_and_instrument_on_three_venues(reference, now, later):
+    # given
+    rng = np.random.default_rng(7)
+    # when: a minute of one-second market ticks
+    for second in range(60):
+        demo_market_step(now=later(second), rng=rng)
+        prices_refresh(now=later(second))
+    # then
+    n_assets, n_instruments = Asset.objects.count(), Instrument.objects.filter(is_active=True).count()
+    assert SourceQuote.objects.count() == len(VENUES) * (n_assets + n_instruments)
+    assert AssetPriceHistory.objects.count() == 60 * n_assets
+    usdt = AssetPrice.objects.get(asset__symbol="USDT").price
+    assert abs(usdt - 1) < Decimal("0.01")
+    btc = [h.price for h in price_history(Asset.objects.get(symbol="BTC"), now)]
+    assert len(set(btc)) > 50, "the price moves"
+    assert all(abs(p / btc[0] - 1) < Decimal("0.2") for p in btc)
+    assert stale_symbols(now=later(59), max_age_s=reference.price_guard_max_age_s) == []
+    assert GuardRejection.objects.count() == 0, "venue noise stays far inside the guard"
+
+
+def test_one_source_printing_a_50_percent_spike_is_left_out_and_logged(reference, now, later):
+    # given: an accepted BTC index at 95,000
+    quotes_record(quotes=three_venues("BTC", "95000", now))
+    prices_refresh(now=now)
+    # when: one venue prints 50% higher
+    quotes_record(quotes=three_venues("BTC", "95010", later(1), **{"venue-b": "142500"}))
+    result = prices_refresh(now=later(1))
+    # then
+    assert result.asset_prices["BTC"] == Decimal("95010")
+    rejection = GuardRejection.objects.get(symbol="BTC")
+    assert (rejection.source, rejection.reason) == ("venue-b", GuardRejection.Reason.MOVE)
+    assert rejection.reference_price == Decimal("95000")
+
+
+def test_a_move_most_sources_confirm_is_the_market_moving(reference, now, later):
+    # given
+    quotes_record(quotes=three_venues("SOL", "230", now))
+    prices_refresh(now=now)
+    # when: two of three venues print 20% lower (beyond the 10% guard)
+    quotes_record(quotes=three_venues("SOL", "184", later(1), **{"venue-c": "229"}))
+    result = prices_refresh(now=later(1))
+    # then: the median of all three follows the move
+    assert result.asset_prices["SOL"] == Decimal("184")
+    assert GuardRejection.objects.filter(symbol="SOL").count() == 0
+
+
+def test_a_stale_source_is_left_out_and_a_fully_stale_feed_shows_as_stale(reference, now, later):
+    # given
+    max_age = reference.price_guard_max_age_s
+    quotes_record(quotes=three_venues("ETH", "3400", now))
+    prices_refresh(now=now)
+    # when: only venue-a keeps quoting
+    quotes_record(quotes=[spot("venue-a", "ETH", "3420", later(max_age + 1))])
+    partly = prices_refresh(now=later(max_age + 1))
+    # then
+    assert partly.asset_prices["ETH"] == Decimal("3420")
+    assert set(
+        GuardRejection.objects.filter(symbol="ETH", reason="stale").values_list("source", flat=True)
+    ) == {"venue-b", "venue-c"}
+    # when: nobody quotes any more
+    dead = prices_refresh(now=later(3 * max_age))
+    # then: ETH keeps its last price and is stale
+    assert "ETH" not in dead.asset_prices
+    assert AssetPrice.objects.get(asset__symbol="ETH").price == Decimal("3420")
+    assert "ETH" in stale_symbols(now=later(3 * max_age), max_age_s=max_age)
+
+
+def test_mark_is_index_plus_a_smoothed_basis_so_one_perp_print_barely_moves_it(
+    reference, now, later
+):
+    # given: index and perpetual at 95,000 (basis 0)
+    perp = [Quote(v, PERP, "BTCUSDT", Decimal("95000"), now) for v in VENUES]
+    quotes_record(quotes=three_venues("BTC", "95000", now) + perp)
+    prices_refresh(now=now)
+    # when: for one second every venue's perpetual trades 2% over the index
+    spike = [Quote(v, PERP, "BTCUSDT", Decimal("96900"), later(1)) for v in VENUES]
+    quotes_record(quotes=three_venues("BTC", "95000", later(1)) + spike)
+    prices_refresh(now=later(1))
+    # then: the mark moved by the EMA weight of one second (1 − e^(−1/60) ≈ 1.65%) of 1,900
+    mark = MarkPrice.objects.get(instrument__symbol="BTCUSDT")
+    assert mark.index_price == Decimal("95000")
+    assert Decimal("30") < mark.mark_price - mark.index_price < Decimal("33")
+
+
+def test_prune_drops_history_older_than_the_setting(reference, now, later, settings):
+    # given
+    settings.PRICE_HISTORY_KEEP_S = 60
+    quotes_record(quotes=three_venues("BTC", "95000", now))
+    prices_refresh(now=now)
+    quotes_record(quotes=three_venues("BTC", "95001", later(120)))
+    prices_refresh(now=later(120))
+    # when
+    price_history_prune(now=later(121))
+    # then
+    kept = AssetPriceHistory.objects.filter(asset__symbol="BTC")
+    assert [h.price for h in kept] == [Decimal("95001")]
+
+
+def test_market_tick_runs_the_demo_market_then_the_refresh(reference, now):
+    # when
+    result = market_tick_run(now=now + timedelta(seconds=1))
+    # then
+    assert set(result.asset_prices) == set(Asset.objects.values_list("symbol", flat=True))
+    assert set(result.marks) == set(
+        Instrument.objects.filter(is_active=True).values_list("symbol", flat=True)
+    )
