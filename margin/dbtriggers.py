@@ -46,3 +46,45 @@ def append_only(table: str):
         )
 
     return install
+
+
+def deferred_sum_zero(table: str, *, group: str, per: str, amount: str):
+    """A migration operation body: at commit, the rows of `table` sharing a `group` must sum
+    `amount` to zero per `per` (a journal's entries per asset), or the transaction fails.
+
+    PostgreSQL only: a deferred constraint trigger re-sums the group of each inserted row at
+    commit, when every line of the group is in. SQLite has no deferred triggers; there the
+    posting service's own check (`margin.services.ledger.journal_post`) is the only one.
+    """
+
+    def install(apps, schema_editor) -> None:
+        _run(
+            schema_editor,
+            {
+                "postgresql": [
+                    f"""
+                    CREATE OR REPLACE FUNCTION {table}_sum_zero() RETURNS trigger AS $$
+                    DECLARE unbalanced record;
+                    BEGIN
+                      SELECT {per} AS part, sum({amount}) AS total INTO unbalanced
+                        FROM {table} WHERE {group} = NEW.{group}
+                        GROUP BY {per} HAVING sum({amount}) <> 0 LIMIT 1;
+                      IF FOUND THEN
+                        RAISE EXCEPTION '{table}: {group} % does not balance: {per} % sums to %',
+                          NEW.{group}, unbalanced.part, unbalanced.total
+                          USING ERRCODE = 'check_violation';
+                      END IF;
+                      RETURN NULL;
+                    END $$ LANGUAGE plpgsql;
+                    """,
+                    f"""
+                    CREATE CONSTRAINT TRIGGER {table}_sum_zero AFTER INSERT ON {table}
+                    DEFERRABLE INITIALLY DEFERRED
+                    FOR EACH ROW EXECUTE FUNCTION {table}_sum_zero();
+                    """,
+                ],
+                "sqlite": [],
+            },
+        )
+
+    return install

@@ -1,8 +1,50 @@
-"""One margin account in memory: what every service plans on and every preview quotes."""
+"""One margin account in memory: what every service plans on and every preview quotes.
 
-from dataclasses import dataclass, field
+A service loads the state (locked, inside its transaction), plans the change on a copy, checks
+the plan with the engine, then books it; a preview does the same without the lock and without
+booking. The fingerprint of the state lets a confirm prove nothing moved since its preview.
+"""
 
-from margin.engine.reference import AccountQuote
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+from django.db import transaction
+
+from margin.engine.reference import AccountQuote, PositionQuote, quote_account
+from margin.engine.types import (
+    ISOLATED,
+    LONG,
+    SHORT,
+    ZERO,
+    AccountInput,
+    CollateralLine,
+    PositionInput,
+)
+from margin.errors import ApplicationError
+from margin.models import (
+    AssetPrice,
+    Instrument,
+    LedgerAccount,
+    LedgerAccountKind,
+    MarginAccount,
+    MarkPrice,
+    Position,
+)
+from margin.services.idempotency import (
+    idempotency_claim,
+    idempotency_complete,
+    idempotency_key_check,
+)
+from margin.services.reference import EngineTerms, engine_terms, parameters_in_force
+
+# The engine wants a positive isolated margin; a position past bankruptcy may hold none. It is
+# shown as the smallest amount the ledger can hold until the liquidation engine closes it.
+LEAST_ISOLATED_MARGIN = Decimal("1e-18")
+STALE_PREVIEW = "Prices or balances moved since the preview; review it again."
 
 
 @dataclass(frozen=True)
@@ -17,12 +59,22 @@ class Receipt:
     details: dict[str, str] = field(default_factory=dict)
     replayed: bool = False
 
+    def as_json(self) -> dict:
+        return {
+            "operation": self.operation,
+            "margin_account_id": self.margin_account_id,
+            "journal_id": self.journal_id,
+            "fill_id": self.fill_id,
+            "position_id": self.position_id,
+            "details": self.details,
+        }
+
 
 @dataclass(frozen=True)
 class Preview:
     """A dry run: the engine's figures before and after, the fingerprint of the state they were
     computed on (pass it back as `expected_fingerprint`), and the refusal if the write would be
-    refused."""
+    refused (`after` is None when there is no after to show)."""
 
     operation: str
     before: AccountQuote
@@ -30,3 +82,354 @@ class Preview:
     fingerprint: str
     refusal: str | None = None
     details: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PositionState:
+    instrument: str
+    underlying: str
+    position_id: int | None
+    quantity: Decimal  # signed: + long, − short, 0 flat
+    entry_price: Decimal
+    leverage: Decimal
+    margin_mode: str
+    isolated_margin: Decimal  # balance of its isolated ledger account (settlement asset)
+    isolated_account_id: int | None
+
+    @property
+    def is_isolated(self) -> bool:
+        return self.margin_mode == ISOLATED
+
+    @property
+    def engine_id(self) -> str:
+        """The engine's id of the position: its primary key, or its instrument before it has a
+        row (a preview of a first fill)."""
+        return self.instrument if self.position_id is None else str(self.position_id)
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """A margin account's balances, positions and the market it is valued on."""
+
+    account_id: int
+    owner_id: int
+    credit_tier: str
+    reduce_only: bool
+    wallets: dict[str, Decimal]
+    positions: dict[str, PositionState]
+    marks: dict[str, Decimal]
+    prices: dict[str, Decimal]
+    asset_ids: dict[str, int]
+    instrument_ids: dict[str, int]
+    underlyings: dict[str, str]
+    settlement: str
+    terms: EngineTerms
+
+    def with_wallet(self, asset: str, delta: Decimal) -> "AccountState":
+        wallets = dict(self.wallets)
+        wallets[asset] = wallets.get(asset, ZERO) + delta
+        return replace(self, wallets=wallets)
+
+    def with_position(self, position: PositionState) -> "AccountState":
+        return replace(self, positions={**self.positions, position.instrument: position})
+
+    def position(self, instrument: str) -> PositionState:
+        """The account's position in `instrument`, flat with default settings if it has none."""
+        if instrument in self.positions:
+            return self.positions[instrument]
+        return PositionState(
+            instrument=instrument,
+            underlying=self.underlyings[instrument],
+            position_id=None,
+            quantity=ZERO,
+            entry_price=ZERO,
+            leverage=Position._meta.get_field("leverage").default,
+            margin_mode=Position._meta.get_field("margin_mode").default,
+            isolated_margin=ZERO,
+            isolated_account_id=None,
+        )
+
+    def position_quote(self, quote: AccountQuote, instrument: str) -> PositionQuote | None:
+        """The row of `quote` (computed on this state) for the position in `instrument`."""
+        engine_id = self.position(instrument).engine_id
+        return next((row for row in quote.positions if row.id == engine_id), None)
+
+    def isolated_shortfall(self, quote: AccountQuote, instrument: str) -> Decimal:
+        """How far an isolated position's margin (with its unrealized loss) is under its
+        initial margin; 0 or less when it covers it."""
+        row = self.position_quote(quote, instrument)
+        if row is None or row.isolated_margin is None:
+            return ZERO
+        return row.initial_margin - row.isolated_margin - min(ZERO, row.unrealized_pnl)
+
+    def engine_input(self) -> AccountInput:
+        """The engine's view; a position's id is its primary key (see `engine_id`)."""
+        return AccountInput(
+            collateral=tuple(
+                CollateralLine(
+                    asset=asset,
+                    quantity=quantity,
+                    price=self.prices[asset],
+                    haircut_tiers=self.terms.haircuts.get(asset, ()),
+                )
+                for asset, quantity in sorted(self.wallets.items())
+                if quantity
+            ),
+            positions=tuple(
+                PositionInput(
+                    id=p.engine_id,
+                    side=LONG if p.quantity > 0 else SHORT,
+                    quantity=abs(p.quantity),
+                    entry_price=p.entry_price,
+                    mark_price=self.marks[p.instrument],
+                    leverage=p.leverage,
+                    brackets=self.terms.brackets[p.instrument],
+                    margin_mode=p.margin_mode,
+                    isolated_margin=max(p.isolated_margin, LEAST_ISOLATED_MARGIN)
+                    if p.is_isolated
+                    else None,
+                    underlying=p.underlying,
+                )
+                for p in sorted(self.positions.values(), key=lambda p: p.instrument)
+                if p.quantity
+            ),
+            credit_tier=self.terms.credit_tiers[self.credit_tier],
+        )
+
+    def quote(self) -> AccountQuote:
+        return quote_account(self.engine_input())
+
+    def fingerprint(self) -> str:
+        """A hash of what the figures rest on: balances, positions and the prices and marks of
+        what the account holds, and the parameter version."""
+        held_assets = sorted(a for a, q in self.wallets.items() if q)
+        held = [p for _, p in sorted(self.positions.items()) if p.quantity or p.isolated_margin]
+        state = {
+            "version": self.terms.version_number,
+            "wallets": {a: str(self.wallets[a]) for a in held_assets},
+            "prices": {a: str(self.prices[a]) for a in held_assets},
+            "positions": [
+                [
+                    p.instrument,
+                    str(p.quantity),
+                    str(p.entry_price),
+                    str(p.leverage),
+                    p.margin_mode,
+                    str(p.isolated_margin),
+                    str(self.marks[p.instrument]),
+                ]
+                for p in held
+            ],
+        }
+        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+
+
+def free_collateral(quote: AccountQuote) -> Decimal:
+    """The cross pool's withdrawable before its floor at 0: collateral value + unrealized losses
+    − initial margin. Negative means the pool does not cover its initial margin."""
+    return quote.collateral_value + min(ZERO, quote.unrealized_pnl) - quote.initial_margin
+
+
+def account_state_load(account: MarginAccount | int, *, lock: bool) -> AccountState:
+    """The account as it stands. With `lock`, inside a transaction, its row, positions and own
+    ledger accounts are locked in that order (see `margin.services.ledger`)."""
+    account_id = account if isinstance(account, int) else account.pk
+    states = account_states_load([account_id], lock=lock)
+    if account_id not in states:
+        raise ApplicationError("No such margin account.")
+    return states[account_id]
+
+
+def account_states_load(
+    account_ids: Iterable[int], *, lock: bool = False
+) -> dict[int, AccountState]:
+    """Several accounts in six queries, whatever their number: id → state."""
+    account_ids = sorted(set(account_ids))
+    accounts = MarginAccount.objects.filter(pk__in=account_ids).order_by("pk")
+    positions = Position.objects.filter(margin_account_id__in=account_ids).order_by("pk")
+    ledger = LedgerAccount.objects.filter(margin_account_id__in=account_ids).order_by("pk")
+    if lock:
+        accounts = accounts.select_for_update(no_key=True)
+        positions = positions.select_for_update(no_key=True)
+        ledger = ledger.select_for_update(no_key=True)
+    account_rows = list(accounts.values_list("pk", "owner_id", "credit_tier__code", "reduce_only"))
+    position_rows = list(
+        positions.values_list(
+            "pk",
+            "margin_account_id",
+            "instrument__symbol",
+            "instrument__underlying__symbol",
+            "quantity",
+            "entry_price",
+            "leverage",
+            "margin_mode",
+        )
+    )
+    wallets: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    isolated: dict[int, tuple[int, Decimal]] = {}
+    for pk, account_id, kind, symbol, position_id, balance in ledger.values_list(
+        "pk", "margin_account_id", "kind", "asset__symbol", "position_id", "balance"
+    ):
+        if kind == LedgerAccountKind.WALLET:
+            wallets[account_id][symbol] = balance
+        else:
+            isolated[position_id] = (pk, balance)
+    positions_of: dict[int, dict[str, PositionState]] = defaultdict(dict)
+    for pk, account_id, symbol, underlying, quantity, entry, leverage, mode in position_rows:
+        isolated_id, isolated_balance = isolated.get(pk, (None, ZERO))
+        positions_of[account_id][symbol] = PositionState(
+            instrument=symbol,
+            underlying=underlying,
+            position_id=pk,
+            quantity=quantity,
+            entry_price=entry,
+            leverage=leverage,
+            margin_mode=mode,
+            isolated_margin=isolated_balance,
+            isolated_account_id=isolated_id,
+        )
+    market = market_load()
+    return {
+        account_id: AccountState(
+            account_id=account_id,
+            owner_id=owner_id,
+            credit_tier=credit_tier,
+            reduce_only=reduce_only,
+            wallets=wallets[account_id],
+            positions=positions_of[account_id],
+            **market,
+        )
+        for account_id, owner_id, credit_tier, reduce_only in account_rows
+    }
+
+
+def market_load() -> dict:
+    """What every account is valued on: marks, prices, ids and the parameters in force."""
+    instruments = list(Instrument.objects.values_list("pk", "symbol", "underlying__symbol"))
+    priced = list(
+        AssetPrice.objects.values_list("asset__symbol", "asset_id", "price", "asset__is_settlement")
+    )
+    settlement = next((symbol for symbol, _, _, is_settlement in priced if is_settlement), None)
+    if settlement is None:
+        raise ApplicationError("No settlement asset is priced: run `manage.py seed_reference`.")
+    return {
+        "marks": dict(MarkPrice.objects.values_list("instrument__symbol", "mark_price")),
+        "prices": {symbol: price for symbol, _, price, _ in priced},
+        "asset_ids": {symbol: asset_id for symbol, asset_id, _, _ in priced},
+        "instrument_ids": {symbol: pk for pk, symbol, _ in instruments},
+        "underlyings": {symbol: underlying for _, symbol, underlying in instruments},
+        "settlement": settlement,
+        "terms": engine_terms(parameters_in_force()),
+    }
+
+
+# Amounts are NUMERIC(38, 18): at most 20 digits before the point.
+LARGEST_AMOUNT = Decimal("1e20")
+
+
+def amount_parse(value, *, field: str, allow_zero: bool = False) -> Decimal:
+    """A positive (or, with `allow_zero`, non-negative) decimal with at most 18 decimal places,
+    or an ApplicationError naming `field`."""
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except (ArithmeticError, ValueError):
+        raise ApplicationError(
+            f"{field.replace('_', ' ').capitalize()} must be a number, got {value!r}.",
+            {field: "not a number"},
+        ) from None
+    if not amount.is_finite() or amount < 0 or (amount == 0 and not allow_zero):
+        qualifier = "zero or positive" if allow_zero else "positive"
+        raise ApplicationError(
+            f"{field.replace('_', ' ').capitalize()} must be {qualifier}, got {value}.",
+            {field: f"must be {qualifier}"},
+        )
+    if amount >= LARGEST_AMOUNT or amount != amount.quantize(Decimal("1e-18")):
+        raise ApplicationError(
+            f"{field.replace('_', ' ').capitalize()} must be below 10^20 with at most 18 "
+            f"decimal places, got {value}.",
+            {field: "out of range"},
+        )
+    return amount
+
+
+def asset_check(state: AccountState, asset: str) -> str:
+    if asset not in state.asset_ids:
+        raise ApplicationError(f"Unknown asset {asset!r}.", {"asset": "unknown asset"})
+    return asset
+
+
+def instrument_check(state: AccountState, instrument: str) -> str:
+    if instrument not in state.instrument_ids or instrument not in state.terms.brackets:
+        raise ApplicationError(
+            f"Unknown instrument {instrument!r}.", {"instrument": "unknown instrument"}
+        )
+    if instrument not in state.marks:
+        raise ApplicationError(
+            f"{instrument} has no mark price yet.", {"instrument": "no mark price"}
+        )
+    return instrument
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A change worked out on the in-memory state: the state after it, or why it is refused."""
+
+    after: AccountState | None
+    refusal: str | None = None
+    refusal_field: str | None = None
+    details: dict[str, str] = field(default_factory=dict)
+
+
+def preview_run[P: Plan](
+    *, operation: str, account: MarginAccount, plan: Callable[[AccountState], P]
+) -> Preview:
+    """The engine's before and after of `plan` on the account as it stands; writes nothing."""
+    state = account_state_load(account, lock=False)
+    planned = plan(state)
+    return Preview(
+        operation=operation,
+        before=state.quote(),
+        after=planned.after.quote() if planned.after is not None else None,
+        fingerprint=state.fingerprint(),
+        refusal=planned.refusal,
+        details=planned.details,
+    )
+
+
+def write_run[P: Plan](
+    *,
+    operation: str,
+    account: MarginAccount,
+    request: dict,
+    idempotency_key: str,
+    expected_fingerprint: str | None,
+    plan: Callable[[AccountState], P],
+    book: Callable[[AccountState, P], Receipt],
+) -> Receipt:
+    """One write in one transaction: claim the idempotency key, lock the account (see the lock
+    order in `margin.services.ledger`), refuse a stale preview, plan, refuse or book."""
+    idempotency_key_check(idempotency_key)
+    with transaction.atomic():
+        record_id, first = idempotency_claim(
+            user_id=account.owner_id,
+            key=idempotency_key,
+            operation=operation,
+            request={"margin_account": account.pk, **request},
+        )
+        if first is not None:
+            return Receipt(**first, replayed=True)
+        state = account_state_load(account, lock=True)
+        if expected_fingerprint is not None and expected_fingerprint != state.fingerprint():
+            raise ApplicationError(STALE_PREVIEW, {"fingerprint": "stale"})
+        planned = plan(state)
+        if planned.refusal is not None:
+            raise ApplicationError(planned.refusal, {planned.refusal_field or "__all__": "refused"})
+        receipt = book(state, planned)
+        idempotency_complete(record_id=record_id, response=receipt.as_json())
+    return receipt
+
+
+def as_text(value: Decimal) -> str:
+    """A decimal for people and JSON: no exponent, no trailing zeros."""
+    text = format(value.normalize(), "f") if value else "0"
+    return text

@@ -1,13 +1,71 @@
-"""Deposits and withdrawals of collateral (signatures first; bodies land in the next commit).
+"""Deposits and withdrawals of collateral between the outside world and a cross wallet."""
 
-Every write: one transaction, keyword-only, an idempotency key, an optional
-`expected_fingerprint` from the preview the user confirmed (refused when stale).
-"""
+from collections.abc import Callable
+from decimal import ROUND_DOWN, Decimal
 
-from decimal import Decimal
+from margin.engine.reference import effective_haircut_ratio
+from margin.engine.types import ZERO
+from margin.models import JournalKind, LedgerAccountKind, MarginAccount
+from margin.services.account_state import (
+    AccountState,
+    Plan,
+    Preview,
+    Receipt,
+    account_state_load,
+    amount_parse,
+    as_text,
+    asset_check,
+    free_collateral,
+    preview_run,
+    write_run,
+)
+from margin.services.ledger import (
+    QUANTUM,
+    Line,
+    house_account_ids,
+    journal_post,
+    wallet_accounts_ensure,
+)
 
-from margin.models import MarginAccount
-from margin.services.account_state import Preview, Receipt
+
+def _deposit_plan(*, asset: str, amount) -> Callable[[AccountState], Plan]:
+    def plan(state: AccountState) -> Plan:
+        symbol = asset_check(state, asset)
+        quantity = amount_parse(amount, field="amount")
+        return Plan(
+            after=state.with_wallet(symbol, quantity),
+            details={"asset": symbol, "amount": as_text(quantity)},
+        )
+
+    return plan
+
+
+def _transfer_book(*, operation: str, kind: str, sign: int, actor):
+    """Book a plan's amount of its asset: `sign` +1 into the wallet (deposit), −1 out of it."""
+
+    def book(state: AccountState, plan: Plan) -> Receipt:
+        asset = plan.details["asset"]
+        amount = Decimal(plan.details["amount"])
+        asset_id = state.asset_ids[asset]
+        wallet = wallet_accounts_ensure(margin_account_id=state.account_id, asset_ids=[asset_id])
+        external = house_account_ids()[LedgerAccountKind.EXTERNAL, asset_id]
+        journal = journal_post(
+            kind=kind,
+            margin_account_id=state.account_id,
+            created_by_id=getattr(actor, "pk", None),
+            lines=[
+                Line(wallet[asset_id], asset_id, sign * amount),
+                Line(external, asset_id, -sign * amount),
+            ],
+        )
+        return Receipt(
+            operation=operation,
+            margin_account_id=state.account_id,
+            journal_id=journal.pk,
+            details={**plan.details, "balance": as_text(plan.after.wallets[asset])},
+        )
+
+    return book
 
 
 def collateral_deposit(
@@ -19,11 +77,88 @@ def collateral_deposit(
     expected_fingerprint: str | None = None,
     actor=None,
 ) -> Receipt:
-    raise NotImplementedError
+    """Credit `amount` of `asset` from the outside world to the account's cross wallet."""
+    return write_run(
+        operation="collateral_deposit",
+        account=account,
+        request={"asset": asset, "amount": str(amount)},
+        idempotency_key=idempotency_key,
+        expected_fingerprint=expected_fingerprint,
+        plan=_deposit_plan(asset=asset, amount=amount),
+        book=_transfer_book(
+            operation="collateral_deposit", kind=JournalKind.DEPOSIT, sign=1, actor=actor
+        ),
+    )
 
 
 def collateral_deposit_preview(*, account: MarginAccount, asset: str, amount: Decimal) -> Preview:
-    raise NotImplementedError
+    return preview_run(
+        operation="collateral_deposit",
+        account=account,
+        plan=_deposit_plan(asset=asset, amount=amount),
+    )
+
+
+def max_withdrawal(state: AccountState, asset: str) -> Decimal:
+    """The most of `asset` that can leave the cross wallet: what it holds, and no more than
+    its share of the free collateral (collateral + unrealized losses − initial margin; gains
+    stay in). Its haircut tiers are walked from the top, the first USD to leave being the ones
+    counted at the highest tier's ratio."""
+    balance = state.wallets.get(asset, ZERO)
+    if balance <= 0:
+        return ZERO
+    free = free_collateral(state.quote())
+    if free <= 0:
+        return ZERO
+    price = state.prices[asset]
+    value = balance * price
+    scale = state.terms.credit_tiers[state.credit_tier].haircut_scale
+    tiers = state.terms.haircuts.get(asset) or ()
+    floors = [tier.floor for tier in tiers] or [ZERO]
+    ratios = [effective_haircut_ratio(tier.ratio, scale) for tier in tiers] or [Decimal(1)]
+    caps = [*floors[1:], None]
+    released = ZERO
+    for floor, cap, ratio in reversed(list(zip(floors, caps, ratios, strict=True))):
+        if value <= floor:
+            continue
+        width = (value if cap is None else min(value, cap)) - floor
+        if ratio == 0 or width * ratio <= free:
+            released += width
+            free -= width * ratio
+        else:
+            released += free / ratio
+            break
+    return min(balance, (released / price).quantize(QUANTUM, rounding=ROUND_DOWN))
+
+
+def _withdraw_plan(*, asset: str, amount) -> Callable[[AccountState], Plan]:
+    def plan(state: AccountState) -> Plan:
+        symbol = asset_check(state, asset)
+        quantity = amount_parse(amount, field="amount")
+        after = state.with_wallet(symbol, -quantity)
+        details = {"asset": symbol, "amount": as_text(quantity)}
+        held = state.wallets.get(symbol, ZERO)
+        if quantity > held:
+            return Plan(
+                after=None,
+                refusal=f"The wallet holds {as_text(held)} {symbol}; "
+                f"{as_text(quantity)} {symbol} cannot be withdrawn.",
+                refusal_field="amount",
+                details=details,
+            )
+        if free_collateral(after.quote()) < 0:
+            most = max_withdrawal(state, symbol)
+            return Plan(
+                after=after,
+                refusal=f"You can withdraw at most {as_text(most)} {symbol} now: open positions' "
+                "initial margin and unrealized losses stay covered, and unrealized profit "
+                "cannot be withdrawn.",
+                refusal_field="amount",
+                details=details,
+            )
+        return Plan(after=after, details=details)
+
+    return plan
 
 
 def collateral_withdraw(
@@ -35,14 +170,30 @@ def collateral_withdraw(
     expected_fingerprint: str | None = None,
     actor=None,
 ) -> Receipt:
-    """Never more than the engine's withdrawable (unrealized profit stays in), nor than the
-    wallet holds of `asset`; see `collateral_max_withdrawal`."""
-    raise NotImplementedError
+    """Pay `amount` of `asset` out of the cross wallet: never more than it holds, nor more than
+    the engine's withdrawable allows (see `max_withdrawal`)."""
+    return write_run(
+        operation="collateral_withdraw",
+        account=account,
+        request={"asset": asset, "amount": str(amount)},
+        idempotency_key=idempotency_key,
+        expected_fingerprint=expected_fingerprint,
+        plan=_withdraw_plan(asset=asset, amount=amount),
+        book=_transfer_book(
+            operation="collateral_withdraw", kind=JournalKind.WITHDRAWAL, sign=-1, actor=actor
+        ),
+    )
 
 
 def collateral_withdraw_preview(*, account: MarginAccount, asset: str, amount: Decimal) -> Preview:
-    raise NotImplementedError
+    return preview_run(
+        operation="collateral_withdraw",
+        account=account,
+        plan=_withdraw_plan(asset=asset, amount=amount),
+    )
 
 
 def collateral_max_withdrawal(*, account: MarginAccount, asset: str) -> Decimal:
-    raise NotImplementedError
+    """The most of `asset` the account can withdraw now (for the withdraw form)."""
+    state = account_state_load(account, lock=False)
+    return max_withdrawal(state, asset_check(state, asset))

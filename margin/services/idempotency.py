@@ -1,7 +1,67 @@
-"""Client-supplied idempotency keys: one booking per (user, key), whatever the concurrency."""
+"""Client-supplied idempotency keys: one booking per (user, key), whatever the concurrency.
+
+The key is claimed first thing in the service's transaction by inserting its record; the
+unique constraint (user, key) makes a concurrent claim of the same key wait for the first
+transaction and then fail, so the second one replays the first result instead of booking again.
+A refused request rolls its claim back with everything else: the key stays free.
+"""
+
+import hashlib
+import json
+
+from django.db import IntegrityError, transaction
 
 from margin.errors import ApplicationError
+from margin.models import IdempotencyRecord
+
+MAX_KEY_LENGTH = IdempotencyRecord._meta.get_field("key").max_length
 
 
 class IdempotencyConflict(ApplicationError):
     """The key was already used for a different request."""
+
+
+def request_hash(*, operation: str, request: dict) -> str:
+    canonical = json.dumps({"operation": operation, "request": request}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def idempotency_key_check(key: str) -> str:
+    if not isinstance(key, str) or not key.strip():
+        raise ApplicationError("An idempotency key is required.", {"idempotency_key": "required"})
+    if len(key) > MAX_KEY_LENGTH:
+        raise ApplicationError(
+            f"The idempotency key is longer than {MAX_KEY_LENGTH} characters.",
+            {"idempotency_key": "too long"},
+        )
+    return key
+
+
+def idempotency_claim(
+    *, user_id: int, key: str, operation: str, request: dict
+) -> tuple[int | None, dict | None]:
+    """Inside the service's transaction: (record id, None) when the key is new and now ours,
+    (None, the first response) when this request was already done. A different request under
+    the same key raises `IdempotencyConflict`."""
+    digest = request_hash(operation=operation, request=request)
+    try:
+        with transaction.atomic():
+            record = IdempotencyRecord.objects.create(
+                user_id=user_id, key=key, operation=operation, request_hash=digest, response={}
+            )
+        return record.pk, None
+    except IntegrityError:
+        # The insert waited for the transaction holding the key; it committed, so its record
+        # is visible to this new statement (READ COMMITTED).
+        first = IdempotencyRecord.objects.get(user_id=user_id, key=key)
+    if first.operation != operation or first.request_hash != digest:
+        raise IdempotencyConflict(
+            f"The idempotency key {key!r} was already used for a different request "
+            f"({first.operation}); use a new key for a new request.",
+            {"idempotency_key": "already used for a different request"},
+        )
+    return None, first.response
+
+
+def idempotency_complete(*, record_id: int, response: dict) -> None:
+    IdempotencyRecord.objects.filter(pk=record_id).update(response=response)

@@ -1,10 +1,153 @@
-"""Leverage, isolated margin and cross/isolated switches of a position (signatures first)."""
+"""Leverage, isolated margin, and switching a position between cross and isolated margin.
 
+A position's leverage sets its initial margin (notional / leverage) and may not exceed its
+leverage bracket's maximum at the current notional. Moving a position to isolated fences the
+margin the trader chooses from the cross wallet (settlement asset); moving it back releases it.
+Whatever moves, neither the cross pool nor an isolated position may end under its initial
+margin (unrealized losses included).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
 
-from margin.models import MarginAccount
-from margin.services.account_state import Preview, Receipt
+from margin.engine.types import CROSS, ISOLATED, ZERO
+from margin.errors import ApplicationError
+from margin.models import JournalKind, MarginAccount
+from margin.services.account_state import (
+    AccountState,
+    Plan,
+    PositionState,
+    Preview,
+    Receipt,
+    amount_parse,
+    as_text,
+    free_collateral,
+    instrument_check,
+    preview_run,
+    write_run,
+)
+from margin.services.ledger import (
+    Line,
+    isolated_account_ensure,
+    journal_post,
+    wallet_accounts_ensure,
+)
+from margin.services.positions import _position_save, money
+
+MAX_LEVERAGE_DECIMALS = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class PositionPlan(Plan):
+    instrument: str = ""
+    # Settlement asset moved from the cross wallet into the isolated account (− back out).
+    into_isolated: Decimal = ZERO
+
+
+def _refused(plan: PositionPlan, message: str, field: str) -> PositionPlan:
+    return replace(plan, refusal=message, refusal_field=field)
+
+
+def _margin_checks(state: AccountState, plan: PositionPlan, field: str) -> PositionPlan:
+    """Neither side under its initial margin after the change; no wallet left negative."""
+    after = plan.after
+    wallet = after.wallets.get(state.settlement, ZERO)
+    if wallet < 0:
+        return _refused(
+            plan,
+            f"The {state.settlement} wallet holds only "
+            f"{as_text(state.wallets.get(state.settlement, ZERO))} {state.settlement}.",
+            field,
+        )
+    moved = after.positions[plan.instrument]
+    if not moved.quantity:
+        return plan
+    quote = after.quote()
+    shortfall = after.isolated_shortfall(quote, plan.instrument) if moved.is_isolated else ZERO
+    if shortfall > 0:
+        return _refused(
+            plan,
+            f"The isolated margin of {plan.instrument} would be {as_text(money(shortfall))} USD "
+            "under its initial margin (unrealized loss included).",
+            field,
+        )
+    free = free_collateral(quote)
+    if free < 0:
+        return _refused(
+            plan,
+            f"The cross pool would be {as_text(money(-free))} USD under its initial margin "
+            "(unrealized losses included).",
+            field,
+        )
+    return plan
+
+
+def _book(*, operation: str, actor) -> Callable[[AccountState, PositionPlan], Receipt]:
+    """Save the position's settings and move `into_isolated` between wallet and isolated."""
+
+    def book(state: AccountState, plan: PositionPlan) -> Receipt:
+        moved = plan.after.positions[plan.instrument]
+        position_id = _position_save(state, moved, opened=False)
+        journal = None
+        if plan.into_isolated:
+            settle = state.asset_ids[state.settlement]
+            wallet = wallet_accounts_ensure(margin_account_id=state.account_id, asset_ids=[settle])[
+                settle
+            ]
+            isolated = isolated_account_ensure(
+                margin_account_id=state.account_id, position_id=position_id, asset_id=settle
+            )
+            journal = journal_post(
+                kind=JournalKind.ISOLATED_TRANSFER,
+                margin_account_id=state.account_id,
+                created_by_id=getattr(actor, "pk", None),
+                memo=f"{operation} {plan.instrument}",
+                lines=[
+                    Line(wallet, settle, -plan.into_isolated),
+                    Line(isolated, settle, plan.into_isolated),
+                ],
+            )
+        return Receipt(
+            operation=operation,
+            margin_account_id=state.account_id,
+            journal_id=journal.pk if journal else None,
+            position_id=position_id,
+            details=plan.details,
+        )
+
+    return book
+
+
+def _leverage_plan(*, instrument: str, leverage) -> Callable[[AccountState], PositionPlan]:
+    def plan(state: AccountState) -> PositionPlan:
+        symbol = instrument_check(state, instrument)
+        wanted = amount_parse(leverage, field="leverage")
+        if wanted < 1 or wanted != wanted.quantize(MAX_LEVERAGE_DECIMALS):
+            raise ApplicationError(
+                f"Leverage must be at least 1 with at most 2 decimals, got {leverage}.",
+                {"leverage": "at least 1, 2 decimals"},
+            )
+        position = state.position(symbol)
+        notional = abs(position.quantity) * state.marks[symbol]
+        _, bracket = state.terms.brackets[symbol].bracket_for(notional)
+        moved = replace(position, leverage=wanted)
+        planned = PositionPlan(
+            after=state.with_position(moved),
+            instrument=symbol,
+            details={"instrument": symbol, "leverage": as_text(wanted)},
+        )
+        if wanted > bracket.max_leverage:
+            return _refused(
+                planned,
+                f"Leverage {as_text(wanted)}x is above the {as_text(bracket.max_leverage)}x "
+                f"maximum of {symbol}'s bracket at a notional of {as_text(money(notional))} USD.",
+                "leverage",
+            )
+        return _margin_checks(state, planned, "leverage")
+
+    return plan
 
 
 def position_leverage_set(
@@ -16,13 +159,62 @@ def position_leverage_set(
     expected_fingerprint: str | None = None,
     actor=None,
 ) -> Receipt:
-    raise NotImplementedError
+    """Set a position's leverage (before opening it, or while open) within its bracket's cap."""
+    return write_run(
+        operation="position_leverage_set",
+        account=account,
+        request={"instrument": instrument, "leverage": str(leverage)},
+        idempotency_key=idempotency_key,
+        expected_fingerprint=expected_fingerprint,
+        plan=_leverage_plan(instrument=instrument, leverage=leverage),
+        book=_book(operation="position_leverage_set", actor=actor),
+    )
 
 
 def position_leverage_set_preview(
     *, account: MarginAccount, instrument: str, leverage: Decimal
 ) -> Preview:
-    raise NotImplementedError
+    return preview_run(
+        operation="position_leverage_set",
+        account=account,
+        plan=_leverage_plan(instrument=instrument, leverage=leverage),
+    )
+
+
+def _isolated_position(state: AccountState, instrument: str) -> PositionState:
+    position = state.position(instrument_check(state, instrument))
+    if not position.is_isolated:
+        raise ApplicationError(
+            f"{instrument} is in cross margin: switch it to isolated first.",
+            {"instrument": "not isolated"},
+        )
+    return position
+
+
+def _isolated_transfer_plan(
+    *, instrument: str, amount, direction: int
+) -> Callable[[AccountState], PositionPlan]:
+    """`direction` +1 adds margin from the cross wallet, −1 takes it back."""
+
+    def plan(state: AccountState) -> PositionPlan:
+        position = _isolated_position(state, instrument)
+        moved_amount = direction * amount_parse(amount, field="amount")
+        if direction < 0 and -moved_amount > position.isolated_margin:
+            raise ApplicationError(
+                f"{instrument} holds {as_text(position.isolated_margin)} of isolated margin; "
+                f"{as_text(-moved_amount)} cannot be removed.",
+                {"amount": "more than the isolated margin"},
+            )
+        moved = replace(position, isolated_margin=position.isolated_margin + moved_amount)
+        planned = PositionPlan(
+            after=state.with_position(moved).with_wallet(state.settlement, -moved_amount),
+            instrument=position.instrument,
+            into_isolated=moved_amount,
+            details={"instrument": position.instrument, "amount": as_text(abs(moved_amount))},
+        )
+        return _margin_checks(state, planned, "amount")
+
+    return plan
 
 
 def isolated_margin_add(
@@ -34,7 +226,26 @@ def isolated_margin_add(
     expected_fingerprint: str | None = None,
     actor=None,
 ) -> Receipt:
-    raise NotImplementedError
+    """Move `amount` of the settlement asset from the cross wallet to an isolated position."""
+    return write_run(
+        operation="isolated_margin_add",
+        account=account,
+        request={"instrument": instrument, "amount": str(amount)},
+        idempotency_key=idempotency_key,
+        expected_fingerprint=expected_fingerprint,
+        plan=_isolated_transfer_plan(instrument=instrument, amount=amount, direction=1),
+        book=_book(operation="isolated_margin_add", actor=actor),
+    )
+
+
+def isolated_margin_add_preview(
+    *, account: MarginAccount, instrument: str, amount: Decimal
+) -> Preview:
+    return preview_run(
+        operation="isolated_margin_add",
+        account=account,
+        plan=_isolated_transfer_plan(instrument=instrument, amount=amount, direction=1),
+    )
 
 
 def isolated_margin_remove(
@@ -46,7 +257,67 @@ def isolated_margin_remove(
     expected_fingerprint: str | None = None,
     actor=None,
 ) -> Receipt:
-    raise NotImplementedError
+    """Move `amount` back from an isolated position to the cross wallet, leaving the position
+    at least its initial margin."""
+    return write_run(
+        operation="isolated_margin_remove",
+        account=account,
+        request={"instrument": instrument, "amount": str(amount)},
+        idempotency_key=idempotency_key,
+        expected_fingerprint=expected_fingerprint,
+        plan=_isolated_transfer_plan(instrument=instrument, amount=amount, direction=-1),
+        book=_book(operation="isolated_margin_remove", actor=actor),
+    )
+
+
+def isolated_margin_remove_preview(
+    *, account: MarginAccount, instrument: str, amount: Decimal
+) -> Preview:
+    return preview_run(
+        operation="isolated_margin_remove",
+        account=account,
+        plan=_isolated_transfer_plan(instrument=instrument, amount=amount, direction=-1),
+    )
+
+
+def _switch_plan(
+    *, instrument: str, mode: str, isolated_margin
+) -> Callable[[AccountState], PositionPlan]:
+    def plan(state: AccountState) -> PositionPlan:
+        symbol = instrument_check(state, instrument)
+        if mode not in (CROSS, ISOLATED):
+            raise ApplicationError(
+                f"Margin mode must be cross or isolated, got {mode!r}.", {"mode": "unknown mode"}
+            )
+        position = state.position(symbol)
+        if position.margin_mode == mode:
+            raise ApplicationError(f"{symbol} is already in {mode} margin.", {"mode": "unchanged"})
+        if mode == ISOLATED:
+            fenced = (
+                amount_parse(isolated_margin, field="isolated_margin")
+                if position.quantity or isolated_margin is not None
+                else ZERO
+            )
+        else:
+            if isolated_margin is not None:
+                raise ApplicationError(
+                    "Moving to cross releases all the isolated margin: give no amount.",
+                    {"isolated_margin": "not for a move to cross"},
+                )
+            fenced = -position.isolated_margin
+        moved = replace(
+            position, margin_mode=mode, isolated_margin=position.isolated_margin + fenced
+        )
+        details = {"instrument": symbol, "mode": mode, "isolated_margin": as_text(abs(fenced))}
+        planned = PositionPlan(
+            after=state.with_position(moved).with_wallet(state.settlement, -fenced),
+            instrument=symbol,
+            into_isolated=fenced,
+            details=details,
+        )
+        return _margin_checks(state, planned, "isolated_margin" if mode == ISOLATED else "mode")
+
+    return plan
 
 
 def position_margin_mode_switch(
@@ -59,7 +330,34 @@ def position_margin_mode_switch(
     expected_fingerprint: str | None = None,
     actor=None,
 ) -> Receipt:
-    """To isolated: fence `isolated_margin` (≥ the position's initial margin) from the cross
-    wallet; to cross: release it. Refused with the reason when either side would fall under its
-    initial margin."""
-    raise NotImplementedError
+    """Switch a position between cross and isolated, open or flat. To isolated: fence
+    `isolated_margin` (at least the position's initial margin plus its unrealized loss) from
+    the cross wallet; to cross: release it all. Refused, with the reason, when either side would
+    end under its initial margin."""
+    return write_run(
+        operation="position_margin_mode_switch",
+        account=account,
+        request={
+            "instrument": instrument,
+            "mode": mode,
+            "isolated_margin": None if isolated_margin is None else str(isolated_margin),
+        },
+        idempotency_key=idempotency_key,
+        expected_fingerprint=expected_fingerprint,
+        plan=_switch_plan(instrument=instrument, mode=mode, isolated_margin=isolated_margin),
+        book=_book(operation="position_margin_mode_switch", actor=actor),
+    )
+
+
+def position_margin_mode_switch_preview(
+    *,
+    account: MarginAccount,
+    instrument: str,
+    mode: Literal["cross", "isolated"],
+    isolated_margin: Decimal | None = None,
+) -> Preview:
+    return preview_run(
+        operation="position_margin_mode_switch",
+        account=account,
+        plan=_switch_plan(instrument=instrument, mode=mode, isolated_margin=isolated_margin),
+    )

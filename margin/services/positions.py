@@ -1,12 +1,305 @@
-"""Fills: open, increase, reduce, close or flip a position (signatures first)."""
+"""Fills: a fill opens, increases, reduces, closes or flips a position (one-way mode).
 
-from decimal import Decimal
+Realized PnL is booked against the `market` account and fees to the `fees` account, in the
+settlement asset, on the cross wallet, or on the position's isolated account when it is
+isolated. An isolated position that opens or grows is topped up from the cross wallet to its
+initial margin; one that closes hands what is left back to the cross wallet.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
-from margin.models import MarginAccount
-from margin.services.account_state import Preview, Receipt
+from django.db.models import F
+from django.utils import timezone
+
+from margin.engine.types import ZERO
+from margin.errors import ApplicationError
+from margin.models import Fill, JournalKind, LedgerAccountKind, MarginAccount, Position
+from margin.services.account_state import (
+    AccountState,
+    Plan,
+    PositionState,
+    Preview,
+    Receipt,
+    amount_parse,
+    as_text,
+    free_collateral,
+    instrument_check,
+    preview_run,
+    write_run,
+)
+from margin.services.ledger import (
+    QUANTUM,
+    Line,
+    house_account_ids,
+    isolated_account_ensure,
+    journal_post,
+    wallet_accounts_ensure,
+)
 
 type Side = Literal["buy", "sell"]
+SIDES: dict[str, int] = {"buy": 1, "sell": -1}
+FORCED_REASONS = (Fill.Reason.LIQUIDATION, Fill.Reason.ADL, Fill.Reason.DESK)
+FORCED_JOURNAL_KINDS = {
+    Fill.Reason.LIQUIDATION: JournalKind.LIQUIDATION,
+    Fill.Reason.ADL: JournalKind.ADL,
+    Fill.Reason.DESK: JournalKind.FILL,
+}
+
+
+def money(value: Decimal) -> Decimal:
+    return value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True)
+class FillMath:
+    """What one fill does to a position: its new size and entry, the PnL it realizes."""
+
+    kind: Literal["open", "increase", "reduce", "close", "flip"]
+    quantity: Decimal
+    entry_price: Decimal
+    realized_pnl: Decimal
+
+    @property
+    def adds_risk(self) -> bool:
+        return self.kind in ("open", "increase", "flip")
+
+
+def fill_math(
+    *, quantity: Decimal, entry_price: Decimal, delta: Decimal, price: Decimal
+) -> FillMath:
+    """Binance one-way mode: buying into a long (or selling into a short) averages the entry
+    price by size; trading against it realizes side × closed size × (price − entry), and a fill
+    larger than the position flips it at the fill price."""
+    after = quantity + delta
+    if quantity == 0:
+        return FillMath("open", after, price, ZERO)
+    if (quantity > 0) == (delta > 0):
+        entry = money((abs(quantity) * entry_price + abs(delta) * price) / abs(after))
+        return FillMath("increase", after, entry, ZERO)
+    closed = min(abs(quantity), abs(delta))
+    realized = money((1 if quantity > 0 else -1) * closed * (price - entry_price))
+    if after == 0:
+        return FillMath("close", after, ZERO, realized)
+    if (after > 0) == (quantity > 0):
+        return FillMath("reduce", after, entry_price, realized)
+    return FillMath("flip", after, price, realized)
+
+
+@dataclass(frozen=True)
+class FillPlan(Plan):
+    instrument: str = ""
+    delta: Decimal = ZERO
+    price: Decimal = ZERO
+    fee: Decimal = ZERO
+    math: FillMath | None = None
+    # Settlement-asset moves between the cross wallet and the isolated account (+ into it),
+    # and what the insurance fund pays in when a forced close leaves it negative.
+    isolated_transfer: Decimal = ZERO
+    insurance_cover: Decimal = ZERO
+
+
+def _refused(plan: FillPlan, message: str, field: str = "quantity") -> FillPlan:
+    return replace(plan, refusal=message, refusal_field=field)
+
+
+def _fill_plan(
+    *,
+    instrument: str,
+    side: str,
+    quantity,
+    price=None,
+    fee=None,
+    forced: bool = False,
+) -> Callable[[AccountState], FillPlan]:
+    """A market fill at the mark with the taker fee (`price` None), or a forced fill at `price`
+    with `fee` (liquidation, ADL, desk: no margin checks, losses may exceed the margin)."""
+
+    def plan(state: AccountState) -> FillPlan:
+        symbol = instrument_check(state, instrument)
+        if side not in SIDES:
+            raise ApplicationError(
+                f"Side must be buy or sell, got {side!r}.", {"side": "buy or sell"}
+            )
+        size = amount_parse(quantity, field="quantity")
+        fill_price = state.marks[symbol] if price is None else amount_parse(price, field="price")
+        if fee is None:
+            fill_fee = money(size * fill_price * state.terms.taker_fee_rate)
+        else:
+            fill_fee = amount_parse(fee, field="fee", allow_zero=True)
+        delta = SIDES[side] * size
+        before = state.position(symbol)
+        math = fill_math(
+            quantity=before.quantity, entry_price=before.entry_price, delta=delta, price=fill_price
+        )
+        moved = replace(before, quantity=math.quantity, entry_price=math.entry_price)
+        cash = math.realized_pnl - fill_fee
+        transfer = cover = ZERO
+        if before.is_isolated:
+            moved, transfer, cover = _isolated_settlement(state, moved, math, cash)
+            after = state.with_position(moved).with_wallet(state.settlement, -transfer)
+        else:
+            after = state.with_position(moved).with_wallet(state.settlement, cash)
+        details = {
+            "instrument": symbol,
+            "side": side,
+            "quantity": as_text(size),
+            "price": as_text(fill_price),
+            "fee": as_text(fill_fee),
+            "realized_pnl": as_text(math.realized_pnl),
+            "fill": math.kind,
+            "position_quantity": as_text(math.quantity),
+            "entry_price": as_text(math.entry_price),
+        }
+        planned = FillPlan(
+            after=after,
+            details=details,
+            instrument=symbol,
+            delta=delta,
+            price=fill_price,
+            fee=fill_fee,
+            math=math,
+            isolated_transfer=transfer,
+            insurance_cover=cover,
+        )
+        return planned if forced else _trade_checks(state, planned, before, moved)
+
+    return plan
+
+
+def _isolated_settlement(
+    state: AccountState, moved: PositionState, math: FillMath, cash: Decimal
+) -> tuple[PositionState, Decimal, Decimal]:
+    """The isolated margin after a fill: PnL and fee land on it; a position that adds risk is
+    topped up from the wallet to its initial margin (plus any unrealized loss); a closed one
+    hands its margin back, the insurance fund covering it first if it went negative."""
+    margin = moved.isolated_margin + cash
+    if math.kind == "close":
+        cover = max(ZERO, -margin)
+        return replace(moved, isolated_margin=ZERO), -(margin + cover), cover
+    transfer = ZERO
+    if math.adds_risk:
+        probe = state.with_position(replace(moved, isolated_margin=max(margin, QUANTUM)))
+        row = probe.position_quote(probe.quote(), moved.instrument)
+        needed = row.initial_margin - min(ZERO, row.unrealized_pnl)
+        transfer = max(ZERO, money(needed) - margin)
+    return replace(moved, isolated_margin=margin + transfer), transfer, ZERO
+
+
+def _trade_checks(
+    state: AccountState, plan: FillPlan, before: PositionState, moved: PositionState
+) -> FillPlan:
+    """A trader's fill: reduce-only accounts only reduce; one that adds risk must fit its
+    leverage bracket and leave the cross pool's free collateral ≥ 0; no wallet or isolated
+    margin may be left negative."""
+    math = plan.math
+    if state.reduce_only and math.adds_risk:
+        return _refused(plan, "This account is reduce-only: it may only reduce its positions.")
+    after_quote = plan.after.quote()
+    if math.adds_risk:
+        row = plan.after.position_quote(after_quote, plan.instrument)
+        if before.leverage > row.max_leverage:
+            return _refused(
+                plan,
+                f"Leverage {as_text(before.leverage)}x is above the {as_text(row.max_leverage)}x "
+                f"allowed at a notional of {as_text(money(row.notional))} USD; lower the "
+                "leverage or the size.",
+            )
+        free = free_collateral(after_quote)
+        if free < 0:
+            return _refused(
+                plan,
+                f"Not enough free collateral: the order needs {as_text(money(-free))} USD more "
+                "initial margin than the account has.",
+            )
+    wallet = plan.after.wallets.get(state.settlement, ZERO)
+    if wallet < 0:
+        return _refused(
+            plan,
+            f"The {state.settlement} wallet cannot pay this fill's fee, loss or margin "
+            f"({as_text(-wallet)} {state.settlement} short); deposit {state.settlement} first.",
+        )
+    if moved.is_isolated and moved.isolated_margin < 0:
+        return _refused(plan, "The isolated margin cannot pay this fill's fee and loss.")
+    return plan
+
+
+def _fill_book(*, operation: str, reason: str, journal_kind: str, fee_kind: str, actor):
+    def book(state: AccountState, plan: FillPlan) -> Receipt:
+        moved = plan.after.positions[plan.instrument]
+        position_id = _position_save(state, moved, opened=plan.math.kind in ("open", "flip"))
+        settle = state.asset_ids[state.settlement]
+        wallet = wallet_accounts_ensure(margin_account_id=state.account_id, asset_ids=[settle])[
+            settle
+        ]
+        house = house_account_ids()
+        cash = plan.math.realized_pnl - plan.fee
+        lines = [
+            Line(house[LedgerAccountKind.MARKET, settle], settle, -plan.math.realized_pnl),
+            Line(house[fee_kind, settle], settle, plan.fee),
+        ]
+        if moved.is_isolated:
+            isolated = isolated_account_ensure(
+                margin_account_id=state.account_id, position_id=position_id, asset_id=settle
+            )
+            lines += [
+                Line(isolated, settle, cash + plan.isolated_transfer + plan.insurance_cover),
+                Line(wallet, settle, -plan.isolated_transfer),
+                Line(house[LedgerAccountKind.INSURANCE, settle], settle, -plan.insurance_cover),
+            ]
+        else:
+            lines.append(Line(wallet, settle, cash))
+        journal = journal_post(
+            kind=journal_kind,
+            margin_account_id=state.account_id,
+            created_by_id=getattr(actor, "pk", None),
+            memo=f"{plan.details['side']} {plan.details['quantity']} {plan.instrument}",
+            lines=lines,
+        )
+        Position.objects.filter(pk=position_id).update(
+            realized_pnl=F("realized_pnl") + plan.math.realized_pnl
+        )
+        fill = Fill.objects.create(
+            position_id=position_id,
+            quantity=plan.delta,
+            price=plan.price,
+            fee=plan.fee,
+            realized_pnl=plan.math.realized_pnl,
+            reason=reason,
+            journal=journal,
+        )
+        return Receipt(
+            operation=operation,
+            margin_account_id=state.account_id,
+            journal_id=journal.pk if journal else None,
+            fill_id=fill.pk,
+            position_id=position_id,
+            details=plan.details,
+        )
+
+    return book
+
+
+def _position_save(state: AccountState, moved: PositionState, *, opened: bool) -> int:
+    """Write a position's size, entry, leverage and mode; create its row the first time."""
+    fields = {
+        "quantity": moved.quantity,
+        "entry_price": moved.entry_price,
+        "leverage": moved.leverage,
+        "margin_mode": moved.margin_mode,
+    }
+    if opened:
+        fields["opened_at"] = timezone.now()
+    if moved.position_id is None:
+        return Position.objects.create(
+            margin_account_id=state.account_id,
+            instrument_id=state.instrument_ids[moved.instrument],
+            **fields,
+        ).pk
+    Position.objects.filter(pk=moved.position_id).update(**fields)
+    return moved.position_id
 
 
 def position_market_fill(
@@ -20,13 +313,31 @@ def position_market_fill(
     actor=None,
 ) -> Receipt:
     """A simulated market fill at the current mark plus the taker fee of the version in force."""
-    raise NotImplementedError
+    return write_run(
+        operation="position_market_fill",
+        account=account,
+        request={"instrument": instrument, "side": side, "quantity": str(quantity)},
+        idempotency_key=idempotency_key,
+        expected_fingerprint=expected_fingerprint,
+        plan=_fill_plan(instrument=instrument, side=side, quantity=quantity),
+        book=_fill_book(
+            operation="position_market_fill",
+            reason=Fill.Reason.TRADE,
+            journal_kind=JournalKind.FILL,
+            fee_kind=LedgerAccountKind.FEES,
+            actor=actor,
+        ),
+    )
 
 
 def position_market_fill_preview(
     *, account: MarginAccount, instrument: str, side: Side, quantity: Decimal
 ) -> Preview:
-    raise NotImplementedError
+    return preview_run(
+        operation="position_market_fill",
+        account=account,
+        plan=_fill_plan(instrument=instrument, side=side, quantity=quantity),
+    )
 
 
 def position_fill(
@@ -38,9 +349,42 @@ def position_fill(
     price: Decimal,
     reason: Literal["liquidation", "adl", "desk"],
     reference: str,
-    fee: Decimal = Decimal(0),
+    fee: Decimal = ZERO,
     actor=None,
 ) -> Receipt:
-    """A fill at a given price for the liquidation engine and the desk: no margin checks,
-    `reference` is the caller's uniqueness (the same reference books once)."""
-    raise NotImplementedError
+    """A forced fill at `price` for the liquidation engine and the desk: no margin checks.
+    `reference` is the caller's uniqueness: the same reason and reference book once (a replay
+    returns the first receipt). `fee` goes to the insurance fund for liquidation and ADL (the
+    venue's liquidation fee), to fee income for a desk fill. A closed isolated position left
+    negative is made whole by the insurance fund before its account is closed."""
+    if reason not in FORCED_REASONS:
+        raise ApplicationError(
+            f"Reason must be one of {', '.join(FORCED_REASONS)}, got {reason!r}.",
+            {"reason": "unknown reason"},
+        )
+    return write_run(
+        operation="position_fill",
+        account=account,
+        request={
+            "instrument": instrument,
+            "side": side,
+            "quantity": str(quantity),
+            "price": str(price),
+            "fee": str(fee),
+            "reason": reason,
+        },
+        idempotency_key=f"system:{reason}:{reference}",
+        expected_fingerprint=None,
+        plan=_fill_plan(
+            instrument=instrument, side=side, quantity=quantity, price=price, fee=fee, forced=True
+        ),
+        book=_fill_book(
+            operation="position_fill",
+            reason=reason,
+            journal_kind=FORCED_JOURNAL_KINDS[reason],
+            fee_kind=LedgerAccountKind.FEES
+            if reason == Fill.Reason.DESK
+            else LedgerAccountKind.INSURANCE,
+            actor=actor,
+        ),
+    )

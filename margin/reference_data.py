@@ -1,0 +1,111 @@
+"""The demo reference data `reference_data_ensure` seeds: assets, haircut tiers, instruments,
+leverage brackets, credit tiers and opening prices.
+
+The BTCUSDT and ETHUSDT brackets are Binance USD-M's public table (2024-10 snapshot, the
+shared vectors' binance_brackets_2024_10.json), copied here so the app never reads shared/ at
+run time. SOLUSDT and the BTC quarterly future carry illustrative tables of the same shape.
+Numbers are strings so that they become exact Decimals.
+"""
+
+from datetime import UTC, datetime
+
+SETTLEMENT_ASSET = "USDT"
+
+# symbol: (name, is_settlement, USD price, haircut tiers as (floor USD, ratio))
+ASSETS = {
+    "USDT": ("Tether USD", True, "1", [("0", "1")]),
+    "USDC": ("USD Coin", False, "0.9999", [("0", "1"), ("5000000", "0.99"), ("20000000", "0.95")]),
+    "BTC": (
+        "Bitcoin",
+        False,
+        "95000",
+        [("0", "0.95"), ("1000000", "0.9"), ("5000000", "0.8"), ("20000000", "0.6")],
+    ),
+    "ETH": (
+        "Ether",
+        False,
+        "3400",
+        [("0", "0.95"), ("1000000", "0.9"), ("3000000", "0.8"), ("10000000", "0.6")],
+    ),
+    "SOL": (
+        "Solana",
+        False,
+        "230",
+        [("0", "0.85"), ("500000", "0.8"), ("2000000", "0.7"), ("5000000", "0.5")],
+    ),
+}
+
+# Binance USD-M, 2024-10: (floor = notionalFloor USDT, mmr = maintMarginRatio, max leverage)
+BINANCE_BTCUSDT = [
+    ("0", "0.004", "125"),
+    ("50000", "0.005", "100"),
+    ("600000", "0.0065", "75"),
+    ("3000000", "0.01", "50"),
+    ("12000000", "0.02", "25"),
+    ("70000000", "0.025", "20"),
+    ("100000000", "0.05", "10"),
+    ("230000000", "0.10", "5"),
+    ("480000000", "0.125", "4"),
+    ("600000000", "0.15", "3"),
+    ("800000000", "0.25", "2"),
+    ("1200000000", "0.50", "1"),
+]
+BINANCE_ETHUSDT = [
+    ("0", "0.004", "125"),
+    ("50000", "0.005", "100"),
+    ("600000", "0.0065", "75"),
+    ("3000000", "0.01", "50"),
+    ("12000000", "0.02", "25"),
+    ("50000000", "0.025", "20"),
+    ("65000000", "0.05", "10"),
+    ("150000000", "0.10", "5"),
+    ("320000000", "0.125", "4"),
+    ("400000000", "0.15", "3"),
+    ("530000000", "0.25", "2"),
+    ("800000000", "0.50", "1"),
+]
+ILLUSTRATIVE_SOLUSDT = [
+    ("0", "0.005", "75"),
+    ("10000", "0.01", "50"),
+    ("100000", "0.025", "20"),
+    ("1000000", "0.05", "10"),
+    ("5000000", "0.1", "5"),
+    ("10000000", "0.125", "4"),
+    ("20000000", "0.25", "2"),
+    ("50000000", "0.5", "1"),
+]
+ILLUSTRATIVE_BTC_QUARTERLY = [
+    ("0", "0.005", "50"),
+    ("400000", "0.01", "25"),
+    ("4000000", "0.025", "20"),
+    ("20000000", "0.05", "10"),
+    ("40000000", "0.1", "5"),
+    ("100000000", "0.125", "4"),
+    ("200000000", "0.25", "2"),
+    ("400000000", "0.5", "1"),
+]
+
+# symbol: (kind, underlying, expiry or None, mark price, brackets)
+INSTRUMENTS = {
+    "BTCUSDT": ("perpetual", "BTC", None, "95010", BINANCE_BTCUSDT),
+    "ETHUSDT": ("perpetual", "ETH", None, "3401", BINANCE_ETHUSDT),
+    "SOLUSDT": ("perpetual", "SOL", None, "230.05", ILLUSTRATIVE_SOLUSDT),
+    "BTCUSDT_261225": (
+        "future",
+        "BTC",
+        datetime(2026, 12, 25, 8, tzinfo=UTC),
+        "96200",
+        ILLUSTRATIVE_BTC_QUARTERLY,
+    ),
+}
+
+# code: (name, rank (best first), haircut_scale, mm_scale)
+CREDIT_TIERS = {
+    "institutional": ("Institutional", 0, "0.6", "0.8"),
+    "vip": ("VIP", 1, "0.8", "0.9"),
+    "standard": ("Standard", 2, "1", "1"),
+    "restricted": ("Restricted", 3, "1.5", "1.25"),
+}
+
+# The first version is in force from well before any demo data.
+FIRST_VERSION_EFFECTIVE_AT = datetime(2024, 1, 1, tzinfo=UTC)
