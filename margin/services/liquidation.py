@@ -107,8 +107,18 @@ def _fund_transfer(ctx: _Context, *, amount: Decimal, to_fund: bool, kind: str, 
     return journal
 
 
-def _reduce(ctx: _Context, position: Position, *, quantity: Decimal, price: Decimal, reason: str):
-    reference = f"{reason}:{ctx.tick.pk}:{ctx.account.pk}:{position.pk}"
+def _reduce(
+    ctx: _Context,
+    position: Position,
+    *,
+    quantity: Decimal,
+    price: Decimal,
+    reason: str,
+    against: int | None = None,
+):
+    """Reduce one of the account's positions; `against` names the ADL counterparty's position
+    (one booking per pair)."""
+    reference = f"{reason}:{ctx.tick.pk}:{ctx.account.pk}:{position.pk}:{against or ''}"
     receipt = position_fill(
         account=ctx.account,
         instrument=position.instrument.symbol,
@@ -226,7 +236,14 @@ def _auto_deleverage(ctx: _Context, quote: AccountQuote, positions) -> None:
                 price=price,
                 journal=receipt.journal_id,
             )
-            _reduce(ctx, position, quantity=quantity, price=price, reason="adl")
+            _reduce(
+                ctx,
+                position,
+                quantity=quantity,
+                price=price,
+                reason="adl",
+                against=candidate.position_id,
+            )
             position.refresh_from_db()
             remaining -= quantity
             notification_create(

@@ -303,8 +303,7 @@ def _snapshots_write_postgresql(rows) -> None:
         buffer.write(f"{account_id}\t{tick_id}\t{numbers}\t{state}\t{positions}\n")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"CREATE TEMP TABLE reval_snapshot_stage ON COMMIT DROP AS "
-            f"SELECT {names} FROM {table} WITH NO DATA"
+            f"CREATE TEMP TABLE reval_snapshot_stage AS SELECT {names} FROM {table} WITH NO DATA"
         )
         with cursor.copy(f"COPY reval_snapshot_stage ({names}) FROM STDIN") as copy:
             copy.write(buffer.getvalue())
@@ -312,6 +311,8 @@ def _snapshots_write_postgresql(rows) -> None:
             f"INSERT INTO {table} ({names}) SELECT {names} FROM reval_snapshot_stage "
             "ON CONFLICT (account_id, tick_id) DO NOTHING"
         )
+        # Dropped here rather than ON COMMIT: the caller's transaction may hold several shards.
+        cursor.execute("DROP TABLE reval_snapshot_stage")
 
 
 def _decimal_or_none(value: float) -> Decimal | None:
@@ -496,3 +497,23 @@ def snapshots_prune() -> int:
         return 0
     removed, _ = MarginSnapshot.objects.filter(tick_id__lte=cutoff[0]).delete()
     return removed
+
+
+@dataclass(frozen=True)
+class TickRun:
+    start: TickStart
+    shards: list[ShardResult]
+    seconds: float
+
+    @property
+    def to_liquidate(self) -> list[tuple[int, int]]:
+        return [pair for shard in self.shards for pair in shard.to_liquidate]
+
+
+def revaluation_tick_run(*, now: datetime) -> TickRun:
+    """A whole tick in this process: the same shard code the workers run, one shard after the
+    other (the benchmark, tests, and a desk wanting figures right now)."""
+    started = time.perf_counter()
+    start = revaluation_tick_start(now=now)
+    shards = [revaluation_shard_run(shard_id=shard_id) for shard_id in start.shard_ids]
+    return TickRun(start=start, shards=shards, seconds=time.perf_counter() - started)

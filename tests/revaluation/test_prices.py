@@ -43,7 +43,8 @@ def test_demo_market_quotes_every_asset_and_instrument_on_three_venues(reference
         demo_market_step(now=later(second), rng=rng)
         prices_refresh(now=later(second))
     # then
-    n_assets, n_instruments = Asset.objects.count(), Instrument.objects.filter(is_active=True).count()
+    n_assets = Asset.objects.count()
+    n_instruments = Instrument.objects.filter(is_active=True).count()
     assert SourceQuote.objects.count() == len(VENUES) * (n_assets + n_instruments)
     assert AssetPriceHistory.objects.count() == 60 * n_assets
     usdt = AssetPrice.objects.get(asset__symbol="USDT").price
