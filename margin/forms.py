@@ -1,0 +1,155 @@
+"""The trader's forms: each validates its own fields inline and carries an idempotency key.
+
+The key is a uuid4 drawn when the form is rendered, so two clicks on the same rendered form send
+the same key and the service books once; a fresh form (after a success) draws a new one.
+"""
+
+import uuid
+from decimal import Decimal
+
+from django import forms
+
+from margin.models import Asset, Instrument, MarginMode
+
+POSITIVE = Decimal("0")
+MAX_DIGITS = 38
+DECIMAL_PLACES = 18
+
+
+def _amount_field(label: str) -> forms.DecimalField:
+    return forms.DecimalField(
+        label=label,
+        max_digits=MAX_DIGITS,
+        decimal_places=DECIMAL_PLACES,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+    )
+
+
+class IdempotentForm(forms.Form):
+    idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("initial", {})
+        kwargs["initial"].setdefault("idempotency_key", uuid.uuid4())
+        super().__init__(*args, **kwargs)
+
+    def clean_amount(self) -> Decimal:
+        return _positive(self.cleaned_data["amount"])
+
+    def clean_quantity(self) -> Decimal:
+        return _positive(self.cleaned_data["quantity"])
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= POSITIVE:
+        raise forms.ValidationError("Enter an amount above 0.")
+    return value
+
+
+class CollateralForm(IdempotentForm):
+    """Deposit (demo) or withdraw one asset of the cross wallet."""
+
+    asset = forms.ModelChoiceField(
+        queryset=Asset.objects.all(), to_field_name="symbol", empty_label=None
+    )
+    amount = _amount_field("Amount")
+
+
+class TradeForm(IdempotentForm):
+    """A market order on one instrument: it opens, increases, reduces, closes or flips the net
+    position (one-way mode), filled at the mark plus the taker fee."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+    instrument = forms.ModelChoiceField(
+        queryset=Instrument.objects.filter(is_active=True),
+        to_field_name="symbol",
+        empty_label=None,
+    )
+    side = forms.ChoiceField(choices=[(BUY, "Buy / long"), (SELL, "Sell / short")])
+    quantity = _amount_field("Quantity")
+
+    @property
+    def signed_quantity(self) -> Decimal:
+        quantity = self.cleaned_data["quantity"]
+        return quantity if self.cleaned_data["side"] == self.BUY else -quantity
+
+
+class LeverageForm(IdempotentForm):
+    leverage = forms.DecimalField(
+        label="Leverage",
+        min_value=Decimal(1),
+        max_digits=10,
+        decimal_places=2,
+        widget=forms.NumberInput(attrs={"step": "1"}),
+    )
+
+    def __init__(self, *args, max_leverage: Decimal | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_leverage = max_leverage
+        if max_leverage is not None:
+            self.fields["leverage"].widget.attrs["max"] = f"{max_leverage:f}"
+            self.fields["leverage"].help_text = f"Bracket cap {max_leverage:f}×"
+
+    def clean_leverage(self) -> Decimal:
+        leverage = self.cleaned_data["leverage"]
+        if self.max_leverage is not None and leverage > self.max_leverage:
+            raise forms.ValidationError(
+                f"At most {self.max_leverage:f}× in this position's bracket."
+            )
+        return leverage
+
+
+class IsolatedMarginForm(IdempotentForm):
+    ADD = "add"
+    REMOVE = "remove"
+
+    direction = forms.ChoiceField(choices=[(ADD, "Add"), (REMOVE, "Remove")])
+    amount = _amount_field("Amount (USDT)")
+
+    @property
+    def signed_amount(self) -> Decimal:
+        amount = self.cleaned_data["amount"]
+        return amount if self.cleaned_data["direction"] == self.ADD else -amount
+
+
+class MarginModeForm(IdempotentForm):
+    """Switch one position between cross and isolated; to isolated, fence `isolated_margin`."""
+
+    margin_mode = forms.ChoiceField(choices=MarginMode.choices, widget=forms.HiddenInput)
+    isolated_margin = forms.DecimalField(
+        label="Margin to fence (USDT)",
+        required=False,
+        max_digits=MAX_DIGITS,
+        decimal_places=DECIMAL_PLACES,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("margin_mode") == MarginMode.ISOLATED:
+            amount = cleaned.get("isolated_margin")
+            if amount is None:
+                self.add_error("isolated_margin", "Enter how much margin to fence.")
+            elif amount <= 0:
+                self.add_error("isolated_margin", "Enter an amount above 0.")
+        return cleaned
+
+
+class HistoryFilterForm(forms.Form):
+    KINDS = [
+        ("", "Everything"),
+        ("ledger", "Ledger entries"),
+        ("fills", "Fills"),
+        ("states", "State changes"),
+        ("calls", "Margin calls"),
+    ]
+
+    kind = forms.ChoiceField(choices=KINDS, required=False)
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class AccountOpenForm(forms.Form):
+    name = forms.CharField(max_length=64, initial="Main")

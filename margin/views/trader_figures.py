@@ -1,0 +1,161 @@
+"""What the trader pages show of one account: the engine's quote on the latest prices, laid out
+in rows, with the thresholds, the gauge and the time of the last revaluation.
+
+Every figure comes from the reference engine (`quote_account`) on the ledger's `AccountInput`, so
+a page, a preview and an explanation always agree to the digit.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from margin.engine.reference import (
+    AccountQuote,
+    CollateralSlice,
+    PositionQuote,
+    collateral_line_value,
+    collateral_slices,
+    holding_value,
+    quote_account,
+)
+from margin.engine.types import AccountInput, CollateralLine, PositionInput
+from margin.models import MarginAccount, MarginSnapshot, ParameterVersion
+from margin.services.account_state import AccountState, PositionState, account_state_load
+from margin.services.reference import parameters_in_force
+from margin.views.trader_gauge import Gauge, Thresholds, ratio_gauge
+
+
+@dataclass(frozen=True)
+class PositionRow:
+    position: PositionState
+    input: PositionInput
+    quote: PositionQuote
+
+    @property
+    def symbol(self) -> str:
+        return self.position.instrument
+
+    @property
+    def explain_prefix(self) -> str:
+        return f"positions.{self.input.id}"
+
+    @property
+    def is_isolated(self) -> bool:
+        return self.input.is_isolated
+
+    @property
+    def margin(self) -> Decimal:
+        """The margin behind the position: its isolated margin, or its initial margin in cross."""
+        return self.quote.isolated_margin if self.is_isolated else self.quote.initial_margin
+
+    @property
+    def distance_class(self) -> str:
+        """Red within 5% of liquidation, amber within 15% (Bybit's colouring of the same)."""
+        distance = self.quote.liquidation_distance
+        if distance is None:
+            return ""
+        if distance < Decimal("0.05"):
+            return "neg"
+        return "warn" if distance < Decimal("0.15") else ""
+
+
+@dataclass(frozen=True)
+class CollateralRow:
+    line: CollateralLine
+    usd_value: Decimal
+    collateral_value: Decimal
+    slices: tuple[CollateralSlice, ...]
+
+    @property
+    def applied_ratio(self) -> Decimal | None:
+        """The blended collateral ratio over all the tiers the holding reaches."""
+        return None if self.usd_value <= 0 else self.collateral_value / self.usd_value
+
+
+@dataclass(frozen=True)
+class Revaluation:
+    """When the revaluation job last quoted this account, and whether that is too long ago."""
+
+    at: datetime | None
+    stale: bool
+
+
+@dataclass(frozen=True)
+class AccountFigures:
+    account: MarginAccount
+    state: AccountState
+    input: AccountInput
+    quote: AccountQuote
+    thresholds: Thresholds
+    gauge: Gauge
+    positions: tuple[PositionRow, ...]
+    collateral: tuple[CollateralRow, ...]
+    revaluation: Revaluation
+
+
+def thresholds_of(version: ParameterVersion) -> Thresholds:
+    return Thresholds(
+        warning=version.warning_ratio,
+        margin_call=version.margin_call_ratio,
+        liquidation=version.liquidation_ratio,
+    )
+
+
+def _revaluation(account: MarginAccount, version: ParameterVersion) -> Revaluation:
+    snapshot = (
+        MarginSnapshot.objects.filter(account=account)
+        .select_related("tick")
+        .order_by("-tick")
+        .first()
+    )
+    if snapshot is None:
+        return Revaluation(at=None, stale=True)
+    at = snapshot.tick.completed_at or snapshot.tick.started_at
+    too_old = timezone.now() - at > timedelta(seconds=version.price_guard_max_age_s)
+    return Revaluation(at=at, stale=too_old or snapshot.tick.prices_stale)
+
+
+def collateral_rows(account_input: AccountInput) -> tuple[CollateralRow, ...]:
+    scale = account_input.credit_tier.haircut_scale
+    return tuple(
+        CollateralRow(
+            line=line,
+            usd_value=holding_value(line),
+            collateral_value=collateral_line_value(line, scale),
+            slices=collateral_slices(line, scale),
+        )
+        for line in account_input.collateral
+    )
+
+
+def position_rows(
+    state: AccountState, account_input: AccountInput, quote: AccountQuote
+) -> tuple[PositionRow, ...]:
+    """The input's positions (the state's, possibly with shocked marks) beside their quotes."""
+    by_engine_id = {position.engine_id: position for position in state.positions.values()}
+    return tuple(
+        PositionRow(position=by_engine_id[item.id], input=item, quote=row)
+        for item, row in zip(account_input.positions, quote.positions, strict=True)
+    )
+
+
+def account_figures(account: MarginAccount) -> AccountFigures:
+    """Every figure of the account's pages; a constant number of queries whatever it holds."""
+    state = account_state_load(account, lock=False)
+    account_input = state.engine_input()
+    quote = quote_account(account_input)
+    version = parameters_in_force()
+    thresholds = thresholds_of(version)
+    return AccountFigures(
+        account=account,
+        input=account_input,
+        quote=quote,
+        thresholds=thresholds,
+        gauge=ratio_gauge(quote.margin_ratio, thresholds),
+        state=state,
+        positions=position_rows(state, account_input, quote),
+        collateral=collateral_rows(account_input),
+        revaluation=_revaluation(account, version),
+    )

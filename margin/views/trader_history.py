@@ -1,0 +1,86 @@
+"""The account's history (ledger entries, fills, state changes, margin calls; filtered, paged)
+and the trader's notifications (the top bar's badge and the list)."""
+
+from django.core.paginator import Paginator
+from django.views.decorators.http import require_POST
+
+from accounts.access import trader_required
+from margin.forms import HistoryFilterForm
+from margin.models import AccountEvent, Fill, Notification
+from margin.selectors import ledger_history
+from margin.services.notifications import notifications_mark_read
+from margin.views.trader_common import render_page_or_fragment, render_partial, with_account
+
+HISTORY = "margin/account_history.html"
+NOTIFICATIONS = "margin/notifications.html"
+PAGE_SIZE = 50
+
+
+def _dated(queryset, field: str, filters: dict):
+    if filters.get("since"):
+        queryset = queryset.filter(**{f"{field}__date__gte": filters["since"]})
+    if filters.get("until"):
+        queryset = queryset.filter(**{f"{field}__date__lte": filters["until"]})
+    return queryset
+
+
+def _history_rows(account, kind: str, filters: dict):
+    """Each kind of history, newest first, with what its rows print joined in."""
+    if kind == "fills":
+        rows = Fill.objects.filter(position__margin_account=account).select_related(
+            "position__instrument"
+        )
+        return _dated(rows.order_by("-pk"), "created_at", filters)
+    if kind == "states":
+        rows = AccountEvent.objects.filter(account=account)
+        return _dated(rows.order_by("-at", "-pk"), "at", filters)
+    if kind == "calls":
+        rows = Notification.objects.filter(account=account)
+        return _dated(rows.order_by("-created_at", "-pk"), "created_at", filters)
+    return ledger_history(account=account, filters=filters)
+
+
+@with_account
+def history(request, account):
+    form = HistoryFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    kind = filters.get("kind") or "ledger"
+    page = Paginator(_history_rows(account, kind, filters), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "account": account,
+        "form": form,
+        "kind": kind,
+        "page": page,
+        "query": query.urlencode(),
+    }
+    return render_page_or_fragment(request, HISTORY, "history-table", context)
+
+
+def _notifications_of(user):
+    return Notification.objects.filter(user=user).select_related("account")
+
+
+@trader_required
+def notifications(request):
+    page = Paginator(_notifications_of(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render_page_or_fragment(request, NOTIFICATIONS, "notification-list", {"page": page})
+
+
+@trader_required
+def notification_badge(request):
+    unread = _notifications_of(request.user).filter(read_at__isnull=True).count()
+    return render_partial(request, NOTIFICATIONS, "badge", {"unread": unread})
+
+
+@require_POST
+@trader_required
+def notifications_read(request):
+    notifications_mark_read(user=request.user)
+    page = Paginator(_notifications_of(request.user), PAGE_SIZE).get_page(1)
+    response = render_partial(request, NOTIFICATIONS, "notification-list", {"page": page})
+    response["HX-Trigger"] = "notifications-read"
+    return response

@@ -1,0 +1,360 @@
+"""The trader's writes: deposit, withdraw, market orders, leverage, isolated margin and the
+cross/isolated switch. Each is one `Operation` served by one view that renders its form, previews
+it (the service's dry run: the engine's figures before and after, or its refusal) and books it
+through its service.
+
+The view never half-writes: each service is one transaction, and a refusal (`ApplicationError`)
+comes back as inline errors on the form, in a 200 fragment for htmx (htmx swaps no 4xx), a 422
+otherwise.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_UP, Decimal
+from functools import cached_property
+
+from django.http import Http404
+from django.shortcuts import redirect
+
+from margin.engine.reference import AccountQuote, PositionQuote
+from margin.errors import ApplicationError
+from margin.forms import (
+    CollateralForm,
+    IdempotentForm,
+    IsolatedMarginForm,
+    LeverageForm,
+    MarginModeForm,
+    TradeForm,
+)
+from margin.models import MarginAccount, MarginMode
+from margin.services.account_state import AccountState, PositionState, account_state_load
+from margin.services.collateral import (
+    collateral_deposit,
+    collateral_deposit_preview,
+    collateral_max_withdrawal,
+    collateral_withdraw,
+    collateral_withdraw_preview,
+)
+from margin.services.margin_mode import (
+    isolated_margin_add,
+    isolated_margin_add_preview,
+    isolated_margin_remove,
+    isolated_margin_remove_preview,
+    position_leverage_set,
+    position_leverage_set_preview,
+    position_margin_mode_switch,
+    position_margin_mode_switch_preview,
+)
+from margin.services.positions import position_market_fill, position_market_fill_preview
+from margin.views.trader_common import render_partial, wants_fragment, with_account
+
+DASHBOARD = "margin/account_detail.html"
+ACCOUNT_CHANGED = "account-changed"
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One write as the pages offer it: its form, its fragment in the dashboard template, and
+    `arguments(form, symbol)` turning a valid form into the keyword arguments its service and
+    the service's preview take (`preview` and `submit` may pick the service by them)."""
+
+    name: str
+    title: str
+    form_class: type[IdempotentForm]
+    partial: str
+    arguments: Callable[[IdempotentForm, str | None], dict]
+    preview: Callable[..., object]
+    submit: Callable[..., object]
+    on_position: bool = False
+
+
+def _collateral_arguments(form, _symbol) -> dict:
+    return {"asset": form.cleaned_data["asset"].symbol, "amount": form.cleaned_data["amount"]}
+
+
+def _trade_arguments(form, _symbol) -> dict:
+    return {
+        "instrument": form.cleaned_data["instrument"].symbol,
+        "side": form.cleaned_data["side"],
+        "quantity": form.cleaned_data["quantity"],
+    }
+
+
+def _leverage_arguments(form, symbol) -> dict:
+    return {"instrument": symbol, "leverage": form.cleaned_data["leverage"]}
+
+
+def _isolated_arguments(form, symbol) -> dict:
+    return {
+        "instrument": symbol,
+        "amount": form.cleaned_data["amount"],
+        "add": form.cleaned_data["direction"] == IsolatedMarginForm.ADD,
+    }
+
+
+def _isolated_preview(*, add: bool, **arguments):
+    return (isolated_margin_add_preview if add else isolated_margin_remove_preview)(**arguments)
+
+
+def _isolated_submit(*, add: bool, **arguments):
+    return (isolated_margin_add if add else isolated_margin_remove)(**arguments)
+
+
+def _mode_arguments(form, symbol) -> dict:
+    mode = form.cleaned_data["margin_mode"]
+    fenced = form.cleaned_data["isolated_margin"] if mode == MarginMode.ISOLATED else None
+    return {"instrument": symbol, "mode": mode, "isolated_margin": fenced}
+
+
+OPERATIONS = {
+    op.name: op
+    for op in (
+        Operation(
+            name="deposit",
+            title="Deposit",
+            form_class=CollateralForm,
+            partial="deposit-form",
+            arguments=_collateral_arguments,
+            preview=collateral_deposit_preview,
+            submit=collateral_deposit,
+        ),
+        Operation(
+            name="withdraw",
+            title="Withdraw",
+            form_class=CollateralForm,
+            partial="withdraw-form",
+            arguments=_collateral_arguments,
+            preview=collateral_withdraw_preview,
+            submit=collateral_withdraw,
+        ),
+        Operation(
+            name="trade",
+            title="Market order",
+            form_class=TradeForm,
+            partial="trade-form",
+            arguments=_trade_arguments,
+            preview=position_market_fill_preview,
+            submit=position_market_fill,
+        ),
+        Operation(
+            name="leverage",
+            title="Leverage",
+            form_class=LeverageForm,
+            partial="leverage-panel",
+            arguments=_leverage_arguments,
+            preview=position_leverage_set_preview,
+            submit=position_leverage_set,
+            on_position=True,
+        ),
+        Operation(
+            name="isolated-margin",
+            title="Isolated margin",
+            form_class=IsolatedMarginForm,
+            partial="isolated-panel",
+            arguments=_isolated_arguments,
+            preview=_isolated_preview,
+            submit=_isolated_submit,
+            on_position=True,
+        ),
+        Operation(
+            name="margin-mode",
+            title="Margin mode",
+            form_class=MarginModeForm,
+            partial="mode-panel",
+            arguments=_mode_arguments,
+            preview=position_margin_mode_switch_preview,
+            submit=position_margin_mode_switch,
+            on_position=True,
+        ),
+    )
+}
+
+
+def position_quote(quote: AccountQuote | None, position: PositionState | None):
+    """The position's row in `quote`: by its primary key, or by its instrument when the quote
+    is of a preview in which it is not booked yet (a first fill)."""
+    if quote is None or position is None:
+        return None
+    ids = {position.instrument, str(position.position_id)}
+    return next((row for row in quote.positions if row.id in ids), None)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The account as it stands and the position an operation is about (None for collateral)."""
+
+    state: AccountState
+    position: PositionState | None
+
+    @cached_property
+    def row(self) -> PositionQuote | None:
+        return position_quote(self.state.quote(), self.position)
+
+
+def _subject(account: MarginAccount, symbol: str | None) -> Subject:
+    state = account_state_load(account, lock=False)
+    if symbol is None:
+        return Subject(state, None)
+    position = state.positions.get(symbol)
+    if position is None or not position.quantity:
+        raise Http404("No such open position")
+    return Subject(state, position)
+
+
+def _form_kwargs(operation: Operation, subject: Subject) -> dict:
+    # Element ids per operation: the deposit and withdraw forms share a page and a form class.
+    kwargs = {"auto_id": f"{operation.name}-%s"}
+    if operation.form_class is LeverageForm:
+        kwargs["max_leverage"] = subject.row.max_leverage
+    return kwargs
+
+
+def _initial(operation: Operation, subject: Subject, query) -> dict:
+    """What a form starts with: a position panel's target mode (to isolated: its initial
+    margin, the least the service accepts) or its leverage; an order form filled from the query
+    (a row's Close button asks for the opposite side and the whole size)."""
+    position = subject.position
+    if operation.name == "margin-mode":
+        if position.is_isolated:
+            return {"margin_mode": MarginMode.CROSS}
+        row = subject.row
+        least = row.initial_margin - min(Decimal(0), row.unrealized_pnl)
+        return {
+            "margin_mode": MarginMode.ISOLATED,
+            "isolated_margin": least.quantize(CENT, ROUND_UP),
+        }
+    if operation.name == "leverage":
+        return {"leverage": position.leverage}
+    if operation.name == "trade":
+        return {name: query[name] for name in ("instrument", "side", "quantity") if name in query}
+    return {}
+
+
+def blank_form(operation: Operation, subject: Subject, query=None) -> IdempotentForm:
+    """A form with a fresh idempotency key."""
+    return operation.form_class(
+        initial=_initial(operation, subject, query or {}), **_form_kwargs(operation, subject)
+    )
+
+
+def blank_forms() -> dict:
+    """The dashboard's always-open forms (none is about a position)."""
+    subject = Subject(state=None, position=None)
+    return {
+        name + "_form": blank_form(OPERATIONS[name], subject)
+        for name in ("trade", "deposit", "withdraw")
+    }
+
+
+def _max_withdrawal(account: MarginAccount, form: IdempotentForm) -> Decimal | None:
+    asset = form["asset"].value()
+    if not asset:
+        return None
+    try:
+        return collateral_max_withdrawal(account=account, asset=asset)
+    except ApplicationError:
+        return None
+
+
+def _context(account, operation, form, subject: Subject, **extra) -> dict:
+    context = {
+        "account": account,
+        "operation": operation,
+        "form": form,
+        "symbol": subject.position.instrument if subject.position else None,
+        "position_row": subject.row if subject.position else None,
+        **extra,
+    }
+    if operation.name == "withdraw":
+        context["max_withdrawal"] = _max_withdrawal(account, form)
+    return context
+
+
+def _apply_refusal(form: IdempotentForm, error: ApplicationError) -> None:
+    """The service's message on the form, on the field it names when the form has that field."""
+    fields = [name for name in error.extra if name in form.fields]
+    form.add_error(fields[0] if fields else None, error.message)
+
+
+def _traded_position(subject: Subject, arguments: dict) -> PositionState | None:
+    instrument = arguments.get("instrument")
+    if subject.position is not None or instrument is None:
+        return subject.position
+    return subject.state.position(instrument) if instrument in subject.state.underlyings else None
+
+
+def _preview(request, account, operation, form, subject: Subject):
+    arguments = operation.arguments(form, subject.position and subject.position.instrument)
+    try:
+        preview = operation.preview(account=account, **arguments)
+    except ApplicationError as error:
+        _apply_refusal(form, error)
+        context = _context(account, operation, form, subject)
+        return render_partial(request, DASHBOARD, "preview", context)
+    position = _traded_position(subject, arguments)
+    context = _context(
+        account,
+        operation,
+        form,
+        subject,
+        preview=preview,
+        preview_symbol=position.instrument if position else None,
+        position_before=position_quote(preview.before, position),
+        position_after=position_quote(preview.after, position),
+    )
+    return render_partial(request, DASHBOARD, "preview", context)
+
+
+def _book(request, account, operation, form, subject: Subject):
+    arguments = operation.arguments(form, subject.position and subject.position.instrument)
+    try:
+        receipt = operation.submit(
+            account=account,
+            idempotency_key=str(form.cleaned_data["idempotency_key"]),
+            actor=request.user,
+            **arguments,
+        )
+    except ApplicationError as error:
+        _apply_refusal(form, error)
+        status = 200 if wants_fragment(request) else 422
+        context = _context(account, operation, form, subject)
+        return render_partial(request, DASHBOARD, operation.partial, context, status=status)
+    if not wants_fragment(request):
+        return redirect("trader:account", pk=account.pk)
+    if operation.on_position:
+        # The position's panel shows the receipt; its row refreshes on the event.
+        context = {"account": account, "operation": operation, "receipt": receipt}
+        response = render_partial(request, DASHBOARD, "done-panel", context)
+    else:
+        fresh = blank_form(operation, subject)
+        context = _context(account, operation, fresh, subject, receipt=receipt)
+        response = render_partial(request, DASHBOARD, operation.partial, context)
+    response["HX-Trigger"] = ACCOUNT_CHANGED
+    return response
+
+
+@with_account
+def operation_view(request, account, name: str, symbol: str | None = None):
+    """GET: the operation's form (a panel for a position's operations). POST with `preview`:
+    the dry run. POST: book it, then a fresh form and an `account-changed` event for the live
+    fragments."""
+    operation = OPERATIONS.get(name)
+    if operation is None or operation.on_position != (symbol is not None):
+        raise Http404("No such operation")
+    subject = _subject(account, symbol)
+    if request.method == "GET":
+        form = blank_form(operation, subject, request.GET)
+        return render_partial(
+            request, DASHBOARD, operation.partial, _context(account, operation, form, subject)
+        )
+    form = operation.form_class(request.POST, **_form_kwargs(operation, subject))
+    is_preview = "preview" in request.POST
+    if not form.is_valid():
+        status = 200 if wants_fragment(request) else 422
+        partial = "preview" if is_preview else operation.partial
+        context = _context(account, operation, form, subject)
+        return render_partial(request, DASHBOARD, partial, context, status=status)
+    if is_preview:
+        return _preview(request, account, operation, form, subject)
+    return _book(request, account, operation, form, subject)

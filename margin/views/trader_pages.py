@@ -1,0 +1,207 @@
+"""The trader's account pages: the list, the dashboard and its live fragments, the explanation
+of a figure, the price-shock what-if and the chart data."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.access import trader_required
+from margin.engine.explain import Step, explain_account, format_number
+from margin.engine.reference import quote_account
+from margin.errors import ApplicationError
+from margin.forms import AccountOpenForm
+from margin.models import Asset, MarginSnapshot, Position
+from margin.selectors import accounts_of, engine_accounts
+from margin.services.ledger import margin_account_open
+from margin.services.reference import parameters_in_force
+from margin.views.trader_common import render_page_or_fragment, render_partial, with_account
+from margin.views.trader_figures import account_figures, position_rows, thresholds_of
+from margin.views.trader_gauge import ratio_gauge
+from margin.views.trader_operations import blank_forms
+from margin.views.trader_whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
+
+DASHBOARD = "margin/account_detail.html"
+# Points per chart: at one revaluation every 2 s, the last 20 minutes.
+CHART_POINTS = 600
+
+
+@dataclass(frozen=True)
+class AccountCard:
+    account: object
+    quote: object
+    gauge: object
+
+
+@trader_required
+def account_list(request, open_form: AccountOpenForm | None = None):
+    accounts = list(accounts_of(request.user).select_related("credit_tier"))
+    inputs = engine_accounts([a.pk for a in accounts]) if accounts else {}
+    thresholds = thresholds_of(parameters_in_force()) if accounts else None
+    cards = []
+    for account in accounts:
+        quote = quote_account(inputs[account.pk])
+        cards.append(AccountCard(account, quote, ratio_gauge(quote.margin_ratio, thresholds)))
+    context = {"cards": cards, "open_form": open_form or AccountOpenForm()}
+    return render(request, "margin/account_list.html", context, status=422 if open_form else 200)
+
+
+@require_POST
+@trader_required
+def account_open(request):
+    form = AccountOpenForm(request.POST)
+    if form.is_valid():
+        try:
+            account = margin_account_open(owner=request.user, name=form.cleaned_data["name"])
+        except ApplicationError as error:
+            form.add_error("name", error.message)
+        else:
+            return redirect("trader:account", pk=account.pk)
+    return account_list(request, open_form=form)
+
+
+def _dashboard_context(account) -> dict:
+    return {
+        "account": account,
+        "figures": account_figures(account),
+        "assets": Asset.objects.all(),
+        "shock_range": MAX_SHOCK_PERCENT,
+    }
+
+
+@with_account
+def account_detail(request, account):
+    context = _dashboard_context(account) | blank_forms()
+    return render(request, DASHBOARD, context)
+
+
+@with_account
+def overview_fragment(request, account):
+    return render_page_or_fragment(request, DASHBOARD, "overview", _dashboard_context(account))
+
+
+@with_account
+def positions_fragment(request, account):
+    return render_page_or_fragment(request, DASHBOARD, "positions", _dashboard_context(account))
+
+
+@with_account
+def collateral_fragment(request, account):
+    return render_page_or_fragment(request, DASHBOARD, "collateral", _dashboard_context(account))
+
+
+@dataclass(frozen=True)
+class ShownStep:
+    """A step as the page prints it: the formula in names, then with the numbers put in."""
+
+    figure: str
+    formula: str
+    with_numbers: str
+    result: str
+
+
+def _shown(step: Step) -> ShownStep:
+    return ShownStep(
+        figure=step.figure,
+        formula=step.formula.format_map({n: n.replace("_", " ") for n in step.inputs}),
+        with_numbers=step.formula.format_map({n: format_number(v) for n, v in step.inputs.items()}),
+        result="none" if step.result is None else format_number(step.result),
+    )
+
+
+@with_account
+def explain_fragment(request, account):
+    """The formula of one figure (`?figure=account.margin_ratio`) with the numbers put in."""
+    figures = account_figures(account)
+    key = request.GET.get("figure", "")
+    steps = explain_account(figures.input, figures.quote).get(key)
+    if steps is None:
+        raise Http404("No such figure")
+    return render_partial(
+        request,
+        DASHBOARD,
+        "explain",
+        {"account": account, "figure": key, "steps": [_shown(step) for step in steps]},
+    )
+
+
+def _shock_from(query) -> Shock:
+    try:
+        percent = int(query.get("shock", "0"))
+    except ValueError:
+        percent = 0
+    percent = max(-MAX_SHOCK_PERCENT, min(MAX_SHOCK_PERCENT, percent))
+    return Shock(percent=percent, asset=query.get("asset") or None)
+
+
+@with_account
+def whatif_fragment(request, account):
+    """Margin ratio and liquidation prices with the marks shocked (engine reference, no write)."""
+    figures = account_figures(account)
+    shock = _shock_from(request.GET)
+    shocked_input, shocked = shocked_quote(figures.input, shock)
+    context = {
+        "account": account,
+        "figures": figures,
+        "shock": shock,
+        "shocked": shocked,
+        "shocked_gauge": ratio_gauge(shocked.margin_ratio, figures.thresholds),
+        "shocked_rows": zip(
+            figures.positions,
+            position_rows(figures.state, shocked_input, shocked),
+            strict=True,
+        ),
+    }
+    return render_partial(request, DASHBOARD, "whatif", context)
+
+
+def _number(value) -> float | None:
+    return None if value is None else float(Decimal(value))
+
+
+@with_account
+def chart_data(request, account):
+    """Margin ratio per revaluation, and each open position's mark with its liquidation price."""
+    snapshots = list(
+        MarginSnapshot.objects.filter(account=account)
+        .select_related("tick")
+        .order_by("-tick")
+        .values("tick__started_at", "margin_ratio", "positions")[:CHART_POINTS]
+    )
+    snapshots.reverse()
+    thresholds = thresholds_of(parameters_in_force())
+    mark_at = MarginSnapshot.POSITION_FIELDS.index("mark_price")
+    liquidation_at = MarginSnapshot.POSITION_FIELDS.index("liquidation_price")
+    open_positions = (
+        Position.objects.filter(margin_account=account)
+        .exclude(quantity=0)
+        .values_list("pk", "instrument__symbol")
+    )
+    series = []
+    for pk, symbol in open_positions:
+        points = [(s["tick__started_at"], s["positions"].get(str(pk))) for s in snapshots]
+        points = [(at, figures) for at, figures in points if figures]
+        series.append(
+            {
+                "symbol": symbol,
+                "t": [at.timestamp() * 1000 for at, _ in points],
+                "mark": [_number(figures[mark_at]) for _, figures in points],
+                "liquidation": [_number(figures[liquidation_at]) for _, figures in points],
+            }
+        )
+    return JsonResponse(
+        {
+            "ratio": {
+                "t": [s["tick__started_at"].timestamp() * 1000 for s in snapshots],
+                "v": [_number(s["margin_ratio"]) for s in snapshots],
+            },
+            "thresholds": {
+                "warning": float(thresholds.warning),
+                "margin_call": float(thresholds.margin_call),
+                "liquidation": float(thresholds.liquidation),
+            },
+            "positions": series,
+        }
+    )
