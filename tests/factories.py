@@ -2,6 +2,7 @@ import factory
 
 from accounts.models import User
 from accounts.roles import TRADER, ensure_roles
+from margin.models import CreditTier, MarginAccount
 
 DEFAULT_PASSWORD = "correct horse battery staple"
 
@@ -21,3 +22,15 @@ class UserFactory(factory.django.DjangoModelFactory):
 
         ensure_roles()
         self.groups.set([Group.objects.get(name=extracted or TRADER)])
+
+
+class MarginAccountFactory(factory.django.DjangoModelFactory):
+    """A margin account in a credit tier seeded by `reference_data_ensure` (standard unless
+    `credit_tier__code` says otherwise)."""
+
+    class Meta:
+        model = MarginAccount
+
+    owner = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"Account {n}")
+    credit_tier = factory.LazyFunction(lambda: CreditTier.objects.get(code="standard"))

@@ -1,0 +1,79 @@
+from decimal import Decimal
+
+import pytest
+from django.db import DatabaseError, IntegrityError, transaction
+
+from margin.models import Entry, Journal, JournalKind, LedgerAccount, LedgerAccountKind
+from margin.services.ledger import Line, journal_post
+from margin.services.reference import reference_data_ensure
+from tests.ledger.support import fund
+
+
+def _house(kind: str) -> LedgerAccount:
+    return LedgerAccount.objects.get(margin_account__isnull=True, kind=kind, asset__symbol="USDT")
+
+
+def test_a_direct_unbalanced_insert_is_refused_by_the_database(reference):
+    # given a journal with a single entry written straight to the table
+    external = _house(LedgerAccountKind.EXTERNAL)
+    journal = Journal.objects.create(kind=JournalKind.DEPOSIT)
+    # when / then the balance trigger refuses it
+    with pytest.raises(IntegrityError, match="does not balance"), transaction.atomic():
+        Entry.objects.create(
+            journal=journal, ledger_account=external, asset=external.asset, amount=Decimal("5")
+        )
+    assert not Entry.objects.filter(journal=journal).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_balance_check_is_deferred_to_commit():
+    # given reference data, outside any test transaction
+    reference_data_ensure()
+    external, fees = _house(LedgerAccountKind.EXTERNAL), _house(LedgerAccountKind.FEES)
+    # when two halves of a journal are inserted by separate statements, it commits
+    with transaction.atomic():
+        journal = Journal.objects.create(kind=JournalKind.INSURANCE)
+        Entry.objects.create(
+            journal=journal,
+            ledger_account=external,
+            asset_id=external.asset_id,
+            amount=Decimal("-3"),
+        )
+        Entry.objects.create(
+            journal=journal, ledger_account=fees, asset_id=fees.asset_id, amount=Decimal("3")
+        )
+    # then; and a transaction leaving one half alone fails at its commit, leaving nothing
+    assert Entry.objects.filter(journal=journal).count() == 2
+    with pytest.raises(IntegrityError, match="does not balance"), transaction.atomic():
+        lonely = Journal.objects.create(kind=JournalKind.INSURANCE)
+        Entry.objects.create(
+            journal=lonely, ledger_account=fees, asset_id=fees.asset_id, amount=Decimal("1")
+        )
+    assert not Journal.objects.filter(kind=JournalKind.INSURANCE).exclude(pk=journal.pk).exists()
+
+
+def test_entries_cannot_be_updated_or_deleted(account):
+    # given a deposit
+    fund(account, "USDT", "100")
+    entry = Entry.objects.filter(ledger_account__margin_account=account).get()
+    # when / then
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        Entry.objects.filter(pk=entry.pk).update(amount=Decimal("1000"))
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        Entry.objects.filter(pk=entry.pk).delete()
+    assert Entry.objects.get(pk=entry.pk).amount == Decimal("100")
+
+
+def test_the_posting_service_refuses_an_unbalanced_journal_before_the_database(reference):
+    # given
+    external, fees = _house(LedgerAccountKind.EXTERNAL), _house(LedgerAccountKind.FEES)
+    # when / then
+    with pytest.raises(ValueError, match="does not balance"):
+        journal_post(
+            kind=JournalKind.INSURANCE,
+            lines=[
+                Line(external.pk, external.asset_id, Decimal("-2")),
+                Line(fees.pk, fees.asset_id, Decimal("1")),
+            ],
+        )
+    assert not Journal.objects.exists()
