@@ -39,6 +39,13 @@ from margin.services.notifications import notification_create
 from margin.services.positions import position_fill
 
 CENT = Decimal("0.00000001")
+# NUMERIC(20, 12) holds ratios below 10^8; a pool with next to no balance left has a ratio
+# above any threshold anyway.
+RATIO_CAP = Decimal("99999999")
+
+
+def _stored_ratio(ratio: Decimal | None) -> Decimal | None:
+    return None if ratio is None else min(ratio, RATIO_CAP).quantize(Decimal("1e-12"))
 
 
 def _slipped(mark: Decimal, quantity: Decimal, slippage: Decimal) -> Decimal:
@@ -115,6 +122,7 @@ def _reduce(
     price: Decimal,
     reason: str,
     against: int | None = None,
+    fee: Decimal = Decimal(0),
 ):
     """Reduce one of the account's positions; `against` names the ADL counterparty's position
     (one booking per pair)."""
@@ -127,47 +135,42 @@ def _reduce(
         price=price,
         reason=reason,
         reference=reference,
+        fee=fee,
     )
     ctx.step(
         action=reason,
         position=position.pk,
         quantity=quantity,
         price=price,
+        fee=fee,
         journal=receipt.journal_id,
     )
     return receipt
 
 
-def _liquidate_by_plan(ctx: _Context, engine_account, quote: AccountQuote, positions) -> None:
+def _liquidate_by_plan(ctx: _Context, engine_account) -> None:
+    """The engine's partial plan, sized with the liquidation fee counted like slippage (both
+    cost quantity × mark × rate), so the pool lands on the target ratio after paying it. A plan
+    that cannot reach the target closes the pool whole and charges no fee: the pool has nothing
+    left to pay it with."""
+    slippage, fee_rate = ctx.params.liquidation_slippage, ctx.params.liquidation_fee_rate
     plan = liquidation_plan(
         engine_account,
         target_ratio=ctx.params.liquidation_target_ratio,
-        slippage=ctx.params.liquidation_slippage,
+        slippage=slippage + fee_rate,
         settlement_asset=ctx.settlement.symbol,
     )
-    traded = Decimal(0)
+    charged = fee_rate if plan.reaches_target else Decimal(0)
+    marks = {p.id: p.mark_price for p in engine_account.positions}
+    positions = _positions_by_engine_id(ctx.account)
     for step in plan.steps:
         if step.quantity <= 0:
             continue
-        _reduce(
-            ctx,
-            positions[step.position_id],
-            quantity=step.quantity,
-            price=step.execution_price,
-            reason="liquidation",
-        )
-        traded += step.quantity * step.execution_price
-    after, _ = ctx.quote()
-    # The fee comes out of what is left of the pool: a bankrupt pool pays none.
-    fee = min(traded * ctx.params.liquidation_fee_rate, max(after.margin_balance, Decimal(0)))
-    if _fund_transfer(
-        ctx,
-        amount=fee,
-        to_fund=True,
-        kind=JournalKind.LIQUIDATION_FEE,
-        memo=f"liquidation fee, tick {ctx.tick.pk}",
-    ):
-        ctx.liquidation.fee = fee.quantize(CENT)
+        position = positions[step.position_id]
+        price = _slipped(marks[step.position_id], position.quantity, slippage)
+        fee = (step.quantity * price * charged).quantize(CENT)
+        _reduce(ctx, position, quantity=step.quantity, price=price, reason="liquidation", fee=fee)
+        ctx.liquidation.fee += fee
 
 
 def _adl_candidates(ctx: _Context, position: Position) -> list[AdlCandidate]:
@@ -316,7 +319,7 @@ def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
     engine_account = engine_accounts([account_id])[account_id]
     quote = quote_account(engine_account)
     positions = _positions_by_engine_id(account)
-    liquidation.margin_ratio_before = quote.margin_ratio
+    liquidation.margin_ratio_before = _stored_ratio(quote.margin_ratio)
     threshold = params.liquidation_ratio
     isolated = _isolated_due(quote, threshold)
     cross = _cross_due(quote, threshold)
@@ -349,11 +352,11 @@ def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
             _auto_deleverage(ctx, quote, positions)
             liquidation.adl_cover = plan_cost
         else:
-            _liquidate_by_plan(ctx, engine_account, quote, positions)
+            _liquidate_by_plan(ctx, engine_account)
     _cover_deficit(ctx)
 
     after, _ = ctx.quote()
-    liquidation.margin_ratio_after = after.margin_ratio
+    liquidation.margin_ratio_after = _stored_ratio(after.margin_ratio)
     liquidation.status = Liquidation.Status.DONE
     liquidation.completed_at = timezone.now()
     liquidation.save()
@@ -367,7 +370,7 @@ def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
         account=account,
         tick=tick,
         kind=AccountEvent.Kind.LIQUIDATION,
-        margin_ratio=quote.margin_ratio,
+        margin_ratio=liquidation.margin_ratio_before,
         detail=detail,
     )
     audit_record(
@@ -387,3 +390,22 @@ def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
         ),
     )
     return liquidation
+
+
+@transaction.atomic
+def insurance_fund_deposit(*, amount: Decimal, memo: str, actor=None):
+    """Pay `amount` of the settlement asset into the insurance fund from the outside world."""
+    settlement = Asset.objects.get(is_settlement=True)
+    fund = _insurance_fund(settlement)
+    external = LedgerAccount.objects.get(
+        kind=LedgerAccountKind.EXTERNAL, asset=settlement, margin_account__isnull=True
+    )
+    return journal_post(
+        kind=JournalKind.INSURANCE,
+        lines=[
+            Line(external.pk, settlement.pk, -amount),
+            Line(fund.pk, settlement.pk, amount),
+        ],
+        created_by_id=actor.pk if actor else None,
+        memo=memo,
+    )

@@ -55,6 +55,8 @@ TICK_LOCK = "margin.revaluation.tick"
 STRESS_SAMPLES = 120
 STRESS_SAMPLE_S = 10.0
 STRESS_MIN_SAMPLES = 10
+# NUMERIC(20, 12) holds ratios below 10^8: a pool with next to nothing left is stored at the cap.
+RATIO_CAP = 1e7
 
 
 @contextlib.contextmanager
@@ -282,7 +284,7 @@ def _snapshot_rows(slice_, tick_id, revaluation, stress, states, positions_json)
         revaluation.margin_balance.tolist(),
         revaluation.account_maintenance_margin.tolist(),
         revaluation.account_initial_margin.tolist(),
-        revaluation.margin_ratio.tolist(),
+        np.minimum(revaluation.margin_ratio, RATIO_CAP).tolist(),
         revaluation.withdrawable.tolist(),
         stress.tolist(),
     )
@@ -347,7 +349,7 @@ def _state_changes(*, tick, account_ids, owners, old, new, revaluation) -> list[
     for row in changed.tolist():
         account_id = int(account_ids[row])
         before, after = STATES[old[row]], STATES[new[row]]
-        ratio = _decimal_or_none(float(revaluation.margin_ratio[row]))
+        ratio = _decimal_or_none(min(float(revaluation.margin_ratio[row]), RATIO_CAP))
         balance = _decimal_or_none(float(revaluation.margin_balance[row]))
         by_state.setdefault(after, []).append(account_id)
         events.append(

@@ -1,0 +1,132 @@
+from decimal import Decimal
+
+import pytest
+
+from margin.models import (
+    AccountState,
+    Entry,
+    Fill,
+    LedgerAccount,
+    LedgerAccountKind,
+    Liquidation,
+    Position,
+)
+from margin.selectors import account_quote, ledger_differences
+from margin.services.liquidation import insurance_fund_deposit, liquidation_run
+from margin.services.revaluation import revaluation_tick_run
+from tests.revaluation.factories import funded_account, market_prices
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def market(reference, now):
+    market_prices(at=now, BTC=95000, ETH=3400, SOL=230, USDT=1, USDC=1)
+    return now
+
+
+def insurance_fund() -> LedgerAccount:
+    return LedgerAccount.objects.get(kind=LedgerAccountKind.INSURANCE, asset__symbol="USDT")
+
+
+def crash_and_tick(later, btc, seconds=2):
+    market_prices(at=later(seconds), BTC=btc, USDT=1)
+    return revaluation_tick_run(now=later(seconds + 1))
+
+
+def test_partial_liquidation_follows_the_plan_pays_the_fund_and_runs_once(market, later):
+    # given: 500 SOL long at 10x (notional 115,000, bracket mmr 2.5%); at 208 the pool holds
+    # 942.5 against a maintenance margin of 1,050
+    account = funded_account(usdt="12000", fills=[("SOLUSDT", "buy", "500")])
+    market_prices(at=later(2), SOL=208, USDT=1)
+    run = revaluation_tick_run(now=later(3))
+    account.refresh_from_db()
+    assert account.state == AccountState.LIQUIDATION
+    ((account_id, tick_id),) = run.to_liquidate
+    # when
+    liquidation = liquidation_run(account_id=account_id, tick_id=tick_id)
+    again = liquidation_run(account_id=account_id, tick_id=tick_id)
+    # then: reduced (not closed) to the target ratio, at the mark less the slippage
+    params = run.start.tick.parameter_version
+    position = Position.objects.get(margin_account=account)
+    assert Decimal(150) < position.quantity < Decimal(250)
+    fill = Fill.objects.get(position=position, reason=Fill.Reason.LIQUIDATION)
+    assert fill.price == Decimal(208) * (1 - params.liquidation_slippage)
+    assert liquidation.status == Liquidation.Status.DONE
+    assert liquidation.margin_ratio_after <= params.liquidation_target_ratio
+    assert account_quote(account).margin_ratio <= params.liquidation_target_ratio
+    expected_fee = -fill.quantity * fill.price * params.liquidation_fee_rate
+    assert liquidation.fee == fill.fee == pytest.approx(expected_fee, abs=Decimal("1e-8"))
+    assert insurance_fund().balance == liquidation.fee > 0
+    # the second run found it done and booked nothing
+    assert again.pk == liquidation.pk
+    assert Fill.objects.filter(reason=Fill.Reason.LIQUIDATION).count() == 1
+    assert Liquidation.objects.count() == 1
+    assert ledger_differences().clean
+
+
+def test_a_bankrupt_account_is_closed_and_its_deficit_covered_by_the_insurance_fund(market, later):
+    # given: a funded insurance fund; BTC at 84,000 leaves the pool at 16,800 − 17,009.5 < 0
+    insurance_fund_deposit(amount=Decimal("10000"), memo="seed the fund")
+    account = funded_account(usdt="2000", fills=[("BTCUSDT", "buy", "0.2")])
+    run = crash_and_tick(later, 84000)
+    account.refresh_from_db()
+    assert account.state == AccountState.BANKRUPT
+    # when
+    liquidation = liquidation_run(account_id=account.pk, tick_id=run.start.tick.pk)
+    # then: closed at the slipped mark; the fund paid the deficit (−209.5 − 33.6 slippage)
+    assert Position.objects.get(margin_account=account).quantity == 0
+    assert liquidation.insurance_cover == pytest.approx(Decimal("243.1"), abs=Decimal("1e-6"))
+    assert account_quote(account).margin_balance == pytest.approx(Decimal(0), abs=Decimal("1e-6"))
+    assert insurance_fund().balance == Decimal("10000") - liquidation.insurance_cover
+    assert ledger_differences().clean
+
+
+def test_when_the_fund_cannot_cover_opposing_profitable_positions_are_deleveraged(market, later):
+    # given: an empty fund; two shorts on the other side, the higher PnL% × leverage first
+    bankrupt = funded_account(usdt="2000", fills=[("BTCUSDT", "buy", "0.2")])
+    cautious = funded_account(usdt="20000", fills=[("BTCUSDT", "sell", "0.1")])
+    bold = funded_account(usdt="3000", fills=[("BTCUSDT", "sell", "0.15")])
+    run = crash_and_tick(later, 84000)
+    quote = account_quote(bankrupt)
+    (row,) = quote.positions
+    # when
+    liquidation_run(account_id=bankrupt.pk, tick_id=run.start.tick.pk)
+    # then: the bold short gave 0.15 and the cautious one 0.05, at the bankruptcy price
+    assert Position.objects.get(margin_account=bankrupt).quantity == 0
+    assert Position.objects.get(margin_account=bold).quantity == 0
+    assert Position.objects.get(margin_account=cautious).quantity == Decimal("-0.05")
+    adl_fills = Fill.objects.filter(reason=Fill.Reason.ADL)
+    assert {f.price for f in adl_fills} == {row.bankruptcy_price}
+    assert account_quote(bankrupt).margin_balance == pytest.approx(Decimal(0), abs=Decimal("1e-6"))
+    assert insurance_fund().balance == 0
+    assert ledger_differences().clean
+
+
+def test_every_insurance_fund_entry_is_explained_by_a_liquidation_or_a_deposit(market, later):
+    # given
+    insurance_fund_deposit(amount=Decimal("500"), memo="seed the fund")
+    accounts = [
+        funded_account(usdt=str(usdt), fills=[("BTCUSDT", "buy", "0.2")])
+        for usdt in (1950, 2000, 2100, 2200)
+    ]
+    # when: BTC falls in steps and each tick's liquidations run
+    for step, btc in enumerate((90000, 86000, 85000, 84000)):
+        run = crash_and_tick(later, btc, seconds=10 * (step + 1))
+        for account_id, tick_id in run.to_liquidate:
+            liquidation_run(account_id=account_id, tick_id=tick_id)
+    # then
+    liquidations = Liquidation.objects.filter(status=Liquidation.Status.DONE)
+    assert {liq.account_id for liq in liquidations} == {a.pk for a in accounts}
+    explained = {
+        int(step["journal"])
+        for liq in liquidations
+        for step in liq.steps
+        if step.get("journal") not in (None, "None")
+    }
+    for entry in Entry.objects.filter(ledger_account=insurance_fund()).select_related("journal"):
+        assert entry.journal_id in explained or entry.journal.memo == "seed the fund", entry
+    assert sum(e.amount for e in Entry.objects.filter(ledger_account=insurance_fund())) == (
+        insurance_fund().balance
+    )
+    assert ledger_differences().clean
