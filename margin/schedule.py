@@ -18,4 +18,5 @@ def periodic_jobs() -> list[PeriodicJob]:
         PeriodicJob("market tick", "margin.market_tick", settings.MARKET_TICK_INTERVAL_S),
         PeriodicJob("revaluation", "margin.revaluation_tick", settings.REVALUATION_INTERVAL_S),
         PeriodicJob("revaluation prune", "margin.revaluation_prune", settings.PRUNE_INTERVAL_S),
+        PeriodicJob("desk proposals expiry", "margin.desk_proposals_expire", 60),
     ]

@@ -1,10 +1,12 @@
 from celery import shared_task
 from django.utils import timezone
 
+from margin.services.cascade import cascade_run_execute
 from margin.services.liquidation import liquidation_run
 from margin.services.notifications import notification_email_send
 from margin.services.ops import heartbeat_record
 from margin.services.prices import market_tick_run, price_history_prune
+from margin.services.proposals import proposals_expire
 from margin.services.revaluation import (
     revaluation_shard_run,
     revaluation_tick_start,
@@ -55,3 +57,16 @@ def notification_email(notification_id: int) -> None:
 def revaluation_prune() -> None:
     price_history_prune(now=timezone.now())
     snapshots_prune()
+
+
+# Risk desk (issue 8): cascade simulations and the expiry of four-eyes proposals.
+
+
+@shared_task(name="margin.desk_cascade_run", ignore_result=True, acks_late=True)
+def desk_cascade_run(run_id: int) -> None:
+    cascade_run_execute(run_id=run_id)
+
+
+@shared_task(name="margin.desk_proposals_expire", ignore_result=True)
+def desk_proposals_expire() -> None:
+    proposals_expire(now=timezone.now())

@@ -1,8 +1,288 @@
-from django.shortcuts import render
+"""The desk's queue of at-risk accounts, the account review and case work."""
 
-from accounts.access import desk_required
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.access import desk_required, proposer_required
+from margin.desk.forms import (
+    AssignForm,
+    CaseOpenForm,
+    CloseForm,
+    CreditTierForm,
+    ForcedReductionForm,
+    MarginCallForm,
+    NoteForm,
+    ReduceOnlyForm,
+)
+from margin.desk.review import account_review
+from margin.desk.selectors import latest_complete_tick
+from margin.filters import QueueFilter
+from margin.models import Case, MarginAccount, MarginSnapshot, Proposal
+from margin.services import desk as desk_services
+from margin.services.proposals import credit_tier_change_propose, forced_reduction_propose
+from margin.views.desk_common import act, form_errors
+
+QUEUE_PAGE_SIZE = 50
+
+
+def _partial(request, template: str, partial: str) -> str:
+    if request.htmx and not request.htmx.history_restore_request:
+        return f"{template}#{partial}"
+    return template
 
 
 @desk_required
-def landing(request):
-    return render(request, "desk/landing.html", {})
+def queue(request):
+    """Accounts of the latest complete revaluation, most at risk first, filtered and paged."""
+    tick = latest_complete_tick()
+    snapshots = MarginSnapshot.objects.filter(tick=tick).select_related(
+        "account__owner", "account__credit_tier"
+    )
+    queue_filter = QueueFilter(request.GET, queryset=snapshots)
+    page = Paginator(queue_filter.qs, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    open_cases = dict(
+        Case.objects.filter(
+            status=Case.Status.OPEN, margin_account__in=[s.account_id for s in page]
+        ).values_list("margin_account_id", "pk")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        _partial(request, "desk/queue.html", "queue-table"),
+        {
+            "tick": tick,
+            "filter": queue_filter,
+            "page": page,
+            "rows": [(s, open_cases.get(s.account_id)) for s in page],
+            "query": query.urlencode(),
+        },
+    )
+
+
+def sparkline(values: list[float], *, width: int = 300, height: int = 60) -> str:
+    """SVG polyline points of a series scaled into the box (highest value at the top)."""
+    if len(values) < 2:
+        return ""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = width / (len(values) - 1)
+    return " ".join(
+        f"{i * step:.1f},{height - (v - low) / span * height:.1f}" for i, v in enumerate(values)
+    )
+
+
+@desk_required
+def account(request, pk: int):
+    margin_account = get_object_or_404(
+        MarginAccount.objects.select_related("owner", "credit_tier"), pk=pk
+    )
+    case = (
+        Case.objects.filter(margin_account=margin_account, status=Case.Status.OPEN)
+        .select_related("assignee", "opened_by")
+        .first()
+    )
+    review = account_review(account=margin_account)
+    return render(
+        request,
+        "desk/account.html",
+        {
+            "review": review,
+            "ratio_points": sparkline(review.ratio_history),
+            "account": margin_account,
+            "case": case,
+            "past_cases": Case.objects.filter(
+                margin_account=margin_account, status=Case.Status.CLOSED
+            ),
+            "proposals": Proposal.objects.filter(margin_account=margin_account).select_related(
+                "proposer", "approver"
+            )[:20],
+            "open_form": CaseOpenForm(),
+        },
+    )
+
+
+@desk_required
+@require_POST
+def case_open(request, pk: int):
+    margin_account = get_object_or_404(MarginAccount, pk=pk)
+    form = CaseOpenForm(request.POST)
+    if not form.is_valid():
+        form_errors(request, form)
+        return redirect("desk:account", pk=pk)
+    return act(
+        request,
+        lambda: desk_services.case_open(
+            account=margin_account, actor=request.user, summary=form.cleaned_data["summary"]
+        ),
+        done="Case opened.",
+        back="desk:account",
+        pk=pk,
+    )
+
+
+@desk_required
+def cases(request):
+    status = request.GET.get("status", Case.Status.OPEN)
+    rows = (
+        Case.objects.filter(status=status)
+        .select_related("margin_account__owner", "assignee")
+        .order_by("-pk")
+    )
+    page = Paginator(rows, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "desk/cases.html", {"page": page, "status": status})
+
+
+@desk_required
+def case(request, pk: int):
+    found = get_object_or_404(
+        Case.objects.select_related("margin_account__owner", "assignee", "opened_by"), pk=pk
+    )
+    return render(
+        request,
+        "desk/case.html",
+        {
+            "case": found,
+            "account": found.margin_account,
+            "notes": found.notes.select_related("author"),
+            "proposals": found.proposals.select_related("proposer", "approver"),
+            "forms": {
+                "note": NoteForm(),
+                "assign": AssignForm(initial={"assignee": found.assignee_id}),
+                "close": CloseForm(),
+                "margin_call": MarginCallForm(),
+                "reduce_only": ReduceOnlyForm(
+                    initial={"reduce_only": "0" if found.margin_account.reduce_only else "1"}
+                ),
+                "reduction": ForcedReductionForm(account=found.margin_account),
+                "tier": CreditTierForm(),
+            },
+        },
+    )
+
+
+def _case_action(request, pk: int, form_class, do, done: str):
+    found = get_object_or_404(Case.objects.select_related("margin_account"), pk=pk)
+    form = form_class(request.POST)
+    if not form.is_valid():
+        form_errors(request, form)
+        return redirect("desk:case", pk=pk)
+    return act(request, lambda: do(found, form), done=done, back="desk:case", pk=pk)
+
+
+@desk_required
+@require_POST
+def case_note(request, pk: int):
+    return _case_action(
+        request,
+        pk,
+        NoteForm,
+        lambda c, f: desk_services.case_note_add(
+            case=c, actor=request.user, body=f.cleaned_data["body"]
+        ),
+        "Note added.",
+    )
+
+
+@desk_required
+@require_POST
+def case_assign(request, pk: int):
+    return _case_action(
+        request,
+        pk,
+        AssignForm,
+        lambda c, f: desk_services.case_assign(
+            case=c, actor=request.user, assignee=f.cleaned_data["assignee"]
+        ),
+        "Case assigned.",
+    )
+
+
+@desk_required
+@require_POST
+def case_close(request, pk: int):
+    return _case_action(
+        request,
+        pk,
+        CloseForm,
+        lambda c, f: desk_services.case_close(
+            case=c, actor=request.user, resolution=f.cleaned_data["resolution"]
+        ),
+        "Case closed.",
+    )
+
+
+@desk_required
+@require_POST
+def case_margin_call(request, pk: int):
+    return _case_action(
+        request,
+        pk,
+        MarginCallForm,
+        lambda c, f: desk_services.account_margin_call(
+            account=c.margin_account, actor=request.user, message=f.cleaned_data["message"], case=c
+        ),
+        "Margin call sent to the trader.",
+    )
+
+
+@desk_required
+@require_POST
+def case_reduce_only(request, pk: int):
+    return _case_action(
+        request,
+        pk,
+        ReduceOnlyForm,
+        lambda c, f: desk_services.account_reduce_only_set(
+            account=c.margin_account,
+            actor=request.user,
+            reduce_only=f.cleaned_data["reduce_only"],
+            reason=f.cleaned_data["reason"],
+            case=c,
+        ),
+        "Restriction updated.",
+    )
+
+
+@proposer_required
+@require_POST
+def case_propose_reduction(request, pk: int):
+    found = get_object_or_404(Case.objects.select_related("margin_account"), pk=pk)
+    form = ForcedReductionForm(request.POST, account=found.margin_account)
+    if not form.is_valid():
+        form_errors(request, form)
+        return redirect("desk:case", pk=pk)
+    return act(
+        request,
+        lambda: forced_reduction_propose(
+            position=form.cleaned_data["position"],
+            quantity=form.cleaned_data["quantity"],
+            reason=form.cleaned_data["reason"],
+            proposer=request.user,
+            case=found,
+            ttl=form.ttl,
+        ),
+        done="Forced reduction proposed: a risk manager must approve it.",
+        back="desk:case",
+        pk=pk,
+    )
+
+
+@proposer_required
+@require_POST
+def case_propose_tier(request, pk: int):
+    return _case_action(
+        request,
+        pk,
+        CreditTierForm,
+        lambda c, f: credit_tier_change_propose(
+            account=c.margin_account,
+            tier=f.cleaned_data["tier"],
+            reason=f.cleaned_data["reason"],
+            proposer=request.user,
+            case=c,
+            ttl=f.ttl,
+        ),
+        "Credit-tier change proposed: a risk manager must approve it.",
+    )

@@ -1,0 +1,203 @@
+"""The desk's forms: each cleans its own fields; the services check the rest."""
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
+from accounts.roles import USE_DESK
+from margin.models import CreditTier, Position
+from margin.services.cascade import DEFAULT_DEPTH_USD, MAX_ROUNDS
+from margin.services.stress_runs import SCENARIOS
+
+
+def desk_users():
+    perm = Q(groups__permissions__codename=USE_DESK.split(".", 1)[1])
+    return get_user_model().objects.filter(perm | Q(is_superuser=True)).distinct()
+
+
+class TtlMixin(forms.Form):
+    ttl_hours = forms.DecimalField(
+        label="Expires after (hours)", initial=24, min_value=0.1, max_value=168, decimal_places=2
+    )
+
+    @property
+    def ttl(self) -> timedelta:
+        return timedelta(hours=float(self.cleaned_data["ttl_hours"]))
+
+
+class CaseOpenForm(forms.Form):
+    summary = forms.CharField(max_length=200, label="Why open a case")
+
+
+class NoteForm(forms.Form):
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="Note")
+
+
+class AssignForm(forms.Form):
+    assignee = forms.ModelChoiceField(queryset=desk_users(), label="Assign to")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = desk_users()
+
+
+class CloseForm(forms.Form):
+    resolution = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Resolution")
+
+
+class MarginCallForm(forms.Form):
+    message = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Message to the trader",
+        initial="Your margin ratio is high: add collateral or reduce your positions.",
+    )
+
+
+class ReduceOnlyForm(forms.Form):
+    reduce_only = forms.TypedChoiceField(
+        choices=[("1", "Restrict to reduce-only"), ("0", "Lift the restriction")],
+        coerce=lambda value: value == "1",
+        label="Restriction",
+    )
+    reason = forms.CharField(max_length=500, label="Reason (the trader sees it)")
+
+
+class ForcedReductionForm(TtlMixin):
+    position = forms.ModelChoiceField(queryset=Position.objects.none(), label="Position")
+    quantity = forms.DecimalField(max_digits=38, decimal_places=18, min_value=0, label="Reduce by")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
+    field_order = ["position", "quantity", "reason", "ttl_hours"]
+
+    def __init__(self, *args, account, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["position"].queryset = (
+            Position.objects.filter(margin_account=account)
+            .exclude(quantity=0)
+            .select_related("instrument")
+        )
+        self.fields["position"].label_from_instance = lambda p: (
+            f"{p.instrument.symbol} {p.side} {abs(p.quantity).normalize()}"
+        )
+
+
+class CreditTierForm(TtlMixin):
+    tier = forms.ModelChoiceField(queryset=CreditTier.objects.all(), label="New credit tier")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
+    field_order = ["tier", "reason", "ttl_hours"]
+
+
+class DecisionForm(forms.Form):
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Note")
+
+
+class ScenarioForm(forms.Form):
+    scenario = forms.ChoiceField(choices=list(SCENARIOS.items()), label="Scenario")
+    move = forms.DecimalField(
+        required=False, initial=-0.2, label="Move (uniform, de-peg), e.g. −0.2 = −20 %"
+    )
+    k_sigma = forms.DecimalField(required=False, initial=3, label="k σ (EWMA, correlated)")
+    asset = forms.CharField(required=False, initial="USDC", label="Asset (de-peg)")
+    minutes = forms.DecimalField(required=False, initial=60, label="Minutes back (replay)")
+
+    def options(self) -> dict:
+        """The filled options as strings (they are saved with the run as JSON)."""
+        return {
+            name: str(value)
+            for name, value in self.cleaned_data.items()
+            if value not in (None, "") and name != "scenario"
+        }
+
+
+class CascadeForm(ScenarioForm):
+    depth_usd = forms.DecimalField(
+        initial=DEFAULT_DEPTH_USD, min_value=0, label="Market depth (USD per 1 % move)"
+    )
+    max_rounds = forms.IntegerField(initial=10, min_value=1, max_value=MAX_ROUNDS, label="Rounds")
+
+
+class ParameterChangeForm(TtlMixin):
+    """Scalars of the version (blank: unchanged), one instrument's brackets, one asset's
+    haircut tiers and one credit tier's scales, each as text lines."""
+
+    warning_ratio = forms.DecimalField(required=False)
+    margin_call_ratio = forms.DecimalField(required=False)
+    liquidation_ratio = forms.DecimalField(required=False)
+    liquidation_target_ratio = forms.DecimalField(required=False)
+    liquidation_fee_rate = forms.DecimalField(required=False)
+    stress_k_sigma = forms.DecimalField(required=False)
+    price_guard_max_move = forms.DecimalField(required=False)
+    bracket_instrument = forms.CharField(required=False, label="Instrument (brackets)")
+    brackets = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        label="Brackets: one 'floor mmr max_leverage' per line",
+    )
+    haircut_asset = forms.CharField(required=False, label="Asset (haircut tiers)")
+    haircuts = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Haircut tiers: one 'floor ratio' per line",
+    )
+    credit_tier = forms.CharField(required=False, label="Credit tier code")
+    haircut_scale = forms.DecimalField(required=False)
+    mm_scale = forms.DecimalField(required=False)
+    effective_at = forms.DateTimeField(required=False, label="Effective at (blank: on approval)")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
+
+    SCALARS = (
+        "warning_ratio",
+        "margin_call_ratio",
+        "liquidation_ratio",
+        "liquidation_target_ratio",
+        "liquidation_fee_rate",
+        "stress_k_sigma",
+        "price_guard_max_move",
+    )
+
+    @staticmethod
+    def _rows(text: str, names: tuple[str, ...]) -> list[dict]:
+        rows = []
+        for line in text.splitlines():
+            parts = line.replace(",", " ").split()
+            if not parts:
+                continue
+            if len(parts) != len(names):
+                raise forms.ValidationError(f"Each line needs {len(names)} numbers: {line!r}")
+            rows.append(dict(zip(names, parts, strict=True)))
+        return rows
+
+    def clean(self):
+        data = super().clean()
+        try:
+            self.payload = self._payload(data)
+        except forms.ValidationError as error:
+            self.add_error(None, error)
+        return data
+
+    def _payload(self, data: dict) -> dict:
+        """The change in the parameters service's payload shape."""
+        payload: dict = {
+            "fields": {n: str(data[n]) for n in self.SCALARS if data.get(n) is not None}
+        }
+        if data.get("bracket_instrument") and data.get("brackets"):
+            payload["brackets"] = {
+                data["bracket_instrument"]: self._rows(
+                    data["brackets"], ("floor", "mmr", "max_leverage")
+                )
+            }
+        if data.get("haircut_asset") and data.get("haircuts"):
+            payload["haircuts"] = {
+                data["haircut_asset"]: self._rows(data["haircuts"], ("floor", "ratio"))
+            }
+        if data.get("credit_tier"):
+            payload["credit_terms"] = {
+                data["credit_tier"]: {
+                    "haircut_scale": str(data.get("haircut_scale") or 1),
+                    "mm_scale": str(data.get("mm_scale") or 1),
+                }
+            }
+        if data.get("effective_at"):
+            payload["effective_at"] = data["effective_at"].isoformat()
+        return payload

@@ -1,0 +1,120 @@
+"""Everything the desk reads about one account: the engine's quote and liquidation plan,
+exposures by asset, the library's simple scenarios on this account alone, and its history."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+
+from margin.desk.selectors import risk_asset_symbols
+from margin.desk.shocks import depeg, uniform_shock
+from margin.desk.stress import stress_book
+from margin.engine.liquidation import LiquidationPlan, liquidation_plan
+from margin.engine.reference import AccountQuote, quote_account
+from margin.engine.types import AccountInput
+from margin.engine.vector import book_from_accounts
+from margin.models import AccountEvent, AuditEntry, MarginAccount, MarginSnapshot
+from margin.selectors import engine_accounts
+from margin.services.reference import parameters_in_force
+
+UNIFORM_MOVES = (-0.1, -0.2, -0.3, -0.5, 0.2)
+HISTORY_POINTS = 60
+
+
+@dataclass(frozen=True)
+class Exposure:
+    asset: str
+    collateral_usd: Decimal
+    position_delta_usd: Decimal
+
+    @property
+    def net_usd(self) -> Decimal:
+        return self.collateral_usd + self.position_delta_usd
+
+
+@dataclass(frozen=True)
+class ScenarioRow:
+    label: str
+    under_maintenance: bool
+    maintenance_shortfall: float
+    deficit: float
+
+
+@dataclass(frozen=True)
+class AccountReview:
+    account: MarginAccount
+    engine_input: AccountInput
+    quote: AccountQuote
+    plan: LiquidationPlan
+    exposures: list[Exposure]
+    scenarios: list[ScenarioRow]
+    ratio_history: list[float]
+    events: list[AccountEvent]
+    audit: list[AuditEntry]
+
+
+def exposures_by_asset(account: AccountInput) -> list[Exposure]:
+    """What moves with each asset: holdings at their USD value, positions at side × notional."""
+    collateral: dict[str, Decimal] = defaultdict(Decimal)
+    delta: dict[str, Decimal] = defaultdict(Decimal)
+    for line in account.collateral:
+        collateral[line.asset] += line.quantity * line.price
+    for position in account.positions:
+        delta[position.risk_asset] += position.side * position.quantity * position.mark_price
+    return [
+        Exposure(asset, collateral[asset], delta[asset])
+        for asset in sorted(set(collateral) | set(delta))
+    ]
+
+
+def account_scenarios(account: AccountInput, *, moving: set[str]) -> list[ScenarioRow]:
+    """The library's uniform shocks of the `moving` assets and a de-peg of every other one
+    held, on this account."""
+    if not account.positions:
+        return []
+    book, marks, prices = book_from_accounts([account])
+    names = book.asset_names
+    held = [i for i, name in enumerate(names) if name not in moving]
+    rows = [
+        (f"Every coin {move:+.0%}", uniform_shock(len(names), move, held=held))
+        for move in UNIFORM_MOVES
+    ]
+    rows += [(f"{names[i]} de-pegs −10%", depeg(len(names), i, -0.1)) for i in held]
+    results = []
+    for label, moves in rows:
+        found = stress_book(book, marks, prices, np.asarray(moves), insurance_fund=0.0)
+        results.append(
+            ScenarioRow(
+                label,
+                found.accounts_under_maintenance > 0,
+                found.maintenance_shortfall,
+                found.deficit,
+            )
+        )
+    return results
+
+
+def account_review(*, account: MarginAccount) -> AccountReview:
+    version = parameters_in_force()
+    engine_input = engine_accounts([account.pk])[account.pk]
+    snapshots = MarginSnapshot.objects.filter(account=account).order_by("-tick")[:HISTORY_POINTS]
+    return AccountReview(
+        account=account,
+        engine_input=engine_input,
+        quote=quote_account(engine_input),
+        plan=liquidation_plan(
+            engine_input,
+            target_ratio=version.liquidation_target_ratio,
+            slippage=version.liquidation_slippage,
+        ),
+        exposures=exposures_by_asset(engine_input),
+        scenarios=account_scenarios(engine_input, moving=risk_asset_symbols()),
+        ratio_history=[
+            float(ratio)
+            for ratio in reversed([s.margin_ratio for s in snapshots])
+            if ratio is not None
+        ],
+        events=list(AccountEvent.objects.filter(account=account)[:20]),
+        audit=list(AuditEntry.objects.filter(margin_account=account).select_related("actor")[:30]),
+    )

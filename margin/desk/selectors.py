@@ -1,0 +1,163 @@
+"""The desk's reads from the database: the insurance fund, the price history behind the
+volatility scenarios and the replay, the latest revaluation tick."""
+
+from datetime import datetime
+from decimal import Decimal
+from math import ceil
+
+import numpy as np
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum
+from django.db.models.functions import Abs
+
+from margin.models import (
+    Asset,
+    AssetPriceHistory,
+    CreditTier,
+    LedgerAccount,
+    LedgerAccountKind,
+    MarginSnapshot,
+    Position,
+    RevaluationTick,
+)
+
+HISTORY_POINTS = 2000
+
+
+def insurance_fund_value() -> Decimal:
+    """The insurance fund's balances in USD at the latest asset prices."""
+    value = ExpressionWrapper(
+        F("balance") * F("asset__price__price"),
+        output_field=DecimalField(max_digits=38, decimal_places=18),
+    )
+    total = LedgerAccount.objects.filter(
+        kind=LedgerAccountKind.INSURANCE, margin_account__isnull=True
+    ).aggregate(total=Sum(value))["total"]
+    return total or Decimal(0)
+
+
+def price_history(
+    asset_names: tuple[str, ...], *, since: datetime | None = None, until: datetime | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Recorded index prices as (times, steps × assets), oldest first, the last
+    `HISTORY_POINTS` times at most; a time missing an asset's print repeats its previous one,
+    and leading times before every asset has printed are dropped (no price to repeat)."""
+    rows = AssetPriceHistory.objects.filter(asset__symbol__in=asset_names)
+    if since:
+        rows = rows.filter(at__gte=since)
+    if until:
+        rows = rows.filter(at__lte=until)
+    times = list(rows.order_by("-at").values_list("at", flat=True).distinct()[:HISTORY_POINTS])[
+        ::-1
+    ]
+    if not times:
+        return np.array([]), np.empty((0, len(asset_names)))
+    column = {name: i for i, name in enumerate(asset_names)}
+    row = {at: i for i, at in enumerate(times)}
+    path = np.full((len(times), len(asset_names)), np.nan)
+    for symbol, at, price in rows.filter(at__gte=times[0]).values_list(
+        "asset__symbol", "at", "price"
+    ):
+        path[row[at], column[symbol]] = float(price)
+    for step in range(1, len(path)):
+        gap = np.isnan(path[step])
+        path[step, gap] = path[step - 1, gap]
+    # An asset never recorded (the settlement coin) holds still at 1 relative to itself.
+    never = np.isnan(path).all(axis=0)
+    path[:, never] = 1.0
+    complete = ~np.isnan(path).any(axis=1)
+    return np.array(times, dtype=object)[complete], path[complete]
+
+
+def latest_complete_tick() -> RevaluationTick | None:
+    return (
+        RevaluationTick.objects.filter(status=RevaluationTick.Status.COMPLETE)
+        .order_by("-pk")
+        .first()
+    )
+
+
+HEAT_LEVELS = 5
+
+
+def heat_level(value: float, top: float) -> int:
+    """0 for nothing, then 1..HEAT_LEVELS by the share of the table's largest cell."""
+    if value <= 0 or top <= 0:
+        return 0
+    return max(1, min(HEAT_LEVELS, ceil(HEAT_LEVELS * value / top)))
+
+
+def exposure_heat_map() -> tuple[list[str], list[dict]]:
+    """Gross notional of open positions by underlying asset (rows) and credit tier (columns),
+    each cell with its heat level."""
+    tiers = list(CreditTier.objects.order_by("rank", "code").values_list("name", flat=True))
+    totals = (
+        Position.objects.exclude(quantity=0)
+        .values("instrument__underlying__symbol", "margin_account__credit_tier__name")
+        .annotate(notional=Sum(Abs(F("quantity")) * F("instrument__mark__mark_price")))
+    )
+    cells: dict[str, dict[str, Decimal]] = {}
+    for row in totals:
+        cells.setdefault(row["instrument__underlying__symbol"], {})[
+            row["margin_account__credit_tier__name"]
+        ] = row["notional"] or Decimal(0)
+    top = float(max((v for r in cells.values() for v in r.values()), default=0))
+    rows = [
+        {
+            "asset": asset,
+            "cells": [
+                (cells[asset].get(t, Decimal(0)), heat_level(float(cells[asset].get(t, 0)), top))
+                for t in tiers
+            ],
+        }
+        for asset in sorted(cells)
+    ]
+    return tiers, rows
+
+
+RATIO_BUCKET_EDGES = (
+    ("below 0.25", None, Decimal("0.25")),
+    ("0.25 – 0.5", Decimal("0.25"), Decimal("0.5")),
+    ("0.5 – 0.8", Decimal("0.5"), Decimal("0.8")),
+    ("0.8 – 1", Decimal("0.8"), Decimal("1")),
+    ("1 and above", Decimal("1"), None),
+)
+
+
+def ratio_heat_map(tick) -> tuple[list[str], list[dict]]:
+    """Accounts with positions of the latest tick by margin-ratio bucket (rows) and credit
+    tier (columns); no equity left counts in the last bucket."""
+    tiers = list(CreditTier.objects.order_by("rank", "code").values_list("name", flat=True))
+    snapshots = MarginSnapshot.objects.filter(tick=tick, maintenance_margin__gt=0)
+    counts = {}
+    for label, low, high in RATIO_BUCKET_EDGES:
+        bucket = Q()
+        if low is not None:
+            bucket &= Q(margin_ratio__gte=low)
+        if high is not None:
+            bucket &= Q(margin_ratio__lt=high)
+        if high is None:
+            bucket |= Q(margin_ratio__isnull=True)
+        counts[label] = dict(
+            snapshots.filter(bucket)
+            .values("account__credit_tier__name")
+            .annotate(n=Count("pk"))
+            .values_list("account__credit_tier__name", "n")
+        )
+    top = max((n for row in counts.values() for n in row.values()), default=0)
+    return tiers, [
+        {
+            "bucket": label,
+            "cells": [
+                (counts[label].get(t, 0), heat_level(counts[label].get(t, 0), top)) for t in tiers
+            ],
+        }
+        for label, _, _ in RATIO_BUCKET_EDGES
+    ]
+
+
+def risk_asset_symbols() -> set[str]:
+    """Assets some instrument is written on: the ones a market-wide shock moves (stablecoins
+    and the settlement coin hold still; a de-peg scenario moves them)."""
+    return set(
+        Asset.objects.filter(instruments__isnull=False).distinct().values_list("symbol", flat=True)
+    )

@@ -1,0 +1,119 @@
+"""django-filter sets of the desk's lists: the at-risk queue and the audit trail."""
+
+import django_filters
+from django.db.models import DecimalField, Exists, F, OuterRef, Subquery, Sum
+from django.db.models.functions import Abs, Coalesce
+
+from margin.models import (
+    AccountState,
+    Asset,
+    AuditEntry,
+    CreditTier,
+    LedgerAccount,
+    LedgerAccountKind,
+    MarginSnapshot,
+    Position,
+)
+
+MONEY_FIELD = DecimalField(max_digits=38, decimal_places=18)
+
+QUEUE_ORDERS = {
+    "ratio": ("Margin ratio, highest first", ["-margin_ratio", "account_id"]),
+    "buffer": ("Distance to liquidation (USD), nearest first", ["buffer", "account_id"]),
+    "size": ("Size (maintenance margin), largest first", ["-maintenance_margin", "account_id"]),
+}
+
+
+def gross_notional():
+    """Σ |quantity| × mark of an account's open positions (a subquery on the account)."""
+    per_account = (
+        Position.objects.filter(margin_account=OuterRef("account_id"))
+        .exclude(quantity=0)
+        .values("margin_account")
+        .annotate(total=Sum(Abs(F("quantity")) * F("instrument__mark__mark_price")))
+        .values("total")
+    )
+    return Coalesce(Subquery(per_account, output_field=MONEY_FIELD), 0, output_field=MONEY_FIELD)
+
+
+class QueueFilter(django_filters.FilterSet):
+    """Filters over the latest tick's margin snapshots (one row per account)."""
+
+    state = django_filters.MultipleChoiceFilter(
+        field_name="state", choices=AccountState.choices, label="State"
+    )
+    credit_tier = django_filters.ModelChoiceFilter(
+        field_name="account__credit_tier", queryset=CreditTier.objects.all(), label="Credit tier"
+    )
+    asset = django_filters.ModelChoiceFilter(
+        queryset=Asset.objects.all(),
+        method="filter_asset",
+        label="Exposed to",
+        to_field_name="symbol",
+    )
+    min_notional = django_filters.NumberFilter(method="filter_min_notional", label="Notional ≥")
+    max_notional = django_filters.NumberFilter(method="filter_max_notional", label="Notional ≤")
+    min_ratio = django_filters.NumberFilter(
+        field_name="margin_ratio", lookup_expr="gte", label="Margin ratio ≥"
+    )
+    reduce_only = django_filters.BooleanFilter(
+        field_name="account__reduce_only", label="Reduce-only"
+    )
+    order = django_filters.ChoiceFilter(
+        choices=[(key, label) for key, (label, _) in QUEUE_ORDERS.items()],
+        method="filter_order",
+        label="Order by",
+        empty_label=None,
+    )
+
+    class Meta:
+        model = MarginSnapshot
+        fields: list[str] = []
+
+    def filter_asset(self, queryset, name, asset):
+        """An open position on an instrument of the asset, or a holding of it as collateral."""
+        position = Position.objects.filter(
+            margin_account=OuterRef("account_id"), instrument__underlying=asset
+        ).exclude(quantity=0)
+        holding = LedgerAccount.objects.filter(
+            margin_account=OuterRef("account_id"),
+            kind=LedgerAccountKind.WALLET,
+            asset=asset,
+            balance__gt=0,
+        )
+        return queryset.filter(Exists(position) | Exists(holding))
+
+    def filter_min_notional(self, queryset, name, value):
+        return queryset.alias(notional=gross_notional()).filter(notional__gte=value)
+
+    def filter_max_notional(self, queryset, name, value):
+        return queryset.alias(notional=gross_notional()).filter(notional__lte=value)
+
+    def filter_order(self, queryset, name, value):
+        return queryset.order_by(*QUEUE_ORDERS[value][1])
+
+    def filter_queryset(self, queryset):
+        # An account without positions has nothing to liquidate: it is not in the queue.
+        queryset = queryset.filter(maintenance_margin__gt=0).annotate(
+            buffer=F("margin_balance") - F("maintenance_margin")
+        )
+        queryset = super().filter_queryset(queryset)
+        if not self.form.cleaned_data.get("order"):
+            queryset = queryset.order_by(*QUEUE_ORDERS["ratio"][1])
+        return queryset
+
+
+class AuditFilter(django_filters.FilterSet):
+    action = django_filters.CharFilter(lookup_expr="startswith", label="Action starts with")
+    actor = django_filters.CharFilter(field_name="actor__username", label="Who (username)")
+    margin_account = django_filters.NumberFilter(field_name="margin_account_id", label="Account #")
+    subject = django_filters.CharFilter(lookup_expr="startswith", label="Subject")
+    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte", label="From")
+    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt", label="Until")
+    system = django_filters.BooleanFilter(
+        field_name="actor", lookup_expr="isnull", label="Automatic only"
+    )
+
+    class Meta:
+        model = AuditEntry
+        fields: list[str] = []

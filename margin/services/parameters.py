@@ -1,0 +1,360 @@
+"""Risk parameter changes: validated, previewed over the whole book, proposed for four-eyes
+approval, and on approval written as a new `ParameterVersion` (a copy of the one in force with
+the changes), effective now or at a chosen time. Versions are never edited.
+
+A change's payload:
+`{"fields": {"warning_ratio": "0.55", ...}, "brackets": {"BTCUSDT": [{"floor", "mmr",
+"max_leverage"}, ...]}, "haircuts": {"BTC": [{"floor", "ratio"}, ...]},
+"credit_terms": {"standard": {"haircut_scale", "mm_scale"}}, "effective_at": ISO time | null}`
+(every number a decimal string; any part may be left out).
+"""
+
+from dataclasses import asdict, replace
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from margin.desk.impact import parameter_impact
+from margin.engine.errors import EngineInputError
+from margin.engine.types import BracketTable, CreditTier, HaircutTier
+from margin.engine.vector import BracketMatrix, HaircutMatrix, revalue
+from margin.errors import ApplicationError
+from margin.models import (
+    Asset,
+    Bracket,
+    CreditTierTerms,
+    Instrument,
+    MarginAccount,
+    ParameterVersion,
+    Proposal,
+)
+from margin.models import CreditTier as CreditTierRow
+from margin.models import (
+    HaircutTier as HaircutTierRow,
+)
+from margin.selectors import engine_book
+from margin.services.audit import audit_record
+from margin.services.proposals import DEFAULT_TTL, proposal_create
+from margin.services.reference import engine_terms, parameters_in_force
+
+# The version's own figures a change may set (its child tables are set per symbol).
+SCALAR_FIELDS = (
+    "warning_ratio",
+    "margin_call_ratio",
+    "liquidation_ratio",
+    "hysteresis",
+    "liquidation_target_ratio",
+    "liquidation_fee_rate",
+    "liquidation_slippage",
+    "taker_fee_rate",
+    "price_guard_max_move",
+    "price_guard_max_age_s",
+    "stress_ewma_lambda",
+    "stress_k_sigma",
+    "stress_horizon_days",
+    "stress_correlated_draws",
+)
+INTEGER_FIELDS = ("price_guard_max_age_s", "stress_correlated_draws")
+THRESHOLDS = ("warning_ratio", "margin_call_ratio", "liquidation_ratio")
+
+
+def _decimal(value, field: str) -> Decimal:
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation as error:
+        raise ApplicationError(f"{field}: not a number.", extra={field: "Not a number."}) from error
+    if not number.is_finite():
+        raise ApplicationError(f"{field}: not a number.", extra={field: "Not a number."})
+    return number
+
+
+def _scalars(version: ParameterVersion, changes: dict) -> dict[str, Decimal | int]:
+    values = {name: getattr(version, name) for name in SCALAR_FIELDS}
+    for name, raw in changes.items():
+        if name not in SCALAR_FIELDS:
+            raise ApplicationError(f"{name} is not a risk parameter.", extra={name: "Unknown."})
+        number = _decimal(raw, name)
+        if number < 0 or (name in INTEGER_FIELDS and number != number.to_integral_value()):
+            raise ApplicationError(f"{name}: must be a non-negative number.", extra={name: "Bad."})
+        values[name] = int(number) if name in INTEGER_FIELDS else number
+    if not values["warning_ratio"] < values["margin_call_ratio"] < values["liquidation_ratio"]:
+        raise ApplicationError(
+            "Thresholds must rise: warning < margin call < liquidation.",
+            extra={"warning_ratio": "Out of order."},
+        )
+    if not values["liquidation_target_ratio"] < values["liquidation_ratio"]:
+        raise ApplicationError(
+            "The liquidation target must be below the liquidation threshold.",
+            extra={"liquidation_target_ratio": "Too high."},
+        )
+    if not 0 < values["stress_ewma_lambda"] < 1:
+        raise ApplicationError("λ must lie in (0, 1).", extra={"stress_ewma_lambda": "Bad."})
+    return values
+
+
+def _bracket_table(symbol: str, rows: list[dict]) -> BracketTable:
+    try:
+        return BracketTable.build(
+            [
+                {
+                    name: _decimal(row.get(name), f"brackets.{symbol}.{name}")
+                    for name in ("floor", "mmr", "max_leverage")
+                }
+                for row in rows
+            ]
+        )
+    except EngineInputError as error:
+        message = f"{symbol} brackets{error.field}: {error.message}"
+        raise ApplicationError(message, extra={"brackets": message}) from error
+
+
+def _haircut_tiers(symbol: str, rows: list[dict]) -> tuple[HaircutTier, ...]:
+    tiers = tuple(
+        HaircutTier(
+            floor=_decimal(row.get("floor"), f"haircuts.{symbol}.floor"),
+            ratio=_decimal(row.get("ratio"), f"haircuts.{symbol}.ratio"),
+        )
+        for row in rows
+    )
+    floors = [tier.floor for tier in tiers]
+    if not tiers or floors[0] != 0 or floors != sorted(set(floors)):
+        message = f"{symbol} haircut tiers: floors must start at 0 and rise."
+        raise ApplicationError(message, extra={"haircuts": message})
+    if not all(0 <= tier.ratio <= 1 for tier in tiers):
+        message = f"{symbol} haircut tiers: ratios must lie within [0, 1]."
+        raise ApplicationError(message, extra={"haircuts": message})
+    return tiers
+
+
+def _credit_tier(code: str, terms: dict) -> CreditTier:
+    try:
+        return CreditTier(
+            haircut_scale=_decimal(terms.get("haircut_scale"), f"credit_terms.{code}"),
+            mm_scale=_decimal(terms.get("mm_scale"), f"credit_terms.{code}"),
+        )
+    except EngineInputError as error:
+        message = f"{code}: {error.message}"
+        raise ApplicationError(message, extra={"credit_terms": message}) from error
+
+
+def _known(model, field: str, symbols) -> None:
+    found = set(
+        model.objects.filter(**{f"{field}__in": list(symbols)}).values_list(field, flat=True)
+    )
+    unknown = sorted(set(symbols) - found)
+    if unknown:
+        raise ApplicationError(f"Unknown: {', '.join(unknown)}.")
+
+
+def parameter_change_read(payload: dict, *, version: ParameterVersion):
+    """The change as engine objects, validated against the version it changes:
+    (scalars, bracket tables, haircut tiers, credit tiers, effective_at)."""
+    scalars = _scalars(version, payload.get("fields", {}))
+    brackets = {s: _bracket_table(s, rows) for s, rows in payload.get("brackets", {}).items()}
+    haircuts = {s: _haircut_tiers(s, rows) for s, rows in payload.get("haircuts", {}).items()}
+    tiers = {c: _credit_tier(c, terms) for c, terms in payload.get("credit_terms", {}).items()}
+    _known(Instrument, "symbol", brackets)
+    _known(Asset, "symbol", haircuts)
+    _known(CreditTierRow, "code", tiers)
+    effective_at = None
+    if payload.get("effective_at"):
+        effective_at = parse_datetime(payload["effective_at"])
+        if effective_at is None:
+            raise ApplicationError("Unreadable effective time.", extra={"effective_at": "Bad."})
+    if not (payload.get("fields") or brackets or haircuts or tiers):
+        raise ApplicationError("The proposal changes nothing.")
+    return scalars, brackets, haircuts, tiers, effective_at
+
+
+def parameter_impact_preview(*, payload: dict) -> dict:
+    """The whole book revalued at today's prices under the version in force and under the
+    proposal: accounts at or past each threshold, total MM and collateral value."""
+    version = parameters_in_force()
+    scalars, brackets, haircuts, tiers, _ = parameter_change_read(payload, version=version)
+    terms = engine_terms(version)
+    book_slice = engine_book()
+    book = book_slice.book
+    tier_codes = dict(
+        MarginAccount.objects.filter(pk__in=book_slice.account_ids.tolist()).values_list(
+            "pk", "credit_tier__code"
+        )
+    )
+    credit = {**terms.credit_tiers, **tiers}
+    codes = [tier_codes[int(pk)] for pk in book_slice.account_ids]
+    try:
+        proposed = replace(
+            book,
+            brackets=BracketMatrix.from_tables(
+                [brackets.get(s, terms.brackets.get(s)) for s in book.instrument_names]
+            ),
+            haircuts=HaircutMatrix.from_tiers(
+                [haircuts.get(s, terms.haircuts.get(s, ())) for s in book.asset_names]
+            ),
+            haircut_scale=np.array([float(credit[c].haircut_scale) for c in codes], dtype=float),
+            mm_scale=np.array([float(credit[c].mm_scale) for c in codes], dtype=float),
+        )
+    except EngineInputError as error:
+        raise ApplicationError(f"The proposal breaks the engine: {error}") from error
+    impact = parameter_impact(
+        revalue(book, book_slice.marks, book_slice.asset_prices),
+        revalue(proposed, book_slice.marks, book_slice.asset_prices),
+        current_thresholds={name: float(getattr(version, name)) for name in THRESHOLDS},
+        proposed_thresholds={name: float(scalars[name]) for name in THRESHOLDS},
+    )
+    return {
+        "version": version.number,
+        "accounts": impact.accounts,
+        "thresholds": [asdict(t) for t in impact.thresholds],
+        "maintenance_margin_now": impact.maintenance_margin_now,
+        "maintenance_margin_proposed": impact.maintenance_margin_proposed,
+        "maintenance_margin_change": impact.maintenance_margin_change,
+        "collateral_value_now": impact.collateral_value_now,
+        "collateral_value_proposed": impact.collateral_value_proposed,
+        "collateral_value_change": impact.collateral_value_change,
+    }
+
+
+def parameter_change_propose(
+    *, payload: dict, reason: str, proposer, ttl: timedelta = DEFAULT_TTL
+) -> Proposal:
+    """Propose a parameter change with its impact preview attached for the approver."""
+    impact = parameter_impact_preview(payload=payload)
+    return proposal_create(
+        kind=Proposal.Kind.PARAMETER_CHANGE,
+        payload=payload,
+        reason=reason,
+        proposer=proposer,
+        impact=impact,
+        ttl=ttl,
+    )
+
+
+def _change_summary(version: ParameterVersion, scalars: dict, brackets, haircuts, tiers) -> str:
+    parts = [
+        f"{name} {getattr(version, name)} → {value}"
+        for name, value in scalars.items()
+        if Decimal(getattr(version, name)) != Decimal(value)
+    ]
+    parts += [f"{s} brackets" for s in brackets]
+    parts += [f"{s} haircut tiers" for s in haircuts]
+    parts += [f"credit tier {c}" for c in tiers]
+    return "; ".join(parts) or "no change"
+
+
+def parameter_version_create(*, proposal: Proposal, actor) -> ParameterVersion:
+    """Write the approved change as a new version: a copy of the version in force with the
+    changes, effective at the proposal's time (or now, if that is already past). Runs inside the
+    approval's transaction; the latest version row is locked so two approvals number in turn."""
+    with transaction.atomic():
+        list(ParameterVersion.objects.select_for_update().order_by("-number")[:1])
+        now = timezone.now()
+        base = parameters_in_force(now)
+        scalars, brackets, haircuts, tiers, effective_at = parameter_change_read(
+            proposal.payload, version=base
+        )
+        effective_at = max(effective_at or now, now)
+        number = (ParameterVersion.objects.aggregate(top=Max("number"))["top"] or 0) + 1
+        summary = _change_summary(base, scalars, brackets, haircuts, tiers)
+        version = ParameterVersion.objects.create(
+            number=number,
+            effective_at=effective_at,
+            created_by=actor,
+            note=f"{summary}. {proposal.reason}",
+            **scalars,
+        )
+        _copy_children(base, version, brackets=brackets, haircuts=haircuts, tiers=tiers)
+        audit_record(
+            action="params.version",
+            actor=actor,
+            subject=f"params:v{number}",
+            before={"version": base.number},
+            after={
+                "version": number,
+                "effective_at": effective_at.isoformat(),
+                "changes": summary,
+                "proposal": proposal.pk,
+                "proposer": proposal.proposer.username,
+            },
+            reason=proposal.reason,
+        )
+    return version
+
+
+def _copy_children(base, version, *, brackets, haircuts, tiers) -> None:
+    instruments = dict(Instrument.objects.values_list("symbol", "pk"))
+    assets = dict(Asset.objects.values_list("symbol", "pk"))
+    codes = dict(CreditTierRow.objects.values_list("code", "pk"))
+    Bracket.objects.bulk_create(
+        [
+            Bracket(
+                version=version,
+                instrument_id=row.instrument_id,
+                floor=row.floor,
+                mmr=row.mmr,
+                max_leverage=row.max_leverage,
+            )
+            for row in base.brackets.select_related("instrument")
+            if row.instrument.symbol not in brackets
+        ]
+        + [
+            Bracket(
+                version=version,
+                instrument_id=instruments[symbol],
+                floor=b.floor,
+                mmr=b.mmr,
+                max_leverage=b.max_leverage,
+            )
+            for symbol, table in brackets.items()
+            for b in table.brackets
+        ]
+    )
+    HaircutTierRow.objects.bulk_create(
+        [
+            HaircutTierRow(version=version, asset_id=row.asset_id, floor=row.floor, ratio=row.ratio)
+            for row in base.haircuts.select_related("asset")
+            if row.asset.symbol not in haircuts
+        ]
+        + [
+            HaircutTierRow(version=version, asset_id=assets[symbol], floor=t.floor, ratio=t.ratio)
+            for symbol, rows in haircuts.items()
+            for t in rows
+        ]
+    )
+    CreditTierTerms.objects.bulk_create(
+        [
+            CreditTierTerms(
+                version=version,
+                tier_id=row.tier_id,
+                haircut_scale=row.haircut_scale,
+                mm_scale=row.mm_scale,
+            )
+            for row in base.credit_terms.select_related("tier")
+            if row.tier.code not in tiers
+        ]
+        + [
+            CreditTierTerms(
+                version=version,
+                tier_id=codes[code],
+                haircut_scale=t.haircut_scale,
+                mm_scale=t.mm_scale,
+            )
+            for code, t in tiers.items()
+        ]
+    )
+
+
+def disclosed_versions(*, at: datetime | None = None):
+    """Every version, newest first, with the one in force and any scheduled ones marked; what
+    the public disclosure page lists."""
+    now = at or timezone.now()
+    in_force = parameters_in_force(now)
+    versions = list(ParameterVersion.objects.order_by("-effective_at", "-number"))
+    return in_force, [
+        {"version": v, "in_force": v.pk == in_force.pk, "scheduled": v.effective_at > now}
+        for v in versions
+    ]

@@ -1,0 +1,310 @@
+"""Four-eyes changes: one officer proposes, a risk manager who is not the proposer approves, and
+only then is the change carried out, in the approval's transaction. Proposals expire.
+
+Kinds: forced reduction of a position, credit-tier change of an account, risk parameter change
+(proposed through `margin.services.parameters`, which adds the impact preview).
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.roles import APPROVE, PROPOSE
+from margin.errors import ApplicationError
+from margin.models import Case, CreditTier, Fill, MarginAccount, Position, Proposal
+from margin.services.audit import audit_record
+from margin.services.positions import position_fill
+from margin.services.reference import parameters_in_force
+
+DEFAULT_TTL = timedelta(hours=24)
+MAX_TTL = timedelta(days=7)
+
+
+def _subject(proposal: Proposal) -> str:
+    return f"proposal:{proposal.pk}"
+
+
+def proposal_create(
+    *,
+    kind: str,
+    payload: dict,
+    reason: str,
+    proposer,
+    account: MarginAccount | None = None,
+    case: Case | None = None,
+    impact: dict | None = None,
+    ttl: timedelta = DEFAULT_TTL,
+) -> Proposal:
+    """Record a proposal (validated by the caller for its kind) and audit it."""
+    if not proposer.has_perm(PROPOSE):
+        raise ApplicationError("Only a risk officer or manager may propose changes.")
+    reason = reason.strip()
+    if not reason:
+        raise ApplicationError("Give the reason for the proposal.", extra={"reason": "Required."})
+    if not timedelta(minutes=1) <= ttl <= MAX_TTL:
+        raise ApplicationError(
+            "A proposal lives between a minute and 7 days.", extra={"ttl_hours": "Out of range."}
+        )
+    with transaction.atomic():
+        proposal = Proposal.objects.create(
+            kind=kind,
+            payload=payload,
+            reason=reason,
+            proposer=proposer,
+            margin_account=account,
+            case=case,
+            impact=impact,
+            expires_at=timezone.now() + ttl,
+        )
+        audit_record(
+            action=f"proposal.create.{kind}",
+            actor=proposer,
+            margin_account=account,
+            subject=_subject(proposal),
+            after={"payload": payload, "expires_at": proposal.expires_at.isoformat()},
+            reason=reason,
+        )
+    return proposal
+
+
+def forced_reduction_propose(
+    *,
+    position: Position,
+    quantity: Decimal,
+    reason: str,
+    proposer,
+    case: Case | None = None,
+    ttl: timedelta = DEFAULT_TTL,
+) -> Proposal:
+    """Propose closing `quantity` of an open position (at most all of it)."""
+    held = abs(position.quantity)
+    if held == 0:
+        raise ApplicationError("The position is already flat.")
+    if not 0 < quantity <= held:
+        raise ApplicationError(
+            f"Reduce by more than 0 and at most the {held} held.",
+            extra={"quantity": f"Between 0 and {held}."},
+        )
+    return proposal_create(
+        kind=Proposal.Kind.FORCED_REDUCTION,
+        payload={
+            "position": position.pk,
+            "instrument": position.instrument.symbol,
+            "quantity": str(quantity),
+            "side": "sell" if position.quantity > 0 else "buy",
+        },
+        reason=reason,
+        proposer=proposer,
+        account=position.margin_account,
+        case=case,
+        ttl=ttl,
+    )
+
+
+def credit_tier_change_propose(
+    *,
+    account: MarginAccount,
+    tier: CreditTier,
+    reason: str,
+    proposer,
+    case: Case | None = None,
+    ttl: timedelta = DEFAULT_TTL,
+) -> Proposal:
+    if tier.pk == account.credit_tier_id:
+        raise ApplicationError(
+            f"Account #{account.pk} is already in {tier.name}.", extra={"tier": "Unchanged."}
+        )
+    return proposal_create(
+        kind=Proposal.Kind.CREDIT_TIER_CHANGE,
+        payload={"from": account.credit_tier.code, "to": tier.code},
+        reason=reason,
+        proposer=proposer,
+        account=account,
+        case=case,
+        ttl=ttl,
+    )
+
+
+def _locked_pending(proposal: Proposal) -> Proposal:
+    proposal = Proposal.objects.select_for_update().get(pk=proposal.pk)
+    if proposal.status != Proposal.Status.PENDING:
+        raise ApplicationError(f"Proposal {proposal.pk} is {proposal.get_status_display()}.")
+    return proposal
+
+
+def _carry_out_credit_tier_change(proposal: Proposal, approver) -> dict:
+    account = MarginAccount.objects.select_for_update().get(pk=proposal.margin_account_id)
+    tier = CreditTier.objects.filter(code=proposal.payload["to"]).first()
+    if tier is None:
+        raise ApplicationError(f"Credit tier {proposal.payload['to']} no longer exists.")
+    before = account.credit_tier.code
+    account.credit_tier = tier
+    account.save(update_fields=["credit_tier"])
+    audit_record(
+        action="account.credit_tier",
+        actor=approver,
+        margin_account=account,
+        subject=_subject(proposal),
+        before={"credit_tier": before},
+        after={"credit_tier": tier.code},
+        reason=proposal.reason,
+    )
+    return {"credit_tier": tier.code}
+
+
+def _carry_out_forced_reduction(proposal: Proposal, approver) -> dict:
+    """Close the proposed quantity at the mark moved against the account by the liquidation
+    slippage of the version in force (as the liquidation engine fills), through the ledger's
+    forced fill; the proposal is the fill's reference, so it books once."""
+    position = (
+        Position.objects.select_for_update()
+        .select_related("instrument__mark", "margin_account")
+        .get(pk=proposal.payload["position"])
+    )
+    quantity = min(Decimal(proposal.payload["quantity"]), abs(position.quantity))
+    if quantity <= 0:
+        raise ApplicationError("The position is already flat: nothing to reduce.")
+    closing = "sell" if position.quantity > 0 else "buy"
+    if closing != proposal.payload["side"]:
+        raise ApplicationError("The position has changed side since the proposal: reject it.")
+    slippage = parameters_in_force().liquidation_slippage
+    mark = position.instrument.mark.mark_price
+    price = mark * (1 - slippage) if closing == "sell" else mark * (1 + slippage)
+    before = position.quantity
+    receipt = position_fill(
+        account=position.margin_account,
+        instrument=position.instrument.symbol,
+        side=closing,
+        quantity=quantity,
+        price=price,
+        reason=Fill.Reason.DESK,
+        reference=_subject(proposal),
+        actor=approver,
+    )
+    position.refresh_from_db(fields=["quantity"])
+    outcome = {
+        "instrument": position.instrument.symbol,
+        "quantity_before": str(before),
+        "quantity_after": str(position.quantity),
+        "price": str(price),
+        "journal": receipt.journal_id,
+        "fill": receipt.fill_id,
+    }
+    audit_record(
+        action="account.forced_reduction",
+        actor=approver,
+        margin_account=position.margin_account,
+        subject=_subject(proposal),
+        before={"instrument": position.instrument.symbol, "quantity": str(before)},
+        after=outcome,
+        reason=proposal.reason,
+    )
+    return outcome
+
+
+def _carry_out_parameter_change(proposal: Proposal, approver) -> dict:
+    from margin.services.parameters import parameter_version_create
+
+    version = parameter_version_create(proposal=proposal, actor=approver)
+    return {"version": version.number, "effective_at": version.effective_at.isoformat()}
+
+
+CARRY_OUT = {
+    Proposal.Kind.FORCED_REDUCTION: _carry_out_forced_reduction,
+    Proposal.Kind.CREDIT_TIER_CHANGE: _carry_out_credit_tier_change,
+    Proposal.Kind.PARAMETER_CHANGE: _carry_out_parameter_change,
+}
+
+
+def _expire(proposal: Proposal, now) -> None:
+    proposal.status = Proposal.Status.EXPIRED
+    proposal.decided_at = now
+    proposal.save(update_fields=["status", "decided_at"])
+    audit_record(
+        action="proposal.expire",
+        margin_account=proposal.margin_account,
+        subject=_subject(proposal),
+        before={"status": Proposal.Status.PENDING},
+        after={"status": Proposal.Status.EXPIRED},
+    )
+
+
+def proposal_approve(*, proposal: Proposal, approver, note: str = "") -> Proposal:
+    """Approve and carry out a pending proposal; the approver must hold the manager's right and
+    not be the proposer. An expired proposal is marked so and refused."""
+    if not approver.has_perm(APPROVE):
+        raise ApplicationError("Only a risk manager may approve a proposal.")
+    now = timezone.now()
+    with transaction.atomic():
+        proposal = _locked_pending(proposal)
+        if proposal.proposer_id == approver.pk:
+            raise ApplicationError("Four-eyes: you cannot approve your own proposal.")
+        if proposal.expires_at <= now:
+            _expire(proposal, now)
+            expired = True
+        else:
+            expired = False
+            result = CARRY_OUT[proposal.kind](proposal, approver)
+            proposal.status = Proposal.Status.EXECUTED
+            proposal.approver = approver
+            proposal.decided_at = now
+            proposal.decision_note = note.strip()
+            proposal.result = result
+            proposal.save(
+                update_fields=["status", "approver", "decided_at", "decision_note", "result"]
+            )
+            audit_record(
+                action=f"proposal.approve.{proposal.kind}",
+                actor=approver,
+                margin_account=proposal.margin_account,
+                subject=_subject(proposal),
+                before={"status": Proposal.Status.PENDING, "proposer": proposal.proposer.username},
+                after={"status": Proposal.Status.EXECUTED, "result": result},
+                reason=proposal.decision_note,
+            )
+    if expired:
+        raise ApplicationError(f"Proposal {proposal.pk} expired at {proposal.expires_at:%H:%M}.")
+    return proposal
+
+
+@transaction.atomic
+def proposal_reject(*, proposal: Proposal, actor, note: str) -> Proposal:
+    """A manager rejects, or the proposer withdraws, a pending proposal."""
+    proposal = _locked_pending(proposal)
+    if not (actor.has_perm(APPROVE) or actor.pk == proposal.proposer_id):
+        raise ApplicationError("Only a risk manager or the proposer may reject a proposal.")
+    note = note.strip()
+    if not note:
+        raise ApplicationError("Say why.", extra={"note": "Required."})
+    proposal.status = Proposal.Status.REJECTED
+    proposal.approver = None if actor.pk == proposal.proposer_id else actor
+    proposal.decided_at = timezone.now()
+    proposal.decision_note = note
+    proposal.save(update_fields=["status", "approver", "decided_at", "decision_note"])
+    audit_record(
+        action="proposal.reject",
+        actor=actor,
+        margin_account=proposal.margin_account,
+        subject=_subject(proposal),
+        before={"status": Proposal.Status.PENDING},
+        after={"status": Proposal.Status.REJECTED},
+        reason=note,
+    )
+    return proposal
+
+
+def proposals_expire(*, now=None) -> int:
+    """Mark every pending proposal past its expiry as expired (the periodic job); one
+    transaction per proposal so that a long backlog never holds many locks."""
+    now = now or timezone.now()
+    due = Proposal.objects.filter(status=Proposal.Status.PENDING, expires_at__lte=now)
+    expired = 0
+    for pk in due.values_list("pk", flat=True):
+        with transaction.atomic():
+            proposal = Proposal.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
+            if proposal and proposal.status == Proposal.Status.PENDING:
+                _expire(proposal, now)
+                expired += 1
+    return expired

@@ -1,0 +1,27 @@
+"""What every desk view shares: turning a refused action into a message, never a 500."""
+
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.shortcuts import redirect
+
+from margin.errors import ApplicationError
+
+
+def act(request, action: Callable[[], object], *, done: str, back: str, **back_kwargs):
+    """Run one service call; a refusal becomes an error message, success a success message;
+    either way back to the page the form was on (post/redirect/get)."""
+    try:
+        action()
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, done)
+    return redirect(back, **back_kwargs)
+
+
+def form_errors(request, form) -> None:
+    for field, errors in form.errors.items():
+        label = form.fields[field].label if field in form.fields else ""
+        for error in errors:
+            messages.error(request, f"{label}: {error}" if label else error)

@@ -1,0 +1,90 @@
+"""Risk parameters on the desk: the version in force, a change with its impact preview, its
+proposal; and the public disclosure page (no login)."""
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.access import desk_required, proposer_required
+from margin.desk.forms import ParameterChangeForm
+from margin.errors import ApplicationError
+from margin.models import Bracket, CreditTierTerms, HaircutTier, ParameterVersion
+from margin.services.parameters import (
+    disclosed_versions,
+    parameter_change_propose,
+    parameter_impact_preview,
+)
+from margin.services.reference import parameters_in_force
+from margin.views.desk_common import form_errors
+
+
+def version_terms(version: ParameterVersion) -> dict:
+    """A version's child tables grouped for display: brackets per instrument, haircut tiers per
+    asset, credit-tier scales."""
+    brackets: dict[str, list] = {}
+    for row in Bracket.objects.filter(version=version).select_related("instrument"):
+        brackets.setdefault(row.instrument.symbol, []).append(row)
+    haircuts: dict[str, list] = {}
+    for row in HaircutTier.objects.filter(version=version).select_related("asset"):
+        haircuts.setdefault(row.asset.symbol, []).append(row)
+    return {
+        "brackets": brackets,
+        "haircuts": haircuts,
+        "credit_terms": CreditTierTerms.objects.filter(version=version)
+        .select_related("tier")
+        .order_by("tier__rank"),
+    }
+
+
+@desk_required
+def parameters(request):
+    version = parameters_in_force()
+    return render(
+        request,
+        "desk/parameters.html",
+        {"version": version, "terms": version_terms(version), "form": ParameterChangeForm()},
+    )
+
+
+@proposer_required
+@require_POST
+def parameters_preview(request):
+    """The impact preview fragment (htmx) of the change in the form."""
+    form = ParameterChangeForm(request.POST)
+    context = {"form": form}
+    if form.is_valid():
+        try:
+            context["impact"] = parameter_impact_preview(payload=form.payload)
+        except ApplicationError as error:
+            context["error"] = error.message
+    return render(request, "desk/parameters.html#impact-preview", context)
+
+
+@proposer_required
+@require_POST
+def parameters_propose(request):
+    form = ParameterChangeForm(request.POST)
+    if not form.is_valid():
+        form_errors(request, form)
+        return redirect("desk:parameters")
+    try:
+        proposal = parameter_change_propose(
+            payload=form.payload,
+            reason=form.cleaned_data["reason"],
+            proposer=request.user,
+            ttl=form.ttl,
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect("desk:parameters")
+    return redirect("desk:proposal", pk=proposal.pk)
+
+
+def disclosure(request):
+    """Public: the risk parameters in force and every version before (and after) them."""
+    in_force, versions = disclosed_versions()
+    return render(
+        request,
+        "public/disclosure.html",
+        {"in_force": in_force, "terms": version_terms(in_force), "versions": versions},
+    )

@@ -1,0 +1,134 @@
+"""Stress tests, cascade simulations (a Celery task with a polled progress bar) and the heat
+maps of the book."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.access import desk_required
+from margin.desk.forms import CascadeForm, ScenarioForm
+from margin.desk.selectors import exposure_heat_map, latest_complete_tick, ratio_heat_map
+from margin.errors import ApplicationError
+from margin.models import CascadeRun, StressRun
+from margin.services.cascade import cascade_run_start
+from margin.services.stress_runs import stress_run_create
+from margin.views.desk_common import form_errors
+
+
+def _bars(values: dict[str, float]) -> list[dict]:
+    """Bars for an inline SVG chart: each value's share of the largest absolute one."""
+    top = max((abs(v) for v in values.values()), default=0) or 1
+    return [
+        {"label": label, "value": value, "width": round(100 * abs(value) / top, 1)}
+        for label, value in values.items()
+    ]
+
+
+@desk_required
+def stress(request):
+    runs = Paginator(StressRun.objects.select_related("created_by"), 25).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "desk/stress.html", {"form": ScenarioForm(), "runs": runs})
+
+
+@desk_required
+@require_POST
+def stress_run(request):
+    form = ScenarioForm(request.POST)
+    if not form.is_valid():
+        form_errors(request, form)
+        return redirect("desk:stress")
+    try:
+        run = stress_run_create(
+            actor=request.user, kind=form.cleaned_data["scenario"], options=form.options()
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect("desk:stress")
+    return redirect("desk:stress_detail", pk=run.pk)
+
+
+@desk_required
+def stress_detail(request, pk: int):
+    run = get_object_or_404(StressRun.objects.select_related("created_by"), pk=pk)
+    return render(
+        request,
+        "desk/stress_run.html",
+        {
+            "run": run,
+            "move_bars": _bars(run.details.get("moves", {})),
+            "bucket_bars": _bars(run.details.get("ratio_buckets", {})),
+            "step_bars": _bars(
+                {
+                    f"step {n + 1}": s["shortfall"]
+                    for n, s in enumerate(run.details.get("steps", []))
+                }
+            ),
+        },
+    )
+
+
+@desk_required
+def cascade(request):
+    runs = Paginator(CascadeRun.objects.select_related("created_by"), 25).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "desk/cascade.html", {"form": CascadeForm(), "runs": runs})
+
+
+@desk_required
+@require_POST
+def cascade_start(request):
+    form = CascadeForm(request.POST)
+    if not form.is_valid():
+        form_errors(request, form)
+        return redirect("desk:cascade")
+    try:
+        run = cascade_run_start(
+            actor=request.user,
+            options={"scenario": form.cleaned_data["scenario"], **form.options()},
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect("desk:cascade")
+    return redirect("desk:cascade_detail", pk=run.pk)
+
+
+@desk_required
+def cascade_detail(request, pk: int):
+    """The run's page; htmx polls its progress fragment until the run is done."""
+    run = get_object_or_404(CascadeRun.objects.select_related("created_by"), pk=pk)
+    template = "desk/cascade_run.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#cascade-progress"
+    return render(
+        request,
+        template,
+        {
+            "run": run,
+            "finished": run.status in (CascadeRun.Status.DONE, CascadeRun.Status.FAILED),
+            "liquidation_bars": _bars(
+                {f"round {r['number']}": r["accounts_liquidated"] for r in run.rounds}
+            ),
+        },
+    )
+
+
+@desk_required
+def heatmap(request):
+    tick = latest_complete_tick()
+    tiers, exposure_rows = exposure_heat_map()
+    ratio_tiers, ratio_rows = ratio_heat_map(tick) if tick else ([], [])
+    return render(
+        request,
+        "desk/heatmap.html",
+        {
+            "tiers": tiers,
+            "exposure_rows": exposure_rows,
+            "ratio_tiers": ratio_tiers,
+            "ratio_rows": ratio_rows,
+            "tick": tick,
+        },
+    )

@@ -1,0 +1,84 @@
+import pytest
+from django.urls import reverse
+
+from accounts.roles import TRADER
+from tests.desk.conftest import ratio
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_book_fixture_has_the_states_the_queue_is_about(book):
+    assert ratio(book["margin_call"]) > ratio(book["warning"]) > ratio(book["healthy"])
+    for state, account in book.items():
+        account.refresh_from_db()
+        assert account.state == state
+
+
+def test_queue_lists_accounts_most_at_risk_first(client, officer, book):
+    # given
+    client.force_login(officer)
+    # when
+    response = client.get(reverse("desk:landing"))
+    # then
+    assert response.status_code == 200
+    rows = [s.account_id for s, _ in response.context["rows"]]
+    assert rows == [book[k].pk for k in ("margin_call", "warning", "healthy")]
+
+
+def test_queue_filters_by_state_and_orders_by_distance(client, officer, book):
+    client.force_login(officer)
+    response = client.get(reverse("desk:landing"), {"state": ["margin_call", "warning"]})
+    assert {s.account_id for s, _ in response.context["rows"]} == {
+        book["margin_call"].pk,
+        book["warning"].pk,
+    }
+    response = client.get(reverse("desk:landing"), {"order": "buffer"})
+    buffers = [s.buffer for s, _ in response.context["rows"]]
+    assert buffers == sorted(buffers)
+
+
+def test_queue_filters_by_notional_and_exposure(client, officer, book):
+    client.force_login(officer)
+    assert (
+        client.get(reverse("desk:landing"), {"asset": "ETH"}).context["page"].paginator.count == 0
+    )
+    assert (
+        client.get(reverse("desk:landing"), {"asset": "BTC"}).context["page"].paginator.count == 3
+    )
+    # 0.5 BTC at 85,400 is 42,700 of notional each
+    big = client.get(reverse("desk:landing"), {"min_notional": "42000"})
+    small = client.get(reverse("desk:landing"), {"max_notional": "42000"})
+    assert big.context["page"].paginator.count == 3
+    assert small.context["page"].paginator.count == 0
+
+
+def test_queue_polls_a_fragment_for_htmx(client, officer, book):
+    client.force_login(officer)
+    response = client.get(reverse("desk:landing"), headers={"HX-Request": "true"})
+    body = response.content.decode()
+    assert body.lstrip().startswith('<section id="queue"')
+    assert "<html" not in body and 'hx-trigger="every 5s"' in body
+
+
+def test_queue_query_count_does_not_grow_with_rows(
+    client, officer, book, django_assert_max_num_queries
+):
+    client.force_login(officer)
+    with django_assert_max_num_queries(12):
+        client.get(reverse("desk:landing"))
+
+
+def test_traders_get_403_on_every_desk_page(client, make_user, book):
+    client.force_login(make_user(TRADER))
+    for name in (
+        "desk:landing",
+        "desk:cases",
+        "desk:proposals",
+        "desk:audit",
+        "desk:parameters",
+        "desk:stress",
+        "desk:cascade",
+        "desk:heatmap",
+    ):
+        assert client.get(reverse(name)).status_code == 403, name
+    assert client.get(reverse("desk:account", args=[book["healthy"].pk])).status_code == 403
