@@ -8,6 +8,7 @@ A refused request rolls its claim back with everything else: the key stays free.
 
 import hashlib
 import json
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
@@ -21,8 +22,20 @@ class IdempotencyConflict(ApplicationError):
     """The key was already used for a different request."""
 
 
+def _canonical(value):
+    """A number written any way ("100", "100.00", "1e2") is the same request."""
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        return value
+    return format(number.normalize(), "f") if number.is_finite() else value
+
+
 def request_hash(*, operation: str, request: dict) -> str:
-    canonical = json.dumps({"operation": operation, "request": request}, sort_keys=True)
+    canonical = json.dumps(
+        {"operation": operation, "request": {k: _canonical(v) for k, v in request.items()}},
+        sort_keys=True,
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
