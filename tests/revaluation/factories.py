@@ -21,6 +21,8 @@ def funded_account(*, usdt="1000", fills=(), tier="standard", user=None, **colla
         owner=user or UserFactory(), credit_tier=CreditTier.objects.get(code=tier)
     )
     for asset, amount in {"USDT": usdt, **collateral}.items():
+        if Decimal(amount) == 0:
+            continue
         collateral_deposit(
             account=account,
             asset=asset,
