@@ -1,9 +1,14 @@
+from decimal import Decimal
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from accounts.authentication import api_token_create
 from accounts.roles import RISK_MANAGER, RISK_OFFICER, TRADER
+from margin.services.collateral import collateral_deposit
+from margin.services.ledger import margin_account_open
+from margin.services.reference import reference_data_ensure
 
 
 @pytest.fixture(autouse=True)
@@ -65,3 +70,31 @@ def officer_api(officer):
 @pytest.fixture
 def manager_api(manager):
     return client_for(manager)
+
+
+@pytest.fixture
+def reference(db):
+    """The demo assets, instruments, credit tiers, parameters and prices."""
+    return reference_data_ensure()
+
+
+def funded_account(owner, *, usdt: str = "10000", name: str = "Main"):
+    account = margin_account_open(owner=owner, name=name)
+    collateral_deposit(
+        account=account,
+        asset="USDT",
+        amount=Decimal(usdt),
+        idempotency_key=f"seed-{account.pk}",
+        actor=owner,
+    )
+    return account
+
+
+@pytest.fixture
+def account(reference, trader):
+    return funded_account(trader)
+
+
+@pytest.fixture
+def other_account(reference, other_trader):
+    return funded_account(other_trader)

@@ -1,0 +1,161 @@
+"""A trader's own accounts: reads through `margin.selectors`, writes through the services.
+
+Every object is looked up among the caller's own (`account_of_user_or_404`): another user's
+account is a 404, exactly like one that does not exist.
+"""
+
+from django.db.models import OuterRef, Subquery
+from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from margin.api import serializers as s
+from margin.api.filters import AccountFilter, HistoryFilter, PositionFilter
+from margin.api.pagination import OldestFirst
+from margin.api.permissions import IsTrader
+from margin.models import (
+    Entry,
+    LedgerAccount,
+    LedgerAccountKind,
+    MarginAccount,
+    MarginSnapshot,
+    Position,
+)
+from margin.selectors import (
+    account_of_user_or_404,
+    account_quote,
+    accounts_of,
+    ledger_history,
+)
+
+
+def with_latest_snapshots(accounts) -> list:
+    """The accounts, each with `latest_snapshot` (None before its first revaluation), in two
+    queries whatever their number."""
+    accounts = list(accounts)
+    latest = {
+        snapshot.account_id: snapshot
+        for snapshot in MarginSnapshot.objects.filter(
+            pk__in=[a.latest_snapshot_id for a in accounts if a.latest_snapshot_id]
+        ).select_related("tick")
+    }
+    for account in accounts:
+        account.latest_snapshot = latest.get(account.pk)
+    return accounts
+
+
+def _own_accounts(user):
+    newest = MarginSnapshot.objects.filter(account=OuterRef("pk")).order_by("-tick")
+    return accounts_of(user).annotate(latest_snapshot_id=Subquery(newest.values("pk")[:1]))
+
+
+class TraderView(APIView):
+    permission_classes = [IsTrader]
+
+    def account(self):
+        return account_of_user_or_404(self.request.user, self.kwargs["account_id"])
+
+    @property
+    def describing(self) -> bool:
+        """True while drf-spectacular builds the schema (no user, no URL arguments)."""
+        return getattr(self, "swagger_fake_view", False)
+
+
+class AccountList(TraderView, generics.ListAPIView):
+    serializer_class = s.AccountSerializer
+    pagination_class = OldestFirst
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = AccountFilter
+
+    def get_queryset(self):
+        if self.describing:
+            return MarginAccount.objects.none()
+        return _own_accounts(self.request.user)
+
+    @extend_schema(summary="Your margin accounts, each with its latest revaluation")
+    def get(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = with_latest_snapshots(self.paginate_queryset(queryset))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class AccountDetail(TraderView):
+    @extend_schema(
+        summary="One of your accounts: balances, figures now, latest revaluation",
+        responses=s.AccountDetailSerializer,
+    )
+    def get(self, request, account_id: int):
+        account = get_object_or_404(_own_accounts(request.user), pk=account_id)
+        (account,) = with_latest_snapshots([account])
+        account.wallets = [
+            {"asset": asset, "balance": balance}
+            for asset, balance in LedgerAccount.objects.filter(
+                margin_account=account, kind=LedgerAccountKind.WALLET
+            )
+            .order_by("asset__symbol")
+            .values_list("asset__symbol", "balance")
+        ]
+        account.figures = account_quote(account)
+        return Response(s.AccountDetailSerializer(account).data)
+
+
+def _positions_of(account):
+    fenced = LedgerAccount.objects.filter(
+        position=OuterRef("pk"), kind=LedgerAccountKind.ISOLATED
+    ).values("balance")[:1]
+    return (
+        Position.objects.filter(margin_account=account)
+        .select_related("instrument")
+        .annotate(isolated_margin=Subquery(fenced))
+    )
+
+
+class PositionList(TraderView, generics.ListAPIView):
+    serializer_class = s.PositionSerializer
+    pagination_class = OldestFirst
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = PositionFilter
+
+    def get_queryset(self):
+        if self.describing:
+            return Position.objects.none()
+        return _positions_of(self.account())
+
+    @extend_schema(summary="The positions of one of your accounts")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class PositionDetail(TraderView):
+    @extend_schema(summary="Your position in one instrument", responses=s.PositionSerializer)
+    def get(self, request, account_id: int, instrument: str):
+        position = get_object_or_404(_positions_of(self.account()), instrument__symbol=instrument)
+        return Response(s.PositionSerializer(position).data)
+
+
+class History(TraderView, generics.ListAPIView):
+    """Ledger entries, newest first: deposits, withdrawals, fills, fees, funding, liquidations."""
+
+    serializer_class = s.HistoryEntrySerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = HistoryFilter
+
+    def get_queryset(self):
+        if self.describing:
+            return Entry.objects.none()
+        return ledger_history(account=self.account())
+
+    def filter_queryset(self, queryset):
+        # The selector applies the filters; the FilterSet only parses and checks them.
+        checked = HistoryFilter(self.request.query_params, queryset=queryset)
+        if not checked.is_valid():
+            raise ValidationError(checked.errors)
+        return ledger_history(account=self.account(), filters=checked.form.cleaned_data)
+
+    @extend_schema(summary="The ledger history of one of your accounts")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
