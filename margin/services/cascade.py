@@ -79,7 +79,7 @@ def cascade_run_execute(*, run_id: int) -> CascadeRun:
     )
     try:
         book_slice = engine_book()
-        options = run.options
+        options = _options(run.options)
         scenario = scenario_build(book_slice=book_slice, kind=options["scenario"], options=options)
         names = book_slice.book.asset_names
         stable = set(Asset.objects.filter(is_settlement=True).values_list("symbol", flat=True))

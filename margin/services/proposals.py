@@ -158,10 +158,10 @@ def _carry_out_forced_reduction(proposal: Proposal, approver) -> dict:
     """Close the proposed quantity at the mark moved against the account by the liquidation
     slippage of the version in force (as the liquidation engine fills), through the ledger's
     forced fill; the proposal is the fill's reference, so it books once."""
-    position = (
-        Position.objects.select_for_update()
-        .select_related("instrument__mark", "margin_account")
-        .get(pk=proposal.payload["position"])
+    # The account first, as every ledger write locks it: its positions cannot move under us.
+    MarginAccount.objects.select_for_update().get(pk=proposal.margin_account_id)
+    position = Position.objects.select_related("instrument__mark", "margin_account").get(
+        pk=proposal.payload["position"], margin_account_id=proposal.margin_account_id
     )
     quantity = min(Decimal(proposal.payload["quantity"]), abs(position.quantity))
     if quantity <= 0:

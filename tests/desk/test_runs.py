@@ -1,0 +1,122 @@
+"""Stress and cascade runs on the database's book, held to the reference engine quoting each
+account (as the ledger gives it) at the shocked prices."""
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from margin.desk.selectors import insurance_fund_value
+from margin.engine.reference import quote_account
+from margin.models import CascadeRun, StressRun
+from margin.selectors import engine_accounts
+from margin.services.cascade import cascade_run_execute
+from margin.services.liquidation import insurance_fund_deposit
+from tests.desk.books import at_prices
+
+pytestmark = pytest.mark.django_db
+
+PRICES = {"BTC": Decimal(85400), "ETH": Decimal(3400), "SOL": Decimal(230)}
+
+
+def shocked_prices(moves: dict[str, float]) -> dict[str, Decimal]:
+    prices = {"USDT": Decimal(1), "USDC": Decimal(1), **PRICES}
+    return {a: Decimal(float(p) * (1.0 + moves.get(a, 0.0))) for a, p in prices.items()}
+
+
+def test_uniform_stress_run_matches_the_reference_on_each_account(client, officer, book):
+    # given
+    insurance_fund_deposit(amount=Decimal("100"), memo="seed the fund")
+    client.force_login(officer)
+    # when
+    response = client.post(reverse("desk:stress_run"), {"scenario": "uniform", "move": "-0.05"})
+    # then
+    run = StressRun.objects.get()
+    assert response.url == reverse("desk:stress_detail", args=[run.pk])
+    prices = shocked_prices(run.details["moves"])
+    under, shortfall, deficit = 0, Decimal(0), Decimal(0)
+    for account in engine_accounts([a.pk for a in book.values()]).values():
+        quote = quote_account(at_prices(account, prices))
+        if quote.maintenance_margin > 0 and quote.maintenance_margin >= quote.margin_balance:
+            under += 1
+            shortfall += quote.maintenance_margin - quote.margin_balance
+        deficit += max(Decimal(0), -quote.margin_balance)
+    assert run.details["moves"]["BTC"] == pytest.approx(-0.05)
+    assert run.details["moves"]["USDT"] == 0 and run.details["moves"]["USDC"] == 0
+    assert run.accounts == 3 and run.accounts_under_maintenance == under == 2
+    assert run.maintenance_shortfall == pytest.approx(shortfall, rel=1e-9)
+    assert run.deficit == pytest.approx(deficit, rel=1e-9) and run.deficit > 0
+    assert run.insurance_fund == insurance_fund_value() == Decimal(100)
+    assert run.coverage == pytest.approx(Decimal(100) / deficit, rel=1e-6)
+    page = client.get(reverse("desk:stress_detail", args=[run.pk])).content.decode()
+    assert 'id="under-maintenance">2<' in page
+
+
+def test_depeg_moves_only_the_chosen_asset(client, officer, book):
+    client.force_login(officer)
+    client.post(reverse("desk:stress_run"), {"scenario": "depeg", "asset": "USDT", "move": "-0.1"})
+    run = StressRun.objects.get()
+    assert {a: m for a, m in run.details["moves"].items() if m} == {"USDT": pytest.approx(-0.1)}
+    # a 10 % fall of the USDT collateral takes the two thin accounts under maintenance
+    assert run.accounts_under_maintenance == 2
+
+
+def test_replay_measures_the_recorded_crash_and_keeps_the_worst_step(client, officer, book):
+    # given: the market recorded 95,000 → 90,000 → 85,400 for BTC
+    client.force_login(officer)
+    # when
+    client.post(reverse("desk:stress_run"), {"scenario": "replay", "minutes": "30"})
+    # then: the worst step is the whole fall, replayed from today's prices
+    run = StressRun.objects.get()
+    assert run.details["moves"]["BTC"] == pytest.approx(85400 / 95000 - 1)
+    assert len(run.details["steps"]) == 2
+    assert run.accounts_under_maintenance == 2
+
+
+def test_an_unknown_asset_is_refused_with_a_message(client, officer, book):
+    client.force_login(officer)
+    response = client.post(
+        reverse("desk:stress_run"),
+        {"scenario": "depeg", "asset": "DAI", "move": "-0.1"},
+        follow=True,
+    )
+    assert not StressRun.objects.exists()
+    assert "No holding in DAI" in response.content.decode()
+
+
+def test_cascade_task_body_writes_each_round_and_finishes(officer, book):
+    # given: a 0.1 % BTC drop takes the margin-call account under; a thin market (1 % per
+    # 10,000 USD sold) turns its liquidation into a 4 % fall that takes the warning one
+    run = CascadeRun.objects.create(
+        options={"scenario": "uniform", "move": "-0.001", "depth_usd": 10000, "max_rounds": 10},
+        label="thin",
+        created_by=officer,
+    )
+    # when
+    cascade_run_execute(run_id=run.pk)
+    # then
+    run.refresh_from_db()
+    assert run.status == CascadeRun.Status.DONE and run.progress == 100
+    numbers = [r["number"] for r in run.rounds]
+    assert numbers == list(range(1, len(numbers) + 1))
+    liquidated = [set(r["accounts"]) for r in run.rounds]
+    assert liquidated[0] == {book["margin_call"].pk}
+    assert book["warning"].pk in set().union(*liquidated[1:])
+    btc = [r["prices"]["BTC"] for r in run.rounds]
+    assert btc[0] < 85400 * 0.96 and btc == sorted(btc, reverse=True)
+    assert run.accounts_liquidated == sum(r["accounts_liquidated"] for r in run.rounds)
+    assert run.rounds[-1]["accounts_liquidated"] == 0
+
+
+def test_cascade_page_polls_its_progress_until_done(client, officer, book):
+    client.force_login(officer)
+    run = CascadeRun.objects.create(options={"scenario": "uniform"}, label="x", created_by=officer)
+    fragment = client.get(
+        reverse("desk:cascade_detail", args=[run.pk]), headers={"HX-Request": "true"}
+    ).content.decode()
+    assert fragment.lstrip().startswith('<section class="card" id="cascade-progress"')
+    assert 'hx-trigger="every 1s"' in fragment
+    cascade_run_execute(run_id=run.pk)
+    done = client.get(reverse("desk:cascade_detail", args=[run.pk])).content.decode()
+    assert "hx-trigger" not in done.split('id="cascade-progress"')[1].split(">")[0]
+    assert 'value="100"' in done
