@@ -16,14 +16,16 @@ margin they already carry.
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 
 import numpy as np
 
 from margin.engine.errors import EngineInputError
+from margin.engine.parallel import run_tasks
 from margin.engine.precision import exact
 from margin.engine.reference import collateral_line_value, quote_account
 from margin.engine.types import ZERO, AccountInput
-from margin.engine.vector import Book, Revaluation, revalue
+from margin.engine.vector import Book, Revaluation, revalue, sum_by
 
 RISKMETRICS_LAMBDA = 0.94
 """RiskMetrics' decay for daily returns (J.P. Morgan/Reuters, RiskMetrics Technical Document,
@@ -37,9 +39,9 @@ DEFAULT_CORRELATED = 100
 scenarios."""
 DEFAULT_SEED = 0
 """Seed of the draws: the same inputs give the same scenarios."""
-# Scenario-loss blocks are kept near this many float64 cells (32 MB), so that a book of any
-# size is stressed in bounded memory; each block is one matrix product.
-BLOCK_CELLS = 4_000_000
+# Scenario-loss blocks are kept near this many float64 cells (8 MB), so that a book of any size
+# is stressed in bounded memory; each block is one matrix product and one argmax.
+BLOCK_CELLS = 1 << 20
 
 
 def ewma_covariance(
@@ -180,20 +182,33 @@ class StressResult:
 def account_exposures(book: Book, revaluation: Revaluation, n_assets: int) -> np.ndarray:
     """Each account's USD exposure to each asset (accounts × assets): cross positions by their
     underlying (side × notional), holdings by their collateral value."""
-    cross = ~book.pos_isolated
-    position_cell = book.pos_account * n_assets + book.instrument_asset[book.pos_instrument]
-    line_cell = book.col_account * n_assets + book.col_asset
     cells = book.n_accounts * n_assets
-    exposure = np.bincount(
-        position_cell[cross], weights=(book.pos_side * revaluation.notional)[cross], minlength=cells
-    ) + np.bincount(line_cell, weights=revaluation.collateral_line_value, minlength=cells)
+    # Isolated positions land in one extra row past the last account, dropped at the end.
+    cross_account = np.where(book.pos_isolated, book.n_accounts, book.pos_account)
+    position_cell = cross_account * n_assets + book.instrument_asset[book.pos_instrument]
+    exposure = sum_by(position_cell, book.pos_side * revaluation.notional, cells)
+    line_cell = book.col_account * n_assets + book.col_asset
+    exposure += sum_by(line_cell, revaluation.collateral_line_value, cells)
     return exposure.reshape(book.n_accounts, n_assets)
 
 
 def scenario_losses(exposures: np.ndarray, scenarios: ScenarioSet) -> np.ndarray:
     """The loss (positive) of each account under each scenario: accounts × scenarios,
     −exposures · price_shocksᵀ."""
-    return -(exposures @ scenarios.price_shocks.T)
+    return exposures @ -scenarios.price_shocks.T
+
+
+def _worst_of_block(
+    exposures: np.ndarray,
+    scenarios: ScenarioSet,
+    rows: slice,
+    worst_loss: np.ndarray,
+    worst_scenario: np.ndarray,
+) -> None:
+    losses = scenario_losses(exposures[rows], scenarios)
+    worst = losses.argmax(axis=1)
+    worst_scenario[rows] = worst
+    worst_loss[rows] = np.take_along_axis(losses, worst[:, None], axis=1)[:, 0]
 
 
 def stress_margin(
@@ -203,25 +218,32 @@ def stress_margin(
     scenarios: ScenarioSet,
     *,
     revaluation: Revaluation | None = None,
+    workers: int | None = None,
 ) -> StressResult:
     """Worst scenario loss and risk requirement = max(tiered MM, worst loss) of every account.
-    Pass the revaluation at these prices when you have it; it is computed otherwise."""
+    Pass the revaluation at these prices when you have it; it is computed otherwise. The
+    accounts × scenarios losses are formed block by block (bounded memory), on `workers`
+    threads (default: one per core)."""
     n_assets = len(asset_prices)
     if scenarios.price_shocks.shape[1] != n_assets:
         raise EngineInputError(
             "scenarios.price_shocks", f"must have one column per asset ({n_assets})"
         )
     if revaluation is None:
-        revaluation = revalue(book, marks, asset_prices)
+        revaluation = revalue(book, marks, asset_prices, workers=workers)
     exposures = account_exposures(book, revaluation, n_assets)
     worst_loss = np.zeros(book.n_accounts)
     worst_scenario = np.full(book.n_accounts, -1, dtype=np.int64)
-    block = max(1, BLOCK_CELLS // max(1, scenarios.n_scenarios))
-    for start in range(0, book.n_accounts if scenarios.n_scenarios else 0, block):
-        losses = scenario_losses(exposures[start : start + block], scenarios)
-        worst = losses.argmax(axis=1)
-        worst_loss[start : start + block] = np.take_along_axis(losses, worst[:, None], axis=1)[:, 0]
-        worst_scenario[start : start + block] = worst
+    if scenarios.n_scenarios:
+        block = max(1, BLOCK_CELLS // scenarios.n_scenarios)
+        blocks = [slice(start, start + block) for start in range(0, book.n_accounts, block)]
+        run_tasks(
+            [
+                partial(_worst_of_block, exposures, scenarios, rows, worst_loss, worst_scenario)
+                for rows in blocks
+            ],
+            workers,
+        )
     losing = worst_loss > 0
     worst_scenario[~losing] = -1
     worst_loss[~losing] = 0.0

@@ -9,10 +9,12 @@ reference (`margin.engine.reference`) within 1e-9.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from margin.engine.errors import EngineInputError
+from margin.engine.parallel import run_tasks
 from margin.engine.types import AccountInput, BracketTable, HaircutTier
 
 FLOAT = np.float64
@@ -20,12 +22,74 @@ INDEX = np.int64
 
 
 @dataclass(frozen=True)
+class FloorGrid:
+    """Sorted values with a branch-free count of those ≤ x for many x at once: a bucketed
+    searchsorted.
+
+    np.searchsorted on a million unsorted notionals mispredicts a branch at every level of its
+    binary search. Here a float's bit pattern, which orders positive floats like their values,
+    picks a bucket of 2^-kept_bits of an octave (a shift and a clip), and the bucket holds how
+    many values lie below it plus the few (normally at most one) that fall inside it, compared
+    directly. Exact: no rounding anywhere, an x equal to a value counts it.
+    """
+
+    values: np.ndarray
+    shift: int
+    below_bucket: np.ndarray
+    inside_bucket: np.ndarray
+
+    # Buckets span [2^-20, 2^50) USD; anything outside falls in the first or last bucket, which
+    # stays exact, only slower if many values share it.
+    LOWEST_EXPONENT = -20
+    HIGHEST_EXPONENT = 50
+    KEPT_BITS = range(4, 11)
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> "FloorGrid":
+        values = np.unique(np.asarray(values, dtype=FLOAT))
+        best = None
+        for kept_bits in cls.KEPT_BITS:
+            grid = cls._with_shift(values, 52 - kept_bits)
+            if best is None or grid.inside_bucket.shape[0] < best.inside_bucket.shape[0]:
+                best = grid
+            if best.inside_bucket.shape[0] <= 1:
+                break
+        return best
+
+    @classmethod
+    def _with_shift(cls, values: np.ndarray, shift: int) -> "FloorGrid":
+        n_buckets = ((cls.HIGHEST_EXPONENT - cls.LOWEST_EXPONENT) << (52 - shift)) + 2
+        bucket = cls._bucket(values, shift, n_buckets)
+        below = np.searchsorted(bucket, np.arange(n_buckets), side="left").astype(INDEX)
+        per_bucket = np.bincount(bucket, minlength=n_buckets)
+        # NaN pads: no x compares ≥ NaN, not even +inf.
+        inside = np.full((max(1, per_bucket.max(initial=0)), n_buckets), np.nan)
+        inside[np.arange(len(values)) - below[bucket], bucket] = values
+        return cls(values=values, shift=shift, below_bucket=below, inside_bucket=inside)
+
+    @classmethod
+    def _bucket(cls, x: np.ndarray, shift: int, n_buckets: int) -> np.ndarray:
+        # Shift before subtracting so that a negative float's bits (sign set) cannot wrap.
+        lowest = np.array(2.0**cls.LOWEST_EXPONENT, dtype=FLOAT).view(INDEX) >> shift
+        bucket = np.ascontiguousarray(x, dtype=FLOAT).view(INDEX) >> shift
+        bucket -= lowest - 1
+        return np.clip(bucket, 0, n_buckets - 1, out=bucket)
+
+    def count_at_or_below(self, x: np.ndarray) -> np.ndarray:
+        """How many values are ≤ each x."""
+        bucket = self._bucket(x, self.shift, len(self.below_bucket))
+        count = self.below_bucket[bucket]
+        for inside in self.inside_bucket:
+            count += x >= inside[bucket]
+        return count
+
+
+@dataclass(frozen=True)
 class BracketMatrix:
     """Every instrument's bracket table as rows of padded 2D arrays (n_instruments × width).
 
     Padding past a table's last bracket has floor +inf (no notional reaches it) and repeats
-    the last bracket's mmr, cum and max_leverage: a repeated bracket line leaves the envelope of
-    bracket lines, and so the liquidation solve, unchanged.
+    the last bracket's mmr, cum and max_leverage.
     """
 
     floors: np.ndarray
@@ -34,10 +98,10 @@ class BracketMatrix:
     cum: np.ndarray
     max_leverage: np.ndarray
     sizes: np.ndarray
-    # Bracket lookup in one searchsorted for all instruments: `grid` holds every distinct floor
-    # of every table, and `grid_bracket[i, j]` is the 0-based bracket of instrument i for a
-    # notional between grid[j] and grid[j + 1] (each table's floors are a subset of the grid).
-    grid: np.ndarray
+    # One search for all instruments: `grid` holds every distinct floor of every table, and
+    # `grid_bracket[i, p]` is instrument i's 0-based bracket for a notional with p grid floors
+    # at or below it (each table's floors are among the grid's).
+    grid: FloorGrid
     grid_bracket: np.ndarray
 
     @classmethod
@@ -54,10 +118,13 @@ class BracketMatrix:
                 target[row, :size] = values
                 target[row, size:] = values[-1]
         caps = np.concatenate([floors[:, 1:], np.full((len(tables), 1), np.inf)], axis=1)
-        grid = np.unique(floors[np.isfinite(floors)])
+        grid = FloorGrid.of(floors[np.isfinite(floors)])
+        # Below every floor (p = 0) only a notional under 0 falls: it takes the first bracket.
+        at_grid = np.concatenate([[-np.inf], grid.values])
         grid_bracket = np.array(
-            [np.searchsorted(row, grid, side="right") - 1 for row in floors], dtype=INDEX
-        ).reshape(len(tables), grid.size)
+            [np.maximum(np.searchsorted(row, at_grid, side="right") - 1, 0) for row in floors],
+            dtype=INDEX,
+        ).reshape(len(tables), len(at_grid))
         return cls(
             floors=floors,
             caps=caps,
@@ -76,10 +143,9 @@ class BracketMatrix:
     def lookup(self, instrument: np.ndarray, notional: np.ndarray) -> np.ndarray:
         """0-based bracket of each (instrument, notional): the last floor ≤ notional, an exact
         floor belonging to the upper bracket; a notional below 0 takes the first bracket."""
-        between = np.searchsorted(self.grid, notional, side="right") - 1
-        np.maximum(between, 0, out=between)
-        between += instrument * self.grid.size
-        return self.grid_bracket.ravel()[between]
+        position = self.grid.count_at_or_below(notional)
+        position += instrument * self.grid_bracket.shape[1]
+        return self.grid_bracket.ravel()[position]
 
 
 @dataclass(frozen=True)
@@ -216,151 +282,267 @@ class Revaluation:
     collateral_line_value: np.ndarray
 
 
-def collateral_line_values(book: Book, asset_prices: np.ndarray) -> np.ndarray:
-    """Each holding's collateral value: its USD value cut at its asset's tier floors, each slice
-    at its ratio scaled by the account's credit tier (max(0, 1 − scale × (1 − r))); a
-    liability counts at its full value (see `reference.collateral_line_value`)."""
-    holding = book.col_quantity * asset_prices[book.col_asset]
-    haircuts = book.haircuts
-    scale = book.haircut_scale[book.col_account]
-    value = np.zeros_like(holding)
-    for tier in range(haircuts.floors.shape[1]):
-        floor = haircuts.floors[book.col_asset, tier]
-        cap = haircuts.caps[book.col_asset, tier]
-        # min(holding, cap) − floor is −inf on padding (floor +inf), so the slice is 0 there.
-        piece = np.maximum(np.minimum(holding, cap) - floor, 0.0)
-        ratio = np.maximum(1.0 - scale * (1.0 - haircuts.ratios[book.col_asset, tier]), 0.0)
-        value += piece * ratio
-    return np.where(holding < 0, holding, value)
+POSITION_CHUNK = 1 << 16
+"""Positions (or collateral lines) per task: a chunk's temporaries stay in cache, and chunks run
+on every core (NumPy releases the GIL inside its loops)."""
+
+
+def _chunks(size: int) -> list[slice]:
+    return [
+        slice(start, min(start + POSITION_CHUNK, size)) for start in range(0, size, POSITION_CHUNK)
+    ]
+
+
+def sum_by(index: np.ndarray, weights: np.ndarray, n_bins: int) -> np.ndarray:
+    """Σ weights per bin (np.bincount, which answers int64 when there are no weights: a sum of
+    money stays float64); indices from n_bins on are summed apart and dropped."""
+    return np.bincount(index, weights=weights, minlength=n_bins)[:n_bins].astype(FLOAT)
 
 
 def _per_account(book: Book, index: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    # np.bincount answers int64 for empty weights; a sum of money stays float64.
-    return np.bincount(index, weights=weights, minlength=book.n_accounts).astype(FLOAT, copy=False)
+    # An index of n_accounts marks an isolated position: it stays out of the cross pool.
+    return sum_by(index, weights, book.n_accounts)
 
 
 def _divide_where(numerator: np.ndarray, denominator: np.ndarray, where: np.ndarray) -> np.ndarray:
     return np.divide(numerator, denominator, out=np.full_like(numerator, np.nan), where=where)
 
 
-def _liquidation_across_brackets(
+@dataclass(frozen=True)
+class _Outputs:
+    """The per-position and per-line arrays `revalue` fills chunk by chunk."""
+
+    notional: np.ndarray
+    bracket: np.ndarray
+    mmr: np.ndarray
+    cum: np.ndarray
+    max_leverage: np.ndarray
+    maintenance_margin: np.ndarray
+    initial_margin: np.ndarray
+    unrealized_pnl: np.ndarray
+    liquidation_price: np.ndarray
+    bankruptcy_price: np.ndarray
+    liquidation_distance: np.ndarray
+    isolated_margin_ratio: np.ndarray
+    cross_account: np.ndarray
+    collateral_line_value: np.ndarray
+
+    @classmethod
+    def allocate(cls, n_positions: int, n_lines: int) -> "_Outputs":
+        arrays = {name: np.empty(n_positions) for name in cls.__dataclass_fields__}
+        arrays["bracket"] = np.empty(n_positions, dtype=INDEX)
+        arrays["cross_account"] = np.empty(n_positions, dtype=INDEX)
+        arrays["collateral_line_value"] = np.empty(n_lines)
+        return cls(**arrays)
+
+
+def _collateral_chunk(book: Book, asset_prices: np.ndarray, lines: slice, out: _Outputs) -> None:
+    """Each holding's collateral value: its USD value cut at its asset's tier floors, each slice
+    at its ratio scaled by the account's credit tier (max(0, 1 − scale × (1 − r))); a
+    liability counts at its full value (see `reference.collateral_line_value`)."""
+    haircuts = book.haircuts
+    asset = book.col_asset[lines]
+    holding = book.col_quantity[lines] * asset_prices[asset]
+    scale = book.haircut_scale[book.col_account[lines]]
+    value = np.zeros_like(holding)
+    for floor, cap, ratio in zip(
+        haircuts.floors.T, haircuts.caps.T, haircuts.ratios.T, strict=True
+    ):
+        # min(holding, cap) − floor is −inf on padding (floor +inf), so the slice is 0 there.
+        piece = np.minimum(holding, cap[asset])
+        piece -= floor[asset]
+        np.maximum(piece, 0.0, out=piece)
+        counted = 1.0 - scale * (1.0 - ratio[asset])
+        np.maximum(counted, 0.0, out=counted)
+        piece *= counted
+        value += piece
+    out.collateral_line_value[lines] = np.where(holding < 0, holding, value)
+
+
+def _position_chunk(book: Book, marks: np.ndarray, rows: slice, out: _Outputs) -> None:
+    """Bracket, MM, IM and uPnL of a chunk of positions (Binance USD-M, as in the reference)."""
+    brackets = book.brackets
+    instrument, quantity = book.pos_instrument[rows], book.pos_quantity[rows]
+    mark = marks[instrument]
+    notional = np.multiply(quantity, mark, out=out.notional[rows])
+    bracket = brackets.lookup(instrument, notional)
+    np.add(bracket, 1, out=out.bracket[rows])
+    cell = instrument * brackets.width + bracket
+    mmr = np.take(brackets.mmr.ravel(), cell, out=out.mmr[rows])
+    cum = np.take(brackets.cum.ravel(), cell, out=out.cum[rows])
+    np.take(brackets.max_leverage.ravel(), cell, out=out.max_leverage[rows])
+    maintenance = np.multiply(notional, mmr, out=out.maintenance_margin[rows])
+    maintenance -= cum
+    maintenance *= book.mm_scale[book.pos_account[rows]]
+    np.divide(notional, book.pos_leverage[rows], out=out.initial_margin[rows])
+    pnl = np.subtract(mark, book.pos_entry_price[rows], out=out.unrealized_pnl[rows])
+    pnl *= quantity
+    pnl *= book.pos_side[rows]
+    # Sums over the cross pool put isolated positions in one extra bin past the last account.
+    np.copyto(out.cross_account[rows], book.pos_account[rows])
+    np.copyto(out.cross_account[rows], book.n_accounts, where=book.pos_isolated[rows])
+
+
+def _walk_brackets(
     brackets: BracketMatrix,
     instrument: np.ndarray,
     side: np.ndarray,
     quantity: np.ndarray,
     mark: np.ndarray,
-    notional: np.ndarray,
     mark_line: np.ndarray,
     mm_scale: np.ndarray,
     excess: np.ndarray,
+    landed: np.ndarray,
 ) -> np.ndarray:
-    """The liquidation price of positions whose price solved in the mark's bracket landed in
-    another bracket.
+    """Liquidation prices of positions whose price, solved in the mark's bracket, landed in
+    another bracket: re-solved in the bracket where it landed, until it stays.
 
-    Maintenance margin is the upper envelope of its bracket lines, max_k (N × mmr_k − cum_k)
-    (cum makes it continuous, rising mmr makes it convex). So equity − MM is the lower
-    envelope of lines, and with every line's root in hand the liquidation price is the
-    largest root for a long, the smallest for a short. Each line is written relative to the
-    mark: excess + (side − m × mmr_k) × q × (P − mark) − m × (line_k(N) − line_k0(N)) = 0,
-    N the notional at the mark, k0 its bracket (`mark_line` = line_k0(N)).
+    Each bracket k's line is written relative to the mark, N the notional there and k0 its
+    bracket (`mark_line` = N × mmr_k0 − cum_k0):
+    excess + (side − m × mmr_k) × q × (P − mark) − m × (N × mmr_k − cum_k − mark_line) = 0.
+    MM is the upper envelope of its bracket lines (cum makes it continuous, rising mmr
+    convex), so every line's root lies on the near side of the true one: past the first
+    landing the walk only climbs for a long and only descends for a short, and ends in the
+    bracket that holds the root. A step the other way can only come from rounding on the floor
+    between two brackets, where both give the same price; the walk stops there.
     """
-    mmr = brackets.mmr[instrument]
-    below_mark_line = mm_scale[:, None] * (
-        (notional[:, None] * mmr - brackets.cum[instrument]) - mark_line[:, None]
-    )
-    roots = mark[:, None] + (below_mark_line - excess[:, None]) / (
-        quantity[:, None] * (side[:, None] - mm_scale[:, None] * mmr)
-    )
-    return np.where(side > 0, roots.max(axis=1), roots.min(axis=1))
+    price = np.empty(len(instrument))
+    active = np.arange(len(instrument))
+    bracket = landed
+    for _ in range(brackets.width):
+        cell = instrument[active] * brackets.width + bracket
+        mmr, cum = brackets.mmr.ravel()[cell], brackets.cum.ravel()[cell]
+        q, s, m, x = quantity[active], side[active], mm_scale[active], mark[active]
+        root = x + (m * (q * x * mmr - cum - mark_line[active]) - excess[active]) / (
+            q * (s - m * mmr)
+        )
+        price[active] = root
+        step = brackets.lookup(instrument[active], np.maximum(q * root, 0.0)) - bracket
+        onward = step * s > 0
+        active, bracket = active[onward], (bracket + step)[onward]
+        if not active.size:
+            break
+    return price
 
 
-def revalue(book: Book, marks: np.ndarray, asset_prices: np.ndarray) -> Revaluation:
-    """Every figure of every position and account at the given instrument marks and asset prices
-    (Binance USD-M cross and isolated margin; formulas as in `margin.engine.reference`)."""
-    marks, asset_prices = _float(marks), _float(asset_prices)
+def _liquidation_chunk(
+    book: Book,
+    marks: np.ndarray,
+    balance: np.ndarray,
+    account_maintenance: np.ndarray,
+    rows: slice,
+    out: _Outputs,
+) -> None:
+    """Liquidation and bankruptcy prices, distance to liquidation and isolated margin ratio of a
+    chunk of positions, once the cross pools are summed."""
     brackets = book.brackets
-    instrument, account = book.pos_instrument, book.pos_account
-    side, quantity = book.pos_side, book.pos_quantity
-    isolated, cross = book.pos_isolated, ~book.pos_isolated
-
+    instrument, account = book.pos_instrument[rows], book.pos_account[rows]
+    side, quantity, isolated = book.pos_side[rows], book.pos_quantity[rows], book.pos_isolated[rows]
     mark = marks[instrument]
-    notional = quantity * mark
-    bracket = brackets.lookup(instrument, notional)
-    cell = instrument * brackets.width + bracket
-    mmr = brackets.mmr.ravel()[cell]
-    cum = brackets.cum.ravel()[cell]
-    max_leverage = brackets.max_leverage.ravel()[cell]
+    mmr, maintenance, pnl = out.mmr[rows], out.maintenance_margin[rows], out.unrealized_pnl[rows]
     mm_scale = book.mm_scale[account]
-    mark_line = notional * mmr - cum
-    maintenance = mark_line * mm_scale
-    initial = notional / book.pos_leverage
-    pnl = side * quantity * (mark - book.pos_entry_price)
-
-    line_value = collateral_line_values(book, asset_prices)
-    collateral = _per_account(book, book.col_account, line_value)
-    account_pnl = _per_account(book, account, np.where(cross, pnl, 0.0))
-    account_maintenance = _per_account(book, account, np.where(cross, maintenance, 0.0))
-    account_initial = _per_account(book, account, np.where(cross, initial, 0.0))
-    balance = collateral + account_pnl
-    margin_ratio = _divide_where(account_maintenance, balance, balance > 0)
-    withdrawable = np.maximum(collateral + np.minimum(account_pnl, 0.0) - account_initial, 0.0)
 
     # Equity behind each position: the cross pool's margin balance, or the isolated margin plus
-    # its own uPnL. Its excess over maintenance margin is what a price move has to eat.
-    isolated_equity = book.pos_isolated_margin + pnl
+    # its own uPnL; its excess over maintenance margin is what a price move has to eat.
+    isolated_equity = book.pos_isolated_margin[rows] + pnl
     equity = np.where(isolated, isolated_equity, balance[account])
     excess = equity - np.where(isolated, maintenance, account_maintenance[account])
 
+    # Bankruptcy: equity + side × q × (P − mark) = 0, at a positive price or none.
+    bankruptcy = np.divide(equity, quantity, out=out.bankruptcy_price[rows])
+    bankruptcy *= side
+    np.subtract(mark, bankruptcy, out=bankruptcy)
+    np.copyto(bankruptcy, np.nan, where=bankruptcy <= 0)
+
+    # Equity − MM at a price of 0 is excess + MM − side × notional (the other positions' MM held
+    # as it is). Moving away from 0 it only rises for a long and only falls for a short, so a
+    # positive liquidation price exists exactly when it starts below 0 for a long, above for a
+    # short: side × (excess + MM) < notional.
+    notional = out.notional[rows]
+    has_price = side * (excess + maintenance) < notional
+
     # Solve equity = MM in the mark's bracket: P = mark − excess / (q × (side − m × mmr)).
-    liquidation = mark - excess / (quantity * (side - mm_scale * mmr))
-    liquidation_notional = quantity * liquidation
-    in_bracket = (liquidation_notional >= brackets.floors.ravel()[cell]) & (
-        liquidation_notional < brackets.caps.ravel()[cell]
+    liquidation = out.liquidation_price[rows]
+    np.subtract(mark, excess / (quantity * (side - mm_scale * mmr)), out=liquidation)
+    bracket = out.bracket[rows] - 1
+    cell = instrument * brackets.width + bracket
+    landed_notional = np.maximum(quantity * liquidation, 0.0)
+    stays = (landed_notional >= brackets.floors.ravel()[cell]) & (
+        landed_notional < brackets.caps.ravel()[cell]
     )
-    # A price ≤ 0 is final when it is a short's (its root bounds the true one from above) or
-    # solved in the first bracket (whose line is the envelope at notional 0).
-    no_price = (liquidation <= 0) & ((side < 0) | (bracket == 0))
-    moved = np.flatnonzero(~(in_bracket | no_price))
+    moved = np.flatnonzero(has_price & ~stays)
     if moved.size:
-        liquidation[moved] = _liquidation_across_brackets(
+        liquidation[moved] = _walk_brackets(
             brackets,
             instrument[moved],
             side[moved],
             quantity[moved],
             mark[moved],
-            notional[moved],
-            mark_line[moved],
+            notional[moved] * mmr[moved] - out.cum[rows][moved],
             mm_scale[moved],
             excess[moved],
+            brackets.lookup(instrument[moved], landed_notional[moved]),
         )
-    liquidation[liquidation <= 0] = np.nan
+    np.copyto(liquidation, np.nan, where=~has_price | (liquidation <= 0))
 
-    bankruptcy = mark - side * equity / quantity
-    bankruptcy[bankruptcy <= 0] = np.nan
+    distance = np.subtract(mark, liquidation, out=out.liquidation_distance[rows])
+    distance *= side
+    distance /= mark
+    ratio = out.isolated_margin_ratio[rows]
+    ratio.fill(np.nan)
+    np.divide(maintenance, isolated_equity, out=ratio, where=isolated & (isolated_equity > 0))
 
+
+def revalue(
+    book: Book, marks: np.ndarray, asset_prices: np.ndarray, *, workers: int | None = None
+) -> Revaluation:
+    """Every figure of every position and account at the given instrument marks and asset prices
+    (Binance USD-M cross and isolated margin; formulas as in `margin.engine.reference`).
+
+    Positions and collateral lines are processed in chunks on `workers` threads (default: one
+    per core); the figures do not depend on how many.
+    """
+    marks, asset_prices = _float(marks), _float(asset_prices)
+    out = _Outputs.allocate(book.n_positions, len(book.col_account))
+    position_chunks, line_chunks = _chunks(book.n_positions), _chunks(len(book.col_account))
+    run_tasks(
+        [partial(_position_chunk, book, marks, rows, out) for rows in position_chunks]
+        + [partial(_collateral_chunk, book, asset_prices, lines, out) for lines in line_chunks],
+        workers,
+    )
+    collateral = _per_account(book, book.col_account, out.collateral_line_value)
+    account_pnl = _per_account(book, out.cross_account, out.unrealized_pnl)
+    account_maintenance = _per_account(book, out.cross_account, out.maintenance_margin)
+    account_initial = _per_account(book, out.cross_account, out.initial_margin)
+    balance = collateral + account_pnl
+    run_tasks(
+        [
+            partial(_liquidation_chunk, book, marks, balance, account_maintenance, rows, out)
+            for rows in position_chunks
+        ],
+        workers,
+    )
     return Revaluation(
-        notional=notional,
-        bracket=bracket + 1,
-        mmr=mmr,
-        cum=cum,
-        max_leverage=max_leverage,
-        maintenance_margin=maintenance,
-        initial_margin=initial,
-        unrealized_pnl=pnl,
-        liquidation_price=liquidation,
-        bankruptcy_price=bankruptcy,
-        liquidation_distance=side * (mark - liquidation) / mark,
-        isolated_margin_ratio=_divide_where(
-            maintenance, isolated_equity, isolated & (isolated_equity > 0)
-        ),
+        notional=out.notional,
+        bracket=out.bracket,
+        mmr=out.mmr,
+        cum=out.cum,
+        max_leverage=out.max_leverage,
+        maintenance_margin=out.maintenance_margin,
+        initial_margin=out.initial_margin,
+        unrealized_pnl=out.unrealized_pnl,
+        liquidation_price=out.liquidation_price,
+        bankruptcy_price=out.bankruptcy_price,
+        liquidation_distance=out.liquidation_distance,
+        isolated_margin_ratio=out.isolated_margin_ratio,
         collateral_value=collateral,
         account_unrealized_pnl=account_pnl,
         margin_balance=balance,
         account_maintenance_margin=account_maintenance,
         account_initial_margin=account_initial,
-        margin_ratio=margin_ratio,
-        withdrawable=withdrawable,
-        collateral_line_value=line_value,
+        margin_ratio=_divide_where(account_maintenance, balance, balance > 0),
+        withdrawable=np.maximum(collateral + np.minimum(account_pnl, 0.0) - account_initial, 0.0),
+        collateral_line_value=out.collateral_line_value,
     )
 
 

@@ -1,0 +1,54 @@
+"""The demo data is the published table, and the benchmark runs and says what it measured."""
+
+import re
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from margin.engine.demo import INSTRUMENTS
+from tests.engine.support import binance_brackets
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])
+def test_demo_tables_are_binance_tables(symbol):
+    _, table = INSTRUMENTS[symbol]
+    published = binance_brackets()[symbol]
+    assert [(b.floor, b.mmr, b.max_leverage, b.cum) for b in table.brackets] == [
+        (Decimal(r["floor"]), Decimal(r["mmr"]), Decimal(r["max_leverage"]), Decimal(r["cum"]))
+        for r in published
+    ]
+
+
+def test_benchmark_prints_its_figures_last():
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "margin.engine.bench",
+            "--positions",
+            "3000",
+            "--accounts",
+            "600",
+            "--repeat",
+            "1",
+            "--reference-positions",
+            "300",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPOSITORY,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert " 0 figures differ" in lines[-2]
+    assert re.fullmatch(
+        r"positions=3000 accounts=600 vector_s=[\d.]+ reference_us_per_position=[\d.]+"
+        r" speedup=\d+ peak_mb=\d+",
+        lines[-1],
+    )

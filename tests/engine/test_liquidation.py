@@ -1,0 +1,124 @@
+"""Liquidation plans: after applying one, the reference finds the account back under target."""
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from margin.engine.errors import EngineInputError
+from margin.engine.liquidation import account_after, apply_plan, liquidation_plan
+from margin.engine.reference import quote_account
+from margin.engine.types import AccountInput, CollateralLine, PositionInput
+from tests.engine.strategies import BINANCE_BTC, accounts, decimals, markets
+
+SLIPPAGE = Decimal("0.005")
+TARGET = Decimal("0.3")
+
+
+def usdt(quantity: str) -> CollateralLine:
+    return CollateralLine(asset="USDT", quantity=Decimal(quantity), price=Decimal(1))
+
+
+def perp(
+    position_id: str, *, side: int = 1, quantity: str, entry: str, mark: str = "60000"
+) -> PositionInput:
+    return PositionInput(
+        id=position_id,
+        side=side,
+        quantity=Decimal(quantity),
+        entry_price=Decimal(entry),
+        mark_price=Decimal(mark),
+        leverage=Decimal(10),
+        brackets=BINANCE_BTC,
+    )
+
+
+def assert_back_under_target(account: AccountInput, target: Decimal, slippage: Decimal) -> None:
+    plan = liquidation_plan(account, target_ratio=target, slippage=slippage)
+    after = quote_account(apply_plan(account, plan))
+    cross_left = [row for row in after.positions if row.margin_mode == "cross"]
+    assert (after.margin_ratio is not None and after.margin_ratio <= target) or not cross_left
+    assert plan.margin_ratio_after == after.margin_ratio
+    assert plan.reaches_target == (after.margin_ratio is not None and after.margin_ratio <= target)
+    assert plan.insurance_fund_cost >= 0
+
+
+def test_a_large_position_is_reduced_just_enough_and_its_bracket_steps_down():
+    # 40 BTC at 60,000 is 2.4M notional, bracket 3 (0.65%); the account is past liquidation.
+    account = AccountInput(
+        collateral=(usdt("70000"),), positions=(perp("BTC", quantity="40", entry="61500"),)
+    )
+    before = quote_account(account)
+    assert before.margin_ratio >= 1
+    slippage = Decimal("0.001")
+    # At 30% the remaining notional must fall under the 600,000 floor: bracket 2 (0.5%).
+    plan = liquidation_plan(account, target_ratio=TARGET, slippage=slippage)
+    (step,) = plan.steps
+    assert 0 < step.quantity < 40
+    assert step.execution_price == Decimal(60000) * (1 - slippage)
+    assert step.slippage_loss == step.quantity * Decimal(60000) * slippage
+    after = quote_account(apply_plan(account, plan))
+    assert after.positions[0].bracket < before.positions[0].bracket
+    assert TARGET - Decimal("1e-6") < after.margin_ratio <= TARGET
+    # One lot less would leave the ratio above the target: the reduction is the least that works.
+    lot = Decimal("1e-8")
+    short_of_it = account_after(account, {"BTC": step.quantity - lot}, slippage=slippage)
+    assert quote_account(short_of_it).margin_ratio > TARGET
+
+
+def test_largest_maintenance_margin_goes_first():
+    account = AccountInput(
+        collateral=(usdt("9000"),),
+        positions=(
+            perp("small", quantity="1", entry="64000"),
+            perp("large", side=-1, quantity="8", entry="57000"),
+            perp("middle", quantity="3", entry="62000"),
+        ),
+    )
+    plan = liquidation_plan(account, target_ratio=Decimal("0.2"), slippage=SLIPPAGE)
+    assert [step.position_id for step in plan.steps][:2] == ["large", "middle"]
+    assert_back_under_target(account, Decimal("0.2"), SLIPPAGE)
+
+
+def test_a_bankrupt_account_is_closed_whole_and_the_insurance_fund_pays_the_rest():
+    account = AccountInput(
+        collateral=(usdt("1000"),), positions=(perp("BTC", quantity="2", entry="70000"),)
+    )
+    plan = liquidation_plan(account, target_ratio=Decimal("0.8"), slippage=SLIPPAGE)
+    assert [(s.position_id, s.quantity, s.remaining_quantity) for s in plan.steps] == [
+        ("BTC", 2, 0)
+    ]
+    equity = Decimal(1000) + 2 * (Decimal(60000) - 70000) - 2 * Decimal(60000) * SLIPPAGE
+    assert plan.equity_after_full_close == equity
+    assert plan.insurance_fund_cost == -equity
+    assert plan.bankruptcy_prices == {"BTC": quote_account(account).positions[0].bankruptcy_price}
+    assert not plan.reaches_target
+
+
+def test_an_account_under_target_needs_nothing():
+    account = AccountInput(
+        collateral=(usdt("100000"),), positions=(perp("BTC", quantity="1", entry="60000"),)
+    )
+    plan = liquidation_plan(account, target_ratio=Decimal("0.8"), slippage=SLIPPAGE)
+    assert plan.steps == () and plan.reaches_target and plan.insurance_fund_cost == 0
+
+
+@pytest.mark.parametrize(
+    ("target", "slippage"),
+    [(Decimal(0), SLIPPAGE), (Decimal("1.5"), SLIPPAGE), (Decimal("0.8"), Decimal(1))],
+)
+def test_plan_refuses_meaningless_parameters(target, slippage):
+    with pytest.raises(EngineInputError):
+        liquidation_plan(AccountInput(), target_ratio=target, slippage=slippage)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.data(),
+    st.sampled_from([Decimal("0.3"), Decimal("0.8"), Decimal(1)]),
+    decimals("0", "0.02", 4),
+)
+def test_random_accounts_end_under_target_or_closed(data, target, slippage):
+    market = data.draw(markets())
+    assert_back_under_target(data.draw(accounts(market)), target, slippage)
