@@ -50,7 +50,7 @@ class CollateralForm(IdempotentForm):
     """Deposit (demo) or withdraw one asset of the cross wallet."""
 
     asset = forms.ModelChoiceField(
-        queryset=Asset.objects.all(), to_field_name="symbol", empty_label=None
+        queryset=Asset.objects.all(), to_field_name="symbol", empty_label=None, initial="USDT"
     )
     amount = _amount_field("Amount")
 
@@ -67,13 +67,10 @@ class TradeForm(IdempotentForm):
         to_field_name="symbol",
         empty_label=None,
     )
-    side = forms.ChoiceField(choices=[(BUY, "Buy / long"), (SELL, "Sell / short")])
+    side = forms.ChoiceField(
+        choices=[(BUY, "Buy / long"), (SELL, "Sell / short")], widget=forms.RadioSelect, initial=BUY
+    )
     quantity = _amount_field("Quantity")
-
-    @property
-    def signed_quantity(self) -> Decimal:
-        quantity = self.cleaned_data["quantity"]
-        return quantity if self.cleaned_data["side"] == self.BUY else -quantity
 
 
 class LeverageForm(IdempotentForm):
@@ -105,13 +102,10 @@ class IsolatedMarginForm(IdempotentForm):
     ADD = "add"
     REMOVE = "remove"
 
-    direction = forms.ChoiceField(choices=[(ADD, "Add"), (REMOVE, "Remove")])
+    direction = forms.ChoiceField(
+        choices=[(ADD, "Add"), (REMOVE, "Remove")], widget=forms.RadioSelect, initial=ADD
+    )
     amount = _amount_field("Amount (USDT)")
-
-    @property
-    def signed_amount(self) -> Decimal:
-        amount = self.cleaned_data["amount"]
-        return amount if self.cleaned_data["direction"] == self.ADD else -amount
 
 
 class MarginModeForm(IdempotentForm):
@@ -139,7 +133,6 @@ class MarginModeForm(IdempotentForm):
 
 class HistoryFilterForm(forms.Form):
     KINDS = [
-        ("", "Everything"),
         ("ledger", "Ledger entries"),
         ("fills", "Fills"),
         ("states", "State changes"),

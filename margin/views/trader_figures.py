@@ -107,12 +107,13 @@ def _revaluation(account: MarginAccount, version: ParameterVersion) -> Revaluati
     snapshot = (
         MarginSnapshot.objects.filter(account=account)
         .select_related("tick")
-        .order_by("-tick")
+        .order_by("-tick_id")
         .first()
     )
     if snapshot is None:
         return Revaluation(at=None, stale=True)
-    at = snapshot.tick.completed_at or snapshot.tick.started_at
+    # The tick's prices were frozen when it started: that is the time its figures are of.
+    at = snapshot.tick.started_at
     too_old = timezone.now() - at > timedelta(seconds=version.price_guard_max_age_s)
     return Revaluation(at=at, stale=too_old or snapshot.tick.prices_stale)
 

@@ -46,6 +46,7 @@ from margin.services.margin_mode import (
     position_margin_mode_switch_preview,
 )
 from margin.services.positions import position_market_fill, position_market_fill_preview
+from margin.templatetags.trader_format import money, price, quantity, signed_money
 from margin.views.trader_common import render_partial, wants_fragment, with_account
 
 DASHBOARD = "margin/account_detail.html"
@@ -277,6 +278,45 @@ def _apply_refusal(form: IdempotentForm, error: ApplicationError) -> None:
     form.add_error(fields[0] if fields else None, error.message)
 
 
+# How a service's details read on a preview or a receipt; the ones not listed (instrument,
+# side, asset...) are what the trader just typed in.
+DETAIL_LABELS = {
+    "fill": ("Effect", str),
+    "price": ("Fill price (mark)", price),
+    "fee": ("Taker fee, USDT", money),
+    "realized_pnl": ("Realized PnL, USDT", signed_money),
+    "position_quantity": ("Position after", quantity),
+    "entry_price": ("Entry price after", price),
+    "amount": ("Amount", quantity),
+    "balance": ("Wallet balance after", quantity),
+}
+
+
+@dataclass(frozen=True)
+class Detail:
+    label: str
+    text: str
+
+
+def shown_details(details: dict[str, str]) -> list[Detail]:
+    """The details of a preview or receipt worth reading, labelled and formatted; for a
+    cross/isolated switch, the collateral that moves and which way."""
+    shown = [
+        Detail(label, show(Decimal(details[name]) if show is not str else details[name]))
+        for name, (label, show) in DETAIL_LABELS.items()
+        if name in details
+    ]
+    if "mode" in details and "isolated_margin" in details:
+        route = (
+            f"cross wallet → {details['instrument']} isolated"
+            if details["mode"] == MarginMode.ISOLATED
+            else f"{details['instrument']} isolated → cross wallet"
+        )
+        amount = money(Decimal(details["isolated_margin"]))
+        shown.append(Detail("Collateral that moves", f"{amount} USDT, {route}"))
+    return shown
+
+
 def _traded_position(subject: Subject, arguments: dict) -> PositionState | None:
     instrument = arguments.get("instrument")
     if subject.position is not None or instrument is None:
@@ -299,6 +339,7 @@ def _preview(request, account, operation, form, subject: Subject):
         form,
         subject,
         preview=preview,
+        details=shown_details(preview.details),
         preview_symbol=position.instrument if position else None,
         position_before=position_quote(preview.before, position),
         position_after=position_quote(preview.after, position),
@@ -324,11 +365,23 @@ def _book(request, account, operation, form, subject: Subject):
         return redirect("trader:account", pk=account.pk)
     if operation.on_position:
         # The position's panel shows the receipt; its row refreshes on the event.
-        context = {"account": account, "operation": operation, "receipt": receipt}
+        context = {
+            "account": account,
+            "operation": operation,
+            "receipt": receipt,
+            "details": shown_details(receipt.details),
+        }
         response = render_partial(request, DASHBOARD, "done-panel", context)
     else:
         fresh = blank_form(operation, subject)
-        context = _context(account, operation, fresh, subject, receipt=receipt)
+        context = _context(
+            account,
+            operation,
+            fresh,
+            subject,
+            receipt=receipt,
+            details=shown_details(receipt.details),
+        )
         response = render_partial(request, DASHBOARD, operation.partial, context)
     response["HX-Trigger"] = ACCOUNT_CHANGED
     return response

@@ -119,12 +119,23 @@ def explain_fragment(request, account):
     steps = explain_account(figures.input, figures.quote).get(key)
     if steps is None:
         raise Http404("No such figure")
-    return render_partial(
-        request,
-        DASHBOARD,
-        "explain",
-        {"account": account, "figure": key, "steps": [_shown(step) for step in steps]},
-    )
+    context = {
+        "account": account,
+        "figure": key,
+        "title": _figure_title(key, figures),
+        "steps": [_shown(step) for step in steps],
+    }
+    return render_partial(request, DASHBOARD, "explain", context)
+
+
+def _figure_title(key: str, figures) -> str:
+    """`positions.17.liquidation_price` → `BTCUSDT: liquidation price`."""
+    parts = key.split(".")
+    name = parts[-1].replace("_", " ")
+    if parts[0] == "positions":
+        symbol = next((r.symbol for r in figures.positions if r.input.id == parts[1]), parts[1])
+        return f"{symbol}: {name}"
+    return f"Account: {name}"
 
 
 def _shock_from(query) -> Shock:
@@ -167,7 +178,7 @@ def chart_data(request, account):
     snapshots = list(
         MarginSnapshot.objects.filter(account=account)
         .select_related("tick")
-        .order_by("-tick")
+        .order_by("-tick_id")
         .values("tick__started_at", "margin_ratio", "positions")[:CHART_POINTS]
     )
     snapshots.reverse()

@@ -38,7 +38,7 @@
              grid: { color: COLORS.grid } },
         y: { title: { display: true, text: yTitle, color: COLORS.text },
              ticks: { color: COLORS.text, callback: percent
-               ? function (v) { return (v * 100).toFixed(0) + "%"; } : undefined },
+               ? function (v) { return +(v * 100).toPrecision(3) + "%"; } : undefined },
              grid: { color: COLORS.grid } }
       }
     };
@@ -54,16 +54,24 @@
     return t.length ? [{ x: t[0], y: y }, { x: t[t.length - 1], y: y }] : [];
   }
 
+  // A threshold is drawn once the ratio comes within reach of it: drawn always, it would
+  // squash a healthy 1% ratio flat against the axis.
+  var THRESHOLD_REACH = 1.5;
+
   function ratioDatasets(data) {
     var t = data.ratio.t, th = data.thresholds;
-    return [
-      { label: "Margin ratio", data: points(t, data.ratio.v), borderColor: COLORS.ratio,
-        pointRadius: 0, borderWidth: 2 },
-      { label: "Margin call", data: flat(t, th.margin_call), borderColor: COLORS.margin_call,
-        borderDash: [4, 4], pointRadius: 0, borderWidth: 1 },
-      { label: "Liquidation", data: flat(t, th.liquidation), borderColor: COLORS.liquidation,
-        borderDash: [4, 4], pointRadius: 0, borderWidth: 1 }
-    ];
+    var top = Math.max.apply(null, data.ratio.v.filter(function (v) { return v !== null; })
+                                               .concat([0]));
+    var sets = [{ label: "Margin ratio", data: points(t, data.ratio.v),
+                  borderColor: COLORS.ratio, pointRadius: 0, borderWidth: 2 }];
+    [["Warning", th.warning, COLORS.warning], ["Margin call", th.margin_call, COLORS.margin_call],
+     ["Liquidation", th.liquidation, COLORS.liquidation]].forEach(function (line) {
+      if (line[1] <= top * THRESHOLD_REACH) {
+        sets.push({ label: line[0], data: flat(t, line[1]), borderColor: line[2],
+                    borderDash: [4, 4], pointRadius: 0, borderWidth: 1 });
+      }
+    });
+    return sets;
   }
 
   function positionDatasets(series) {
