@@ -44,10 +44,10 @@ def test_uniform_stress_run_matches_the_reference_on_each_account(client, office
     assert run.details["moves"]["BTC"] == pytest.approx(-0.05)
     assert run.details["moves"]["USDT"] == 0 and run.details["moves"]["USDC"] == 0
     assert run.accounts == 3 and run.accounts_under_maintenance == under == 2
-    assert run.maintenance_shortfall == pytest.approx(shortfall, rel=1e-9)
-    assert run.deficit == pytest.approx(deficit, rel=1e-9) and run.deficit > 0
+    assert run.maintenance_shortfall == pytest.approx(shortfall, rel=Decimal("1e-9"))
+    assert run.deficit == pytest.approx(deficit, rel=Decimal("1e-9")) and run.deficit > 0
     assert run.insurance_fund == insurance_fund_value() == Decimal(100)
-    assert run.coverage == pytest.approx(Decimal(100) / deficit, rel=1e-6)
+    assert run.coverage == pytest.approx(Decimal(100) / deficit, rel=Decimal("1e-6"))
     page = client.get(reverse("desk:stress_detail", args=[run.pk])).content.decode()
     assert 'id="under-maintenance">2<' in page
 
