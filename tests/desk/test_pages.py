@@ -1,0 +1,69 @@
+"""Every desk page renders for a risk officer with a bounded number of queries, and the heat
+maps add up to the book."""
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from margin.services.desk import case_open
+from margin.services.proposals import forced_reduction_propose
+
+pytestmark = pytest.mark.django_db
+
+PAGES = [
+    "desk:landing",
+    "desk:cases",
+    "desk:proposals",
+    "desk:audit",
+    "desk:parameters",
+    "desk:stress",
+    "desk:cascade",
+    "desk:heatmap",
+]
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_desk_page_renders_within_a_query_budget(
+    name, client, officer, book, django_assert_max_num_queries
+):
+    case_open(account=book["warning"], actor=officer, summary="watch")
+    client.force_login(officer)
+    with django_assert_max_num_queries(15):
+        response = client.get(reverse(name))
+    assert response.status_code == 200
+
+
+def test_case_and_proposal_pages_render(client, officer, book):
+    case = case_open(account=book["margin_call"], actor=officer, summary="watch")
+    position = book["margin_call"].positions.get()
+    proposal = forced_reduction_propose(
+        position=position, quantity=Decimal("0.1"), reason="trim", proposer=officer, case=case
+    )
+    client.force_login(officer)
+    case_page = client.get(reverse("desk:case", args=[case.pk])).content.decode()
+    assert "BTCUSDT long 0.5" in case_page and f"#{proposal.pk}" in case_page
+    proposal_page = client.get(reverse("desk:proposal", args=[proposal.pk])).content.decode()
+    assert "You proposed this" in proposal_page
+
+
+def test_heat_maps_add_up_to_the_book(client, officer, book):
+    client.force_login(officer)
+    context = client.get(reverse("desk:heatmap")).context
+    btc = next(row for row in context["exposure_rows"] if row["asset"] == "BTC")
+    assert sum(value for value, _ in btc["cells"]) == 3 * Decimal("0.5") * 85400
+    assert max(level for _, level in btc["cells"]) == 5
+    counts = {row["bucket"]: sum(n for n, _ in row["cells"]) for row in context["ratio_rows"]}
+    assert counts == {
+        "below 0.25": 1,
+        "0.25 – 0.5": 0,
+        "0.5 – 0.8": 1,
+        "0.8 – 1": 1,
+        "1 and above": 0,
+    }
+
+
+def test_disclosure_is_public(client, book):
+    response = client.get(reverse("disclosure"))
+    assert response.status_code == 200
+    assert b"BTCUSDT" in response.content and b"in force" in response.content
