@@ -1,0 +1,114 @@
+"""Time the desk's simulations over the whole book: each stress scenario of the library, a
+cascade of N rounds, and the queue's first page (see README figures)."""
+
+import time
+
+import numpy as np
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from margin.desk.cascade import simulate_cascade
+from margin.desk.selectors import insurance_fund_value, latest_complete_tick, risk_asset_symbols
+from margin.errors import ApplicationError
+from margin.filters import QueueFilter
+from margin.models import MarginAccount, MarginSnapshot
+from margin.selectors import engine_book
+from margin.services.stress_runs import scenario_build, stress_measure
+
+SCENARIOS = (
+    ("uniform", {"move": -0.2}),
+    ("depeg", {"asset": "USDC", "move": -0.1}),
+    ("ewma", {"k_sigma": 3}),
+    ("correlated", {"k_sigma": 3}),
+    ("replay", {"minutes": 60}),
+)
+
+
+class Command(BaseCommand):
+    help = "Time the stress scenarios and a liquidation cascade over a book of N accounts."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--accounts", type=int, default=100_000)
+        parser.add_argument("--rounds", type=int, default=10)
+        parser.add_argument(
+            "--depth",
+            type=float,
+            default=50_000.0,
+            help="USD of net selling per 1 %% move in the cascade (thin: it keeps going)",
+        )
+        parser.add_argument("--shock", type=float, default=-0.05, help="cascade's first move")
+
+    def _timed(self, label: str, work):
+        started = time.perf_counter()
+        result = work()
+        seconds = time.perf_counter() - started
+        self.stdout.write(f"{label:<44} {seconds:8.3f} s")
+        return result, seconds
+
+    def handle(self, *args, accounts: int, rounds: int, depth: float, shock: float, **options):
+        if MarginAccount.objects.count() < accounts:
+            call_command("seed_book", accounts=accounts, stdout=self.stdout)
+        book_slice, load_s = self._timed("load the book (engine_book)", engine_book)
+        book = book_slice.book
+        self.stdout.write(
+            f"book: {book.n_accounts} accounts, {book.n_positions} positions, "
+            f"{len(book.col_account)} collateral lines, {len(book.asset_names)} assets"
+        )
+        fund = float(insurance_fund_value())
+        for kind, scenario_options in SCENARIOS:
+            try:
+                scenario = scenario_build(
+                    book_slice=book_slice, kind=kind, options=scenario_options
+                )
+            except ApplicationError as error:
+                self.stdout.write(f"stress {kind:<37} skipped: {error.message}")
+                continue
+            (worst, _), seconds = self._timed(
+                f"stress {kind} ({len(scenario.moves)} step{'s' * (len(scenario.moves) > 1)})",
+                lambda s=scenario: stress_measure(
+                    book_slice=book_slice, scenario=s, insurance_fund=fund
+                ),
+            )
+            self.stdout.write(
+                f"    {worst.accounts_under_maintenance} under maintenance, shortfall "
+                f"{worst.maintenance_shortfall:,.0f}; with the load {load_s + seconds:.3f} s"
+            )
+        moving = risk_asset_symbols()
+        moves = np.array([shock if name in moving else 0.0 for name in book.asset_names])
+        depths = np.array([depth if name in moving else 0.0 for name in book.asset_names])
+        result, seconds = self._timed(
+            f"cascade, up to {rounds} rounds",
+            lambda: simulate_cascade(
+                book,
+                book_slice.marks,
+                book_slice.asset_prices,
+                moves,
+                depth=depths,
+                max_rounds=rounds,
+                insurance_fund=fund,
+            ),
+        )
+        self.stdout.write(
+            f"    {len(result.rounds)} rounds, {result.accounts_liquidated} accounts liquidated "
+            f"(per round {[r.accounts_liquidated for r in result.rounds]}); "
+            f"with the load {load_s + seconds:.3f} s"
+        )
+        tick = latest_complete_tick()
+        if tick is None:
+            self.stdout.write("queue: no revaluation tick yet, not timed")
+            return
+        snapshots = MarginSnapshot.objects.filter(tick=tick).select_related(
+            "account__owner", "account__credit_tier"
+        )
+        for label, query in (
+            ("ratio", {}),
+            ("distance", {"order": "buffer"}),
+            ("margin call", {"state": ["margin_call"]}),
+        ):
+            self._timed(
+                f"queue first page + count ({label})",
+                lambda q=query: (
+                    list(QueueFilter(q, queryset=snapshots).qs[:50]),
+                    QueueFilter(q, queryset=snapshots).qs.count(),
+                ),
+            )
