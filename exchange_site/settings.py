@@ -265,7 +265,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"MarginModeEnum": "margin.models.positions.MarginMode"},
+    "ENUM_NAME_OVERRIDES": {
+        "MarginModeEnum": "margin.models.positions.MarginMode",
+        "CaseStatusEnum": "margin.models.desk.Case.Status",
+        "ProposalStatusEnum": "margin.models.desk.Proposal.Status",
+        "CascadeRunStatusEnum": "margin.models.desk.CascadeRun.Status",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 
 from margin.api.problems import problem_response
-from margin.api.views import accounts, docs, me, operations, quote
+from margin.api.views import accounts, desk, docs, me, operations, parameters, quote
 
 
 def unknown_path(request, rest: str = ""):
@@ -46,6 +46,54 @@ urlpatterns = [
         "accounts/<int:account_id>/positions/<str:instrument>/margin-mode/",
         operations.MarginMode.as_view(),
         name="margin-mode",
+    ),
+    path("parameters/", parameters.Parameters.as_view(), name="parameters"),
+    path("desk/queue/", desk.Queue.as_view(), name="desk-queue"),
+    path("desk/accounts/<int:account_id>/", desk.DeskAccount.as_view(), name="desk-account"),
+    path("desk/accounts/<int:account_id>/cases/", desk.CaseOpen.as_view(), name="desk-case-open"),
+    path("desk/cases/", desk.Cases.as_view(), name="desk-cases"),
+    path("desk/cases/<int:case_id>/", desk.CaseDetail.as_view(), name="desk-case"),
+    path("desk/cases/<int:case_id>/notes/", desk.CaseNote.as_view(), name="desk-case-note"),
+    path("desk/cases/<int:case_id>/assign/", desk.CaseAssign.as_view(), name="desk-case-assign"),
+    path("desk/cases/<int:case_id>/close/", desk.CaseClose.as_view(), name="desk-case-close"),
+    path(
+        "desk/cases/<int:case_id>/margin-call/",
+        desk.CaseMarginCall.as_view(),
+        name="desk-case-margin-call",
+    ),
+    path(
+        "desk/cases/<int:case_id>/reduce-only/",
+        desk.CaseReduceOnly.as_view(),
+        name="desk-case-reduce-only",
+    ),
+    path(
+        "desk/cases/<int:case_id>/forced-reductions/",
+        desk.ForcedReduction.as_view(),
+        name="desk-forced-reduction",
+    ),
+    path(
+        "desk/cases/<int:case_id>/credit-tier-changes/",
+        desk.CreditTierChange.as_view(),
+        name="desk-credit-tier-change",
+    ),
+    path("desk/proposals/", desk.Proposals.as_view(), name="desk-proposals"),
+    path("desk/proposals/<int:proposal_id>/", desk.ProposalDetail.as_view(), name="desk-proposal"),
+    path(
+        "desk/proposals/<int:proposal_id>/approve/",
+        desk.ProposalApprove.as_view(),
+        name="desk-proposal-approve",
+    ),
+    path(
+        "desk/proposals/<int:proposal_id>/reject/",
+        desk.ProposalReject.as_view(),
+        name="desk-proposal-reject",
+    ),
+    path("desk/parameter-changes/", desk.ParameterChange.as_view(), name="desk-parameter-change"),
+    path("desk/stress-runs/", desk.StressRuns.as_view(), name="desk-stress-runs"),
+    path("desk/stress-runs/<int:run_id>/", desk.StressRunDetail.as_view(), name="desk-stress-run"),
+    path("desk/cascade-runs/", desk.CascadeRuns.as_view(), name="desk-cascade-runs"),
+    path(
+        "desk/cascade-runs/<int:run_id>/", desk.CascadeRunDetail.as_view(), name="desk-cascade-run"
     ),
     re_path(r"^(?P<rest>.*)$", unknown_path, name="unknown"),
 ]

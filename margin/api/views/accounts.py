@@ -48,9 +48,30 @@ def with_latest_snapshots(accounts) -> list:
     return accounts
 
 
-def _own_accounts(user):
+def with_latest_snapshot_ids(accounts):
     newest = MarginSnapshot.objects.filter(account=OuterRef("pk")).order_by("-tick")
-    return accounts_of(user).annotate(latest_snapshot_id=Subquery(newest.values("pk")[:1]))
+    return accounts.annotate(latest_snapshot_id=Subquery(newest.values("pk")[:1]))
+
+
+def _own_accounts(user):
+    return with_latest_snapshot_ids(accounts_of(user))
+
+
+def account_detail(accounts, account_id: int) -> dict:
+    """Account `account_id` among `accounts` (else 404): balances, figures now, latest
+    revaluation."""
+    account = get_object_or_404(with_latest_snapshot_ids(accounts), pk=account_id)
+    (account,) = with_latest_snapshots([account])
+    account.wallets = [
+        {"asset": asset, "balance": balance}
+        for asset, balance in LedgerAccount.objects.filter(
+            margin_account=account, kind=LedgerAccountKind.WALLET
+        )
+        .order_by("asset__symbol")
+        .values_list("asset__symbol", "balance")
+    ]
+    account.figures = account_quote(account)
+    return s.AccountDetailSerializer(account).data
 
 
 class TraderView(APIView):
@@ -89,18 +110,7 @@ class AccountDetail(TraderView):
         responses=s.AccountDetailSerializer,
     )
     def get(self, request, account_id: int):
-        account = get_object_or_404(_own_accounts(request.user), pk=account_id)
-        (account,) = with_latest_snapshots([account])
-        account.wallets = [
-            {"asset": asset, "balance": balance}
-            for asset, balance in LedgerAccount.objects.filter(
-                margin_account=account, kind=LedgerAccountKind.WALLET
-            )
-            .order_by("asset__symbol")
-            .values_list("asset__symbol", "balance")
-        ]
-        account.figures = account_quote(account)
-        return Response(s.AccountDetailSerializer(account).data)
+        return Response(account_detail(accounts_of(request.user), account_id))
 
 
 def _positions_of(account):

@@ -1,0 +1,360 @@
+"""Request and answer shapes of the risk desk's endpoints."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from rest_framework import serializers
+
+from margin.models import (
+    AccountState,
+    Bracket,
+    CascadeRun,
+    Case,
+    CaseNote,
+    CreditTierTerms,
+    HaircutTier,
+    MarginSnapshot,
+    ParameterVersion,
+    Proposal,
+    StressRun,
+)
+from margin.services.cascade import DEFAULT_DEPTH_USD, MAX_ROUNDS
+from margin.services.parameters import SCALAR_FIELDS
+from margin.services.stress_runs import SCENARIOS
+
+DECIMAL = {"max_digits": 38, "decimal_places": 18}
+USERNAME = {"slug_field": "username", "read_only": True}
+
+
+class QueueRowSerializer(serializers.ModelSerializer):
+    """One account of the latest complete revaluation."""
+
+    account_id = serializers.IntegerField()
+    owner = serializers.CharField(source="account.owner.username")
+    credit_tier = serializers.CharField(source="account.credit_tier.code")
+    reduce_only = serializers.BooleanField(source="account.reduce_only")
+    buffer = serializers.DecimalField(
+        **DECIMAL, help_text="Margin balance − maintenance margin (USD)."
+    )
+    state = serializers.ChoiceField(choices=AccountState.choices)
+
+    class Meta:
+        model = MarginSnapshot
+        fields = [
+            "account_id",
+            "owner",
+            "credit_tier",
+            "reduce_only",
+            "state",
+            "margin_ratio",
+            "margin_balance",
+            "maintenance_margin",
+            "buffer",
+            "stress_margin",
+        ]
+
+
+class NoteSerializer(serializers.ModelSerializer):
+    author = serializers.SlugRelatedField(**USERNAME)
+
+    class Meta:
+        model = CaseNote
+        fields = ["id", "author", "body", "created_at"]
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    opened_by = serializers.SlugRelatedField(**USERNAME)
+    assignee = serializers.SlugRelatedField(**USERNAME, allow_null=True)
+
+    class Meta:
+        model = Case
+        fields = [
+            "id",
+            "margin_account",
+            "status",
+            "summary",
+            "opened_by",
+            "assignee",
+            "opened_at",
+            "closed_at",
+            "resolution",
+        ]
+
+
+class CaseDetailSerializer(CaseSerializer):
+    notes = NoteSerializer(many=True, read_only=True)
+    proposals = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta(CaseSerializer.Meta):
+        fields = [*CaseSerializer.Meta.fields, "notes", "proposals"]
+
+
+class ProposalSerializer(serializers.ModelSerializer):
+    proposer = serializers.SlugRelatedField(**USERNAME)
+    approver = serializers.SlugRelatedField(**USERNAME, allow_null=True)
+    payload = serializers.JSONField()
+    impact = serializers.JSONField(allow_null=True)
+    result = serializers.JSONField(allow_null=True)
+
+    class Meta:
+        model = Proposal
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "payload",
+            "reason",
+            "margin_account",
+            "case",
+            "impact",
+            "result",
+            "proposer",
+            "approver",
+            "created_at",
+            "expires_at",
+            "decided_at",
+            "decision_note",
+        ]
+
+
+class StressRunSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(**USERNAME)
+    parameter_version = serializers.SlugRelatedField(
+        slug_field="number", read_only=True, allow_null=True
+    )
+    options = serializers.JSONField()
+    details = serializers.JSONField()
+
+    class Meta:
+        model = StressRun
+        fields = [
+            "id",
+            "scenario",
+            "options",
+            "label",
+            "parameter_version",
+            "created_by",
+            "created_at",
+            "accounts",
+            "accounts_under_maintenance",
+            "maintenance_shortfall",
+            "deficit",
+            "insurance_fund",
+            "coverage",
+            "duration_ms",
+            "details",
+        ]
+
+
+class CascadeRunSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(**USERNAME)
+    options = serializers.JSONField()
+    rounds = serializers.JSONField()
+
+    class Meta:
+        model = CascadeRun
+        fields = [
+            "id",
+            "options",
+            "label",
+            "status",
+            "progress",
+            "created_by",
+            "created_at",
+            "finished_at",
+            "duration_ms",
+            "rounds",
+            "accounts_liquidated",
+            "insurance_used",
+            "error",
+        ]
+
+
+class BracketRowSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Bracket
+        fields = ["floor", "mmr", "max_leverage"]
+
+
+class HaircutRowSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = HaircutTier
+        fields = ["floor", "ratio"]
+
+
+class CreditTermsSerializer(serializers.ModelSerializer):
+    tier = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = CreditTierTerms
+        fields = ["tier", "haircut_scale", "mm_scale"]
+
+
+class ParameterVersionSerializer(serializers.ModelSerializer):
+    in_force = serializers.BooleanField()
+    scheduled = serializers.BooleanField()
+    brackets = serializers.DictField(child=BracketRowSerializer(many=True))
+    haircuts = serializers.DictField(child=HaircutRowSerializer(many=True))
+    credit_terms = CreditTermsSerializer(many=True)
+
+    class Meta:
+        model = ParameterVersion
+        fields = [
+            "number",
+            "effective_at",
+            "note",
+            "in_force",
+            "scheduled",
+            *SCALAR_FIELDS,
+            "brackets",
+            "haircuts",
+            "credit_terms",
+        ]
+
+
+# Inputs
+
+
+class SummarySerializer(serializers.Serializer):
+    summary = serializers.CharField(max_length=200)
+
+
+class NoteInputSerializer(serializers.Serializer):
+    body = serializers.CharField()
+
+
+class AssignSerializer(serializers.Serializer):
+    assignee = serializers.CharField(help_text="Username of a desk member.")
+
+
+class CloseSerializer(serializers.Serializer):
+    resolution = serializers.CharField()
+
+
+class MarginCallSerializer(serializers.Serializer):
+    message = serializers.CharField()
+
+
+class ReduceOnlySerializer(serializers.Serializer):
+    reduce_only = serializers.BooleanField()
+    reason = serializers.CharField(max_length=500)
+
+
+def ttl_of(data: dict) -> timedelta:
+    return timedelta(hours=float(data["ttl_hours"]))
+
+
+class ProposalInputSerializer(serializers.Serializer):
+    reason = serializers.CharField()
+    ttl_hours = serializers.DecimalField(
+        max_digits=6, decimal_places=2, min_value=Decimal("0.1"), max_value=168, default=24
+    )
+
+
+class ForcedReductionSerializer(ProposalInputSerializer):
+    instrument = serializers.CharField(max_length=32)
+    quantity = serializers.DecimalField(**DECIMAL)
+
+
+class CreditTierChangeSerializer(ProposalInputSerializer):
+    tier = serializers.CharField(max_length=32, help_text="Credit tier code.")
+
+
+class DecisionSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class DecimalText(serializers.DecimalField):
+    """A decimal, handed on as its text (the services keep payloads as strings)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**DECIMAL, **kwargs)
+
+    def to_internal_value(self, data):
+        return str(super().to_internal_value(data))
+
+
+class BracketInputSerializer(serializers.Serializer):
+    floor = DecimalText()
+    mmr = DecimalText()
+    max_leverage = DecimalText()
+
+
+class HaircutInputSerializer(serializers.Serializer):
+    floor = DecimalText()
+    ratio = DecimalText()
+
+
+class CreditTermsInputSerializer(serializers.Serializer):
+    haircut_scale = DecimalText()
+    mm_scale = DecimalText()
+
+
+class ParameterChangeSerializer(ProposalInputSerializer):
+    """A change of the parameters in force (`margin.services.parameters`); any part may be
+    left out. With `dry_run` only its impact on the whole book is answered."""
+
+    dry_run = serializers.BooleanField(default=False)
+    reason = serializers.CharField(required=False, default="")
+    brackets = serializers.DictField(
+        child=BracketInputSerializer(many=True), required=False, help_text="By instrument."
+    )
+    haircuts = serializers.DictField(
+        child=HaircutInputSerializer(many=True), required=False, help_text="By asset."
+    )
+    credit_terms = serializers.DictField(
+        child=CreditTermsInputSerializer(), required=False, help_text="By credit tier code."
+    )
+    effective_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    def get_fields(self):
+        # "fields" is the payload's key for the scalars; as a class attribute it would hide
+        # the serializer's own `fields`.
+        scalars = serializers.DictField(
+            child=DecimalText(), required=False, help_text=f"Any of: {', '.join(SCALAR_FIELDS)}."
+        )
+        return {"fields": scalars, **super().get_fields()}
+
+    def payload(self) -> dict:
+        data = self.validated_data
+        payload = {
+            name: data[name]
+            for name in ("fields", "brackets", "haircuts", "credit_terms")
+            if name in data
+        }
+        if data.get("effective_at"):
+            payload["effective_at"] = data["effective_at"].isoformat()
+        return payload
+
+
+class ImpactSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    accounts = serializers.IntegerField()
+    thresholds = serializers.ListField(child=serializers.DictField())
+    maintenance_margin_now = serializers.FloatField()
+    maintenance_margin_proposed = serializers.FloatField()
+    maintenance_margin_change = serializers.FloatField()
+    collateral_value_now = serializers.FloatField()
+    collateral_value_proposed = serializers.FloatField()
+    collateral_value_change = serializers.FloatField()
+
+
+class ScenarioSerializer(serializers.Serializer):
+    scenario = serializers.ChoiceField(choices=list(SCENARIOS.items()))
+    move = serializers.DecimalField(max_digits=12, decimal_places=6, required=False)
+    k_sigma = serializers.DecimalField(max_digits=12, decimal_places=6, required=False)
+    asset = serializers.CharField(max_length=16, required=False)
+    minutes = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
+
+    def options(self) -> dict:
+        """The given options as strings (they are saved with the run as JSON)."""
+        return {
+            name: str(value) for name, value in self.validated_data.items() if name != "scenario"
+        }
+
+
+class CascadeInputSerializer(ScenarioSerializer):
+    depth_usd = serializers.DecimalField(
+        max_digits=20, decimal_places=2, min_value=Decimal(0), default=DEFAULT_DEPTH_USD
+    )
+    max_rounds = serializers.IntegerField(min_value=1, max_value=MAX_ROUNDS, default=10)

@@ -1,0 +1,45 @@
+"""The risk parameters, public like the disclosure page: every version, the one in force
+marked. They change only through a desk proposal (`/desk/parameter-changes/`)."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from margin.api.desk_serializers import ParameterVersionSerializer
+from margin.services.parameters import SCALAR_FIELDS, disclosed_versions
+from margin.views.desk_parameters import version_terms
+
+
+# The version's own columns; its child tables are grouped by symbol beside them.
+SCALARS = ("number", "effective_at", "note", *SCALAR_FIELDS)
+
+
+def _grouped(rows_by_symbol: dict) -> dict:
+    return {symbol: list(rows) for symbol, rows in rows_by_symbol.items()}
+
+
+class Parameters(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="Every risk parameter version, newest first (public)",
+        responses=ParameterVersionSerializer(many=True),
+    )
+    def get(self, request):
+        _, versions = disclosed_versions()
+        rows = []
+        for entry in versions:
+            version = entry["version"]
+            terms = version_terms(version)
+            rows.append(
+                {name: getattr(version, name) for name in SCALARS}
+                | {
+                    "in_force": entry["in_force"],
+                    "scheduled": entry["scheduled"],
+                    "brackets": _grouped(terms["brackets"]),
+                    "haircuts": _grouped(terms["haircuts"]),
+                    "credit_terms": list(terms["credit_terms"]),
+                }
+            )
+        return Response(ParameterVersionSerializer(rows, many=True).data)
