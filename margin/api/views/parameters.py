@@ -10,7 +10,6 @@ from margin.api.desk_serializers import ParameterVersionSerializer
 from margin.services.parameters import SCALAR_FIELDS, disclosed_versions
 from margin.views.desk_parameters import version_terms
 
-
 # The version's own columns; its child tables are grouped by symbol beside them.
 SCALARS = ("number", "effective_at", "note", *SCALAR_FIELDS)
 
