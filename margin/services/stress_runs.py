@@ -11,6 +11,7 @@ import numpy as np
 
 from margin.desk.selectors import insurance_fund_value, price_history, risk_asset_symbols
 from margin.desk.shocks import (
+    FLOOR_MOVE,
     correlated_crash,
     depeg,
     replay_moves,
@@ -40,11 +41,15 @@ SCENARIOS = {
 
 @dataclass(frozen=True)
 class Scenario:
-    """A scenario made concrete for one book: its label and one or more rows of asset moves."""
+    """A scenario made concrete for one book: its label and one or more rows of asset moves,
+    clipped where a price would fall to nothing (the saved run shows the moves applied)."""
 
     kind: str
     label: str
     moves: np.ndarray  # steps × assets; one row except for a replay
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "moves", np.maximum(self.moves, FLOOR_MOVE))
 
 
 def _number(options: dict, name: str, default: float, low: float, high: float) -> float:

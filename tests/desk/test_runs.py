@@ -3,6 +3,7 @@ account (as the ledger gives it) at the shocked prices."""
 
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from django.urls import reverse
 
@@ -120,3 +121,36 @@ def test_cascade_page_polls_its_progress_until_done(client, officer, book):
     done = client.get(reverse("desk:cascade_detail", args=[run.pk])).content.decode()
     assert "hx-trigger" not in done.split('id="cascade-progress"')[1].split(">")[0]
     assert 'value="100"' in done
+
+
+def test_volatility_scenarios_scale_with_the_ewma_of_the_recorded_prices(client, officer, book):
+    # given: 30 daily BTC closes moving ±2 % before today's prints (95,000 → 90,000 → 85,400
+    # within seconds); the other coins flat
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from margin.engine.stress import ewma_covariance
+    from margin.models import Asset, AssetPriceHistory
+
+    start = timezone.now() - timedelta(days=31)
+    btc_closes = [95000 * (1.02 if day % 2 else 0.98) ** (day % 3) for day in range(30)]
+    flat = {"USDT": 1, "USDC": 1, "ETH": 3400, "SOL": 230}
+    AssetPriceHistory.objects.bulk_create(
+        AssetPriceHistory(asset=asset, at=start + timedelta(days=day), price=Decimal(str(price)))
+        for day, close in enumerate(btc_closes)
+        for asset in Asset.objects.all()
+        for price in [close if asset.symbol == "BTC" else flat[asset.symbol]]
+    )
+    client.force_login(officer)
+    # when
+    client.post(reverse("desk:stress_run"), {"scenario": "ewma", "k_sigma": "2"})
+    client.post(reverse("desk:stress_run"), {"scenario": "correlated", "k_sigma": "2"})
+    # then: σ is the RiskMetrics EWMA of the whole path, per day (the median spacing)
+    ewma, crash = StressRun.objects.order_by("pk")
+    sigma, _ = ewma_covariance(np.array([[p] for p in [*btc_closes, 95000, 90000, 85400]]), 0.94)
+    assert ewma.details["moves"]["BTC"] == pytest.approx(-2 * sigma[0], rel=1e-6)
+    assert ewma.details["moves"]["USDT"] == ewma.details["moves"]["ETH"] == 0
+    # BTC alone moves, so the first principal component is BTC's own move
+    assert crash.details["moves"]["BTC"] == pytest.approx(ewma.details["moves"]["BTC"], rel=1e-6)
+    assert ewma.accounts_under_maintenance == crash.accounts_under_maintenance
