@@ -86,14 +86,13 @@ class LeverageForm(IdempotentForm):
         super().__init__(*args, **kwargs)
         self.max_leverage = max_leverage
         if max_leverage is not None:
-            self.fields["leverage"].widget.attrs["max"] = f"{max_leverage:f}"
-            self.fields["leverage"].help_text = f"Bracket cap {max_leverage:f}×"
+            self.fields["leverage"].widget.attrs["max"] = f"{max_leverage.normalize():f}"
 
     def clean_leverage(self) -> Decimal:
         leverage = self.cleaned_data["leverage"]
         if self.max_leverage is not None and leverage > self.max_leverage:
             raise forms.ValidationError(
-                f"At most {self.max_leverage:f}× in this position's bracket."
+                f"At most {self.max_leverage.normalize():f}× in this position's bracket."
             )
         return leverage
 

@@ -273,8 +273,13 @@ def _context(account, operation, form, subject: Subject, **extra) -> dict:
 
 
 def _apply_refusal(form: IdempotentForm, error: ApplicationError) -> None:
-    """The service's message on the form, on the field it names when the form has that field."""
-    fields = [name for name in error.extra if name in form.fields]
+    """The service's message on the form, on the field it names when the form shows that field
+    (a refused idempotency key is the form's error, its field being hidden)."""
+    fields = [
+        name
+        for name in error.extra
+        if name in form.fields and not form.fields[name].widget.is_hidden
+    ]
     form.add_error(fields[0] if fields else None, error.message)
 
 

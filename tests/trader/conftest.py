@@ -22,6 +22,12 @@ def account(reference, trader):
 
 
 @pytest.fixture
+def other_account(reference, make_user):
+    """Another trader's account, with a position."""
+    return funded_account(user=make_user(TRADER), usdt="5000", fills=[("ETHUSDT", "sell", "1")])
+
+
+@pytest.fixture
 def trader_client(client, trader):
     client.force_login(trader)
     return client
