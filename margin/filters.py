@@ -39,8 +39,9 @@ def gross_notional():
 class QueueFilter(django_filters.FilterSet):
     """Filters over the latest tick's margin snapshots (one row per account)."""
 
+    # distinct=False: one snapshot per account already; DISTINCT would sort the whole tick.
     state = django_filters.MultipleChoiceFilter(
-        field_name="state", choices=AccountState.choices, label="State"
+        field_name="state", choices=AccountState.choices, label="State", distinct=False
     )
     credit_tier = django_filters.ModelChoiceFilter(
         field_name="account__credit_tier", queryset=CreditTier.objects.all(), label="Credit tier"
