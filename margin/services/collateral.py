@@ -19,13 +19,7 @@ from margin.services.account_state import (
     preview_run,
     write_run,
 )
-from margin.services.ledger import (
-    QUANTUM,
-    Line,
-    house_account_ids,
-    journal_post,
-    wallet_accounts_ensure,
-)
+from margin.services.ledger import QUANTUM, Line, journal_post
 
 
 def _deposit_plan(*, asset: str, amount) -> Callable[[AccountState], Plan]:
@@ -47,14 +41,13 @@ def _transfer_book(*, operation: str, kind: str, sign: int, actor):
         asset = plan.details["asset"]
         amount = Decimal(plan.details["amount"])
         asset_id = state.asset_ids[asset]
-        wallet = wallet_accounts_ensure(margin_account_id=state.account_id, asset_ids=[asset_id])
-        external = house_account_ids()[LedgerAccountKind.EXTERNAL, asset_id]
+        external = state.house_id(LedgerAccountKind.EXTERNAL, asset)
         journal = journal_post(
             kind=kind,
             margin_account_id=state.account_id,
             created_by_id=getattr(actor, "pk", None),
             lines=[
-                Line(wallet[asset_id], asset_id, sign * amount),
+                Line(state.wallet_id(asset), asset_id, sign * amount),
                 Line(external, asset_id, -sign * amount),
             ],
         )

@@ -2,7 +2,8 @@
 
 The key is claimed first thing in the service's transaction by inserting its record; the
 unique constraint (user, key) makes a concurrent claim of the same key wait for the first
-transaction and then fail, so the second one replays the first result instead of booking again.
+transaction and then find its record, so the second one replays the first result instead of
+booking again.
 A refused request rolls its claim back with everything else: the key stays free.
 """
 
@@ -10,10 +11,11 @@ import hashlib
 import json
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from margin.errors import ApplicationError
 from margin.models import IdempotencyRecord
+from margin.services.sql import execute, rows, table
 
 MAX_KEY_LENGTH = IdempotencyRecord._meta.get_field("key").max_length
 
@@ -57,16 +59,17 @@ def idempotency_claim(
     (None, the first response) when this request was already done. A different request under
     the same key raises `IdempotencyConflict`."""
     digest = request_hash(operation=operation, request=request)
-    try:
-        with transaction.atomic():
-            record = IdempotencyRecord.objects.create(
-                user_id=user_id, key=key, operation=operation, request_hash=digest, response={}
-            )
-        return record.pk, None
-    except IntegrityError:
-        # The insert waited for the transaction holding the key; it committed, so its record
-        # is visible to this new statement (READ COMMITTED).
-        first = IdempotencyRecord.objects.get(user_id=user_id, key=key)
+    # ON CONFLICT DO NOTHING waits for a transaction holding the same key: when that one
+    # commits, no row comes back and its record is visible to the next statement.
+    claimed = rows(
+        f"INSERT INTO {table(IdempotencyRecord)} "
+        "(user_id, key, operation, request_hash, response, created_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+        [user_id, key, operation, digest, "{}", timezone.now()],
+    )
+    if claimed:
+        return claimed[0][0], None
+    first = IdempotencyRecord.objects.get(user_id=user_id, key=key)
     if first.operation != operation or first.request_hash != digest:
         raise IdempotencyConflict(
             f"The idempotency key {key!r} was already used for a different request "
@@ -77,4 +80,7 @@ def idempotency_claim(
 
 
 def idempotency_complete(*, record_id: int, response: dict) -> None:
-    IdempotencyRecord.objects.filter(pk=record_id).update(response=response)
+    execute(
+        f"UPDATE {table(IdempotencyRecord)} SET response = %s WHERE id = %s",
+        [json.dumps(response), record_id],
+    )

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import F
+from django.utils import timezone
 
 from margin.errors import ApplicationError
 from margin.models import (
@@ -24,6 +24,7 @@ from margin.models import (
     LedgerAccountKind,
     MarginAccount,
 )
+from margin.services.sql import execute, insert, table
 
 # NUMERIC(38, 18): every amount posted must already be a multiple of this.
 QUANTUM = Decimal("1e-18")
@@ -51,16 +52,6 @@ def house_accounts_ensure(*, assets: Iterable[Asset]) -> None:
         [LedgerAccount(kind=kind, asset=asset) for asset in assets for kind in HOUSE_KINDS],
         ignore_conflicts=True,
     )
-
-
-def house_account_ids() -> dict[tuple[str, int], int]:
-    """(kind, asset id) → ledger account id of every house account."""
-    return {
-        (kind, asset_id): pk
-        for pk, kind, asset_id in LedgerAccount.objects.filter(
-            margin_account__isnull=True
-        ).values_list("pk", "kind", "asset_id")
-    }
 
 
 def wallet_accounts_ensure(*, margin_account_id: int, asset_ids: Iterable[int]) -> dict[int, int]:
@@ -138,21 +129,28 @@ def journal_post(
         return None
     if imbalance := unbalanced_assets(posted):
         raise ValueError(f"journal {kind} does not balance: {imbalance}")
-    journal = Journal.objects.create(
-        kind=kind, margin_account_id=margin_account_id, created_by_id=created_by_id, memo=memo
+    values = {
+        "kind": kind,
+        "margin_account_id": margin_account_id,
+        "created_by_id": created_by_id,
+        "memo": memo,
+        "created_at": timezone.now(),
+    }
+    journal = Journal(pk=insert(Journal, **values), **values)
+    execute(
+        f"INSERT INTO {table(Entry)} (journal_id, ledger_account_id, asset_id, amount) "
+        f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(posted))}",
+        [
+            value
+            for line in posted
+            for value in (journal.pk, line.ledger_account_id, line.asset_id, line.amount)
+        ],
     )
-    Entry.objects.bulk_create(
-        Entry(
-            journal=journal,
-            ledger_account_id=line.ledger_account_id,
-            asset_id=line.asset_id,
-            amount=line.amount,
-        )
-        for line in posted
-    )
+    # In primary-key order: the house rows every account shares are locked here, last.
     for line in sorted(posted, key=lambda line: line.ledger_account_id):
-        LedgerAccount.objects.filter(pk=line.ledger_account_id).update(
-            balance=F("balance") + line.amount
+        execute(
+            f"UPDATE {table(LedgerAccount)} SET balance = balance + %s WHERE id = %s",
+            [line.amount, line.ledger_account_id],
         )
     return journal
 

@@ -28,13 +28,8 @@ from margin.services.account_state import (
     preview_run,
     write_run,
 )
-from margin.services.ledger import (
-    Line,
-    isolated_account_ensure,
-    journal_post,
-    wallet_accounts_ensure,
-)
-from margin.services.positions import _position_save, money
+from margin.services.ledger import Line, journal_post
+from margin.services.positions import money, position_save
 
 MAX_LEVERAGE_DECIMALS = Decimal("0.01")
 
@@ -89,16 +84,12 @@ def _book(*, operation: str, actor) -> Callable[[AccountState, PositionPlan], Re
 
     def book(state: AccountState, plan: PositionPlan) -> Receipt:
         moved = plan.after.positions[plan.instrument]
-        position_id = _position_save(state, moved, opened=False)
+        position_id = position_save(state, moved, opened=False)
         journal = None
         if plan.into_isolated:
             settle = state.asset_ids[state.settlement]
-            wallet = wallet_accounts_ensure(margin_account_id=state.account_id, asset_ids=[settle])[
-                settle
-            ]
-            isolated = isolated_account_ensure(
-                margin_account_id=state.account_id, position_id=position_id, asset_id=settle
-            )
+            wallet = state.wallet_id(state.settlement)
+            isolated = state.isolated_id(plan.instrument, position_id)
             journal = journal_post(
                 kind=JournalKind.ISOLATED_TRANSFER,
                 margin_account_id=state.account_id,

@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
-from django.db.models import F
 from django.utils import timezone
 
 from margin.engine.types import ZERO
@@ -30,14 +29,8 @@ from margin.services.account_state import (
     preview_run,
     write_run,
 )
-from margin.services.ledger import (
-    QUANTUM,
-    Line,
-    house_account_ids,
-    isolated_account_ensure,
-    journal_post,
-    wallet_accounts_ensure,
-)
+from margin.services.ledger import QUANTUM, Line, journal_post
+from margin.services.sql import execute, insert, table
 
 type Side = Literal["buy", "sell"]
 SIDES: dict[str, int] = {"buy": 1, "sell": -1}
@@ -229,25 +222,26 @@ def _trade_checks(
 def _fill_book(*, operation: str, reason: str, journal_kind: str, fee_kind: str, actor):
     def book(state: AccountState, plan: FillPlan) -> Receipt:
         moved = plan.after.positions[plan.instrument]
-        position_id = _position_save(state, moved, opened=plan.math.kind in ("open", "flip"))
-        settle = state.asset_ids[state.settlement]
-        wallet = wallet_accounts_ensure(margin_account_id=state.account_id, asset_ids=[settle])[
-            settle
-        ]
-        house = house_account_ids()
+        position_id = position_save(
+            state,
+            moved,
+            opened=plan.math.kind in ("open", "flip"),
+            realized_pnl=plan.math.realized_pnl,
+        )
+        settle, symbol = state.asset_ids[state.settlement], state.settlement
+        wallet = state.wallet_id(symbol)
         cash = plan.math.realized_pnl - plan.fee
         lines = [
-            Line(house[LedgerAccountKind.MARKET, settle], settle, -plan.math.realized_pnl),
-            Line(house[fee_kind, settle], settle, plan.fee),
+            Line(state.house_id(LedgerAccountKind.MARKET, symbol), settle, -plan.math.realized_pnl),
+            Line(state.house_id(fee_kind, symbol), settle, plan.fee),
         ]
         if moved.is_isolated:
-            isolated = isolated_account_ensure(
-                margin_account_id=state.account_id, position_id=position_id, asset_id=settle
-            )
+            isolated = state.isolated_id(plan.instrument, position_id)
+            insurance = state.house_id(LedgerAccountKind.INSURANCE, symbol)
             lines += [
                 Line(isolated, settle, cash + plan.isolated_transfer + plan.insurance_cover),
                 Line(wallet, settle, -plan.isolated_transfer),
-                Line(house[LedgerAccountKind.INSURANCE, settle], settle, -plan.insurance_cover),
+                Line(insurance, settle, -plan.insurance_cover),
             ]
         else:
             lines.append(Line(wallet, settle, cash))
@@ -258,23 +252,22 @@ def _fill_book(*, operation: str, reason: str, journal_kind: str, fee_kind: str,
             memo=f"{plan.details['side']} {plan.details['quantity']} {plan.instrument}",
             lines=lines,
         )
-        Position.objects.filter(pk=position_id).update(
-            realized_pnl=F("realized_pnl") + plan.math.realized_pnl
-        )
-        fill = Fill.objects.create(
+        fill_id = insert(
+            Fill,
             position_id=position_id,
             quantity=plan.delta,
             price=plan.price,
             fee=plan.fee,
             realized_pnl=plan.math.realized_pnl,
             reason=reason,
-            journal=journal,
+            journal_id=journal.pk if journal else None,
+            created_at=timezone.now(),
         )
         return Receipt(
             operation=operation,
             margin_account_id=state.account_id,
             journal_id=journal.pk if journal else None,
-            fill_id=fill.pk,
+            fill_id=fill_id,
             position_id=position_id,
             details=plan.details,
         )
@@ -282,8 +275,11 @@ def _fill_book(*, operation: str, reason: str, journal_kind: str, fee_kind: str,
     return book
 
 
-def _position_save(state: AccountState, moved: PositionState, *, opened: bool) -> int:
-    """Write a position's size, entry, leverage and mode; create its row the first time."""
+def position_save(
+    state: AccountState, moved: PositionState, *, opened: bool, realized_pnl: Decimal = ZERO
+) -> int:
+    """Write a position's size, entry, leverage and mode, add `realized_pnl` to its total;
+    create its row the first time."""
     fields = {
         "quantity": moved.quantity,
         "entry_price": moved.entry_price,
@@ -296,9 +292,16 @@ def _position_save(state: AccountState, moved: PositionState, *, opened: bool) -
         return Position.objects.create(
             margin_account_id=state.account_id,
             instrument_id=state.instrument_ids[moved.instrument],
+            realized_pnl=realized_pnl,
             **fields,
         ).pk
-    Position.objects.filter(pk=moved.position_id).update(**fields)
+    fields["updated_at"] = timezone.now()
+    execute(
+        f"UPDATE {table(Position)} SET realized_pnl = realized_pnl + %s, "
+        + ", ".join(f"{name} = %s" for name in fields)
+        + " WHERE id = %s",
+        [realized_pnl, *fields.values(), moved.position_id],
+    )
     return moved.position_id
 
 
