@@ -37,11 +37,7 @@ from tests.factories import MarginAccountFactory
 from tests.ledger.support import new_key
 
 D = Decimal
-WRITERS, READERS, ACCOUNTS = (
-    int(__import__("os").environ.get("BANK_W", 8)),
-    int(__import__("os").environ.get("BANK_R", 2)),
-    16,
-)
+WRITERS, READERS, ACCOUNTS = 8, 2, 16
 OPERATIONS_PER_WRITER = 1_300
 MARKS = {"BTCUSDT": D("100000"), "SOLUSDT": D("200"), "ETHUSDT": D("4000")}
 PRICES = {"USDT": D("1"), "USDC": D("1"), "BTC": D("100000"), "ETH": D("4000"), "SOL": D("200")}
