@@ -56,8 +56,12 @@ def extra_perpetuals(count: int) -> list[str]:
     return symbols
 
 
-def account_with_positions(user, symbols: list[str]):
-    """Enough USDT, a little BTC, and a 0.01 long in each of `symbols`."""
-    return funded_account(
+def account_with_positions(user, symbols: list[str], *, name: str):
+    """An account `name` of `user`: enough USDT, a little BTC, a 0.01 long in each of
+    `symbols`."""
+    account = funded_account(
         user=user, usdt="500000", BTC="1", fills=[(s, "buy", "0.01") for s in symbols]
     )
+    account.name = name
+    account.save(update_fields=["name"])
+    return account

@@ -1,0 +1,222 @@
+"""The live fragments: only the fragment for htmx, the whole page otherwise; a fixed number of
+queries whatever the number of positions; figures equal to the reference engine's."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from margin.engine.explain import format_number
+from margin.engine.reference import quote_account
+from margin.models import MarkPrice, Notification
+from margin.selectors import engine_accounts
+from margin.services.revaluation import revaluation_tick_run
+from margin.templatetags.trader_format import percent, price
+from margin.views.trader_whatif import Shock, shocked_input
+from tests.trader.factories import account_with_positions, extra_perpetuals
+
+LIVE_FRAGMENTS = ["trader:overview", "trader:positions", "trader:collateral"]
+# The most queries a live fragment may take: session, user, account, the account's state (six,
+# whatever it holds), parameters, snapshot.
+FRAGMENT_QUERIES = 14
+
+
+@pytest.mark.parametrize("name", LIVE_FRAGMENTS)
+def test_htmx_gets_only_the_fragment(htmx, account, name):
+    # when
+    response = htmx.get(reverse(name, args=[account.pk]))
+    # then
+    content = response.content.decode()
+    assert content.lstrip().startswith("<section id=")
+    assert "<html" not in content
+
+
+@pytest.mark.parametrize("name", LIVE_FRAGMENTS)
+def test_a_browser_reload_gets_the_whole_page(trader_client, account, name):
+    # when
+    response = trader_client.get(reverse(name, args=[account.pk]))
+    # then
+    assert "<html" in response.content.decode()
+
+
+def queries_of(client, url) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured)
+
+
+@pytest.mark.parametrize("name", LIVE_FRAGMENTS)
+def test_fragment_queries_do_not_grow_with_positions(
+    htmx, reference, trader, name, django_assert_max_num_queries
+):
+    # given
+    symbols = extra_perpetuals(20)
+    one = account_with_positions(trader, symbols[:1], name="One")
+    twenty = account_with_positions(trader, symbols, name="Twenty")
+    htmx.get(reverse(name, args=[one.pk]))  # warm the per-version engine terms
+    # when
+    with django_assert_max_num_queries(FRAGMENT_QUERIES):
+        htmx.get(reverse(name, args=[twenty.pk]))
+    # then
+    assert queries_of(htmx, reverse(name, args=[one.pk])) == queries_of(
+        htmx, reverse(name, args=[twenty.pk])
+    )
+
+
+def test_the_positions_fragment_shows_every_position(htmx, reference, trader):
+    # given
+    symbols = extra_perpetuals(20)
+    account = account_with_positions(trader, symbols, name="Twenty")
+    # when
+    content = htmx.get(reverse("trader:positions", args=[account.pk])).content.decode()
+    # then
+    assert all(f'data-symbol="{symbol}"' in content for symbol in symbols)
+
+
+def test_overview_shows_the_engines_margin_ratio(htmx, account):
+    # given
+    quote = quote_account(engine_accounts([account.pk])[account.pk])
+    # when
+    content = htmx.get(reverse("trader:overview", args=[account.pk])).content.decode()
+    # then
+    assert percent(quote.margin_ratio) in content
+    assert 'data-testid="revalued-at"' in content
+
+
+def test_overview_shows_a_missing_revaluation_as_stale(htmx, account):
+    # when
+    content = htmx.get(reverse("trader:overview", args=[account.pk])).content.decode()
+    # then
+    assert "Not revalued yet · stale" in content
+
+
+def test_overview_shows_the_time_of_a_fresh_revaluation(htmx, account):
+    # given
+    tick = revaluation_tick_run(now=timezone.now())
+    # when
+    content = htmx.get(reverse("trader:overview", args=[account.pk])).content.decode()
+    # then
+    assert f"Revalued {tick.start.tick.started_at:%H:%M:%S} UTC" in content
+    assert "stale" not in content
+
+
+def test_explain_puts_the_numbers_into_the_formula(htmx, account):
+    # given
+    quote = quote_account(engine_accounts([account.pk])[account.pk])
+    # when
+    content = htmx.get(
+        reverse("trader:explain", args=[account.pk]), {"figure": "account.margin_ratio"}
+    ).content.decode()
+    # then
+    assert "maintenance margin ÷ margin balance" in content
+    assert format_number(quote.maintenance_margin) in content
+    assert format_number(quote.margin_ratio) in content
+
+
+def test_explain_of_a_liquidation_price_names_the_position(htmx, account):
+    # given
+    account_input = engine_accounts([account.pk])[account.pk]
+    position_id = account_input.positions[0].id
+    # when
+    content = htmx.get(
+        reverse("trader:explain", args=[account.pk]),
+        {"figure": f"positions.{position_id}.liquidation_price"},
+    ).content.decode()
+    # then
+    assert "BTCUSDT: liquidation price" in content
+
+
+@pytest.mark.parametrize(("shock", "asset"), [(-30, "BTC"), (25, ""), (-50, "")])
+def test_what_if_recomputes_ratio_and_liquidation_prices_on_shocked_marks(
+    htmx, account, shock, asset
+):
+    # given
+    account_input = engine_accounts([account.pk])[account.pk]
+    expected = quote_account(shocked_input(account_input, Shock(shock, asset or None)))
+    # when
+    content = htmx.get(
+        reverse("trader:whatif", args=[account.pk]), {"shock": shock, "asset": asset}
+    ).content.decode()
+    # then
+    assert percent(expected.margin_ratio) in content
+    assert price(expected.positions[0].liquidation_price) in content
+
+
+def test_what_if_moves_the_collateral_of_the_shocked_asset_too(account):
+    # given
+    account_input = engine_accounts([account.pk])[account.pk]
+    # when
+    moved = shocked_input(account_input, Shock(-20, "BTC"))
+    # then
+    prices = {line.asset: line.price for line in moved.collateral}
+    before = {line.asset: line.price for line in account_input.collateral}
+    assert prices["BTC"] == before["BTC"] * Decimal("0.8")
+    assert prices["USDT"] == before["USDT"]
+    assert moved.positions[0].mark_price == account_input.positions[0].mark_price * Decimal("0.8")
+
+
+def test_what_if_clamps_the_shock_to_fifty_percent(htmx, account):
+    # when
+    content = htmx.get(reverse("trader:whatif", args=[account.pk]), {"shock": "-90"}).content
+    # then
+    assert b"-50%" in content
+
+
+def test_chart_data_follows_the_revaluations(htmx, account):
+    # given
+    revaluation_tick_run(now=timezone.now())
+    MarkPrice.objects.filter(instrument__symbol="BTCUSDT").update(mark_price=Decimal(90000))
+    revaluation_tick_run(now=timezone.now())
+    # when
+    data = htmx.get(reverse("trader:charts", args=[account.pk])).json()
+    # then
+    now = quote_account(engine_accounts([account.pk])[account.pk])
+    assert len(data["ratio"]["t"]) == 2
+    assert data["ratio"]["v"][0] != data["ratio"]["v"][1]
+    assert data["ratio"]["v"][1] == pytest.approx(float(now.margin_ratio), rel=1e-6)
+    (btc,) = data["positions"]
+    assert btc["symbol"] == "BTCUSDT"
+    assert btc["mark"][-1] == 90000
+    assert data["thresholds"]["liquidation"] == 1
+
+
+def test_history_filters_by_kind_and_pages(htmx, account):
+    # when
+    ledger = htmx.get(reverse("trader:history", args=[account.pk])).content.decode()
+    fills = htmx.get(
+        reverse("trader:history", args=[account.pk]), {"kind": "fills"}
+    ).content.decode()
+    # then
+    assert 'data-kind="ledger"' in ledger
+    assert "Deposit" in ledger
+    assert 'data-kind="fills"' in fills
+    assert "BTCUSDT" in fills
+    assert "Page 1 of 1" in fills
+
+
+def test_history_of_margin_calls_and_the_badge(htmx, account, trader):
+    # given
+    Notification.objects.create(
+        user=trader, account=account, kind=Notification.Kind.MARGIN_CALL, text="Margin call: 82%"
+    )
+    # when
+    calls = htmx.get(reverse("trader:history", args=[account.pk]), {"kind": "calls"})
+    badge = htmx.get(reverse("trader:badge"))
+    # then
+    assert "Margin call: 82%" in calls.content.decode()
+    assert 'data-testid="unread-count">1<' in badge.content.decode()
+
+
+def test_reading_the_notifications_clears_the_badge(htmx, account, trader):
+    # given
+    Notification.objects.create(
+        user=trader, account=account, kind=Notification.Kind.MARGIN_CALL, text="Margin call"
+    )
+    # when
+    htmx.post(reverse("trader:notifications_read"))
+    badge = htmx.get(reverse("trader:badge"))
+    # then
+    assert b"unread-count" not in badge.content
