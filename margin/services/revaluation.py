@@ -11,6 +11,7 @@ nothing.
 import contextlib
 import fcntl
 import io
+import itertools
 import json
 import logging
 import math
@@ -225,40 +226,40 @@ def _sampled_history(asset_names: tuple[str, ...]) -> np.ndarray | None:
     return np.where(np.isnan(filled), first, filled)
 
 
-def _number(value: float) -> str:
-    return "\\N" if not math.isfinite(value) else repr(round(value, 10))
-
-
-def _json_number(value: float) -> str:
-    return "null" if not math.isfinite(value) else repr(round(value, 10))
+def _nullable(values: np.ndarray) -> list:
+    """Floats as Python values, None where the engine has no figure (nan)."""
+    objects = values.astype(object)
+    objects[~np.isfinite(values)] = None
+    return objects.tolist()
 
 
 def _positions_json(slice_, revaluation: Revaluation, marks: np.ndarray) -> list[str]:
-    """Each account's per-position figures as the compact JSON of MarginSnapshot.positions."""
+    """Each account's per-position figures as the compact JSON of MarginSnapshot.positions,
+    built column-wise (json's C encoder does the formatting: a Python loop per number would
+    cost more than the whole revaluation)."""
     book = slice_.book
-    columns = [
-        marks[book.pos_instrument],
-        revaluation.notional,
-        revaluation.unrealized_pnl,
-        revaluation.maintenance_margin,
-        revaluation.initial_margin,
-        revaluation.bracket.astype(float),
-        revaluation.liquidation_price,
-        revaluation.bankruptcy_price,
-    ]
-    per_account: list[list[str]] = [[] for _ in range(book.n_accounts)]
-    position_ids = slice_.position_ids.tolist()
-    rows = zip(*(c.tolist() for c in columns), strict=True)
-    for account, position_id, row in zip(
-        book.pos_account.tolist(), position_ids, rows, strict=True
-    ):
-        mark, notional, pnl, mm, im, bracket, liq, bankrupt = row
-        per_account[account].append(
-            f'"{position_id}":[{_json_number(mark)},{_json_number(notional)},'
-            f"{_json_number(pnl)},{_json_number(mm)},{_json_number(im)},{int(bracket)},"
-            f"{_json_number(liq)},{_json_number(bankrupt)}]"
+    rows = list(
+        zip(
+            marks[book.pos_instrument].tolist(),
+            revaluation.notional.tolist(),
+            revaluation.unrealized_pnl.tolist(),
+            revaluation.maintenance_margin.tolist(),
+            revaluation.initial_margin.tolist(),
+            revaluation.bracket.tolist(),
+            _nullable(revaluation.liquidation_price),
+            _nullable(revaluation.bankruptcy_price),
+            strict=True,
         )
-    return ["{" + ",".join(items) + "}" for items in per_account]
+    )
+    order = np.argsort(book.pos_account, kind="stable")
+    bounds = np.searchsorted(book.pos_account[order], np.arange(book.n_accounts + 1)).tolist()
+    ids = slice_.position_ids[order].astype(str).tolist()
+    ordered = [rows[i] for i in order.tolist()]
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+    return [
+        encode(dict(zip(ids[lo:hi], ordered[lo:hi], strict=True)))
+        for lo, hi in itertools.pairwise(bounds)
+    ]
 
 
 SNAPSHOT_COLUMNS = (
@@ -284,7 +285,7 @@ def _snapshot_rows(slice_, tick_id, revaluation, stress, states, positions_json)
         revaluation.margin_balance.tolist(),
         revaluation.account_maintenance_margin.tolist(),
         revaluation.account_initial_margin.tolist(),
-        np.minimum(revaluation.margin_ratio, RATIO_CAP).tolist(),
+        _nullable(np.minimum(revaluation.margin_ratio, RATIO_CAP)),
         revaluation.withdrawable.tolist(),
         stress.tolist(),
     )
@@ -300,9 +301,13 @@ def _snapshots_write_postgresql(rows) -> None:
     table = MarginSnapshot._meta.db_table
     names = ", ".join(SNAPSHOT_COLUMNS)
     buffer = io.StringIO()
-    for account_id, tick_id, figures, state, positions in rows:
-        numbers = "\t".join(_number(value) for value in figures)
-        buffer.write(f"{account_id}\t{tick_id}\t{numbers}\t{state}\t{positions}\n")
+    buffer.writelines(
+        "\t".join(
+            (str(account_id), str(tick_id), *("\\N" if f is None else repr(f) for f in figures))
+        )
+        + f"\t{state}\t{positions}\n"
+        for account_id, tick_id, figures, state, positions in rows
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMP TABLE reval_snapshot_stage AS SELECT {names} FROM {table} WITH NO DATA"
@@ -325,7 +330,7 @@ def _snapshots_write_orm(rows) -> None:
     """The embedded mode (SQLite): bulk_create, conflicts ignored."""
     snapshots = []
     for account_id, tick_id, figures, state, positions in rows:
-        values = [_decimal_or_none(v) for v in figures]
+        values = [None if v is None else _decimal_or_none(v) for v in figures]
         snapshots.append(
             MarginSnapshot(
                 account_id=account_id,
