@@ -34,14 +34,16 @@ DEFAULT_SIGMAS = 3.0
 """k: how many standard deviations a scenario moves."""
 DEFAULT_HORIZON = 1.0
 """Horizon in periods of the price history (days for daily closes): σ grows with √horizon."""
-DEFAULT_CORRELATED = 100
+DEFAULT_CORRELATED = 50
 """Directions drawn from the covariance; each is also taken mirrored: twice this many joint
 scenarios."""
 DEFAULT_SEED = 0
 """Seed of the draws: the same inputs give the same scenarios."""
-# Scenario-loss blocks are kept near this many float64 cells (8 MB), so that a book of any size
-# is stressed in bounded memory; each block is one matrix product and one argmax.
-BLOCK_CELLS = 1 << 20
+# Scenario losses are formed a block of accounts at a time: memory stays bounded and each
+# block stays in cache. A block's product (accounts × assets × scenarios) is kept under this
+# many multiply-adds so that OpenBLAS runs it on the calling thread: its own threads would
+# compete with ours for the same cores, and they spin while they wait.
+SERIAL_PRODUCT_WORK = 1 << 19
 
 
 def ewma_covariance(
@@ -183,10 +185,8 @@ def account_exposures(book: Book, revaluation: Revaluation, n_assets: int) -> np
     """Each account's USD exposure to each asset (accounts × assets): cross positions by their
     underlying (side × notional), holdings by their collateral value."""
     cells = book.n_accounts * n_assets
-    # Isolated positions land in one extra row past the last account, dropped at the end.
-    cross_account = np.where(book.pos_isolated, book.n_accounts, book.pos_account)
-    position_cell = cross_account * n_assets + book.instrument_asset[book.pos_instrument]
-    exposure = sum_by(position_cell, book.pos_side * revaluation.notional, cells)
+    # Isolated positions land in one extra row past the last account, which sum_by drops.
+    exposure = sum_by(book.pos_exposure_cell, book.pos_side * revaluation.notional, cells)
     line_cell = book.col_account * n_assets + book.col_asset
     exposure += sum_by(line_cell, revaluation.collateral_line_value, cells)
     return exposure.reshape(book.n_accounts, n_assets)
@@ -235,7 +235,7 @@ def stress_margin(
     worst_loss = np.zeros(book.n_accounts)
     worst_scenario = np.full(book.n_accounts, -1, dtype=np.int64)
     if scenarios.n_scenarios:
-        block = max(1, BLOCK_CELLS // scenarios.n_scenarios)
+        block = max(1, SERIAL_PRODUCT_WORK // (scenarios.n_scenarios * max(1, n_assets)))
         blocks = [slice(start, start + block) for start in range(0, book.n_accounts, block)]
         run_tasks(
             [

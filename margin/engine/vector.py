@@ -9,7 +9,7 @@ reference (`margin.engine.reference`) within 1e-9.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 
 import numpy as np
 
@@ -97,7 +97,6 @@ class BracketMatrix:
     mmr: np.ndarray
     cum: np.ndarray
     max_leverage: np.ndarray
-    sizes: np.ndarray
     # One search for all instruments: `grid` holds every distinct floor of every table, and
     # `grid_bracket[i, p]` is instrument i's 0-based bracket for a notional with p grid floors
     # at or below it (each table's floors are among the grid's).
@@ -131,7 +130,6 @@ class BracketMatrix:
             mmr=mmr,
             cum=cum,
             max_leverage=max_leverage,
-            sizes=np.array([len(t.brackets) for t in tables], dtype=INDEX),
             grid=grid,
             grid_bracket=grid_bracket,
         )
@@ -143,8 +141,16 @@ class BracketMatrix:
     def lookup(self, instrument: np.ndarray, notional: np.ndarray) -> np.ndarray:
         """0-based bracket of each (instrument, notional): the last floor ≤ notional, an exact
         floor belonging to the upper bracket; a notional below 0 takes the first bracket."""
+        return self.lookup_in_rows(self.grid_rows(instrument), notional)
+
+    def grid_rows(self, instrument: np.ndarray) -> np.ndarray:
+        """Where each instrument's row starts in the flattened `grid_bracket`."""
+        return instrument * self.grid_bracket.shape[1]
+
+    def lookup_in_rows(self, grid_rows: np.ndarray, notional: np.ndarray) -> np.ndarray:
+        """`lookup` with the instruments' `grid_rows` already at hand."""
         position = self.grid.count_at_or_below(notional)
-        position += instrument * self.grid_bracket.shape[1]
+        position += grid_rows
         return self.grid_bracket.ravel()[position]
 
 
@@ -254,6 +260,62 @@ class Book:
     def n_positions(self) -> int:
         return len(self.pos_account)
 
+    # Arrays that depend on the book but not on prices, built at the first revaluation and kept:
+    # the revaluation job and the desk revalue one book again and again at other prices.
+
+    def prepare(self) -> None:
+        """Build the price-independent arrays now, before threads share the book."""
+        for name in (
+            "pos_cross_account",
+            "pos_mm_scale",
+            "pos_grid_row",
+            "pos_bracket_row",
+            "pos_exposure_cell",
+            "line_tiers",
+        ):
+            getattr(self, name)
+
+    @cached_property
+    def pos_cross_account(self) -> np.ndarray:
+        """Each position's account, or n_accounts for an isolated one: sums over the cross pool
+        put isolated positions in one extra bin past the last account, which `sum_by` drops."""
+        return np.where(self.pos_isolated, self.n_accounts, self.pos_account)
+
+    @cached_property
+    def pos_mm_scale(self) -> np.ndarray:
+        return self.mm_scale[self.pos_account]
+
+    @cached_property
+    def pos_grid_row(self) -> np.ndarray:
+        return self.brackets.grid_rows(self.pos_instrument)
+
+    @cached_property
+    def pos_bracket_row(self) -> np.ndarray:
+        """Where each position's instrument starts in the flattened bracket tables."""
+        return self.pos_instrument * self.brackets.width
+
+    @cached_property
+    def pos_exposure_cell(self) -> np.ndarray:
+        """Each position's cell in a flattened (accounts + 1) × assets exposure matrix: the row
+        of its cross account (isolated ones in the extra row), the column of its underlying."""
+        return (
+            self.pos_cross_account * len(self.haircuts.floors)
+            + self.instrument_asset[self.pos_instrument]
+        )
+
+    @cached_property
+    def line_tiers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per tier (rows) and collateral line (columns): the tier's floor, its cap and the ratio
+        the account's credit tier leaves of it, max(0, 1 − haircut_scale × (1 − r))."""
+        haircuts, asset = self.haircuts, self.col_asset
+        scale = self.haircut_scale[self.col_account]
+        ratio = np.maximum(1.0 - scale * (1.0 - haircuts.ratios[asset].T), 0.0)
+        return (
+            np.ascontiguousarray(haircuts.floors[asset].T),
+            np.ascontiguousarray(haircuts.caps[asset].T),
+            np.ascontiguousarray(ratio),
+        )
+
 
 @dataclass(frozen=True)
 class Revaluation:
@@ -299,15 +361,6 @@ def sum_by(index: np.ndarray, weights: np.ndarray, n_bins: int) -> np.ndarray:
     return np.bincount(index, weights=weights, minlength=n_bins)[:n_bins].astype(FLOAT)
 
 
-def _per_account(book: Book, index: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    # An index of n_accounts marks an isolated position: it stays out of the cross pool.
-    return sum_by(index, weights, book.n_accounts)
-
-
-def _divide_where(numerator: np.ndarray, denominator: np.ndarray, where: np.ndarray) -> np.ndarray:
-    return np.divide(numerator, denominator, out=np.full_like(numerator, np.nan), where=where)
-
-
 @dataclass(frozen=True)
 class _Outputs:
     """The per-position and per-line arrays `revalue` fills chunk by chunk."""
@@ -324,14 +377,12 @@ class _Outputs:
     bankruptcy_price: np.ndarray
     liquidation_distance: np.ndarray
     isolated_margin_ratio: np.ndarray
-    cross_account: np.ndarray
     collateral_line_value: np.ndarray
 
     @classmethod
     def allocate(cls, n_positions: int, n_lines: int) -> "_Outputs":
         arrays = {name: np.empty(n_positions) for name in cls.__dataclass_fields__}
         arrays["bracket"] = np.empty(n_positions, dtype=INDEX)
-        arrays["cross_account"] = np.empty(n_positions, dtype=INDEX)
         arrays["collateral_line_value"] = np.empty(n_lines)
         return cls(**arrays)
 
@@ -340,21 +391,14 @@ def _collateral_chunk(book: Book, asset_prices: np.ndarray, lines: slice, out: _
     """Each holding's collateral value: its USD value cut at its asset's tier floors, each slice
     at its ratio scaled by the account's credit tier (max(0, 1 − scale × (1 − r))); a
     liability counts at its full value (see `reference.collateral_line_value`)."""
-    haircuts = book.haircuts
-    asset = book.col_asset[lines]
-    holding = book.col_quantity[lines] * asset_prices[asset]
-    scale = book.haircut_scale[book.col_account[lines]]
+    holding = book.col_quantity[lines] * asset_prices[book.col_asset[lines]]
     value = np.zeros_like(holding)
-    for floor, cap, ratio in zip(
-        haircuts.floors.T, haircuts.caps.T, haircuts.ratios.T, strict=True
-    ):
+    for floor, cap, ratio in zip(*book.line_tiers, strict=True):
         # min(holding, cap) − floor is −inf on padding (floor +inf), so the slice is 0 there.
-        piece = np.minimum(holding, cap[asset])
-        piece -= floor[asset]
+        piece = np.minimum(holding, cap[lines])
+        piece -= floor[lines]
         np.maximum(piece, 0.0, out=piece)
-        counted = 1.0 - scale * (1.0 - ratio[asset])
-        np.maximum(counted, 0.0, out=counted)
-        piece *= counted
+        piece *= ratio[lines]
         value += piece
     out.collateral_line_value[lines] = np.where(holding < 0, holding, value)
 
@@ -365,22 +409,19 @@ def _position_chunk(book: Book, marks: np.ndarray, rows: slice, out: _Outputs) -
     instrument, quantity = book.pos_instrument[rows], book.pos_quantity[rows]
     mark = marks[instrument]
     notional = np.multiply(quantity, mark, out=out.notional[rows])
-    bracket = brackets.lookup(instrument, notional)
+    bracket = brackets.lookup_in_rows(book.pos_grid_row[rows], notional)
     np.add(bracket, 1, out=out.bracket[rows])
-    cell = instrument * brackets.width + bracket
+    cell = book.pos_bracket_row[rows] + bracket
     mmr = np.take(brackets.mmr.ravel(), cell, out=out.mmr[rows])
     cum = np.take(brackets.cum.ravel(), cell, out=out.cum[rows])
     np.take(brackets.max_leverage.ravel(), cell, out=out.max_leverage[rows])
     maintenance = np.multiply(notional, mmr, out=out.maintenance_margin[rows])
     maintenance -= cum
-    maintenance *= book.mm_scale[book.pos_account[rows]]
+    maintenance *= book.pos_mm_scale[rows]
     np.divide(notional, book.pos_leverage[rows], out=out.initial_margin[rows])
     pnl = np.subtract(mark, book.pos_entry_price[rows], out=out.unrealized_pnl[rows])
     pnl *= quantity
     pnl *= book.pos_side[rows]
-    # Sums over the cross pool put isolated positions in one extra bin past the last account.
-    np.copyto(out.cross_account[rows], book.pos_account[rows])
-    np.copyto(out.cross_account[rows], book.n_accounts, where=book.pos_isolated[rows])
 
 
 def _walk_brackets(
@@ -425,6 +466,13 @@ def _walk_brackets(
     return price
 
 
+def _nan_unless(values: np.ndarray, keep: np.ndarray) -> None:
+    """NaN wherever `keep` is False, by arithmetic: values + 0 / keep (0/1 is 0, 0/0 is NaN). A
+    masked write mispredicts a branch per element of a mixed mask and costs several times more."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values += np.divide(0.0, keep)
+
+
 def _liquidation_chunk(
     book: Book,
     marks: np.ndarray,
@@ -440,7 +488,7 @@ def _liquidation_chunk(
     side, quantity, isolated = book.pos_side[rows], book.pos_quantity[rows], book.pos_isolated[rows]
     mark = marks[instrument]
     mmr, maintenance, pnl = out.mmr[rows], out.maintenance_margin[rows], out.unrealized_pnl[rows]
-    mm_scale = book.mm_scale[account]
+    mm_scale = book.pos_mm_scale[rows]
 
     # Equity behind each position: the cross pool's margin balance, or the isolated margin plus
     # its own uPnL; its excess over maintenance margin is what a price move has to eat.
@@ -452,7 +500,7 @@ def _liquidation_chunk(
     bankruptcy = np.divide(equity, quantity, out=out.bankruptcy_price[rows])
     bankruptcy *= side
     np.subtract(mark, bankruptcy, out=bankruptcy)
-    np.copyto(bankruptcy, np.nan, where=bankruptcy <= 0)
+    _nan_unless(bankruptcy, bankruptcy > 0)
 
     # Equity − MM at a price of 0 is excess + MM − side × notional (the other positions' MM held
     # as it is). Moving away from 0 it only rises for a long and only falls for a short, so a
@@ -464,8 +512,8 @@ def _liquidation_chunk(
     # Solve equity = MM in the mark's bracket: P = mark − excess / (q × (side − m × mmr)).
     liquidation = out.liquidation_price[rows]
     np.subtract(mark, excess / (quantity * (side - mm_scale * mmr)), out=liquidation)
-    bracket = out.bracket[rows] - 1
-    cell = instrument * brackets.width + bracket
+    cell = book.pos_bracket_row[rows] + out.bracket[rows]
+    cell -= 1
     landed_notional = np.maximum(quantity * liquidation, 0.0)
     stays = (landed_notional >= brackets.floors.ravel()[cell]) & (
         landed_notional < brackets.caps.ravel()[cell]
@@ -483,14 +531,16 @@ def _liquidation_chunk(
             excess[moved],
             brackets.lookup(instrument[moved], landed_notional[moved]),
         )
-    np.copyto(liquidation, np.nan, where=~has_price | (liquidation <= 0))
+    _nan_unless(liquidation, has_price & (liquidation > 0))
 
     distance = np.subtract(mark, liquidation, out=out.liquidation_distance[rows])
     distance *= side
     distance /= mark
-    ratio = out.isolated_margin_ratio[rows]
-    ratio.fill(np.nan)
-    np.divide(maintenance, isolated_equity, out=ratio, where=isolated & (isolated_equity > 0))
+    # Cross positions (and isolated ones without equity) divide by anything, 0 included: the
+    # quotient is replaced by NaN.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.divide(maintenance, isolated_equity, out=out.isolated_margin_ratio[rows])
+    _nan_unless(ratio, isolated & (isolated_equity > 0))
 
 
 def revalue(
@@ -503,6 +553,7 @@ def revalue(
     per core); the figures do not depend on how many.
     """
     marks, asset_prices = _float(marks), _float(asset_prices)
+    book.prepare()
     out = _Outputs.allocate(book.n_positions, len(book.col_account))
     position_chunks, line_chunks = _chunks(book.n_positions), _chunks(len(book.col_account))
     run_tasks(
@@ -510,10 +561,10 @@ def revalue(
         + [partial(_collateral_chunk, book, asset_prices, lines, out) for lines in line_chunks],
         workers,
     )
-    collateral = _per_account(book, book.col_account, out.collateral_line_value)
-    account_pnl = _per_account(book, out.cross_account, out.unrealized_pnl)
-    account_maintenance = _per_account(book, out.cross_account, out.maintenance_margin)
-    account_initial = _per_account(book, out.cross_account, out.initial_margin)
+    collateral = sum_by(book.col_account, out.collateral_line_value, book.n_accounts)
+    account_pnl = sum_by(book.pos_cross_account, out.unrealized_pnl, book.n_accounts)
+    account_maintenance = sum_by(book.pos_cross_account, out.maintenance_margin, book.n_accounts)
+    account_initial = sum_by(book.pos_cross_account, out.initial_margin, book.n_accounts)
     balance = collateral + account_pnl
     run_tasks(
         [
@@ -540,7 +591,9 @@ def revalue(
         margin_balance=balance,
         account_maintenance_margin=account_maintenance,
         account_initial_margin=account_initial,
-        margin_ratio=_divide_where(account_maintenance, balance, balance > 0),
+        margin_ratio=np.divide(
+            account_maintenance, balance, out=np.full_like(balance, np.nan), where=balance > 0
+        ),
         withdrawable=np.maximum(collateral + np.minimum(account_pnl, 0.0) - account_initial, 0.0),
         collateral_line_value=out.collateral_line_value,
     )

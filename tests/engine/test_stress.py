@@ -141,7 +141,7 @@ def test_blocks_and_threads_change_nothing(monkeypatch):
     whole = stress_margin(
         demo.book, demo.marks, demo.asset_prices, scenarios, revaluation=revaluation, workers=1
     )
-    monkeypatch.setattr(stress, "BLOCK_CELLS", 1000)
+    monkeypatch.setattr(stress, "SERIAL_PRODUCT_WORK", 5000)
     blocked = stress_margin(
         demo.book, demo.marks, demo.asset_prices, scenarios, revaluation=revaluation, workers=2
     )
