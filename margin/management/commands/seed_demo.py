@@ -1,7 +1,16 @@
+from decimal import Decimal
+
 from django.core.management.base import BaseCommand
 
+from accounts.models import User
 from accounts.roles import ADMIN, RISK_MANAGER, RISK_OFFICER, TRADER
 from accounts.services import user_ensure
+from margin.models import MarginAccount
+from margin.services.collateral import collateral_deposit
+from margin.services.ledger import margin_account_open
+from margin.services.margin_mode import position_leverage_set, position_margin_mode_switch
+from margin.services.positions import position_market_fill
+from margin.services.reference import reference_data_ensure
 
 # Local demo only: the README lists these; never run seed_demo against a real deployment.
 DEMO_USERS = [
@@ -13,9 +22,78 @@ DEMO_USERS = [
     ("admin", "admin-demo-pass", ADMIN),
 ]
 
+# (user, account name, credit tier): deposits, then per instrument (leverage, mode with its
+# isolated margin or None for cross, side, quantity), filled at the demo marks.
+DEMO_ACCOUNTS = [
+    (
+        ("trader", "Main", "standard"),
+        [("USDT", "25000"), ("BTC", "0.5"), ("ETH", "4")],
+        [
+            ("BTCUSDT", "10", None, "buy", "0.3"),
+            ("ETHUSDT", "10", "2500", "sell", "5"),
+            ("SOLUSDT", "5", None, "buy", "100"),
+        ],
+    ),
+    (
+        ("trader", "Hedge", "vip"),
+        [("USDT", "5000"), ("USDC", "50000")],
+        [("BTCUSDT_261225", "5", None, "buy", "0.2")],
+    ),
+    (
+        ("trader2", "Main", "standard"),
+        [("USDT", "8000"), ("ETH", "2")],
+        [("BTCUSDT", "20", None, "buy", "0.6"), ("SOLUSDT", "10", None, "sell", "200")],
+    ),
+]
+
+
+def demo_accounts_ensure() -> list[MarginAccount]:
+    """The demo traders' margin accounts, funded and with a few positions. Every step has a
+    fixed idempotency key, so a rerun replays it instead of booking it again."""
+    accounts = []
+    for (username, name, tier), deposits, positions in DEMO_ACCOUNTS:
+        owner = User.objects.get(username=username)
+        account = MarginAccount.objects.filter(owner=owner, name=name).first()
+        account = account or margin_account_open(owner=owner, name=name, credit_tier=tier)
+        key = f"seed-demo:{account.pk}"
+        for asset, amount in deposits:
+            collateral_deposit(
+                account=account,
+                asset=asset,
+                amount=Decimal(amount),
+                idempotency_key=f"{key}:deposit:{asset}",
+            )
+        for instrument, leverage, isolated, side, quantity in positions:
+            position_leverage_set(
+                account=account,
+                instrument=instrument,
+                leverage=Decimal(leverage),
+                idempotency_key=f"{key}:leverage:{instrument}",
+            )
+            if isolated is not None:
+                position_margin_mode_switch(
+                    account=account,
+                    instrument=instrument,
+                    mode="isolated",
+                    isolated_margin=Decimal(isolated),
+                    idempotency_key=f"{key}:isolated:{instrument}",
+                )
+            position_market_fill(
+                account=account,
+                instrument=instrument,
+                side=side,
+                quantity=Decimal(quantity),
+                idempotency_key=f"{key}:fill:{instrument}",
+            )
+        accounts.append(account)
+    return accounts
+
 
 class Command(BaseCommand):
-    help = "Create the demo users (one per role and a second trader and officer); safe to rerun."
+    help = (
+        "Create the demo users (one per role and a second trader and officer), the reference "
+        "data, and the demo traders' funded margin accounts with a few positions; safe to rerun."
+    )
 
     def handle(self, *args, **options) -> None:
         for username, password, role in DEMO_USERS:
@@ -23,3 +101,9 @@ class Command(BaseCommand):
                 username=username, password=password, role=role, email=f"{username}@demo.invalid"
             )
         self.stdout.write(f"demo users ready: {', '.join(u for u, _, _ in DEMO_USERS)}")
+        version = reference_data_ensure()
+        accounts = demo_accounts_ensure()
+        self.stdout.write(
+            f"reference data ready ({version}); demo margin accounts: "
+            + ", ".join(f"{a.owner.username}/{a.name}" for a in accounts)
+        )
