@@ -91,10 +91,10 @@ def position_figures(account: MarginAccount) -> dict[int, PositionFigures]:
     if snapshot is None:
         return {}
     figures = {}
-    for position_id, values in snapshot.positions.items():
+    for values in snapshot.positions:
         row = dict(zip(MarginSnapshot.POSITION_FIELDS, values, strict=True))
-        figures[int(position_id)] = PositionFigures(
-            position_id=int(position_id),
+        figures[row["position_id"]] = PositionFigures(
+            position_id=row["position_id"],
             mark_price=_decimal(row["mark_price"]),
             notional=_decimal(row["notional"]),
             unrealized_pnl=_decimal(row["unrealized_pnl"]),

@@ -62,11 +62,13 @@ class RevaluationShard(models.Model):
 
 
 class MarginSnapshot(models.Model):
-    """An account's figures at one tick. `positions` holds the per-position figures compactly:
-    {position_id: [mark, notional, unrealized_pnl, maintenance_margin, initial_margin, bracket,
-    liquidation_price, bankruptcy_price]} (null where the engine has no price)."""
+    """An account's figures at one tick. `positions` holds the per-position figures compactly,
+    one row per position: [position_id, mark, notional, unrealized_pnl, maintenance_margin,
+    initial_margin, bracket, liquidation_price, bankruptcy_price] (null where the engine has no
+    price); `margin.market.selectors.position_figures` reads them."""
 
     POSITION_FIELDS = (
+        "position_id",
         "mark_price",
         "notional",
         "unrealized_pnl",
@@ -88,7 +90,7 @@ class MarginSnapshot(models.Model):
     withdrawable = models.DecimalField(**MONEY)
     stress_margin = models.DecimalField(**MONEY, default=0)
     state = models.CharField(max_length=16, choices=AccountState.choices)
-    positions = models.JSONField(default=dict)
+    positions = models.JSONField(default=list)
 
     class Meta:
         ordering = ["account", "-tick"]

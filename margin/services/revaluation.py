@@ -3,9 +3,8 @@ vectorized engine, write snapshots, move account states, hand liquidations on.
 
 `revaluation_tick_start` is the dispatcher (one at a time: an advisory lock); each shard is
 `revaluation_shard_run`, which the shard task and the benchmark call alike. A shard's writes are
-one transaction (snapshots, states, events, notifications, the shard's completion) and the
-snapshots go in with ON CONFLICT DO NOTHING on (account, tick): a redelivered shard changes
-nothing.
+one transaction (snapshots, states, events, notifications, the shard's completion) taken
+under the shard row's lock: a redelivered shard finds it complete and changes nothing.
 """
 
 import contextlib
@@ -234,30 +233,34 @@ def _nullable(values: np.ndarray) -> list:
 
 
 def _positions_json(slice_, revaluation: Revaluation, marks: np.ndarray) -> list[str]:
-    """Each account's per-position figures as the compact JSON of MarginSnapshot.positions,
-    built column-wise (json's C encoder does the formatting: a Python loop per number would
-    cost more than the whole revaluation)."""
+    """Each account's per-position figures as the compact JSON of MarginSnapshot.positions.
+
+    One json.dumps over every position of the shard (the C encoder formats the floats), then
+    the text is cut per position and joined per account: a Python step per number would cost
+    more than the whole revaluation."""
     book = slice_.book
-    rows = list(
-        zip(
-            marks[book.pos_instrument].tolist(),
-            revaluation.notional.tolist(),
-            revaluation.unrealized_pnl.tolist(),
-            revaluation.maintenance_margin.tolist(),
-            revaluation.initial_margin.tolist(),
-            revaluation.bracket.tolist(),
-            _nullable(revaluation.liquidation_price),
-            _nullable(revaluation.bankruptcy_price),
-            strict=True,
-        )
-    )
     order = np.argsort(book.pos_account, kind="stable")
+    columns = (
+        slice_.position_ids,
+        marks[book.pos_instrument],
+        revaluation.notional,
+        revaluation.unrealized_pnl,
+        revaluation.maintenance_margin,
+        revaluation.initial_margin,
+        revaluation.bracket,
+    )
+    rows = zip(
+        *(column[order].tolist() for column in columns),
+        _nullable(revaluation.liquidation_price[order]),
+        _nullable(revaluation.bankruptcy_price[order]),
+        strict=True,
+    )
+    text = json.dumps(list(rows), separators=(",", ":"))
+    # "[[...],[...]]": no row holds a nested list, so "],[" only ever separates two rows.
+    pieces = text[2:-2].split("],[") if len(order) else []
     bounds = np.searchsorted(book.pos_account[order], np.arange(book.n_accounts + 1)).tolist()
-    ids = slice_.position_ids[order].astype(str).tolist()
-    ordered = [rows[i] for i in order.tolist()]
-    encode = json.JSONEncoder(separators=(",", ":")).encode
     return [
-        encode(dict(zip(ids[lo:hi], ordered[lo:hi], strict=True)))
+        "[[" + "],[".join(pieces[lo:hi]) + "]]" if hi > lo else "[]"
         for lo, hi in itertools.pairwise(bounds)
     ]
 
@@ -296,8 +299,9 @@ def _snapshot_rows(slice_, tick_id, revaluation, stress, states, positions_json)
 
 
 def _snapshots_write_postgresql(rows) -> None:
-    """COPY into a staging table, then INSERT ... ON CONFLICT DO NOTHING: COPY's speed with
-    the idempotence of the unique (account, tick)."""
+    """COPY straight into the table. A rerun cannot duplicate: the shard's row is locked and its
+    completion is set in this same transaction, so rows are only ever written by the one run
+    that finds the shard open (and (account, tick) is unique besides)."""
     table = MarginSnapshot._meta.db_table
     names = ", ".join(SNAPSHOT_COLUMNS)
     buffer = io.StringIO()
@@ -308,18 +312,8 @@ def _snapshots_write_postgresql(rows) -> None:
         + f"\t{state}\t{positions}\n"
         for account_id, tick_id, figures, state, positions in rows
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMP TABLE reval_snapshot_stage AS SELECT {names} FROM {table} WITH NO DATA"
-        )
-        with cursor.copy(f"COPY reval_snapshot_stage ({names}) FROM STDIN") as copy:
-            copy.write(buffer.getvalue())
-        cursor.execute(
-            f"INSERT INTO {table} ({names}) SELECT {names} FROM reval_snapshot_stage "
-            "ON CONFLICT (account_id, tick_id) DO NOTHING"
-        )
-        # Dropped here rather than ON COMMIT: the caller's transaction may hold several shards.
-        cursor.execute("DROP TABLE reval_snapshot_stage")
+    with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        copy.write(buffer.getvalue())
 
 
 def _decimal_or_none(value: float) -> Decimal | None:

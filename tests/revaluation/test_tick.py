@@ -55,17 +55,17 @@ def test_a_tick_snapshots_every_account_with_its_position_figures(market, later)
     assert run.to_liquidate == []
 
 
-def test_a_rerun_shard_writes_nothing_twice(market, later):
-    # given
+def test_a_redelivered_shard_writes_nothing_twice(market, later):
+    # given: a tick whose shard completed
     funded_account(usdt="2000", fills=[("ETHUSDT", "sell", "3")])
     run = revaluation_tick_run(now=later(1))
-    shard_id = run.start.shard_ids[0]
+    (shard_id,) = run.start.shard_ids
     # when: the shard's message is delivered again
-    RevaluationShard.objects.filter(pk=shard_id).update(completed_at=None)
     again = revaluation_shard_run(shard_id=shard_id)
     # then
-    assert not again.already_done and again.accounts == 1
+    assert again.already_done and again.to_liquidate == []
     assert MarginSnapshot.objects.count() == 1
+    assert RevaluationShard.objects.get(pk=shard_id).accounts == 1
 
 
 def test_states_escalate_at_thresholds_leave_with_hysteresis_and_notify_a_margin_call(

@@ -1,0 +1,103 @@
+"""Benchmark of one revaluation tick over the whole book against the naive way.
+
+The tick runs the shard code the Celery shard tasks run (`revaluation_shard_run`), in worker
+processes this command starts and stops itself. The naive way loads each account with the ORM
+and quotes it with the Decimal reference engine, then writes its snapshot with the ORM
+(rolled back), on a random sample of accounts. load/compute/write are summed over the shards
+(work done by all workers); tick_s is the wall time of the whole tick.
+"""
+
+import multiprocessing
+import random
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import connections, transaction
+from django.utils import timezone
+
+from margin.models import MarginAccount, MarginSnapshot, Position, RevaluationTick
+from margin.selectors import account_quote
+from margin.services.prices import market_tick_run
+from margin.services.reference import parameters_in_force
+from margin.services.revaluation import revaluation_shard_run, revaluation_tick_start
+
+
+def _shard(shard_id: int):
+    return revaluation_shard_run(shard_id=shard_id)
+
+
+class Command(BaseCommand):
+    help = "Time one full revaluation tick and the naive per-account way; last line: figures."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--accounts", type=int, default=100_000)
+        parser.add_argument("--positions", type=int, default=500_000)
+        parser.add_argument("--sample", type=int, default=200, help="accounts timed the naive way")
+        parser.add_argument("--workers", type=int, default=2, help="shard worker processes")
+
+    def handle(self, *args, accounts: int, positions: int, sample: int, workers: int, **options):
+        if MarginAccount.objects.count() < accounts:
+            call_command("seed_book", accounts=accounts, positions=positions, stdout=self.stdout)
+        n_accounts = MarginAccount.objects.count()
+        n_positions = Position.objects.exclude(quantity=0).count()
+        market_tick_run(now=timezone.now())
+
+        started = time.perf_counter()
+        start = revaluation_tick_start(now=timezone.now())
+        if start.tick is None:
+            raise SystemExit(f"no tick: {start.skipped}")
+        connections.close_all()  # the workers fork: each opens its own connection
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            shards = list(pool.map(_shard, start.shard_ids))
+        tick_s = time.perf_counter() - started
+        start.tick.refresh_from_db()
+        self.stdout.write(
+            f"tick {start.tick.pk}: {start.tick.status}, {len(shards)} shards, "
+            f"{sum(s.accounts for s in shards)} accounts, "
+            f"{sum(len(s.to_liquidate) for s in shards)} to liquidate, "
+            f"{sum(s.transitions for s in shards)} state changes"
+        )
+
+        naive_s = self._naive(start.tick, sample)
+        load_s, compute_s, write_s = (
+            sum(getattr(s, name) for s in shards) for name in ("load_s", "compute_s", "write_s")
+        )
+        self.stdout.write(
+            f"accounts={n_accounts} positions={n_positions} tick_s={tick_s:.2f} "
+            f"load_s={load_s:.2f} compute_s={compute_s:.2f} write_s={write_s:.2f} "
+            f"naive_s_per_account={naive_s:.4f} speedup={naive_s * n_accounts / tick_s:.0f}"
+        )
+
+    def _naive(self, tick: RevaluationTick, sample: int) -> float:
+        """Seconds per account: ORM load, Decimal reference, ORM write (rolled back)."""
+        ids = list(MarginAccount.objects.values_list("pk", flat=True))
+        chosen = random.Random(7).sample(ids, min(sample, len(ids)))
+        with transaction.atomic():
+            naive_tick = RevaluationTick.objects.create(
+                started_at=timezone.now(), parameter_version=parameters_in_force()
+            )
+            started = time.perf_counter()
+            for pk in chosen:
+                account = MarginAccount.objects.get(pk=pk)
+                quote = account_quote(account)
+                MarginSnapshot.objects.create(
+                    account=account,
+                    tick=naive_tick,
+                    collateral_value=quote.collateral_value,
+                    unrealized_pnl=quote.unrealized_pnl,
+                    margin_balance=quote.margin_balance,
+                    maintenance_margin=quote.maintenance_margin,
+                    initial_margin=quote.initial_margin,
+                    margin_ratio=None,
+                    withdrawable=quote.withdrawable,
+                    state=account.state,
+                    positions={
+                        row.id: [str(row.notional), str(row.liquidation_price)]
+                        for row in quote.positions
+                    },
+                )
+            elapsed = time.perf_counter() - started
+            transaction.set_rollback(True)
+        return elapsed / len(chosen)
