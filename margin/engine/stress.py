@@ -44,6 +44,7 @@ DEFAULT_SEED = 0
 # many multiply-adds so that OpenBLAS runs it on the calling thread: its own threads would
 # compete with ours for the same cores, and they spin while they wait.
 SERIAL_PRODUCT_WORK = 1 << 19
+BLOCKS_PER_TASK = 16
 
 
 def ewma_covariance(
@@ -192,23 +193,21 @@ def account_exposures(book: Book, revaluation: Revaluation, n_assets: int) -> np
     return exposure.reshape(book.n_accounts, n_assets)
 
 
-def scenario_losses(exposures: np.ndarray, scenarios: ScenarioSet) -> np.ndarray:
-    """The loss (positive) of each account under each scenario: accounts × scenarios,
-    −exposures · price_shocksᵀ."""
-    return exposures @ -scenarios.price_shocks.T
-
-
-def _worst_of_block(
+def _worst_of_blocks(
     exposures: np.ndarray,
-    scenarios: ScenarioSet,
-    rows: slice,
+    negated_shocks: np.ndarray,
+    accounts: range,
     worst_loss: np.ndarray,
     worst_scenario: np.ndarray,
 ) -> None:
-    losses = scenario_losses(exposures[rows], scenarios)
-    worst = losses.argmax(axis=1)
-    worst_scenario[rows] = worst
-    worst_loss[rows] = np.take_along_axis(losses, worst[:, None], axis=1)[:, 0]
+    """Worst loss and its scenario for a range of accounts, one block (`accounts.step`) at a
+    time; `negated_shocks` is −price_shocksᵀ, so that a product is a loss."""
+    for start in accounts:
+        rows = slice(start, min(start + accounts.step, accounts.stop))
+        losses = exposures[rows] @ negated_shocks
+        worst = losses.argmax(axis=1)
+        worst_scenario[rows] = worst
+        worst_loss[rows] = np.take_along_axis(losses, worst[:, None], axis=1)[:, 0]
 
 
 def stress_margin(
@@ -236,11 +235,20 @@ def stress_margin(
     worst_scenario = np.full(book.n_accounts, -1, dtype=np.int64)
     if scenarios.n_scenarios:
         block = max(1, SERIAL_PRODUCT_WORK // (scenarios.n_scenarios * max(1, n_assets)))
-        blocks = [slice(start, start + block) for start in range(0, book.n_accounts, block)]
+        # A few blocks per task: one task per block would cost more to hand out than to run.
+        per_task = block * BLOCKS_PER_TASK
+        negated_shocks = np.ascontiguousarray(-scenarios.price_shocks.T)
         run_tasks(
             [
-                partial(_worst_of_block, exposures, scenarios, rows, worst_loss, worst_scenario)
-                for rows in blocks
+                partial(
+                    _worst_of_blocks,
+                    exposures,
+                    negated_shocks,
+                    range(start, min(start + per_task, book.n_accounts), block),
+                    worst_loss,
+                    worst_scenario,
+                )
+                for start in range(0, book.n_accounts, per_task)
             ],
             workers,
         )

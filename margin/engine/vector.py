@@ -267,6 +267,8 @@ class Book:
         """Build the price-independent arrays now, before threads share the book."""
         for name in (
             "pos_cross_account",
+            "pos_isolated_weight",
+            "pos_isolated_rows",
             "pos_mm_scale",
             "pos_grid_row",
             "pos_bracket_row",
@@ -280,6 +282,15 @@ class Book:
         """Each position's account, or n_accounts for an isolated one: sums over the cross pool
         put isolated positions in one extra bin past the last account, which `sum_by` drops."""
         return np.where(self.pos_isolated, self.n_accounts, self.pos_account)
+
+    @cached_property
+    def pos_isolated_weight(self) -> np.ndarray:
+        """1.0 for an isolated position, 0.0 for a cross one."""
+        return self.pos_isolated.astype(FLOAT)
+
+    @cached_property
+    def pos_isolated_rows(self) -> np.ndarray:
+        return np.flatnonzero(self.pos_isolated)
 
     @cached_property
     def pos_mm_scale(self) -> np.ndarray:
@@ -332,7 +343,6 @@ class Revaluation:
     unrealized_pnl: np.ndarray
     liquidation_price: np.ndarray
     bankruptcy_price: np.ndarray
-    liquidation_distance: np.ndarray
     isolated_margin_ratio: np.ndarray
     collateral_value: np.ndarray
     account_unrealized_pnl: np.ndarray
@@ -375,8 +385,6 @@ class _Outputs:
     unrealized_pnl: np.ndarray
     liquidation_price: np.ndarray
     bankruptcy_price: np.ndarray
-    liquidation_distance: np.ndarray
-    isolated_margin_ratio: np.ndarray
     collateral_line_value: np.ndarray
 
     @classmethod
@@ -424,23 +432,54 @@ def _position_chunk(book: Book, marks: np.ndarray, rows: slice, out: _Outputs) -
     pnl *= book.pos_side[rows]
 
 
+def _root_in_bracket(
+    brackets: BracketMatrix,
+    bracket_row: np.ndarray,
+    bracket: np.ndarray,
+    side: np.ndarray,
+    quantity: np.ndarray,
+    mark: np.ndarray,
+    notional: np.ndarray,
+    mark_line: np.ndarray,
+    mm_scale: np.ndarray,
+    excess: np.ndarray,
+) -> np.ndarray:
+    """The price where equity meets MM with each position's MM taken on the line of `bracket`.
+
+    Written relative to the mark, N the notional there and `mark_line` = N × mmr − cum of the
+    mark's bracket: excess + (side − m × mmr_k) × q × (P − mark) − m × (N × mmr_k − cum_k −
+    mark_line) = 0; in the mark's own bracket the last term is 0.
+    """
+    cell = bracket_row + bracket
+    mmr = brackets.mmr.ravel()[cell]
+    below = notional * mmr
+    below -= brackets.cum.ravel()[cell]
+    below -= mark_line
+    below *= mm_scale
+    below -= excess
+    slope = mm_scale * mmr
+    np.subtract(side, slope, out=slope)
+    slope *= quantity
+    below /= slope
+    below += mark
+    return below
+
+
 def _walk_brackets(
     brackets: BracketMatrix,
     instrument: np.ndarray,
     side: np.ndarray,
     quantity: np.ndarray,
     mark: np.ndarray,
+    notional: np.ndarray,
     mark_line: np.ndarray,
     mm_scale: np.ndarray,
     excess: np.ndarray,
-    landed: np.ndarray,
+    bracket: np.ndarray,
 ) -> np.ndarray:
-    """Liquidation prices of positions whose price, solved in the mark's bracket, landed in
-    another bracket: re-solved in the bracket where it landed, until it stays.
+    """Liquidation prices re-solved in `bracket`, then in the bracket where each lands, until it
+    stays.
 
-    Each bracket k's line is written relative to the mark, N the notional there and k0 its
-    bracket (`mark_line` = N × mmr_k0 − cum_k0):
-    excess + (side − m × mmr_k) × q × (P − mark) − m × (N × mmr_k − cum_k − mark_line) = 0.
     MM is the upper envelope of its bracket lines (cum makes it continuous, rising mmr
     convex), so every line's root lies on the near side of the true one: past the first
     landing the walk only climbs for a long and only descends for a short, and ends in the
@@ -449,18 +488,24 @@ def _walk_brackets(
     """
     price = np.empty(len(instrument))
     active = np.arange(len(instrument))
-    bracket = landed
+    bracket_row = instrument * brackets.width
     for _ in range(brackets.width):
-        cell = instrument[active] * brackets.width + bracket
-        mmr, cum = brackets.mmr.ravel()[cell], brackets.cum.ravel()[cell]
-        q, s, m, x = quantity[active], side[active], mm_scale[active], mark[active]
-        root = x + (m * (q * x * mmr - cum - mark_line[active]) - excess[active]) / (
-            q * (s - m * mmr)
+        root = _root_in_bracket(
+            brackets,
+            bracket_row[active],
+            bracket,
+            side[active],
+            quantity[active],
+            mark[active],
+            notional[active],
+            mark_line[active],
+            mm_scale[active],
+            excess[active],
         )
         price[active] = root
-        step = brackets.lookup(instrument[active], np.maximum(q * root, 0.0)) - bracket
-        onward = step * s > 0
-        active, bracket = active[onward], (bracket + step)[onward]
+        landed = brackets.lookup(instrument[active], np.maximum(quantity[active] * root, 0.0))
+        onward = (landed - bracket) * side[active] > 0
+        active, bracket = active[onward], landed[onward]
         if not active.size:
             break
     return price
@@ -476,25 +521,31 @@ def _nan_unless(values: np.ndarray, keep: np.ndarray) -> None:
 def _liquidation_chunk(
     book: Book,
     marks: np.ndarray,
-    balance: np.ndarray,
-    account_maintenance: np.ndarray,
+    pool_balance: np.ndarray,
+    pool_maintenance: np.ndarray,
     rows: slice,
     out: _Outputs,
 ) -> None:
-    """Liquidation and bankruptcy prices, distance to liquidation and isolated margin ratio of a
-    chunk of positions, once the cross pools are summed."""
+    """Liquidation and bankruptcy prices of a chunk of positions, once the cross pools are
+    summed (`pool_*`: per account, then 0 for the isolated positions' extra pool)."""
     brackets = book.brackets
-    instrument, account = book.pos_instrument[rows], book.pos_account[rows]
-    side, quantity, isolated = book.pos_side[rows], book.pos_quantity[rows], book.pos_isolated[rows]
+    instrument, pool = book.pos_instrument[rows], book.pos_cross_account[rows]
+    side, quantity = book.pos_side[rows], book.pos_quantity[rows]
     mark = marks[instrument]
     mmr, maintenance, pnl = out.mmr[rows], out.maintenance_margin[rows], out.unrealized_pnl[rows]
     mm_scale = book.pos_mm_scale[rows]
 
-    # Equity behind each position: the cross pool's margin balance, or the isolated margin plus
-    # its own uPnL; its excess over maintenance margin is what a price move has to eat.
-    isolated_equity = book.pos_isolated_margin[rows] + pnl
-    equity = np.where(isolated, isolated_equity, balance[account])
-    excess = equity - np.where(isolated, maintenance, account_maintenance[account])
+    # Equity behind each position: its cross pool's margin balance, or its isolated margin plus
+    # its own uPnL (an isolated position's pool is the extra, empty one). Its excess over the
+    # maintenance margin it answers for is what a price move has to eat. Weights of exactly 0
+    # and 1 pick the terms: exact, and cheaper than np.where on a mixed mask.
+    isolated_weight = book.pos_isolated_weight[rows]
+    equity = book.pos_isolated_margin[rows] + pnl
+    equity *= isolated_weight
+    equity += pool_balance[pool]
+    requirement = maintenance * isolated_weight
+    requirement += pool_maintenance[pool]
+    excess = equity - requirement
 
     # Bankruptcy: equity + side × q × (P − mark) = 0, at a positive price or none.
     bankruptcy = np.divide(equity, quantity, out=out.bankruptcy_price[rows])
@@ -509,38 +560,39 @@ def _liquidation_chunk(
     notional = out.notional[rows]
     has_price = side * (excess + maintenance) < notional
 
-    # Solve equity = MM in the mark's bracket: P = mark − excess / (q × (side − m × mmr)).
+    # Solve equity = MM in the mark's bracket, P = mark − excess / (q × (side − m × mmr)), then
+    # once more, for every position, in the bracket where that price lands (the same price if
+    # it stays). Walking on from there is left to the few that land elsewhere again.
+    grid_row, bracket_row = book.pos_grid_row[rows], book.pos_bracket_row[rows]
+    mark_line = notional * mmr
+    mark_line -= out.cum[rows]
+    first = np.multiply(mm_scale, mmr)
+    np.subtract(side, first, out=first)
+    first *= quantity
+    np.divide(excess, first, out=first)
+    np.subtract(mark, first, out=first)
+    first *= quantity
+    landed = brackets.lookup_in_rows(grid_row, np.maximum(first, 0.0, out=first))
     liquidation = out.liquidation_price[rows]
-    np.subtract(mark, excess / (quantity * (side - mm_scale * mmr)), out=liquidation)
-    cell = book.pos_bracket_row[rows] + out.bracket[rows]
-    cell -= 1
-    landed_notional = np.maximum(quantity * liquidation, 0.0)
-    stays = (landed_notional >= brackets.floors.ravel()[cell]) & (
-        landed_notional < brackets.caps.ravel()[cell]
+    liquidation[:] = _root_in_bracket(
+        brackets, bracket_row, landed, side, quantity, mark, notional, mark_line, mm_scale, excess
     )
-    moved = np.flatnonzero(has_price & ~stays)
-    if moved.size:
-        liquidation[moved] = _walk_brackets(
+    landed_again = brackets.lookup_in_rows(grid_row, np.maximum(quantity * liquidation, 0.0))
+    onward = np.flatnonzero(has_price & ((landed_again - landed) * side > 0))
+    if onward.size:
+        liquidation[onward] = _walk_brackets(
             brackets,
-            instrument[moved],
-            side[moved],
-            quantity[moved],
-            mark[moved],
-            notional[moved] * mmr[moved] - out.cum[rows][moved],
-            mm_scale[moved],
-            excess[moved],
-            brackets.lookup(instrument[moved], landed_notional[moved]),
+            instrument[onward],
+            side[onward],
+            quantity[onward],
+            mark[onward],
+            notional[onward],
+            mark_line[onward],
+            mm_scale[onward],
+            excess[onward],
+            landed_again[onward],
         )
     _nan_unless(liquidation, has_price & (liquidation > 0))
-
-    distance = np.subtract(mark, liquidation, out=out.liquidation_distance[rows])
-    distance *= side
-    distance /= mark
-    # Cross positions (and isolated ones without equity) divide by anything, 0 included: the
-    # quotient is replaced by NaN.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.divide(maintenance, isolated_equity, out=out.isolated_margin_ratio[rows])
-    _nan_unless(ratio, isolated & (isolated_equity > 0))
 
 
 def revalue(
@@ -566,12 +618,22 @@ def revalue(
     account_maintenance = sum_by(book.pos_cross_account, out.maintenance_margin, book.n_accounts)
     account_initial = sum_by(book.pos_cross_account, out.initial_margin, book.n_accounts)
     balance = collateral + account_pnl
+    pool_balance, pool_maintenance = np.append(balance, 0.0), np.append(account_maintenance, 0.0)
     run_tasks(
         [
-            partial(_liquidation_chunk, book, marks, balance, account_maintenance, rows, out)
+            partial(_liquidation_chunk, book, marks, pool_balance, pool_maintenance, rows, out)
             for rows in position_chunks
         ],
         workers,
+    )
+    isolated = book.pos_isolated_rows
+    isolated_equity = book.pos_isolated_margin[isolated] + out.unrealized_pnl[isolated]
+    isolated_margin_ratio = np.full(book.n_positions, np.nan)
+    isolated_margin_ratio[isolated] = np.divide(
+        out.maintenance_margin[isolated],
+        isolated_equity,
+        out=np.full_like(isolated_equity, np.nan),
+        where=isolated_equity > 0,
     )
     return Revaluation(
         notional=out.notional,
@@ -584,8 +646,7 @@ def revalue(
         unrealized_pnl=out.unrealized_pnl,
         liquidation_price=out.liquidation_price,
         bankruptcy_price=out.bankruptcy_price,
-        liquidation_distance=out.liquidation_distance,
-        isolated_margin_ratio=out.isolated_margin_ratio,
+        isolated_margin_ratio=isolated_margin_ratio,
         collateral_value=collateral,
         account_unrealized_pnl=account_pnl,
         margin_balance=balance,

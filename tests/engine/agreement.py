@@ -75,11 +75,6 @@ def assert_vector_matches_reference(accounts: list[AccountInput]) -> None:
                     vector_value,
                     reference_value,
                 )
-            assert close(
-                result.liquidation_distance[row],
-                expected.liquidation_distance,
-                scale=price_floor / float(position.mark_price),
-            ), where
             if position.is_isolated and abs(
                 position.isolated_margin + expected.unrealized_pnl
             ) > Decimal(1e-6 * floor):
