@@ -18,6 +18,7 @@ from margin.models import (
     MarkPrice,
     MarkPriceHistory,
     Notification,
+    Position,
 )
 
 
@@ -71,11 +72,8 @@ def snapshot_history(account: MarginAccount, limit: int = 120) -> QuerySet[Margi
 @dataclass(frozen=True)
 class PositionFigures:
     position_id: int
-    mark_price: Decimal
-    notional: Decimal
-    unrealized_pnl: Decimal
+    mark_price: Decimal | None  # the tick's mark of the position's instrument
     maintenance_margin: Decimal
-    initial_margin: Decimal
     bracket: int
     liquidation_price: Decimal | None
     bankruptcy_price: Decimal | None
@@ -87,24 +85,31 @@ def _decimal(value) -> Decimal | None:
 
 def position_figures(account: MarginAccount) -> dict[int, PositionFigures]:
     """Per-position figures of the account's latest snapshot, by position id."""
-    snapshot = MarginSnapshot.objects.filter(account=account).order_by("-tick_id").first()
+    snapshot = (
+        MarginSnapshot.objects.filter(account=account)
+        .select_related("tick")
+        .order_by("-tick_id")
+        .first()
+    )
     if snapshot is None:
         return {}
-    figures = {}
-    for values in snapshot.positions:
-        row = dict(zip(MarginSnapshot.POSITION_FIELDS, values, strict=True))
-        figures[row["position_id"]] = PositionFigures(
+    rows = [dict(zip(MarginSnapshot.POSITION_FIELDS, v, strict=True)) for v in snapshot.positions]
+    symbols = dict(
+        Position.objects.filter(pk__in=[row["position_id"] for row in rows]).values_list(
+            "pk", "instrument__symbol"
+        )
+    )
+    return {
+        row["position_id"]: PositionFigures(
             position_id=row["position_id"],
-            mark_price=_decimal(row["mark_price"]),
-            notional=_decimal(row["notional"]),
-            unrealized_pnl=_decimal(row["unrealized_pnl"]),
+            mark_price=_decimal(snapshot.tick.marks.get(symbols.get(row["position_id"]))),
             maintenance_margin=_decimal(row["maintenance_margin"]),
-            initial_margin=_decimal(row["initial_margin"]),
             bracket=int(row["bracket"]),
             liquidation_price=_decimal(row["liquidation_price"]),
             bankruptcy_price=_decimal(row["bankruptcy_price"]),
         )
-    return figures
+        for row in rows
+    }
 
 
 def price_history(subject: Asset | Instrument, since: datetime) -> QuerySet:

@@ -62,18 +62,14 @@ class RevaluationShard(models.Model):
 
 
 class MarginSnapshot(models.Model):
-    """An account's figures at one tick. `positions` holds the per-position figures compactly,
-    one row per position: [position_id, mark, notional, unrealized_pnl, maintenance_margin,
-    initial_margin, bracket, liquidation_price, bankruptcy_price] (null where the engine has no
-    price); `margin.market.selectors.position_figures` reads them."""
+    """An account's figures at one tick. `positions` holds the per-position figures the
+    position row and the tick's marks cannot give back, one row per position: [position_id,
+    maintenance_margin, bracket, liquidation_price, bankruptcy_price] (null where the engine has
+    no price); `margin.market.selectors.position_figures` reads them."""
 
     POSITION_FIELDS = (
         "position_id",
-        "mark_price",
-        "notional",
-        "unrealized_pnl",
         "maintenance_margin",
-        "initial_margin",
         "bracket",
         "liquidation_price",
         "bankruptcy_price",

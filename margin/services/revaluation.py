@@ -178,18 +178,18 @@ def _aligned(names: tuple[str, ...], frozen: dict[str, str], fallback: np.ndarra
     )
 
 
-def _stress_requirement(book, marks, asset_prices, revaluation, params) -> np.ndarray:
+def _stress_requirement(book, marks, asset_prices, revaluation, tick) -> np.ndarray:
     """Worst loss of each account under EWMA-volatility scenarios (0 without enough history)."""
     names = book.asset_names
-    history = _sampled_history(names)
+    history = _sampled_history(names, until=tick.started_at)
+    params = tick.parameter_version
     if history is None:
         return np.zeros(book.n_accounts)
     vol, cov = ewma_covariance(history, lam=float(params.stress_ewma_lambda))
-    periods_per_horizon = (
-        float(params.stress_horizon_days)
-        * 86_400
-        / (STRESS_SAMPLE_S * settings.DEMO_MARKET_SPEED if settings.DEMO_MARKET_ENABLED else 1.0)
-    )
+    # One period of the sampled history is STRESS_SAMPLE_S of market time; the demo market
+    # runs DEMO_MARKET_SPEED times faster than the clock.
+    speed = settings.DEMO_MARKET_SPEED if settings.DEMO_MARKET_ENABLED else 1.0
+    periods_per_horizon = float(params.stress_horizon_days) * 86_400 / (STRESS_SAMPLE_S * speed)
     scenarios = build_scenarios(
         vol,
         cov,
@@ -201,11 +201,13 @@ def _stress_requirement(book, marks, asset_prices, revaluation, params) -> np.nd
     return stress_margin(book, marks, asset_prices, scenarios, revaluation=revaluation).worst_loss
 
 
-def _sampled_history(asset_names: tuple[str, ...]) -> np.ndarray | None:
+def _sampled_history(asset_names: tuple[str, ...], *, until: datetime) -> np.ndarray | None:
     """The last STRESS_SAMPLES index prices of each asset on a STRESS_SAMPLE_S grid (the last
     print in each bucket, carried forward), oldest first; None while the history is short."""
-    since = timezone.now() - timedelta(seconds=STRESS_SAMPLES * STRESS_SAMPLE_S)
-    rows = AssetPriceHistory.objects.filter(at__gte=since, asset__symbol__in=asset_names)
+    since = until - timedelta(seconds=STRESS_SAMPLES * STRESS_SAMPLE_S)
+    rows = AssetPriceHistory.objects.filter(
+        at__gte=since, at__lte=until, asset__symbol__in=asset_names
+    )
     column = {name: n for n, name in enumerate(asset_names)}
     grid = np.full((STRESS_SAMPLES, len(asset_names)), np.nan)
     start = since.timestamp()
@@ -232,7 +234,7 @@ def _nullable(values: np.ndarray) -> list:
     return objects.tolist()
 
 
-def _positions_json(slice_, revaluation: Revaluation, marks: np.ndarray) -> list[str]:
+def _positions_json(slice_, revaluation: Revaluation) -> list[str]:
     """Each account's per-position figures as the compact JSON of MarginSnapshot.positions.
 
     One json.dumps over every position of the shard (the C encoder formats the floats), then
@@ -240,15 +242,9 @@ def _positions_json(slice_, revaluation: Revaluation, marks: np.ndarray) -> list
     more than the whole revaluation."""
     book = slice_.book
     order = np.argsort(book.pos_account, kind="stable")
-    columns = (
-        slice_.position_ids,
-        marks[book.pos_instrument],
-        revaluation.notional,
-        revaluation.unrealized_pnl,
-        revaluation.maintenance_margin,
-        revaluation.initial_margin,
-        revaluation.bracket,
-    )
+    # Only what the position row and the tick's marks cannot give back (notional, uPnL and
+    # initial margin can): float formatting is most of the cost.
+    columns = (slice_.position_ids, revaluation.maintenance_margin, revaluation.bracket)
     rows = zip(
         *(column[order].tolist() for column in columns),
         _nullable(revaluation.liquidation_price[order]),
@@ -412,7 +408,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     marks = _aligned(book.instrument_names, tick.marks, slice_.marks)
     asset_prices = _aligned(book.asset_names, tick.asset_prices, slice_.asset_prices)
     revaluation = revalue(book, marks, asset_prices)
-    stress = _stress_requirement(book, marks, asset_prices, revaluation, params)
+    stress = _stress_requirement(book, marks, asset_prices, revaluation, tick)
     new = next_levels(
         old,
         margin_ratio=revaluation.margin_ratio,
@@ -420,7 +416,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         maintenance_margin=revaluation.account_maintenance_margin,
         thresholds=Thresholds.of(params),
     )
-    positions_json = _positions_json(slice_, revaluation, marks)
+    positions_json = _positions_json(slice_, revaluation)
     computed = time.perf_counter()
 
     rows = _snapshot_rows(

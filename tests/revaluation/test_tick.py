@@ -1,11 +1,13 @@
 from decimal import Decimal
 
+import numpy as np
 import pytest
 
 from margin.market.selectors import latest_snapshot, position_figures, unread_notifications
 from margin.models import (
     AccountEvent,
     AccountState,
+    AssetPrice,
     AuditEntry,
     MarginSnapshot,
     Notification,
@@ -14,6 +16,7 @@ from margin.models import (
 )
 from margin.selectors import account_quote
 from margin.services.notifications import notification_email_send
+from margin.services.prices import demo_market_step, prices_refresh
 from margin.services.revaluation import (
     revaluation_shard_run,
     revaluation_tick_run,
@@ -47,7 +50,7 @@ def test_a_tick_snapshots_every_account_with_its_position_figures(market, later)
     (position,) = figures.values()
     assert position.bracket == 1 and position.mark_price == Decimal("95000")
     (reference_row,) = account_quote(long_btc).positions
-    assert position.notional == reference_row.notional == Decimal("19000")
+    assert position.maintenance_margin == reference_row.maintenance_margin == Decimal("76")
     assert position.liquidation_price == pytest.approx(reference_row.liquidation_price)
     assert position.bankruptcy_price == pytest.approx(reference_row.bankruptcy_price)
     assert position.bankruptcy_price < position.liquidation_price < position.mark_price
@@ -139,3 +142,20 @@ def test_a_tick_overdue_is_abandoned_and_the_next_one_covers_every_account(marke
     lost.refresh_from_db()
     assert lost.status == RevaluationTick.Status.ABANDONED
     assert MarginSnapshot.objects.filter(tick=run.start.tick).count() == len(accounts)
+
+
+def test_stress_margin_comes_from_the_ewma_volatility_of_the_price_history(market, later):
+    # given: a BTC long; no history yet, then 150 seconds of demo market
+    account = funded_account(usdt="5000", fills=[("BTCUSDT", "buy", "0.2")])
+    revaluation_tick_run(now=later(1))
+    assert latest_snapshot(account).stress_margin == 0
+    rng = np.random.default_rng(3)
+    for second in range(2, 152):
+        demo_market_step(now=later(second), rng=rng)
+        prices_refresh(now=later(second))
+    # when
+    revaluation_tick_run(now=later(153))
+    # then: a loss under a k-sigma move of BTC, well under the whole notional
+    snapshot = latest_snapshot(account)
+    notional = Decimal("0.2") * AssetPrice.objects.get(asset__symbol="BTC").price
+    assert Decimal("0.001") * notional < snapshot.stress_margin < Decimal("0.5") * notional
