@@ -408,7 +408,9 @@ def _collateral_chunk(book: Book, asset_prices: np.ndarray, lines: slice, out: _
         np.maximum(piece, 0.0, out=piece)
         piece *= ratio[lines]
         value += piece
-    out.collateral_line_value[lines] = np.where(holding < 0, holding, value)
+    # A liability has no slices (value 0) and counts in full: adding min(holding, 0) is exact.
+    value += np.minimum(holding, 0.0)
+    out.collateral_line_value[lines] = value
 
 
 def _position_chunk(book: Book, marks: np.ndarray, rows: slice, out: _Outputs) -> None:
@@ -566,13 +568,14 @@ def _liquidation_chunk(
     grid_row, bracket_row = book.pos_grid_row[rows], book.pos_bracket_row[rows]
     mark_line = notional * mmr
     mark_line -= out.cum[rows]
-    first = np.multiply(mm_scale, mmr)
-    np.subtract(side, first, out=first)
-    first *= quantity
-    np.divide(excess, first, out=first)
-    np.subtract(mark, first, out=first)
-    first *= quantity
-    landed = brackets.lookup_in_rows(grid_row, np.maximum(first, 0.0, out=first))
+    trial_notional = np.multiply(mm_scale, mmr)
+    np.subtract(side, trial_notional, out=trial_notional)
+    trial_notional *= quantity
+    np.divide(excess, trial_notional, out=trial_notional)
+    np.subtract(mark, trial_notional, out=trial_notional)
+    trial_notional *= quantity
+    np.maximum(trial_notional, 0.0, out=trial_notional)
+    landed = brackets.lookup_in_rows(grid_row, trial_notional)
     liquidation = out.liquidation_price[rows]
     liquidation[:] = _root_in_bracket(
         brackets, bracket_row, landed, side, quantity, mark, notional, mark_line, mm_scale, excess

@@ -117,6 +117,18 @@ def test_short_liquidation_climbs_into_a_higher_bracket():
     assert_vector_matches_reference([account])
 
 
+@pytest.mark.parametrize(
+    ("side", "quantity", "collateral"), [(1, "40", "2380000"), (-1, "9", "3000000")]
+)
+def test_liquidation_price_two_brackets_away_from_the_marks(side, quantity, collateral):
+    account = AccountInput(
+        collateral=(usdt(collateral),), positions=(btc_perp(side=side, quantity=quantity),)
+    )
+    row = quote_account(account).positions[0]
+    assert abs(row.liquidation_bracket - row.bracket) == 2
+    assert_vector_matches_reference([account])
+
+
 @pytest.mark.parametrize("side", [1, -1])
 def test_no_liquidation_price(side):
     # A long backed beyond its notional never liquidates; a short past bankruptcy at any price
