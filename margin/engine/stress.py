@@ -182,9 +182,10 @@ class StressResult:
     risk_requirement: np.ndarray
 
 
-def account_exposures(book: Book, revaluation: Revaluation, n_assets: int) -> np.ndarray:
+def account_exposures(book: Book, revaluation: Revaluation) -> np.ndarray:
     """Each account's USD exposure to each asset (accounts × assets): cross positions by their
     underlying (side × notional), holdings by their collateral value."""
+    n_assets = book.n_assets
     cells = book.n_accounts * n_assets
     # Isolated positions land in one extra row past the last account, which sum_by drops.
     exposure = sum_by(book.pos_exposure_cell, book.pos_side * revaluation.notional, cells)
@@ -223,14 +224,14 @@ def stress_margin(
     Pass the revaluation at these prices when you have it; it is computed otherwise. The
     accounts × scenarios losses are formed block by block (bounded memory), on `workers`
     threads (default: one per core)."""
-    n_assets = len(asset_prices)
+    n_assets = book.n_assets
     if scenarios.price_shocks.shape[1] != n_assets:
         raise EngineInputError(
             "scenarios.price_shocks", f"must have one column per asset ({n_assets})"
         )
     if revaluation is None:
         revaluation = revalue(book, marks, asset_prices, workers=workers)
-    exposures = account_exposures(book, revaluation, n_assets)
+    exposures = account_exposures(book, revaluation)
     worst_loss = np.zeros(book.n_accounts)
     worst_scenario = np.full(book.n_accounts, -1, dtype=np.int64)
     if scenarios.n_scenarios:

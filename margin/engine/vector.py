@@ -239,8 +239,8 @@ class Book:
         limits = (
             ("pos_account", self.n_accounts),
             ("col_account", self.n_accounts),
-            ("pos_instrument", len(self.brackets.floors)),
-            ("col_asset", len(self.haircuts.floors)),
+            ("pos_instrument", self.n_instruments),
+            ("col_asset", self.n_assets),
         )
         for name, size in limits:
             values = getattr(self, name)
@@ -259,6 +259,14 @@ class Book:
     @property
     def n_positions(self) -> int:
         return len(self.pos_account)
+
+    @property
+    def n_instruments(self) -> int:
+        return len(self.brackets.floors)
+
+    @property
+    def n_assets(self) -> int:
+        return len(self.haircuts.floors)
 
     # Arrays that depend on the book but not on prices, built at the first revaluation and kept:
     # the revaluation job and the desk revalue one book again and again at other prices.
@@ -309,10 +317,7 @@ class Book:
     def pos_exposure_cell(self) -> np.ndarray:
         """Each position's cell in a flattened (accounts + 1) × assets exposure matrix: the row
         of its cross account (isolated ones in the extra row), the column of its underlying."""
-        return (
-            self.pos_cross_account * len(self.haircuts.floors)
-            + self.instrument_asset[self.pos_instrument]
-        )
+        return self.pos_cross_account * self.n_assets + self.instrument_asset[self.pos_instrument]
 
     @cached_property
     def line_tiers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -608,6 +613,10 @@ def revalue(
     per core); the figures do not depend on how many.
     """
     marks, asset_prices = _float(marks), _float(asset_prices)
+    if marks.shape != (book.n_instruments,):
+        raise EngineInputError("marks", f"must hold one mark per instrument ({book.n_instruments})")
+    if asset_prices.shape != (book.n_assets,):
+        raise EngineInputError("asset_prices", f"must hold one price per asset ({book.n_assets})")
     book.prepare()
     out = _Outputs.allocate(book.n_positions, len(book.col_account))
     position_chunks, line_chunks = _chunks(book.n_positions), _chunks(len(book.col_account))
