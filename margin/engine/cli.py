@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from margin.engine.errors import EngineInputError
 from margin.engine.explain import explain_account
@@ -20,7 +21,7 @@ BAD_INPUT = 2
 
 def _read_request(source: str) -> object:
     try:
-        text = sys.stdin.read() if source == "-" else open(source, encoding="utf-8").read()  # noqa: SIM115
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as error:
         raise EngineInputError(source, f"cannot read: {error.strerror}") from None
     try:

@@ -34,6 +34,9 @@ SIDES = {"long": LONG, "short": SHORT}
 SIDE_NAMES = {value: name for name, value in SIDES.items()}
 # Plain decimal notation with an optional exponent; no NaN, Infinity, spaces or underscores.
 DECIMAL_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+# No amount, price or rate of a margin account reaches 10^30; a bigger one is a typo, and one
+# like 1e999999 would overflow the arithmetic.
+LARGEST_EXPONENT = 30
 
 
 def _describe(value: object) -> str:
@@ -75,7 +78,12 @@ def _decimal(value: object, path: str) -> Decimal:
         )
     if not DECIMAL_TEXT.fullmatch(value):
         raise EngineInputError(path, f"must be a decimal string, got {_describe(value)}")
-    return Decimal(value)
+    number = Decimal(value)
+    if number and number.adjusted() >= LARGEST_EXPONENT:
+        raise EngineInputError(
+            path, f"must stay below 1e{LARGEST_EXPONENT}, got {_describe(value)}"
+        )
+    return number
 
 
 def _optional_decimal(value: object, path: str) -> Decimal | None:

@@ -64,6 +64,10 @@ BAD = {
         lambda r: _position(r).update(mark_price="NaN"),
         "account.positions[0].mark_price: ",
     ),
+    "out of range": (
+        lambda r: _position(r).update(mark_price="1e999999"),
+        "account.positions[0].mark_price: must stay below 1e30",
+    ),
     "negative quantity": (
         lambda r: _position(r).update(quantity="-1"),
         "account.positions[0].quantity: must be a positive decimal, got -1",
