@@ -6,10 +6,8 @@ a page, a preview and an explanation always agree to the digit.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
-
-from django.utils import timezone
 
 from margin.engine.reference import (
     AccountQuote,
@@ -21,7 +19,8 @@ from margin.engine.reference import (
     quote_account,
 )
 from margin.engine.types import AccountInput, CollateralLine, PositionInput
-from margin.models import MarginAccount, MarginSnapshot, ParameterVersion
+from margin.market.selectors import latest_snapshot
+from margin.models import MarginAccount, ParameterVersion
 from margin.services.account_state import AccountState, PositionState, account_state_load
 from margin.services.reference import parameters_in_force
 from margin.views.trader_gauge import Gauge, Thresholds, ratio_gauge
@@ -103,19 +102,12 @@ def thresholds_of(version: ParameterVersion) -> Thresholds:
     )
 
 
-def _revaluation(account: MarginAccount, version: ParameterVersion) -> Revaluation:
-    snapshot = (
-        MarginSnapshot.objects.filter(account=account)
-        .select_related("tick")
-        .order_by("-tick_id")
-        .first()
-    )
+def _revaluation(account: MarginAccount) -> Revaluation:
+    snapshot = latest_snapshot(account)
     if snapshot is None:
         return Revaluation(at=None, stale=True)
     # The tick's prices were frozen when it started: that is the time its figures are of.
-    at = snapshot.tick.started_at
-    too_old = timezone.now() - at > timedelta(seconds=version.price_guard_max_age_s)
-    return Revaluation(at=at, stale=too_old or snapshot.tick.prices_stale)
+    return Revaluation(at=snapshot.tick.started_at, stale=snapshot.is_stale)
 
 
 def collateral_rows(account_input: AccountInput) -> tuple[CollateralRow, ...]:
@@ -158,5 +150,5 @@ def account_figures(account: MarginAccount) -> AccountFigures:
         state=state,
         positions=position_rows(state, account_input, quote),
         collateral=collateral_rows(account_input),
-        revaluation=_revaluation(account, version),
+        revaluation=_revaluation(account),
     )

@@ -6,6 +6,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import trader_required
 from margin.forms import HistoryFilterForm
+from margin.market.selectors import unread_notifications
 from margin.models import AccountEvent, Fill, Notification
 from margin.selectors import ledger_history
 from margin.services.notifications import notifications_mark_read
@@ -72,7 +73,7 @@ def notifications(request):
 
 @trader_required
 def notification_badge(request):
-    unread = _notifications_of(request.user).filter(read_at__isnull=True).count()
+    unread = unread_notifications(request.user).count()
     return render_partial(request, NOTIFICATIONS, "badge", {"unread": unread})
 
 

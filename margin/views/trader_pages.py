@@ -13,6 +13,7 @@ from margin.engine.explain import Step, explain_account, format_number
 from margin.engine.reference import quote_account
 from margin.errors import ApplicationError
 from margin.forms import AccountOpenForm
+from margin.market.selectors import snapshot_history
 from margin.models import Asset, MarginSnapshot, Position
 from margin.selectors import accounts_of, engine_accounts
 from margin.services.ledger import margin_account_open
@@ -24,8 +25,8 @@ from margin.views.trader_operations import blank_forms
 from margin.views.trader_whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
 
 DASHBOARD = "margin/account_detail.html"
-# Points per chart: at one revaluation every 2 s, the last 20 minutes.
-CHART_POINTS = 600
+# Points per chart: at one revaluation every 2 s, the last 10 minutes.
+CHART_POINTS = 300
 
 
 @dataclass(frozen=True)
@@ -174,17 +175,18 @@ def _number(value) -> float | None:
 
 @with_account
 def chart_data(request, account):
-    """Margin ratio per revaluation, and each open position's mark with its liquidation price."""
+    """Margin ratio per revaluation, and each open position's mark (the tick's) with its
+    liquidation price."""
     snapshots = list(
-        MarginSnapshot.objects.filter(account=account)
-        .select_related("tick")
-        .order_by("-tick_id")
-        .values("tick__started_at", "margin_ratio", "positions")[:CHART_POINTS]
+        snapshot_history(account, limit=CHART_POINTS).values(
+            "tick__started_at", "tick__marks", "margin_ratio", "positions"
+        )
     )
     snapshots.reverse()
     thresholds = thresholds_of(parameters_in_force())
-    mark_at = MarginSnapshot.POSITION_FIELDS.index("mark_price")
-    liquidation_at = MarginSnapshot.POSITION_FIELDS.index("liquidation_price")
+    at = {name: n for n, name in enumerate(MarginSnapshot.POSITION_FIELDS)}
+    times = [s["tick__started_at"].timestamp() * 1000 for s in snapshots]
+    rows_by_tick = [{row[at["position_id"]]: row for row in s["positions"]} for s in snapshots]
     open_positions = (
         Position.objects.filter(margin_account=account)
         .exclude(quantity=0)
@@ -192,22 +194,22 @@ def chart_data(request, account):
     )
     series = []
     for pk, symbol in open_positions:
-        points = [(s["tick__started_at"], s["positions"].get(str(pk))) for s in snapshots]
-        points = [(at, figures) for at, figures in points if figures]
+        points = [
+            (t, s["tick__marks"].get(symbol), rows[pk])
+            for t, s, rows in zip(times, snapshots, rows_by_tick, strict=True)
+            if pk in rows
+        ]
         series.append(
             {
                 "symbol": symbol,
-                "t": [at.timestamp() * 1000 for at, _ in points],
-                "mark": [_number(figures[mark_at]) for _, figures in points],
-                "liquidation": [_number(figures[liquidation_at]) for _, figures in points],
+                "t": [t for t, _, _ in points],
+                "mark": [_number(mark) for _, mark, _ in points],
+                "liquidation": [_number(row[at["liquidation_price"]]) for _, _, row in points],
             }
         )
     return JsonResponse(
         {
-            "ratio": {
-                "t": [s["tick__started_at"].timestamp() * 1000 for s in snapshots],
-                "v": [_number(s["margin_ratio"]) for s in snapshots],
-            },
+            "ratio": {"t": times, "v": [_number(s["margin_ratio"]) for s in snapshots]},
             "thresholds": {
                 "warning": float(thresholds.warning),
                 "margin_call": float(thresholds.margin_call),
