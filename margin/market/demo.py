@@ -24,12 +24,12 @@ CRYPTO_CORRELATION = 0.8
 # Annualized volatility in the calm regime; the stressed regime multiplies it.
 ANNUAL_VOLATILITY = {"BTC": 0.55, "ETH": 0.7, "SOL": 0.95}
 DEFAULT_VOLATILITY = 0.8
-STRESSED_MULTIPLIER = 3.0
+STRESSED_MULTIPLIER = 2.5
 # Regime switches and jumps, per simulated second.
 CALM_TO_STRESSED_RATE = 1 / (6 * 3600)
 STRESSED_TO_CALM_RATE = 1 / (2 * 3600)
-JUMP_RATE = 1 / (2 * 24 * 3600)
-JUMP_MEAN, JUMP_STD = -0.02, 0.05
+JUMP_RATE = 1 / (7 * 24 * 3600)
+JUMP_MEAN, JUMP_STD = -0.01, 0.03
 # Stablecoins: Ornstein-Uhlenbeck around 1 (half-life of an hour, 10 bp of daily noise).
 STABLE_REVERSION_RATE = np.log(2) / 3600
 STABLE_DAILY_NOISE = 0.001

@@ -3,7 +3,12 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from margin.market.selectors import latest_snapshot, position_figures, unread_notifications
+from margin.market.selectors import (
+    latest_snapshot,
+    position_figures,
+    snapshot_history,
+    unread_notifications,
+)
 from margin.models import (
     AccountEvent,
     AccountState,
@@ -15,12 +20,17 @@ from margin.models import (
     RevaluationTick,
 )
 from margin.selectors import account_quote
-from margin.services.notifications import notification_email_send
+from margin.services.notifications import (
+    notification_create,
+    notification_email_send,
+    notifications_mark_read,
+)
 from margin.services.prices import demo_market_step, prices_refresh
 from margin.services.revaluation import (
     revaluation_shard_run,
     revaluation_tick_run,
     revaluation_tick_start,
+    snapshots_prune,
 )
 from tests.revaluation.factories import funded_account, market_prices
 
@@ -159,3 +169,27 @@ def test_stress_margin_comes_from_the_ewma_volatility_of_the_price_history(marke
     snapshot = latest_snapshot(account)
     notional = Decimal("0.2") * AssetPrice.objects.get(asset__symbol="BTC").price
     assert Decimal("0.001") * notional < snapshot.stress_margin < Decimal("0.5") * notional
+
+
+def test_prune_keeps_the_snapshots_of_the_latest_ticks_only(market, later, settings):
+    # given
+    settings.SNAPSHOT_KEEP_TICKS = 2
+    account = funded_account(usdt="100")
+    ticks = [revaluation_tick_run(now=later(n)).start.tick for n in range(1, 5)]
+    # when
+    removed = snapshots_prune()
+    # then
+    assert removed == 2
+    kept = MarginSnapshot.objects.filter(account=account).values_list("tick_id", flat=True)
+    assert sorted(kept) == [ticks[2].pk, ticks[3].pk]
+    assert len(snapshot_history(account, limit=10)) == 2
+
+
+def test_notifications_are_read_once_marked(market, later):
+    # given
+    account = funded_account(usdt="100")
+    notification_create(account=account, kind=Notification.Kind.MARGIN_CALL, text="call")
+    # when
+    marked = notifications_mark_read(user=account.owner)
+    # then
+    assert marked == 1 and not unread_notifications(account.owner).exists()
