@@ -287,6 +287,16 @@ def _cover_deficit(ctx: _Context) -> None:
         ctx.liquidation.insurance_cover = cover.quantize(CENT)
 
 
+def _stale_prices_of(engine_account, *, tick: RevaluationTick, max_age_s: int) -> set[str]:
+    """The account's symbols (instruments, underlyings, holdings) whose price was stale at the
+    tick or is stale now."""
+    mine = {line.asset for line in engine_account.collateral} | {
+        symbol for p in engine_account.positions for symbol in (p.id, p.risk_asset)
+    }
+    now_stale = stale_symbols(now=timezone.now(), max_age_s=max_age_s)
+    return mine & (set(tick.stale_symbols) | set(now_stale))
+
+
 def _isolated_due(quote: AccountQuote, threshold: Decimal):
     return [
         row
@@ -315,19 +325,19 @@ def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
     settlement = Asset.objects.select_related("price").get(is_settlement=True)
     ctx = _Context(liquidation=liquidation, account=account, tick=tick, settlement=settlement)
     params = ctx.params
-    stale = stale_symbols(now=timezone.now(), max_age_s=params.price_guard_max_age_s)
     engine_account = engine_accounts([account_id])[account_id]
+    stale = _stale_prices_of(engine_account, tick=tick, max_age_s=params.price_guard_max_age_s)
     quote = quote_account(engine_account)
     positions = _positions_by_engine_id(account)
     liquidation.margin_ratio_before = _stored_ratio(quote.margin_ratio)
     threshold = params.liquidation_ratio
     isolated = _isolated_due(quote, threshold)
     cross = _cross_due(quote, threshold)
-    if tick.prices_stale or stale or not (cross or isolated):
+    if stale or not (cross or isolated):
         liquidation.status = Liquidation.Status.NOT_NEEDED
         ctx.step(
             action="skipped",
-            reason="stale prices" if tick.prices_stale or stale else "no longer due",
+            reason=f"stale prices: {', '.join(sorted(stale))}" if stale else "no longer due",
         )
         liquidation.completed_at = timezone.now()
         liquidation.save()

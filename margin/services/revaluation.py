@@ -457,11 +457,25 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     )
 
 
+def _on_stale_prices(tick, book) -> np.ndarray:
+    """Accounts with a position, an underlying or a holding whose price was stale at the tick."""
+    stale = set(tick.stale_symbols)
+    blocked = np.zeros(book.n_accounts, dtype=bool)
+    if not stale:
+        return blocked
+    stale_instrument = np.array([name in stale for name in book.instrument_names], dtype=bool)
+    stale_asset = np.array([name in stale for name in book.asset_names], dtype=bool)
+    instrument = book.pos_instrument
+    on_stale = stale_instrument[instrument] | stale_asset[book.instrument_asset[instrument]]
+    blocked[book.pos_account[on_stale]] = True
+    blocked[book.col_account[stale_asset[book.col_asset] & (book.col_quantity != 0)]] = True
+    return blocked
+
+
 def _liquidation_candidates(tick, slice_, revaluation, new) -> list[tuple[int, int]]:
     """Accounts at or past liquidation, and accounts with an isolated position past its own
-    line; none at all when the tick's prices were stale (never liquidate on a stale price)."""
-    if tick.prices_stale:
-        return []
+    line, except those exposed to a price that was stale at the tick (never liquidate on a
+    stale price)."""
     book = slice_.book
     threshold = float(tick.parameter_version.liquidation_ratio)
     due = new >= LEVEL[AccountState.LIQUIDATION]
@@ -470,7 +484,7 @@ def _liquidation_candidates(tick, slice_, revaluation, new) -> list[tuple[int, i
     )
     due[book.pos_account[isolated_due]] = True
     has_positions = np.bincount(book.pos_account, minlength=book.n_accounts) > 0
-    rows = np.flatnonzero(due & has_positions)
+    rows = np.flatnonzero(due & has_positions & ~_on_stale_prices(tick, book))
     return [(int(slice_.account_ids[row]), tick.pk) for row in rows]
 
 
