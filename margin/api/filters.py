@@ -1,6 +1,10 @@
 """django-filter sets of the API lists."""
 
+from datetime import UTC
+
 import django_filters
+from django.core.exceptions import ValidationError
+from django_filters.fields import IsoDateTimeField
 
 from margin.models import JournalKind, MarginAccount, MarginMode, Position
 
@@ -24,10 +28,28 @@ class PositionFilter(django_filters.FilterSet):
         return queryset.exclude(quantity=0) if value else queryset.filter(quantity=0)
 
 
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time turned into UTC: PostgreSQL refuses offsets beyond ±15:59, which ISO
+    allows, and a time near year 1 may have no UTC equivalent at all."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("This time is out of range.", code="invalid") from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
 class HistoryFilter(django_filters.FilterSet):
     """The filters `margin.selectors.ledger_history` takes, parsed and checked."""
 
     asset = django_filters.CharFilter()
     kind = django_filters.ChoiceFilter(choices=JournalKind.choices)
-    since = django_filters.IsoDateTimeFilter()
-    until = django_filters.IsoDateTimeFilter()
+    since = UtcDateTimeFilter()
+    until = UtcDateTimeFilter()
