@@ -11,7 +11,7 @@ from margin.desk.selectors import risk_asset_symbols
 from margin.desk.shocks import depeg, uniform_shock
 from margin.desk.stress import stress_book
 from margin.engine.liquidation import LiquidationPlan, liquidation_plan
-from margin.engine.reference import AccountQuote, quote_account
+from margin.engine.reference import AccountQuote, collateral_line_value, quote_account
 from margin.engine.types import AccountInput
 from margin.engine.vector import book_from_accounts
 from margin.models import AccountEvent, AuditEntry, MarginAccount, MarginSnapshot
@@ -42,11 +42,21 @@ class ScenarioRow:
 
 
 @dataclass(frozen=True)
+class CollateralRow:
+    asset: str
+    quantity: Decimal
+    price: Decimal
+    usd_value: Decimal
+    collateral_value: Decimal
+
+
+@dataclass(frozen=True)
 class AccountReview:
     account: MarginAccount
     engine_input: AccountInput
     quote: AccountQuote
     plan: LiquidationPlan
+    collateral: list[CollateralRow]
     exposures: list[Exposure]
     scenarios: list[ScenarioRow]
     ratio_history: list[float]
@@ -108,6 +118,16 @@ def account_review(*, account: MarginAccount) -> AccountReview:
             target_ratio=version.liquidation_target_ratio,
             slippage=version.liquidation_slippage,
         ),
+        collateral=[
+            CollateralRow(
+                line.asset,
+                line.quantity,
+                line.price,
+                line.quantity * line.price,
+                collateral_line_value(line, engine_input.credit_tier.haircut_scale),
+            )
+            for line in engine_input.collateral
+        ],
         exposures=exposures_by_asset(engine_input),
         scenarios=account_scenarios(engine_input, moving=risk_asset_symbols()),
         ratio_history=[

@@ -196,4 +196,6 @@ def test_account_review_shows_plan_exposures_and_stress(client, officer, book):
     assert btc.position_delta_usd == Decimal("0.5") * Decimal("85400")
     crash = next(s for s in review.scenarios if s.label == "Every coin -10%")
     assert crash.under_maintenance and crash.deficit > 0
+    (usdt,) = review.collateral
+    assert usdt.asset == "USDT" and usdt.collateral_value == usdt.usd_value > 0
     assert b"Liquidation plan" in response.content

@@ -1,5 +1,5 @@
 """Time the desk's simulations over the whole book: each stress scenario of the library, a
-cascade of N rounds, and the queue's first page (see README figures)."""
+cascade of N rounds, and the queue's first page."""
 
 import time
 
