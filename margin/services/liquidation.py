@@ -50,7 +50,8 @@ def _stored_ratio(ratio: Decimal | None) -> Decimal | None:
 
 def _slipped(mark: Decimal, quantity: Decimal, slippage: Decimal) -> Decimal:
     """A reducing order fills at the mark moved against the account."""
-    return mark * (1 - slippage) if quantity > 0 else mark * (1 + slippage)
+    price = mark * (1 - slippage) if quantity > 0 else mark * (1 + slippage)
+    return price.quantize(CENT)
 
 
 def _side_to_close(quantity: Decimal) -> str:
@@ -215,7 +216,7 @@ def _auto_deleverage(ctx: _Context, quote: AccountQuote, positions) -> None:
         position = positions[row.id]
         live = next(r for r in current.positions if positions[r.id].pk == position.pk)
         mark = position.instrument.mark.mark_price
-        price = live.bankruptcy_price or mark
+        price = (live.bankruptcy_price or mark).quantize(CENT)
         remaining = abs(position.quantity)
         for candidate in adl_queue(_adl_candidates(ctx, position), mark=mark):
             if remaining <= 0:

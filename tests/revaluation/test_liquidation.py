@@ -1,6 +1,8 @@
 from decimal import Decimal
 
+import numpy as np
 import pytest
+from django.db.models import F
 
 from margin.models import (
     AccountState,
@@ -10,9 +12,11 @@ from margin.models import (
     LedgerAccountKind,
     Liquidation,
     Position,
+    SimulatedAsset,
 )
 from margin.selectors import account_quote, ledger_differences
 from margin.services.liquidation import insurance_fund_deposit, liquidation_run
+from margin.services.prices import demo_market_step, prices_refresh
 from margin.services.revaluation import revaluation_tick_run
 from tests.revaluation.factories import funded_account, market_prices
 
@@ -103,30 +107,42 @@ def test_when_the_fund_cannot_cover_opposing_profitable_positions_are_deleverage
     assert ledger_differences().clean
 
 
-def test_every_insurance_fund_entry_is_explained_by_a_liquidation_or_a_deposit(market, later):
-    # given
-    insurance_fund_deposit(amount=Decimal("500"), memo="seed the fund")
-    accounts = [
+def test_a_cascade_in_the_demo_market_keeps_the_ledger_balanced_and_the_fund_explained(
+    market, later
+):
+    # given: a small fund, longs with thin margins, shorts on the other side
+    insurance_fund_deposit(amount=Decimal("300"), memo="seed the fund")
+    longs = [
         funded_account(usdt=str(usdt), fills=[("BTCUSDT", "buy", "0.2")])
-        for usdt in (1950, 2000, 2100, 2200)
+        for usdt in (1950, 2000, 2050, 2100, 2200, 2400)
     ]
-    # when: BTC falls in steps and each tick's liquidations run
-    for step, btc in enumerate((90000, 86000, 85000, 84000)):
-        run = crash_and_tick(later, btc, seconds=10 * (step + 1))
+    shorts = [funded_account(usdt="5000", fills=[("BTCUSDT", "sell", "0.3")]) for _ in range(2)]
+    rng = np.random.default_rng(11)
+    # when: the demo market crashes BTC by 4% a step, each tick's liquidations run
+    for step in range(1, 6):
+        at = later(10 * step)
+        SimulatedAsset.objects.filter(asset__symbol="BTC").update(
+            price=F("price") * Decimal("0.96")
+        )
+        demo_market_step(now=at, rng=rng)
+        prices_refresh(now=at)
+        run = revaluation_tick_run(now=at)
         for account_id, tick_id in run.to_liquidate:
             liquidation_run(account_id=account_id, tick_id=tick_id)
-    # then
-    liquidations = Liquidation.objects.filter(status=Liquidation.Status.DONE)
-    assert {liq.account_id for liq in liquidations} == {a.pk for a in accounts}
+    # then: every long was liquidated, the shorts were not
+    done = Liquidation.objects.filter(status=Liquidation.Status.DONE)
+    assert {liq.account_id for liq in done} == {a.pk for a in longs}
+    assert not Liquidation.objects.filter(account__in=shorts).exists()
+    # each fund entry is a liquidation's journal (fee, deficit cover) or the seed deposit
     explained = {
         int(step["journal"])
-        for liq in liquidations
+        for liq in done
         for step in liq.steps
         if step.get("journal") not in (None, "None")
     }
-    for entry in Entry.objects.filter(ledger_account=insurance_fund()).select_related("journal"):
+    fund_entries = Entry.objects.filter(ledger_account=insurance_fund()).select_related("journal")
+    assert fund_entries.count() > 1
+    for entry in fund_entries:
         assert entry.journal_id in explained or entry.journal.memo == "seed the fund", entry
-    assert sum(e.amount for e in Entry.objects.filter(ledger_account=insurance_fund())) == (
-        insurance_fund().balance
-    )
+    assert sum(e.amount for e in fund_entries) == insurance_fund().balance
     assert ledger_differences().clean
