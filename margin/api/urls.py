@@ -26,6 +26,7 @@ urlpatterns = [
         operations.Withdrawals.as_view(),
         name="withdrawals",
     ),
+    path("accounts/<int:account_id>/explain/", accounts.AccountExplain.as_view(), name="explain"),
     path("accounts/<int:account_id>/orders/", operations.Orders.as_view(), name="orders"),
     path("accounts/<int:account_id>/history/", accounts.History.as_view(), name="history"),
     path("accounts/<int:account_id>/positions/", accounts.PositionList.as_view(), name="positions"),

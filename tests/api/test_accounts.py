@@ -258,3 +258,20 @@ def test_history_since_an_offset_time_counts_in_utc(trader_api, account):
     )
     assert response.status_code == 200
     assert len(response.json()["results"]) == 1  # the seed deposit
+
+
+def test_explain_gives_the_accounts_figures_now_with_their_steps(trader_api, account):
+    # given
+    post(
+        trader_api,
+        reverse("api:orders", args=[account.pk]),
+        {"instrument": "ETHUSDT", "side": "sell", "quantity": "1"},
+        "order-explain",
+    )
+    # when
+    answer = trader_api.get(reverse("api:explain", args=[account.pk])).json()
+    # then
+    figures = trader_api.get(reverse("api:account", args=[account.pk])).json()["figures"]
+    assert answer["account"] == figures["account"]
+    steps = answer["explain"]["positions.ETHUSDT.maintenance_margin"]
+    assert steps[-1]["result"] == answer["positions"][0]["maintenance_margin"]

@@ -4,6 +4,8 @@ Every object is looked up among the caller's own (`account_of_user_or_404`): ano
 account is a 404, exactly like one that does not exist.
 """
 
+from dataclasses import replace
+
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
@@ -17,6 +19,10 @@ from margin.api import serializers as s
 from margin.api.filters import AccountFilter, HistoryFilter, PositionFilter
 from margin.api.pagination import OldestFirst
 from margin.api.permissions import IsTrader
+from margin.api.quote_schema import QUOTE_ANSWER
+from margin.engine.explain import explain_account
+from margin.engine.reference import quote_account
+from margin.engine.request import render_quote
 from margin.models import (
     Entry,
     LedgerAccount,
@@ -29,6 +35,7 @@ from margin.selectors import (
     account_of_user_or_404,
     account_quote,
     accounts_of,
+    engine_accounts,
     ledger_history,
 )
 
@@ -169,3 +176,32 @@ class History(TraderView, generics.ListAPIView):
     @extend_schema(summary="The ledger history of one of your accounts")
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+
+class AccountExplain(TraderView):
+    """Where each figure of the account comes from, at current marks (the quote format).
+
+    Positions are named by their instrument here (`positions.BTCUSDT.maintenance_margin`):
+    the engine's step text takes position ids as format names, and a bare number (the
+    database id) is read there as a positional field.
+    """
+
+    @extend_schema(
+        summary="Your account's figures now, each with its steps",
+        responses={200: QUOTE_ANSWER},
+    )
+    def get(self, request, account_id: int):
+        account = self.account()
+        engine_input = engine_accounts([account.pk])[account.pk]
+        symbols = dict(
+            Position.objects.filter(margin_account=account).values_list("pk", "instrument__symbol")
+        )
+        engine_input = replace(
+            engine_input,
+            positions=tuple(
+                replace(position, id=symbols[int(position.id)])
+                for position in engine_input.positions
+            ),
+        )
+        quote = quote_account(engine_input)
+        return Response(render_quote(quote, explain_account(engine_input, quote)))
