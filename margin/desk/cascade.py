@@ -38,7 +38,8 @@ class CascadeRound:
     deficit: float
     insurance_used: float
     insurance_left: float
-    asset_prices: tuple[float, ...]
+    prices_before: tuple[float, ...]  # the prices the round liquidated at
+    asset_prices: tuple[float, ...]  # after its orders moved them
     liquidated_accounts: tuple[int, ...]
 
 
@@ -108,6 +109,7 @@ def simulate_cascade(
         fund -= used
         accounts = np.union1d(np.flatnonzero(pool_hit), book.pos_account[position_hit])
         step = impact_moves(book, closed, revaluation.notional, depth)
+        before = tuple(float(p) for p in asset_prices)
         marks, asset_prices = (
             marks * (1.0 + step[book.instrument_asset]),
             asset_prices * (1.0 + step),
@@ -120,6 +122,7 @@ def simulate_cascade(
             deficit=deficit,
             insurance_used=used,
             insurance_left=fund,
+            prices_before=before,
             asset_prices=tuple(float(p) for p in asset_prices),
             liquidated_accounts=tuple(int(a) for a in accounts),
         )

@@ -47,7 +47,12 @@ def cascade_run_start(*, actor, options: dict) -> CascadeRun:
     options = _options(options)
     with transaction.atomic():
         run = CascadeRun.objects.create(
-            options=options, label=f"{options['scenario']}: {options}", created_by=actor
+            options=options,
+            label=(
+                f"{SCENARIOS[options['scenario']]}, depth {options['depth_usd']:,.0f} USD per 1 %, "
+                f"up to {options['max_rounds']} rounds"
+            ),
+            created_by=actor,
         )
         transaction.on_commit(lambda: desk_cascade_run.delay(run.pk))
     return run
@@ -62,6 +67,7 @@ def _round_row(found: CascadeRound, asset_names: tuple[str, ...], account_ids) -
         "deficit": found.deficit,
         "insurance_used": found.insurance_used,
         "insurance_left": found.insurance_left,
+        "prices_before": dict(zip(asset_names, found.prices_before, strict=True)),
         "prices": dict(zip(asset_names, found.asset_prices, strict=True)),
         "accounts": [int(account_ids[a]) for a in found.liquidated_accounts[:LISTED_ACCOUNTS]],
     }

@@ -21,7 +21,7 @@ from margin.filters import QueueFilter
 from margin.models import Case, MarginAccount, MarginSnapshot, Proposal
 from margin.services import desk as desk_services
 from margin.services.proposals import credit_tier_change_propose, forced_reduction_propose
-from margin.views.desk_common import act, form_errors
+from margin.views.desk_common import act, form_errors, sparkline
 
 QUEUE_PAGE_SIZE = 50
 
@@ -58,18 +58,6 @@ def queue(request):
             "rows": [(s, open_cases.get(s.account_id)) for s in page],
             "query": query.urlencode(),
         },
-    )
-
-
-def sparkline(values: list[float], *, width: int = 300, height: int = 60) -> str:
-    """SVG polyline points of a series scaled into the box (highest value at the top)."""
-    if len(values) < 2:
-        return ""
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    step = width / (len(values) - 1)
-    return " ".join(
-        f"{i * step:.1f},{height - (v - low) / span * height:.1f}" for i, v in enumerate(values)
     )
 
 

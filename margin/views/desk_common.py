@@ -25,3 +25,15 @@ def form_errors(request, form) -> None:
         label = form.fields[field].label if field in form.fields else ""
         for error in errors:
             messages.error(request, f"{label}: {error}" if label else error)
+
+
+def sparkline(values: list[float], *, width: int = 300, height: int = 60) -> str:
+    """SVG polyline points of a series scaled into the box (highest value at the top)."""
+    if len(values) < 2:
+        return ""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = width / (len(values) - 1)
+    return " ".join(
+        f"{i * step:.1f},{height - (v - low) / span * height:.1f}" for i, v in enumerate(values)
+    )

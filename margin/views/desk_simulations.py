@@ -13,7 +13,7 @@ from margin.errors import ApplicationError
 from margin.models import CascadeRun, StressRun
 from margin.services.cascade import cascade_run_start
 from margin.services.stress_runs import stress_run_create
-from margin.views.desk_common import form_errors
+from margin.views.desk_common import form_errors, sparkline
 
 
 def _bars(values: dict[str, float]) -> list[dict]:
@@ -96,6 +96,26 @@ def cascade_start(request):
     return redirect("desk:cascade_detail", pk=run.pk)
 
 
+def _price_paths(run: CascadeRun) -> list[dict]:
+    """Each asset that moved: its price after the shock, then after each round's orders, as
+    sparkline points."""
+    if not run.rounds:
+        return []
+    paths = []
+    for asset, shocked in run.rounds[0]["prices_before"].items():
+        prices = [shocked, *(r["prices"][asset] for r in run.rounds)]
+        if max(prices) != min(prices):
+            paths.append(
+                {
+                    "asset": asset,
+                    "first": prices[0],
+                    "last": prices[-1],
+                    "points": sparkline(prices),
+                }
+            )
+    return paths
+
+
 @desk_required
 def cascade_detail(request, pk: int):
     """The run's page; htmx polls its progress fragment until the run is done."""
@@ -112,6 +132,7 @@ def cascade_detail(request, pk: int):
             "liquidation_bars": _bars(
                 {f"round {r['number']}": r["accounts_liquidated"] for r in run.rounds}
             ),
+            "price_paths": _price_paths(run),
         },
     )
 

@@ -103,8 +103,9 @@ def test_cascade_task_body_writes_each_round_and_finishes(officer, book):
     liquidated = [set(r["accounts"]) for r in run.rounds]
     assert liquidated[0] == {book["margin_call"].pk}
     assert book["warning"].pk in set().union(*liquidated[1:])
-    btc = [r["prices"]["BTC"] for r in run.rounds]
-    assert btc[0] < 85400 * 0.96 and btc == sorted(btc, reverse=True)
+    btc = [run.rounds[0]["prices_before"]["BTC"], *(r["prices"]["BTC"] for r in run.rounds)]
+    assert btc[0] == pytest.approx(85400 * 0.999)
+    assert btc[1] < 85400 * 0.96 and btc == sorted(btc, reverse=True)
     assert run.accounts_liquidated == sum(r["accounts_liquidated"] for r in run.rounds)
     assert run.rounds[-1]["accounts_liquidated"] == 0
 
@@ -121,6 +122,7 @@ def test_cascade_page_polls_its_progress_until_done(client, officer, book):
     done = client.get(reverse("desk:cascade_detail", args=[run.pk])).content.decode()
     assert "hx-trigger" not in done.split('id="cascade-progress"')[1].split(">")[0]
     assert 'value="100"' in done
+    assert "BTC: 68,320" in done  # the 20 % shock, then the path the liquidations push
 
 
 def test_volatility_scenarios_scale_with_the_ewma_of_the_recorded_prices(client, officer, book):

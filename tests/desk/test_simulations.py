@@ -164,6 +164,9 @@ def test_cascade_rounds_match_the_reference_replayed_round_by_round():
         assert found.insurance_used == pytest.approx(used, rel=REL, abs=1e-6)
     btc = book.asset_names.index("BTC")
     assert result.rounds[-1].asset_prices[btc] < float(PRICES["BTC"]) * 0.9
+    starts = [r.prices_before for r in result.rounds]
+    assert starts[1:] == [r.asset_prices for r in result.rounds[:-1]]
+    assert starts[0][btc] == pytest.approx(float(PRICES["BTC"]) * 0.9)
 
 
 def test_cascade_stops_when_a_round_liquidates_nothing():
