@@ -1,6 +1,8 @@
 """The account's history (ledger entries, fills, state changes, margin calls; filtered, paged)
 and the trader's notifications (the top bar's badge and the list)."""
 
+from datetime import UTC, datetime, time, timedelta
+
 from django.core.paginator import Paginator
 from django.views.decorators.http import require_POST
 
@@ -17,28 +19,40 @@ NOTIFICATIONS = "margin/notifications.html"
 PAGE_SIZE = 50
 
 
-def _dated(queryset, field: str, filters: dict):
+def _bounds(filters: dict) -> dict:
+    """The filter's days as times: from the start of `since` to the end of `until` (UTC)."""
+    day = timedelta(days=1)
+    bounds = {}
     if filters.get("since"):
-        queryset = queryset.filter(**{f"{field}__date__gte": filters["since"]})
+        bounds["since"] = datetime.combine(filters["since"], time.min, tzinfo=UTC)
     if filters.get("until"):
-        queryset = queryset.filter(**{f"{field}__date__lte": filters["until"]})
+        bounds["until"] = datetime.combine(filters["until"], time.min, tzinfo=UTC) + day
+    return bounds
+
+
+def _dated(queryset, field: str, bounds: dict):
+    if "since" in bounds:
+        queryset = queryset.filter(**{f"{field}__gte": bounds["since"]})
+    if "until" in bounds:
+        queryset = queryset.filter(**{f"{field}__lt": bounds["until"]})
     return queryset
 
 
 def _history_rows(account, kind: str, filters: dict):
     """Each kind of history, newest first, with what its rows print joined in."""
+    bounds = _bounds(filters)
     if kind == "fills":
         rows = Fill.objects.filter(position__margin_account=account).select_related(
             "position__instrument"
         )
-        return _dated(rows.order_by("-pk"), "created_at", filters)
+        return _dated(rows.order_by("-pk"), "created_at", bounds)
     if kind == "states":
         rows = AccountEvent.objects.filter(account=account)
-        return _dated(rows.order_by("-at", "-pk"), "at", filters)
+        return _dated(rows.order_by("-at", "-pk"), "at", bounds)
     if kind == "calls":
         rows = Notification.objects.filter(account=account)
-        return _dated(rows.order_by("-created_at", "-pk"), "created_at", filters)
-    return ledger_history(account=account, filters=filters)
+        return _dated(rows.order_by("-created_at", "-pk"), "created_at", bounds)
+    return ledger_history(account=account, filters=bounds)
 
 
 @with_account

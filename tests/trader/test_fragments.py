@@ -220,3 +220,15 @@ def test_reading_the_notifications_clears_the_badge(htmx, account, trader):
     badge = htmx.get(reverse("trader:badge"))
     # then
     assert b"unread-count" not in badge.content
+
+
+@pytest.mark.parametrize(("days", "shown"), [(0, True), (1, False)])
+def test_history_filters_by_day(htmx, account, days, shown):
+    # given
+    day = (timezone.now() + timezone.timedelta(days=days)).date().isoformat()
+    # when
+    content = htmx.get(
+        reverse("trader:history", args=[account.pk]), {"kind": "fills", "since": day}
+    ).content.decode()
+    # then
+    assert ("BTCUSDT" in content) is shown
