@@ -109,3 +109,40 @@ CREDIT_TIERS = {
 
 # The first version is in force from well before any demo data.
 FIRST_VERSION_EFFECTIVE_AT = datetime(2024, 1, 1, tzinfo=UTC)
+
+# The scale book (`manage.py seed_book`) spreads five positions per account over more markets
+# than the demo's four (one position per account and instrument): these join them in a new
+# parameter version. Illustrative tables of the venues' shape.
+ALTCOIN_HAIRCUTS = [("0", "0.8"), ("250000", "0.7"), ("1000000", "0.5"), ("5000000", "0.3")]
+ALTCOIN_BRACKETS = [
+    ("0", "0.01", "50"),
+    ("25000", "0.02", "25"),
+    ("250000", "0.05", "10"),
+    ("1000000", "0.1", "5"),
+    ("5000000", "0.125", "4"),
+    ("10000000", "0.25", "2"),
+    ("20000000", "0.5", "1"),
+]
+BOOK_ASSETS = {
+    "BNB": ("BNB", False, "620", ALTCOIN_HAIRCUTS),
+    "XRP": ("XRP", False, "1.1", ALTCOIN_HAIRCUTS),
+    "DOGE": ("Dogecoin", False, "0.38", ALTCOIN_HAIRCUTS),
+    "ADA": ("Cardano", False, "0.95", ALTCOIN_HAIRCUTS),
+    "AVAX": ("Avalanche", False, "38", ALTCOIN_HAIRCUTS),
+    "LINK": ("Chainlink", False, "18", ALTCOIN_HAIRCUTS),
+}
+BOOK_INSTRUMENTS = {
+    "BNBUSDT": ("perpetual", "BNB", None, "620.2", ALTCOIN_BRACKETS),
+    "XRPUSDT": ("perpetual", "XRP", None, "1.1004", ALTCOIN_BRACKETS),
+    "DOGEUSDT": ("perpetual", "DOGE", None, "0.38012", ALTCOIN_BRACKETS),
+    "ADAUSDT": ("perpetual", "ADA", None, "0.9503", ALTCOIN_BRACKETS),
+    "AVAXUSDT": ("perpetual", "AVAX", None, "38.02", ALTCOIN_BRACKETS),
+    "LINKUSDT": ("perpetual", "LINK", None, "18.006", ALTCOIN_BRACKETS),
+    "ETHUSDT_261225": (
+        "future",
+        "ETH",
+        datetime(2026, 12, 25, 8, tzinfo=UTC),
+        "3440",
+        ILLUSTRATIVE_BTC_QUARTERLY,
+    ),
+}

@@ -1,0 +1,476 @@
+"""A realistic book at scale for benchmarks and load tests: `manage.py seed_book`.
+
+Rows are generated with NumPy and bulk-loaded with COPY, in one transaction, through the
+ledger's rules: every journal balances per asset (the deferred trigger checks each one at
+commit) and every balance is the sum of its entries. Per account: a deposit journal (each
+collateral asset against the outside world), an isolated-transfer journal (cross wallet to each
+isolated position) and a fill journal (the opening fills' taker fees, out of the wallet or the
+isolated margin, to fee income). Positions were opened at an entry price away from today's mark,
+so accounts carry unrealized PnL; a few are leveraged close to liquidation.
+
+Book users are named `book-NNNNNN` and have no password: `book_reset` finds them by that name.
+"""
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal, localcontext
+
+import numpy as np
+from django.apps import apps
+from django.db import connection, transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from accounts.models import User
+from margin.errors import ApplicationError
+from margin.models import (
+    CreditTier,
+    Entry,
+    Fill,
+    Journal,
+    JournalKind,
+    LedgerAccount,
+    LedgerAccountKind,
+    MarginAccount,
+    MarginMode,
+    Position,
+)
+from margin.services.account_state import market_load
+from margin.services.ledger import QUANTUM
+from margin.services.reference import book_reference_ensure
+from margin.services.sql import execute, rows, table
+
+BOOK_USER_PREFIX = "book-"
+CENT = Decimal("0.01")
+# Credit tiers, collateral assets (besides USDT) and how likely each is; instrument popularity.
+TIER_SHARES = {"standard": 0.70, "vip": 0.20, "institutional": 0.05, "restricted": 0.05}
+COLLATERAL_SHARES = {"BTC": 0.45, "ETH": 0.35, "USDC": 0.25, "SOL": 0.15, "BNB": 0.05}
+POPULARITY = {"BTCUSDT": 8, "ETHUSDT": 6, "SOLUSDT": 4, "BTCUSDT_261225": 2, "ETHUSDT_261225": 1}
+ISOLATED_SHARE = 0.2
+NEAR_LIQUIDATION_SHARE = 0.03
+MIN_NOTIONAL = 10.0  # USD, as venues' minimum order: keeps every fee and margin above zero
+
+
+@dataclass(frozen=True)
+class BookSeeded:
+    accounts: int
+    positions: int
+    journals: int
+    entries: int
+    seconds: float
+
+
+def _copy(model: type[Model], columns: list[str], lines: list[str]) -> None:
+    """COPY tab-separated `lines` into `model`'s table."""
+    statement = f"COPY {table(model)} ({', '.join(columns)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        for start in range(0, len(lines), 50_000):
+            copy.write("\n".join(lines[start : start + 50_000]) + "\n")
+
+
+def _reserve_ids(model: type[Model], count: int) -> int:
+    """The first of `count` consecutive ids taken from the table's sequence (the table is
+    locked by the caller, so no one else draws from it meanwhile)."""
+    sequence = f"pg_get_serial_sequence('{table(model)}', 'id')"
+    first = rows(f"SELECT nextval({sequence})")[0][0]
+    if count > 1:
+        rows(f"SELECT setval({sequence}, %s)", [first + count - 1])
+    return first
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_DOWN)
+
+
+def book_seed(
+    *, accounts: int, positions: int, seed: int = 7, say: Callable[[str], None] = print
+) -> BookSeeded:
+    """Seed `accounts` margin accounts (one book user each) holding `positions` positions."""
+    if connection.vendor != "postgresql":
+        raise ApplicationError("seed_book bulk-loads with COPY: it needs PostgreSQL.")
+    started = time.monotonic()
+    version = book_reference_ensure()
+    market = market_load()
+    terms = market["terms"]
+    instruments = sorted(terms.brackets)
+    if positions > accounts * len(instruments):
+        raise ApplicationError(
+            f"At most {accounts * len(instruments)} positions fit {accounts} accounts "
+            f"(one per account and instrument)."
+        )
+    if User.objects.filter(username__startswith=BOOK_USER_PREFIX).exists():
+        raise ApplicationError("A book is already seeded: pass --reset to replace it.")
+    rng = np.random.default_rng(seed)
+    with transaction.atomic():
+        locked = (User, MarginAccount, Position, LedgerAccount, Journal, Entry, Fill)
+        execute(f"LOCK TABLE {', '.join(table(m) for m in locked)} IN SHARE ROW EXCLUSIVE MODE")
+        plan = _generate(rng, accounts, positions, instruments, market)
+        say(f"generated in {time.monotonic() - started:.1f} s; loading")
+        with localcontext(prec=60):  # sums of 18-decimal amounts stay exact
+            counts = _load(plan, market, version.taker_fee_rate)
+        # Fresh statistics before the commit runs the balance trigger once per entry: planned
+        # on an empty table, its per-journal sum would scan every entry each time.
+        for model in locked:
+            execute(f"ANALYZE {table(model)}")
+        say(f"loaded in {time.monotonic() - started:.1f} s; checking journals at commit")
+    return BookSeeded(accounts, positions, counts[0], counts[1], time.monotonic() - started)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    tiers: np.ndarray  # per account: credit tier code index
+    equity: np.ndarray  # per account: USD equity to fund
+    usdt_share: np.ndarray  # per account: share of equity held in USDT
+    extra_assets: list[list[tuple[str, float]]]  # per account: (asset, share of equity)
+    pos_account: np.ndarray
+    pos_instrument: np.ndarray  # index into the sorted instruments
+    pos_side: np.ndarray
+    pos_notional: np.ndarray
+    pos_entry_move: np.ndarray  # entry = mark × (1 + move)
+    pos_leverage: np.ndarray
+    pos_isolated: np.ndarray
+    pos_isolated_factor: np.ndarray  # isolated margin = initial margin × factor
+    instruments: list[str]
+
+
+def _generate(rng, accounts: int, positions: int, instruments: list[str], market) -> _Plan:
+    weights = np.array([POPULARITY.get(symbol, 1.5) for symbol in instruments], dtype=float)
+    # Distinct (account, instrument) pairs, popular instruments more often: the largest
+    # `positions` Gumbel-perturbed log weights (weighted sampling without replacement).
+    keys = np.log(weights)[None, :] + rng.gumbel(size=(accounts, len(instruments)))
+    flat = np.argpartition(keys.ravel(), -positions)[-positions:] if positions else np.array([])
+    flat = np.sort(flat).astype(np.int64)
+    pos_account, pos_instrument = flat // len(instruments), flat % len(instruments)
+    tier_codes = list(TIER_SHARES)
+    tiers = rng.choice(len(tier_codes), size=accounts, p=list(TIER_SHARES.values()))
+    equity = np.clip(rng.lognormal(np.log(20_000), 1.3, size=accounts), 500, 5_000_000)
+    risky = rng.random(accounts) < NEAR_LIQUIDATION_SHARE
+    leverage_target = np.where(risky, rng.uniform(12, 30, accounts), rng.uniform(0.5, 6, accounts))
+    # Each account's gross notional split over its positions at random.
+    shares = rng.gamma(1.0, size=positions)
+    per_account = np.bincount(pos_account, weights=shares, minlength=accounts)
+    pos_notional = shares / per_account[pos_account] * (equity * leverage_target)[pos_account]
+    pos_notional = np.maximum(pos_notional, MIN_NOTIONAL)
+    pos_side = rng.choice([-1, 1], size=positions)
+    move = rng.normal(0, 0.03, size=positions)
+    # Near-liquidation accounts opened at prices the market has since moved against.
+    move = np.where(
+        risky[pos_account], pos_side * np.abs(rng.normal(0.012, 0.004, positions)), move
+    )
+    leverage = rng.choice([3, 5, 10, 20, 25, 50], size=positions).astype(float)
+    pos_leverage = np.minimum(
+        leverage, _max_leverage(pos_instrument, pos_notional, instruments, market)
+    )
+    pos_isolated = (rng.random(positions) < ISOLATED_SHARE) & ~risky[pos_account]
+    extra = []
+    names = list(COLLATERAL_SHARES)
+    held = rng.random((accounts, len(names))) < np.array(list(COLLATERAL_SHARES.values()))
+    splits = rng.dirichlet(np.ones(len(names) + 1), size=accounts)
+    usdt_share = np.where(held.any(axis=1), np.maximum(splits[:, 0], 0.2), 1.0)
+    for a in range(accounts):
+        rest = 1.0 - usdt_share[a]
+        chosen = [n for n, h in zip(names, held[a], strict=True) if h]
+        parts = splits[a, 1 : 1 + len(chosen)]
+        extra.append(
+            [(asset, rest * part / parts.sum()) for asset, part in zip(chosen, parts, strict=True)]
+            if chosen
+            else []
+        )
+    return _Plan(
+        tiers=tiers,
+        equity=equity,
+        usdt_share=usdt_share,
+        extra_assets=extra,
+        pos_account=pos_account,
+        pos_instrument=pos_instrument,
+        pos_side=pos_side,
+        pos_notional=pos_notional,
+        pos_entry_move=move,
+        pos_leverage=pos_leverage,
+        pos_isolated=pos_isolated,
+        pos_isolated_factor=rng.uniform(1.1, 2.0, size=positions),
+        instruments=instruments,
+    )
+
+
+def _max_leverage(pos_instrument, notional, instruments: list[str], market) -> np.ndarray:
+    """Each position's bracket maximum at its notional: its leverage may not exceed it."""
+    cap = np.empty(len(notional))
+    for n, symbol in enumerate(instruments):
+        table = market["terms"].brackets[symbol].brackets
+        floors = np.array([float(b.floor) for b in table])
+        caps = np.array([float(b.max_leverage) for b in table])
+        mine = pos_instrument == n
+        cap[mine] = caps[np.searchsorted(floors, notional[mine], side="right") - 1]
+    return cap
+
+
+def _load(plan: _Plan, market, fee_rate: Decimal) -> tuple[int, int]:
+    """COPY the plan's users, accounts, positions, fills, ledger accounts, journals and entries;
+    move the house balances by what their entries add up to. Returns (journals, entries)."""
+    now = timezone.now().isoformat()
+    n_accounts, n_positions = len(plan.equity), len(plan.pos_account)
+    tier_ids = dict(CreditTier.objects.values_list("code", "pk"))
+    tier_codes = list(TIER_SHARES)
+    asset_ids = market["asset_ids"]
+    instrument_ids = market["instrument_ids"]
+    settle = asset_ids[market["settlement"]]
+
+    user0, account0 = _reserve_ids(User, n_accounts), _reserve_ids(MarginAccount, n_accounts)
+    position0 = _reserve_ids(Position, n_positions)
+    fill0 = _reserve_ids(Fill, n_positions)
+    _copy(
+        User,
+        [
+            "id",
+            "password",
+            "is_superuser",
+            "username",
+            "first_name",
+            "last_name",
+            "email",
+            "is_staff",
+            "is_active",
+            "date_joined",
+        ],
+        [
+            f"{user0 + a}\t!\tf\t{BOOK_USER_PREFIX}{a:06d}\t\t\t\tf\tt\t{now}"
+            for a in range(n_accounts)
+        ],
+    )
+    _copy(
+        MarginAccount,
+        ["id", "owner_id", "name", "credit_tier_id", "state", "reduce_only", "created_at"],
+        [
+            f"{account0 + a}\t{user0 + a}\tBook\t{tier_ids[tier_codes[t]]}\thealthy\tf\t{now}"
+            for a, t in enumerate(plan.tiers)
+        ],
+    )
+
+    # Positions and their opening fills (fee at the entry price, the taker rate in force).
+    marks = [market["marks"][symbol] for symbol in plan.instruments]
+    position_lines, fill_lines = [], []
+    fees: list[Decimal] = []
+    isolated_margin: list[Decimal] = []
+    for p in range(n_positions):
+        mark = marks[plan.pos_instrument[p]]
+        entry = (mark * Decimal(1 + float(plan.pos_entry_move[p]))).quantize(Decimal("1e-6"))
+        size = Decimal(plan.pos_notional[p] / float(mark)).quantize(Decimal("1e-6"))
+        size = max(size, Decimal("0.000001"))
+        quantity = size if plan.pos_side[p] > 0 else -size
+        leverage = Decimal(int(plan.pos_leverage[p]))
+        fee = (size * entry * fee_rate).quantize(QUANTUM)
+        fees.append(fee)
+        mode = MarginMode.ISOLATED if plan.pos_isolated[p] else MarginMode.CROSS
+        margin = (
+            _money(size * mark / leverage * Decimal(float(plan.pos_isolated_factor[p])))
+            if plan.pos_isolated[p]
+            else Decimal(0)
+        )
+        isolated_margin.append(margin)
+        position_lines.append(
+            f"{position0 + p}\t{account0 + plan.pos_account[p]}\t"
+            f"{instrument_ids[plan.instruments[plan.pos_instrument[p]]]}\t{quantity}\t{entry}\t"
+            f"{leverage}\t{mode}\t0\t{now}\t{now}"
+        )
+        fill_lines.append(
+            f"{fill0 + p}\t{position0 + p}\t{quantity}\t{entry}\t{fee}\t0\ttrade\t"
+            f"{{journal}}\t{now}"
+        )
+
+    # Ledger: per account a deposit journal, an isolated transfer journal if it has isolated
+    # positions, a fill journal if it has positions.
+    by_account: dict[int, list[int]] = defaultdict(list)
+    for p, a in enumerate(plan.pos_account):
+        by_account[int(a)].append(p)
+    ledger_rows: list[tuple] = []  # (kind, asset id, account index, position index, balance)
+    journal_rows: list[tuple[str, int]] = []  # (kind, account index)
+    entry_rows: list[tuple[int, int, int, Decimal]] = []  # (journal n, ledger n, asset, amount)
+    house_moves: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
+    fill_journal: dict[int, int] = {}
+    prices = market["prices"]
+    for a in range(n_accounts):
+        mine = by_account.get(a, [])
+        iso = [p for p in mine if plan.pos_isolated[p]]
+        cross_fees = sum((fees[p] for p in mine if not plan.pos_isolated[p]), Decimal(0))
+        fenced = sum((isolated_margin[p] for p in iso), Decimal(0))
+        equity = Decimal(float(plan.equity[a]))
+        usdt_left = _money(equity * Decimal(float(plan.usdt_share[a])))
+        deposits = {settle: usdt_left + fenced + cross_fees}
+        for symbol, share in plan.extra_assets[a]:
+            amount = (equity * Decimal(share) / prices[symbol]).quantize(Decimal("1e-8"))
+            if amount > 0:
+                deposits[asset_ids[symbol]] = amount
+        wallet_of = {}
+        for asset_id, amount in deposits.items():
+            wallet_of[asset_id] = len(ledger_rows)
+            balance = usdt_left if asset_id == settle else amount
+            ledger_rows.append((LedgerAccountKind.WALLET, asset_id, a, None, balance))
+        journal = len(journal_rows)
+        journal_rows.append((JournalKind.DEPOSIT, a))
+        for asset_id, amount in deposits.items():
+            entry_rows.append((journal, wallet_of[asset_id], asset_id, amount))
+            house_moves[LedgerAccountKind.EXTERNAL, asset_id] -= amount
+            entry_rows.append((journal, -1, asset_id, -amount))  # -1: the house account
+        iso_ledger = {}
+        for p in iso:
+            iso_ledger[p] = len(ledger_rows)
+            ledger_rows.append(
+                (LedgerAccountKind.ISOLATED, settle, a, p, isolated_margin[p] - fees[p])
+            )
+        if iso:
+            journal = len(journal_rows)
+            journal_rows.append((JournalKind.ISOLATED_TRANSFER, a))
+            entry_rows.append((journal, wallet_of[settle], settle, -fenced))
+            entry_rows += [(journal, iso_ledger[p], settle, isolated_margin[p]) for p in iso]
+        if mine:
+            journal = len(journal_rows)
+            journal_rows.append((JournalKind.FILL, a))
+            fill_journal[a] = journal
+            if cross_fees:
+                entry_rows.append((journal, wallet_of[settle], settle, -cross_fees))
+            entry_rows += [(journal, iso_ledger[p], settle, -fees[p]) for p in iso]
+            total_fees = cross_fees + sum((fees[p] for p in iso), Decimal(0))
+            entry_rows.append((journal, -2, settle, total_fees))  # -2: fee income
+            house_moves[LedgerAccountKind.FEES, settle] += total_fees
+
+    ledger0 = _reserve_ids(LedgerAccount, len(ledger_rows))
+    journal0 = _reserve_ids(Journal, len(journal_rows))
+    house = {
+        (kind, asset_id): pk
+        for pk, kind, asset_id in LedgerAccount.objects.filter(
+            margin_account__isnull=True
+        ).values_list("pk", "kind", "asset_id")
+    }
+    _copy(
+        LedgerAccount,
+        ["id", "kind", "asset_id", "margin_account_id", "position_id", "balance"],
+        [
+            f"{ledger0 + n}\t{kind}\t{asset_id}\t{account0 + a}\t"
+            f"{'\\N' if p is None else position0 + p}\t{balance}"
+            for n, (kind, asset_id, a, p, balance) in enumerate(ledger_rows)
+        ],
+    )
+    _copy(
+        Journal,
+        ["id", "kind", "margin_account_id", "created_at", "memo"],
+        [
+            f"{journal0 + n}\t{kind}\t{account0 + a}\t{now}\tbook seed"
+            for n, (kind, a) in enumerate(journal_rows)
+        ],
+    )
+    house_for = {-1: LedgerAccountKind.EXTERNAL, -2: LedgerAccountKind.FEES}
+    _copy(
+        Entry,
+        ["journal_id", "ledger_account_id", "asset_id", "amount"],
+        [
+            f"{journal0 + j}\t"
+            f"{ledger0 + n if n >= 0 else house[house_for[n], asset_id]}\t{asset_id}\t{amount}"
+            for j, n, asset_id, amount in entry_rows
+            if amount
+        ],
+    )
+    _copy(
+        Position,
+        [
+            "id",
+            "margin_account_id",
+            "instrument_id",
+            "quantity",
+            "entry_price",
+            "leverage",
+            "margin_mode",
+            "realized_pnl",
+            "opened_at",
+            "updated_at",
+        ],
+        position_lines,
+    )
+    _copy(
+        Fill,
+        [
+            "id",
+            "position_id",
+            "quantity",
+            "price",
+            "fee",
+            "realized_pnl",
+            "reason",
+            "journal_id",
+            "created_at",
+        ],
+        [
+            line.replace("{journal}", str(journal0 + fill_journal[int(plan.pos_account[p])]))
+            for p, line in enumerate(fill_lines)
+        ],
+    )
+    for (kind, asset_id), amount in sorted(house_moves.items(), key=lambda i: house[i[0]]):
+        execute(
+            f"UPDATE {table(LedgerAccount)} SET balance = balance + %s WHERE id = %s",
+            [amount, house[kind, asset_id]],
+        )
+    return len(journal_rows), sum(1 for *_, amount in entry_rows if amount)
+
+
+def _referencing(model: type[Model]) -> list[tuple[type[Model], str]]:
+    """Every (model, column) whose foreign key points at `model`, many-to-many tables included."""
+    found = []
+    for other in apps.get_models(include_auto_created=True):
+        for field in other._meta.concrete_fields:
+            if field.is_relation and field.related_model is model:
+                found.append((other, field.column))
+    return found
+
+
+def _delete_with_dependents(model: type[Model], where: str, seen: tuple = ()) -> int:
+    """DELETE the rows of `model` matching `where` and, first, every row pointing at them."""
+    deleted = 0
+    for other, column in _referencing(model):
+        if other in seen or other is model:
+            continue
+        deleted += _delete_with_dependents(
+            other,
+            f"{column} IN (SELECT id FROM {table(model)} WHERE {where})",
+            (*seen, model),
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table(model)} WHERE {where}")
+        return deleted + cursor.rowcount
+
+
+def book_reset() -> int:
+    """Remove every book user with all that hangs off them, in one transaction. The house
+    accounts give back what the book's journals had moved on them, so the book still balances.
+
+    Entries (and the audit trail) refuse DELETE by trigger: the triggers of the tables touched
+    are disabled for this transaction only (ALTER TABLE is transactional in PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        raise ApplicationError("book_reset needs PostgreSQL.")
+    users = f"starts_with(username, '{BOOK_USER_PREFIX}')"
+    book_journals = (
+        f"journal_id IN (SELECT j.id FROM {table(Journal)} j JOIN {table(MarginAccount)} a "
+        f"ON a.id = j.margin_account_id JOIN {table(User)} u ON u.id = a.owner_id "
+        f"WHERE starts_with(u.username, '{BOOK_USER_PREFIX}'))"
+    )
+    with transaction.atomic():
+        execute(
+            f"UPDATE {table(LedgerAccount)} la SET balance = la.balance - moved.total "
+            f"FROM (SELECT ledger_account_id, SUM(amount) AS total FROM {table(Entry)} "
+            f"WHERE {book_journals} GROUP BY ledger_account_id) moved "
+            "WHERE la.id = moved.ledger_account_id AND la.margin_account_id IS NULL"
+        )
+        triggered = [
+            name
+            for (name,) in rows(
+                "SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "WHERE NOT t.tgisinternal"
+            )
+        ]
+        for name in triggered:
+            execute(f"ALTER TABLE {name} DISABLE TRIGGER USER")
+        deleted = _delete_with_dependents(User, users)
+        for name in triggered:
+            execute(f"ALTER TABLE {name} ENABLE TRIGGER USER")
+    return deleted

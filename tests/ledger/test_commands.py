@@ -1,0 +1,64 @@
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+
+from accounts.models import User
+from margin.models import Fill, LedgerAccount, MarginAccount, ParameterVersion, Position
+from margin.selectors import engine_book, ledger_differences
+from margin.services.reference import reference_data_ensure
+from tests.ledger.support import fund
+
+
+def test_check_ledger_passes_on_a_sound_book_and_names_a_tampered_balance(account, capsys):
+    # given a sound book
+    fund(account, "USDT", "250")
+    call_command("check_ledger")
+    assert "0 differences" in capsys.readouterr().out
+    # when a balance is changed behind the ledger's back
+    wallet = LedgerAccount.objects.get(margin_account=account)
+    LedgerAccount.objects.filter(pk=wallet.pk).update(balance=Decimal("260"))
+    # then the command prints the difference and exits 1
+    with pytest.raises(SystemExit) as exit_:
+        call_command("check_ledger")
+    assert exit_.value.code == 1
+    out = capsys.readouterr().out
+    assert f"ledger account {wallet.pk} USDT: balance 260" in out
+    assert "difference 10" in out
+
+
+def test_seed_demo_gives_both_traders_funded_accounts_and_is_safe_to_rerun(db):
+    # when
+    call_command("seed_demo")
+    counts = (MarginAccount.objects.count(), Position.objects.count(), Fill.objects.count())
+    call_command("seed_demo")
+    # then
+    assert (MarginAccount.objects.count(), Position.objects.count(), Fill.objects.count()) == counts
+    for username in ("trader", "trader2"):
+        account = MarginAccount.objects.filter(owner__username=username).first()
+        assert account.positions.exclude(quantity=0).exists()
+        assert LedgerAccount.objects.filter(margin_account=account, balance__gt=0).count() >= 2
+    assert Position.objects.filter(margin_mode="isolated").exclude(quantity=0).exists()
+    assert ledger_differences().clean
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_book_loads_a_balanced_book_and_replaces_it_on_reset(capsys):
+    # given the demo reference data
+    reference_data_ensure()
+    # when a small book is seeded, then seeded again with --reset
+    call_command("seed_book", accounts=300, positions=1200)
+    first = set(User.objects.filter(username__startswith="book-").values_list("pk", flat=True))
+    call_command("seed_book", accounts=200, positions=700, reset=True, seed=3)
+    # then the second book replaced the first, through the ledger's rules
+    out = capsys.readouterr().out
+    assert "seeded 200 accounts, 700 positions" in out
+    users = User.objects.filter(username__startswith="book-")
+    assert users.count() == 200 and not first & set(users.values_list("pk", flat=True))
+    assert MarginAccount.objects.count() == 200
+    assert Position.objects.count() == Fill.objects.count() == 700
+    assert ledger_differences().clean
+    book = engine_book()
+    assert book.book.n_accounts == 200 and book.book.n_positions == 700
+    assert book.book.pos_isolated.any() and len(set(book.book.pos_instrument)) > 4
+    assert ParameterVersion.objects.count() == 2
