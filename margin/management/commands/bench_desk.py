@@ -2,19 +2,24 @@
 cascade of N rounds, and the queue's first page."""
 
 import time
+from datetime import timedelta
 
 import numpy as np
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from margin.desk.cascade import simulate_cascade
 from margin.desk.selectors import insurance_fund_value, latest_complete_tick, risk_asset_symbols
 from margin.errors import ApplicationError
 from margin.filters import QueueFilter
-from margin.models import MarginAccount, MarginSnapshot
+from margin.models import AssetPriceHistory, MarginAccount, MarginSnapshot
 from margin.selectors import engine_book
+from margin.services.prices import market_tick_run
+from margin.services.revaluation import revaluation_tick_run
 from margin.services.stress_runs import scenario_build, stress_measure
 
+HISTORY_MINUTES = 30
 SCENARIOS = (
     ("uniform", {"move": -0.2}),
     ("depeg", {"asset": "USDC", "move": -0.1}),
@@ -48,6 +53,17 @@ class Command(BaseCommand):
     def handle(self, *args, accounts: int, rounds: int, depth: float, shock: float, **options):
         if MarginAccount.objects.count() < accounts:
             call_command("seed_book", accounts=accounts, stdout=self.stdout)
+        if not AssetPriceHistory.objects.exists():
+            # A recorded stretch for the volatility scenarios and the replay: the demo market,
+            # one print a minute for the last half hour.
+            start = timezone.now() - timedelta(minutes=HISTORY_MINUTES)
+            for minute in range(HISTORY_MINUTES):
+                market_tick_run(now=start + timedelta(minutes=minute))
+        if latest_complete_tick() is None:
+            self._timed(
+                "a revaluation tick (for the queue)",
+                lambda: revaluation_tick_run(now=timezone.now()),
+            )
         book_slice, load_s = self._timed("load the book (engine_book)", engine_book)
         book = book_slice.book
         self.stdout.write(
