@@ -16,6 +16,7 @@ from margin.models import (
 )
 from margin.selectors import account_quote, ledger_differences
 from margin.services.liquidation import insurance_fund_deposit, liquidation_run
+from margin.services.margin_mode import position_margin_mode_switch
 from margin.services.prices import demo_market_step, prices_refresh
 from margin.services.revaluation import revaluation_tick_run
 from tests.revaluation.factories import funded_account, market_prices
@@ -145,4 +146,30 @@ def test_a_cascade_in_the_demo_market_keeps_the_ledger_balanced_and_the_fund_exp
     for entry in fund_entries:
         assert entry.journal_id in explained or entry.journal.memo == "seed the fund", entry
     assert sum(e.amount for e in fund_entries) == insurance_fund().balance
+    assert ledger_differences().clean
+
+
+def test_an_isolated_position_past_its_own_line_is_closed_and_the_cross_pool_left_alone(
+    market, later
+):
+    # given: 0.2 BTC isolated with 2,000 USDT of margin, 5,000 more USDT in the cross wallet
+    account = funded_account(usdt="7000", fills=[("BTCUSDT", "buy", "0.2")])
+    position_margin_mode_switch(
+        account=account,
+        instrument="BTCUSDT",
+        mode="isolated",
+        isolated_margin=Decimal("2000"),
+        idempotency_key="test-isolate",
+    )
+    # when: BTC at 85,300 leaves the isolated margin 2,000 − 1,940 = 60 against MM 68.24
+    run = crash_and_tick(later, 85300)
+    (due,) = run.to_liquidate
+    liquidation = liquidation_run(account_id=due[0], tick_id=due[1])
+    # then
+    account.refresh_from_db()
+    assert account.state == AccountState.HEALTHY
+    assert Position.objects.get(margin_account=account).quantity == 0
+    fill = Fill.objects.get(reason=Fill.Reason.LIQUIDATION)
+    assert fill.quantity == Decimal("-0.2") and fill.price == Decimal("85129.4")
+    assert liquidation.status == Liquidation.Status.DONE
     assert ledger_differences().clean
