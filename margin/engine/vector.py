@@ -325,12 +325,12 @@ class Book:
         the account's credit tier leaves of it, max(0, 1 − haircut_scale × (1 − r))."""
         haircuts, asset = self.haircuts, self.col_asset
         scale = self.haircut_scale[self.col_account]
-        ratio = np.maximum(1.0 - scale * (1.0 - haircuts.ratios[asset].T), 0.0)
-        return (
-            np.ascontiguousarray(haircuts.floors[asset].T),
-            np.ascontiguousarray(haircuts.caps[asset].T),
-            np.ascontiguousarray(ratio),
+        floors = np.stack([column[asset] for column in haircuts.floors.T])
+        caps = np.stack([column[asset] for column in haircuts.caps.T])
+        ratios = np.stack(
+            [np.maximum(1.0 - scale * (1.0 - column[asset]), 0.0) for column in haircuts.ratios.T]
         )
+        return floors, caps, ratios
 
 
 @dataclass(frozen=True)
