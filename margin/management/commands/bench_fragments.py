@@ -5,6 +5,7 @@ import random
 import statistics
 import time
 
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import connection
@@ -14,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.roles import TRADER, ensure_roles
 from margin.models import Entry, MarginAccount, MarginSnapshot, Position
 from margin.services.revaluation import revaluation_tick_run
 
@@ -58,7 +60,13 @@ class Command(BaseCommand):
         ids = list(with_positions.values_list("pk", flat=True))
         chosen = random.Random(seed).sample(ids, min(samples, len(ids)))
         chosen.append(with_positions.order_by("-open_positions").values_list("pk", flat=True)[0])
-        return list(MarginAccount.objects.filter(pk__in=chosen).select_related("owner"))
+        sample = list(MarginAccount.objects.filter(pk__in=chosen).select_related("owner"))
+        # seed_book's owners hold no role: the sampled ones become traders to see their pages.
+        ensure_roles()
+        traders = Group.objects.get(name=TRADER)
+        for account in sample:
+            account.owner.groups.add(traders)
+        return sample
 
     def handle(self, *args, accounts, samples, ticks, seed, **options):
         self._book(accounts, ticks)
