@@ -19,6 +19,7 @@ from margin.engine.types import AccountInput, BracketTable, HaircutTier
 
 FLOAT = np.float64
 INDEX = np.int64
+BRACKET = np.int16  # 1-based bracket numbers: a venue's table has a dozen rows, not 32,767
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class BracketMatrix:
         at_grid = np.concatenate([[-np.inf], grid.values])
         grid_bracket = np.array(
             [np.maximum(np.searchsorted(row, at_grid, side="right") - 1, 0) for row in floors],
-            dtype=INDEX,
+            dtype=BRACKET,
         ).reshape(len(tables), len(at_grid))
         return cls(
             floors=floors,
@@ -336,13 +337,13 @@ class Book:
 @dataclass(frozen=True)
 class Revaluation:
     """Every figure of `revalue`: per position, per account (the cross pool) and per line.
-    `nan` stands where the reference says None."""
+    `nan` stands where the reference says None. The bracket's own figures (mmr, cum,
+    max_leverage) are looked up from `bracket` when first read: a fresh array costs its page
+    faults, and most readers never want them."""
 
+    book: Book = field(repr=False)
     notional: np.ndarray
     bracket: np.ndarray
-    mmr: np.ndarray
-    cum: np.ndarray
-    max_leverage: np.ndarray
     maintenance_margin: np.ndarray
     initial_margin: np.ndarray
     unrealized_pnl: np.ndarray
@@ -357,6 +358,22 @@ class Revaluation:
     margin_ratio: np.ndarray
     withdrawable: np.ndarray
     collateral_line_value: np.ndarray
+
+    @cached_property
+    def _bracket_cell(self) -> np.ndarray:
+        return self.book.pos_bracket_row + self.bracket - 1
+
+    @cached_property
+    def mmr(self) -> np.ndarray:
+        return self.book.brackets.mmr.ravel()[self._bracket_cell]
+
+    @cached_property
+    def cum(self) -> np.ndarray:
+        return self.book.brackets.cum.ravel()[self._bracket_cell]
+
+    @cached_property
+    def max_leverage(self) -> np.ndarray:
+        return self.book.brackets.max_leverage.ravel()[self._bracket_cell]
 
 
 POSITION_CHUNK = 1 << 16
@@ -382,9 +399,6 @@ class _Outputs:
 
     notional: np.ndarray
     bracket: np.ndarray
-    mmr: np.ndarray
-    cum: np.ndarray
-    max_leverage: np.ndarray
     maintenance_margin: np.ndarray
     initial_margin: np.ndarray
     unrealized_pnl: np.ndarray
@@ -395,7 +409,7 @@ class _Outputs:
     @classmethod
     def allocate(cls, n_positions: int, n_lines: int) -> "_Outputs":
         arrays = {name: np.empty(n_positions) for name in cls.__dataclass_fields__}
-        arrays["bracket"] = np.empty(n_positions, dtype=INDEX)
+        arrays["bracket"] = np.empty(n_positions, dtype=BRACKET)
         arrays["collateral_line_value"] = np.empty(n_lines)
         return cls(**arrays)
 
@@ -427,11 +441,10 @@ def _position_chunk(book: Book, marks: np.ndarray, rows: slice, out: _Outputs) -
     bracket = brackets.lookup_in_rows(book.pos_grid_row[rows], notional)
     np.add(bracket, 1, out=out.bracket[rows])
     cell = book.pos_bracket_row[rows] + bracket
-    mmr = np.take(brackets.mmr.ravel(), cell, out=out.mmr[rows])
-    cum = np.take(brackets.cum.ravel(), cell, out=out.cum[rows])
-    np.take(brackets.max_leverage.ravel(), cell, out=out.max_leverage[rows])
-    maintenance = np.multiply(notional, mmr, out=out.maintenance_margin[rows])
-    maintenance -= cum
+    maintenance = np.multiply(
+        notional, brackets.mmr.ravel()[cell], out=out.maintenance_margin[rows]
+    )
+    maintenance -= brackets.cum.ravel()[cell]
     maintenance *= book.pos_mm_scale[rows]
     np.divide(notional, book.pos_leverage[rows], out=out.initial_margin[rows])
     pnl = np.subtract(mark, book.pos_entry_price[rows], out=out.unrealized_pnl[rows])
@@ -539,8 +552,11 @@ def _liquidation_chunk(
     instrument, pool = book.pos_instrument[rows], book.pos_cross_account[rows]
     side, quantity = book.pos_side[rows], book.pos_quantity[rows]
     mark = marks[instrument]
-    mmr, maintenance, pnl = out.mmr[rows], out.maintenance_margin[rows], out.unrealized_pnl[rows]
+    maintenance, pnl = out.maintenance_margin[rows], out.unrealized_pnl[rows]
     mm_scale = book.pos_mm_scale[rows]
+    cell = book.pos_bracket_row[rows] + out.bracket[rows]
+    cell -= 1
+    mmr, cum = brackets.mmr.ravel()[cell], brackets.cum.ravel()[cell]
 
     # Equity behind each position: its cross pool's margin balance, or its isolated margin plus
     # its own uPnL (an isolated position's pool is the extra, empty one). Its excess over the
@@ -572,7 +588,7 @@ def _liquidation_chunk(
     # it stays). Walking on from there is left to the few that land elsewhere again.
     grid_row, bracket_row = book.pos_grid_row[rows], book.pos_bracket_row[rows]
     mark_line = notional * mmr
-    mark_line -= out.cum[rows]
+    mark_line -= cum
     trial_notional = np.multiply(mm_scale, mmr)
     np.subtract(side, trial_notional, out=trial_notional)
     trial_notional *= quantity
@@ -648,11 +664,9 @@ def revalue(
         where=isolated_equity > 0,
     )
     return Revaluation(
+        book=book,
         notional=out.notional,
         bracket=out.bracket,
-        mmr=out.mmr,
-        cum=out.cum,
-        max_leverage=out.max_leverage,
         maintenance_margin=out.maintenance_margin,
         initial_margin=out.initial_margin,
         unrealized_pnl=out.unrealized_pnl,
