@@ -144,4 +144,6 @@ class HistoryFilterForm(forms.Form):
 
 
 class AccountOpenForm(forms.Form):
-    name = forms.CharField(max_length=64, initial="Main")
+    name = forms.CharField(
+        max_length=64, widget=forms.TextInput(attrs={"placeholder": "New account name"})
+    )

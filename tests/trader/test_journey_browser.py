@@ -149,7 +149,7 @@ def test_trader_journey(trader_page, login, live_server, make_user, reference, c
     page.locator("[data-testid=shock]", has_text="-15%").wait_for()
     page.locator("[data-testid=unread-count]").wait_for(timeout=12_000)
     page.screenshot(path=SCREENSHOTS / "account-dashboard.png", full_page=True)
-    page.goto(f"{live_server.url}/accounts/{account.pk}/history/?kind=fills")
+    page.goto(f"{live_server.url}/accounts/{account.pk}/history/")
     page.screenshot(path=SCREENSHOTS / "account-history.png", full_page=True)
     page.goto(f"{live_server.url}/accounts/")
     page.screenshot(path=SCREENSHOTS / "account-list.png", full_page=True)
