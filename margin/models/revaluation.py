@@ -21,11 +21,15 @@ class RevaluationTick(models.Model):
     parameter_version = models.ForeignKey(
         ParameterVersion, on_delete=models.PROTECT, related_name="+"
     )
-    # Frozen for the whole tick: {instrument_id: mark}, {asset_id: index price} as strings.
+    # Frozen for the whole tick: {instrument symbol: mark}, {asset symbol: index price}.
     marks = models.JSONField(default=dict)
     asset_prices = models.JSONField(default=dict)
     # Symbols whose price was stale at the freeze: the tick revalues but does not liquidate.
     stale_symbols = models.JSONField(default=list, blank=True)
+    # EWMA volatility of the index prices at the freeze, so every shard stresses on the same
+    # scenarios: {"assets": [symbol...], "vol": [σ...], "cov": [[...]]}; empty while the
+    # history is too short.
+    volatility = models.JSONField(default=dict, blank=True)
     n_shards = models.PositiveIntegerField(default=0)
     n_accounts = models.PositiveIntegerField(default=0)
 

@@ -34,6 +34,7 @@ from margin.market.states import LEVEL, STATES, Thresholds, next_levels
 from margin.models import (
     AccountEvent,
     AccountState,
+    Asset,
     AssetPrice,
     AssetPriceHistory,
     MarginAccount,
@@ -141,6 +142,7 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
                 marks=marks,
                 asset_prices=asset_prices,
                 stale_symbols=stale,
+                volatility=_tick_volatility(until=now, params=params),
                 n_shards=len(chunks),
                 n_accounts=len(account_ids),
                 status=RevaluationTick.Status.RUNNING
@@ -178,14 +180,28 @@ def _aligned(names: tuple[str, ...], frozen: dict[str, str], fallback: np.ndarra
     )
 
 
-def _stress_requirement(book, marks, asset_prices, revaluation, tick) -> np.ndarray:
-    """Worst loss of each account under EWMA-volatility scenarios (0 without enough history)."""
-    names = book.asset_names
-    history = _sampled_history(names, until=tick.started_at)
-    params = tick.parameter_version
+def _tick_volatility(*, until: datetime, params) -> dict:
+    """The EWMA volatility and covariance of every asset's index at the freeze (empty while
+    the history is short)."""
+    names = tuple(Asset.objects.order_by("pk").values_list("symbol", flat=True))
+    history = _sampled_history(names, until=until)
     if history is None:
-        return np.zeros(book.n_accounts)
+        return {}
     vol, cov = ewma_covariance(history, lam=float(params.stress_ewma_lambda))
+    return {"assets": list(names), "vol": vol.tolist(), "cov": cov.tolist()}
+
+
+def _stress_requirement(book, marks, asset_prices, revaluation, tick) -> np.ndarray:
+    """Worst loss of each account under the tick's EWMA-volatility scenarios (0 without)."""
+    if not tick.volatility:
+        return np.zeros(book.n_accounts)
+    params = tick.parameter_version
+    # The tick's assets in the book's order; one the tick did not see does not move.
+    column = {name: n for n, name in enumerate(tick.volatility["assets"])}
+    rows = np.array([column.get(name, -1) for name in book.asset_names])
+    known = rows >= 0
+    vol = np.where(known, np.asarray(tick.volatility["vol"])[rows], 0.0)
+    cov = np.asarray(tick.volatility["cov"])[np.ix_(rows, rows)] * np.outer(known, known)
     # One period of the sampled history is STRESS_SAMPLE_S of market time; the demo market
     # runs DEMO_MARKET_SPEED times faster than the clock.
     speed = settings.DEMO_MARKET_SPEED if settings.DEMO_MARKET_ENABLED else 1.0
@@ -196,7 +212,7 @@ def _stress_requirement(book, marks, asset_prices, revaluation, tick) -> np.ndar
         k=float(params.stress_k_sigma),
         horizon=periods_per_horizon,
         n_correlated=params.stress_correlated_draws,
-        asset_names=names,
+        asset_names=book.asset_names,
     )
     return stress_margin(book, marks, asset_prices, scenarios, revaluation=revaluation).worst_loss
 
