@@ -11,17 +11,30 @@ import multiprocessing
 import random
 import time
 from concurrent.futures import ProcessPoolExecutor
+from datetime import timedelta
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import connections, transaction
 from django.utils import timezone
 
-from margin.models import MarginAccount, MarginSnapshot, Position, RevaluationTick
+from margin.models import (
+    Asset,
+    AssetPriceHistory,
+    MarginAccount,
+    MarginSnapshot,
+    Position,
+    RevaluationTick,
+)
 from margin.selectors import account_quote
 from margin.services.prices import market_tick_run
 from margin.services.reference import parameters_in_force
-from margin.services.revaluation import revaluation_shard_run, revaluation_tick_start
+from margin.services.revaluation import (
+    STRESS_SAMPLE_S,
+    STRESS_SAMPLES,
+    revaluation_shard_run,
+    revaluation_tick_start,
+)
 
 
 def _shard(shard_id: int):
@@ -42,7 +55,7 @@ class Command(BaseCommand):
             call_command("seed_book", accounts=accounts, positions=positions, stdout=self.stdout)
         n_accounts = MarginAccount.objects.count()
         n_positions = Position.objects.exclude(quantity=0).count()
-        market_tick_run(now=timezone.now())
+        self._price_history()
 
         started = time.perf_counter()
         start = revaluation_tick_start(now=timezone.now())
@@ -55,6 +68,7 @@ class Command(BaseCommand):
         start.tick.refresh_from_db()
         self.stdout.write(
             f"tick {start.tick.pk}: {start.tick.status}, {len(shards)} shards, "
+            f"stress on {len(start.tick.volatility.get('assets', []))} assets' volatility, "
             f"{sum(s.accounts for s in shards)} accounts, "
             f"{sum(len(s.to_liquidate) for s in shards)} to liquidate, "
             f"{sum(s.transitions for s in shards)} state changes"
@@ -69,6 +83,18 @@ class Command(BaseCommand):
             f"load_s={load_s:.2f} compute_s={compute_s:.2f} write_s={write_s:.2f} "
             f"naive_s_per_account={naive_s:.4f} speedup={naive_s * n_accounts / tick_s:.0f}"
         )
+
+    def _price_history(self) -> None:
+        """Enough market ticks behind now for the stress margin's EWMA volatility, so the tick
+        computes it as in operation (one tick every STRESS_SAMPLE_S over the sampled window)."""
+        now = timezone.now()
+        window = STRESS_SAMPLES * STRESS_SAMPLE_S
+        if AssetPriceHistory.objects.filter(at__gte=now - timedelta(seconds=window)).count() < (
+            STRESS_SAMPLES * Asset.objects.count() // 2
+        ):
+            for n in range(STRESS_SAMPLES, -1, -1):
+                market_tick_run(now=now - timedelta(seconds=n * STRESS_SAMPLE_S))
+        market_tick_run(now=timezone.now())
 
     def _naive(self, tick: RevaluationTick, sample: int) -> float:
         """Seconds per account: ORM load, Decimal reference, ORM write (rolled back)."""
