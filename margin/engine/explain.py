@@ -410,12 +410,3 @@ def explain_account(
     for position, row in zip(account.positions, quote.positions, strict=True):
         steps.update(_position_steps(account, quote, position, row))
     return steps
-
-
-def render_explanation(steps: dict[str, list[Step]]) -> str:
-    """The whole explanation as text: each figure's key, then its steps indented."""
-    lines = []
-    for key, figure_steps in steps.items():
-        lines.append(key)
-        lines.extend(f"  {render_step(step)}" for step in figure_steps)
-    return "\n".join(lines)
