@@ -1,24 +1,33 @@
 """The desk's reads from the database: the insurance fund, the price history behind the
 volatility scenarios and the replay, the latest revaluation tick."""
 
+import threading
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from math import ceil
 
 import numpy as np
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, Sum
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Max, Q, Sum
 from django.db.models.functions import Abs
 
 from margin.models import (
     Asset,
+    AssetPrice,
     AssetPriceHistory,
+    AuditEntry,
     CreditTier,
+    Journal,
     LedgerAccount,
     LedgerAccountKind,
+    MarginAccount,
     MarginSnapshot,
+    MarkPrice,
     Position,
     RevaluationTick,
 )
+from margin.selectors import BookSlice, engine_book
+from margin.services.reference import parameters_in_force
 
 HISTORY_POINTS = 2000
 
@@ -160,4 +169,40 @@ def risk_asset_symbols() -> set[str]:
     and the settlement coin hold still; a de-peg scenario moves them)."""
     return set(
         Asset.objects.filter(instruments__isnull=False).distinct().values_list("symbol", flat=True)
+    )
+
+
+_book_lock = threading.Lock()
+_book_cache: dict[tuple, BookSlice] = {}
+
+
+def _book_version() -> tuple:
+    """What the book's arrays depend on, read in a few cheap queries: every money movement is
+    a journal, every desk change (credit tier...) an audit line, a leverage change touches the
+    position, a new account gets a new key, and the parameters in force set the terms."""
+    return (
+        Journal.objects.aggregate(top=Max("pk"))["top"],
+        AuditEntry.objects.aggregate(top=Max("pk"))["top"],
+        Position.objects.aggregate(top=Max("updated_at"))["top"],
+        MarginAccount.objects.aggregate(top=Max("pk"))["top"],
+        parameters_in_force().pk,
+    )
+
+
+def desk_book() -> BookSlice:
+    """The whole book for the desk's simulations: loaded once (seconds at 100,000 accounts)
+    and reused while nothing in it has changed, with the latest marks and prices each time."""
+    version = _book_version()
+    with _book_lock:
+        cached = _book_cache.get(version)
+        if cached is None:
+            cached = engine_book()
+            _book_cache.clear()
+            _book_cache[version] = cached
+    marks = dict(MarkPrice.objects.values_list("instrument_id", "mark_price"))
+    prices = dict(AssetPrice.objects.values_list("asset_id", "price"))
+    return replace(
+        cached,
+        marks=np.array([float(marks.get(pk, np.nan)) for pk in cached.instrument_ids]),
+        asset_prices=np.array([float(prices.get(pk, np.nan)) for pk in cached.asset_ids]),
     )

@@ -9,10 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from margin.desk.cascade import CascadeRound, simulate_cascade
-from margin.desk.selectors import insurance_fund_value
+from margin.desk.selectors import desk_book, insurance_fund_value
 from margin.errors import ApplicationError
 from margin.models import Asset, CascadeRun
-from margin.selectors import engine_book
 from margin.services.stress_runs import SCENARIOS, scenario_build
 
 DEFAULT_DEPTH_USD = 5_000_000.0
@@ -84,7 +83,7 @@ def cascade_run_execute(*, run_id: int) -> CascadeRun:
         status=CascadeRun.Status.RUNNING, progress=0, rounds=[]
     )
     try:
-        book_slice = engine_book()
+        book_slice = desk_book()
         options = _options(run.options)
         scenario = scenario_build(book_slice=book_slice, kind=options["scenario"], options=options)
         names = book_slice.book.asset_names

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from margin.desk.impact import parameter_impact
+from margin.desk.selectors import desk_book
 from margin.engine.errors import EngineInputError
 from margin.engine.types import BracketTable, CreditTier, HaircutTier
 from margin.engine.vector import BracketMatrix, HaircutMatrix, revalue
@@ -37,7 +38,6 @@ from margin.models import CreditTier as CreditTierRow
 from margin.models import (
     HaircutTier as HaircutTierRow,
 )
-from margin.selectors import engine_book
 from margin.services.audit import audit_record
 from margin.services.proposals import DEFAULT_TTL, proposal_create
 from margin.services.reference import engine_terms, parameters_in_force
@@ -177,7 +177,7 @@ def parameter_impact_preview(*, payload: dict) -> dict:
     version = parameters_in_force()
     scalars, brackets, haircuts, tiers, _ = parameter_change_read(payload, version=version)
     terms = engine_terms(version)
-    book_slice = engine_book()
+    book_slice = desk_book()
     book = book_slice.book
     tier_codes = dict(
         MarginAccount.objects.filter(pk__in=book_slice.account_ids.tolist()).values_list(

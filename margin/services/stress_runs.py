@@ -9,7 +9,12 @@ from math import sqrt
 
 import numpy as np
 
-from margin.desk.selectors import insurance_fund_value, price_history, risk_asset_symbols
+from margin.desk.selectors import (
+    desk_book,
+    insurance_fund_value,
+    price_history,
+    risk_asset_symbols,
+)
 from margin.desk.shocks import (
     FLOOR_MOVE,
     correlated_crash,
@@ -23,7 +28,7 @@ from margin.engine.errors import EngineInputError
 from margin.engine.stress import ewma_covariance
 from margin.errors import ApplicationError
 from margin.models import ParameterVersion, StressRun
-from margin.selectors import BookSlice, engine_book
+from margin.selectors import BookSlice
 from margin.services.reference import parameters_in_force
 
 SECONDS_PER_DAY = 86400
@@ -156,7 +161,7 @@ def _details(book_slice: BookSlice, worst: StressResult, results: list[StressRes
 def stress_run_create(*, actor, kind: str, options: dict) -> StressRun:
     """Run one scenario of the library over the whole book and save the run."""
     started = time.perf_counter()
-    book_slice = engine_book()
+    book_slice = desk_book()
     scenario = scenario_build(book_slice=book_slice, kind=kind, options=options)
     fund = insurance_fund_value()
     worst, results = stress_measure(

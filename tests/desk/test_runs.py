@@ -156,3 +156,26 @@ def test_volatility_scenarios_scale_with_the_ewma_of_the_recorded_prices(client,
     # BTC alone moves, so the first principal component is BTC's own move
     assert crash.details["moves"]["BTC"] == pytest.approx(ewma.details["moves"]["BTC"], rel=1e-6)
     assert ewma.accounts_under_maintenance == crash.accounts_under_maintenance
+
+
+def test_desk_book_is_reused_until_the_book_changes_and_always_has_fresh_prices(book):
+    from margin.desk.selectors import desk_book
+    from margin.models import MarkPrice
+    from tests.ledger.support import fund
+
+    # given
+    first = desk_book()
+    # when nothing changes but a mark
+    MarkPrice.objects.filter(instrument__symbol="BTCUSDT").update(mark_price=Decimal(80000))
+    second = desk_book()
+    # then the arrays are the same, the mark is today's
+    assert second.book is first.book
+    btc = list(second.instrument_ids).index(
+        MarkPrice.objects.get(instrument__symbol="BTCUSDT").instrument_id
+    )
+    assert second.marks[btc] == 80000 and first.marks[btc] == 85400
+    # when a deposit books a journal, the book is loaded again with it
+    fund(book["healthy"], "USDT", "1000")
+    third = desk_book()
+    assert third.book is not first.book
+    assert third.book.col_quantity.sum() == pytest.approx(first.book.col_quantity.sum() + 1000)
