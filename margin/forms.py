@@ -11,18 +11,26 @@ from django import forms
 
 from margin.models import Asset, Instrument, MarginMode
 
-POSITIVE = Decimal("0")
 MAX_DIGITS = 38
 DECIMAL_PLACES = 18
 
 
-def _amount_field(label: str) -> forms.DecimalField:
-    return forms.DecimalField(
-        label=label,
-        max_digits=MAX_DIGITS,
-        decimal_places=DECIMAL_PLACES,
-        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
-    )
+class PositiveAmountField(forms.DecimalField):
+    """An amount or a quantity: a decimal above 0, typed as text (no browser spinner)."""
+
+    def __init__(self, label: str, **kwargs):
+        super().__init__(
+            label=label,
+            max_digits=MAX_DIGITS,
+            decimal_places=DECIMAL_PLACES,
+            widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+            **kwargs,
+        )
+
+    def validate(self, value) -> None:
+        super().validate(value)
+        if value is not None and value <= 0:
+            raise forms.ValidationError("Enter an amount above 0.")
 
 
 class IdempotentForm(forms.Form):
@@ -33,18 +41,6 @@ class IdempotentForm(forms.Form):
         kwargs["initial"].setdefault("idempotency_key", uuid.uuid4())
         super().__init__(*args, **kwargs)
 
-    def clean_amount(self) -> Decimal:
-        return _positive(self.cleaned_data["amount"])
-
-    def clean_quantity(self) -> Decimal:
-        return _positive(self.cleaned_data["quantity"])
-
-
-def _positive(value: Decimal) -> Decimal:
-    if value <= POSITIVE:
-        raise forms.ValidationError("Enter an amount above 0.")
-    return value
-
 
 class CollateralForm(IdempotentForm):
     """Deposit (demo) or withdraw one asset of the cross wallet."""
@@ -52,7 +48,7 @@ class CollateralForm(IdempotentForm):
     asset = forms.ModelChoiceField(
         queryset=Asset.objects.all(), to_field_name="symbol", empty_label=None, initial="USDT"
     )
-    amount = _amount_field("Amount")
+    amount = PositiveAmountField("Amount")
 
 
 class TradeForm(IdempotentForm):
@@ -70,7 +66,7 @@ class TradeForm(IdempotentForm):
     side = forms.ChoiceField(
         choices=[(BUY, "Buy / long"), (SELL, "Sell / short")], widget=forms.RadioSelect, initial=BUY
     )
-    quantity = _amount_field("Quantity")
+    quantity = PositiveAmountField("Quantity")
 
 
 class LeverageForm(IdempotentForm):
@@ -104,29 +100,20 @@ class IsolatedMarginForm(IdempotentForm):
     direction = forms.ChoiceField(
         choices=[(ADD, "Add"), (REMOVE, "Remove")], widget=forms.RadioSelect, initial=ADD
     )
-    amount = _amount_field("Amount (USDT)")
+    amount = PositiveAmountField("Amount (USDT)")
 
 
 class MarginModeForm(IdempotentForm):
     """Switch one position between cross and isolated; to isolated, fence `isolated_margin`."""
 
     margin_mode = forms.ChoiceField(choices=MarginMode.choices, widget=forms.HiddenInput)
-    isolated_margin = forms.DecimalField(
-        label="Margin to fence (USDT)",
-        required=False,
-        max_digits=MAX_DIGITS,
-        decimal_places=DECIMAL_PLACES,
-        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
-    )
+    isolated_margin = PositiveAmountField("Margin to fence (USDT)", required=False)
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("margin_mode") == MarginMode.ISOLATED:
-            amount = cleaned.get("isolated_margin")
-            if amount is None:
-                self.add_error("isolated_margin", "Enter how much margin to fence.")
-            elif amount <= 0:
-                self.add_error("isolated_margin", "Enter an amount above 0.")
+        fencing = cleaned.get("margin_mode") == MarginMode.ISOLATED
+        if fencing and "isolated_margin" in cleaned and cleaned["isolated_margin"] is None:
+            self.add_error("isolated_margin", "Enter how much margin to fence.")
         return cleaned
 
 

@@ -183,9 +183,10 @@ def position_quote(quote: AccountQuote | None, position: PositionState | None):
 
 @dataclass(frozen=True)
 class Subject:
-    """The account as it stands and the position an operation is about (None for collateral)."""
+    """The account as it stands (None for the dashboard's blank forms, which need no figure)
+    and the position an operation is about (None for collateral and orders)."""
 
-    state: AccountState
+    state: AccountState | None
     position: PositionState | None
 
     @cached_property
