@@ -131,7 +131,7 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
         marks, asset_prices = _frozen_prices()
         stale = stale_symbols(now=now, max_age_s=params.price_guard_max_age_s)
         if stale:
-            logger.warning("revaluation tick on stale prices (no liquidation): %s", stale)
+            logger.warning("stale prices, no liquidation of accounts exposed to them: %s", stale)
         account_ids = list(MarginAccount.objects.order_by("pk").values_list("pk", flat=True))
         size = settings.REVALUATION_SHARD_SIZE
         chunks = [account_ids[i : i + size] for i in range(0, len(account_ids), size)]
