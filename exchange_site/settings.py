@@ -188,10 +188,12 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Without it kombu writes its exchange tables to ./control in whatever folder it runs.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
         "polling_interval": 0.2,
     }
-    for _folder in ("out", "processed", "results"):
+    for _folder in ("out", "processed", "results", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_RESULT_BACKEND = env(
         "CELERY_RESULT_BACKEND", default=f"file://{_broker_dir / 'results'}"
