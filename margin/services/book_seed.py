@@ -2,11 +2,10 @@
 
 Rows are generated with NumPy and bulk-loaded with COPY, in one transaction, through the
 ledger's rules: every journal balances per asset (the deferred trigger checks each one at
-commit) and every balance is the sum of its entries. Per account: a deposit journal (each
-collateral asset against the outside world), an isolated-transfer journal (cross wallet to each
-isolated position) and a fill journal (the opening fills' taker fees, out of the wallet or the
-isolated margin, to fee income). Positions were opened at an entry price away from today's mark,
-so accounts carry unrealized PnL; a few are leveraged close to liquidation.
+commit) and every balance is the sum of its entries. Per account, one journal of opening
+balances: its collateral deposited from the outside world, its isolated positions' margin, and
+the opening fills' taker fees paid to fee income. Positions were opened at an entry price away
+from today's mark, so accounts carry unrealized PnL; a few are leveraged close to liquidation.
 
 Book users are named `book-NNNNNN` and have no password: `book_reset` finds them by that name.
 """
@@ -221,6 +220,7 @@ def _load(plan: _Plan, market, fee_rate: Decimal) -> tuple[int, int]:
     user0, account0 = _reserve_ids(User, n_accounts), _reserve_ids(MarginAccount, n_accounts)
     position0 = _reserve_ids(Position, n_positions)
     fill0 = _reserve_ids(Fill, n_positions)
+    journal0 = _reserve_ids(Journal, n_accounts)  # journal n holds account n's opening balances
     _copy(
         User,
         [
@@ -245,99 +245,82 @@ def _load(plan: _Plan, market, fee_rate: Decimal) -> tuple[int, int]:
         ["id", "owner_id", "name", "credit_tier_id", "state", "reduce_only", "created_at"],
         [
             f"{account0 + a}\t{user0 + a}\tBook\t{tier_ids[tier_codes[t]]}\thealthy\tf\t{now}"
-            for a, t in enumerate(plan.tiers)
+            for a, t in enumerate(plan.tiers.tolist())
         ],
     )
 
     # Positions and their opening fills (fee at the entry price, the taker rate in force).
-    marks = [market["marks"][symbol] for symbol in plan.instruments]
+    # Sizes and prices are rounded to 6 decimals in NumPy and exact Decimals from then on.
+    mark = np.array([float(market["marks"][symbol]) for symbol in plan.instruments])
+    mark = mark[plan.pos_instrument]
+    entries = np.char.mod("%.6f", np.maximum(mark * (1 + plan.pos_entry_move), 1e-6)).tolist()
+    sizes = np.char.mod("%.6f", np.maximum(plan.pos_notional / mark, 1e-6)).tolist()
+    margins = np.char.mod(
+        "%.2f", plan.pos_notional / plan.pos_leverage * plan.pos_isolated_factor
+    ).tolist()
+    instrument_of = [instrument_ids[symbol] for symbol in plan.instruments]
+    # Plain Python values: formatting NumPy scalars one by one is several times slower.
+    pos_account, pos_instrument = plan.pos_account.tolist(), plan.pos_instrument.tolist()
+    pos_side, pos_isolated = plan.pos_side.tolist(), plan.pos_isolated.tolist()
+    pos_leverage = plan.pos_leverage.astype(int).tolist()
     position_lines, fill_lines = [], []
     fees: list[Decimal] = []
     isolated_margin: list[Decimal] = []
     for p in range(n_positions):
-        mark = marks[plan.pos_instrument[p]]
-        entry = (mark * Decimal(1 + float(plan.pos_entry_move[p]))).quantize(Decimal("1e-6"))
-        size = Decimal(plan.pos_notional[p] / float(mark)).quantize(Decimal("1e-6"))
-        size = max(size, Decimal("0.000001"))
-        quantity = size if plan.pos_side[p] > 0 else -size
-        leverage = Decimal(int(plan.pos_leverage[p]))
+        entry, size = Decimal(entries[p]), Decimal(sizes[p])
+        quantity = size if pos_side[p] > 0 else -size
         fee = (size * entry * fee_rate).quantize(QUANTUM)
         fees.append(fee)
-        mode = MarginMode.ISOLATED if plan.pos_isolated[p] else MarginMode.CROSS
-        margin = (
-            _money(size * mark / leverage * Decimal(float(plan.pos_isolated_factor[p])))
-            if plan.pos_isolated[p]
-            else Decimal(0)
-        )
-        isolated_margin.append(margin)
+        isolated = pos_isolated[p]
+        isolated_margin.append(Decimal(margins[p]) if isolated else Decimal(0))
+        mode = MarginMode.ISOLATED if isolated else MarginMode.CROSS
         position_lines.append(
-            f"{position0 + p}\t{account0 + plan.pos_account[p]}\t"
-            f"{instrument_ids[plan.instruments[plan.pos_instrument[p]]]}\t{quantity}\t{entry}\t"
-            f"{leverage}\t{mode}\t0\t{now}\t{now}"
+            f"{position0 + p}\t{account0 + pos_account[p]}\t"
+            f"{instrument_of[pos_instrument[p]]}\t{quantity}\t{entry}\t"
+            f"{pos_leverage[p]}\t{mode}\t0\t{now}\t{now}"
         )
         fill_lines.append(
             f"{fill0 + p}\t{position0 + p}\t{quantity}\t{entry}\t{fee}\t0\ttrade\t"
-            f"{{journal}}\t{now}"
+            f"{journal0 + pos_account[p]}\t{now}"
         )
 
-    # Ledger: per account a deposit journal, an isolated transfer journal if it has isolated
-    # positions, a fill journal if it has positions.
+    # Ledger: per account one journal of opening balances: each asset deposited from the outside
+    # world, the isolated positions' margin, and the opening fills' fees to fee income (from the
+    # wallet for cross positions, from the isolated margin for isolated ones).
     by_account: dict[int, list[int]] = defaultdict(list)
-    for p, a in enumerate(plan.pos_account):
-        by_account[int(a)].append(p)
+    for p, a in enumerate(pos_account):
+        by_account[a].append(p)
     ledger_rows: list[tuple] = []  # (kind, asset id, account index, position index, balance)
-    journal_rows: list[tuple[str, int]] = []  # (kind, account index)
     entry_rows: list[tuple[int, int, int, Decimal]] = []  # (journal n, ledger n, asset, amount)
     house_moves: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
-    fill_journal: dict[int, int] = {}
     prices = market["prices"]
-    for a in range(n_accounts):
+    for a in range(n_accounts):  # journal n is account n's
         mine = by_account.get(a, [])
-        iso = [p for p in mine if plan.pos_isolated[p]]
-        cross_fees = sum((fees[p] for p in mine if not plan.pos_isolated[p]), Decimal(0))
+        iso = [p for p in mine if pos_isolated[p]]
+        cross_fees = sum((fees[p] for p in mine if not pos_isolated[p]), Decimal(0))
         fenced = sum((isolated_margin[p] for p in iso), Decimal(0))
         equity = Decimal(float(plan.equity[a]))
         usdt_left = _money(equity * Decimal(float(plan.usdt_share[a])))
-        deposits = {settle: usdt_left + fenced + cross_fees}
+        holdings = {settle: (usdt_left, usdt_left + fenced + cross_fees)}  # (kept, deposited)
         for symbol, share in plan.extra_assets[a]:
             amount = (equity * Decimal(share) / prices[symbol]).quantize(Decimal("1e-8"))
             if amount > 0:
-                deposits[asset_ids[symbol]] = amount
-        wallet_of = {}
-        for asset_id, amount in deposits.items():
-            wallet_of[asset_id] = len(ledger_rows)
-            balance = usdt_left if asset_id == settle else amount
-            ledger_rows.append((LedgerAccountKind.WALLET, asset_id, a, None, balance))
-        journal = len(journal_rows)
-        journal_rows.append((JournalKind.DEPOSIT, a))
-        for asset_id, amount in deposits.items():
-            entry_rows.append((journal, wallet_of[asset_id], asset_id, amount))
-            house_moves[LedgerAccountKind.EXTERNAL, asset_id] -= amount
-            entry_rows.append((journal, -1, asset_id, -amount))  # -1: the house account
-        iso_ledger = {}
+                holdings[asset_ids[symbol]] = (amount, amount)
+        for asset_id, (kept, deposited) in holdings.items():
+            entry_rows.append((a, len(ledger_rows), asset_id, kept))
+            ledger_rows.append((LedgerAccountKind.WALLET, asset_id, a, None, kept))
+            entry_rows.append((a, -1, asset_id, -deposited))  # -1: the outside world
+            house_moves[LedgerAccountKind.EXTERNAL, asset_id] -= deposited
         for p in iso:
-            iso_ledger[p] = len(ledger_rows)
+            entry_rows.append((a, len(ledger_rows), settle, isolated_margin[p] - fees[p]))
             ledger_rows.append(
                 (LedgerAccountKind.ISOLATED, settle, a, p, isolated_margin[p] - fees[p])
             )
-        if iso:
-            journal = len(journal_rows)
-            journal_rows.append((JournalKind.ISOLATED_TRANSFER, a))
-            entry_rows.append((journal, wallet_of[settle], settle, -fenced))
-            entry_rows += [(journal, iso_ledger[p], settle, isolated_margin[p]) for p in iso]
-        if mine:
-            journal = len(journal_rows)
-            journal_rows.append((JournalKind.FILL, a))
-            fill_journal[a] = journal
-            if cross_fees:
-                entry_rows.append((journal, wallet_of[settle], settle, -cross_fees))
-            entry_rows += [(journal, iso_ledger[p], settle, -fees[p]) for p in iso]
-            total_fees = cross_fees + sum((fees[p] for p in iso), Decimal(0))
-            entry_rows.append((journal, -2, settle, total_fees))  # -2: fee income
-            house_moves[LedgerAccountKind.FEES, settle] += total_fees
+        total_fees = sum((fees[p] for p in mine), Decimal(0))
+        entry_rows.append((a, -2, settle, total_fees))  # -2: fee income
+        house_moves[LedgerAccountKind.FEES, settle] += total_fees
 
     ledger0 = _reserve_ids(LedgerAccount, len(ledger_rows))
-    journal0 = _reserve_ids(Journal, len(journal_rows))
     house = {
         (kind, asset_id): pk
         for pk, kind, asset_id in LedgerAccount.objects.filter(
@@ -357,8 +340,8 @@ def _load(plan: _Plan, market, fee_rate: Decimal) -> tuple[int, int]:
         Journal,
         ["id", "kind", "margin_account_id", "created_at", "memo"],
         [
-            f"{journal0 + n}\t{kind}\t{account0 + a}\t{now}\tbook seed"
-            for n, (kind, a) in enumerate(journal_rows)
+            f"{journal0 + a}\t{JournalKind.OPENING}\t{account0 + a}\t{now}\tbook seed"
+            for a in range(n_accounts)
         ],
     )
     house_for = {-1: LedgerAccountKind.EXTERNAL, -2: LedgerAccountKind.FEES}
@@ -401,17 +384,14 @@ def _load(plan: _Plan, market, fee_rate: Decimal) -> tuple[int, int]:
             "journal_id",
             "created_at",
         ],
-        [
-            line.replace("{journal}", str(journal0 + fill_journal[int(plan.pos_account[p])]))
-            for p, line in enumerate(fill_lines)
-        ],
+        fill_lines,
     )
     for (kind, asset_id), amount in sorted(house_moves.items(), key=lambda i: house[i[0]]):
         execute(
             f"UPDATE {table(LedgerAccount)} SET balance = balance + %s WHERE id = %s",
             [amount, house[kind, asset_id]],
         )
-    return len(journal_rows), sum(1 for *_, amount in entry_rows if amount)
+    return n_accounts, sum(1 for *_, amount in entry_rows if amount)
 
 
 def _referencing(model: type[Model]) -> list[tuple[type[Model], str]]:
