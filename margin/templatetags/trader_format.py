@@ -42,6 +42,7 @@ def signed_money(value: Decimal | None) -> str:
 # Places a price is shown to, by its size: about a venue's tick (BTC 0.01, SOL 0.001...).
 PRICE_PLACES = ((Decimal(1000), 2), (Decimal(10), 3), (Decimal(1), 4))
 SMALL_PRICE_PLACES = 6
+QUANTITY_PLACES = Decimal("1e-8")
 
 
 @register.filter
@@ -56,10 +57,11 @@ def price(value: Decimal | None) -> str:
 
 @register.filter
 def quantity(value: Decimal | None) -> str:
-    """A size or holding as the engine's explain prints it: no trailing zeros, 2 to 8 places."""
+    """A size or holding as the engine's explain prints it, 2 to 8 places: rounded to 8 first,
+    so that a ledger's 18-place remainder does not print as a row of zeros."""
     if _missing(value):
         return MISSING
-    return format_number(Decimal(value))
+    return format_number(Decimal(value).quantize(QUANTITY_PLACES))
 
 
 @register.filter
