@@ -1,8 +1,8 @@
 """django-filter sets of the desk's lists: the at-risk queue and the audit trail."""
 
 import django_filters
-from django.db.models import DecimalField, Exists, F, OuterRef, Subquery, Sum
-from django.db.models.functions import Abs, Coalesce
+from django.db.models import F, Q, Sum
+from django.db.models.functions import Abs
 
 from margin.models import (
     AccountState,
@@ -15,8 +15,6 @@ from margin.models import (
     Position,
 )
 
-MONEY_FIELD = DecimalField(max_digits=38, decimal_places=18)
-
 QUEUE_ORDERS = {
     "ratio": ("Margin ratio, highest first", ["-margin_ratio", "account_id"]),
     "buffer": ("Distance to liquidation (USD), nearest first", ["buffer", "account_id"]),
@@ -24,16 +22,16 @@ QUEUE_ORDERS = {
 }
 
 
-def gross_notional():
-    """Σ |quantity| × mark of an account's open positions (a subquery on the account)."""
-    per_account = (
-        Position.objects.filter(margin_account=OuterRef("account_id"))
-        .exclude(quantity=0)
+def accounts_by_gross_notional(**having):
+    """Ids of accounts whose Σ |quantity| × mark of open positions passes `having` (e.g.
+    notional__gte=…): one grouped pass over the positions, not a subquery per queue row."""
+    return (
+        Position.objects.exclude(quantity=0)
         .values("margin_account")
-        .annotate(total=Sum(Abs(F("quantity")) * F("instrument__mark__mark_price")))
-        .values("total")
+        .annotate(notional=Sum(Abs(F("quantity")) * F("instrument__mark__mark_price")))
+        .filter(**having)
+        .values("margin_account")
     )
-    return Coalesce(Subquery(per_account, output_field=MONEY_FIELD), 0, output_field=MONEY_FIELD)
 
 
 class QueueFilter(django_filters.FilterSet):
@@ -73,22 +71,21 @@ class QueueFilter(django_filters.FilterSet):
 
     def filter_asset(self, queryset, name, asset):
         """An open position on an instrument of the asset, or a holding of it as collateral."""
-        position = Position.objects.filter(
-            margin_account=OuterRef("account_id"), instrument__underlying=asset
-        ).exclude(quantity=0)
-        holding = LedgerAccount.objects.filter(
-            margin_account=OuterRef("account_id"),
-            kind=LedgerAccountKind.WALLET,
-            asset=asset,
-            balance__gt=0,
+        positions = (
+            Position.objects.filter(instrument__underlying=asset)
+            .exclude(quantity=0)
+            .values("margin_account")
         )
-        return queryset.filter(Exists(position) | Exists(holding))
+        holdings = LedgerAccount.objects.filter(
+            kind=LedgerAccountKind.WALLET, asset=asset, balance__gt=0
+        ).values("margin_account")
+        return queryset.filter(Q(account_id__in=positions) | Q(account_id__in=holdings))
 
     def filter_min_notional(self, queryset, name, value):
-        return queryset.alias(notional=gross_notional()).filter(notional__gte=value)
+        return queryset.filter(account_id__in=accounts_by_gross_notional(notional__gte=value))
 
     def filter_max_notional(self, queryset, name, value):
-        return queryset.alias(notional=gross_notional()).filter(notional__lte=value)
+        return queryset.filter(account_id__in=accounts_by_gross_notional(notional__lte=value))
 
     def filter_order(self, queryset, name, value):
         return queryset.order_by(*QUEUE_ORDERS[value][1])
