@@ -9,6 +9,7 @@ from django.db.models import Q
 from accounts.roles import USE_DESK
 from margin.models import CreditTier, Position
 from margin.services.cascade import DEFAULT_DEPTH_USD, MAX_ROUNDS
+from margin.services.parameters import SCALAR_FIELDS
 from margin.services.stress_runs import SCENARIOS
 
 
@@ -118,16 +119,9 @@ class CascadeForm(ScenarioForm):
 
 
 class ParameterChangeForm(TtlMixin):
-    """Scalars of the version (blank: unchanged), one instrument's brackets, one asset's
+    """Every scalar of the version (blank: unchanged), one instrument's brackets, one asset's
     haircut tiers and one credit tier's scales, each as text lines."""
 
-    warning_ratio = forms.DecimalField(required=False)
-    margin_call_ratio = forms.DecimalField(required=False)
-    liquidation_ratio = forms.DecimalField(required=False)
-    liquidation_target_ratio = forms.DecimalField(required=False)
-    liquidation_fee_rate = forms.DecimalField(required=False)
-    stress_k_sigma = forms.DecimalField(required=False)
-    price_guard_max_move = forms.DecimalField(required=False)
     bracket_instrument = forms.CharField(required=False, label="Instrument (brackets)")
     brackets = forms.CharField(
         required=False,
@@ -146,15 +140,13 @@ class ParameterChangeForm(TtlMixin):
     effective_at = forms.DateTimeField(required=False, label="Effective at (blank: on approval)")
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
 
-    SCALARS = (
-        "warning_ratio",
-        "margin_call_ratio",
-        "liquidation_ratio",
-        "liquidation_target_ratio",
-        "liquidation_fee_rate",
-        "stress_k_sigma",
-        "price_guard_max_move",
-    )
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        scalars = {
+            name: forms.DecimalField(required=False, label=name.replace("_", " "))
+            for name in SCALAR_FIELDS
+        }
+        self.fields = {**scalars, **self.fields}
 
     @staticmethod
     def _rows(text: str, names: tuple[str, ...]) -> list[dict]:
@@ -179,7 +171,7 @@ class ParameterChangeForm(TtlMixin):
     def _payload(self, data: dict) -> dict:
         """The change in the parameters service's payload shape."""
         payload: dict = {
-            "fields": {n: str(data[n]) for n in self.SCALARS if data.get(n) is not None}
+            "fields": {n: str(data[n]) for n in SCALAR_FIELDS if data.get(n) is not None}
         }
         if data.get("bracket_instrument") and data.get("brackets"):
             payload["brackets"] = {

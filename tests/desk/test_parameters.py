@@ -113,11 +113,26 @@ def test_a_change_scheduled_for_later_is_disclosed_as_scheduled(officer, manager
 
 def test_preview_fragment_and_proposal_through_the_desk_page(client, officer, book):
     client.force_login(officer)
-    form = {"warning_ratio": "0.45", "reason": "tighten", "ttl_hours": "24"}
+    form = {
+        "warning_ratio": "0.45",
+        "stress_ewma_lambda": "0.97",
+        "bracket_instrument": "ETHUSDT",
+        "brackets": "0 0.005 100\n50000 0.0075 50",
+        "reason": "tighten",
+        "ttl_hours": "24",
+    }
     preview = client.post(reverse("desk:parameters_preview"), form, headers={"HX-Request": "true"})
     assert preview.status_code == 200 and b"Impact preview" in preview.content
     assert b"<html" not in preview.content
     response = client.post(reverse("desk:parameters_propose"), form)
     proposal = Proposal.objects.get(kind=Proposal.Kind.PARAMETER_CHANGE)
     assert response.url == reverse("desk:proposal", args=[proposal.pk])
-    assert proposal.payload == {"fields": {"warning_ratio": "0.45"}}
+    assert proposal.payload == {
+        "fields": {"warning_ratio": "0.45", "stress_ewma_lambda": "0.97"},
+        "brackets": {
+            "ETHUSDT": [
+                {"floor": "0", "mmr": "0.005", "max_leverage": "100"},
+                {"floor": "50000", "mmr": "0.0075", "max_leverage": "50"},
+            ]
+        },
+    }
