@@ -27,6 +27,11 @@ def client_for(user, *, name: str = "test") -> APIClient:
     return client
 
 
+def post(client: APIClient, url: str, body: dict, key: str):
+    """A JSON POST with its Idempotency-Key."""
+    return client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+
 @pytest.fixture
 def anonymous():
     return APIClient()

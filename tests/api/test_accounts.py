@@ -5,13 +5,9 @@ from django.urls import reverse
 
 from margin.api.problems import PROBLEM_CONTENT_TYPE, problem_type
 from margin.models import Fill, Journal, JournalKind, Position
-from tests.api.conftest import funded_account
+from tests.api.conftest import funded_account, post
 
 pytestmark = pytest.mark.django_db
-
-
-def post(client, url, body, key):
-    return client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
 
 
 def test_the_account_list_holds_only_the_callers_accounts(trader_api, account, other_account):

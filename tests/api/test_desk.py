@@ -7,12 +7,9 @@ from django.utils import timezone
 from margin.api.problems import problem_type
 from margin.models import AuditEntry, CascadeRun, Case, Proposal, StressRun
 from margin.services.revaluation import revaluation_tick_run
+from tests.api.conftest import post
 
 pytestmark = pytest.mark.django_db
-
-
-def post(client, url, body, key):
-    return client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from margin.api import serializers as s
 from margin.api.filters import AccountFilter, HistoryFilter, PositionFilter
 from margin.api.pagination import OldestFirst
 from margin.api.permissions import IsTrader
 from margin.api.quote_schema import QUOTE_ANSWER
+from margin.api.views.base import ApiView
 from margin.engine.explain import explain_account
 from margin.engine.reference import quote_account
 from margin.engine.request import render_quote
@@ -81,16 +81,11 @@ def account_detail(accounts, account_id: int) -> dict:
     return s.AccountDetailSerializer(account).data
 
 
-class TraderView(APIView):
+class TraderView(ApiView):
     permission_classes = [IsTrader]
 
     def account(self):
         return account_of_user_or_404(self.request.user, self.kwargs["account_id"])
-
-    @property
-    def describing(self) -> bool:
-        """True while drf-spectacular builds the schema (no user, no URL arguments)."""
-        return getattr(self, "swagger_fake_view", False)
 
 
 class AccountList(TraderView, generics.ListAPIView):

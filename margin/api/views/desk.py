@@ -12,13 +12,13 @@ from drf_spectacular.utils import extend_schema, extend_schema_field, extend_sch
 from rest_framework import generics, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from margin.api import desk_serializers as d
 from margin.api import serializers as s
 from margin.api.idempotency import idempotent
 from margin.api.permissions import IsApprover, IsDesk, IsProposer
 from margin.api.views.accounts import account_detail
+from margin.api.views.base import ApiView
 from margin.desk.selectors import latest_complete_tick
 from margin.errors import ApplicationError
 from margin.filters import QueueFilter
@@ -44,17 +44,8 @@ from margin.services.proposals import (
 from margin.services.stress_runs import stress_run_create
 
 
-class DeskView(APIView):
+class DeskView(ApiView):
     permission_classes = [IsDesk]
-
-    @property
-    def describing(self) -> bool:
-        return getattr(self, "swagger_fake_view", False)
-
-    def parsed(self, serializer_class):
-        parsed = serializer_class(data=self.request.data)
-        parsed.is_valid(raise_exception=True)
-        return parsed
 
 
 class ApiQueueFilter(QueueFilter):
@@ -111,14 +102,11 @@ class CaseOpen(DeskView):
         return Response(d.CaseSerializer(case).data, status=status.HTTP_201_CREATED)
 
 
-class CaseFilterMixin:
-    filter_backends = [DjangoFilterBackend]
-    filterset_fields = ["status", "margin_account", "assignee"]
-
-
-class Cases(CaseFilterMixin, DeskView, generics.ListAPIView):
+class Cases(DeskView, generics.ListAPIView):
     serializer_class = d.CaseSerializer
     queryset = Case.objects.select_related("opened_by", "assignee")
+    filter_backends = [DjangoFilterBackend]
+    filterset_fields = ["status", "margin_account", "assignee"]
 
     @extend_schema(summary="Cases, newest first")
     def get(self, request, *args, **kwargs):

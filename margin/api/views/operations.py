@@ -26,9 +26,7 @@ class WriteView(TraderView):
     @idempotent()
     def post(self, request, *, idempotency_key, **kwargs):
         account = self.account()
-        parsed = self.input_serializer(data=request.data)
-        parsed.is_valid(raise_exception=True)
-        data = dict(parsed.validated_data)
+        data = dict(self.parsed(self.input_serializer).validated_data)
         dry_run = data.pop("dry_run")
         fingerprint = data.pop("expected_fingerprint", None)
         arguments = self.arguments(data)
