@@ -10,8 +10,13 @@ import numpy as np
 from margin.desk.selectors import risk_asset_symbols
 from margin.desk.shocks import depeg, uniform_shock
 from margin.desk.stress import stress_book
-from margin.engine.liquidation import LiquidationPlan, liquidation_plan
-from margin.engine.reference import AccountQuote, collateral_line_value, quote_account
+from margin.engine.liquidation import LiquidationPlan, LiquidationStep, liquidation_plan
+from margin.engine.reference import (
+    AccountQuote,
+    PositionQuote,
+    collateral_line_value,
+    quote_account,
+)
 from margin.engine.types import AccountInput
 from margin.engine.vector import book_from_accounts
 from margin.models import AccountEvent, AuditEntry, MarginAccount, MarginSnapshot
@@ -51,11 +56,22 @@ class CollateralRow:
 
 
 @dataclass(frozen=True)
+class PositionRow:
+    """A quoted position with what the desk reads it by: its instrument and size."""
+
+    instrument: str
+    quantity: Decimal
+    quote: PositionQuote
+
+
+@dataclass(frozen=True)
 class AccountReview:
     account: MarginAccount
     engine_input: AccountInput
     quote: AccountQuote
+    positions: list[PositionRow]
     plan: LiquidationPlan
+    plan_steps: list[tuple[str, LiquidationStep]]
     collateral: list[CollateralRow]
     exposures: list[Exposure]
     scenarios: list[ScenarioRow]
@@ -109,15 +125,26 @@ def account_review(*, account: MarginAccount) -> AccountReview:
     version = parameters_in_force()
     engine_input = engine_accounts([account.pk])[account.pk]
     snapshots = MarginSnapshot.objects.filter(account=account).order_by("-tick")[:HISTORY_POINTS]
+    quote = quote_account(engine_input)
+    plan = liquidation_plan(
+        engine_input,
+        target_ratio=version.liquidation_target_ratio,
+        slippage=version.liquidation_slippage,
+    )
+    # Engine ids may be position pks or symbols (see margin.selectors.engine_accounts).
+    symbols = {}
+    for pk, symbol in account.positions.values_list("pk", "instrument__symbol"):
+        symbols[str(pk)] = symbols[symbol] = symbol
+    sizes = {p.id: p.quantity for p in engine_input.positions}
     return AccountReview(
         account=account,
         engine_input=engine_input,
-        quote=quote_account(engine_input),
-        plan=liquidation_plan(
-            engine_input,
-            target_ratio=version.liquidation_target_ratio,
-            slippage=version.liquidation_slippage,
-        ),
+        quote=quote,
+        positions=[
+            PositionRow(symbols.get(row.id, row.id), sizes[row.id], row) for row in quote.positions
+        ],
+        plan=plan,
+        plan_steps=[(symbols.get(step.position_id, step.position_id), step) for step in plan.steps],
         collateral=[
             CollateralRow(
                 line.asset,

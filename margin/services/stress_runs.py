@@ -4,14 +4,15 @@ database (price history, the parameters in force), run by `margin.desk.stress`, 
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import pairwise
 from math import sqrt
 
 import numpy as np
+from django.conf import settings
 
 from margin.desk.selectors import (
     desk_book,
     insurance_fund_value,
+    latest_complete_tick,
     price_history,
     risk_asset_symbols,
 )
@@ -24,12 +25,11 @@ from margin.desk.shocks import (
     volatility_scaled_shock,
 )
 from margin.desk.stress import RATIO_BUCKETS, StressResult, stress_book
-from margin.engine.errors import EngineInputError
-from margin.engine.stress import ewma_covariance
 from margin.errors import ApplicationError
 from margin.models import ParameterVersion, StressRun
 from margin.selectors import BookSlice
 from margin.services.reference import parameters_in_force
+from margin.services.revaluation import STRESS_SAMPLE_S
 
 SECONDS_PER_DAY = 86400
 # A replay is measured at this many evenly spaced steps of the stretch, the worst one kept.
@@ -71,16 +71,22 @@ def _number(options: dict, name: str, default: float, low: float, high: float) -
 
 
 def _volatility(book_slice: BookSlice, version: ParameterVersion):
-    """EWMA volatility and covariance of the book's assets over the stress horizon."""
-    times, path = price_history(book_slice.book.asset_names)
-    if len(times) < 3:
-        raise ApplicationError("Not enough recorded prices yet for a volatility scenario.")
-    period_s = float(np.median([(b - a).total_seconds() for a, b in pairwise(times)]))
-    try:
-        sigma, covariance = ewma_covariance(path, float(version.stress_ewma_lambda))
-    except EngineInputError as error:
-        raise ApplicationError(f"The price history is unusable: {error.message}") from error
-    periods = float(version.stress_horizon_days) * SECONDS_PER_DAY / max(period_s, 1e-9)
+    """The EWMA volatility and covariance the latest tick froze for the stress margin (the
+    same σ and Σ the traders' stress figures use), over the stress horizon, in book order."""
+    tick = latest_complete_tick()
+    if tick is None or not tick.volatility:
+        raise ApplicationError(
+            "No volatility yet: the revaluation needs a few minutes of recorded prices."
+        )
+    column = {name: n for n, name in enumerate(tick.volatility["assets"])}
+    rows = np.array([column.get(name, -1) for name in book_slice.book.asset_names])
+    known = rows >= 0
+    sigma = np.where(known, np.asarray(tick.volatility["vol"])[rows], 0.0)
+    covariance = np.asarray(tick.volatility["cov"])[np.ix_(rows, rows)] * np.outer(known, known)
+    # One period of that history is STRESS_SAMPLE_S of market time (the demo market runs
+    # DEMO_MARKET_SPEED times faster than the clock), as the revaluation scales it.
+    speed = settings.DEMO_MARKET_SPEED if settings.DEMO_MARKET_ENABLED else 1.0
+    periods = float(version.stress_horizon_days) * SECONDS_PER_DAY / (STRESS_SAMPLE_S * speed)
     return sigma * sqrt(periods), covariance * periods
 
 

@@ -3,11 +3,10 @@ account (as the ledger gives it) at the shocked prices."""
 
 from decimal import Decimal
 
-import numpy as np
 import pytest
 from django.urls import reverse
 
-from margin.desk.selectors import insurance_fund_value
+from margin.desk.selectors import insurance_fund_value, latest_complete_tick
 from margin.engine.reference import quote_account
 from margin.models import CascadeRun, StressRun
 from margin.selectors import engine_accounts
@@ -125,37 +124,51 @@ def test_cascade_page_polls_its_progress_until_done(client, officer, book):
     assert "BTC: 68,320" in done  # the 20 % shock, then the path the liquidations push
 
 
-def test_volatility_scenarios_scale_with_the_ewma_of_the_recorded_prices(client, officer, book):
-    # given: 30 daily BTC closes moving ±2 % before today's prints (95,000 → 90,000 → 85,400
-    # within seconds); the other coins flat
+def test_volatility_scenarios_use_the_ticks_ewma_over_the_stress_horizon(
+    client, officer, market, settings
+):
+    # given: 20 minutes of prices every 10 s, BTC wandering ±0.2 %, the rest flat; a tick
     from datetime import timedelta
 
-    from django.utils import timezone
-
-    from margin.engine.stress import ewma_covariance
     from margin.models import Asset, AssetPriceHistory
+    from margin.services.revaluation import revaluation_tick_run
+    from tests.revaluation.factories import funded_account
 
-    start = timezone.now() - timedelta(days=31)
-    btc_closes = [95000 * (1.02 if day % 2 else 0.98) ** (day % 3) for day in range(30)]
+    funded_account(usdt="5000", fills=[("BTCUSDT", "buy", "0.5")])
+    now = market()
     flat = {"USDT": 1, "USDC": 1, "ETH": 3400, "SOL": 230}
+    btc = [95000 * (1.002 if step % 2 else 0.998) ** (step % 3) for step in range(120)]
     AssetPriceHistory.objects.bulk_create(
-        AssetPriceHistory(asset=asset, at=start + timedelta(days=day), price=Decimal(str(price)))
-        for day, close in enumerate(btc_closes)
+        AssetPriceHistory(
+            asset=asset,
+            at=now - timedelta(seconds=1200 - 10 * step),
+            price=Decimal(str(btc[step] if asset.symbol == "BTC" else flat[asset.symbol])),
+        )
+        for step in range(120)
         for asset in Asset.objects.all()
-        for price in [close if asset.symbol == "BTC" else flat[asset.symbol]]
     )
+    revaluation_tick_run(now=now + timedelta(seconds=1))
     client.force_login(officer)
     # when
     client.post(reverse("desk:stress_run"), {"scenario": "ewma", "k_sigma": "2"})
     client.post(reverse("desk:stress_run"), {"scenario": "correlated", "k_sigma": "2"})
-    # then: σ is the RiskMetrics EWMA of the whole path, per day (the median spacing)
+    # then: k σ per 10 s of market time, scaled to a day of a market running 60× the clock
     ewma, crash = StressRun.objects.order_by("pk")
-    sigma, _ = ewma_covariance(np.array([[p] for p in [*btc_closes, 95000, 90000, 85400]]), 0.94)
-    assert ewma.details["moves"]["BTC"] == pytest.approx(-2 * sigma[0], rel=1e-6)
+    volatility = latest_complete_tick().volatility
+    sigma_btc = volatility["vol"][volatility["assets"].index("BTC")]
+    periods = 86400 / (10 * settings.DEMO_MARKET_SPEED)
+    assert sigma_btc > 0
+    assert ewma.details["moves"]["BTC"] == pytest.approx(-2 * sigma_btc * periods**0.5)
     assert ewma.details["moves"]["USDT"] == ewma.details["moves"]["ETH"] == 0
     # BTC alone moves, so the first principal component is BTC's own move
     assert crash.details["moves"]["BTC"] == pytest.approx(ewma.details["moves"]["BTC"], rel=1e-6)
-    assert ewma.accounts_under_maintenance == crash.accounts_under_maintenance
+
+
+def test_volatility_scenario_without_a_tick_is_refused_with_a_message(client, officer, market):
+    client.force_login(officer)
+    response = client.post(reverse("desk:stress_run"), {"scenario": "ewma"}, follow=True)
+    assert "No volatility yet" in response.content.decode()
+    assert not StressRun.objects.exists()
 
 
 def test_desk_book_is_reused_until_the_book_changes_and_always_has_fresh_prices(book):
