@@ -1,9 +1,9 @@
 """The API fuzzed from its own OpenAPI schema: no server error, no answer outside the schema.
 
 Every operation gets a few generated requests (valid and invalid), sent through the WSGI app
-as a trader with a token, or as a risk manager for the desk. Object ids in paths point at the
-caller's own objects, so the fuzzing reaches the services instead of stopping at a 404 (the
-404s of others' objects have their own tests).
+as a trader with a token, or as a risk manager for the desk. Object ids in paths point at real
+objects (the trader's own account, a case, a proposal, runs), so the fuzzing reaches the
+services instead of stopping at a 404 (the 404s of others' objects have their own tests).
 """
 
 import pytest
@@ -15,6 +15,11 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
+from margin.models import CreditTier
+from margin.services.cascade import cascade_run_start
+from margin.services.desk import case_open
+from margin.services.proposals import credit_tier_change_propose
+from margin.services.stress_runs import stress_run_create
 from tests.api.conftest import client_for
 
 # Per operation, after the schema's examples and the coverage phase's boundary and negative
@@ -49,14 +54,39 @@ def wsgi_inside_the_test_transaction():
     request_finished.connect(close_old_connections)
 
 
+def bearer(user) -> dict:
+    return {"Authorization": client_for(user)._credentials["HTTP_AUTHORIZATION"]}
+
+
 @pytest.fixture
-def identities(wsgi_inside_the_test_transaction, reference, trader, account, manager):
-    """Authorization headers per audience, and the ids the paths should point at."""
+def identities(wsgi_inside_the_test_transaction, reference, trader, account, officer, manager):
+    """Authorization headers per audience, and the objects the paths should point at: the
+    trader's account, a case on it, an officer's pending proposal, a stress and a cascade run."""
+    case = case_open(account=account, actor=officer, summary="fuzzing")
+    proposal = credit_tier_change_propose(
+        account=account, tier=CreditTier.objects.get(code="vip"), reason="fuzz", proposer=officer
+    )
     return {
-        "trader": {"Authorization": client_for(trader)._credentials["HTTP_AUTHORIZATION"]},
-        "desk": {"Authorization": client_for(manager)._credentials["HTTP_AUTHORIZATION"]},
-        "account_id": account.pk,
+        "trader": bearer(trader),
+        "desk": bearer(manager),
+        "ids": {
+            "account_id": account.pk,
+            "case_id": case.pk,
+            "proposal_id": proposal.pk,
+            "stress-runs": stress_run_create(actor=officer, kind="uniform", options={}).pk,
+            "cascade-runs": cascade_run_start(actor=officer, options={}).pk,
+        },
     }
+
+
+def point_at_real_objects(case, ids: dict) -> None:
+    """Path ids set to the fixture's objects (a run id by the kind of run in the path)."""
+    for name in case.path_parameters or {}:
+        if name == "run_id":
+            kind = "stress-runs" if "/stress-runs/" in case.path else "cascade-runs"
+            case.path_parameters[name] = ids[kind]
+        elif name in ids:
+            case.path_parameters[name] = ids[name]
 
 
 @pytest.mark.django_db
@@ -70,8 +100,7 @@ def identities(wsgi_inside_the_test_transaction, reference, trader, account, man
 def test_the_api_keeps_to_its_schema(case, identities):
     # given: throttle counters reset so that every example reaches its view
     cache.clear()
-    if "account_id" in (case.path_parameters or {}):
-        case.path_parameters["account_id"] = identities["account_id"]
+    point_at_real_objects(case, identities["ids"])
     audience = "desk" if case.path.startswith("/api/v1/desk/") else "trader"
     # when / then
     case.call_and_validate(headers=identities[audience], excluded_checks=NOT_CHECKED)
