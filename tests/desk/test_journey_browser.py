@@ -11,38 +11,6 @@ from margin.models import Fill, Position, Proposal
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def csp_violations():
-    return []
-
-
-@pytest.fixture
-def sign_in(browser, live_server, password, csp_violations):
-    """A fresh browser context logged in as `user` (one per desk member); CSP violations of
-    any page are collected."""
-    contexts = []
-
-    def open_as(user):
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.on(
-            "console",
-            lambda m: csp_violations.append(m.text) if "Content Security" in m.text else None,
-        )
-        page.goto(f"{live_server.url}/login/")
-        page.fill("#id_username", user.username)
-        page.fill("#id_password", password)
-        page.click("button[type=submit]")
-        page.wait_for_url("**/desk/")
-        return page
-
-    yield open_as
-    for context in contexts:
-        context.close()
-
-
 def test_officer_to_manager_forced_reduction_journey(
     sign_in, live_server, officer, officer2, manager, book, csp_violations
 ):
