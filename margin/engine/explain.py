@@ -7,6 +7,7 @@ own figures, never recomputed here; the tests evaluate every arithmetic formula 
 and find its result.
 """
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -21,6 +22,10 @@ from margin.engine.reference import (
     quote_account,
 )
 from margin.engine.types import ONE, ZERO, AccountInput, PositionInput
+
+# An input's place in a formula. Not str.format: input names are position ids, and an id like
+# "1" or "0.5x" would be read as a positional field or an attribute lookup.
+INPUT_PLACE = re.compile(r"\{([^{}]+)\}")
 
 # Most money figures are read to the cent; rates like mmr 0.0065 and prices of cheap coins need
 # more places, and 50-digit engine results need far fewer than they carry.
@@ -49,6 +54,11 @@ def format_number(value: Decimal) -> str:
     return f"{value:,.{places}f}"
 
 
+def fill_formula(formula: str, values: dict[str, str]) -> str:
+    """The formula with each `{input}` replaced by its text in `values`."""
+    return INPUT_PLACE.sub(lambda place: values[place.group(1)], formula)
+
+
 def render_step(step: Step) -> str:
     """`figure = formula with values = result`, on one line."""
     shown = {
@@ -56,7 +66,7 @@ def render_step(step: Step) -> str:
         for name, value in step.inputs.items()
     }
     result = "none" if step.result is None else format_number(step.result)
-    return f"{step.figure} = {step.formula.format_map(shown)} = {result}"
+    return f"{step.figure} = {fill_formula(step.formula, shown)} = {result}"
 
 
 def step_as_dict(step: Step) -> dict:

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import trader_required
-from margin.engine.explain import Step, explain_account, format_number
+from margin.engine.explain import Step, explain_account, fill_formula, format_number
 from margin.engine.reference import quote_account
 from margin.errors import ApplicationError
 from margin.forms import AccountOpenForm
@@ -106,8 +106,10 @@ class ShownStep:
 def _shown(step: Step) -> ShownStep:
     return ShownStep(
         figure=step.figure,
-        formula=step.formula.format_map({n: n.replace("_", " ") for n in step.inputs}),
-        with_numbers=step.formula.format_map({n: format_number(v) for n, v in step.inputs.items()}),
+        formula=fill_formula(step.formula, {n: n.replace("_", " ") for n in step.inputs}),
+        with_numbers=fill_formula(
+            step.formula, {n: format_number(v) for n, v in step.inputs.items()}
+        ),
         result="none" if step.result is None else format_number(step.result),
     )
 

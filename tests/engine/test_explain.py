@@ -69,6 +69,18 @@ def test_rendering_reads_like_the_venue_formula():
     assert render_step(step) == "MM = notional 92,150.00 × mmr 0.005 − cum 50.00 = 410.75"
 
 
+def test_positions_named_by_database_ids_render():
+    # given: positions whose ids are numbers, as the database gives them
+    request = quote_cases()["faq_btc_short"]["request"]
+    for n, position in enumerate(request["account"]["positions"], start=1):
+        position["id"] = str(n)
+    steps = explain_account(parse_quote_request(request))
+    # when
+    lines = [render_step(step) for figure in steps.values() for step in figure]
+    # then
+    assert "cross MM = 1 1.30 + 2 0.1890306 = 1.4890306" in lines
+
+
 def test_re_solved_bracket_is_explained():
     account = parse_quote_request(quote_cases()["bybit_mm"]["request"])
     steps = explain_account(account)["positions.XYZ.liquidation_price"]
