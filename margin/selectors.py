@@ -23,6 +23,7 @@ from margin.models import (
     MarginAccount,
     MarginMode,
     MarkPrice,
+    ParameterVersion,
     Position,
 )
 from margin.services.account_state import account_state_load, account_states_load
@@ -94,14 +95,28 @@ def _rows_of(ids: np.ndarray, values) -> np.ndarray:
     return np.searchsorted(ids, np.asarray(values, dtype=np.int64))
 
 
-def engine_book(account_ids: Iterable[int] | None = None) -> BookSlice:
-    """The whole book (or these accounts) as the vectorized engine's struct of arrays, loaded
-    with a handful of values_list queries: open positions, non-zero cross wallets, isolated
-    margins, at the marks, prices and parameters in force."""
-    terms = engine_terms(parameters_in_force())
+def engine_book(
+    account_ids: Iterable[int] | None = None,
+    *,
+    account_range: tuple[int, int] | None = None,
+    parameters: ParameterVersion | None = None,
+) -> BookSlice:
+    """The whole book, these accounts, or the accounts with ids in `account_range` (first, last,
+    inclusive) as the vectorized engine's struct of arrays, loaded with a handful of values_list
+    queries: open positions, non-zero cross wallets, isolated margins, at the latest marks and
+    prices, under `parameters` (default: those in force now).
+
+    A range is what revaluation shards use: a 10,000-id IN list costs PostgreSQL about a second
+    to parse and plan per query, a range scan on the index almost nothing."""
+    terms = engine_terms(parameters or parameters_in_force())
     accounts = MarginAccount.objects.order_by("pk")
     positions = Position.objects.exclude(quantity=0).order_by("pk")
     ledger = LedgerAccount.objects.exclude(balance=0)
+    if account_range is not None:
+        first, last = account_range
+        accounts = accounts.filter(pk__gte=first, pk__lte=last)
+        positions = positions.filter(margin_account_id__gte=first, margin_account_id__lte=last)
+        ledger = ledger.filter(margin_account_id__gte=first, margin_account_id__lte=last)
     if account_ids is not None:
         wanted = sorted(set(account_ids))
         accounts = accounts.filter(pk__in=wanted)

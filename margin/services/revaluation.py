@@ -414,7 +414,9 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         .order_by("pk")
         .values_list("pk", "state", "owner_id")
     )
-    slice_ = engine_book([pk for pk, _, _ in accounts])
+    slice_ = engine_book(
+        account_range=(shard.first_account_id, shard.last_account_id), parameters=params
+    )
     book = slice_.book
     by_id = {pk: (state, owner) for pk, state, owner in accounts}
     old = np.array([LEVEL[by_id[pk][0]] for pk in slice_.account_ids.tolist()], dtype=np.int64)
