@@ -2,12 +2,14 @@
 leverage brackets, credit tiers and opening prices.
 
 The BTCUSDT and ETHUSDT brackets are Binance USD-M's public table (2024-10 snapshot, the
-shared vectors' binance_brackets_2024_10.json), copied here so the app never reads shared/ at
-run time. SOLUSDT and the BTC quarterly future carry illustrative tables of the same shape.
-Numbers are strings so that they become exact Decimals.
+shared vectors' binance_brackets_2024_10.json), kept in margin.engine.demo so the app never
+reads shared/ at run time. SOLUSDT and the BTC quarterly future carry illustrative tables of
+the same shape. Numbers are strings so that they become exact Decimals.
 """
 
 from datetime import UTC, datetime
+
+from margin.engine.demo import BINANCE_BTCUSDT_ROWS, BINANCE_ETHUSDT_ROWS
 
 SETTLEMENT_ASSET = "USDT"
 
@@ -35,35 +37,10 @@ ASSETS = {
     ),
 }
 
-# Binance USD-M, 2024-10: (floor = notionalFloor USDT, mmr = maintMarginRatio, max leverage)
-BINANCE_BTCUSDT = [
-    ("0", "0.004", "125"),
-    ("50000", "0.005", "100"),
-    ("600000", "0.0065", "75"),
-    ("3000000", "0.01", "50"),
-    ("12000000", "0.02", "25"),
-    ("70000000", "0.025", "20"),
-    ("100000000", "0.05", "10"),
-    ("230000000", "0.10", "5"),
-    ("480000000", "0.125", "4"),
-    ("600000000", "0.15", "3"),
-    ("800000000", "0.25", "2"),
-    ("1200000000", "0.50", "1"),
-]
-BINANCE_ETHUSDT = [
-    ("0", "0.004", "125"),
-    ("50000", "0.005", "100"),
-    ("600000", "0.0065", "75"),
-    ("3000000", "0.01", "50"),
-    ("12000000", "0.02", "25"),
-    ("50000000", "0.025", "20"),
-    ("65000000", "0.05", "10"),
-    ("150000000", "0.10", "5"),
-    ("320000000", "0.125", "4"),
-    ("400000000", "0.15", "3"),
-    ("530000000", "0.25", "2"),
-    ("800000000", "0.50", "1"),
-]
+# Binance USD-M, 2024-10 (floor = notionalFloor USDT, mmr = maintMarginRatio, max leverage):
+# one copy, the engine's.
+BINANCE_BTCUSDT = list(BINANCE_BTCUSDT_ROWS)
+BINANCE_ETHUSDT = list(BINANCE_ETHUSDT_ROWS)
 ILLUSTRATIVE_SOLUSDT = [
     ("0", "0.005", "75"),
     ("10000", "0.01", "50"),
