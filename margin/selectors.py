@@ -6,8 +6,18 @@ from datetime import datetime
 from decimal import Decimal
 
 import numpy as np
-from django.db import connection
-from django.db.models import F, FloatField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import (
+    BooleanField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Cast, Coalesce
 from django.shortcuts import get_object_or_404
 
@@ -27,8 +37,10 @@ from margin.models import (
     ParameterVersion,
     Position,
 )
+from margin.packed_read import packed_columns
 from margin.services.account_state import account_state_load, account_states_load
 from margin.services.reference import engine_terms, parameters_in_force
+from margin.services.sql import rows as sql_rows
 
 
 def accounts_of(user) -> QuerySet[MarginAccount]:
@@ -96,10 +108,23 @@ def _fetched(rows: QuerySet) -> list[tuple]:
     """The rows of a values_list query straight from the driver. Over a 500k-position book,
     Django's per-value converters and 100-row fetches cost about a second; every column here is
     already a plain int, float or str."""
-    sql, params = rows.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return sql_rows(*rows.query.sql_with_params())
+
+
+NUMPY_TYPES = {"int8": np.int64, "float8": np.float64, "bool": bool}
+
+
+def _columns(rows: QuerySet, types: tuple[str, ...]) -> list[np.ndarray]:
+    """A values_list query's columns as arrays: packed by PostgreSQL, tuples elsewhere."""
+    copied = packed_columns(rows, types)
+    if copied is not None:
+        return copied
+    fetched = _fetched(rows)
+    values = zip(*fetched, strict=True) if fetched else [()] * len(types)
+    return [
+        np.array(column, dtype=NUMPY_TYPES[kind])
+        for column, kind in zip(values, types, strict=True)
+    ]
 
 
 def _rows_of(ids: np.ndarray, values) -> np.ndarray:
@@ -148,49 +173,51 @@ def engine_book(
     marks = dict(MarkPrice.objects.values_list("instrument_id", _as_float("mark_price")))
     prices = dict(AssetPrice.objects.values_list("asset_id", _as_float("price")))
 
-    position_columns = (
-        list(
-            zip(
-                *_fetched(
-                    positions.values_list(
-                        "pk",
-                        "margin_account_id",
-                        "instrument_id",
-                        _as_float("quantity"),
-                        _as_float("entry_price"),
-                        _as_float("leverage"),
-                        "margin_mode",
-                    )
-                ),
-                strict=True,
+    position_ids, pos_account, pos_instrument, quantity, entry, leverage, isolated = _columns(
+        positions.values_list(
+            "pk",
+            "margin_account_id",
+            "instrument_id",
+            _as_float("quantity"),
+            _as_float("entry_price"),
+            _as_float("leverage"),
+            ExpressionWrapper(Q(margin_mode=MarginMode.ISOLATED), output_field=BooleanField()),
+        ),
+        ("int8", "int8", "int8", "float8", "float8", "float8", "bool"),
+    )
+    if not (np.diff(position_ids) > 0).all():
+        # An aggregate over a sorted subquery keeps its order in practice, not by contract.
+        order = np.argsort(position_ids)
+        position_ids, pos_account, pos_instrument, quantity, entry, leverage, isolated = (
+            column[order]
+            for column in (
+                position_ids,
+                pos_account,
+                pos_instrument,
+                quantity,
+                entry,
+                leverage,
+                isolated,
             )
         )
-        or [()] * 7
-    )
-    position_ids, pos_account, pos_instrument, quantity, entry, leverage, modes = position_columns
-    position_ids = np.array(position_ids, dtype=np.int64)
-    quantity = np.array(quantity, dtype=np.float64)
-    isolated = np.array([mode == MarginMode.ISOLATED for mode in modes], dtype=bool)
     isolated_margin = np.zeros(len(position_ids))
-    isolated_rows = _fetched(
+    held_by, balances = _columns(
         ledger.filter(kind=LedgerAccountKind.ISOLATED).values_list(
             "position_id", _as_float("balance")
-        )
+        ),
+        ("int8", "float8"),
     )
-    if isolated_rows and len(position_ids):
-        held_by, balances = map(np.array, zip(*isolated_rows, strict=True))
+    if len(held_by) and len(position_ids):
         at = np.searchsorted(position_ids, held_by)
         found = (at < len(position_ids)) & (
             position_ids[np.minimum(at, len(position_ids) - 1)] == held_by
         )
         isolated_margin[at[found]] = balances[found]
-    wallets = _fetched(
+    col_account, col_asset, col_quantity = _columns(
         ledger.filter(kind=LedgerAccountKind.WALLET).values_list(
             "margin_account_id", "asset_id", _as_float("balance")
-        )
-    )
-    col_account, col_asset, col_quantity = (
-        map(list, zip(*wallets, strict=True)) if wallets else ([], [], [])
+        ),
+        ("int8", "int8", "float8"),
     )
     book = Book(
         n_accounts=len(ids),
@@ -200,13 +227,13 @@ def engine_book(
         pos_instrument=_rows_of(instrument_ids, pos_instrument),
         pos_side=np.sign(quantity),
         pos_quantity=np.abs(quantity),
-        pos_entry_price=np.array(entry, dtype=np.float64),
-        pos_leverage=np.array(leverage, dtype=np.float64),
+        pos_entry_price=entry,
+        pos_leverage=leverage,
         pos_isolated=isolated,
         pos_isolated_margin=isolated_margin,
         col_account=_rows_of(ids, col_account),
         col_asset=_rows_of(asset_ids, col_asset),
-        col_quantity=np.array(col_quantity, dtype=np.float64),
+        col_quantity=col_quantity,
         brackets=BracketMatrix.from_tables([terms.brackets[s] for _, s, _ in instruments]),
         haircuts=HaircutMatrix.from_tiers([terms.haircuts.get(s, ()) for _, s in assets]),
         instrument_asset=_rows_of(asset_ids, [u for _, _, u in instruments]),
