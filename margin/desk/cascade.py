@@ -15,18 +15,7 @@ import numpy as np
 
 from margin.desk.shocks import FLOOR_MOVE, shocked_prices
 from margin.desk.stress import cross_hit, isolated_equity, isolated_hit
-from margin.engine.vector import Book, revalue
-
-POSITION_FIELDS = (
-    "pos_account",
-    "pos_instrument",
-    "pos_side",
-    "pos_quantity",
-    "pos_entry_price",
-    "pos_leverage",
-    "pos_isolated",
-    "pos_isolated_margin",
-)
+from margin.engine.vector import POSITION_FIELDS, Book, revalue
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,20 @@ INDEX = np.int64
 BRACKET = np.int16  # 1-based bracket numbers: a venue's table has a dozen rows, not 32,767
 
 
+# A Book's per-position and per-collateral-line arrays, in declaration order.
+POSITION_FIELDS = (
+    "pos_account",
+    "pos_instrument",
+    "pos_side",
+    "pos_quantity",
+    "pos_entry_price",
+    "pos_leverage",
+    "pos_isolated",
+    "pos_isolated_margin",
+)
+COLLATERAL_FIELDS = ("col_account", "col_asset", "col_quantity")
+
+
 @dataclass(frozen=True)
 class FloorGrid:
     """Sorted values with a branch-free count of those ≤ x for many x at once: a bucketed
@@ -220,15 +234,7 @@ class Book:
 
     def __post_init__(self) -> None:
         n_positions, n_lines = len(self.pos_account), len(self.col_account)
-        for name in (
-            "pos_instrument",
-            "pos_side",
-            "pos_quantity",
-            "pos_entry_price",
-            "pos_leverage",
-            "pos_isolated",
-            "pos_isolated_margin",
-        ):
+        for name in POSITION_FIELDS[1:]:
             if len(getattr(self, name)) != n_positions:
                 raise EngineInputError(f"book.{name}", f"must hold {n_positions} positions")
         for name in ("col_asset", "col_quantity"):
@@ -717,22 +723,7 @@ def book_from_accounts(accounts: Sequence[AccountInput]) -> tuple[Book, np.ndarr
     marks: list[float] = []
     instrument_asset: list[int] = []
     instrument_names: list[str] = []
-    columns: dict[str, list] = {
-        name: []
-        for name in (
-            "pos_account",
-            "pos_instrument",
-            "pos_side",
-            "pos_quantity",
-            "pos_entry_price",
-            "pos_leverage",
-            "pos_isolated",
-            "pos_isolated_margin",
-            "col_account",
-            "col_asset",
-            "col_quantity",
-        )
-    }
+    columns: dict[str, list] = {name: [] for name in (*POSITION_FIELDS, *COLLATERAL_FIELDS)}
     for a, account in enumerate(accounts):
         for position in account.positions:
             key = (position.brackets, position.mark_price, position.risk_asset)
