@@ -3,6 +3,7 @@ proposals, stress and cascade runs, parameter changes. The same services and sel
 desk's pages; every endpoint refuses a trader (403)."""
 
 import copy
+from abc import ABC, abstractmethod
 
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
@@ -129,14 +130,15 @@ class CaseDetail(DeskView):
         return Response(d.CaseDetailSerializer(case).data)
 
 
-class CaseAction(DeskView):
+class CaseAction(DeskView, ABC):
     """One action on a case through the desk service; answers the case as it now stands."""
 
     input_serializer = None
     answer_serializer = d.CaseSerializer
 
+    @abstractmethod
     def act(self, case: Case, data: dict):
-        raise NotImplementedError
+        """Carry the action out through one desk service and return what to answer."""
 
     @idempotent()
     def post(self, request, case_id: int, *, idempotency_key):
