@@ -8,8 +8,10 @@ borrowed balances), then times
   each position's liquidation and bankruptcy price, and the stress margin over the default
   scenario set (best of several runs; the scenario set is built once beforehand, as the
   revaluation job does once a day);
-- the Decimal reference (`quote_account`) on a sample of accounts holding at least 2,000
-  positions, which computes no stress at all, so the speedup understates the gap.
+- the Decimal reference doing the same work on a sample of accounts holding at least 2,000
+  positions: `quote_account`, then `account_stress` over the same scenarios (converted to
+  Decimal beforehand, as the vectorized set is built beforehand);
+- for comparison, both engines without the stress margin (`revalue` against `quote_account`).
 
 The last line is `positions=N accounts=M vector_s=… reference_us_per_position=… speedup=…
 peak_mb=…`; speedup = reference time per position ÷ vectorized time per position, peak_mb the
@@ -28,8 +30,16 @@ from decimal import Decimal
 import numpy as np
 
 from margin.engine.demo import ASSETS, CREDIT_TIERS, INSTRUMENTS
-from margin.engine.reference import quote_account
-from margin.engine.stress import build_scenarios, ewma_covariance, stress_margin
+from margin.engine.reference import AccountQuote, quote_account
+from margin.engine.stress import (
+    AccountStress,
+    StressResult,
+    account_stress,
+    build_scenarios,
+    decimal_shocks,
+    ewma_covariance,
+    stress_margin,
+)
 from margin.engine.types import CROSS, ISOLATED, AccountInput, CollateralLine, PositionInput
 from margin.engine.vector import Book, BracketMatrix, HaircutMatrix, Revaluation, revalue
 
@@ -225,28 +235,43 @@ def reference_sample(demo: DemoBook, minimum_positions: int, *, seed: int) -> li
     return sorted(shuffled[:enough].tolist())
 
 
+def _agrees(vector_value: float, reference_value: Decimal | None, floor: float) -> bool:
+    """Equal within 1e-9 relative (`floor` × 1e-9 near 0); nan matches None."""
+    expected = math.nan if reference_value is None else float(reference_value)
+    if math.isnan(expected) or math.isnan(vector_value):
+        return math.isnan(expected) and math.isnan(vector_value)
+    return abs(vector_value - expected) <= 1e-9 * max(abs(expected), floor)
+
+
 def disagreements(
-    demo: DemoBook, accounts: Sequence[int], inputs: Sequence[AccountInput], result: Revaluation
+    demo: DemoBook,
+    accounts: Sequence[int],
+    references: Sequence[tuple[AccountQuote, AccountStress]],
+    result: Revaluation,
+    stress: StressResult,
 ) -> int:
-    """How many sampled positions' MM, liquidation or bankruptcy price differ from the
-    reference by more than 1e-9 (relative; the mark's 1e-9 for prices near 0)."""
+    """How many sampled figures differ from the reference by more than 1e-9 relative: each
+    position's MM, liquidation and bankruptcy price (near 0: 1e-9 of its mark), each account's
+    worst scenario loss and risk requirement (near 0: 1e-9 of its gross notional and
+    collateral)."""
     book = demo.book
     wrong = 0
-    for account, account_input in zip(accounts, inputs, strict=True):
+    for account, (quote, reference_stress) in zip(accounts, references, strict=True):
         rows = np.flatnonzero(book.pos_account == account)
-        for row, quote in zip(rows, quote_account(account_input).positions, strict=True):
+        checks = []
+        for row, position in zip(rows, quote.positions, strict=True):
             mark = demo.marks[book.pos_instrument[row]]
-            for vector_value, reference_value, floor in (
-                (result.maintenance_margin[row], quote.maintenance_margin, 1e-6),
-                (result.liquidation_price[row], quote.liquidation_price, mark),
-                (result.bankruptcy_price[row], quote.bankruptcy_price, mark),
-            ):
-                expected = math.nan if reference_value is None else float(reference_value)
-                if math.isnan(expected) != math.isnan(vector_value) or (
-                    not math.isnan(expected)
-                    and abs(vector_value - expected) > 1e-9 * max(abs(expected), floor)
-                ):
-                    wrong += 1
+            checks += [
+                (result.maintenance_margin[row], position.maintenance_margin, 1e-6),
+                (result.liquidation_price[row], position.liquidation_price, mark),
+                (result.bankruptcy_price[row], position.bankruptcy_price, mark),
+            ]
+        gross = float(sum(p.notional for p in quote.positions) + abs(quote.collateral_value))
+        checks += [
+            (stress.worst_loss[account], reference_stress.worst_loss, gross),
+            (stress.risk_requirement[account], reference_stress.risk_requirement, gross),
+        ]
+        wrong += sum(not _agrees(*check) for check in checks)
     return wrong
 
 
@@ -269,34 +294,51 @@ def main(argv: Sequence[str] | None = None) -> None:
     vol, cov = ewma_covariance(demo.price_history)
     scenarios = build_scenarios(vol, cov, asset_names=demo.book.asset_names)
 
-    def full_revaluation() -> tuple[Revaluation, object]:
+    def full_revaluation() -> tuple[Revaluation, StressResult]:
         result = revalue(demo.book, demo.marks, demo.asset_prices)
         return result, stress_margin(
             demo.book, demo.marks, demo.asset_prices, scenarios, revaluation=result
         )
 
     first_start = time.perf_counter()
-    result, _ = full_revaluation()
+    result, stress = full_revaluation()
     first_seconds = time.perf_counter() - first_start
     vector_seconds, vector_cpu = best_seconds(full_revaluation, arguments.repeat)
+    revalue_seconds, _ = best_seconds(
+        lambda: revalue(demo.book, demo.marks, demo.asset_prices), arguments.repeat
+    )
 
     accounts = reference_sample(demo, arguments.reference_positions, seed=arguments.seed)
     inputs = account_inputs(demo, accounts)
     sampled = sum(len(account.positions) for account in inputs)
-    reference_seconds, reference_cpu = best_seconds(
-        lambda: [quote_account(account) for account in inputs], 3
-    )
+    shocks = decimal_shocks(scenarios)
+
+    def reference_revaluation() -> list[tuple[AccountQuote, AccountStress]]:
+        quotes = [quote_account(account) for account in inputs]
+        return [
+            (quote, account_stress(account, shocks, quote=quote))
+            for account, quote in zip(inputs, quotes, strict=True)
+        ]
+
+    reference_seconds, reference_cpu = best_seconds(reference_revaluation, 3)
+    quote_seconds, _ = best_seconds(lambda: [quote_account(account) for account in inputs], 3)
     reference_us = reference_seconds / sampled * 1e6
     vector_us = vector_seconds / n_positions * 1e6
+    quote_us, revalue_us = quote_seconds / sampled * 1e6, revalue_seconds / n_positions * 1e6
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    differing = disagreements(demo, accounts, inputs, result)
+    differing = disagreements(demo, accounts, reference_revaluation(), result, stress)
     print(f"scenarios={scenarios.n_scenarios} assets={len(ASSETS)} instruments={len(INSTRUMENTS)}")
     print(f"first revaluation, building the book's price-independent arrays: {first_seconds:.4f} s")
     print(
         f"cpu time (steadier when other processes share the cores): vector_cpu_s={vector_cpu:.4f} "
         f"reference_cpu_us_per_position={reference_cpu / sampled * 1e6:.1f}; "
         f"load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"without the stress margin (revalue against quote_account): revalue_s="
+        f"{revalue_seconds:.4f} quote_us_per_position={quote_us:.1f} "
+        f"speedup={quote_us / revalue_us:.0f}"
     )
     print(
         f"reference sample: {len(accounts)} accounts, {sampled} positions; "

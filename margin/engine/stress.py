@@ -23,7 +23,7 @@ import numpy as np
 from margin.engine.errors import EngineInputError
 from margin.engine.parallel import run_tasks
 from margin.engine.precision import exact
-from margin.engine.reference import collateral_line_value, quote_account
+from margin.engine.reference import AccountQuote, collateral_line_value, quote_account
 from margin.engine.types import ZERO, AccountInput
 from margin.engine.vector import Book, Revaluation, revalue, sum_by
 
@@ -208,7 +208,9 @@ def _worst_of_blocks(
         losses = exposures[rows] @ negated_shocks
         worst = losses.argmax(axis=1)
         worst_scenario[rows] = worst
-        worst_loss[rows] = np.take_along_axis(losses, worst[:, None], axis=1)[:, 0]
+        # Row r's worst loss sits at r × S + worst[r] of the flattened block.
+        worst += np.arange(0, losses.size, losses.shape[1])
+        worst_loss[rows] = losses.ravel()[worst]
 
 
 def stress_margin(
@@ -265,18 +267,75 @@ def stress_margin(
     )
 
 
+@dataclass(frozen=True)
+class AccountStress:
+    """The Decimal reference's `stress_margin` of one account: its loss under each scenario,
+    the worst (≥ 0) and the first scenario giving it (None when none loses), its tiered MM and
+    its risk requirement, the larger of the two."""
+
+    scenario_losses: tuple[Decimal, ...]
+    worst_loss: Decimal
+    worst_scenario: int | None
+    maintenance_margin: Decimal
+    risk_requirement: Decimal
+
+
+def decimal_shocks(scenarios: ScenarioSet) -> tuple[dict[str, Decimal], ...]:
+    """Each scenario's relative price moves by asset name, each float taken exactly."""
+    return tuple(
+        {
+            asset: Decimal(float(move))
+            for asset, move in zip(scenarios.asset_names, row, strict=True)
+        }
+        for row in scenarios.price_shocks
+    )
+
+
 @exact
-def scenario_loss(account: AccountInput, price_shocks: Mapping[str, Decimal]) -> Decimal:
-    """Decimal reference of one account's loss under one scenario (`price_shocks` by asset
-    name, absent assets unmoved): −(Σ cross side × quantity × mark × shock of its underlying
-    + Σ holding collateral value × shock of its asset)."""
-    quote = quote_account(account)
-    moved = ZERO
+def asset_exposures(account: AccountInput, quote: AccountQuote) -> dict[str, Decimal]:
+    """The account's USD exposure to each asset it touches: Σ side × notional of its cross
+    positions by underlying, plus Σ collateral value of its holdings by asset."""
+    exposures: dict[str, Decimal] = {}
     for position, row in zip(account.positions, quote.positions, strict=True):
         if not position.is_isolated:
-            moved += position.side * row.notional * price_shocks.get(position.risk_asset, ZERO)
+            asset = position.risk_asset
+            exposures[asset] = exposures.get(asset, ZERO) + position.side * row.notional
     for line in account.collateral:
-        moved += collateral_line_value(line, account.credit_tier.haircut_scale) * price_shocks.get(
-            line.asset, ZERO
-        )
-    return -moved
+        value = collateral_line_value(line, account.credit_tier.haircut_scale)
+        exposures[line.asset] = exposures.get(line.asset, ZERO) + value
+    return exposures
+
+
+@exact
+def scenario_loss(exposures: Mapping[str, Decimal], price_shocks: Mapping[str, Decimal]) -> Decimal:
+    """Loss under one scenario (`price_shocks` by asset name, absent assets unmoved):
+    −Σ exposure × shock of its asset."""
+    return -sum(
+        (exposure * price_shocks.get(asset, ZERO) for asset, exposure in exposures.items()), ZERO
+    )
+
+
+@exact
+def account_stress(
+    account: AccountInput,
+    shocks: Sequence[Mapping[str, Decimal]],
+    *,
+    quote: AccountQuote | None = None,
+) -> AccountStress:
+    """Decimal reference of `stress_margin` for one account over a scenario set
+    (`decimal_shocks`): worst loss = max(0, max over scenarios of the loss), risk requirement
+    = max(tiered MM, worst loss). Pass the account's quote when you have it."""
+    quote = quote_account(account) if quote is None else quote
+    exposures = asset_exposures(account, quote)
+    losses = tuple(scenario_loss(exposures, moves) for moves in shocks)
+    worst_loss, worst_scenario = ZERO, None
+    for index, loss in enumerate(losses):
+        if loss > worst_loss:
+            worst_loss, worst_scenario = loss, index
+    return AccountStress(
+        scenario_losses=losses,
+        worst_loss=worst_loss,
+        worst_scenario=worst_scenario,
+        maintenance_margin=quote.maintenance_margin,
+        risk_requirement=max(quote.maintenance_margin, worst_loss),
+    )

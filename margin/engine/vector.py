@@ -395,8 +395,9 @@ def _chunks(size: int) -> list[slice]:
 
 def sum_by(index: np.ndarray, weights: np.ndarray, n_bins: int) -> np.ndarray:
     """Σ weights per bin (np.bincount, which answers int64 when there are no weights: a sum of
-    money stays float64); indices from n_bins on are summed apart and dropped."""
-    return np.bincount(index, weights=weights, minlength=n_bins)[:n_bins].astype(FLOAT)
+    money stays float64, without a copy when it is one already); indices from n_bins on are
+    summed apart and dropped."""
+    return np.bincount(index, weights=weights, minlength=n_bins)[:n_bins].astype(FLOAT, copy=False)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ from margin.engine.errors import EngineInputError
 from margin.engine.reference import quote_account
 from margin.engine.stress import (
     ScenarioSet,
+    account_stress,
     build_scenarios,
     cholesky_with_jitter,
+    decimal_shocks,
     ewma_covariance,
     scenario_loss,
     stress_margin,
@@ -112,23 +114,22 @@ def test_worst_loss_matches_the_decimal_reference(market_and_accounts, seed):
     )
     result = stress_margin(book, marks, prices, scenarios)
     for a, account in enumerate(accounts):
-        losses = [
-            scenario_loss(
-                account,
-                {
-                    name: Decimal(float(move))
-                    for name, move in zip(book.asset_names, row, strict=True)
-                },
-            )
-            for row in shocks
-        ]
+        reference = account_stress(account, decimal_shocks(scenarios))
         floor = FLOOR_FRACTION * account_size(account)
-        worst = max(Decimal(0), *losses)
-        assert close(result.worst_loss[a], worst, scale=floor)
+        assert reference.worst_loss == max(Decimal(0), *reference.scenario_losses)
+        assert close(result.worst_loss[a], reference.worst_loss, scale=floor)
         if result.worst_scenario[a] >= 0:
-            assert close(losses[result.worst_scenario[a]], worst, scale=floor)
-        maintenance = quote_account(account).maintenance_margin
-        assert close(result.risk_requirement[a], max(maintenance, worst), scale=floor)
+            chosen = reference.scenario_losses[result.worst_scenario[a]]
+            assert close(chosen, reference.worst_loss, scale=floor)
+        assert close(result.maintenance_margin[a], reference.maintenance_margin, scale=floor)
+        assert close(result.risk_requirement[a], reference.risk_requirement, scale=floor)
+        assert reference.maintenance_margin == quote_account(account).maintenance_margin
+
+
+def test_a_scenario_loss_is_minus_the_exposures_moved():
+    exposures = {"BTC": Decimal("100000"), "USDT": Decimal("-20000")}
+    shocks = {"BTC": Decimal("-0.1"), "ETH": Decimal("0.5")}
+    assert scenario_loss(exposures, shocks) == Decimal("10000.0")
 
 
 def test_blocks_and_threads_change_nothing(monkeypatch):
