@@ -41,6 +41,7 @@ from margin.models import (
     MarginSnapshot,
     MarkPrice,
     Notification,
+    ParameterVersion,
     RevaluationShard,
     RevaluationTick,
 )
@@ -191,26 +192,38 @@ def _tick_volatility(*, until: datetime, params) -> dict:
     return {"assets": list(names), "vol": vol.tolist(), "cov": cov.tolist()}
 
 
+def tick_volatility(
+    tick: RevaluationTick, asset_names: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The EWMA σ and Σ the tick froze, per period of the sampled history, in the order of
+    `asset_names`; an asset the tick did not see has none (it does not move)."""
+    column = {name: n for n, name in enumerate(tick.volatility["assets"])}
+    rows = np.array([column.get(name, -1) for name in asset_names], dtype=np.int64)
+    known = rows >= 0
+    vol = np.where(known, np.asarray(tick.volatility["vol"])[rows], 0.0)
+    cov = np.asarray(tick.volatility["cov"])[np.ix_(rows, rows)] * np.outer(known, known)
+    return vol, cov
+
+
+def stress_horizon_periods(version: ParameterVersion) -> float:
+    """The version's stress horizon in periods of the sampled history: one period is
+    STRESS_SAMPLE_S of market time, and the demo market runs DEMO_MARKET_SPEED times faster
+    than the clock."""
+    speed = settings.DEMO_MARKET_SPEED if settings.DEMO_MARKET_ENABLED else 1.0
+    return float(version.stress_horizon_days) * 86_400 / (STRESS_SAMPLE_S * speed)
+
+
 def _stress_requirement(book, marks, asset_prices, revaluation, tick) -> np.ndarray:
     """Worst loss of each account under the tick's EWMA-volatility scenarios (0 without)."""
     if not tick.volatility:
         return np.zeros(book.n_accounts)
     params = tick.parameter_version
-    # The tick's assets in the book's order; one the tick did not see does not move.
-    column = {name: n for n, name in enumerate(tick.volatility["assets"])}
-    rows = np.array([column.get(name, -1) for name in book.asset_names])
-    known = rows >= 0
-    vol = np.where(known, np.asarray(tick.volatility["vol"])[rows], 0.0)
-    cov = np.asarray(tick.volatility["cov"])[np.ix_(rows, rows)] * np.outer(known, known)
-    # One period of the sampled history is STRESS_SAMPLE_S of market time; the demo market
-    # runs DEMO_MARKET_SPEED times faster than the clock.
-    speed = settings.DEMO_MARKET_SPEED if settings.DEMO_MARKET_ENABLED else 1.0
-    periods_per_horizon = float(params.stress_horizon_days) * 86_400 / (STRESS_SAMPLE_S * speed)
+    vol, cov = tick_volatility(tick, book.asset_names)
     scenarios = build_scenarios(
         vol,
         cov,
         k=float(params.stress_k_sigma),
-        horizon=periods_per_horizon,
+        horizon=stress_horizon_periods(params),
         n_correlated=params.stress_correlated_draws,
         asset_names=book.asset_names,
     )

@@ -7,7 +7,6 @@ from decimal import Decimal
 from math import sqrt
 
 import numpy as np
-from django.conf import settings
 
 from margin.desk.selectors import (
     desk_book,
@@ -29,9 +28,8 @@ from margin.errors import ApplicationError
 from margin.models import ParameterVersion, StressRun
 from margin.selectors import BookSlice
 from margin.services.reference import parameters_in_force
-from margin.services.revaluation import STRESS_SAMPLE_S
+from margin.services.revaluation import stress_horizon_periods, tick_volatility
 
-SECONDS_PER_DAY = 86400
 # A replay is measured at this many evenly spaced steps of the stretch, the worst one kept.
 REPLAY_STEPS = 8
 
@@ -78,15 +76,8 @@ def _volatility(book_slice: BookSlice, version: ParameterVersion):
         raise ApplicationError(
             "No volatility yet: the revaluation needs a few minutes of recorded prices."
         )
-    column = {name: n for n, name in enumerate(tick.volatility["assets"])}
-    rows = np.array([column.get(name, -1) for name in book_slice.book.asset_names])
-    known = rows >= 0
-    sigma = np.where(known, np.asarray(tick.volatility["vol"])[rows], 0.0)
-    covariance = np.asarray(tick.volatility["cov"])[np.ix_(rows, rows)] * np.outer(known, known)
-    # One period of that history is STRESS_SAMPLE_S of market time (the demo market runs
-    # DEMO_MARKET_SPEED times faster than the clock), as the revaluation scales it.
-    speed = settings.DEMO_MARKET_SPEED if settings.DEMO_MARKET_ENABLED else 1.0
-    periods = float(version.stress_horizon_days) * SECONDS_PER_DAY / (STRESS_SAMPLE_S * speed)
+    sigma, covariance = tick_volatility(tick, book_slice.book.asset_names)
+    periods = stress_horizon_periods(version)
     return sigma * sqrt(periods), covariance * periods
 
 
