@@ -27,7 +27,10 @@ from margin.engine.vector import Book, BracketMatrix, HaircutMatrix
 from margin.models import (
     Asset,
     AssetPrice,
+    Bracket,
+    CreditTierTerms,
     Entry,
+    HaircutTier,
     Instrument,
     LedgerAccount,
     LedgerAccountKind,
@@ -308,3 +311,21 @@ def ledger_differences() -> LedgerDifferences:
         entries=Entry.objects.count(),
         ledger_accounts=LedgerAccount.objects.count(),
     )
+
+
+def version_terms(version: ParameterVersion) -> dict:
+    """A version's child tables grouped for display: brackets per instrument, haircut tiers per
+    asset, credit-tier scales."""
+    brackets: dict[str, list] = {}
+    for row in Bracket.objects.filter(version=version).select_related("instrument"):
+        brackets.setdefault(row.instrument.symbol, []).append(row)
+    haircuts: dict[str, list] = {}
+    for row in HaircutTier.objects.filter(version=version).select_related("asset"):
+        haircuts.setdefault(row.asset.symbol, []).append(row)
+    return {
+        "brackets": brackets,
+        "haircuts": haircuts,
+        "credit_terms": CreditTierTerms.objects.filter(version=version)
+        .select_related("tier")
+        .order_by("tier__rank"),
+    }

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 from accounts.access import desk_required, proposer_required
 from margin.desk.forms import ParameterChangeForm
 from margin.errors import ApplicationError
-from margin.models import Bracket, CreditTierTerms, HaircutTier, ParameterVersion
+from margin.selectors import version_terms
 from margin.services.parameters import (
     disclosed_versions,
     parameter_change_propose,
@@ -16,24 +16,6 @@ from margin.services.parameters import (
 )
 from margin.services.reference import parameters_in_force
 from margin.views.desk_common import form_errors
-
-
-def version_terms(version: ParameterVersion) -> dict:
-    """A version's child tables grouped for display: brackets per instrument, haircut tiers per
-    asset, credit-tier scales."""
-    brackets: dict[str, list] = {}
-    for row in Bracket.objects.filter(version=version).select_related("instrument"):
-        brackets.setdefault(row.instrument.symbol, []).append(row)
-    haircuts: dict[str, list] = {}
-    for row in HaircutTier.objects.filter(version=version).select_related("asset"):
-        haircuts.setdefault(row.asset.symbol, []).append(row)
-    return {
-        "brackets": brackets,
-        "haircuts": haircuts,
-        "credit_terms": CreditTierTerms.objects.filter(version=version)
-        .select_related("tier")
-        .order_by("tier__rank"),
-    }
 
 
 @desk_required
