@@ -29,6 +29,11 @@ class QuoteField(serializers.Field):
 
 class SnapshotSerializer(serializers.ModelSerializer):
     at = serializers.DateTimeField(source="tick.started_at")
+    age_s = serializers.FloatField(read_only=True, help_text="Seconds since its revaluation.")
+    is_stale = serializers.BooleanField(
+        read_only=True,
+        help_text="Older than the stale limit, or revalued on stale prices: do not trade on it.",
+    )
 
     class Meta:
         model = MarginSnapshot
@@ -43,6 +48,8 @@ class SnapshotSerializer(serializers.ModelSerializer):
             "withdrawable",
             "stress_margin",
             "state",
+            "age_s",
+            "is_stale",
         ]
 
 

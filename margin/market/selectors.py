@@ -5,7 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from margin.models import (
@@ -43,21 +43,50 @@ def stale_symbols(*, now: datetime, max_age_s: float) -> list[str]:
     return assets + instruments
 
 
+# Newest first: tick ids grow with time.
+NEWEST_SNAPSHOT_FIRST = "-tick_id"
+
+
+def _aged(snapshot: MarginSnapshot) -> MarginSnapshot:
+    """Set `age_s` and `is_stale` (its tick is older than SNAPSHOT_STALE_AFTER_S, or ran on
+    stale prices) on a snapshot read with its tick."""
+    snapshot.age_s = (timezone.now() - snapshot.tick.started_at).total_seconds()
+    snapshot.is_stale = (
+        snapshot.age_s > settings.SNAPSHOT_STALE_AFTER_S or snapshot.tick.prices_stale
+    )
+    return snapshot
+
+
 def latest_snapshot(account: MarginAccount) -> MarginSnapshot | None:
-    """The account's newest snapshot, with `is_stale` (its tick is older than
-    SNAPSHOT_STALE_AFTER_S, or ran on stale prices) and `age_s` set on it."""
+    """The account's newest snapshot, with `age_s` and `is_stale` set on it."""
     snapshot = (
         MarginSnapshot.objects.filter(account=account)
         .select_related("tick")
-        .order_by("-tick_id")
+        .order_by(NEWEST_SNAPSHOT_FIRST)
         .first()
     )
-    if snapshot is not None:
-        snapshot.age_s = (timezone.now() - snapshot.tick.started_at).total_seconds()
-        snapshot.is_stale = (
-            snapshot.age_s > settings.SNAPSHOT_STALE_AFTER_S or snapshot.tick.prices_stale
-        )
-    return snapshot
+    return None if snapshot is None else _aged(snapshot)
+
+
+def with_latest_snapshot_ids(accounts: QuerySet) -> QuerySet:
+    """The accounts annotated with `latest_snapshot_id` (None before the first revaluation)."""
+    newest = MarginSnapshot.objects.filter(account=OuterRef("pk")).order_by(NEWEST_SNAPSHOT_FIRST)
+    return accounts.annotate(latest_snapshot_id=Subquery(newest.values("pk")[:1]))
+
+
+def with_latest_snapshots(accounts) -> list:
+    """Accounts read through `with_latest_snapshot_ids`, each given `latest_snapshot` (as
+    `latest_snapshot` reads it, or None) in one more query whatever their number."""
+    accounts = list(accounts)
+    latest = {
+        snapshot.account_id: _aged(snapshot)
+        for snapshot in MarginSnapshot.objects.filter(
+            pk__in=[a.latest_snapshot_id for a in accounts if a.latest_snapshot_id]
+        ).select_related("tick")
+    }
+    for account in accounts:
+        account.latest_snapshot = latest.get(account.pk)
+    return accounts
 
 
 def snapshot_history(account: MarginAccount, limit: int = 120) -> QuerySet[MarginSnapshot]:

@@ -1,10 +1,13 @@
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from margin.api.problems import PROBLEM_CONTENT_TYPE, problem_type
 from margin.models import Fill, Journal, JournalKind, Position
+from margin.services.revaluation import revaluation_tick_run
 from tests.api.conftest import funded_account, post
 
 pytestmark = pytest.mark.django_db
@@ -271,3 +274,26 @@ def test_explain_gives_the_accounts_figures_now_with_their_steps(trader_api, acc
     assert answer["account"] == figures["account"]
     steps = answer["explain"]["positions.ETHUSDT.maintenance_margin"]
     assert steps[-1]["result"] == answer["positions"][0]["maintenance_margin"]
+
+
+def test_the_latest_snapshot_says_how_old_it_is_and_whether_it_is_stale(
+    trader_api, account, settings
+):
+    # given: a revaluation older than the stale limit
+    old = revaluation_tick_run(
+        now=timezone.now() - timedelta(seconds=settings.SNAPSHOT_STALE_AFTER_S + 60)
+    )
+    # when
+    aged = trader_api.get(reverse("api:account", args=[account.pk])).json()["latest_snapshot"]
+    # then
+    assert aged["at"].startswith(old.start.tick.started_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert aged["age_s"] > settings.SNAPSHOT_STALE_AFTER_S
+    assert aged["is_stale"] is True
+
+    # given: a fresh one
+    revaluation_tick_run(now=timezone.now())
+    # when
+    rows = trader_api.get(reverse("api:accounts")).json()["results"]
+    # then
+    assert rows[0]["latest_snapshot"]["is_stale"] is False
+    assert 0 <= rows[0]["latest_snapshot"]["age_s"] < settings.SNAPSHOT_STALE_AFTER_S

@@ -23,12 +23,12 @@ from margin.api.views.base import ApiView
 from margin.engine.explain import explain_account
 from margin.engine.reference import quote_account
 from margin.engine.request import render_quote
+from margin.market.selectors import with_latest_snapshot_ids, with_latest_snapshots
 from margin.models import (
     Entry,
     LedgerAccount,
     LedgerAccountKind,
     MarginAccount,
-    MarginSnapshot,
     Position,
 )
 from margin.selectors import (
@@ -38,26 +38,6 @@ from margin.selectors import (
     engine_accounts,
     ledger_history,
 )
-
-
-def with_latest_snapshots(accounts) -> list:
-    """The accounts, each with `latest_snapshot` (None before its first revaluation), in two
-    queries whatever their number."""
-    accounts = list(accounts)
-    latest = {
-        snapshot.account_id: snapshot
-        for snapshot in MarginSnapshot.objects.filter(
-            pk__in=[a.latest_snapshot_id for a in accounts if a.latest_snapshot_id]
-        ).select_related("tick")
-    }
-    for account in accounts:
-        account.latest_snapshot = latest.get(account.pk)
-    return accounts
-
-
-def with_latest_snapshot_ids(accounts):
-    newest = MarginSnapshot.objects.filter(account=OuterRef("pk")).order_by("-tick")
-    return accounts.annotate(latest_snapshot_id=Subquery(newest.values("pk")[:1]))
 
 
 def _own_accounts(user):
