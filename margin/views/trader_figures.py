@@ -75,10 +75,12 @@ class CollateralRow:
 
 @dataclass(frozen=True)
 class Revaluation:
-    """When the revaluation job last quoted this account, and whether that is too long ago."""
+    """When the revaluation job last quoted this account, whether that is too long ago, and
+    the stress loss it found (None before the job has the price history for one)."""
 
     at: datetime | None
     stale: bool
+    stress_loss: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,16 @@ class AccountFigures:
     positions: tuple[PositionRow, ...]
     collateral: tuple[CollateralRow, ...]
     revaluation: Revaluation
+    # The stress scenarios' reach in the parameters in force: k sigmas over a horizon.
+    stress_k_sigma: Decimal
+    stress_horizon_days: Decimal
+
+    @property
+    def risk_requirement(self) -> Decimal | None:
+        """max(maintenance margin now, the last stress loss), as the stress margin defines it;
+        None before there is a stress loss."""
+        stress_loss = self.revaluation.stress_loss
+        return None if stress_loss is None else max(self.quote.maintenance_margin, stress_loss)
 
 
 def thresholds_of(version: ParameterVersion) -> Thresholds:
@@ -107,7 +119,11 @@ def _revaluation(account: MarginAccount) -> Revaluation:
     if snapshot is None:
         return Revaluation(at=None, stale=True)
     # The tick's prices were frozen when it started: that is the time its figures are of.
-    return Revaluation(at=snapshot.tick.started_at, stale=snapshot.is_stale)
+    return Revaluation(
+        at=snapshot.tick.started_at,
+        stale=snapshot.is_stale,
+        stress_loss=snapshot.stress_margin if snapshot.tick.volatility else None,
+    )
 
 
 def collateral_rows(account_input: AccountInput) -> tuple[CollateralRow, ...]:
@@ -151,4 +167,6 @@ def account_figures(account: MarginAccount) -> AccountFigures:
         positions=position_rows(state, account_input, quote),
         collateral=collateral_rows(account_input),
         revaluation=_revaluation(account),
+        stress_k_sigma=version.stress_k_sigma,
+        stress_horizon_days=version.stress_horizon_days,
     )
