@@ -19,6 +19,7 @@ QUEUE_ORDERS = {
     "ratio": ("Margin ratio, highest first", ["-margin_ratio", "account_id"]),
     "buffer": ("Distance to liquidation (USD), nearest first", ["buffer", "account_id"]),
     "size": ("Size (maintenance margin), largest first", ["-maintenance_margin", "account_id"]),
+    "stress": ("Stress cover (balance − stress loss), least first", ["stress_cover", "account_id"]),
 }
 
 
@@ -93,7 +94,9 @@ class QueueFilter(django_filters.FilterSet):
     def filter_queryset(self, queryset):
         # An account without positions has nothing to liquidate: it is not in the queue.
         queryset = queryset.filter(maintenance_margin__gt=0).annotate(
-            buffer=F("margin_balance") - F("maintenance_margin")
+            buffer=F("margin_balance") - F("maintenance_margin"),
+            # Below 0: the worst stress scenario would leave the account bankrupt.
+            stress_cover=F("margin_balance") - F("stress_margin"),
         )
         queryset = super().filter_queryset(queryset)
         if not self.form.cleaned_data.get("order"):

@@ -36,6 +36,11 @@ class QueueRowSerializer(serializers.ModelSerializer):
     buffer = serializers.DecimalField(
         **DECIMAL, help_text="Margin balance − maintenance margin (USD)."
     )
+    stress_cover = serializers.DecimalField(
+        **DECIMAL,
+        help_text="Margin balance − stress loss (USD): below 0, the worst stress scenario "
+        "leaves the account bankrupt.",
+    )
     state = serializers.ChoiceField(choices=AccountState.choices)
 
     class Meta:
@@ -51,6 +56,7 @@ class QueueRowSerializer(serializers.ModelSerializer):
             "maintenance_margin",
             "buffer",
             "stress_margin",
+            "stress_cover",
         ]
 
 

@@ -33,6 +33,8 @@ def test_the_queue_lists_the_latest_ticks_accounts_with_positions(officer_api, l
     rows = response.json()["results"]
     assert [row["account_id"] for row in rows] == [leveraged.pk]
     assert rows[0]["margin_ratio"] is not None
+    balance, stress = Decimal(rows[0]["margin_balance"]), Decimal(rows[0]["stress_margin"])
+    assert Decimal(rows[0]["stress_cover"]) == balance - stress
 
 
 def test_the_queue_filters_by_state(officer_api, leveraged):

@@ -1,8 +1,13 @@
+import numpy as np
 import pytest
+from django.template.defaultfilters import floatformat
 from django.urls import reverse
 
 from accounts.roles import TRADER
+from margin.services.prices import demo_market_step, prices_refresh
+from margin.services.revaluation import revaluation_tick_run
 from tests.desk.conftest import ratio
+from tests.revaluation.factories import funded_account
 
 pytestmark = pytest.mark.django_db
 
@@ -82,3 +87,31 @@ def test_traders_get_403_on_every_desk_page(client, make_user, book):
     ):
         assert client.get(reverse(name)).status_code == 403, name
     assert client.get(reverse("desk:account", args=[book["healthy"].pk])).status_code == 403
+
+
+def test_queue_shows_stress_figures_and_orders_by_stress_cover(client, officer, market):
+    # given: a cash account long 0.5 BTC (the higher margin ratio, the more cover) and one
+    # holding BTC as collateral while long 0.1 BTC (less leverage, yet twice the BTC exposure
+    # for its balance); two minutes and a half of demo market give the stress margin its EWMA
+    # history; then a tick
+    cash = funded_account(usdt="50000", fills=[("BTCUSDT", "buy", "0.5")])
+    coin = funded_account(usdt="100", BTC="0.3", fills=[("BTCUSDT", "buy", "0.1")])
+    rng = np.random.default_rng(3)
+    for _ in range(150):
+        at = market()
+        demo_market_step(now=at, rng=rng)
+        prices_refresh(now=at)
+    revaluation_tick_run(now=market())
+    client.force_login(officer)
+    # when
+    by_ratio = client.get(reverse("desk:landing"), {"order": "ratio"})
+    by_cover = client.get(reverse("desk:landing"), {"order": "stress"})
+    # then
+    assert [s.account_id for s, _ in by_ratio.context["rows"]] == [cash.pk, coin.pk]
+    rows = [snapshot for snapshot, _ in by_cover.context["rows"]]
+    assert [s.account_id for s in rows] == [coin.pk, cash.pk]
+    content = by_cover.content.decode()
+    for snapshot in rows:
+        assert snapshot.stress_margin > 0
+        assert snapshot.stress_cover == snapshot.margin_balance - snapshot.stress_margin
+        assert f'data-testid="stress-loss">{floatformat(snapshot.stress_margin, "2g")}<' in content
