@@ -1,8 +1,7 @@
 """django-filter sets of the desk's lists: the at-risk queue and the audit trail."""
 
 import django_filters
-from django.db.models import F, Q, Sum
-from django.db.models.functions import Abs
+from django.db.models import F, Q
 
 from margin.models import (
     AccountState,
@@ -23,18 +22,6 @@ QUEUE_ORDERS = {
 }
 
 
-def accounts_by_gross_notional(**having):
-    """Ids of accounts whose Σ |quantity| × mark of open positions passes `having` (e.g.
-    notional__gte=…): one grouped pass over the positions, not a subquery per queue row."""
-    return (
-        Position.objects.exclude(quantity=0)
-        .values("margin_account")
-        .annotate(notional=Sum(Abs(F("quantity")) * F("instrument__mark__mark_price")))
-        .filter(**having)
-        .values("margin_account")
-    )
-
-
 class QueueFilter(django_filters.FilterSet):
     """Filters over the latest tick's margin snapshots (one row per account)."""
 
@@ -51,8 +38,12 @@ class QueueFilter(django_filters.FilterSet):
         label="Exposed to",
         to_field_name="symbol",
     )
-    min_notional = django_filters.NumberFilter(method="filter_min_notional", label="Notional ≥")
-    max_notional = django_filters.NumberFilter(method="filter_max_notional", label="Notional ≤")
+    min_notional = django_filters.NumberFilter(
+        field_name="gross_notional", lookup_expr="gte", label="Notional ≥"
+    )
+    max_notional = django_filters.NumberFilter(
+        field_name="gross_notional", lookup_expr="lte", label="Notional ≤"
+    )
     min_ratio = django_filters.NumberFilter(
         field_name="margin_ratio", lookup_expr="gte", label="Margin ratio ≥"
     )
@@ -81,12 +72,6 @@ class QueueFilter(django_filters.FilterSet):
             kind=LedgerAccountKind.WALLET, asset=asset, balance__gt=0
         ).values("margin_account")
         return queryset.filter(Q(account_id__in=positions) | Q(account_id__in=holdings))
-
-    def filter_min_notional(self, queryset, name, value):
-        return queryset.filter(account_id__in=accounts_by_gross_notional(notional__gte=value))
-
-    def filter_max_notional(self, queryset, name, value):
-        return queryset.filter(account_id__in=accounts_by_gross_notional(notional__lte=value))
 
     def filter_order(self, queryset, name, value):
         return queryset.order_by(*QUEUE_ORDERS[value][1])

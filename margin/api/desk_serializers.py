@@ -57,6 +57,7 @@ class QueueRowSerializer(serializers.ModelSerializer):
             "buffer",
             "stress_margin",
             "stress_cover",
+            "gross_notional",
         ]
 
 

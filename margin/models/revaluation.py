@@ -93,6 +93,8 @@ class MarginSnapshot(models.Model):
     margin_ratio = models.DecimalField(**RATIO, null=True, blank=True)
     withdrawable = models.DecimalField(**MONEY)
     stress_margin = models.DecimalField(**MONEY, default=0)
+    # Σ |quantity| × mark of every position, cross and isolated: the desk filters on size.
+    gross_notional = models.DecimalField(**MONEY, default=0)
     state = models.CharField(max_length=16, choices=AccountState.choices)
     positions = models.JSONField(default=list)
 

@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from margin.engine.stress import build_scenarios, ewma_covariance, stress_margin
-from margin.engine.vector import Revaluation, revalue
+from margin.engine.vector import Revaluation, revalue, sum_by
 from margin.errors import ApplicationError
 from margin.market.selectors import stale_symbols
 from margin.market.states import LEVEL, STATES, Thresholds, next_levels
@@ -301,9 +301,12 @@ SNAPSHOT_COLUMNS = (
     "margin_ratio",
     "withdrawable",
     "stress_margin",
+    "gross_notional",
     "state",
     "positions",
 )
+# The account's figures: every column between the keys and (state, positions).
+FIGURE_COLUMNS = SNAPSHOT_COLUMNS[2:-2]
 
 
 def _snapshot_rows(slice_, tick_id, revaluation, stress, states, positions_json):
@@ -316,6 +319,7 @@ def _snapshot_rows(slice_, tick_id, revaluation, stress, states, positions_json)
         _nullable(np.minimum(revaluation.margin_ratio, RATIO_CAP)),
         revaluation.withdrawable.tolist(),
         stress.tolist(),
+        sum_by(slice_.book.pos_account, revaluation.notional, slice_.book.n_accounts).tolist(),
     )
     for account_id, figures, state, positions in zip(
         slice_.account_ids.tolist(), zip(*columns, strict=True), states, positions_json, strict=True
@@ -354,7 +358,7 @@ def _snapshots_write_orm(rows) -> None:
             MarginSnapshot(
                 account_id=account_id,
                 tick_id=tick_id,
-                **dict(zip(SNAPSHOT_COLUMNS[2:10], values, strict=True)),
+                **dict(zip(FIGURE_COLUMNS, values, strict=True)),
                 state=state,
                 positions=json.loads(positions),
             )

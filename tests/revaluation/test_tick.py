@@ -20,6 +20,7 @@ from margin.models import (
     RevaluationTick,
 )
 from margin.selectors import account_quote
+from margin.services.margin_mode import position_margin_mode_switch
 from margin.services.notifications import (
     notification_create,
     notification_email_send,
@@ -66,6 +67,24 @@ def test_a_tick_snapshots_every_account_with_its_position_figures(market, later)
     assert position.bankruptcy_price < position.liquidation_price < position.mark_price
     assert latest_snapshot(idle).margin_ratio is None or latest_snapshot(idle).margin_ratio == 0
     assert run.to_liquidate == []
+
+
+def test_a_snapshot_carries_the_gross_notional_of_cross_and_isolated_positions(market, later):
+    # given: long 0.2 BTC in cross, short 3 ETH isolated
+    account = funded_account(
+        usdt="20000", fills=[("BTCUSDT", "buy", "0.2"), ("ETHUSDT", "sell", "3")]
+    )
+    position_margin_mode_switch(
+        account=account,
+        instrument="ETHUSDT",
+        mode="isolated",
+        isolated_margin=Decimal("2000"),
+        idempotency_key="test-isolate-eth",
+    )
+    # when
+    revaluation_tick_run(now=later(1))
+    # then: |0.2| × 95,000 + |−3| × 3,400
+    assert latest_snapshot(account).gross_notional == pytest.approx(Decimal("29200"))
 
 
 def test_a_redelivered_shard_writes_nothing_twice(market, later):

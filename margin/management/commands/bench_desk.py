@@ -125,6 +125,8 @@ class Command(BaseCommand):
             ("ratio", {}),
             ("distance", {"order": "buffer"}),
             ("margin call", {"state": ["margin_call"]}),
+            ("notional ≥ 100k", {"min_notional": "100000"}),
+            ("stress cover", {"order": "stress"}),
         ):
             self._timed(
                 f"queue first page + count ({label})",
