@@ -9,7 +9,7 @@ buys at mark × (1 + slippage)), which realizes a loss of quantity × mark × sl
 PnL settles into the account as cash. Isolated positions stand alone and are not part of it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_FLOOR, Decimal
 
 from margin.engine.errors import EngineInputError
@@ -132,27 +132,12 @@ def account_after(
             position.side * reduced * (execution_price(position, slippage) - position.entry_price)
         )
         if reduced < position.quantity:
-            positions.append(_with_quantity(position, position.quantity - reduced))
+            positions.append(replace(position, quantity=position.quantity - reduced))
     settlement = CollateralLine(asset=settlement_asset, quantity=realized, price=ONE)
     return AccountInput(
         collateral=(*account.collateral, settlement) if reductions else account.collateral,
         positions=tuple(positions),
         credit_tier=account.credit_tier,
-    )
-
-
-def _with_quantity(position: PositionInput, quantity: Decimal) -> PositionInput:
-    return PositionInput(
-        id=position.id,
-        side=position.side,
-        quantity=quantity,
-        entry_price=position.entry_price,
-        mark_price=position.mark_price,
-        leverage=position.leverage,
-        brackets=position.brackets,
-        margin_mode=position.margin_mode,
-        isolated_margin=position.isolated_margin,
-        underlying=position.underlying,
     )
 
 
