@@ -108,7 +108,6 @@ class BracketMatrix:
     """
 
     floors: np.ndarray
-    caps: np.ndarray
     mmr: np.ndarray
     cum: np.ndarray
     max_leverage: np.ndarray
@@ -131,7 +130,6 @@ class BracketMatrix:
                 values = [float(getattr(b, name)) for b in table.brackets]
                 target[row, :size] = values
                 target[row, size:] = values[-1]
-        caps = np.concatenate([floors[:, 1:], np.full((len(tables), 1), np.inf)], axis=1)
         grid = FloorGrid.of(floors[np.isfinite(floors)])
         # Below every floor (p = 0) only a notional under 0 falls: it takes the first bracket.
         at_grid = np.concatenate([[-np.inf], grid.values])
@@ -141,7 +139,6 @@ class BracketMatrix:
         ).reshape(len(tables), len(at_grid))
         return cls(
             floors=floors,
-            caps=caps,
             mmr=mmr,
             cum=cum,
             max_leverage=max_leverage,
@@ -237,7 +234,7 @@ class Book:
         for name in POSITION_FIELDS[1:]:
             if len(getattr(self, name)) != n_positions:
                 raise EngineInputError(f"book.{name}", f"must hold {n_positions} positions")
-        for name in ("col_asset", "col_quantity"):
+        for name in COLLATERAL_FIELDS[1:]:
             if len(getattr(self, name)) != n_lines:
                 raise EngineInputError(f"book.{name}", f"must hold {n_lines} collateral lines")
         for name in ("haircut_scale", "mm_scale"):
