@@ -189,8 +189,7 @@ def account_exposures(book: Book, revaluation: Revaluation) -> np.ndarray:
     cells = book.n_accounts * n_assets
     # Isolated positions land in one extra row past the last account, which sum_by drops.
     exposure = sum_by(book.pos_exposure_cell, book.pos_side * revaluation.notional, cells)
-    line_cell = book.col_account * n_assets + book.col_asset
-    exposure += sum_by(line_cell, revaluation.collateral_line_value, cells)
+    exposure += sum_by(book.line_exposure_cell, revaluation.collateral_line_value, cells)
     return exposure.reshape(book.n_accounts, n_assets)
 
 

@@ -285,6 +285,7 @@ class Book:
             "pos_grid_row",
             "pos_bracket_row",
             "pos_exposure_cell",
+            "line_exposure_cell",
             "line_tiers",
         ):
             getattr(self, name)
@@ -322,6 +323,11 @@ class Book:
         """Each position's cell in a flattened (accounts + 1) × assets exposure matrix: the row
         of its cross account (isolated ones in the extra row), the column of its underlying."""
         return self.pos_cross_account * self.n_assets + self.instrument_asset[self.pos_instrument]
+
+    @cached_property
+    def line_exposure_cell(self) -> np.ndarray:
+        """Each collateral line's cell in the same exposure matrix: its account, its asset."""
+        return self.col_account * self.n_assets + self.col_asset
 
     @cached_property
     def line_tiers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
