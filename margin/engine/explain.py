@@ -17,7 +17,6 @@ from margin.engine.reference import (
     PositionQuote,
     collateral_line_value,
     collateral_slices,
-    effective_haircut_ratio,
     holding_value,
     quote_account,
 )
@@ -117,14 +116,14 @@ def _collateral_steps(account: AccountInput, quote: AccountQuote) -> list[Step]:
             line_values[name] = usd_value
             continue
         slices = collateral_slices(line, haircut_scale)
-        for tier, piece in zip(line.haircut_tiers, slices, strict=False):
-            if haircut_scale != ONE:
+        if haircut_scale != ONE:
+            for tier, piece in zip(line.haircut_tiers, slices, strict=False):
                 steps.append(
                     Step(
                         f"{name} ratio from {format_number(piece.floor)}",
                         "max(0, 1 − {haircut_scale} × (1 − {tier_ratio}))",
                         {"haircut_scale": haircut_scale, "tier_ratio": tier.ratio},
-                        effective_haircut_ratio(tier.ratio, haircut_scale),
+                        piece.ratio,
                     )
                 )
         for piece in slices:
