@@ -17,10 +17,11 @@ from margin.engine.reference import (
     PositionQuote,
     collateral_line_value,
     collateral_slices,
+    equity_behind,
     holding_value,
     quote_account,
 )
-from margin.engine.types import ONE, ZERO, AccountInput, PositionInput
+from margin.engine.types import ONE, AccountInput, PositionInput
 
 # An input's place in a formula. Not str.format: input names are position ids, and an id like
 # "1" or "0.5x" would be read as a positional field or an attribute lookup.
@@ -243,9 +244,14 @@ def _liquidation_steps(
     account: AccountInput, quote: AccountQuote, position: PositionInput, row: PositionQuote
 ) -> tuple[list[Step], list[Step]]:
     mm_scale = account.credit_tier.mm_scale
+    other_equity, other_requirement = equity_behind(
+        position,
+        unrealized_pnl=row.unrealized_pnl,
+        maintenance_margin=row.maintenance_margin,
+        margin_balance=quote.margin_balance,
+        cross_maintenance=quote.maintenance_margin,
+    )
     if position.is_isolated:
-        other_equity = position.isolated_margin
-        other_requirement = ZERO
         context = [
             Step(
                 "other equity",
@@ -255,8 +261,6 @@ def _liquidation_steps(
             ),
         ]
     else:
-        other_equity = quote.margin_balance - row.unrealized_pnl
-        other_requirement = quote.maintenance_margin - row.maintenance_margin
         context = [
             Step(
                 "other equity",

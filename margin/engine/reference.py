@@ -31,6 +31,7 @@ __all__ = [
     "collateral_value",
     "derive_cum",
     "effective_haircut_ratio",
+    "equity_behind",
     "holding_value",
     "initial_margin",
     "liquidation_distance",
@@ -197,6 +198,24 @@ def withdrawable(
     return max(ZERO, collateral_value + min(ZERO, unrealized_pnl) - initial_margin)
 
 
+@exact
+def equity_behind(
+    position: PositionInput,
+    *,
+    unrealized_pnl: Decimal,
+    maintenance_margin: Decimal,
+    margin_balance: Decimal,
+    cross_maintenance: Decimal,
+) -> tuple[Decimal, Decimal]:
+    """What stands behind a position besides its own uPnL and MM, as (other equity, other
+    requirement) for `liquidation_price` and `bankruptcy_price`: an isolated position has its
+    isolated margin and answers for no other MM; a cross one has the pool's margin balance less
+    its own uPnL and answers for the pool's MM less its own."""
+    if position.is_isolated:
+        return position.isolated_margin, ZERO
+    return margin_balance - unrealized_pnl, cross_maintenance - maintenance_margin
+
+
 def _price_meeting_maintenance(
     position: PositionInput,
     bracket: Bracket,
@@ -317,15 +336,18 @@ def quote_account(account: AccountInput) -> AccountQuote:
     quotes = []
     for f in figures:
         position = f.position
-        if position.is_isolated:
-            other_equity, other_requirement = position.isolated_margin, ZERO
-            isolated_ratio = margin_ratio(
-                f.maintenance_margin, position.isolated_margin + f.unrealized_pnl
-            )
-        else:
-            other_equity = balance - f.unrealized_pnl
-            other_requirement = cross_maintenance - f.maintenance_margin
-            isolated_ratio = None
+        other_equity, other_requirement = equity_behind(
+            position,
+            unrealized_pnl=f.unrealized_pnl,
+            maintenance_margin=f.maintenance_margin,
+            margin_balance=balance,
+            cross_maintenance=cross_maintenance,
+        )
+        isolated_ratio = (
+            margin_ratio(f.maintenance_margin, position.isolated_margin + f.unrealized_pnl)
+            if position.is_isolated
+            else None
+        )
         liquidation = liquidation_price(
             position,
             other_equity=other_equity,
