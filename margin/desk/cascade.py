@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from margin.desk.shocks import FLOOR_MOVE, shocked_prices
-from margin.desk.stress import cross_hit, isolated_equity, isolated_hit
+from margin.desk.stress import cross_hit, isolated_positions
 from margin.engine.vector import POSITION_FIELDS, Book, revalue
 
 
@@ -88,15 +88,19 @@ def simulate_cascade(
     for number in range(1, max_rounds + 1):
         revaluation = revalue(book, marks, asset_prices)
         pool_hit = cross_hit(revaluation)
-        position_hit = isolated_hit(book, revaluation)
-        closed = (~book.pos_isolated & pool_hit[book.pos_account]) | position_hit
+        isolated = isolated_positions(book, revaluation)
+        position_hit = isolated.hit()
+        closed = ~book.pos_isolated & pool_hit[book.pos_account]
+        closed[isolated.rows[position_hit]] = True
         deficit = float(
             np.maximum(-revaluation.margin_balance[pool_hit], 0.0).sum()
-            + np.maximum(-isolated_equity(book, revaluation)[position_hit], 0.0).sum()
+            + np.maximum(-isolated.equity[position_hit], 0.0).sum()
         )
         used = min(fund, deficit)
         fund -= used
-        accounts = np.union1d(np.flatnonzero(pool_hit), book.pos_account[position_hit])
+        accounts = np.union1d(
+            np.flatnonzero(pool_hit), book.pos_account[isolated.rows[position_hit]]
+        )
         step = impact_moves(book, closed, revaluation.notional, depth)
         before = tuple(float(p) for p in asset_prices)
         marks, asset_prices = (

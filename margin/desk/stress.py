@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from margin.desk.shocks import shocked_prices
-from margin.engine.vector import Book, Revaluation, revalue
+from margin.engine.vector import Book, Revaluation, revalue, sum_by
 
 # Margin-ratio buckets of the heat map and the run's histogram: [0, 0.5), [0.5, 0.8), ...
 RATIO_EDGES = (0.0, 0.5, 0.8, 1.0)
@@ -35,11 +35,6 @@ class StressResult:
     moves: tuple[float, ...]
 
 
-def isolated_equity(book: Book, revaluation: Revaluation) -> np.ndarray:
-    """The equity behind each isolated position: its isolated margin plus its own uPnL."""
-    return book.pos_isolated_margin + revaluation.unrealized_pnl
-
-
 def cross_hit(revaluation: Revaluation, threshold: float = 1.0) -> np.ndarray:
     """Accounts whose cross pool has margin ratio ≥ threshold, an empty or negative margin
     balance counting as past every threshold (MM > 0 and MM ≥ threshold × balance)."""
@@ -47,32 +42,48 @@ def cross_hit(revaluation: Revaluation, threshold: float = 1.0) -> np.ndarray:
     return (maintenance > 0) & (maintenance >= threshold * revaluation.margin_balance)
 
 
-def isolated_hit(book: Book, revaluation: Revaluation, threshold: float = 1.0) -> np.ndarray:
-    """Isolated positions at or past the threshold on their own margin (same rule as the pool)."""
-    maintenance = revaluation.maintenance_margin
-    equity = isolated_equity(book, revaluation)
-    return book.pos_isolated & (maintenance > 0) & (maintenance >= threshold * equity)
+@dataclass(frozen=True)
+class IsolatedPositions:
+    """The book's isolated positions alone (a small share of a book; the rest is cross): their
+    position rows, maintenance margins and equity (isolated margin plus their own uPnL)."""
+
+    rows: np.ndarray
+    maintenance: np.ndarray
+    equity: np.ndarray
+
+    def hit(self, threshold: float = 1.0) -> np.ndarray:
+        """Those at or past the threshold on their own margin (same rule as the pool)."""
+        return (self.maintenance > 0) & (self.maintenance >= threshold * self.equity)
+
+
+def isolated_positions(book: Book, revaluation: Revaluation) -> IsolatedPositions:
+    rows = book.pos_isolated_rows
+    return IsolatedPositions(
+        rows=rows,
+        maintenance=revaluation.maintenance_margin[rows],
+        equity=book.pos_isolated_margin[rows] + revaluation.unrealized_pnl[rows],
+    )
 
 
 def shortfalls(book: Book, revaluation: Revaluation) -> Shortfalls:
     """Cross pools and isolated positions under maintenance; an account counts once, with the
     shortfalls of its pool and of its isolated positions added up."""
-    pool_hit = cross_hit(revaluation)
-    position_hit = isolated_hit(book, revaluation)
-    equity = isolated_equity(book, revaluation)
     n = book.n_accounts
+    pool_hit = cross_hit(revaluation)
+    isolated = isolated_positions(book, revaluation)
+    hit = isolated.hit()
+    owner = book.pos_account[isolated.rows]
+    under = pool_hit.copy()
+    under[owner[hit]] = True
     pool_short = np.where(
         pool_hit, revaluation.account_maintenance_margin - revaluation.margin_balance, 0.0
     )
-    position_short = np.where(position_hit, revaluation.maintenance_margin - equity, 0.0)
-    under = pool_hit | (np.bincount(book.pos_account, weights=position_hit, minlength=n) > 0)
-    pool_deficit = np.maximum(-revaluation.margin_balance, 0.0)
-    position_deficit = np.where(book.pos_isolated, np.maximum(-equity, 0.0), 0.0)
+    position_short = (isolated.maintenance - isolated.equity)[hit]
     return Shortfalls(
         under_maintenance=under,
-        maintenance_shortfall=pool_short
-        + np.bincount(book.pos_account, weights=position_short, minlength=n),
-        deficit=pool_deficit + np.bincount(book.pos_account, weights=position_deficit, minlength=n),
+        maintenance_shortfall=pool_short + sum_by(owner[hit], position_short, n),
+        deficit=np.maximum(-revaluation.margin_balance, 0.0)
+        + sum_by(owner, np.maximum(-isolated.equity, 0.0), n),
     )
 
 
