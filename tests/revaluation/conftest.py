@@ -4,6 +4,7 @@ import pytest
 from django.utils import timezone
 
 from margin.services.reference import reference_data_ensure
+from tests.revaluation.factories import market_prices
 
 
 @pytest.fixture
@@ -23,3 +24,10 @@ def later(now):
         return now + timedelta(seconds=seconds)
 
     return at
+
+
+@pytest.fixture
+def market(reference, now):
+    """Every venue quoting the demo assets at their opening prices, refreshed at `now`."""
+    market_prices(at=now, BTC=95000, ETH=3400, SOL=230, USDT=1, USDC=1)
+    return now

@@ -24,12 +24,6 @@ from tests.revaluation.factories import funded_account, market_prices
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def market(reference, now):
-    market_prices(at=now, BTC=95000, ETH=3400, SOL=230, USDT=1, USDC=1)
-    return now
-
-
 def insurance_fund() -> LedgerAccount:
     return LedgerAccount.objects.get(kind=LedgerAccountKind.INSURANCE, asset__symbol="USDT")
 

@@ -23,12 +23,6 @@ from tests.revaluation.factories import funded_account, market_prices
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def market(reference, now):
-    market_prices(at=now, BTC=95000, ETH=3400, SOL=230, USDT=1, USDC=1)
-    return now
-
-
 def run_tick_and_liquidations(at):
     run = revaluation_tick_run(now=at)
     for account_id, tick_id in run.to_liquidate:

@@ -38,12 +38,6 @@ from tests.revaluation.factories import funded_account, market_prices
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def market(reference, now):
-    market_prices(at=now, BTC=95000, ETH=3400, SOL=230, USDT=1, USDC=1)
-    return now
-
-
 def test_a_tick_snapshots_every_account_with_its_position_figures(market, later):
     # given
     long_btc = funded_account(usdt="2000", fills=[("BTCUSDT", "buy", "0.2")])
