@@ -37,6 +37,7 @@ from margin.models import (
     Asset,
     AssetPrice,
     AssetPriceHistory,
+    AuditEntry,
     MarginAccount,
     MarginSnapshot,
     MarkPrice,
@@ -46,7 +47,7 @@ from margin.models import (
     RevaluationTick,
 )
 from margin.selectors import engine_book
-from margin.services.audit import audit_record
+from margin.services.audit import audit_records
 from margin.services.reference import parameters_in_force
 
 logger = logging.getLogger(__name__)
@@ -373,7 +374,7 @@ def _state_changes(*, tick, account_ids, owners, old, new, revaluation) -> list[
     if not changed.size:
         return []
     now = timezone.now()
-    events, notifications, by_state = [], [], {}
+    events, audits, notifications, by_state = [], [], [], {}
     for row in changed.tolist():
         account_id = int(account_ids[row])
         before, after = STATES[old[row]], STATES[new[row]]
@@ -391,13 +392,15 @@ def _state_changes(*, tick, account_ids, owners, old, new, revaluation) -> list[
                 detail={"margin_balance": str(balance)},
             )
         )
-        audit_record(
-            action="account.state_change",
-            margin_account=MarginAccount(pk=account_id),
-            subject=f"tick:{tick.pk}",
-            before={"state": before},
-            after={"state": after, "margin_ratio": str(ratio), "margin_balance": str(balance)},
-            reason="revaluation",
+        audits.append(
+            AuditEntry(
+                action="account.state_change",
+                margin_account_id=account_id,
+                subject=f"tick:{tick.pk}",
+                before={"state": before},
+                after={"state": after, "margin_ratio": str(ratio), "margin_balance": str(balance)},
+                reason="revaluation",
+            )
         )
         if after == AccountState.MARGIN_CALL and new[row] > old[row]:
             notifications.append(
@@ -415,6 +418,7 @@ def _state_changes(*, tick, account_ids, owners, old, new, revaluation) -> list[
     for state, ids in by_state.items():
         MarginAccount.objects.filter(pk__in=ids).update(state=state, state_changed_at=now)
     AccountEvent.objects.bulk_create(events)
+    audit_records(audits)
     return [n.pk for n in Notification.objects.bulk_create(notifications)]
 
 
