@@ -288,11 +288,16 @@ def _cover_deficit(ctx: _Context) -> None:
         ctx.liquidation.insurance_cover = cover.quantize(CENT)
 
 
-def _stale_prices_of(engine_account, *, tick: RevaluationTick, max_age_s: int) -> set[str]:
+def _stale_prices_of(
+    engine_account, positions: dict[str, Position], *, tick: RevaluationTick, max_age_s: int
+) -> set[str]:
     """The account's symbols (instruments, underlyings, holdings) whose price was stale at the
-    tick or is stale now."""
+    tick or is stale now. A position's engine id is its primary key: its instrument's symbol
+    comes from `positions` (see `_positions_by_engine_id`)."""
     mine = {line.asset for line in engine_account.collateral} | {
-        symbol for p in engine_account.positions for symbol in (p.id, p.risk_asset)
+        symbol
+        for p in engine_account.positions
+        for symbol in (positions[p.id].instrument.symbol, p.risk_asset)
     }
     now_stale = stale_symbols(now=timezone.now(), max_age_s=max_age_s)
     return mine & (set(tick.stale_symbols) | set(now_stale))
@@ -327,9 +332,11 @@ def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
     ctx = _Context(liquidation=liquidation, account=account, tick=tick, settlement=settlement)
     params = ctx.params
     engine_account = engine_accounts([account_id])[account_id]
-    stale = _stale_prices_of(engine_account, tick=tick, max_age_s=params.price_guard_max_age_s)
-    quote = quote_account(engine_account)
     positions = _positions_by_engine_id(account)
+    stale = _stale_prices_of(
+        engine_account, positions, tick=tick, max_age_s=params.price_guard_max_age_s
+    )
+    quote = quote_account(engine_account)
     liquidation.margin_ratio_before = _stored_ratio(quote.margin_ratio)
     threshold = params.liquidation_ratio
     isolated = _isolated_due(quote, threshold)
