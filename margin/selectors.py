@@ -76,13 +76,13 @@ def ledger_history(*, account: MarginAccount, filters: dict | None = None) -> Qu
 
 
 def account_quote(account: MarginAccount) -> AccountQuote:
-    """The engine's figures of the account now (positions' ids are instrument symbols)."""
+    """The engine's figures of the account now (positions' ids are their primary keys)."""
     return account_state_load(account, lock=False).quote()
 
 
 def engine_accounts(account_ids: Iterable[int]) -> dict[int, AccountInput]:
-    """The engine inputs of these accounts (reference engine); positions' ids are the
-    instrument symbols."""
+    """The engine inputs of these accounts (reference engine); positions' ids are their
+    primary keys (see `PositionState.engine_id`)."""
     return {pk: state.engine_input() for pk, state in account_states_load(account_ids).items()}
 
 

@@ -41,13 +41,13 @@ from margin.services.idempotency import (
     idempotency_complete,
     idempotency_key_check,
 )
-from margin.services.ledger import isolated_account_ensure, wallet_accounts_ensure
+from margin.services.ledger import QUANTUM, isolated_account_ensure, wallet_accounts_ensure
 from margin.services.reference import EngineTerms, terms_in_force
 from margin.services.sql import decimal, rows, table
 
 # The engine wants a positive isolated margin; a position past bankruptcy may hold none. It is
 # shown as the smallest amount the ledger can hold until the liquidation engine closes it.
-LEAST_ISOLATED_MARGIN = Decimal("1e-18")
+LEAST_ISOLATED_MARGIN = QUANTUM
 STALE_PREVIEW = "Prices or balances moved since the preview; review it again."
 
 
@@ -396,7 +396,7 @@ def amount_parse(value, *, field: str, allow_zero: bool = False) -> Decimal:
             f"{field.replace('_', ' ').capitalize()} must be {qualifier}, got {value}.",
             {field: f"must be {qualifier}"},
         )
-    if amount >= LARGEST_AMOUNT or amount != amount.quantize(Decimal("1e-18")):
+    if amount >= LARGEST_AMOUNT or amount != amount.quantize(QUANTUM):
         raise ApplicationError(
             f"{field.replace('_', ' ').capitalize()} must be below 10^20 with at most 18 "
             f"decimal places, got {value}.",
@@ -484,5 +484,4 @@ def write_run[P: Plan](
 
 def as_text(value: Decimal) -> str:
     """A decimal for people and JSON: no exponent, no trailing zeros."""
-    text = format(value.normalize(), "f") if value else "0"
-    return text
+    return format(value.normalize(), "f") if value else "0"

@@ -118,11 +118,10 @@ def journal_post(
     The balance check here is the only one SQLite gets; PostgreSQL checks it again at commit
     with the deferred constraint trigger of migration `ledger_triggers`.
     """
+    merged: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
     for line in lines:
         if line.amount != line.amount.quantize(QUANTUM):
             raise ValueError(f"amount {line.amount} has more than 18 decimal places")
-    merged: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
-    for line in lines:
         merged[line.ledger_account_id, line.asset_id] += line.amount
     posted = [Line(account, asset, amount) for (account, asset), amount in merged.items() if amount]
     if not posted:
