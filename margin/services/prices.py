@@ -161,8 +161,11 @@ def prices_refresh(*, now: datetime) -> RefreshResult:
     so it shows as stale once that is older than `price_guard_max_age_s`.
     """
     params = parameters_in_force(now)
-    guard = {"now": now, "max_move": params.price_guard_max_move}
-    guard["max_age_s"] = params.price_guard_max_age_s
+    guard = {
+        "now": now,
+        "max_move": params.price_guard_max_move,
+        "max_age_s": params.price_guard_max_age_s,
+    }
     quotes = _quotes_by_symbol()
     last_index = {p.asset_id: p for p in AssetPrice.objects.select_for_update().order_by("pk")}
     last_mark = {m.instrument_id: m for m in MarkPrice.objects.select_for_update().order_by("pk")}
