@@ -497,7 +497,8 @@ def _root_in_bracket(
 
 def _walk_brackets(
     brackets: BracketMatrix,
-    instrument: np.ndarray,
+    bracket_row: np.ndarray,
+    grid_row: np.ndarray,
     side: np.ndarray,
     quantity: np.ndarray,
     mark: np.ndarray,
@@ -516,9 +517,8 @@ def _walk_brackets(
     bracket that holds the root. A step the other way can only come from rounding on the floor
     between two brackets, where both give the same price; the walk stops there.
     """
-    price = np.empty(len(instrument))
-    active = np.arange(len(instrument))
-    bracket_row = instrument * brackets.width
+    price = np.empty(len(side))
+    active = np.arange(len(side))
     for _ in range(brackets.width):
         root = _root_in_bracket(
             brackets,
@@ -533,7 +533,7 @@ def _walk_brackets(
             excess[active],
         )
         price[active] = root
-        landed = brackets.lookup(instrument[active], np.maximum(quantity[active] * root, 0.0))
+        landed = brackets.lookup_in_rows(grid_row[active], np.maximum(quantity[active] * root, 0.0))
         onward = (landed - bracket) * side[active] > 0
         active, bracket = active[onward], landed[onward]
         if not active.size:
@@ -616,7 +616,8 @@ def _liquidation_chunk(
     if onward.size:
         liquidation[onward] = _walk_brackets(
             brackets,
-            instrument[onward],
+            bracket_row[onward],
+            grid_row[onward],
             side[onward],
             quantity[onward],
             mark[onward],
@@ -627,6 +628,11 @@ def _liquidation_chunk(
             landed_again[onward],
         )
     _nan_unless(liquidation, has_price & (liquidation > 0))
+
+
+def _margin_ratio(maintenance: np.ndarray, balance: np.ndarray) -> np.ndarray:
+    """maintenance / balance, nan where the balance is ≤ 0 (`reference.margin_ratio`)."""
+    return np.divide(maintenance, balance, out=np.full_like(balance, np.nan), where=balance > 0)
 
 
 def revalue(
@@ -667,11 +673,8 @@ def revalue(
     isolated = book.pos_isolated_rows
     isolated_equity = book.pos_isolated_margin[isolated] + out.unrealized_pnl[isolated]
     isolated_margin_ratio = np.full(book.n_positions, np.nan)
-    isolated_margin_ratio[isolated] = np.divide(
-        out.maintenance_margin[isolated],
-        isolated_equity,
-        out=np.full_like(isolated_equity, np.nan),
-        where=isolated_equity > 0,
+    isolated_margin_ratio[isolated] = _margin_ratio(
+        out.maintenance_margin[isolated], isolated_equity
     )
     return Revaluation(
         book=book,
@@ -688,9 +691,7 @@ def revalue(
         margin_balance=balance,
         account_maintenance_margin=account_maintenance,
         account_initial_margin=account_initial,
-        margin_ratio=np.divide(
-            account_maintenance, balance, out=np.full_like(balance, np.nan), where=balance > 0
-        ),
+        margin_ratio=_margin_ratio(account_maintenance, balance),
         withdrawable=np.maximum(collateral + np.minimum(account_pnl, 0.0) - account_initial, 0.0),
         collateral_line_value=out.collateral_line_value,
     )
