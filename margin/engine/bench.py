@@ -255,9 +255,13 @@ def disagreements(
     worst scenario loss and risk requirement (near 0: 1e-9 of its gross notional and
     collateral)."""
     book = demo.book
+    # Positions are grouped by account: each account's rows are one run.
+    starts = np.searchsorted(book.pos_account, accounts, side="left")
+    ends = np.searchsorted(book.pos_account, accounts, side="right")
     wrong = 0
-    for account, (quote, reference_stress) in zip(accounts, references, strict=True):
-        rows = np.flatnonzero(book.pos_account == account)
+    runs = zip(accounts, starts, ends, references, strict=True)
+    for account, start, end, (quote, reference_stress) in runs:
+        rows = range(start, end)
         checks = []
         for row, position in zip(rows, quote.positions, strict=True):
             mark = demo.marks[book.pos_instrument[row]]
