@@ -20,7 +20,7 @@ from margin.engine.reference import (
 from margin.engine.types import AccountInput
 from margin.engine.vector import book_from_accounts
 from margin.models import AccountEvent, AuditEntry, MarginAccount, MarginSnapshot
-from margin.selectors import engine_accounts
+from margin.services.account_state import account_state_load
 from margin.services.reference import parameters_in_force
 
 UNIFORM_MOVES = (-0.1, -0.2, -0.3, -0.5, 0.2)
@@ -123,7 +123,8 @@ def account_scenarios(account: AccountInput, *, moving: set[str]) -> list[Scenar
 
 def account_review(*, account: MarginAccount) -> AccountReview:
     version = parameters_in_force()
-    engine_input = engine_accounts([account.pk])[account.pk]
+    state = account_state_load(account, lock=False)
+    engine_input = state.engine_input()
     snapshots = MarginSnapshot.objects.filter(account=account).order_by("-tick")[:HISTORY_POINTS]
     quote = quote_account(engine_input)
     plan = liquidation_plan(
@@ -131,10 +132,7 @@ def account_review(*, account: MarginAccount) -> AccountReview:
         target_ratio=version.liquidation_target_ratio,
         slippage=version.liquidation_slippage,
     )
-    # Engine ids may be position pks or symbols (see margin.selectors.engine_accounts).
-    symbols = {}
-    for pk, symbol in account.positions.values_list("pk", "instrument__symbol"):
-        symbols[str(pk)] = symbols[symbol] = symbol
+    symbols = {p.engine_id: p.instrument for p in state.positions.values()}
     sizes = {p.id: p.quantity for p in engine_input.positions}
     return AccountReview(
         account=account,

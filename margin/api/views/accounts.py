@@ -35,9 +35,9 @@ from margin.selectors import (
     account_of_user_or_404,
     account_quote,
     accounts_of,
-    engine_accounts,
     ledger_history,
 )
+from margin.services.account_state import account_state_load
 
 
 def _own_accounts(user):
@@ -166,16 +166,13 @@ class AccountExplain(TraderView):
         responses={200: QUOTE_ANSWER},
     )
     def get(self, request, account_id: int):
-        account = self.account()
-        engine_input = engine_accounts([account.pk])[account.pk]
-        symbols = dict(
-            Position.objects.filter(margin_account=account).values_list("pk", "instrument__symbol")
-        )
+        state = account_state_load(self.account(), lock=False)
+        symbols = {p.engine_id: p.instrument for p in state.positions.values()}
+        engine_input = state.engine_input()
         engine_input = replace(
             engine_input,
             positions=tuple(
-                replace(position, id=symbols[int(position.id)])
-                for position in engine_input.positions
+                replace(position, id=symbols[position.id]) for position in engine_input.positions
             ),
         )
         quote = quote_account(engine_input)
