@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from margin.engine.precision import engine_context, exact
+from margin.engine.precision import exact
 from margin.engine.types import (
     ONE,
     ZERO,
@@ -90,9 +90,9 @@ class CollateralSlice:
     ratio: Decimal
 
     @property
+    @exact
     def value(self) -> Decimal:
-        with engine_context():
-            return self.amount * self.ratio
+        return self.amount * self.ratio
 
 
 @exact
