@@ -8,7 +8,16 @@ from decimal import Decimal
 from math import ceil
 
 import numpy as np
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Max, Q, Sum
+from django.db.models import (
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    Max,
+    Q,
+    QuerySet,
+    Sum,
+)
 from django.db.models.functions import Abs
 
 from margin.models import (
@@ -82,6 +91,14 @@ def latest_complete_tick() -> RevaluationTick | None:
         RevaluationTick.objects.filter(status=RevaluationTick.Status.COMPLETE)
         .order_by("-pk")
         .first()
+    )
+
+
+def queue_snapshots(tick: RevaluationTick | None) -> QuerySet[MarginSnapshot]:
+    """The tick's snapshots with what a queue row shows of the account (owner, credit tier),
+    for `margin.filters.QueueFilter` to filter and order."""
+    return MarginSnapshot.objects.filter(tick=tick).select_related(
+        "account__owner", "account__credit_tier"
     )
 
 

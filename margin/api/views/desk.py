@@ -20,7 +20,7 @@ from margin.api.idempotency import idempotent
 from margin.api.permissions import IsApprover, IsDesk, IsProposer
 from margin.api.views.accounts import account_detail
 from margin.api.views.base import ApiView
-from margin.desk.selectors import latest_complete_tick
+from margin.desk.selectors import latest_complete_tick, queue_snapshots
 from margin.errors import ApplicationError
 from margin.filters import QueueFilter
 from margin.models import (
@@ -74,9 +74,7 @@ class Queue(DeskView, generics.ListAPIView):
     def get_queryset(self):
         if self.describing:
             return MarginSnapshot.objects.none()
-        return MarginSnapshot.objects.filter(tick=latest_complete_tick()).select_related(
-            "account__owner", "account__credit_tier"
-        )
+        return queue_snapshots(latest_complete_tick())
 
     @extend_schema(summary="The at-risk queue")
     def get(self, request, *args, **kwargs):

@@ -14,11 +14,12 @@ from margin.desk.selectors import (
     desk_book,
     insurance_fund_value,
     latest_complete_tick,
+    queue_snapshots,
     risk_asset_symbols,
 )
 from margin.errors import ApplicationError
 from margin.filters import QueueFilter
-from margin.models import AssetPriceHistory, MarginAccount, MarginSnapshot
+from margin.models import AssetPriceHistory, MarginAccount
 from margin.services.prices import market_tick_run
 from margin.services.revaluation import revaluation_tick_run
 from margin.services.stress_runs import scenario_build, stress_measure
@@ -118,9 +119,7 @@ class Command(BaseCommand):
         if tick is None:
             self.stdout.write("queue: no revaluation tick yet, not timed")
             return
-        snapshots = MarginSnapshot.objects.filter(tick=tick).select_related(
-            "account__owner", "account__credit_tier"
-        )
+        snapshots = queue_snapshots(tick)
         for label, query in (
             ("ratio", {}),
             ("distance", {"order": "buffer"}),
