@@ -1,17 +1,19 @@
-"""What the engine tests share: the published vectors and float-versus-Decimal comparisons."""
+"""What the engine tests share: the published vectors, float-versus-Decimal comparisons and
+running the engine in a fresh interpreter."""
 
 import json
 import math
 import os
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+
 # Beside the repository (CI runs on a clean clone with shared/ copied next to it), unless
 # MARGIN_VECTORS_DIR points elsewhere.
-VECTORS_DIR = Path(
-    os.environ.get("MARGIN_VECTORS_DIR")
-    or Path(__file__).resolve().parents[2].parent / "shared" / "vectors"
-)
+VECTORS_DIR = Path(os.environ.get("MARGIN_VECTORS_DIR") or REPOSITORY.parent / "shared" / "vectors")
 RELATIVE = 1e-9
 
 
@@ -22,6 +24,18 @@ def quote_cases() -> dict[str, dict]:
 def binance_brackets() -> dict[str, list[dict]]:
     data = json.loads((VECTORS_DIR / "binance_brackets_2024_10.json").read_text())
     return {name: rows for name, rows in data.items() if not name.startswith("_")}
+
+
+def run_python(*arguments: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """`python arguments…` in a fresh interpreter at the repository root, output as text."""
+    return subprocess.run(
+        [sys.executable, *arguments],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPOSITORY,
+        check=False,
+    )
 
 
 def close(

@@ -3,15 +3,13 @@
 import copy
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from margin.engine.errors import EngineInputError
 from margin.engine.request import parse_quote_request
+from tests.engine.support import run_python
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 GOOD = {
     "account": {
         "credit_tier": {"haircut_scale": "1", "mm_scale": "1"},
@@ -139,14 +137,7 @@ def test_parser_names_the_field(name):
 
 
 def _run(stdin: str, *arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "margin.engine", "quote", *arguments],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=REPOSITORY,
-        check=False,
-    )
+    return run_python("-m", "margin.engine", "quote", *arguments, stdin=stdin)
 
 
 @pytest.mark.parametrize(

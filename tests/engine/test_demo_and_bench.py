@@ -1,17 +1,12 @@
 """The demo data is the published table, and the benchmark runs and says what it measured."""
 
 import re
-import subprocess
-import sys
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from margin.engine.demo import INSTRUMENTS
-from tests.engine.support import binance_brackets
-
-REPOSITORY = Path(__file__).resolve().parents[2]
+from tests.engine.support import binance_brackets, run_python
 
 
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])
@@ -25,24 +20,17 @@ def test_demo_tables_are_binance_tables(symbol):
 
 
 def test_benchmark_prints_its_figures_last():
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "margin.engine.bench",
-            "--positions",
-            "3000",
-            "--accounts",
-            "600",
-            "--repeat",
-            "1",
-            "--reference-positions",
-            "300",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPOSITORY,
-        check=False,
+    run = run_python(
+        "-m",
+        "margin.engine.bench",
+        "--positions",
+        "3000",
+        "--accounts",
+        "600",
+        "--repeat",
+        "1",
+        "--reference-positions",
+        "300",
     )
     assert run.returncode == 0, run.stderr
     lines = run.stdout.strip().splitlines()

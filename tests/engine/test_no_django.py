@@ -1,10 +1,7 @@
 """The engine is plain Python and NumPy: importing every part of it loads no Django."""
 
-import subprocess
-import sys
-from pathlib import Path
+from tests.engine.support import run_python
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 PROBE = """
 import importlib, pkgutil, sys
 import margin.engine
@@ -20,7 +17,5 @@ sys.exit(1 if loaded else 0)
 
 
 def test_engine_imports_no_django():
-    run = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=REPOSITORY, check=False
-    )
+    run = run_python("-c", PROBE)
     assert run.returncode == 0, run.stdout + run.stderr

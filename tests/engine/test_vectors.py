@@ -1,10 +1,7 @@
 """The published vectors, through the command line and through both implementations."""
 
 import json
-import subprocess
-import sys
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -12,9 +9,8 @@ from margin.engine.reference import quote_account
 from margin.engine.request import parse_quote_request, render_quote
 from margin.engine.types import BracketTable
 from margin.engine.vector import book_from_accounts, revalue
-from tests.engine.support import binance_brackets, close, quote_cases
+from tests.engine.support import binance_brackets, close, quote_cases, run_python
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 CASES = quote_cases()
 ACCOUNT_FIGURES = (
     "collateral_value",
@@ -58,27 +54,14 @@ def assert_answer_meets(answer: dict, expect: dict) -> None:
 def test_command_line_answers_each_case(name, tmp_path):
     request_file = tmp_path / "request.json"
     request_file.write_text(json.dumps(CASES[name]["request"]))
-    run = subprocess.run(
-        [sys.executable, "-m", "margin.engine", "quote", str(request_file)],
-        capture_output=True,
-        text=True,
-        cwd=REPOSITORY,
-        check=False,
-    )
+    run = run_python("-m", "margin.engine", "quote", str(request_file))
     assert run.returncode == 0, run.stderr
     assert_answer_meets(json.loads(run.stdout), CASES[name]["expect"])
 
 
 def test_command_line_reads_standard_input_and_explains():
     request = CASES["bybit_mm"]["request"]
-    run = subprocess.run(
-        [sys.executable, "-m", "margin.engine", "quote", "-", "--explain"],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        cwd=REPOSITORY,
-        check=False,
-    )
+    run = run_python("-m", "margin.engine", "quote", "-", "--explain", stdin=json.dumps(request))
     assert run.returncode == 0, run.stderr
     answer = json.loads(run.stdout)
     assert_answer_meets(answer, CASES["bybit_mm"]["expect"])
