@@ -15,18 +15,12 @@ from margin.engine.types import (
     HaircutTier,
     PositionInput,
 )
-from tests.engine.support import binance_brackets
+from tests.engine.support import BINANCE_BTC
 
 # Divisors of every generated floor (multiples of 1000) whose quotient is exact in binary too:
 # a quantity from here and the mark floor / quantity put a notional exactly on a floor in both
 # Decimal and float.
 EXACT_QUANTITIES = (1, 2, 4, 5, 8, 10, 16, 20, 25)
-BINANCE_BTC = BracketTable.build(
-    [
-        {name: Decimal(row[name]) for name in ("floor", "mmr", "max_leverage")}
-        for row in binance_brackets()["BTCUSDT"]
-    ]
-)
 
 
 def decimals(low: str, high: str, places: int) -> st.SearchStrategy[Decimal]:

@@ -1,5 +1,6 @@
-"""What the engine tests share: the published vectors, float-versus-Decimal comparisons and
-running the engine in a fresh interpreter."""
+"""What the engine tests share: the published vectors, the BTCUSDT perpetual and USDT line the
+hand-written accounts are made of, float-versus-Decimal comparisons and running the engine in a
+fresh interpreter."""
 
 import json
 import math
@@ -8,6 +9,8 @@ import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
+
+from margin.engine.types import CROSS, ISOLATED, BracketTable, CollateralLine, PositionInput
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -24,6 +27,42 @@ def quote_cases() -> dict[str, dict]:
 def binance_brackets() -> dict[str, list[dict]]:
     data = json.loads((VECTORS_DIR / "binance_brackets_2024_10.json").read_text())
     return {name: rows for name, rows in data.items() if not name.startswith("_")}
+
+
+BINANCE_BTC = BracketTable.build(
+    [
+        {name: Decimal(row[name]) for name in ("floor", "mmr", "max_leverage")}
+        for row in binance_brackets()["BTCUSDT"]
+    ]
+)
+
+
+def usdt(quantity: str) -> CollateralLine:
+    return CollateralLine(asset="USDT", quantity=Decimal(quantity), price=Decimal(1))
+
+
+def btc_perp(
+    position_id: str = "BTCUSDT",
+    *,
+    side: int = 1,
+    quantity: str = "1",
+    entry: str = "60000",
+    mark: str = "60000",
+    isolated_margin: str | None = None,
+) -> PositionInput:
+    """A BTCUSDT perpetual on Binance's table at leverage 10 (isolated when given a margin)."""
+    return PositionInput(
+        id=position_id,
+        side=side,
+        quantity=Decimal(quantity),
+        entry_price=Decimal(entry),
+        mark_price=Decimal(mark),
+        leverage=Decimal(10),
+        brackets=BINANCE_BTC,
+        margin_mode=CROSS if isolated_margin is None else ISOLATED,
+        isolated_margin=None if isolated_margin is None else Decimal(isolated_margin),
+        underlying="BTC",
+    )
 
 
 def run_python(*arguments: str, stdin: str | None = None) -> subprocess.CompletedProcess:

@@ -9,29 +9,12 @@ from hypothesis import strategies as st
 from margin.engine.errors import EngineInputError
 from margin.engine.liquidation import account_after, apply_plan, liquidation_plan
 from margin.engine.reference import quote_account
-from margin.engine.types import AccountInput, CollateralLine, PositionInput
-from tests.engine.strategies import BINANCE_BTC, accounts, decimals, markets
+from margin.engine.types import AccountInput
+from tests.engine.strategies import accounts, decimals, markets
+from tests.engine.support import btc_perp, usdt
 
 SLIPPAGE = Decimal("0.005")
 TARGET = Decimal("0.3")
-
-
-def usdt(quantity: str) -> CollateralLine:
-    return CollateralLine(asset="USDT", quantity=Decimal(quantity), price=Decimal(1))
-
-
-def perp(
-    position_id: str, *, side: int = 1, quantity: str, entry: str, mark: str = "60000"
-) -> PositionInput:
-    return PositionInput(
-        id=position_id,
-        side=side,
-        quantity=Decimal(quantity),
-        entry_price=Decimal(entry),
-        mark_price=Decimal(mark),
-        leverage=Decimal(10),
-        brackets=BINANCE_BTC,
-    )
 
 
 def assert_back_under_target(account: AccountInput, target: Decimal, slippage: Decimal) -> None:
@@ -47,7 +30,7 @@ def assert_back_under_target(account: AccountInput, target: Decimal, slippage: D
 def test_a_large_position_is_reduced_just_enough_and_its_bracket_steps_down():
     # 40 BTC at 60,000 is 2.4M notional, bracket 3 (0.65%); the account is past liquidation.
     account = AccountInput(
-        collateral=(usdt("70000"),), positions=(perp("BTC", quantity="40", entry="61500"),)
+        collateral=(usdt("70000"),), positions=(btc_perp("BTC", quantity="40", entry="61500"),)
     )
     before = quote_account(account)
     assert before.margin_ratio >= 1
@@ -71,9 +54,9 @@ def test_largest_maintenance_margin_goes_first():
     account = AccountInput(
         collateral=(usdt("9000"),),
         positions=(
-            perp("small", quantity="1", entry="64000"),
-            perp("large", side=-1, quantity="8", entry="57000"),
-            perp("middle", quantity="3", entry="62000"),
+            btc_perp("small", quantity="1", entry="64000"),
+            btc_perp("large", side=-1, quantity="8", entry="57000"),
+            btc_perp("middle", quantity="3", entry="62000"),
         ),
     )
     plan = liquidation_plan(account, target_ratio=Decimal("0.2"), slippage=SLIPPAGE)
@@ -83,7 +66,7 @@ def test_largest_maintenance_margin_goes_first():
 
 def test_a_bankrupt_account_is_closed_whole_and_the_insurance_fund_pays_the_rest():
     account = AccountInput(
-        collateral=(usdt("1000"),), positions=(perp("BTC", quantity="2", entry="70000"),)
+        collateral=(usdt("1000"),), positions=(btc_perp("BTC", quantity="2", entry="70000"),)
     )
     plan = liquidation_plan(account, target_ratio=Decimal("0.8"), slippage=SLIPPAGE)
     assert [(s.position_id, s.quantity, s.remaining_quantity) for s in plan.steps] == [
@@ -98,7 +81,7 @@ def test_a_bankrupt_account_is_closed_whole_and_the_insurance_fund_pays_the_rest
 
 def test_an_account_under_target_needs_nothing():
     account = AccountInput(
-        collateral=(usdt("100000"),), positions=(perp("BTC", quantity="1", entry="60000"),)
+        collateral=(usdt("100000"),), positions=(btc_perp("BTC", quantity="1", entry="60000"),)
     )
     plan = liquidation_plan(account, target_ratio=Decimal("0.8"), slippage=SLIPPAGE)
     assert plan.steps == () and plan.reaches_target and plan.insurance_fund_cost == 0

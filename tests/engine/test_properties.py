@@ -7,46 +7,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from margin.engine.reference import maintenance_margin, quote_account, unrealized_pnl
-from margin.engine.types import (
-    CROSS,
-    ISOLATED,
-    AccountInput,
-    CollateralLine,
-    CreditTier,
-    PositionInput,
-)
+from margin.engine.types import AccountInput, CollateralLine, CreditTier
 from tests.engine.agreement import assert_vector_matches_reference
-from tests.engine.strategies import BINANCE_BTC, books
-from tests.engine.support import close
+from tests.engine.strategies import books
+from tests.engine.support import btc_perp, close, usdt
 
 BOUNDED = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def usdt(quantity: str) -> CollateralLine:
-    return CollateralLine(asset="USDT", quantity=Decimal(quantity), price=Decimal(1))
-
-
-def btc_perp(
-    position_id: str = "BTCUSDT",
-    *,
-    side: int = 1,
-    quantity: str = "1",
-    entry: str = "60000",
-    mark: str = "60000",
-    isolated_margin: str | None = None,
-) -> PositionInput:
-    return PositionInput(
-        id=position_id,
-        side=side,
-        quantity=Decimal(quantity),
-        entry_price=Decimal(entry),
-        mark_price=Decimal(mark),
-        leverage=Decimal(10),
-        brackets=BINANCE_BTC,
-        margin_mode=CROSS if isolated_margin is None else ISOLATED,
-        isolated_margin=None if isolated_margin is None else Decimal(isolated_margin),
-        underlying="BTC",
-    )
 
 
 @BOUNDED
