@@ -176,7 +176,7 @@ def engine_book(
     marks = dict(MarkPrice.objects.values_list("instrument_id", _as_float("mark_price")))
     prices = dict(AssetPrice.objects.values_list("asset_id", _as_float("price")))
 
-    position_ids, pos_account, pos_instrument, quantity, entry, leverage, isolated = _columns(
+    position_columns = _columns(
         positions.values_list(
             "pk",
             "margin_account_id",
@@ -188,21 +188,13 @@ def engine_book(
         ),
         ("int8", "int8", "int8", "float8", "float8", "float8", "bool"),
     )
-    if not (np.diff(position_ids) > 0).all():
+    if not (np.diff(position_columns[0]) > 0).all():
         # An aggregate over a sorted subquery keeps its order in practice, not by contract.
-        order = np.argsort(position_ids)
-        position_ids, pos_account, pos_instrument, quantity, entry, leverage, isolated = (
-            column[order]
-            for column in (
-                position_ids,
-                pos_account,
-                pos_instrument,
-                quantity,
-                entry,
-                leverage,
-                isolated,
-            )
-        )
+        order = np.argsort(position_columns[0])
+        position_columns = [column[order] for column in position_columns]
+    position_ids, pos_account, pos_instrument, quantity, entry, leverage, isolated = (
+        position_columns
+    )
     isolated_margin = np.zeros(len(position_ids))
     held_by, balances = _columns(
         ledger.filter(kind=LedgerAccountKind.ISOLATED).values_list(
