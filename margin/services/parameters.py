@@ -179,11 +179,9 @@ def parameter_impact_preview(*, payload: dict) -> dict:
     terms = engine_terms(version)
     book_slice = desk_book()
     book = book_slice.book
-    tier_codes = dict(
-        MarginAccount.objects.filter(pk__in=book_slice.account_ids.tolist()).values_list(
-            "pk", "credit_tier__code"
-        )
-    )
+    # Every account's tier (the book is all of them): an IN list of 100k ids costs PostgreSQL
+    # far more to parse and plan than the table scan (see `engine_book`).
+    tier_codes = dict(MarginAccount.objects.values_list("pk", "credit_tier__code"))
     credit = {**terms.credit_tiers, **tiers}
     codes = [tier_codes[int(pk)] for pk in book_slice.account_ids]
     try:
