@@ -78,12 +78,12 @@ class _Context:
 
 
 def _positions_by_engine_id(account: MarginAccount) -> dict[str, Position]:
-    """The account's open positions by the ids the engine input may carry (pk or symbol)."""
-    rows = {}
-    for position in account.positions.exclude(quantity=0).select_related("instrument"):
-        rows[str(position.pk)] = position
-        rows[position.instrument.symbol] = position
-    return rows
+    """The account's open positions by their engine id: the primary key, as a string (see
+    `PositionState.engine_id`)."""
+    return {
+        str(position.pk): position
+        for position in account.positions.exclude(quantity=0).select_related("instrument")
+    }
 
 
 def _insurance_fund(asset: Asset) -> LedgerAccount:
@@ -214,7 +214,7 @@ def _auto_deleverage(ctx: _Context, quote: AccountQuote, positions) -> None:
     for row in order:
         current, positions = ctx.quote()
         position = positions[row.id]
-        live = next(r for r in current.positions if positions[r.id].pk == position.pk)
+        live = next(r for r in current.positions if r.id == row.id)
         mark = position.instrument.mark.mark_price
         price = (live.bankruptcy_price or mark).quantize(CENT)
         remaining = abs(position.quantity)
