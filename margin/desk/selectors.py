@@ -153,9 +153,8 @@ def ratio_heat_map(tick) -> tuple[list[str], list[dict]]:
     """Accounts with positions of the latest tick by margin-ratio bucket (rows) and credit
     tier (columns); no equity left counts in the last bucket."""
     tiers = list(CreditTier.objects.order_by("rank", "code").values_list("name", flat=True))
-    snapshots = MarginSnapshot.objects.filter(tick=tick, maintenance_margin__gt=0)
-    counts = {}
-    for label, low, high in RATIO_BUCKET_EDGES:
+    buckets = {}
+    for n, (_, low, high) in enumerate(RATIO_BUCKET_EDGES):
         bucket = Q()
         if low is not None:
             bucket &= Q(margin_ratio__gte=low)
@@ -163,12 +162,18 @@ def ratio_heat_map(tick) -> tuple[list[str], list[dict]]:
             bucket &= Q(margin_ratio__lt=high)
         if high is None:
             bucket |= Q(margin_ratio__isnull=True)
-        counts[label] = dict(
-            snapshots.filter(bucket)
-            .values("account__credit_tier__name")
-            .annotate(n=Count("pk"))
-            .values_list("account__credit_tier__name", "n")
-        )
+        buckets[f"bucket_{n}"] = Count("pk", filter=bucket)
+    # One pass over the tick's snapshots, every bucket counted per tier at once.
+    by_tier = (
+        MarginSnapshot.objects.filter(tick=tick, maintenance_margin__gt=0)
+        .values("account__credit_tier__name")
+        .annotate(**buckets)
+        .order_by()
+    )
+    counts = {label: {} for label, _, _ in RATIO_BUCKET_EDGES}
+    for row in by_tier:
+        for n, (label, _, _) in enumerate(RATIO_BUCKET_EDGES):
+            counts[label][row["account__credit_tier__name"]] = row[f"bucket_{n}"]
     top = max((n for row in counts.values() for n in row.values()), default=0)
     return tiers, [
         {
