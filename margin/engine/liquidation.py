@@ -114,6 +114,13 @@ def execution_price(position: PositionInput, slippage: Decimal) -> Decimal:
 
 
 @exact
+def realized_pnl(position: PositionInput, quantity: Decimal, slippage: Decimal) -> Decimal:
+    """PnL realized by reducing the position by `quantity` at its execution price:
+    side × quantity × (execution price − entry)."""
+    return position.side * quantity * (execution_price(position, slippage) - position.entry_price)
+
+
+@exact
 def account_after(
     account: AccountInput,
     reductions: dict[str, Decimal],
@@ -128,9 +135,7 @@ def account_after(
     realized = ZERO
     for position in account.positions:
         reduced = reductions.get(position.id, ZERO)
-        realized += (
-            position.side * reduced * (execution_price(position, slippage) - position.entry_price)
-        )
+        realized += realized_pnl(position, reduced, slippage)
         if reduced < position.quantity:
             positions.append(replace(position, quantity=position.quantity - reduced))
     settlement = CollateralLine(asset=settlement_asset, quantity=realized, price=ONE)
@@ -183,15 +188,14 @@ def liquidation_plan(
         current = quote_account(
             account_after(account, reductions, slippage=slippage, settlement_asset=settlement_asset)
         )
-        price = execution_price(position, slippage)
         steps.append(
             LiquidationStep(
                 position_id=position_id,
                 quantity=reduced,
                 remaining_quantity=position.quantity - reduced,
-                execution_price=price,
+                execution_price=execution_price(position, slippage),
                 slippage_loss=reduced * position.mark_price * slippage,
-                realized_pnl=position.side * reduced * (price - position.entry_price),
+                realized_pnl=realized_pnl(position, reduced, slippage),
                 margin_ratio_after=current.margin_ratio,
             )
         )
