@@ -22,14 +22,9 @@ from margin.models import Case, MarginAccount, MarginSnapshot, Proposal
 from margin.services import desk as desk_services
 from margin.services.proposals import credit_tier_change_propose, forced_reduction_propose
 from margin.views.desk_common import act, form_errors, sparkline
+from margin.views.rendering import query_without_page, render_page_or_fragment
 
 QUEUE_PAGE_SIZE = 50
-
-
-def _partial(request, template: str, partial: str) -> str:
-    if request.htmx and not request.htmx.history_restore_request:
-        return f"{template}#{partial}"
-    return template
 
 
 @desk_required
@@ -46,17 +41,16 @@ def queue(request):
             status=Case.Status.OPEN, margin_account__in=[s.account_id for s in page]
         ).values_list("margin_account_id", "pk")
     )
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(
+    return render_page_or_fragment(
         request,
-        _partial(request, "desk/queue.html", "queue-table"),
+        "desk/queue.html",
+        "queue-table",
         {
             "tick": tick,
             "filter": queue_filter,
             "page": page,
             "rows": [(s, open_cases.get(s.account_id)) for s in page],
-            "query": query.urlencode(),
+            "query": query_without_page(request),
         },
     )
 

@@ -10,6 +10,7 @@ from django.shortcuts import render
 from accounts.access import desk_required
 from margin.filters import AuditFilter
 from margin.models import AuditEntry
+from margin.views.rendering import query_without_page
 
 CSV_COLUMNS = ("id", "at", "actor", "action", "account", "subject", "before", "after", "reason")
 
@@ -22,12 +23,10 @@ def _filtered(request) -> AuditFilter:
 def audit(request):
     audit_filter = _filtered(request)
     page = Paginator(audit_filter.qs, 100).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
     return render(
         request,
         "desk/audit.html",
-        {"filter": audit_filter, "page": page, "query": query.urlencode()},
+        {"filter": audit_filter, "page": page, "query": query_without_page(request)},
     )
 
 

@@ -14,6 +14,7 @@ from margin.models import CascadeRun, StressRun
 from margin.services.cascade import cascade_run_start
 from margin.services.stress_runs import stress_run_create
 from margin.views.desk_common import form_errors, sparkline
+from margin.views.rendering import render_page_or_fragment
 
 
 def _bars(values: dict[str, float]) -> list[dict]:
@@ -120,12 +121,10 @@ def _price_paths(run: CascadeRun) -> list[dict]:
 def cascade_detail(request, pk: int):
     """The run's page; htmx polls its progress fragment until the run is done."""
     run = get_object_or_404(CascadeRun.objects.select_related("created_by"), pk=pk)
-    template = "desk/cascade_run.html"
-    if request.htmx and not request.htmx.history_restore_request:
-        template += "#cascade-progress"
-    return render(
+    return render_page_or_fragment(
         request,
-        template,
+        "desk/cascade_run.html",
+        "cascade-progress",
         {
             "run": run,
             "finished": run.status in (CascadeRun.Status.DONE, CascadeRun.Status.FAILED),

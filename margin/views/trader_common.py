@@ -1,11 +1,11 @@
-"""What every trader view shares: the account access check and page-or-fragment rendering."""
+"""What every trader view shares: the account access check and the dashboard's template."""
 
 from functools import wraps
 
-from django.shortcuts import render
-
 from accounts.access import trader_required
 from margin.selectors import account_of_user_or_404
+
+DASHBOARD = "margin/account_detail.html"
 
 
 def with_account(view):
@@ -19,19 +19,3 @@ def with_account(view):
         return view(request, account, *args, **kwargs)
 
     return guarded
-
-
-def wants_fragment(request) -> bool:
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
-def render_partial(request, template: str, partial: str, context: dict, *, status: int = 200):
-    """Only the named `{% partialdef %}` of the page's template."""
-    return render(request, f"{template}#{partial}", context, status=status)
-
-
-def render_page_or_fragment(request, template: str, partial: str, context: dict):
-    """The whole page, or just `partial` when htmx asks (the polled and filtered fragments)."""
-    if wants_fragment(request):
-        return render_partial(request, template, partial, context)
-    return render(request, template, context)

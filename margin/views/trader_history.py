@@ -12,7 +12,12 @@ from margin.market.selectors import unread_notifications
 from margin.models import AccountEvent, Fill, Notification
 from margin.selectors import ledger_history
 from margin.services.notifications import notifications_mark_read
-from margin.views.trader_common import render_page_or_fragment, render_partial, with_account
+from margin.views.rendering import (
+    query_without_page,
+    render_page_or_fragment,
+    render_partial,
+)
+from margin.views.trader_common import with_account
 
 HISTORY = "margin/account_history.html"
 NOTIFICATIONS = "margin/notifications.html"
@@ -63,14 +68,12 @@ def history(request, account):
     page = Paginator(_history_rows(account, kind, filters), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    query = request.GET.copy()
-    query.pop("page", None)
     context = {
         "account": account,
         "form": form,
         "kind": kind,
         "page": page,
-        "query": query.urlencode(),
+        "query": query_without_page(request),
     }
     return render_page_or_fragment(request, HISTORY, "history-table", context)
 

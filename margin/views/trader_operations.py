@@ -47,9 +47,9 @@ from margin.services.margin_mode import (
 )
 from margin.services.positions import position_market_fill, position_market_fill_preview
 from margin.templatetags.trader_format import money, price, quantity, signed_money
-from margin.views.trader_common import render_partial, wants_fragment, with_account
+from margin.views.rendering import render_partial, wants_fragment
+from margin.views.trader_common import DASHBOARD, with_account
 
-DASHBOARD = "margin/account_detail.html"
 ACCOUNT_CHANGED = "account-changed"
 CENT = Decimal("0.01")
 
@@ -330,8 +330,14 @@ def _traded_position(subject: Subject, arguments: dict) -> PositionState | None:
     return subject.state.position(instrument) if instrument in subject.state.underlyings else None
 
 
-def _preview(request, account, operation, form, subject: Subject):
-    arguments = operation.arguments(form, subject.position and subject.position.instrument)
+def _with_errors(request, account, operation, form, subject: Subject, partial: str):
+    """The form again with its errors: a 200 fragment for htmx (it swaps no 4xx), else a 422."""
+    status = 200 if wants_fragment(request) else 422
+    context = _context(account, operation, form, subject)
+    return render_partial(request, DASHBOARD, partial, context, status=status)
+
+
+def _preview(request, account, operation, form, subject: Subject, arguments: dict):
     try:
         preview = operation.preview(account=account, **arguments)
     except ApplicationError as error:
@@ -353,8 +359,7 @@ def _preview(request, account, operation, form, subject: Subject):
     return render_partial(request, DASHBOARD, "preview", context)
 
 
-def _book(request, account, operation, form, subject: Subject):
-    arguments = operation.arguments(form, subject.position and subject.position.instrument)
+def _book(request, account, operation, form, subject: Subject, arguments: dict):
     try:
         receipt = operation.submit(
             account=account,
@@ -364,9 +369,7 @@ def _book(request, account, operation, form, subject: Subject):
         )
     except ApplicationError as error:
         _apply_refusal(form, error)
-        status = 200 if wants_fragment(request) else 422
-        context = _context(account, operation, form, subject)
-        return render_partial(request, DASHBOARD, operation.partial, context, status=status)
+        return _with_errors(request, account, operation, form, subject, operation.partial)
     if not wants_fragment(request):
         return redirect("trader:account", pk=account.pk)
     if operation.on_position:
@@ -410,10 +413,9 @@ def operation_view(request, account, name: str, symbol: str | None = None):
     form = operation.form_class(request.POST, **_form_kwargs(operation, subject))
     is_preview = "preview" in request.POST
     if not form.is_valid():
-        status = 200 if wants_fragment(request) else 422
         partial = "preview" if is_preview else operation.partial
-        context = _context(account, operation, form, subject)
-        return render_partial(request, DASHBOARD, partial, context, status=status)
+        return _with_errors(request, account, operation, form, subject, partial)
+    arguments = operation.arguments(form, subject.position and subject.position.instrument)
     if is_preview:
-        return _preview(request, account, operation, form, subject)
-    return _book(request, account, operation, form, subject)
+        return _preview(request, account, operation, form, subject, arguments)
+    return _book(request, account, operation, form, subject, arguments)

@@ -18,13 +18,13 @@ from margin.models import Asset, MarginSnapshot, Position
 from margin.selectors import accounts_of, engine_accounts
 from margin.services.ledger import margin_account_open
 from margin.services.reference import parameters_in_force
-from margin.views.trader_common import render_page_or_fragment, render_partial, with_account
+from margin.views.rendering import render_page_or_fragment, render_partial
+from margin.views.trader_common import DASHBOARD, with_account
 from margin.views.trader_figures import account_figures, position_rows, thresholds_of
 from margin.views.trader_gauge import ratio_gauge
 from margin.views.trader_operations import blank_forms
 from margin.views.trader_whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
 
-DASHBOARD = "margin/account_detail.html"
 # Points per chart: at one revaluation every 2 s, the last 10 minutes.
 CHART_POINTS = 300
 
