@@ -8,6 +8,7 @@ a page, a preview and an explanation always agree to the digit.
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 
 from margin.engine.reference import (
     AccountQuote,
@@ -93,10 +94,15 @@ class AccountFigures:
     gauge: Gauge
     positions: tuple[PositionRow, ...]
     collateral: tuple[CollateralRow, ...]
-    revaluation: Revaluation
     # The stress scenarios' reach in the parameters in force: k sigmas over a horizon.
     stress_k_sigma: Decimal
     stress_horizon_days: Decimal
+
+    @cached_property
+    def revaluation(self) -> Revaluation:
+        """Read on first use: only the overview shows it, and the positions and collateral
+        fragments poll every 2 s without it."""
+        return _revaluation(self.account)
 
     @property
     def risk_requirement(self) -> Decimal | None:
@@ -166,7 +172,6 @@ def account_figures(account: MarginAccount) -> AccountFigures:
         state=state,
         positions=position_rows(state, account_input, quote),
         collateral=collateral_rows(account_input),
-        revaluation=_revaluation(account),
         stress_k_sigma=version.stress_k_sigma,
         stress_horizon_days=version.stress_horizon_days,
     )
