@@ -57,14 +57,17 @@ def _aged(snapshot: MarginSnapshot) -> MarginSnapshot:
     return snapshot
 
 
-def latest_snapshot(account: MarginAccount) -> MarginSnapshot | None:
-    """The account's newest snapshot, with `age_s` and `is_stale` set on it."""
-    snapshot = (
+def _newest_first(account: MarginAccount) -> QuerySet[MarginSnapshot]:
+    return (
         MarginSnapshot.objects.filter(account=account)
         .select_related("tick")
         .order_by(NEWEST_SNAPSHOT_FIRST)
-        .first()
     )
+
+
+def latest_snapshot(account: MarginAccount) -> MarginSnapshot | None:
+    """The account's newest snapshot, with `age_s` and `is_stale` set on it."""
+    snapshot = _newest_first(account).first()
     return None if snapshot is None else _aged(snapshot)
 
 
@@ -91,11 +94,7 @@ def with_latest_snapshots(accounts) -> list:
 
 def snapshot_history(account: MarginAccount, limit: int = 120) -> QuerySet[MarginSnapshot]:
     """The account's latest `limit` snapshots, newest first (charts of ratio and balance)."""
-    return (
-        MarginSnapshot.objects.filter(account=account)
-        .select_related("tick")
-        .order_by("-tick_id")[:limit]
-    )
+    return _newest_first(account)[:limit]
 
 
 @dataclass(frozen=True)
@@ -114,12 +113,7 @@ def _decimal(value) -> Decimal | None:
 
 def position_figures(account: MarginAccount) -> dict[int, PositionFigures]:
     """Per-position figures of the account's latest snapshot, by position id."""
-    snapshot = (
-        MarginSnapshot.objects.filter(account=account)
-        .select_related("tick")
-        .order_by("-tick_id")
-        .first()
-    )
+    snapshot = _newest_first(account).first()
     if snapshot is None:
         return {}
     rows = [dict(zip(MarginSnapshot.POSITION_FIELDS, v, strict=True)) for v in snapshot.positions]
