@@ -7,24 +7,24 @@ RISK_OFFICER = "risk officer"
 RISK_MANAGER = "risk manager"
 ADMIN = "admin"
 
+TRADE = "accounts.trade"
+USE_DESK = "accounts.use_desk"
+PROPOSE = "accounts.propose_change"
+APPROVE = "accounts.approve_change"
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    TRADER: ["accounts.trade"],
-    RISK_OFFICER: ["accounts.use_desk", "accounts.propose_change"],
-    RISK_MANAGER: ["accounts.use_desk", "accounts.propose_change", "accounts.approve_change"],
+    TRADER: [TRADE],
+    RISK_OFFICER: [USE_DESK, PROPOSE],
+    RISK_MANAGER: [USE_DESK, PROPOSE, APPROVE],
     ADMIN: [
-        "accounts.use_desk",
-        "accounts.propose_change",
-        "accounts.approve_change",
+        USE_DESK,
+        PROPOSE,
+        APPROVE,
         "accounts.view_user",
         "accounts.change_user",
         "accounts.add_user",
     ],
 }
-
-TRADE = "accounts.trade"
-USE_DESK = "accounts.use_desk"
-PROPOSE = "accounts.propose_change"
-APPROVE = "accounts.approve_change"
 
 
 def ensure_roles(**_kwargs) -> None:
