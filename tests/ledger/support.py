@@ -1,10 +1,11 @@
-"""Helpers of the ledger tests: keys, funding, marks and balances."""
+"""Helpers of the ledger tests: keys, funding, fills, marks and balances."""
 
 import uuid
 from decimal import Decimal
 
 from margin.models import LedgerAccount, LedgerAccountKind, MarkPrice
 from margin.services.collateral import collateral_deposit
+from margin.services.positions import position_market_fill
 
 
 def new_key() -> str:
@@ -14,6 +15,17 @@ def new_key() -> str:
 def fund(account, asset: str, amount: str) -> None:
     collateral_deposit(
         account=account, asset=asset, amount=Decimal(amount), idempotency_key=new_key()
+    )
+
+
+def trade(account, side: str, quantity: str, instrument: str = "BTCUSDT"):
+    """A market fill at the current mark."""
+    return position_market_fill(
+        account=account,
+        instrument=instrument,
+        side=side,
+        quantity=Decimal(quantity),
+        idempotency_key=new_key(),
     )
 
 

@@ -14,20 +14,13 @@ from margin.services.margin_mode import (
     position_margin_mode_switch,
     position_margin_mode_switch_preview,
 )
-from margin.services.positions import position_market_fill
-from tests.ledger.support import balance, fund, new_key, set_mark
+from tests.ledger.support import balance, fund, new_key, set_mark, trade
 
 D = Decimal
 
 
 def buy(account, quantity: str, instrument: str = "BTCUSDT"):
-    return position_market_fill(
-        account=account,
-        instrument=instrument,
-        side="buy",
-        quantity=D(quantity),
-        idempotency_key=new_key(),
-    )
+    return trade(account, "buy", quantity, instrument)
 
 
 def switch(account, mode: str, margin: str | None = None):

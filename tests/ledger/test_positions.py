@@ -8,22 +8,11 @@ from margin.services.margin_mode import position_leverage_set, position_margin_m
 from margin.services.positions import (
     fill_math,
     position_fill,
-    position_market_fill,
     position_market_fill_preview,
 )
-from tests.ledger.support import balance, fund, house, new_key, set_mark
+from tests.ledger.support import balance, fund, house, new_key, set_mark, trade
 
 D = Decimal
-
-
-def trade(account, side: str, quantity: str, instrument: str = "BTCUSDT"):
-    return position_market_fill(
-        account=account,
-        instrument=instrument,
-        side=side,
-        quantity=D(quantity),
-        idempotency_key=new_key(),
-    )
 
 
 @pytest.mark.parametrize(
