@@ -20,6 +20,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Abs
 
+from margin.desk.shocks import carried_forward
 from margin.models import (
     Asset,
     AssetPrice,
@@ -76,9 +77,7 @@ def price_history(
         "asset__symbol", "at", "price"
     ):
         path[row[at], column[symbol]] = float(price)
-    for step in range(1, len(path)):
-        gap = np.isnan(path[step])
-        path[step, gap] = path[step - 1, gap]
+    path = carried_forward(path)
     # An asset never recorded (the settlement coin) holds still at 1 relative to itself.
     never = np.isnan(path).all(axis=0)
     path[:, never] = 1.0

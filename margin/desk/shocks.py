@@ -53,14 +53,19 @@ def depeg(n_assets: int, asset: int, move: float) -> np.ndarray:
     return moves
 
 
-def replay_moves(path: np.ndarray) -> np.ndarray:
-    """A recorded stretch of the market (steps × assets prices) as moves from its first step,
-    one row per later step; a step without a price for an asset repeats its last one."""
-    path = np.asarray(path, dtype=float)
-    filled = path.copy()
+def carried_forward(path: np.ndarray) -> np.ndarray:
+    """Steps × assets prices with each missing (non-finite) price repeating the step before."""
+    filled = np.array(path, dtype=float)
     for step in range(1, len(filled)):
         gap = ~np.isfinite(filled[step])
         filled[step, gap] = filled[step - 1, gap]
+    return filled
+
+
+def replay_moves(path: np.ndarray) -> np.ndarray:
+    """A recorded stretch of the market (steps × assets prices) as moves from its first step,
+    one row per later step; a step without a price for an asset repeats its last one."""
+    filled = carried_forward(path)
     return filled[1:] / filled[0] - 1.0
 
 
