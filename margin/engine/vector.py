@@ -276,19 +276,11 @@ class Book:
     # the revaluation job and the desk revalue one book again and again at other prices.
 
     def prepare(self) -> None:
-        """Build the price-independent arrays now, before threads share the book."""
-        for name in (
-            "pos_cross_account",
-            "pos_isolated_weight",
-            "pos_isolated_rows",
-            "pos_mm_scale",
-            "pos_grid_row",
-            "pos_bracket_row",
-            "pos_exposure_cell",
-            "line_exposure_cell",
-            "line_tiers",
-        ):
-            getattr(self, name)
+        """Build the price-independent arrays now, before threads share the book: every cached
+        property below."""
+        for name, attribute in vars(Book).items():
+            if isinstance(attribute, cached_property):
+                getattr(self, name)
 
     @cached_property
     def pos_cross_account(self) -> np.ndarray:
