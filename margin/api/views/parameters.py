@@ -14,10 +14,6 @@ from margin.services.parameters import SCALAR_FIELDS, disclosed_versions
 SCALARS = ("number", "effective_at", "note", *SCALAR_FIELDS)
 
 
-def _grouped(rows_by_symbol: dict) -> dict:
-    return {symbol: list(rows) for symbol, rows in rows_by_symbol.items()}
-
-
 class Parameters(APIView):
     permission_classes = [AllowAny]
 
@@ -36,9 +32,9 @@ class Parameters(APIView):
                 | {
                     "in_force": entry["in_force"],
                     "scheduled": entry["scheduled"],
-                    "brackets": _grouped(terms["brackets"]),
-                    "haircuts": _grouped(terms["haircuts"]),
-                    "credit_terms": list(terms["credit_terms"]),
+                    "brackets": terms["brackets"],
+                    "haircuts": terms["haircuts"],
+                    "credit_terms": terms["credit_terms"],
                 }
             )
         return Response(ParameterVersionSerializer(rows, many=True).data)
