@@ -8,7 +8,7 @@ comes back as inline errors on the form, in a 200 fragment for htmx (htmx swaps 
 otherwise.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_UP, Decimal
 from functools import cached_property
@@ -58,7 +58,10 @@ CENT = Decimal("0.01")
 class Operation:
     """One write as the pages offer it: its form, its fragment in the dashboard template, and
     `arguments(form, symbol)` turning a valid form into the keyword arguments its service and
-    the service's preview take (`preview` and `submit` may pick the service by them)."""
+    the service's preview take (`preview` and `submit` may pick the service by them).
+    `initial(subject, query)` is what its blank form starts with, `form_options(subject)` the
+    form's own keyword arguments, and `hints(account, form)` what its fragment adds to the form
+    (the most that can be withdrawn)."""
 
     name: str
     title: str
@@ -68,6 +71,9 @@ class Operation:
     preview: Callable[..., object]
     submit: Callable[..., object]
     on_position: bool = False
+    initial: Callable[["Subject", Mapping], dict] = lambda _subject, _query: {}
+    form_options: Callable[["Subject"], dict] = lambda _subject: {}
+    hints: Callable[[MarginAccount, IdempotentForm], dict] = lambda _account, _form: {}
 
 
 def _collateral_arguments(form, _symbol) -> dict:
@@ -108,6 +114,40 @@ def _mode_arguments(form, symbol) -> dict:
     return {"instrument": symbol, "mode": mode, "isolated_margin": fenced}
 
 
+def _trade_initial(_subject, query) -> dict:
+    """An order form filled from the query: a row's Close button asks for the opposite side
+    and the whole size."""
+    return {name: query[name] for name in ("instrument", "side", "quantity") if name in query}
+
+
+def _leverage_initial(subject, _query) -> dict:
+    return {"leverage": subject.position.leverage}
+
+
+def _leverage_options(subject) -> dict:
+    return {"max_leverage": subject.row.max_leverage}
+
+
+def _mode_initial(subject, _query) -> dict:
+    """The other mode; to isolated, its initial margin (the least the service accepts)."""
+    if subject.position.is_isolated:
+        return {"margin_mode": MarginMode.CROSS}
+    row = subject.row
+    least = row.initial_margin - min(Decimal(0), row.unrealized_pnl)
+    return {"margin_mode": MarginMode.ISOLATED, "isolated_margin": least.quantize(CENT, ROUND_UP)}
+
+
+def _withdraw_hints(account: MarginAccount, form: IdempotentForm) -> dict:
+    """The most of the chosen asset that can leave now (none shown when it cannot be told)."""
+    asset = form["asset"].value()
+    if not asset:
+        return {"max_withdrawal": None}
+    try:
+        return {"max_withdrawal": collateral_max_withdrawal(account=account, asset=asset)}
+    except ApplicationError:
+        return {"max_withdrawal": None}
+
+
 OPERATIONS = {
     op.name: op
     for op in (
@@ -128,6 +168,7 @@ OPERATIONS = {
             arguments=_collateral_arguments,
             preview=collateral_withdraw_preview,
             submit=collateral_withdraw,
+            hints=_withdraw_hints,
         ),
         Operation(
             name="trade",
@@ -137,6 +178,7 @@ OPERATIONS = {
             arguments=_trade_arguments,
             preview=position_market_fill_preview,
             submit=position_market_fill,
+            initial=_trade_initial,
         ),
         Operation(
             name="leverage",
@@ -147,6 +189,8 @@ OPERATIONS = {
             preview=position_leverage_set_preview,
             submit=position_leverage_set,
             on_position=True,
+            initial=_leverage_initial,
+            form_options=_leverage_options,
         ),
         Operation(
             name="isolated-margin",
@@ -167,6 +211,7 @@ OPERATIONS = {
             preview=position_margin_mode_switch_preview,
             submit=position_margin_mode_switch,
             on_position=True,
+            initial=_mode_initial,
         ),
     )
 }
@@ -206,37 +251,13 @@ def _subject(account: MarginAccount, symbol: str | None) -> Subject:
 
 def _form_kwargs(operation: Operation, subject: Subject) -> dict:
     # Element ids per operation: the deposit and withdraw forms share a page and a form class.
-    kwargs = {"auto_id": f"{operation.name}-%s"}
-    if operation.form_class is LeverageForm:
-        kwargs["max_leverage"] = subject.row.max_leverage
-    return kwargs
-
-
-def _initial(operation: Operation, subject: Subject, query) -> dict:
-    """What a form starts with: a position panel's target mode (to isolated: its initial
-    margin, the least the service accepts) or its leverage; an order form filled from the query
-    (a row's Close button asks for the opposite side and the whole size)."""
-    position = subject.position
-    if operation.name == "margin-mode":
-        if position.is_isolated:
-            return {"margin_mode": MarginMode.CROSS}
-        row = subject.row
-        least = row.initial_margin - min(Decimal(0), row.unrealized_pnl)
-        return {
-            "margin_mode": MarginMode.ISOLATED,
-            "isolated_margin": least.quantize(CENT, ROUND_UP),
-        }
-    if operation.name == "leverage":
-        return {"leverage": position.leverage}
-    if operation.name == "trade":
-        return {name: query[name] for name in ("instrument", "side", "quantity") if name in query}
-    return {}
+    return {"auto_id": f"{operation.name}-%s", **operation.form_options(subject)}
 
 
 def blank_form(operation: Operation, subject: Subject, query=None) -> IdempotentForm:
     """A form with a fresh idempotency key."""
     return operation.form_class(
-        initial=_initial(operation, subject, query or {}), **_form_kwargs(operation, subject)
+        initial=operation.initial(subject, query or {}), **_form_kwargs(operation, subject)
     )
 
 
@@ -249,28 +270,16 @@ def blank_forms() -> dict:
     }
 
 
-def _max_withdrawal(account: MarginAccount, form: IdempotentForm) -> Decimal | None:
-    asset = form["asset"].value()
-    if not asset:
-        return None
-    try:
-        return collateral_max_withdrawal(account=account, asset=asset)
-    except ApplicationError:
-        return None
-
-
 def _context(account, operation, form, subject: Subject, **extra) -> dict:
-    context = {
+    return {
         "account": account,
         "operation": operation,
         "form": form,
         "symbol": subject.position.instrument if subject.position else None,
         "position_row": subject.row if subject.position else None,
         **extra,
+        **operation.hints(account, form),
     }
-    if operation.name == "withdraw":
-        context["max_withdrawal"] = _max_withdrawal(account, form)
-    return context
 
 
 def _apply_refusal(form: IdempotentForm, error: ApplicationError) -> None:
