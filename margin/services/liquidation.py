@@ -36,7 +36,7 @@ from margin.selectors import engine_accounts
 from margin.services.audit import audit_record
 from margin.services.ledger import Line, journal_post, wallet_accounts_ensure
 from margin.services.notifications import notification_create
-from margin.services.positions import position_fill
+from margin.services.positions import closing_side, position_fill, slipped_price
 
 CENT = Decimal("0.00000001")
 # NUMERIC(20, 12) holds ratios below 10^8; a pool with next to no balance left has a ratio
@@ -46,16 +46,6 @@ RATIO_CAP = Decimal("99999999")
 
 def _stored_ratio(ratio: Decimal | None) -> Decimal | None:
     return None if ratio is None else min(ratio, RATIO_CAP).quantize(Decimal("1e-12"))
-
-
-def _slipped(mark: Decimal, quantity: Decimal, slippage: Decimal) -> Decimal:
-    """A reducing order fills at the mark moved against the account."""
-    price = mark * (1 - slippage) if quantity > 0 else mark * (1 + slippage)
-    return price.quantize(CENT)
-
-
-def _side_to_close(quantity: Decimal) -> str:
-    return "sell" if quantity > 0 else "buy"
 
 
 @dataclass
@@ -131,7 +121,7 @@ def _reduce(
     receipt = position_fill(
         account=ctx.account,
         instrument=position.instrument.symbol,
-        side=_side_to_close(position.quantity),
+        side=closing_side(position.quantity),
         quantity=quantity,
         price=price,
         reason=reason,
@@ -168,7 +158,7 @@ def _liquidate_by_plan(ctx: _Context, engine_account) -> None:
         if step.quantity <= 0:
             continue
         position = positions[step.position_id]
-        price = _slipped(marks[step.position_id], position.quantity, slippage)
+        price = slipped_price(marks[step.position_id], position.quantity, slippage)
         fee = (step.quantity * price * charged).quantize(CENT)
         _reduce(ctx, position, quantity=step.quantity, price=price, reason="liquidation", fee=fee)
         ctx.liquidation.fee += fee
@@ -226,7 +216,7 @@ def _auto_deleverage(ctx: _Context, quote: AccountQuote, positions) -> None:
             receipt = position_fill(
                 account=counterparty,
                 instrument=position.instrument.symbol,
-                side=_side_to_close(Decimal(candidate.side)),
+                side=closing_side(Decimal(candidate.side)),
                 quantity=quantity,
                 price=price,
                 reason="adl",
@@ -264,7 +254,7 @@ def _auto_deleverage(ctx: _Context, quote: AccountQuote, positions) -> None:
                 ctx,
                 position,
                 quantity=remaining,
-                price=_slipped(mark, position.quantity, ctx.params.liquidation_slippage),
+                price=slipped_price(mark, position.quantity, ctx.params.liquidation_slippage),
                 reason="liquidation",
             )
 
@@ -353,7 +343,7 @@ def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
 
     for row in isolated:
         position = positions[row.id]
-        price = _slipped(
+        price = slipped_price(
             position.instrument.mark.mark_price, position.quantity, params.liquidation_slippage
         )
         _reduce(ctx, position, quantity=abs(position.quantity), price=price, reason="liquidation")

@@ -42,8 +42,25 @@ FORCED_JOURNAL_KINDS = {
 }
 
 
+# Forced fills (liquidation, desk) are priced to this step: a slipped mark has more decimals
+# than a price may carry.
+FORCED_PRICE_STEP = Decimal("0.00000001")
+
+
 def money(value: Decimal) -> Decimal:
     return value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def closing_side(quantity: Decimal) -> Side:
+    """The side of an order that reduces a position of signed `quantity`."""
+    return "sell" if quantity > 0 else "buy"
+
+
+def slipped_price(mark: Decimal, quantity: Decimal, slippage: Decimal) -> Decimal:
+    """A forced reducing fill's price: the mark moved against the position of signed
+    `quantity` by `slippage`, to FORCED_PRICE_STEP."""
+    price = mark * (1 - slippage) if quantity > 0 else mark * (1 + slippage)
+    return price.quantize(FORCED_PRICE_STEP)
 
 
 @dataclass(frozen=True)

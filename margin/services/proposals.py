@@ -15,7 +15,7 @@ from accounts.roles import APPROVE, PROPOSE
 from margin.errors import ApplicationError
 from margin.models import Case, CreditTier, Fill, MarginAccount, Position, Proposal
 from margin.services.audit import audit_record
-from margin.services.positions import position_fill
+from margin.services.positions import closing_side, position_fill, slipped_price
 from margin.services.reference import parameters_in_force
 
 DEFAULT_TTL = timedelta(hours=24)
@@ -93,7 +93,7 @@ def forced_reduction_propose(
             "position": position.pk,
             "instrument": position.instrument.symbol,
             "quantity": str(quantity),
-            "side": "sell" if position.quantity > 0 else "buy",
+            "side": closing_side(position.quantity),
         },
         reason=reason,
         proposer=proposer,
@@ -166,12 +166,14 @@ def _carry_out_forced_reduction(proposal: Proposal, approver) -> dict:
     quantity = min(Decimal(proposal.payload["quantity"]), abs(position.quantity))
     if quantity <= 0:
         raise ApplicationError("The position is already flat: nothing to reduce.")
-    closing = "sell" if position.quantity > 0 else "buy"
+    closing = closing_side(position.quantity)
     if closing != proposal.payload["side"]:
         raise ApplicationError("The position has changed side since the proposal: reject it.")
-    slippage = parameters_in_force().liquidation_slippage
-    mark = position.instrument.mark.mark_price
-    price = mark * (1 - slippage) if closing == "sell" else mark * (1 + slippage)
+    price = slipped_price(
+        position.instrument.mark.mark_price,
+        position.quantity,
+        parameters_in_force().liquidation_slippage,
+    )
     before = position.quantity
     receipt = position_fill(
         account=position.margin_account,
