@@ -2,6 +2,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts.authentication import api_token_create
@@ -30,6 +31,24 @@ def client_for(user, *, name: str = "test") -> APIClient:
 def post(client: APIClient, url: str, body: dict, key: str):
     """A JSON POST with its Idempotency-Key."""
     return client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+
+def order(
+    client: APIClient,
+    account,
+    instrument: str,
+    *,
+    side: str = "buy",
+    quantity: str = "0.01",
+    key: str | None = None,
+):
+    """A fill at the mark through the API (the setup of a test that needs a position)."""
+    return post(
+        client,
+        reverse("api:orders", args=[account.pk]),
+        {"instrument": instrument, "side": side, "quantity": quantity},
+        key or f"{account.pk}-{instrument}",
+    )
 
 
 @pytest.fixture

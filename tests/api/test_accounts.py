@@ -8,7 +8,7 @@ from django.utils import timezone
 from margin.api.problems import PROBLEM_CONTENT_TYPE, problem_type
 from margin.models import Fill, Journal, JournalKind, Position
 from margin.services.revaluation import revaluation_tick_run
-from tests.api.conftest import funded_account, post
+from tests.api.conftest import funded_account, order, post
 
 pytestmark = pytest.mark.django_db
 
@@ -152,12 +152,7 @@ def test_an_order_opens_a_position_that_lists_and_shows(trader_api, account):
 
 def test_leverage_and_a_switch_to_isolated_then_added_margin(trader_api, account):
     # given
-    post(
-        trader_api,
-        reverse("api:orders", args=[account.pk]),
-        {"instrument": "BTCUSDT", "side": "buy", "quantity": "0.01"},
-        "order-2",
-    )
+    order(trader_api, account, "BTCUSDT", key="order-2")
     # when
     leverage = post(
         trader_api,
@@ -211,12 +206,7 @@ def test_a_stale_fingerprint_is_refused(trader_api, account):
 
 def test_history_lists_entries_newest_first_and_filters_by_kind(trader_api, account):
     # given
-    post(
-        trader_api,
-        reverse("api:orders", args=[account.pk]),
-        {"instrument": "BTCUSDT", "side": "buy", "quantity": "0.01"},
-        "order-3",
-    )
+    order(trader_api, account, "BTCUSDT", key="order-3")
     url = reverse("api:history", args=[account.pk])
     # when
     everything = trader_api.get(url).json()["results"]
@@ -261,12 +251,7 @@ def test_history_since_an_offset_time_counts_in_utc(trader_api, account):
 
 def test_explain_gives_the_accounts_figures_now_with_their_steps(trader_api, account):
     # given
-    post(
-        trader_api,
-        reverse("api:orders", args=[account.pk]),
-        {"instrument": "ETHUSDT", "side": "sell", "quantity": "1"},
-        "order-explain",
-    )
+    order(trader_api, account, "ETHUSDT", side="sell", quantity="1", key="order-explain")
     # when
     answer = trader_api.get(reverse("api:explain", args=[account.pk])).json()
     # then

@@ -7,7 +7,7 @@ from django.utils import timezone
 from margin.api.problems import problem_type
 from margin.models import AuditEntry, CascadeRun, Case, Proposal, StressRun
 from margin.services.revaluation import revaluation_tick_run
-from tests.api.conftest import post
+from tests.api.conftest import order, post
 
 pytestmark = pytest.mark.django_db
 
@@ -15,12 +15,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def leveraged(trader_api, account):
     """The trader's account long BTC, revalued once."""
-    post(
-        trader_api,
-        reverse("api:orders", args=[account.pk]),
-        {"instrument": "BTCUSDT", "side": "buy", "quantity": "0.5"},
-        "open-long",
-    )
+    order(trader_api, account, "BTCUSDT", quantity="0.5", key="open-long")
     revaluation_tick_run(now=timezone.now())
     return account
 

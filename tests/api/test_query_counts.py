@@ -5,22 +5,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from margin.services.revaluation import revaluation_tick_run
-from tests.api.conftest import funded_account
+from tests.api.conftest import funded_account, order
 
 pytestmark = pytest.mark.django_db
 
 ROWS = 6
 # Token, page, related rows, annotations: 5 to 7 measured; one per row would pass 7 at once.
 MAX_QUERIES = 7
-
-
-def order(client, account, instrument: str):
-    client.post(
-        reverse("api:orders", args=[account.pk]),
-        {"instrument": instrument, "side": "buy", "quantity": "0.01"},
-        format="json",
-        HTTP_IDEMPOTENCY_KEY=f"{account.pk}-{instrument}",
-    )
 
 
 @pytest.fixture
