@@ -85,7 +85,9 @@ TEMPLATES = [
 VAR_DIR.mkdir(exist_ok=True)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'exchange.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+# The embedded mode (SQLite, no server): it also runs a smaller book, less often (see below).
+_EMBEDDED = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+if _EMBEDDED:
     # WAL lets the web process read while the worker writes.
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
@@ -219,7 +221,6 @@ HEARTBEAT_INTERVAL_S = env.float("HEARTBEAT_INTERVAL_S", default=5.0)
 HEARTBEAT_STALE_AFTER_S = env.float("HEARTBEAT_STALE_AFTER_S", default=60.0)
 
 # Revaluation (issue 6). The embedded mode (SQLite) runs a smaller book, less often.
-_EMBEDDED = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 REVALUATION_INTERVAL_S = env.float("REVALUATION_INTERVAL_S", default=10.0 if _EMBEDDED else 5.0)
 REVALUATION_SHARD_SIZE = env.int("REVALUATION_SHARD_SIZE", default=2_000 if _EMBEDDED else 10_000)
 # A tick whose shards have not all reported after this long is abandoned (a worker died); the
