@@ -25,7 +25,8 @@ from margin.views.trader_gauge import ratio_gauge
 from margin.views.trader_operations import blank_forms
 from margin.views.trader_whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
 
-# Points per chart: at one revaluation every 2 s, the last 10 minutes.
+# Points per chart at most; the prune keeps fewer snapshots (SNAPSHOT_KEEP_TICKS, 120 by
+# default: 10 minutes at one revaluation every 5 s).
 CHART_POINTS = 300
 
 
