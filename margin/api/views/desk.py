@@ -362,7 +362,7 @@ class StressRuns(DeskView, generics.ListAPIView):
 class StressRunDetail(DeskView):
     @extend_schema(summary="A stress run", responses=d.StressRunSerializer)
     def get(self, request, run_id: int):
-        run = get_object_or_404(StressRun.objects.select_related("created_by"), pk=run_id)
+        run = get_object_or_404(StressRuns.queryset, pk=run_id)
         return Response(d.StressRunSerializer(run).data)
 
 
@@ -392,5 +392,5 @@ class CascadeRuns(DeskView, generics.ListAPIView):
 class CascadeRunDetail(DeskView):
     @extend_schema(summary="A cascade run and its progress", responses=d.CascadeRunSerializer)
     def get(self, request, run_id: int):
-        run = get_object_or_404(CascadeRun.objects.select_related("created_by"), pk=run_id)
+        run = get_object_or_404(CascadeRuns.queryset, pk=run_id)
         return Response(d.CascadeRunSerializer(run).data)
