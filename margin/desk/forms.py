@@ -37,11 +37,8 @@ class NoteForm(forms.Form):
 
 
 class AssignForm(forms.Form):
+    # Each form gets a fresh copy of the queryset (ModelChoiceField.__deepcopy__).
     assignee = forms.ModelChoiceField(queryset=desk_users(), label="Assign to")
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["assignee"].queryset = desk_users()
 
 
 class CloseForm(forms.Form):
