@@ -226,7 +226,14 @@ class AccountState:
         )
 
     def quote(self) -> AccountQuote:
-        return quote_account(self.engine_input())
+        """The engine's figures of this state, computed once: a plan quotes its `after` to
+        check it, and the preview shows that same quote."""
+        quote = self.__dict__.get("_quote")
+        if quote is None:
+            quote = quote_account(self.engine_input())
+            # A state is never changed in place (`with_*` make new ones), so the quote holds.
+            object.__setattr__(self, "_quote", quote)
+        return quote
 
     def fingerprint(self) -> str:
         """A hash of what the figures rest on: balances, positions and the prices and marks of
