@@ -18,6 +18,11 @@ PACKED_TYPES = {
 }
 
 
+def native_type(kind: str) -> np.dtype:
+    """The NumPy type, in this machine's byte order, of the PostgreSQL type `kind`."""
+    return np.dtype(PACKED_TYPES[kind][1]).newbyteorder("=")
+
+
 def packed_columns(rows: QuerySet, types: tuple[str, ...]) -> list[np.ndarray] | None:
     """The columns of a values_list query (no NULLs) whose PostgreSQL types are `types`, as
     native NumPy arrays in one order across columns; None where the database is not PostgreSQL,
@@ -35,7 +40,6 @@ def packed_columns(rows: QuerySet, types: tuple[str, ...]) -> list[np.ndarray] |
         values = cursor.fetchone()
     columns = []
     for value, kind in zip(values, types, strict=True):
-        wire = np.dtype(PACKED_TYPES[kind][1])
-        column = np.frombuffer(value or b"", dtype=wire)
-        columns.append(column.astype(wire.newbyteorder("=")))
+        column = np.frombuffer(value or b"", dtype=PACKED_TYPES[kind][1])
+        columns.append(column.astype(native_type(kind)))
     return columns

@@ -40,7 +40,7 @@ from margin.models import (
     ParameterVersion,
     Position,
 )
-from margin.packed_read import packed_columns
+from margin.packed_read import native_type, packed_columns
 from margin.services.account_state import account_state_load, account_states_load
 from margin.services.reference import engine_terms, parameters_in_force
 from margin.services.sql import rows as sql_rows
@@ -114,9 +114,6 @@ def _fetched(rows: QuerySet) -> list[tuple]:
     return sql_rows(*rows.query.sql_with_params())
 
 
-NUMPY_TYPES = {"int8": np.int64, "float8": np.float64, "bool": bool}
-
-
 def _columns(rows: QuerySet, types: tuple[str, ...]) -> list[np.ndarray]:
     """A values_list query's columns as arrays: packed by PostgreSQL, tuples elsewhere."""
     copied = packed_columns(rows, types)
@@ -125,7 +122,7 @@ def _columns(rows: QuerySet, types: tuple[str, ...]) -> list[np.ndarray]:
     fetched = _fetched(rows)
     values = zip(*fetched, strict=True) if fetched else [()] * len(types)
     return [
-        np.array(column, dtype=NUMPY_TYPES[kind])
+        np.array(column, dtype=native_type(kind))
         for column, kind in zip(values, types, strict=True)
     ]
 
