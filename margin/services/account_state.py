@@ -390,23 +390,21 @@ LARGEST_AMOUNT = Decimal("1e20")
 def amount_parse(value, *, field: str, allow_zero: bool = False) -> Decimal:
     """A positive (or, with `allow_zero`, non-negative) decimal with at most 18 decimal places,
     or an ApplicationError naming `field`."""
+    label = field.replace("_", " ").capitalize()
     try:
         amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
     except (ArithmeticError, ValueError):
         raise ApplicationError(
-            f"{field.replace('_', ' ').capitalize()} must be a number, got {value!r}.",
-            {field: "not a number"},
+            f"{label} must be a number, got {value!r}.", {field: "not a number"}
         ) from None
     if not amount.is_finite() or amount < 0 or (amount == 0 and not allow_zero):
         qualifier = "zero or positive" if allow_zero else "positive"
         raise ApplicationError(
-            f"{field.replace('_', ' ').capitalize()} must be {qualifier}, got {value}.",
-            {field: f"must be {qualifier}"},
+            f"{label} must be {qualifier}, got {value}.", {field: f"must be {qualifier}"}
         )
     if amount >= LARGEST_AMOUNT or amount != amount.quantize(QUANTUM):
         raise ApplicationError(
-            f"{field.replace('_', ' ').capitalize()} must be below 10^20 with at most 18 "
-            f"decimal places, got {value}.",
+            f"{label} must be below 10^20 with at most 18 decimal places, got {value}.",
             {field: "out of range"},
         )
     return amount
