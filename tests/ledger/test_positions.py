@@ -6,9 +6,11 @@ from margin.errors import ApplicationError
 from margin.models import Fill, Journal, JournalKind, LedgerAccountKind, Position
 from margin.services.margin_mode import position_leverage_set, position_margin_mode_switch
 from margin.services.positions import (
+    closing_side,
     fill_math,
     position_fill,
     position_market_fill_preview,
+    slipped_price,
 )
 from tests.ledger.support import balance, fund, house, new_key, set_mark, trade
 
@@ -185,3 +187,25 @@ def test_a_forced_fill_books_once_per_reference_with_its_fee_to_the_insurance_fu
     assert balance(account, LedgerAccountKind.ISOLATED) == 0
     assert balance(account) == wallet
     assert Journal.objects.get(pk=first.journal_id).kind == JournalKind.LIQUIDATION
+
+
+def test_a_forced_fill_at_the_slipped_mark_of_a_many_decimal_mark_is_booked(account):
+    # given a long and a mark with 18 decimals (as the price refresh writes them)
+    fund(account, "USDT", "10000")
+    trade(account, "buy", "0.1")
+    mark = D("95123.456789012345678901")
+    set_mark("BTCUSDT", str(mark))
+    # when the desk closes it at the mark moved by the slippage
+    price = slipped_price(mark, D("0.1"), D("0.002"))
+    receipt = position_fill(
+        account=account,
+        instrument="BTCUSDT",
+        side=closing_side(D("0.1")),
+        quantity=D("0.1"),
+        price=price,
+        reason="desk",
+        reference="slipped-mark",
+    )
+    # then the price has 8 decimals and the fill is booked at it
+    assert price == D("94933.20987543")
+    assert Fill.objects.get(pk=receipt.fill_id).price == price
