@@ -16,9 +16,9 @@ from margin.desk.forms import (
     ReduceOnlyForm,
 )
 from margin.desk.review import account_review
-from margin.desk.selectors import latest_complete_tick
+from margin.desk.selectors import latest_complete_tick, queue_snapshots
 from margin.filters import QueueFilter
-from margin.models import Case, MarginAccount, MarginSnapshot, Proposal
+from margin.models import Case, MarginAccount, Proposal
 from margin.services import desk as desk_services
 from margin.services.proposals import credit_tier_change_propose, forced_reduction_propose
 from margin.views.desk_common import act, form_errors, sparkline
@@ -31,10 +31,7 @@ QUEUE_PAGE_SIZE = 50
 def queue(request):
     """Accounts of the latest complete revaluation, most at risk first, filtered and paged."""
     tick = latest_complete_tick()
-    snapshots = MarginSnapshot.objects.filter(tick=tick).select_related(
-        "account__owner", "account__credit_tier"
-    )
-    queue_filter = QueueFilter(request.GET, queryset=snapshots)
+    queue_filter = QueueFilter(request.GET, queryset=queue_snapshots(tick))
     page = Paginator(queue_filter.qs, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
     open_cases = dict(
         Case.objects.filter(
