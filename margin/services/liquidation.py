@@ -195,7 +195,7 @@ def _adl_candidates(ctx: _Context, position: Position) -> list[AdlCandidate]:
     ]
 
 
-def _auto_deleverage(ctx: _Context, quote: AccountQuote, positions) -> None:
+def _auto_deleverage(ctx: _Context, quote: AccountQuote) -> None:
     """Close each cross position at its bankruptcy price against the ADL queue."""
     order = sorted(
         (row for row in quote.positions if row.margin_mode == "cross"),
@@ -357,7 +357,7 @@ def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
         ).insurance_fund_cost
         bankrupt = quote.margin_balance <= 0
         if bankrupt and plan_cost > fund.balance * settlement.price.price:
-            _auto_deleverage(ctx, quote, positions)
+            _auto_deleverage(ctx, quote)
             liquidation.adl_cover = plan_cost
         else:
             _liquidate_by_plan(ctx, engine_account)
