@@ -11,6 +11,18 @@ from tests.revaluation.factories import funded_account, market_prices
 
 OPENING = {"BTC": 95000, "ETH": 3400, "SOL": 230, "USDT": 1, "USDC": 1}
 
+# The desk's pages without an object in their URL.
+DESK_PAGES = (
+    "desk:landing",
+    "desk:cases",
+    "desk:proposals",
+    "desk:audit",
+    "desk:parameters",
+    "desk:stress",
+    "desk:cascade",
+    "desk:heatmap",
+)
+
 
 @pytest.fixture
 def clock():

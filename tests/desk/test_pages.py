@@ -8,22 +8,12 @@ from django.urls import reverse
 
 from margin.services.desk import case_open
 from margin.services.proposals import forced_reduction_propose
+from tests.desk.conftest import DESK_PAGES
 
 pytestmark = pytest.mark.django_db
 
-PAGES = [
-    "desk:landing",
-    "desk:cases",
-    "desk:proposals",
-    "desk:audit",
-    "desk:parameters",
-    "desk:stress",
-    "desk:cascade",
-    "desk:heatmap",
-]
 
-
-@pytest.mark.parametrize("name", PAGES)
+@pytest.mark.parametrize("name", DESK_PAGES)
 def test_desk_page_renders_within_a_query_budget(
     name, client, officer, book, django_assert_max_num_queries
 ):

@@ -6,7 +6,7 @@ from django.urls import reverse
 from accounts.roles import TRADER
 from margin.services.prices import demo_market_step, prices_refresh
 from margin.services.revaluation import revaluation_tick_run
-from tests.desk.conftest import ratio
+from tests.desk.conftest import DESK_PAGES, ratio
 from tests.revaluation.factories import funded_account
 
 pytestmark = pytest.mark.django_db
@@ -75,16 +75,7 @@ def test_queue_query_count_does_not_grow_with_rows(
 
 def test_traders_get_403_on_every_desk_page(client, make_user, book):
     client.force_login(make_user(TRADER))
-    for name in (
-        "desk:landing",
-        "desk:cases",
-        "desk:proposals",
-        "desk:audit",
-        "desk:parameters",
-        "desk:stress",
-        "desk:cascade",
-        "desk:heatmap",
-    ):
+    for name in DESK_PAGES:
         assert client.get(reverse(name)).status_code == 403, name
     assert client.get(reverse("desk:account", args=[book["healthy"].pk])).status_code == 403
 
