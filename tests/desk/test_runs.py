@@ -192,3 +192,30 @@ def test_desk_book_is_reused_until_the_book_changes_and_always_has_fresh_prices(
     third = desk_book()
     assert third.book is not first.book
     assert third.book.col_quantity.sum() == pytest.approx(first.book.col_quantity.sum() + 1000)
+
+
+def test_saved_stress_runs_page_past_the_first_25(client, officer):
+    # given: 26 saved runs
+    StressRun.objects.bulk_create(
+        StressRun(
+            scenario="uniform",
+            label=f"run {n}",
+            created_by=officer,
+            accounts=0,
+            accounts_under_maintenance=0,
+            maintenance_shortfall=0,
+            deficit=0,
+            insurance_fund=0,
+            duration_ms=1,
+        )
+        for n in range(26)
+    )
+    oldest = StressRun.objects.order_by("pk").first()
+    client.force_login(officer)
+    # when
+    first = client.get(reverse("desk:stress")).content.decode()
+    second = client.get(reverse("desk:stress"), {"page": 2}).content.decode()
+    # then: the oldest run is on the second page, reached from the first
+    assert "page 1 of 2" in first and "page=2" in first
+    assert reverse("desk:stress_detail", args=[oldest.pk]) not in first
+    assert reverse("desk:stress_detail", args=[oldest.pk]) in second
