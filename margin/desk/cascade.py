@@ -86,7 +86,7 @@ def simulate_cascade(
     fund = float(insurance_fund)
     rounds: list[CascadeRound] = []
     for number in range(1, max_rounds + 1):
-        revaluation = revalue(book, marks, asset_prices)
+        revaluation = revalue(book, marks, asset_prices, liquidation_prices=False)
         pool_hit = cross_hit(revaluation)
         isolated = isolated_positions(book, revaluation)
         position_hit = isolated.hit()

@@ -110,7 +110,7 @@ def stress_book(
 ) -> StressResult:
     """Revalue the book with every asset moved by `moves` and measure the damage."""
     shocked_marks, shocked_assets = shocked_prices(book, marks, asset_prices, moves)
-    revaluation = revalue(book, shocked_marks, shocked_assets)
+    revaluation = revalue(book, shocked_marks, shocked_assets, liquidation_prices=False)
     found = shortfalls(book, revaluation)
     total_deficit = float(found.deficit.sum())
     hit = np.flatnonzero(found.under_maintenance)

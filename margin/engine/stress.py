@@ -231,7 +231,7 @@ def stress_margin(
             "scenarios.price_shocks", f"must have one column per asset ({n_assets})"
         )
     if revaluation is None:
-        revaluation = revalue(book, marks, asset_prices, workers=workers)
+        revaluation = revalue(book, marks, asset_prices, workers=workers, liquidation_prices=False)
     exposures = account_exposures(book, revaluation)
     worst_loss = np.zeros(book.n_accounts)
     worst_scenario = np.full(book.n_accounts, -1, dtype=np.int64)

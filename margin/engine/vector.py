@@ -338,7 +338,8 @@ class Book:
 @dataclass(frozen=True)
 class Revaluation:
     """Every figure of `revalue`: per position, per account (the cross pool) and per line.
-    `nan` stands where the reference says None. The bracket's own figures (mmr, cum,
+    `nan` stands where the reference says None. `liquidation_price` and `bankruptcy_price` are
+    None when `revalue` was asked not to solve them. The bracket's own figures (mmr, cum,
     max_leverage) are looked up from `bracket` when first read: a fresh array costs its page
     faults, and most readers never want them."""
 
@@ -348,8 +349,8 @@ class Revaluation:
     maintenance_margin: np.ndarray
     initial_margin: np.ndarray
     unrealized_pnl: np.ndarray
-    liquidation_price: np.ndarray
-    bankruptcy_price: np.ndarray
+    liquidation_price: np.ndarray | None
+    bankruptcy_price: np.ndarray | None
     isolated_margin_ratio: np.ndarray
     collateral_value: np.ndarray
     account_unrealized_pnl: np.ndarray
@@ -628,13 +629,20 @@ def _margin_ratio(maintenance: np.ndarray, balance: np.ndarray) -> np.ndarray:
 
 
 def revalue(
-    book: Book, marks: np.ndarray, asset_prices: np.ndarray, *, workers: int | None = None
+    book: Book,
+    marks: np.ndarray,
+    asset_prices: np.ndarray,
+    *,
+    workers: int | None = None,
+    liquidation_prices: bool = True,
 ) -> Revaluation:
     """Every figure of every position and account at the given instrument marks and asset prices
     (Binance USD-M cross and isolated margin; formulas as in `margin.engine.reference`).
 
     Positions and collateral lines are processed in chunks on `workers` threads (default: one
-    per core); the figures do not depend on how many.
+    per core); the figures do not depend on how many. Solving each position's liquidation and
+    bankruptcy price is most of the work: a caller that reads neither (a stress scenario, a
+    cascade round, an impact preview) passes `liquidation_prices=False` and gets None for both.
     """
     marks, asset_prices = _float(marks), _float(asset_prices)
     if marks.shape != (book.n_instruments,):
@@ -654,14 +662,16 @@ def revalue(
     account_maintenance = sum_by(book.pos_cross_account, out.maintenance_margin, book.n_accounts)
     account_initial = sum_by(book.pos_cross_account, out.initial_margin, book.n_accounts)
     balance = collateral + account_pnl
-    pool_balance, pool_maintenance = np.append(balance, 0.0), np.append(account_maintenance, 0.0)
-    run_tasks(
-        [
-            partial(_liquidation_chunk, book, marks, pool_balance, pool_maintenance, rows, out)
-            for rows in position_chunks
-        ],
-        workers,
-    )
+    if liquidation_prices:
+        pool_balance = np.append(balance, 0.0)
+        pool_maintenance = np.append(account_maintenance, 0.0)
+        run_tasks(
+            [
+                partial(_liquidation_chunk, book, marks, pool_balance, pool_maintenance, rows, out)
+                for rows in position_chunks
+            ],
+            workers,
+        )
     isolated = book.pos_isolated_rows
     isolated_equity = book.pos_isolated_margin[isolated] + out.unrealized_pnl[isolated]
     isolated_margin_ratio = np.full(book.n_positions, np.nan)
@@ -675,8 +685,8 @@ def revalue(
         maintenance_margin=out.maintenance_margin,
         initial_margin=out.initial_margin,
         unrealized_pnl=out.unrealized_pnl,
-        liquidation_price=out.liquidation_price,
-        bankruptcy_price=out.bankruptcy_price,
+        liquidation_price=out.liquidation_price if liquidation_prices else None,
+        bankruptcy_price=out.bankruptcy_price if liquidation_prices else None,
         isolated_margin_ratio=isolated_margin_ratio,
         collateral_value=collateral,
         account_unrealized_pnl=account_pnl,

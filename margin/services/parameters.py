@@ -199,8 +199,8 @@ def parameter_impact_preview(*, payload: dict) -> dict:
     except EngineInputError as error:
         raise ApplicationError(f"The proposal breaks the engine: {error}") from error
     impact = parameter_impact(
-        revalue(book, book_slice.marks, book_slice.asset_prices),
-        revalue(proposed, book_slice.marks, book_slice.asset_prices),
+        revalue(book, book_slice.marks, book_slice.asset_prices, liquidation_prices=False),
+        revalue(proposed, book_slice.marks, book_slice.asset_prices, liquidation_prices=False),
         current_thresholds={name: float(getattr(version, name)) for name in THRESHOLDS},
         proposed_thresholds={name: float(scalars[name]) for name in THRESHOLDS},
     )

@@ -59,3 +59,13 @@ def test_chunks_and_threads_change_nothing(monkeypatch):
         np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name), err_msg=name)
     # The demo book has every case the chunks handle: liquidation in another bracket, none at all.
     assert np.isnan(whole.liquidation_price).any() and np.isfinite(whole.liquidation_price).any()
+
+
+def test_without_liquidation_prices_every_other_figure_is_the_same():
+    demo = random_book(3000, 500, seed=4)
+    full = revalue(demo.book, demo.marks, demo.asset_prices)
+    lean = revalue(demo.book, demo.marks, demo.asset_prices, liquidation_prices=False)
+    assert lean.liquidation_price is None and lean.bankruptcy_price is None
+    solved = {"book", "liquidation_price", "bankruptcy_price"}
+    for name in set(full.__dataclass_fields__) - solved:
+        np.testing.assert_array_equal(getattr(lean, name), getattr(full, name), err_msg=name)
