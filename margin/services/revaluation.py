@@ -430,13 +430,15 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     tick, params = shard.tick, shard.tick.parameter_version
 
     started = time.perf_counter()
+    slice_ = engine_book(
+        account_range=(shard.first_account_id, shard.last_account_id), parameters=params
+    )
+    # Read after the book: an account committed in between is then in this read and not in the
+    # book, never the other way round.
     accounts = list(
         MarginAccount.objects.filter(pk__gte=shard.first_account_id, pk__lte=shard.last_account_id)
         .order_by("pk")
         .values_list("pk", "state", "owner_id")
-    )
-    slice_ = engine_book(
-        account_range=(shard.first_account_id, shard.last_account_id), parameters=params
     )
     book = slice_.book
     by_id = {pk: (state, owner) for pk, state, owner in accounts}
