@@ -1,21 +1,15 @@
-import json
-import os
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
 from margin.api.problems import PROBLEM_CONTENT_TYPE, problem_type
 from margin.models import IdempotencyRecord
+from tests.engine.support import quote_cases
 
 pytestmark = pytest.mark.django_db
 
-VECTORS_DIR = Path(
-    os.environ.get("MARGIN_VECTORS_DIR")
-    or Path(__file__).resolve().parents[2].parent / "shared" / "vectors"
-)
-CASES = json.loads((VECTORS_DIR / "quote_cases.json").read_text())
+CASES = quote_cases()
 
 
 def one_position(**changes) -> dict:

@@ -1,15 +1,14 @@
 import json
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
-from django.conf import settings
 from django.utils import timezone
 
 from margin.models import Asset, Bracket, CreditTierTerms, HaircutTier, Instrument, ParameterVersion
 from margin.services.reference import engine_terms, parameters_in_force, reference_data_ensure
+from tests.engine.support import VECTORS_DIR
 
-VECTORS = Path(settings.BASE_DIR).parent / "shared" / "vectors" / "binance_brackets_2024_10.json"
+VECTORS = VECTORS_DIR / "binance_brackets_2024_10.json"
 
 
 def test_reference_data_is_seeded_once_however_often_it_is_ensured(reference):
