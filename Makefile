@@ -6,7 +6,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/exchange_risk
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: bootstrap run test lint
+.PHONY: bootstrap run test lint check-vectors
 
 bootstrap:
 	@python3 -m uv --version >/dev/null 2>&1 || command -v uv >/dev/null || python3 -m pip install --quiet uv
@@ -30,3 +30,11 @@ test: bootstrap
 
 lint: bootstrap
 	@$(UV) run ruff check .
+
+# The published vectors and scenarios the tests keep in tests/data/ must equal the team's copies
+# in ../shared when that folder is there (CI has it; a user's clone does not need it).
+check-vectors:
+	@if [ -d ../shared/vectors ]; then \
+	  diff -r ../shared/vectors tests/data/vectors && diff -r ../shared/scenarios tests/data/scenarios \
+	  && echo "tests/data equals ../shared"; \
+	else echo "no ../shared beside the checkout: nothing to compare"; fi

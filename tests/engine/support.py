@@ -14,9 +14,9 @@ from margin.engine.types import CROSS, ISOLATED, BracketTable, CollateralLine, P
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
-# Beside the repository (CI runs on a clean clone with shared/ copied next to it), unless
-# MARGIN_VECTORS_DIR points elsewhere.
-VECTORS_DIR = Path(os.environ.get("MARGIN_VECTORS_DIR") or REPOSITORY.parent / "shared" / "vectors")
+# Kept in the repository (tests/data/README.md says where they come from); MARGIN_VECTORS_DIR
+# points the tests at another copy.
+VECTORS_DIR = Path(os.environ.get("MARGIN_VECTORS_DIR") or REPOSITORY / "tests" / "data" / "vectors")
 RELATIVE = 1e-9
 
 
