@@ -16,7 +16,7 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 # Kept in the repository (tests/data/README.md says where they come from); MARGIN_VECTORS_DIR
 # points the tests at another copy.
-VECTORS_DIR = Path(os.environ.get("MARGIN_VECTORS_DIR") or REPOSITORY / "tests" / "data" / "vectors")
+VECTORS_DIR = Path(os.environ.get("MARGIN_VECTORS_DIR") or REPOSITORY / "tests/data/vectors")
 RELATIVE = 1e-9
 
 
