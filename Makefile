@@ -5,8 +5,10 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/exchange_risk
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+# pytest-xdist processes: one per core (each gets its own test database, test_<name>_gw<N>).
+TEST_PROCESSES ?= auto
 
-.PHONY: bootstrap run test lint check-vectors
+.PHONY: bootstrap run test screenshots lint check-vectors
 
 bootstrap:
 	@python3 -m uv --version >/dev/null 2>&1 || command -v uv >/dev/null || python3 -m pip install --quiet uv
@@ -26,7 +28,13 @@ test: bootstrap
 	@DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	 CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	 DJANGO_ALLOW_ASYNC_UNSAFE=true \
-	 $(UV) run pytest $(PYTEST_ARGS)
+	 $(UV) run pytest -n $(TEST_PROCESSES) $(PYTEST_ARGS)
+
+# The README's screenshots: the trader journey saves them into static/screenshots/ (a plain
+# `make test` saves them in a temporary folder and leaves the checkout untouched).
+screenshots:
+	@$(MAKE) --no-print-directory test TEST_PROCESSES=0 \
+	  PYTEST_ARGS="tests/trader/test_journey_browser.py" SCREENSHOTS_DIR=$(CURDIR)/static/screenshots
 
 lint: bootstrap
 	@$(UV) run ruff check .
