@@ -13,10 +13,12 @@ import environ
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# Local state of the embedded mode (SQLite file, broker folders, mail): DJANGO_VAR_DIR moves it, so
+# a soak run or a test can have its own.
+VAR_DIR = Path(env("DJANGO_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # The fallback key only exists so a fresh clone runs; check --deploy flags it (README explains).
@@ -83,7 +85,7 @@ TEMPLATES = [
     }
 ]
 
-VAR_DIR.mkdir(exist_ok=True)
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'exchange.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # The embedded mode (SQLite, no server): it also runs a smaller book, less often (see below).
@@ -301,11 +303,49 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# Logs: one line each on stderr, plain or JSON (LOG_FORMAT=json: one object a line, for a log
+# shipper). The periodic jobs' Celery chatter is DEBUG; a 4xx is one line without its traceback.
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+LOG_LEVEL = env("DJANGO_LOG_LEVEL", default="INFO")
+LOG_ROUTINE_TASKS = [
+    "margin.heartbeat",
+    "margin.market_tick",
+    "margin.revaluation_tick",
+    "margin.revaluation_shard",
+    "margin.revaluation_prune",
+    "margin.desk_proposals_expire",
+]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "filters": {
+        "process_type": {"()": "exchange_site.log_filters.ProcessType"},
+        "routine_tasks": {
+            "()": "exchange_site.log_filters.RoutineTasksAtDebug",
+            "tasks": LOG_ROUTINE_TASKS,
+        },
+        "client_errors_one_line": {"()": "exchange_site.log_filters.ClientErrorsOneLine"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(process_type)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(process_type)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["process_type", "routine_tasks", "client_errors_one_line"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Django's default config gives "django" a handler of its own under DEBUG, and the record
+        # then reached the root's too: every 404 printed twice.
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
