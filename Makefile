@@ -59,6 +59,12 @@ serve: bootstrap
 soak: bootstrap
 	@$(UV) run python -m exchange_site.soak --seconds $${SOAK_SECONDS:-300}
 
+# 200 simulated users for 60 s against gunicorn + worker + beat on PostgreSQL and Redis, on
+# 127.0.0.1, in a database of its own (LOADTEST_DATABASE, default exchange_load, made anew);
+# prints its figures. LOADTEST_ARGS="--users 50 --seconds 30" for a shorter one.
+loadtest: bootstrap
+	@$(UV) run python -m exchange_site.loadtest $(LOADTEST_ARGS)
+
 test: bootstrap
 	@$(UV) run ruff check .
 	@DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \

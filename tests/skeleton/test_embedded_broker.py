@@ -73,9 +73,7 @@ def _publish(options: dict, count: int) -> None:
 def test_a_reader_racing_a_writer_gets_every_message_whole(tmp_path):
     # given: another process writing 2,000 messages of 4 kB as fast as it can
     options = broker_options(tmp_path)
-    writer = multiprocessing.get_context("spawn").Process(
-        target=_publish, args=(options, MESSAGES)
-    )
+    writer = multiprocessing.get_context("spawn").Process(target=_publish, args=(options, MESSAGES))
     writer.start()
     received = []
     # when: this process reads them while they are being written
