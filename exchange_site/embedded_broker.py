@@ -123,6 +123,8 @@ class Transport(filesystem.Transport):
     driver_type = driver_name = SCHEME
     # Bindings a process has declared, kept apart from kombu's own filesystem transport's.
     global_state = virtual.BrokerState()
+    # No host to default to: kombu would warn "No hostname was supplied" on every connection.
+    default_connection_params = {}
 
 
 TRANSPORT_ALIASES[SCHEME] = f"{__name__}:Transport"

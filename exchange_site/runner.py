@@ -61,7 +61,9 @@ def supervisord_config(processes: dict[str, str], *, var: Path) -> str:
             # Running 3 s counts as started; a process failing faster is retried 20 times.
             "startsecs=3",
             "startretries=20",
-            "stopasgroup=true",
+            # TERM to the process alone: Celery and gunicorn stop their children themselves (a
+            # warm shutdown lets running tasks finish); the group is killed only after the wait.
+            "stopasgroup=false",
             "killasgroup=true",
             "stopwaitsecs=30",
             "stdout_logfile=/dev/stdout",
