@@ -257,6 +257,11 @@ DEMO_MARKET_ENABLED = env.bool("DEMO_MARKET_ENABLED", default=True)
 DEMO_MARKET_SPEED = env.float("DEMO_MARKET_SPEED", default=60.0)
 PRICE_HISTORY_KEEP_S = env.float("PRICE_HISTORY_KEEP_S", default=6 * 3600.0)
 PRUNE_INTERVAL_S = env.float("PRUNE_INTERVAL_S", default=60.0)
+# Recalibration estimates the margin rates from the price history once a market day; the demo
+# market runs DEMO_MARKET_SPEED times faster, and its job every 5 minutes shows a proposal soon.
+RECALIBRATION_INTERVAL_S = env.float(
+    "RECALIBRATION_INTERVAL_S", default=300.0 if DEMO_MARKET_ENABLED else 86_400.0
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "margin.api.schema.ProblemAutoSchema",
