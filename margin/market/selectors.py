@@ -43,6 +43,34 @@ def stale_symbols(*, now: datetime, max_age_s: float) -> list[str]:
     return assets + instruments
 
 
+def unfit_prices(*, now: datetime, max_age_s: float) -> dict[str, str]:
+    """Every asset and active instrument whose price is not fit to liquidate on, with why:
+    missing or older than `max_age_s` (stale), or the last index the guard held for want of a
+    quorum of agreeing sources (uncertain; a mark is uncertain with its underlying's index)."""
+    doubts = {
+        symbol: f"stale: no price within {max_age_s:g} s"
+        for symbol in stale_symbols(now=now, max_age_s=max_age_s)
+    }
+    uncertain = list(
+        AssetPrice.objects.exclude(uncertain_reason="").values_list(
+            "asset__symbol", "uncertain_reason"
+        )
+    ) + list(
+        MarkPrice.objects.filter(instrument__is_active=True)
+        .exclude(uncertain_reason="")
+        .values_list("instrument__symbol", "uncertain_reason")
+    )
+    for symbol, reason in uncertain:
+        doubts[symbol] = "; ".join(filter(None, [doubts.get(symbol), f"uncertain: {reason}"]))
+    return doubts
+
+
+def price_unfit_reason(symbol: str, *, now: datetime, max_age_s: float) -> str:
+    """Why the price of `symbol` (an asset or an instrument) is not fit to liquidate on; ""
+    when it is."""
+    return unfit_prices(now=now, max_age_s=max_age_s).get(symbol, "")
+
+
 # Newest first: tick ids grow with time.
 NEWEST_SNAPSHOT_FIRST = "-tick_id"
 

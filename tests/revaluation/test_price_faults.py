@@ -104,8 +104,14 @@ def test_usdc_depegging_on_one_of_three_venues_is_left_out_by_the_guard(depeg_ma
 def test_without_the_guard_a_single_venue_depeg_bankrupts_the_account(
     depeg_market, later, reference
 ):
-    # given: no guard (any move accepted) and USDC priced from one venue only, its own book
-    ParameterVersion.objects.filter(pk=reference.pk).update(price_guard_max_move=1000)
+    # given: no guard (any move accepted, one source a quorum, no cap) and USDC priced from one
+    # venue only, its own book
+    ParameterVersion.objects.filter(pk=reference.pk).update(
+        price_guard_max_move=1000,
+        price_guard_min_sources=1,
+        price_guard_agreement_band=1000,
+        price_guard_source_cap=1000,
+    )
     SourceQuote.objects.filter(symbol="USDC").exclude(source=VENUES[2]).delete()
     # when
     market_prices(at=later(3), BTC=86500, USDT=1)
