@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from statistics import median
 
+from margin.engine.precision import exact
+
 # Why a source's price did not count as printed.
 STALE = "stale"  # silent past the age limit: weight zero
 MOVE = "move"  # too far from the last index, and not confirmed by most sources: weight zero
@@ -118,6 +120,7 @@ def _quorum_shortfall(prices: list[Decimal], middle: Decimal, rules: IndexRules)
     )
 
 
+@exact
 def index_price(
     sources: Sequence[SourcePrice], *, last_index: Decimal | None, rules: IndexRules
 ) -> IndexResult:
@@ -129,7 +132,10 @@ def index_price(
     kept, moved = _plausible(fresh, last_index, rules.max_move)
     verdicts += moved
     if not kept:
-        why = "no fresh source" if not fresh else "every fresh source moved too far alone"
+        if len(fresh) < rules.min_sources:
+            why = f"{len(fresh)} fresh source(s), {rules.min_sources} needed"
+        else:
+            why = "every fresh source moved too far alone"
         return IndexResult(last_index, why, (), tuple(verdicts))
     middle = median(s.price for s in kept)
     shortfall = _quorum_shortfall([s.price for s in kept], middle, rules)
@@ -154,6 +160,7 @@ def basis_weight(elapsed_s: float) -> Decimal:
     return Decimal(str(round(1 - math.exp(-elapsed_s / BASIS_EMA_TIME_CONSTANT_S), 12)))
 
 
+@exact
 def smoothed_basis(
     *, previous_basis: Decimal, traded_price: Decimal | None, index: Decimal, elapsed_s: float
 ) -> Decimal:
@@ -170,6 +177,7 @@ def seconds_to_funding(now_epoch_s: float, interval_s: float = FUNDING_INTERVAL_
     return Decimal(str(interval_s - now_epoch_s % interval_s))
 
 
+@exact
 def funding_basis_price(
     index: Decimal,
     *,
@@ -194,6 +202,7 @@ class MarkResult:
     last_price: Decimal | None
 
 
+@exact
 def mark_price(
     *,
     index: Decimal,
