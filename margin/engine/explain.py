@@ -477,6 +477,7 @@ def explain_account(
 ) -> dict[str, list[Step]]:
     """Every figure of the account's quote as steps, keyed `account.<figure>` and
     `positions.<id>.<figure>`. Pass the quote when you already have it."""
+    account = account.in_settlement_coin()
     if quote is None:
         quote = quote_account(account)
     steps = _account_steps(account, quote)

@@ -481,7 +481,9 @@ def _scaled_mark(position: PositionInput, scale: Decimal | None) -> Decimal | No
 @exact
 def quote_account(account: AccountInput) -> AccountQuote:
     """Every figure of one account: the cross pool (Binance USD-M cross margin, multi-assets
-    mode) and each position, isolated ones standing alone on their isolated margin."""
+    mode) and each position, isolated ones standing alone on their isolated margin; every
+    figure in the settlement coin (`AccountInput.in_settlement_coin`)."""
+    account = account.in_settlement_coin()
     mm_scale = account.credit_tier.mm_scale
     figures = [_position_figures(position, mm_scale) for position in account.positions]
     cross = [f for f in figures if not f.position.is_isolated]

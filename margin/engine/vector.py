@@ -228,6 +228,9 @@ class Book:
     instrument_asset: np.ndarray
     asset_names: tuple[str, ...] = field(default=())
     instrument_names: tuple[str, ...] = field(default=())
+    # The asset the pools settle in (USDT), or -1: collateral is valued in that coin, at each
+    # asset's price over its price (`AccountInput.in_settlement_coin`).
+    settlement_asset: int = -1
 
     def __post_init__(self) -> None:
         n_positions, n_lines = len(self.pos_account), len(self.col_account)
@@ -1003,6 +1006,8 @@ def revalue(
         raise EngineInputError("marks", f"must hold one mark per instrument ({book.n_instruments})")
     if asset_prices.shape != (book.n_assets,):
         raise EngineInputError("asset_prices", f"must hold one price per asset ({book.n_assets})")
+    if book.settlement_asset >= 0:
+        asset_prices = asset_prices / asset_prices[book.settlement_asset]
     book.prepare()
     out = _Outputs.allocate(book.n_positions, len(book.col_account))
     position_chunks, line_chunks = _chunks(book.n_positions), _chunks(len(book.col_account))
@@ -1066,6 +1071,9 @@ def book_from_accounts(accounts: Sequence[AccountInput]) -> tuple[Book, np.ndarr
     asset_prices: list[float] = []
     asset_tiers: list[tuple[HaircutTier, ...]] = []
     asset_seen: dict[str, tuple] = {}
+    settlement = {(a.settlement_asset, a.settlement_price) for a in accounts if a.settlement_asset}
+    if len(settlement) > 1:
+        raise EngineInputError("accounts", "one book settles in one coin at one price")
     for a, account in enumerate(accounts):
         for c, line in enumerate(account.collateral):
             market = (line.price, line.haircut_tiers)
@@ -1079,6 +1087,17 @@ def book_from_accounts(accounts: Sequence[AccountInput]) -> tuple[Book, np.ndarr
                     f"accounts[{a}].collateral[{c}]",
                     f"{line.asset} already has another price or haircut tiers in this book",
                 )
+
+    settlement_row = -1
+    if settlement:
+        ((name, price),) = settlement
+        if name not in asset_rows:
+            asset_rows[name] = len(asset_prices)
+            asset_prices.append(float(price))
+            asset_tiers.append(())
+        elif asset_prices[asset_rows[name]] != float(price):
+            raise EngineInputError("accounts", f"{name} is priced apart from its settlement price")
+        settlement_row = asset_rows[name]
 
     instrument_rows: dict[tuple, int] = {}
     tables: list[BracketTable] = []
@@ -1132,5 +1151,6 @@ def book_from_accounts(accounts: Sequence[AccountInput]) -> tuple[Book, np.ndarr
         instrument_asset=_index(instrument_asset),
         asset_names=tuple(asset_rows),
         instrument_names=tuple(instrument_names),
+        settlement_asset=settlement_row,
     )
     return book, _float(marks), _float(asset_prices)
