@@ -872,10 +872,18 @@ def _newton_from_below(
     return result
 
 
-def _linked_scales(excess: _LinkedExcess, groups: np.ndarray, slope_one: np.ndarray) -> np.ndarray:
+def _linked_scales(
+    excess: _LinkedExcess,
+    groups: np.ndarray,
+    slope_one: np.ndarray,
+    piece_at_one: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
     """Per group of `groups`, the scale nearest 1 where `excess` is 0 (reference:
-    `linked_scale_root`), nan where none is positive; `slope_one` is each one's slope at 1."""
+    `linked_scale_root`), nan where none is positive; `slope_one` is each one's slope at 1,
+    `piece_at_one` the scales where that straight piece starts and ends: a step along it that
+    stays inside has found the root, with no evaluation at all (most groups)."""
     n = len(groups)
+    piece_low, piece_high = piece_at_one
     at_one = excess.base[groups]
     healthy = at_one > 0
     nowhere = np.full(n, np.nan)
@@ -894,29 +902,61 @@ def _linked_scales(excess: _LinkedExcess, groups: np.ndarray, slope_one: np.ndar
         above_wanted = np.where(healthy, excess.last_slope(groups) < 0, slope_one > 0)
         above_start = np.where(healthy, step, 1.0)
         above_previous = np.where(healthy & (slope_one < 0), slope_one, nowhere)
-        from_top = np.flatnonzero(above_wanted & healthy & (slope_one >= 0))
+        below_found = overshoot & (step >= piece_low)
+        below = np.where(below_wanted & below_found, step, np.nan)
+        rows = np.flatnonzero(below_wanted & ~below_found)
+        below[rows] = _newton_from_below(
+            excess,
+            groups[rows],
+            below_start[rows],
+            np.where(healthy[rows], 1.0, -1.0),
+            below_previous[rows],
+        )
+        above_found = healthy & (slope_one < 0) & (step < piece_high)
+        above = np.where(above_wanted & above_found, step, np.nan)
+        # A root above matters only if it is nearer than the one found below: where excess is
+        # still positive at the mirror scale 2 − below it is farther (concavity), else the
+        # walk down starts there.
+        mirrored = np.flatnonzero(above_wanted & ~above_found & healthy & ~np.isnan(below))
+        if mirrored.size:
+            mirror = 2.0 - below[mirrored]
+            at_mirror, _ = excess.at(groups[mirrored], mirror)
+            farther = at_mirror > 0
+            above_wanted[mirrored[farther]] = False
+            above_start[mirrored] = mirror
+            above_previous[mirrored] = np.nan
+        from_top = np.flatnonzero(above_wanted & healthy & (slope_one >= 0) & np.isnan(below))
         if from_top.size:
             top = excess.past_every_kink(groups[from_top])
             at_top, slope_top = excess.at(groups[from_top], np.full(from_top.size, top))
             positive = at_top > 0
             above_start[from_top] = np.where(positive, top - at_top / slope_top, top)
             above_previous[from_top] = np.where(positive, slope_top, np.nan)
-        roots = []
-        for wanted, start, previous, direction in (
-            (below_wanted, below_start, below_previous, np.where(healthy, 1.0, -1.0)),
-            (above_wanted, above_start, above_previous, np.where(healthy, -1.0, 1.0)),
-        ):
-            root = np.full(n, np.nan)
-            rows = np.flatnonzero(wanted)
-            root[rows] = _newton_from_below(
-                excess, groups[rows], start[rows], direction[rows], previous[rows]
-            )
-            roots.append(root)
-    below, above = roots
+        rows = np.flatnonzero(above_wanted & ~above_found)
+        above[rows] = _newton_from_below(
+            excess,
+            groups[rows],
+            above_start[rows],
+            np.where(healthy[rows], -1.0, 1.0),
+            above_previous[rows],
+        )
     nearest = np.where(np.abs(above - 1.0) < np.abs(below - 1.0), above, below)
     nearest = np.where(np.isnan(below), above, nearest)
     nearest[at_one == 0] = 1.0
     return nearest
+
+
+def _group_extreme(
+    values: np.ndarray, starts: np.ndarray, reduce: np.ufunc, empty: float
+) -> np.ndarray:
+    """`reduce` (np.maximum, np.minimum) of each group's run of `values` (sorted by group,
+    `starts` bounding the runs), `empty` for a group without one."""
+    counts = np.diff(starts)
+    result = np.full(len(counts), empty)
+    runs = counts > 0
+    if values.size:
+        result[runs] = reduce.reduceat(values, starts[:-1][runs])
+    return result
 
 
 LINKED_CHUNK = 1 << 15
@@ -954,6 +994,33 @@ def _linked_prices(
     mm_slope = sum_by(pools.position_group, mm_slope, n)
     line_value = out.collateral_line_value[lines]
     mark = marks[book.pos_instrument[rows]]
+    # The straight piece each group stands on at s = 1: from the largest scale where one of its
+    # members entered its bracket or tier to the smallest where one leaves it.
+    line_low, line_high = np.zeros(len(lines)), np.full(len(lines), np.inf)
+    positive = holding > 0
+    for floor, cap, _ in zip(*pools.line_tiers, strict=True):
+        inside = (holding >= floor) & (holding < cap) & positive
+        line_low = np.where(inside, floor / np.where(positive, holding, 1.0), line_low)
+        line_high = np.where(inside, cap / np.where(positive, holding, 1.0), line_high)
+    lines_low = _group_extreme(line_low, pools.line_start, np.maximum, 0.0)
+    lines_high = _group_extreme(line_high, pools.line_start, np.minimum, np.inf)
+    floors = book.brackets.floors.ravel()
+    floor_cell = pools.position_bracket_row + out.bracket[rows] - 1
+    next_floor = np.where(
+        out.bracket[rows] < book.brackets.width,
+        floors[np.minimum(floor_cell + 1, floors.size - 1)],
+        np.inf,
+    )
+    mm_piece = (
+        np.maximum(
+            lines_low,
+            _group_extreme(floors[floor_cell] / notional, pools.position_start, np.maximum, 0.0),
+        ),
+        np.minimum(
+            lines_high,
+            _group_extreme(next_floor / notional, pools.position_start, np.minimum, np.inf),
+        ),
+    )
     chunks = [np.arange(start, min(start + LINKED_CHUNK, n)) for start in range(0, n, LINKED_CHUNK)]
     for with_maintenance, target in ((True, out.liquidation_price), (False, out.bankruptcy_price)):
         base = balance[pools.group_account]
@@ -973,8 +1040,13 @@ def _linked_prices(
         slope_one = equity_slope - mm_slope if with_maintenance else equity_slope
         scales = np.empty(n)
 
-        def solve(groups: np.ndarray, excess=excess, slope_one=slope_one, scales=scales) -> None:
-            scales[groups] = _linked_scales(excess, groups, slope_one[groups])
+        piece = mm_piece if with_maintenance else (lines_low, lines_high)
+
+        def solve(
+            groups: np.ndarray, excess=excess, slope_one=slope_one, scales=scales, piece=piece
+        ) -> None:
+            piece_at_one = (piece[0][groups], piece[1][groups])
+            scales[groups] = _linked_scales(excess, groups, slope_one[groups], piece_at_one)
 
         run_tasks([partial(solve, chunk) for chunk in chunks], workers)
         target[rows] = mark * scales[pools.position_group]
