@@ -24,7 +24,9 @@ The rules, and whose published practice each follows:
 - credit tiers: haircut_scale and mm_scale > 0, and mm_scale × the top mmr < 1 (the engine's
   own rule: MM may not reach the notional);
 - stress (EWMA covariance, k σ over a horizon): 0 < λ < 1, k σ > 0, horizon > 0, no negative
-  number of correlated draws; price guard: a positive move band and a positive age limit.
+  number of correlated draws; price guard: a positive move band and a positive age limit, a
+  quorum of at least two sources (Binance's index never rests on one venue), an agreement band
+  in (0, 1) and a source cap in (0, 1].
 """
 
 from collections.abc import Mapping, Sequence
@@ -54,6 +56,9 @@ SCALAR_NAMES = (
     "taker_fee_rate",
     "price_guard_max_move",
     "price_guard_max_age_s",
+    "price_guard_min_sources",
+    "price_guard_agreement_band",
+    "price_guard_source_cap",
     "stress_ewma_lambda",
     "stress_k_sigma",
     "stress_horizon_days",
@@ -154,6 +159,21 @@ def _scalar_problems(scalars: Mapping[str, Decimal | int]) -> list[ParameterProb
     ):
         if value[name] <= 0:
             refuse(name, f"must be positive, got {value[name]}")
+    if value["price_guard_min_sources"] < 2:
+        refuse(
+            "price_guard_min_sources",
+            "an index needs at least two agreeing sources (one venue alone could move it), got "
+            f"{value['price_guard_min_sources']}",
+        )
+    if not ZERO < value["price_guard_agreement_band"] < ONE:
+        refuse(
+            "price_guard_agreement_band",
+            f"must lie in (0, 1), got {value['price_guard_agreement_band']}",
+        )
+    if not ZERO < value["price_guard_source_cap"] <= ONE:
+        refuse(
+            "price_guard_source_cap", f"must lie in (0, 1], got {value['price_guard_source_cap']}"
+        )
     if value["stress_correlated_draws"] < 0:
         refuse(
             "stress_correlated_draws", f"must be at least 0, got {value['stress_correlated_draws']}"
