@@ -33,6 +33,7 @@ from margin.models import (
     MarginAccount,
     ParameterVersion,
     Proposal,
+    VolatilityFloor,
 )
 from margin.models import CreditTier as CreditTierRow
 from margin.models import (
@@ -57,9 +58,8 @@ SCALAR_FIELDS = (
     "stress_ewma_lambda",
     "stress_k_sigma",
     "stress_horizon_days",
-    "stress_correlated_draws",
 )
-INTEGER_FIELDS = ("price_guard_max_age_s", "stress_correlated_draws")
+INTEGER_FIELDS = ("price_guard_max_age_s",)
 THRESHOLDS = ("warning_ratio", "margin_call_ratio", "liquidation_ratio")
 
 
@@ -322,6 +322,10 @@ def _copy_children(base, version, *, brackets, haircuts, tiers) -> None:
             for symbol, rows in haircuts.items()
             for t in rows
         ]
+    )
+    VolatilityFloor.objects.bulk_create(
+        VolatilityFloor(version=version, asset_id=row.asset_id, daily_vol=row.daily_vol)
+        for row in base.volatility_floors.all()
     )
     CreditTierTerms.objects.bulk_create(
         [
