@@ -58,7 +58,7 @@ class Migration(migrations.Migration):
                     ("portfolio", "Portfolio (max of tiered MM and stress loss)"),
                 ],
                 default="standard",
-                max_length=16,
+                db_default='standard', max_length=16,
             ),
         ),
         migrations.AlterField(

@@ -36,8 +36,12 @@ class MarginAccount(models.Model):
     reduce_only = models.BooleanField(
         default=False, help_text="Set by the desk: the account may only reduce its positions."
     )
+    # A database default too: the scale seed COPYs accounts without naming the column.
     margin_scheme = models.CharField(
-        max_length=16, choices=MarginScheme.choices, default=MarginScheme.STANDARD
+        max_length=16,
+        choices=MarginScheme.choices,
+        default=MarginScheme.STANDARD,
+        db_default=MarginScheme.STANDARD,
     )
     created_at = models.DateTimeField(auto_now_add=True)
     state_changed_at = models.DateTimeField(null=True, blank=True)

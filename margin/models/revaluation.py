@@ -26,9 +26,10 @@ class RevaluationTick(models.Model):
     asset_prices = models.JSONField(default=dict)
     # Symbols whose price was stale at the freeze: the tick revalues but does not liquidate.
     stale_symbols = models.JSONField(default=list, blank=True)
-    # EWMA volatility of the index prices at the freeze, so every shard stresses on the same
-    # scenarios: {"assets": [symbol...], "vol": [σ...], "cov": [[...]]}; empty while the
-    # history is too short.
+    # The stress model's estimate at the freeze, so every shard stresses on the same one
+    # (`margin.services.volatility.tick_volatility`): {"assets": [symbol...], "vol": [daily σ or
+    # null...], "cov": [[...]], "period_end", "lambda", "half_life_hours", "returns"}; null
+    # where an asset has no history (its published floor stands in).
     volatility = models.JSONField(default=dict, blank=True)
     n_shards = models.PositiveIntegerField(default=0)
     n_accounts = models.PositiveIntegerField(default=0)
