@@ -269,56 +269,80 @@ def account_exposures(book: Book, revaluation: Revaluation) -> np.ndarray:
 def covariance_losses(exposures: np.ndarray, model: StressModel) -> np.ndarray:
     """k·√h·(√(eᵀΣe) over the correlated assets + Σ |e_j|·σ_j over the others), per row of
     `exposures` (accounts × the model's assets)."""
-    quadratic = np.einsum("ij,ij->i", exposures @ model.correlated_covariance, exposures)
-    unknown = np.abs(exposures) @ np.where(model.correlated, 0.0, model.vol)
-    return model.reach * (np.sqrt(np.maximum(quadratic, 0.0)) + unknown)
+    return _covariance_losses(exposures, *_covariance_terms(model))
 
 
-def _worst_of_blocks(
+def _covariance_terms(model: StressModel) -> tuple[np.ndarray, np.ndarray, float]:
+    return model.correlated_covariance, np.where(model.correlated, 0.0, model.vol), model.reach
+
+
+def _covariance_losses(
+    exposures: np.ndarray, covariance: np.ndarray, apart_vol: np.ndarray, reach: float
+) -> np.ndarray:
+    quadratic = ((exposures @ covariance) * exposures).sum(axis=1)
+    return reach * (np.sqrt(np.maximum(quadratic, 0.0)) + np.abs(exposures) @ apart_vol)
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    covariance_loss: np.ndarray
+    named_loss: np.ndarray
+    named_scenario: np.ndarray
+
+
+def _stress_of_blocks(
     exposures: np.ndarray,
+    covariance_terms: tuple[np.ndarray, np.ndarray, float],
     negated_shocks: np.ndarray,
     accounts: range,
-    worst_loss: np.ndarray,
-    worst_scenario: np.ndarray,
+    out: _Outputs,
 ) -> None:
-    """Worst loss and its scenario for a range of accounts, one block (`accounts.step`) at a
-    time; `negated_shocks` is −price_shocksᵀ, so that a product is a loss."""
+    """Covariance loss, worst named loss and its scenario for a range of accounts, one block
+    (`accounts.step`) at a time; `negated_shocks` is −price_shocksᵀ, so that a product is a
+    loss. Small blocks keep every product on the calling thread (see SERIAL_PRODUCT_WORK)."""
     for start in accounts:
         rows = slice(start, min(start + accounts.step, accounts.stop))
-        losses = exposures[rows] @ negated_shocks
+        block = exposures[rows]
+        out.covariance_loss[rows] = _covariance_losses(block, *covariance_terms)
+        if not negated_shocks.shape[1]:
+            continue  # a book without assets has no named moves
+        losses = block @ negated_shocks
         worst = losses.argmax(axis=1)
-        worst_scenario[rows] = worst
+        out.named_scenario[rows] = worst
         # Row r's worst loss sits at r × S + worst[r] of the flattened block.
         worst += np.arange(0, losses.size, losses.shape[1])
-        worst_loss[rows] = losses.ravel()[worst]
+        out.named_loss[rows] = losses.ravel()[worst]
 
 
-def _worst_named(
-    exposures: np.ndarray, scenarios: ScenarioSet, workers: int | None
-) -> tuple[np.ndarray, np.ndarray]:
+def _stress_losses(exposures: np.ndarray, model: StressModel, workers: int | None) -> _Outputs:
     n_accounts, n_assets = exposures.shape
-    worst_loss = np.zeros(n_accounts)
-    worst_scenario = np.full(n_accounts, -1, dtype=np.int64)
-    if scenarios.n_scenarios:
-        block = max(1, SERIAL_PRODUCT_WORK // (scenarios.n_scenarios * max(1, n_assets)))
-        # A few blocks per task: one task per block would cost more to hand out than to run.
-        per_task = block * BLOCKS_PER_TASK
-        negated_shocks = np.ascontiguousarray(-scenarios.price_shocks.T)
-        run_tasks(
-            [
-                partial(
-                    _worst_of_blocks,
-                    exposures,
-                    negated_shocks,
-                    range(start, min(start + per_task, n_accounts), block),
-                    worst_loss,
-                    worst_scenario,
-                )
-                for start in range(0, n_accounts, per_task)
-            ],
-            workers,
-        )
-    return worst_loss, worst_scenario
+    scenarios = model.scenarios
+    out = _Outputs(
+        covariance_loss=np.zeros(n_accounts),
+        named_loss=np.zeros(n_accounts),
+        named_scenario=np.full(n_accounts, -1, dtype=np.int64),
+    )
+    # The covariance product counts as n_assets more scenarios.
+    width = max(1, (scenarios.n_scenarios + n_assets) * n_assets)
+    block = max(1, SERIAL_PRODUCT_WORK // width)
+    # A few blocks per task: one task per block would cost more to hand out than to run.
+    per_task = block * BLOCKS_PER_TASK
+    negated_shocks = np.ascontiguousarray(-scenarios.price_shocks.T)
+    run_tasks(
+        [
+            partial(
+                _stress_of_blocks,
+                exposures,
+                _covariance_terms(model),
+                negated_shocks,
+                range(start, min(start + per_task, n_accounts), block),
+                out,
+            )
+            for start in range(0, n_accounts, per_task)
+        ],
+        workers,
+    )
+    return out
 
 
 def stress_margin(
@@ -340,11 +364,11 @@ def stress_margin(
     if revaluation is None:
         revaluation = revalue(book, marks, asset_prices, workers=workers, liquidation_prices=False)
     exposures = account_exposures(book, revaluation)
-    covariance = covariance_losses(exposures, model)
-    named_loss, named_scenario = _worst_named(exposures, model.scenarios, workers)
-    named_binds = named_loss > covariance
-    worst_loss = np.where(named_binds, named_loss, covariance)
-    worst_scenario = np.where(named_binds, named_scenario, COVARIANCE_LOSS)
+    losses = _stress_losses(exposures, model, workers)
+    covariance = losses.covariance_loss
+    named_binds = losses.named_loss > covariance
+    worst_loss = np.where(named_binds, losses.named_loss, covariance)
+    worst_scenario = np.where(named_binds, losses.named_scenario, COVARIANCE_LOSS)
     losing = worst_loss > 0
     worst_scenario[~losing] = -1
     worst_loss[~losing] = 0.0
