@@ -55,11 +55,14 @@ SCALAR_FIELDS = (
     "taker_fee_rate",
     "price_guard_max_move",
     "price_guard_max_age_s",
+    "price_guard_min_sources",
+    "price_guard_agreement_band",
+    "price_guard_source_cap",
     "stress_ewma_lambda",
     "stress_k_sigma",
     "stress_horizon_days",
 )
-INTEGER_FIELDS = ("price_guard_max_age_s",)
+INTEGER_FIELDS = ("price_guard_max_age_s", "price_guard_min_sources")
 THRESHOLDS = ("warning_ratio", "margin_call_ratio", "liquidation_ratio")
 
 

@@ -43,7 +43,7 @@ def floors_publish(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("margin", "0013_snapshot_gross_notional"),
+        ("margin", "0014_price_guard"),
     ]
 
     operations = [
