@@ -84,6 +84,25 @@ CREDIT_TIERS = {
     "restricted": ("Restricted", 3, "1.5", "1.25"),
 }
 
+# The stress margin's floor of each asset's daily volatility (σ per day): about a calm market's
+# day for each coin, so that an asset with no history, or a quiet stretch, is never stressed
+# below it. A stablecoin's floor is its de-peg risk.
+VOLATILITY_FLOORS = {
+    "USDT": "0.001",
+    "USDC": "0.001",
+    "BTC": "0.02",
+    "ETH": "0.025",
+    "SOL": "0.035",
+    "BNB": "0.03",
+    "XRP": "0.04",
+    "DOGE": "0.05",
+    "ADA": "0.04",
+    "AVAX": "0.045",
+    "LINK": "0.04",
+}
+# An asset listed without a floor of its own (fail closed: the highest of the usual floors).
+DEFAULT_VOLATILITY_FLOOR = "0.05"
+
 # The first version is in force from well before any demo data.
 FIRST_VERSION_EFFECTIVE_AT = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -39,6 +39,7 @@ from margin.models import (
     MarkPrice,
     ParameterVersion,
     Position,
+    VolatilityFloor,
 )
 from margin.packed_read import native_type, packed_columns
 from margin.services.account_state import account_state_load, account_states_load
@@ -307,7 +308,7 @@ def ledger_differences() -> LedgerDifferences:
 
 def version_terms(version: ParameterVersion) -> dict:
     """A version's child tables grouped for display: brackets per instrument, haircut tiers per
-    asset, credit-tier scales."""
+    asset, credit-tier scales, the stress margin's volatility floors."""
     brackets: dict[str, list] = {}
     for row in Bracket.objects.filter(version=version).select_related("instrument"):
         brackets.setdefault(row.instrument.symbol, []).append(row)
@@ -320,4 +321,7 @@ def version_terms(version: ParameterVersion) -> dict:
         "credit_terms": CreditTierTerms.objects.filter(version=version)
         .select_related("tier")
         .order_by("tier__rank"),
+        "volatility_floors": VolatilityFloor.objects.filter(version=version)
+        .select_related("asset")
+        .order_by("asset__symbol"),
     }

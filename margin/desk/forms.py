@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from accounts.roles import USE_DESK
-from margin.models import CreditTier, Position
+from margin.models import CreditTier, MarginScheme, Position
 from margin.services.cascade import DEFAULT_DEPTH_USD, MAX_ROUNDS
 from margin.services.parameters import SCALAR_FIELDS
 from margin.services.stress_runs import SCENARIOS
@@ -84,6 +84,12 @@ class CreditTierForm(TtlMixin):
     tier = forms.ModelChoiceField(queryset=CreditTier.objects.all(), label="New credit tier")
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
     field_order = ["tier", "reason", "ttl_hours"]
+
+
+class MarginSchemeForm(TtlMixin):
+    scheme = forms.ChoiceField(choices=MarginScheme.choices, label="New margin scheme")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
+    field_order = ["scheme", "reason", "ttl_hours"]
 
 
 class DecisionForm(forms.Form):

@@ -29,6 +29,7 @@ desk_patterns = (
             f"{CASE}forced-reduction/", desk.case_propose_reduction, name="case_propose_reduction"
         ),
         path(f"{CASE}credit-tier/", desk.case_propose_tier, name="case_propose_tier"),
+        path(f"{CASE}margin-scheme/", desk.case_propose_scheme, name="case_propose_scheme"),
         path("proposals/", desk_proposals.proposals, name="proposals"),
         path("proposals/<int:pk>/", desk_proposals.proposal, name="proposal"),
         path(

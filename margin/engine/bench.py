@@ -5,12 +5,12 @@ ones, multi-asset collateral with haircut tiers, credit tiers, some isolated pos
 borrowed balances), then times
 
 - one full vectorized revaluation: every figure of every position and account, including
-  each position's liquidation and bankruptcy price, and the stress margin over the default
-  scenario set (best of several runs; the scenario set is built once beforehand, as the
-  revaluation job does once a day);
+  each position's liquidation and bankruptcy price, and the stress margin: the closed-form
+  covariance loss beside the named single-asset moves (best of several runs; the stress model
+  is built once beforehand, as the revaluation job builds it once per return period);
 - the Decimal reference doing the same work on a sample of accounts holding at least 2,000
-  positions: `quote_account`, then `account_stress` over the same scenarios (converted to
-  Decimal beforehand, as the vectorized set is built beforehand);
+  positions: `quote_account`, then `account_stress` with the same model (its named moves
+  converted to Decimal beforehand, as the vectorized set is built beforehand);
 - for comparison, both engines without the stress margin (`revalue` against `quote_account`).
 
 The last line is `positions=N accounts=M vector_s=… reference_us_per_position=… speedup=…
@@ -33,9 +33,9 @@ from margin.engine.demo import ASSETS, CREDIT_TIERS, INSTRUMENTS
 from margin.engine.reference import AccountQuote, quote_account
 from margin.engine.stress import (
     AccountStress,
+    StressModel,
     StressResult,
     account_stress,
-    build_scenarios,
     decimal_shocks,
     ewma_covariance,
     stress_margin,
@@ -50,6 +50,9 @@ ISOLATED_SHARE = 0.08
 BORROWING_SHARE = 0.03
 CRYPTO_COLLATERAL_SHARE = {"BTC": 0.35, "ETH": 0.2, "SOL": 0.1}
 CORRELATION = 0.6
+# The stress model's σ floor of each demo asset: this share of the daily volatility its
+# history is drawn with.
+VOL_FLOOR_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -296,12 +299,18 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     demo = random_book(n_positions, n_accounts, seed=arguments.seed)
     vol, cov = ewma_covariance(demo.price_history)
-    scenarios = build_scenarios(vol, cov, asset_names=demo.book.asset_names)
+    model = StressModel.build(
+        demo.book.asset_names,
+        np.array([daily_vol * VOL_FLOOR_SHARE for _, daily_vol, _ in ASSETS.values()]),
+        estimated_vol=vol,
+        estimated_covariance=cov,
+    )
+    scenarios = model.scenarios
 
     def full_revaluation() -> tuple[Revaluation, StressResult]:
         result = revalue(demo.book, demo.marks, demo.asset_prices)
         return result, stress_margin(
-            demo.book, demo.marks, demo.asset_prices, scenarios, revaluation=result
+            demo.book, demo.marks, demo.asset_prices, model, revaluation=result
         )
 
     first_start = time.perf_counter()
@@ -320,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     def reference_revaluation() -> list[tuple[AccountQuote, AccountStress]]:
         quotes = [quote_account(account) for account in inputs]
         return [
-            (quote, account_stress(account, shocks, quote=quote))
+            (quote, account_stress(account, model, shocks=shocks, quote=quote))
             for account, quote in zip(inputs, quotes, strict=True)
         ]
 
@@ -332,7 +341,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     differing = disagreements(demo, accounts, reference_revaluation(), result, stress)
-    print(f"scenarios={scenarios.n_scenarios} assets={len(ASSETS)} instruments={len(INSTRUMENTS)}")
+    print(
+        f"named scenarios={scenarios.n_scenarios} beside the covariance loss "
+        f"assets={len(ASSETS)} instruments={len(INSTRUMENTS)}"
+    )
     print(f"first revaluation, building the book's price-independent arrays: {first_seconds:.4f} s")
     print(
         f"cpu time (steadier when other processes share the cores): vector_cpu_s={vector_cpu:.4f} "

@@ -23,8 +23,7 @@ The rules, and whose published practice each follows:
   larger share);
 - credit tiers: haircut_scale and mm_scale > 0, and mm_scale × the top mmr < 1 (the engine's
   own rule: MM may not reach the notional);
-- stress (EWMA covariance, k σ over a horizon): 0 < λ < 1, k σ > 0, horizon > 0, no negative
-  number of correlated draws; price guard: a positive move band and a positive age limit, a
+- stress (EWMA covariance, k σ over a horizon): 0 < λ < 1, k σ > 0, horizon > 0; price guard: a positive move band and a positive age limit, a
   quorum of at least two sources (Binance's index never rests on one venue), an agreement band
   in (0, 1) and a source cap in (0, 1].
 """
@@ -62,7 +61,6 @@ SCALAR_NAMES = (
     "stress_ewma_lambda",
     "stress_k_sigma",
     "stress_horizon_days",
-    "stress_correlated_draws",
 )
 
 
@@ -173,10 +171,6 @@ def _scalar_problems(scalars: Mapping[str, Decimal | int]) -> list[ParameterProb
     if not ZERO < value["price_guard_source_cap"] <= ONE:
         refuse(
             "price_guard_source_cap", f"must lie in (0, 1], got {value['price_guard_source_cap']}"
-        )
-    if value["stress_correlated_draws"] < 0:
-        refuse(
-            "stress_correlated_draws", f"must be at least 0, got {value['stress_correlated_draws']}"
         )
     return problems
 

@@ -1,11 +1,29 @@
-"""Stress margin: the cross pool's loss under price scenarios, beside its tiered maintenance
-margin.
+"""Stress margin: the cross pool's worst loss under a k-sigma market move, beside its tiered
+maintenance margin.
 
-Volatility and correlation come from an EWMA covariance of log returns (RiskMetrics). The
-scenario set moves every asset alone by ± k·σ·√horizon and moves all assets together along
-directions drawn from the covariance, at the same k-sigma distance. An account's risk
-requirement is the larger of its tiered maintenance margin and its worst scenario loss (the
-idea of Deribit's portfolio margin and Binance's portfolio-margin stress add-on).
+Volatility and correlation come from an EWMA covariance of log returns (RiskMetrics) at a
+horizon that suits them (the revaluation job aggregates the index history to hourly returns and
+scales to a day), with a published floor per asset: an asset without history, or one that did
+not move, is held at its floor, never at zero (fail closed).
+
+The worst loss of a linear book over every move within k standard deviations (the ellipsoid
+δᵀΣ⁻¹δ ≤ k²·horizon) is closed form: k·√horizon·√(eᵀΣe) over the account's exposure vector e,
+reached at δ* = −k√h·Σe/√(eᵀΣe). A hedge gets exactly the credit its correlation earns (long
+and short 1M of two coins at 3 % a day and ρ 0.8: 3·30,000·√0.4 = 56,921, not a one-leg 3σ
+move). An asset whose correlation with the others is unknown (no history, or flat) is taken as
+perfectly correlated in the losing direction: its term |e_j|·k√h·σ_j adds to the root, which is
+the supremum over every correlation it could have (Minkowski).
+
+Beside the closed form stand the named single-asset moves: each asset up and down k σ (a log
+move) with every correlated asset following by its regression on it (E[r_j | r_i] =
+ρ_ij σ_j/σ_i · r_i). Each lies on the same ellipsoid, so for a linear book it can exceed the
+closed form only through the log-normal convexity of an up move (a short's loss), and it names
+the move a trader can picture. The desk's library (uniform, crash, de-peg, replay) runs over the
+whole book apart (`margin.desk`).
+
+An account's risk requirement is the larger of its tiered maintenance margin and its worst loss
+(Deribit's portfolio margin and Binance's portfolio-margin stress add-on take the same max; the
+scheme that charges it is `margin.engine.scheme`).
 
 Scenarios are linear in the exposures: a position moves with its underlying asset
 (side × quantity × mark × shock), a holding with its own (collateral value × shock, the tier
@@ -13,10 +31,11 @@ split held as it is today). Isolated positions stay out: their loss is bounded b
 margin they already carry.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import partial
+from functools import cached_property, partial
 
 import numpy as np
 
@@ -33,12 +52,9 @@ RISKMETRICS_LAMBDA = 0.94
 DEFAULT_SIGMAS = 3.0
 """k: how many standard deviations a scenario moves."""
 DEFAULT_HORIZON = 1.0
-"""Horizon in periods of the price history (days for daily closes): σ grows with √horizon."""
-DEFAULT_CORRELATED = 50
-"""Directions drawn from the covariance; each is also taken mirrored: twice this many joint
-scenarios."""
-DEFAULT_SEED = 0
-"""Seed of the draws: the same inputs give the same scenarios."""
+"""Horizon in days: σ (per day) grows with √horizon."""
+COVARIANCE_LOSS = -2
+"""`worst_scenario` when the closed-form covariance loss binds (−1: nothing loses)."""
 # Scenario losses are formed a block of accounts at a time: memory stays bounded and each
 # block stays in cache. A block's product (accounts × assets × scenarios) is kept under this
 # many multiply-adds so that OpenBLAS runs it on the calling thread: its own threads would
@@ -67,25 +83,128 @@ def ewma_covariance(
     return np.sqrt(np.diag(covariance)), covariance
 
 
-def cholesky_with_jitter(covariance: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor of a covariance; one that is only positive semi-definite (an asset
-    without moves, two that move as one) gets a growing multiple of its mean variance added to
-    the diagonal until it factors."""
-    try:
-        return np.linalg.cholesky(covariance)
-    except np.linalg.LinAlgError:
-        pass
-    size = len(covariance)
-    mean_variance = np.trace(covariance) / size if size else 0.0
-    scale = mean_variance if mean_variance > 0 else 1.0
-    for exponent in range(-12, 0):
-        try:
-            return np.linalg.cholesky(covariance + (scale * 10.0**exponent) * np.eye(size))
-        except np.linalg.LinAlgError:
-            continue
-    raise EngineInputError(
-        "covariance", "is not a covariance matrix: it does not factor even with jitter"
-    )
+def half_life(lam: float) -> float:
+    """Periods after which an EWMA weight has halved: ln ½ / ln λ (0.94: 11.2 periods)."""
+    if not 0 < lam < 1:
+        raise EngineInputError("lam", f"must lie in (0, 1), got {lam}")
+    return math.log(0.5) / math.log(lam)
+
+
+@dataclass(frozen=True)
+class StressModel:
+    """What a stress margin is computed from: per asset its σ per day (floored), the daily
+    covariance among the assets whose correlation is known (`correlated`; the others have only
+    their variance on the diagonal), k and the horizon in days."""
+
+    asset_names: tuple[str, ...]
+    vol: np.ndarray
+    covariance: np.ndarray
+    correlated: np.ndarray
+    k: float = DEFAULT_SIGMAS
+    horizon_days: float = DEFAULT_HORIZON
+
+    def __post_init__(self) -> None:
+        n = len(self.asset_names)
+        if self.vol.shape != (n,) or self.correlated.shape != (n,):
+            raise EngineInputError("model.vol", f"must hold one σ per asset ({n})")
+        if self.covariance.shape != (n, n):
+            raise EngineInputError("model.covariance", f"must be {n} × {n}")
+        if not np.all(np.isfinite(self.vol)) or np.any(self.vol <= 0):
+            raise EngineInputError("model.vol", "every σ must be positive: floors fail closed")
+        if not (self.k > 0 and self.horizon_days > 0):
+            raise EngineInputError("model", "k and the horizon must be positive")
+
+    @classmethod
+    def build(
+        cls,
+        asset_names: Sequence[str],
+        floors: np.ndarray,
+        *,
+        estimated_vol: np.ndarray | None = None,
+        estimated_covariance: np.ndarray | None = None,
+        k: float = DEFAULT_SIGMAS,
+        horizon_days: float = DEFAULT_HORIZON,
+    ) -> "StressModel":
+        """The model from an estimate (daily σ and Σ, nan or absent where an asset has no
+        history) and the published floors: σ = max(estimate, floor), correlations kept as
+        estimated. An asset with no estimate or a zero one (it never moved) stands at its floor
+        with its correlation unknown."""
+        floors = np.asarray(floors, dtype=np.float64)
+        n = len(asset_names)
+        if floors.shape != (n,) or not np.all(np.isfinite(floors)) or np.any(floors <= 0):
+            raise EngineInputError("floors", f"must hold a positive σ floor per asset ({n})")
+        if estimated_vol is None:
+            estimated_vol, estimated_covariance = np.full(n, np.nan), np.full((n, n), np.nan)
+        estimated_vol = np.asarray(estimated_vol, dtype=np.float64)
+        estimated_covariance = np.asarray(estimated_covariance, dtype=np.float64)
+        if estimated_vol.shape != (n,) or estimated_covariance.shape != (n, n):
+            raise EngineInputError("estimate", f"must cover the {n} assets")
+        correlated = np.isfinite(estimated_vol) & (estimated_vol > 0)
+        vol = np.where(correlated, np.maximum(np.nan_to_num(estimated_vol), floors), floors)
+        safe = np.where(correlated, estimated_vol, 1.0)
+        correlation = np.nan_to_num(estimated_covariance) / np.outer(safe, safe)
+        correlation = np.clip(correlation, -1.0, 1.0) * np.outer(correlated, correlated)
+        np.fill_diagonal(correlation, 1.0)
+        return cls(
+            asset_names=tuple(asset_names),
+            vol=vol,
+            covariance=correlation * np.outer(vol, vol),
+            correlated=correlated,
+            k=float(k),
+            horizon_days=float(horizon_days),
+        )
+
+    @property
+    def reach(self) -> float:
+        """k·√horizon: how far, in daily standard deviations, a stress move goes."""
+        return self.k * math.sqrt(self.horizon_days)
+
+    @cached_property
+    def correlated_covariance(self) -> np.ndarray:
+        """Σ among the correlated assets, zero in every row and column of the others."""
+        mask = np.outer(self.correlated, self.correlated)
+        return np.where(mask, self.covariance, 0.0)
+
+    @cached_property
+    def scenarios(self) -> "ScenarioSet":
+        """Each asset alone up and down by k·√h·σ (a log move), every correlated asset
+        following by its regression on it: the named single-asset moves."""
+        n = len(self.asset_names)
+        betas = np.eye(n)
+        lead = np.flatnonzero(self.correlated)
+        # Column i: how each asset moves per unit move of asset i (Σ_ji / σ_i²).
+        betas[np.ix_(lead, lead)] = self.covariance[np.ix_(lead, lead)] / self.vol[lead] ** 2
+        up = (self.reach * self.vol)[:, None] * betas.T
+        log_moves = np.stack([up, -up], axis=1).reshape(2 * n, n)
+        names = [f"{a} {sign}{self.k:g}σ" for a in self.asset_names for sign in ("+", "−")]
+        return ScenarioSet(
+            price_shocks=np.expm1(log_moves),
+            vol_shocks=np.zeros_like(log_moves),
+            names=tuple(names),
+            asset_names=self.asset_names,
+        )
+
+    def aligned(self, asset_names: Sequence[str], floors: Mapping[str, float]) -> "StressModel":
+        """The model over `asset_names` (a book's order): an asset it lacks stands at its
+        floor from `floors`, correlation unknown."""
+        column = {name: n for n, name in enumerate(self.asset_names)}
+        missing = [name for name in asset_names if name not in column and name not in floors]
+        if missing:
+            raise EngineInputError("floors", f"no σ floor for {', '.join(missing)}")
+        rows = np.array([column.get(name, -1) for name in asset_names], dtype=np.int64)
+        known = rows >= 0
+        vol = np.where(known, self.vol[rows], [floors.get(n, 0.0) for n in asset_names])
+        correlated = known & self.correlated[rows]
+        covariance = self.covariance[np.ix_(rows, rows)] * np.outer(correlated, correlated)
+        np.fill_diagonal(covariance, vol**2)
+        return StressModel(
+            asset_names=tuple(asset_names),
+            vol=vol,
+            covariance=covariance,
+            correlated=correlated,
+            k=self.k,
+            horizon_days=self.horizon_days,
+        )
 
 
 @dataclass(frozen=True)
@@ -122,61 +241,15 @@ class ScenarioSet:
         return len(self.price_shocks)
 
 
-def build_scenarios(
-    vol: np.ndarray,
-    cov: np.ndarray,
-    *,
-    k: float = DEFAULT_SIGMAS,
-    horizon: float = DEFAULT_HORIZON,
-    n_correlated: int = DEFAULT_CORRELATED,
-    seed: int = DEFAULT_SEED,
-    asset_names: Sequence[str] = (),
-) -> ScenarioSet:
-    """Each asset alone up and down by k·σ·√horizon (a log move), then `n_correlated` joint
-    moves and their mirrors: directions u drawn uniformly on the unit sphere (seeded), each
-    mapped through the Cholesky factor L of the covariance to the log move k·√horizon·L·u,
-    which lies exactly k sigmas away in the covariance's own metric."""
-    vol, cov = np.asarray(vol, dtype=np.float64), np.asarray(cov, dtype=np.float64)
-    n_assets = len(vol)
-    if cov.shape != (n_assets, n_assets):
-        raise EngineInputError("cov", f"must be {n_assets} × {n_assets}, like vol")
-    if k <= 0 or horizon <= 0 or n_correlated < 0:
-        raise EngineInputError(
-            "scenarios", "k and horizon must be positive, n_correlated at least 0"
-        )
-    labels = list(asset_names) or [f"asset {a}" for a in range(n_assets)]
-    reach = k * np.sqrt(horizon)
-
-    alone = np.zeros((2 * n_assets, n_assets))
-    alone[np.arange(n_assets) * 2, np.arange(n_assets)] = reach * vol
-    alone[np.arange(n_assets) * 2 + 1, np.arange(n_assets)] = -reach * vol
-    names = [f"{labels[a]} {sign}{k:g}σ" for a in range(n_assets) for sign in ("+", "−")]
-
-    directions = np.random.default_rng(seed).standard_normal((n_correlated, n_assets))
-    directions /= np.maximum(
-        np.linalg.norm(directions, axis=1, keepdims=True), np.finfo(float).tiny
-    )
-    joint = reach * directions @ cholesky_with_jitter(cov).T
-    names += [
-        f"joint #{n + 1}{mirror}" for n in range(n_correlated) for mirror in ("", " mirrored")
-    ]
-    joint = np.stack([joint, -joint], axis=1).reshape(2 * n_correlated, n_assets)
-
-    log_moves = np.concatenate([alone, joint])
-    return ScenarioSet(
-        price_shocks=np.expm1(log_moves),
-        vol_shocks=np.zeros_like(log_moves),
-        names=tuple(names),
-        asset_names=tuple(asset_names),
-    )
-
-
 @dataclass(frozen=True)
 class StressResult:
-    """Per account: tiered MM of the cross pool, worst scenario loss (≥ 0), the scenario that
-    gives it (−1 when no scenario loses) and the risk requirement, the larger of the two."""
+    """Per account: tiered MM of the cross pool, the closed-form covariance loss, the worst
+    loss (≥ 0: the larger of that and the worst named scenario), what gives it (an index into
+    the model's scenarios, COVARIANCE_LOSS, or −1 when nothing loses) and the risk requirement,
+    the larger of MM and the worst loss."""
 
     maintenance_margin: np.ndarray
+    covariance_loss: np.ndarray
     worst_loss: np.ndarray
     worst_scenario: np.ndarray
     risk_requirement: np.ndarray
@@ -193,73 +266,116 @@ def account_exposures(book: Book, revaluation: Revaluation) -> np.ndarray:
     return exposure.reshape(book.n_accounts, n_assets)
 
 
-def _worst_of_blocks(
+def covariance_losses(exposures: np.ndarray, model: StressModel) -> np.ndarray:
+    """k·√h·(√(eᵀΣe) over the correlated assets + Σ |e_j|·σ_j over the others), per row of
+    `exposures` (accounts × the model's assets)."""
+    return _covariance_losses(exposures, *_covariance_terms(model))
+
+
+def _covariance_terms(model: StressModel) -> tuple[np.ndarray, np.ndarray, float]:
+    return model.correlated_covariance, np.where(model.correlated, 0.0, model.vol), model.reach
+
+
+def _covariance_losses(
+    exposures: np.ndarray, covariance: np.ndarray, apart_vol: np.ndarray, reach: float
+) -> np.ndarray:
+    quadratic = ((exposures @ covariance) * exposures).sum(axis=1)
+    return reach * (np.sqrt(np.maximum(quadratic, 0.0)) + np.abs(exposures) @ apart_vol)
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    covariance_loss: np.ndarray
+    named_loss: np.ndarray
+    named_scenario: np.ndarray
+
+
+def _stress_of_blocks(
     exposures: np.ndarray,
+    covariance_terms: tuple[np.ndarray, np.ndarray, float],
     negated_shocks: np.ndarray,
     accounts: range,
-    worst_loss: np.ndarray,
-    worst_scenario: np.ndarray,
+    out: _Outputs,
 ) -> None:
-    """Worst loss and its scenario for a range of accounts, one block (`accounts.step`) at a
-    time; `negated_shocks` is −price_shocksᵀ, so that a product is a loss."""
+    """Covariance loss, worst named loss and its scenario for a range of accounts, one block
+    (`accounts.step`) at a time; `negated_shocks` is −price_shocksᵀ, so that a product is a
+    loss. Small blocks keep every product on the calling thread (see SERIAL_PRODUCT_WORK)."""
     for start in accounts:
         rows = slice(start, min(start + accounts.step, accounts.stop))
-        losses = exposures[rows] @ negated_shocks
+        block = exposures[rows]
+        out.covariance_loss[rows] = _covariance_losses(block, *covariance_terms)
+        if not negated_shocks.shape[1]:
+            continue  # a book without assets has no named moves
+        losses = block @ negated_shocks
         worst = losses.argmax(axis=1)
-        worst_scenario[rows] = worst
+        out.named_scenario[rows] = worst
         # Row r's worst loss sits at r × S + worst[r] of the flattened block.
         worst += np.arange(0, losses.size, losses.shape[1])
-        worst_loss[rows] = losses.ravel()[worst]
+        out.named_loss[rows] = losses.ravel()[worst]
+
+
+def _stress_losses(exposures: np.ndarray, model: StressModel, workers: int | None) -> _Outputs:
+    n_accounts, n_assets = exposures.shape
+    scenarios = model.scenarios
+    out = _Outputs(
+        covariance_loss=np.zeros(n_accounts),
+        named_loss=np.zeros(n_accounts),
+        named_scenario=np.full(n_accounts, -1, dtype=np.int64),
+    )
+    # The covariance product counts as n_assets more scenarios.
+    width = max(1, (scenarios.n_scenarios + n_assets) * n_assets)
+    block = max(1, SERIAL_PRODUCT_WORK // width)
+    # A few blocks per task: one task per block would cost more to hand out than to run.
+    per_task = block * BLOCKS_PER_TASK
+    negated_shocks = np.ascontiguousarray(-scenarios.price_shocks.T)
+    run_tasks(
+        [
+            partial(
+                _stress_of_blocks,
+                exposures,
+                _covariance_terms(model),
+                negated_shocks,
+                range(start, min(start + per_task, n_accounts), block),
+                out,
+            )
+            for start in range(0, n_accounts, per_task)
+        ],
+        workers,
+    )
+    return out
 
 
 def stress_margin(
     book: Book,
     marks: np.ndarray,
     asset_prices: np.ndarray,
-    scenarios: ScenarioSet,
+    model: StressModel,
     *,
     revaluation: Revaluation | None = None,
     workers: int | None = None,
 ) -> StressResult:
-    """Worst scenario loss and risk requirement = max(tiered MM, worst loss) of every account.
-    Pass the revaluation at these prices when you have it; it is computed otherwise. The
-    accounts × scenarios losses are formed block by block (bounded memory), on `workers`
-    threads (default: one per core)."""
-    n_assets = book.n_assets
-    if scenarios.price_shocks.shape[1] != n_assets:
-        raise EngineInputError(
-            "scenarios.price_shocks", f"must have one column per asset ({n_assets})"
-        )
+    """Worst loss (closed form beside the named single-asset moves) and risk requirement =
+    max(tiered MM, worst loss) of every account; `model` in the book's asset order. Pass the
+    revaluation at these prices when you have it; it is computed otherwise. The accounts ×
+    scenarios losses are formed block by block (bounded memory), on `workers` threads
+    (default: one per core)."""
+    if model.asset_names != book.asset_names:
+        raise EngineInputError("model.asset_names", "must be the book's assets, in its order")
     if revaluation is None:
         revaluation = revalue(book, marks, asset_prices, workers=workers, liquidation_prices=False)
     exposures = account_exposures(book, revaluation)
-    worst_loss = np.zeros(book.n_accounts)
-    worst_scenario = np.full(book.n_accounts, -1, dtype=np.int64)
-    if scenarios.n_scenarios:
-        block = max(1, SERIAL_PRODUCT_WORK // (scenarios.n_scenarios * max(1, n_assets)))
-        # A few blocks per task: one task per block would cost more to hand out than to run.
-        per_task = block * BLOCKS_PER_TASK
-        negated_shocks = np.ascontiguousarray(-scenarios.price_shocks.T)
-        run_tasks(
-            [
-                partial(
-                    _worst_of_blocks,
-                    exposures,
-                    negated_shocks,
-                    range(start, min(start + per_task, book.n_accounts), block),
-                    worst_loss,
-                    worst_scenario,
-                )
-                for start in range(0, book.n_accounts, per_task)
-            ],
-            workers,
-        )
+    losses = _stress_losses(exposures, model, workers)
+    covariance = losses.covariance_loss
+    named_binds = losses.named_loss > covariance
+    worst_loss = np.where(named_binds, losses.named_loss, covariance)
+    worst_scenario = np.where(named_binds, losses.named_scenario, COVARIANCE_LOSS)
     losing = worst_loss > 0
     worst_scenario[~losing] = -1
     worst_loss[~losing] = 0.0
     maintenance = revaluation.account_maintenance_margin
     return StressResult(
         maintenance_margin=maintenance,
+        covariance_loss=covariance,
         worst_loss=worst_loss,
         worst_scenario=worst_scenario,
         risk_requirement=np.maximum(maintenance, worst_loss),
@@ -268,10 +384,12 @@ def stress_margin(
 
 @dataclass(frozen=True)
 class AccountStress:
-    """The Decimal reference's `stress_margin` of one account: its loss under each scenario,
-    the worst (≥ 0) and the first scenario giving it (None when none loses), its tiered MM and
-    its risk requirement, the larger of the two."""
+    """The Decimal reference's `stress_margin` of one account: its closed-form covariance loss,
+    its loss under each named scenario, the worst (≥ 0) and what gives it (COVARIANCE_LOSS, a
+    scenario's index, None when nothing loses), its tiered MM and its risk requirement, the
+    larger of the two."""
 
+    covariance_loss: Decimal
     scenario_losses: tuple[Decimal, ...]
     worst_loss: Decimal
     worst_scenario: int | None
@@ -315,23 +433,58 @@ def scenario_loss(exposures: Mapping[str, Decimal], price_shocks: Mapping[str, D
 
 
 @exact
+def covariance_loss(exposures: Mapping[str, Decimal], model: StressModel) -> Decimal:
+    """k·√horizon × (√(Σ_i Σ_j e_i Σ_ij e_j) over the assets of known correlation
+    + Σ |e_j| σ_j over the others): the worst loss of a linear book over every move within k
+    standard deviations, each float of the model taken exactly. An exposure to an asset the
+    model lacks is refused: no σ, no stress figure (fail closed)."""
+    column = {name: n for n, name in enumerate(model.asset_names)}
+    unknown = sorted(set(exposures) - set(column))
+    if unknown:
+        raise EngineInputError("model.asset_names", f"no σ for {', '.join(unknown)}")
+    correlated, apart = [], ZERO
+    for asset, exposure in exposures.items():
+        n = column[asset]
+        if model.correlated[n]:
+            correlated.append((n, exposure))
+        else:
+            apart += abs(exposure) * Decimal(float(model.vol[n]))
+    quadratic = sum(
+        (
+            e_i * Decimal(float(model.covariance[i, j])) * e_j
+            for i, e_i in correlated
+            for j, e_j in correlated
+        ),
+        ZERO,
+    )
+    reach = Decimal(model.k) * Decimal(model.horizon_days).sqrt()
+    return reach * (max(quadratic, ZERO).sqrt() + apart)
+
+
+@exact
 def account_stress(
     account: AccountInput,
-    shocks: Sequence[Mapping[str, Decimal]],
+    model: StressModel,
     *,
+    shocks: Sequence[Mapping[str, Decimal]] | None = None,
     quote: AccountQuote | None = None,
 ) -> AccountStress:
-    """Decimal reference of `stress_margin` for one account over a scenario set
-    (`decimal_shocks`): worst loss = max(0, max over scenarios of the loss), risk requirement
-    = max(tiered MM, worst loss). Pass the account's quote when you have it."""
+    """Decimal reference of `stress_margin` for one account: worst loss = max(0, covariance
+    loss, the loss of each named scenario (`shocks`, the model's own by default)), risk
+    requirement = max(tiered MM, worst loss). Pass the account's quote when you have it."""
     quote = quote_account(account) if quote is None else quote
+    shocks = decimal_shocks(model.scenarios) if shocks is None else shocks
     exposures = asset_exposures(account, quote)
+    closed_form = covariance_loss(exposures, model)
     losses = tuple(scenario_loss(exposures, moves) for moves in shocks)
     worst_loss, worst_scenario = ZERO, None
+    if closed_form > worst_loss:
+        worst_loss, worst_scenario = closed_form, COVARIANCE_LOSS
     for index, loss in enumerate(losses):
         if loss > worst_loss:
             worst_loss, worst_scenario = loss, index
     return AccountStress(
+        covariance_loss=closed_form,
         scenario_losses=losses,
         worst_loss=worst_loss,
         worst_scenario=worst_scenario,

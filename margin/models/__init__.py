@@ -1,4 +1,4 @@
-from margin.models.accounts import AccountState, MarginAccount
+from margin.models.accounts import AccountState, MarginAccount, MarginScheme
 from margin.models.audit import AuditEntry
 from margin.models.desk import CascadeRun, Case, CaseNote, Proposal, StressRun
 from margin.models.idempotency import IdempotencyRecord
@@ -23,6 +23,7 @@ from margin.models.reference import (
     HaircutTier,
     Instrument,
     ParameterVersion,
+    VolatilityFloor,
 )
 from margin.models.revaluation import (
     AccountEvent,
@@ -59,6 +60,7 @@ __all__ = [
     "Liquidation",
     "MarginAccount",
     "MarginMode",
+    "MarginScheme",
     "MarginSnapshot",
     "MarkPrice",
     "MarkPriceHistory",
@@ -72,4 +74,5 @@ __all__ = [
     "SimulatedAsset",
     "SourceQuote",
     "StressRun",
+    "VolatilityFloor",
 ]

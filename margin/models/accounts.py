@@ -14,6 +14,14 @@ class AccountState(models.TextChoices):
     BANKRUPT = "bankrupt", "Bankrupt"
 
 
+class MarginScheme(models.TextChoices):
+    """What the account's maintenance requirement is (`margin.engine.scheme`); the desk assigns
+    it through a four-eyes proposal."""
+
+    STANDARD = "standard", "Standard (tiered maintenance margin)"
+    PORTFOLIO = "portfolio", "Portfolio (max of tiered MM and stress loss)"
+
+
 class MarginAccount(models.Model):
     """A trader's margin account: one cross pool plus any isolated positions."""
 
@@ -27,6 +35,13 @@ class MarginAccount(models.Model):
     )
     reduce_only = models.BooleanField(
         default=False, help_text="Set by the desk: the account may only reduce its positions."
+    )
+    # A database default too: the scale seed COPYs accounts without naming the column.
+    margin_scheme = models.CharField(
+        max_length=16,
+        choices=MarginScheme.choices,
+        default=MarginScheme.STANDARD,
+        db_default=MarginScheme.STANDARD,
     )
     created_at = models.DateTimeField(auto_now_add=True)
     state_changed_at = models.DateTimeField(null=True, blank=True)

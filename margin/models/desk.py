@@ -64,6 +64,7 @@ class Proposal(models.Model):
     class Kind(models.TextChoices):
         FORCED_REDUCTION = "forced_reduction", "Forced reduction"
         CREDIT_TIER_CHANGE = "credit_tier_change", "Credit-tier change"
+        MARGIN_SCHEME_CHANGE = "margin_scheme_change", "Margin-scheme change"
         PARAMETER_CHANGE = "parameter_change", "Risk parameter change"
 
     class Status(models.TextChoices):

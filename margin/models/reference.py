@@ -103,11 +103,11 @@ class ParameterVersion(models.Model):
     price_guard_min_sources = models.PositiveSmallIntegerField(default=2)
     price_guard_agreement_band = models.DecimalField(**RATIO, default=Decimal("0.02"))
     price_guard_source_cap = models.DecimalField(**RATIO, default=Decimal("0.05"))
-    # Stress margin (RiskMetrics EWMA).
+    # Stress margin: RiskMetrics EWMA of hourly returns (λ per hour), k σ over the horizon in
+    # days, each asset's σ floored (`VolatilityFloor`).
     stress_ewma_lambda = models.DecimalField(**RATIO, default=Decimal("0.94"))
     stress_k_sigma = models.DecimalField(**RATIO, default=Decimal("3"))
     stress_horizon_days = models.DecimalField(**RATIO, default=Decimal("1"))
-    stress_correlated_draws = models.PositiveIntegerField(default=64)
 
     class Meta:
         ordering = ["-number"]
@@ -123,6 +123,27 @@ class ParameterVersion(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.number} from {self.effective_at:%Y-%m-%d %H:%M}"
+
+
+class VolatilityFloor(models.Model):
+    """The published floor of an asset's daily volatility in the stress margin: with no price
+    history, or a history that did not move, the stress model takes this σ, never zero."""
+
+    version = models.ForeignKey(
+        ParameterVersion, on_delete=models.CASCADE, related_name="volatility_floors"
+    )
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="volatility_floors")
+    daily_vol = models.DecimalField(**RATIO)
+
+    class Meta:
+        ordering = ["version", "asset"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "asset"], name="volatility_floor_unique"),
+            models.CheckConstraint(
+                condition=models.Q(daily_vol__gt=0, daily_vol__lt=1),
+                name="volatility_floor_in_0_1",
+            ),
+        ]
 
 
 class HaircutTier(models.Model):

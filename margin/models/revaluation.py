@@ -29,9 +29,10 @@ class RevaluationTick(models.Model):
     # Every price not fit to liquidate on at the freeze, stale or uncertain, with why:
     # {symbol: reason} (`margin.market.selectors.unfit_prices`).
     price_doubts = models.JSONField(default=dict, blank=True)
-    # EWMA volatility of the index prices at the freeze, so every shard stresses on the same
-    # scenarios: {"assets": [symbol...], "vol": [σ...], "cov": [[...]]}; empty while the
-    # history is too short.
+    # The stress model's estimate at the freeze, so every shard stresses on the same one
+    # (`margin.services.volatility.tick_volatility`): {"assets": [symbol...], "vol": [daily σ or
+    # null...], "cov": [[...]], "period_end", "lambda", "half_life_hours", "returns"}; null
+    # where an asset has no history (its published floor stands in).
     volatility = models.JSONField(default=dict, blank=True)
     n_shards = models.PositiveIntegerField(default=0)
     n_accounts = models.PositiveIntegerField(default=0)

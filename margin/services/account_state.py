@@ -15,6 +15,8 @@ from decimal import Decimal
 from django.db import connection, transaction
 
 from margin.engine.reference import AccountQuote, PositionQuote, quote_account
+from margin.engine.scheme import PORTFOLIO, STANDARD, Requirement, account_requirement
+from margin.engine.stress import account_stress
 from margin.engine.types import (
     ISOLATED,
     LONG,
@@ -44,6 +46,7 @@ from margin.services.idempotency import (
 from margin.services.ledger import QUANTUM, isolated_account_ensure, wallet_accounts_ensure
 from margin.services.reference import EngineTerms, terms_in_force
 from margin.services.sql import decimal, rows, table
+from margin.services.volatility import stress_model_now
 
 # The engine wants a positive isolated margin; a position past bankruptcy may hold none. It is
 # shown as the smallest amount the ledger can hold until the liquidation engine closes it.
@@ -130,6 +133,7 @@ class AccountState:
     settlement: str
     house_ids: dict[tuple[str, str], int]  # (kind, asset) → house ledger account
     terms: EngineTerms
+    margin_scheme: str = STANDARD
 
     def wallet_id(self, asset: str) -> int:
         """The cross wallet ledger account of `asset`, created on first use."""
@@ -238,6 +242,29 @@ class AccountState:
             object.__setattr__(self, "_quote", quote)
         return quote
 
+    def requirement(self) -> Requirement:
+        """The cross pool's requirement under the account's margin scheme (the portfolio
+        scheme's stress loss on the stress model of now), computed once like the quote."""
+        requirement = self.__dict__.get("_requirement")
+        if requirement is None:
+            quote = self.quote()
+            stress_loss = None
+            if self.margin_scheme == PORTFOLIO:
+                stress = account_stress(self.engine_input(), stress_model_now(), quote=quote)
+                stress_loss = stress.worst_loss
+            requirement = account_requirement(
+                scheme=self.margin_scheme,
+                collateral_value=quote.collateral_value,
+                unrealized_pnl=quote.unrealized_pnl,
+                margin_balance=quote.margin_balance,
+                tiered_maintenance=quote.maintenance_margin,
+                tiered_initial=quote.initial_margin,
+                stress_loss=stress_loss,
+                margin_call_ratio=self.terms.margin_call_ratio,
+            )
+            object.__setattr__(self, "_requirement", requirement)
+        return requirement
+
     def fingerprint(self) -> str:
         """A hash of what the figures rest on: balances, positions and the prices and marks of
         what the account holds, and the parameter version."""
@@ -263,10 +290,12 @@ class AccountState:
         return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
-def free_collateral(quote: AccountQuote) -> Decimal:
+def free_collateral(state: AccountState) -> Decimal:
     """The cross pool's withdrawable before its floor at 0: collateral value + unrealized losses
-    − initial margin. Negative means the pool does not cover its initial margin."""
-    return quote.collateral_value + min(ZERO, quote.unrealized_pnl) - quote.initial_margin
+    − initial requirement (the tiered IM, or under the portfolio scheme the larger of it and the
+    stress requirement over the margin-call ratio). Negative means the pool does not cover it."""
+    quote = state.quote()
+    return quote.collateral_value + min(ZERO, quote.unrealized_pnl) - state.requirement().initial
 
 
 def account_state_load(account: MarginAccount | int, *, lock: bool) -> AccountState:
@@ -297,7 +326,8 @@ def account_states_load(
         return {}
     ids = ", ".join(["%s"] * len(account_ids))
     account_rows = rows(
-        f"SELECT a.id, a.owner_id, t.code, a.reduce_only FROM {table(MarginAccount)} a "
+        f"SELECT a.id, a.owner_id, t.code, a.reduce_only, a.margin_scheme "
+        f"FROM {table(MarginAccount)} a "
         f"JOIN {table(CreditTier)} t ON t.id = a.credit_tier_id "
         f"WHERE a.id IN ({ids}) ORDER BY a.id" + _lock("a", lock),
         account_ids,
@@ -349,9 +379,10 @@ def account_states_load(
             wallets=wallets[account_id],
             wallet_ids=wallet_ids[account_id],
             positions=positions_of[account_id],
+            margin_scheme=margin_scheme,
             **market,
         )
-        for account_id, owner_id, credit_tier, reduce_only in account_rows
+        for account_id, owner_id, credit_tier, reduce_only, margin_scheme in account_rows
     }
 
 

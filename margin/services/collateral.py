@@ -100,7 +100,7 @@ def max_withdrawal(state: AccountState, asset: str) -> Decimal:
     balance = state.wallets.get(asset, ZERO)
     if balance <= 0:
         return ZERO
-    free = free_collateral(state.quote())
+    free = free_collateral(state)
     if free <= 0:
         return ZERO
     price = state.prices[asset]
@@ -139,7 +139,7 @@ def _withdraw_plan(*, asset: str, amount) -> Callable[[AccountState], Plan]:
                 refusal_field="amount",
                 details=details,
             )
-        if free_collateral(after.quote()) < 0:
+        if free_collateral(after) < 0:
             most = max_withdrawal(state, symbol)
             return Plan(
                 after=after,

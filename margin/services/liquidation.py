@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from margin.engine.liquidation import liquidation_plan
 from margin.engine.reference import AccountQuote, quote_account
+from margin.engine.scheme import STRESS, Requirement
 from margin.market.adl import AdlCandidate, adl_queue
 from margin.market.selectors import unfit_prices
 from margin.models import (
@@ -33,6 +34,7 @@ from margin.models import (
     RevaluationTick,
 )
 from margin.selectors import engine_accounts
+from margin.services.account_state import account_state_load
 from margin.services.audit import audit_record
 from margin.services.ledger import Line, journal_post, wallet_accounts_ensure
 from margin.services.notifications import notification_create
@@ -139,7 +141,20 @@ def _reduce(
     return receipt
 
 
-def _liquidate_by_plan(ctx: _Context, engine_account) -> None:
+def _tiered_target(target: Decimal, requirement: Requirement) -> Decimal:
+    """The tiered-MM ratio the engine's plan aims at so that the account's requirement lands on
+    `target`: the target itself under the standard scheme or when the tiered MM binds; scaled by
+    tiered MM ÷ requirement when the stress loss binds. The stress loss shrinks with the
+    exposures the plan closes much as the tiered MM does (a linear book's k·√(eᵀΣe) is
+    proportional to a uniform cut), so this lands near the target, not on it: the plan closes
+    the largest MM first and collateral exposure stays; an account still past the line is
+    found again by the next tick."""
+    if requirement.binding != STRESS or requirement.maintenance <= 0:
+        return target
+    return target * requirement.tiered_maintenance / requirement.maintenance
+
+
+def _liquidate_by_plan(ctx: _Context, engine_account, requirement: Requirement) -> None:
     """The engine's partial plan, sized with the liquidation fee counted like slippage (both
     cost quantity × mark × rate), so the pool lands on the target ratio after paying it. A plan
     that cannot reach the target closes the pool whole and charges no fee: the pool has nothing
@@ -147,7 +162,7 @@ def _liquidate_by_plan(ctx: _Context, engine_account) -> None:
     slippage, fee_rate = ctx.params.liquidation_slippage, ctx.params.liquidation_fee_rate
     plan = liquidation_plan(
         engine_account,
-        target_ratio=ctx.params.liquidation_target_ratio,
+        target_ratio=_tiered_target(ctx.params.liquidation_target_ratio, requirement),
         slippage=slippage + fee_rate,
         settlement_asset=ctx.settlement.symbol,
     )
@@ -302,11 +317,13 @@ def _isolated_due(quote: AccountQuote, threshold: Decimal):
     ]
 
 
-def _cross_due(quote: AccountQuote, threshold: Decimal) -> bool:
+def _cross_due(quote: AccountQuote, requirement: Requirement, threshold: Decimal) -> bool:
+    """The cross pool is due when its ratio under the account's margin scheme (requirement ÷
+    margin balance) reaches the threshold."""
     cross = [row for row in quote.positions if row.margin_mode == "cross"]
     if not cross:
         return False
-    return quote.margin_ratio is None or quote.margin_ratio >= threshold
+    return requirement.margin_ratio is None or requirement.margin_ratio >= threshold
 
 
 @transaction.atomic
@@ -327,10 +344,11 @@ def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
         engine_account, positions, tick=tick, max_age_s=params.price_guard_max_age_s
     )
     quote = quote_account(engine_account)
-    liquidation.margin_ratio_before = _stored_ratio(quote.margin_ratio)
+    requirement = account_state_load(account, lock=False).requirement()
+    liquidation.margin_ratio_before = _stored_ratio(requirement.margin_ratio)
     threshold = params.liquidation_ratio
     isolated = _isolated_due(quote, threshold)
-    cross = _cross_due(quote, threshold)
+    cross = _cross_due(quote, requirement, threshold)
     if stale or not (cross or isolated):
         liquidation.status = Liquidation.Status.NOT_NEEDED
         ctx.step(
@@ -362,10 +380,10 @@ def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
             _auto_deleverage(ctx, quote)
             liquidation.adl_cover = plan_cost
         else:
-            _liquidate_by_plan(ctx, engine_account)
+            _liquidate_by_plan(ctx, engine_account, requirement)
     _cover_deficit(ctx)
 
-    after, _ = ctx.quote()
+    after = account_state_load(account, lock=False).requirement()
     liquidation.margin_ratio_after = _stored_ratio(after.margin_ratio)
     liquidation.status = Liquidation.Status.DONE
     liquidation.completed_at = timezone.now()
@@ -387,7 +405,7 @@ def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
         action="account.liquidation",
         margin_account=account,
         subject=f"tick:{tick.pk}",
-        before={"margin_ratio": str(quote.margin_ratio)},
+        before={"margin_ratio": str(requirement.margin_ratio)},
         after={"margin_ratio": str(after.margin_ratio), **detail},
         reason="revaluation",
     )
@@ -395,7 +413,7 @@ def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
         account=account,
         kind=Notification.Kind.LIQUIDATION,
         text=(
-            f"Account #{account.pk} was liquidated: margin ratio {quote.margin_ratio} → "
+            f"Account #{account.pk} was liquidated: margin ratio {requirement.margin_ratio} → "
             f"{after.margin_ratio}, liquidation fee {liquidation.fee} {settlement.symbol}."
         ),
     )

@@ -68,7 +68,7 @@ def _margin_checks(state: AccountState, plan: PositionPlan, field: str) -> Posit
             "under its initial margin (unrealized loss included).",
             field,
         )
-    free = free_collateral(quote)
+    free = free_collateral(after)
     if free < 0:
         return _refused(
             plan,

@@ -23,9 +23,9 @@ from margin.desk.impact import parameter_impact
 from margin.desk.selectors import desk_book
 from margin.engine.errors import EngineInputError
 from margin.engine.parameters import NumberLimit, ParameterVersionInput, parameter_problems
-from margin.engine.stress import build_scenarios, stress_margin
+from margin.engine.stress import stress_margin
 from margin.engine.types import BracketTable, CreditTier, HaircutTier
-from margin.engine.vector import BracketMatrix, HaircutMatrix, Revaluation, revalue
+from margin.engine.vector import BracketMatrix, HaircutMatrix, revalue
 from margin.errors import ApplicationError
 from margin.market.states import Thresholds, next_levels
 from margin.models import (
@@ -37,6 +37,7 @@ from margin.models import (
     ParameterVersion,
     Proposal,
     RevaluationTick,
+    VolatilityFloor,
 )
 from margin.models import CreditTier as CreditTierRow
 from margin.models import (
@@ -45,7 +46,7 @@ from margin.models import (
 from margin.services.audit import audit_record
 from margin.services.proposals import DEFAULT_TTL, proposal_create
 from margin.services.reference import engine_terms, parameters_in_force
-from margin.services.revaluation import stress_horizon_periods, tick_volatility
+from margin.services.volatility import stress_model
 
 # The version's own figures a change may set (its child tables are set per symbol).
 SCALAR_FIELDS = (
@@ -65,9 +66,8 @@ SCALAR_FIELDS = (
     "stress_ewma_lambda",
     "stress_k_sigma",
     "stress_horizon_days",
-    "stress_correlated_draws",
 )
-INTEGER_FIELDS = ("price_guard_max_age_s", "price_guard_min_sources", "stress_correlated_draws")
+INTEGER_FIELDS = ("price_guard_max_age_s", "price_guard_min_sources")
 THRESHOLDS = ("warning_ratio", "margin_call_ratio", "liquidation_ratio")
 
 
@@ -236,7 +236,7 @@ def parameter_impact_preview(*, payload: dict) -> dict:
         )
     except EngineInputError as error:
         raise ApplicationError(f"The proposal breaks the engine: {error}") from error
-    proposed_revaluation = _trial_tick(proposed, book_slice, ParameterVersion(**scalars))
+    proposed_revaluation = _trial_tick(proposed, book_slice, version, ParameterVersion(**scalars))
     impact = parameter_impact(
         revalue(book, book_slice.marks, book_slice.asset_prices, liquidation_prices=False),
         proposed_revaluation,
@@ -256,38 +256,34 @@ def parameter_impact_preview(*, payload: dict) -> dict:
     }
 
 
-# A tick's volatility when no tick has frozen one yet: 1 % per period for every asset, enough
-# to run the stress path of the trial tick with the proposed k σ, horizon and draws.
-TRIAL_VOLATILITY = 0.01
+def _trial_stress_model(version: ParameterVersion, params: ParameterVersion, asset_names):
+    """The stress model the next tick would use under the proposal: the latest tick's estimate
+    and the floors in force, with the proposed k σ and horizon (a model that refuses them
+    raises, as the tick would)."""
+    latest = (
+        RevaluationTick.objects.exclude(volatility={})
+        .order_by("-pk")
+        .values_list("volatility", flat=True)
+        .first()
+    )
+    return replace(
+        stress_model(version, latest or {}, asset_names),
+        k=float(params.stress_k_sigma),
+        horizon_days=float(params.stress_horizon_days),
+    )
 
 
-def _trial_volatility(asset_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    tick = RevaluationTick.objects.exclude(volatility={}).order_by("-started_at").first()
-    if tick is not None:
-        return tick_volatility(tick, asset_names)
-    vol = np.full(len(asset_names), TRIAL_VOLATILITY)
-    return vol, np.diag(vol**2)
-
-
-def _trial_tick(book, book_slice, params: ParameterVersion) -> Revaluation:
+def _trial_tick(book, book_slice, version: ParameterVersion, params: ParameterVersion):
     """What one revaluation tick does with the proposed version, on a copy of the book at
     today's prices: every figure with liquidation prices, the stress margin with the proposed
-    k σ, horizon and draws, the state of every account under the proposed thresholds. A version
-    under which any of it raises, or gives a figure that is not a number, is refused."""
+    k σ and horizon, the state of every account under the proposed thresholds. A version under
+    which any of it raises, or gives a figure that is not a number, is refused."""
     marks, prices = book_slice.marks, book_slice.asset_prices
     try:
         with np.errstate(all="raise"):
             revaluation = revalue(book, marks, prices)
-        vol, cov = _trial_volatility(book.asset_names)
-        scenarios = build_scenarios(
-            vol,
-            cov,
-            k=float(params.stress_k_sigma),
-            horizon=stress_horizon_periods(params),
-            n_correlated=int(params.stress_correlated_draws),
-            asset_names=book.asset_names,
-        )
-        stress = stress_margin(book, marks, prices, scenarios, revaluation=revaluation)
+        model = _trial_stress_model(version, params, book.asset_names)
+        stress = stress_margin(book, marks, prices, model, revaluation=revaluation)
         next_levels(
             np.zeros(book.n_accounts, dtype=np.int64),
             margin_ratio=revaluation.margin_ratio,
@@ -407,6 +403,10 @@ def _copy_children(base, version, *, brackets, haircuts, tiers) -> None:
             for symbol, rows in haircuts.items()
             for t in rows
         ]
+    )
+    VolatilityFloor.objects.bulk_create(
+        VolatilityFloor(version=version, asset_id=row.asset_id, daily_vol=row.daily_vol)
+        for row in base.volatility_floors.all()
     )
     CreditTierTerms.objects.bulk_create(
         [

@@ -217,7 +217,7 @@ def _trade_checks(
                 f"allowed at a notional of {as_text(money(row.notional))} USD; lower the "
                 "leverage or the size.",
             )
-        free = free_collateral(after_quote)
+        free = free_collateral(plan.after)
         if free < 0:
             return _refused(
                 plan,

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.roles import APPROVE, PROPOSE
 from margin.errors import ApplicationError
-from margin.models import Case, CreditTier, Fill, MarginAccount, Position, Proposal
+from margin.models import Case, CreditTier, Fill, MarginAccount, MarginScheme, Position, Proposal
 from margin.services.audit import audit_record
 from margin.services.positions import closing_side, position_fill, slipped_price
 from margin.services.reference import parameters_in_force
@@ -127,6 +127,37 @@ def credit_tier_change_propose(
     )
 
 
+def margin_scheme_change_propose(
+    *,
+    account: MarginAccount,
+    scheme: str,
+    reason: str,
+    proposer,
+    case: Case | None = None,
+    ttl: timedelta = DEFAULT_TTL,
+) -> Proposal:
+    """Propose moving the account to another margin scheme (standard or portfolio), carried out
+    by a risk manager who is not the proposer."""
+    if scheme not in MarginScheme.values:
+        raise ApplicationError(
+            f"Unknown margin scheme {scheme!r}.", extra={"scheme": "Standard or portfolio."}
+        )
+    if scheme == account.margin_scheme:
+        raise ApplicationError(
+            f"Account #{account.pk} is already on the {scheme} scheme.",
+            extra={"scheme": "Unchanged."},
+        )
+    return proposal_create(
+        kind=Proposal.Kind.MARGIN_SCHEME_CHANGE,
+        payload={"from": account.margin_scheme, "to": scheme},
+        reason=reason,
+        proposer=proposer,
+        account=account,
+        case=case,
+        ttl=ttl,
+    )
+
+
 def _locked_pending(proposal: Proposal) -> Proposal:
     proposal = Proposal.objects.select_for_update().get(pk=proposal.pk)
     if proposal.status != Proposal.Status.PENDING:
@@ -152,6 +183,26 @@ def _carry_out_credit_tier_change(proposal: Proposal, approver) -> dict:
         reason=proposal.reason,
     )
     return {"credit_tier": tier.code}
+
+
+def _carry_out_margin_scheme_change(proposal: Proposal, approver) -> dict:
+    """The account's requirement changes from the next revaluation tick on."""
+    account = MarginAccount.objects.select_for_update().get(pk=proposal.margin_account_id)
+    before, after = account.margin_scheme, proposal.payload["to"]
+    if before != proposal.payload["from"]:
+        raise ApplicationError("The account's scheme has changed since the proposal: reject it.")
+    account.margin_scheme = after
+    account.save(update_fields=["margin_scheme"])
+    audit_record(
+        action="account.margin_scheme",
+        actor=approver,
+        margin_account=account,
+        subject=_subject(proposal),
+        before={"margin_scheme": before},
+        after={"margin_scheme": after},
+        reason=proposal.reason,
+    )
+    return {"margin_scheme": after}
 
 
 def _carry_out_forced_reduction(proposal: Proposal, approver) -> dict:
@@ -216,6 +267,7 @@ def _carry_out_parameter_change(proposal: Proposal, approver) -> dict:
 CARRY_OUT = {
     Proposal.Kind.FORCED_REDUCTION: _carry_out_forced_reduction,
     Proposal.Kind.CREDIT_TIER_CHANGE: _carry_out_credit_tier_change,
+    Proposal.Kind.MARGIN_SCHEME_CHANGE: _carry_out_margin_scheme_change,
     Proposal.Kind.PARAMETER_CHANGE: _carry_out_parameter_change,
 }
 

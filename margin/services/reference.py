@@ -20,6 +20,7 @@ from margin.models import (
     Instrument,
     MarkPrice,
     ParameterVersion,
+    VolatilityFloor,
 )
 from margin.models import CreditTier as CreditTierRow
 from margin.models import (
@@ -53,6 +54,18 @@ class EngineTerms:
     credit_tiers: dict[str, CreditTier]
     taker_fee_rate: Decimal
     liquidation_fee_rate: Decimal
+    margin_call_ratio: Decimal
+    volatility_floors: dict[str, Decimal]
+
+    def volatility_floor(self, symbol: str) -> Decimal:
+        """The asset's published σ floor per day; an asset the version has none for takes the
+        highest floor the version publishes (fail closed), or the reference data's default."""
+        if symbol in self.volatility_floors:
+            return self.volatility_floors[symbol]
+        return max(
+            self.volatility_floors.values(),
+            default=Decimal(reference_data.DEFAULT_VOLATILITY_FLOOR),
+        )
 
 
 def engine_terms(version: ParameterVersion) -> EngineTerms:
@@ -104,6 +117,12 @@ def _engine_terms(version_pk: int, version_number: int) -> EngineTerms:
         },
         taker_fee_rate=version.taker_fee_rate,
         liquidation_fee_rate=version.liquidation_fee_rate,
+        margin_call_ratio=version.margin_call_ratio,
+        volatility_floors=dict(
+            VolatilityFloor.objects.filter(version=version).values_list(
+                "asset__symbol", "daily_vol"
+            )
+        ),
     )
 
 
@@ -155,6 +174,18 @@ def _terms_add(
         )
         for symbol, (*_, rows) in instrument_rows.items()
         for floor, mmr, max_leverage in rows
+    )
+    VolatilityFloor.objects.bulk_create(
+        VolatilityFloor(
+            version=version,
+            asset=assets[symbol],
+            daily_vol=Decimal(
+                reference_data.VOLATILITY_FLOORS.get(
+                    symbol, reference_data.DEFAULT_VOLATILITY_FLOOR
+                )
+            ),
+        )
+        for symbol in asset_rows
     )
 
 
@@ -212,7 +243,7 @@ def book_reference_ensure() -> ParameterVersion:
             if f.name not in NOT_COPIED
         },
     )
-    for model in (HaircutTierRow, Bracket, CreditTierTerms):
+    for model in (HaircutTierRow, Bracket, CreditTierTerms, VolatilityFloor):
         rows = list(model.objects.filter(version=current))
         for row in rows:
             row.pk, row.version = None, version

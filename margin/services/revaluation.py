@@ -26,7 +26,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from margin.engine.stress import build_scenarios, ewma_covariance, stress_margin
+from margin.engine.scheme import PORTFOLIO, scheme_figures
+from margin.engine.stress import stress_margin
 from margin.engine.vector import Revaluation, revalue, sum_by
 from margin.errors import ApplicationError
 from margin.market.selectors import stale_symbols, unfit_prices
@@ -34,30 +35,23 @@ from margin.market.states import LEVEL, STATES, Thresholds, next_levels
 from margin.models import (
     AccountEvent,
     AccountState,
-    Asset,
     AssetPrice,
-    AssetPriceHistory,
     AuditEntry,
     MarginAccount,
     MarginSnapshot,
     MarkPrice,
     Notification,
-    ParameterVersion,
     RevaluationShard,
     RevaluationTick,
 )
 from margin.selectors import engine_book
 from margin.services.audit import audit_records
 from margin.services.reference import parameters_in_force
+from margin.services.volatility import tick_stress_model, tick_volatility
 
 logger = logging.getLogger(__name__)
 
 TICK_LOCK = "margin.revaluation.tick"
-# EWMA volatility for the stress margin: the last STRESS_SAMPLES index prices, one per
-# STRESS_SAMPLE_S seconds; with fewer than STRESS_MIN_SAMPLES there is no stress figure yet.
-STRESS_SAMPLES = 120
-STRESS_SAMPLE_S = 10.0
-STRESS_MIN_SAMPLES = 10
 # NUMERIC(20, 12) holds ratios below 10^8: a pool with next to nothing left is stored at the cap.
 RATIO_CAP = 1e7
 
@@ -146,7 +140,11 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
                 asset_prices=asset_prices,
                 stale_symbols=stale,
                 price_doubts=doubts,
-                volatility=_tick_volatility(until=now, params=params),
+                volatility=tick_volatility(
+                    until=now,
+                    params=params,
+                    previous=RevaluationTick.objects.exclude(volatility={}).order_by("-pk").first(),
+                ),
                 n_shards=len(chunks),
                 n_accounts=len(account_ids),
                 status=RevaluationTick.Status.RUNNING
@@ -184,79 +182,18 @@ def _aligned(names: tuple[str, ...], frozen: dict[str, str], fallback: np.ndarra
     )
 
 
-def _tick_volatility(*, until: datetime, params) -> dict:
-    """The EWMA volatility and covariance of every asset's index at the freeze (empty while
-    the history is short)."""
-    names = tuple(Asset.objects.order_by("pk").values_list("symbol", flat=True))
-    history = _sampled_history(names, until=until)
-    if history is None:
-        return {}
-    vol, cov = ewma_covariance(history, lam=float(params.stress_ewma_lambda))
-    return {"assets": list(names), "vol": vol.tolist(), "cov": cov.tolist()}
-
-
-def tick_volatility(
-    tick: RevaluationTick, asset_names: tuple[str, ...]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The EWMA σ and Σ the tick froze, per period of the sampled history, in the order of
-    `asset_names`; an asset the tick did not see has none (it does not move)."""
-    column = {name: n for n, name in enumerate(tick.volatility["assets"])}
-    rows = np.array([column.get(name, -1) for name in asset_names], dtype=np.int64)
-    known = rows >= 0
-    vol = np.where(known, np.asarray(tick.volatility["vol"])[rows], 0.0)
-    cov = np.asarray(tick.volatility["cov"])[np.ix_(rows, rows)] * np.outer(known, known)
-    return vol, cov
-
-
-def stress_horizon_periods(version: ParameterVersion) -> float:
-    """The version's stress horizon in periods of the sampled history: one period is
-    STRESS_SAMPLE_S of market time, and the demo market runs DEMO_MARKET_SPEED times faster
-    than the clock."""
-    speed = settings.DEMO_MARKET_SPEED if settings.DEMO_MARKET_ENABLED else 1.0
-    return float(version.stress_horizon_days) * 86_400 / (STRESS_SAMPLE_S * speed)
-
-
-def _stress_requirement(book, marks, asset_prices, revaluation, tick) -> np.ndarray:
-    """Worst loss of each account under the tick's EWMA-volatility scenarios (0 without)."""
-    if not tick.volatility:
-        return np.zeros(book.n_accounts)
-    params = tick.parameter_version
-    vol, cov = tick_volatility(tick, book.asset_names)
-    scenarios = build_scenarios(
-        vol,
-        cov,
-        k=float(params.stress_k_sigma),
-        horizon=stress_horizon_periods(params),
-        n_correlated=params.stress_correlated_draws,
-        asset_names=book.asset_names,
+def _stress(book, marks, asset_prices, revaluation, tick, portfolio) -> tuple:
+    """Every account's worst loss under the tick's stress model (floors where there is no
+    history: never zero) and its figures under its margin scheme."""
+    model = tick_stress_model(tick, book.asset_names)
+    stress = stress_margin(book, marks, asset_prices, model, revaluation=revaluation)
+    figures = scheme_figures(
+        revaluation,
+        stress.worst_loss,
+        portfolio,
+        margin_call_ratio=float(tick.parameter_version.margin_call_ratio),
     )
-    return stress_margin(book, marks, asset_prices, scenarios, revaluation=revaluation).worst_loss
-
-
-def _sampled_history(asset_names: tuple[str, ...], *, until: datetime) -> np.ndarray | None:
-    """The last STRESS_SAMPLES index prices of each asset on a STRESS_SAMPLE_S grid (the last
-    print in each bucket, carried forward), oldest first; None while the history is short."""
-    since = until - timedelta(seconds=STRESS_SAMPLES * STRESS_SAMPLE_S)
-    rows = AssetPriceHistory.objects.filter(
-        at__gte=since, at__lte=until, asset__symbol__in=asset_names
-    )
-    column = {name: n for n, name in enumerate(asset_names)}
-    grid = np.full((STRESS_SAMPLES, len(asset_names)), np.nan)
-    start = since.timestamp()
-    for symbol, at, price in rows.values_list("asset__symbol", "at", "price").order_by("at"):
-        bucket = min(int((at.timestamp() - start) // STRESS_SAMPLE_S), STRESS_SAMPLES - 1)
-        grid[bucket, column[symbol]] = float(price)
-    filled = grid[~np.all(np.isnan(grid), axis=1)]
-    if len(filled) < STRESS_MIN_SAMPLES:
-        return None
-    for row in range(1, len(filled)):
-        gaps = np.isnan(filled[row])
-        filled[row, gaps] = filled[row - 1, gaps]
-    # An asset with no print yet (leading gaps) is taken as flat at its first price.
-    first = np.array(
-        [col[~np.isnan(col)][0] if (~np.isnan(col)).any() else 1.0 for col in filled.T]
-    )
-    return np.where(np.isnan(filled), first, filled)
+    return stress.worst_loss, figures
 
 
 def _nullable(values: np.ndarray) -> list:
@@ -312,15 +249,17 @@ SNAPSHOT_COLUMNS = (
 FIGURE_COLUMNS = SNAPSHOT_COLUMNS[2:-2]
 
 
-def _snapshot_rows(slice_, tick_id, revaluation, stress, states, positions_json):
+def _snapshot_rows(slice_, tick_id, revaluation, figures, stress, states, positions_json):
+    """The account's figures under its margin scheme: MM is the requirement the ratio divides
+    by (the tiered MM under the standard scheme), IM and withdrawable follow it."""
     columns = (
         revaluation.collateral_value.tolist(),
         revaluation.account_unrealized_pnl.tolist(),
         revaluation.margin_balance.tolist(),
-        revaluation.account_maintenance_margin.tolist(),
-        revaluation.account_initial_margin.tolist(),
-        _nullable(np.minimum(revaluation.margin_ratio, RATIO_CAP)),
-        revaluation.withdrawable.tolist(),
+        figures.maintenance.tolist(),
+        figures.initial.tolist(),
+        _nullable(np.minimum(figures.margin_ratio, RATIO_CAP)),
+        figures.withdrawable.tolist(),
         stress.tolist(),
         sum_by(slice_.book.pos_account, revaluation.notional, slice_.book.n_accounts).tolist(),
     )
@@ -369,7 +308,7 @@ def _snapshots_write_orm(rows) -> None:
     MarginSnapshot.objects.bulk_create(snapshots, batch_size=500, ignore_conflicts=True)
 
 
-def _state_changes(*, tick, account_ids, owners, old, new, revaluation) -> list[int]:
+def _state_changes(*, tick, account_ids, owners, old, new, revaluation, figures) -> list[int]:
     """Record each transition (account row, event, audit line) and the margin calls'
     notifications; returns the notifications' ids (to e-mail)."""
     changed = np.flatnonzero(old != new)
@@ -380,7 +319,7 @@ def _state_changes(*, tick, account_ids, owners, old, new, revaluation) -> list[
     for row in changed.tolist():
         account_id = int(account_ids[row])
         before, after = STATES[old[row]], STATES[new[row]]
-        ratio = _decimal_or_none(min(float(revaluation.margin_ratio[row]), RATIO_CAP))
+        ratio = _decimal_or_none(min(float(figures.margin_ratio[row]), RATIO_CAP))
         balance = _decimal_or_none(float(revaluation.margin_balance[row]))
         by_state.setdefault(after, []).append(account_id)
         events.append(
@@ -440,30 +379,32 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     accounts = list(
         MarginAccount.objects.filter(pk__gte=shard.first_account_id, pk__lte=shard.last_account_id)
         .order_by("pk")
-        .values_list("pk", "state", "owner_id")
+        .values_list("pk", "state", "owner_id", "margin_scheme")
     )
     book = slice_.book
-    by_id = {pk: (state, owner) for pk, state, owner in accounts}
-    old = np.array([LEVEL[by_id[pk][0]] for pk in slice_.account_ids.tolist()], dtype=np.int64)
-    owners = [by_id[pk][1] for pk in slice_.account_ids.tolist()]
+    by_id = {pk: rest for pk, *rest in accounts}
+    ids = slice_.account_ids.tolist()
+    old = np.array([LEVEL[by_id[pk][0]] for pk in ids], dtype=np.int64)
+    owners = [by_id[pk][1] for pk in ids]
+    portfolio = np.array([by_id[pk][2] == PORTFOLIO for pk in ids], dtype=bool)
     loaded = time.perf_counter()
 
     marks = _aligned(book.instrument_names, tick.marks, slice_.marks)
     asset_prices = _aligned(book.asset_names, tick.asset_prices, slice_.asset_prices)
     revaluation = revalue(book, marks, asset_prices)
-    stress = _stress_requirement(book, marks, asset_prices, revaluation, tick)
+    stress, figures = _stress(book, marks, asset_prices, revaluation, tick, portfolio)
     new = next_levels(
         old,
-        margin_ratio=revaluation.margin_ratio,
+        margin_ratio=figures.margin_ratio,
         margin_balance=revaluation.margin_balance,
-        maintenance_margin=revaluation.account_maintenance_margin,
+        maintenance_margin=figures.maintenance,
         thresholds=Thresholds.of(params),
     )
     positions_json = _positions_json(slice_, revaluation)
     computed = time.perf_counter()
 
     rows = _snapshot_rows(
-        slice_, tick.pk, revaluation, stress, [STATES[n] for n in new], positions_json
+        slice_, tick.pk, revaluation, figures, stress, [STATES[n] for n in new], positions_json
     )
     with transaction.atomic():
         locked = RevaluationShard.objects.select_for_update().get(pk=shard_id)
@@ -480,6 +421,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
             old=old,
             new=new,
             revaluation=revaluation,
+            figures=figures,
         )
         written = time.perf_counter()
         locked.completed_at = timezone.now()

@@ -28,7 +28,7 @@ from margin.errors import ApplicationError
 from margin.models import ParameterVersion, StressRun
 from margin.selectors import BookSlice
 from margin.services.reference import parameters_in_force
-from margin.services.revaluation import stress_horizon_periods, tick_volatility
+from margin.services.volatility import tick_stress_model
 
 # A replay is measured at this many evenly spaced steps of the stretch, the worst one kept.
 REPLAY_STEPS = 8
@@ -69,16 +69,15 @@ def _number(options: dict, name: str, default: float, low: float, high: float) -
 
 
 def _volatility(book_slice: BookSlice, version: ParameterVersion):
-    """The EWMA volatility and covariance the latest tick froze for the stress margin (the
-    same σ and Σ the traders' stress figures use), over the stress horizon, in book order."""
+    """The volatility and covariance of the latest tick's stress model (the same σ and Σ, with
+    the same floors, as the traders' stress figures), over the version's stress horizon, in
+    book order."""
     tick = latest_complete_tick()
-    if tick is None or not tick.volatility:
-        raise ApplicationError(
-            "No volatility yet: the revaluation needs a few minutes of recorded prices."
-        )
-    sigma, covariance = tick_volatility(tick, book_slice.book.asset_names)
-    periods = stress_horizon_periods(version)
-    return sigma * sqrt(periods), covariance * periods
+    if tick is None:
+        raise ApplicationError("No revaluation yet: the stress model comes with the first tick.")
+    model = tick_stress_model(tick, book_slice.book.asset_names)
+    days = float(version.stress_horizon_days)
+    return model.vol * sqrt(days), model.covariance * days
 
 
 def _asset_index(book_slice: BookSlice, symbol: str) -> int:
@@ -101,6 +100,10 @@ def scenario_build(*, book_slice: BookSlice, kind: str, options: dict) -> Scenar
     if kind in ("ewma", "correlated"):
         k = _number(options, "k_sigma", float(version.stress_k_sigma), 0.5, 20)
         sigma, covariance = _volatility(book_slice, version)
+        # Stablecoins and the settlement coin hold still in a market-wide move, as in the
+        # uniform shock; their floors are de-peg risk, which the de-peg scenario moves.
+        moving = np.array([name in risk_asset_symbols() for name in names])
+        sigma, covariance = sigma * moving, covariance * np.outer(moving, moving)
         if kind == "ewma":
             moves = volatility_scaled_shock(sigma, k)
             return Scenario(kind, f"Every asset down {k:g} σ (EWMA)", moves[None])

@@ -12,6 +12,7 @@ from margin.desk.forms import (
     CreditTierForm,
     ForcedReductionForm,
     MarginCallForm,
+    MarginSchemeForm,
     NoteForm,
     ReduceOnlyForm,
 )
@@ -20,7 +21,11 @@ from margin.desk.selectors import latest_complete_tick, queue_snapshots
 from margin.filters import QueueFilter
 from margin.models import Case, MarginAccount, Proposal
 from margin.services import desk as desk_services
-from margin.services.proposals import credit_tier_change_propose, forced_reduction_propose
+from margin.services.proposals import (
+    credit_tier_change_propose,
+    forced_reduction_propose,
+    margin_scheme_change_propose,
+)
 from margin.views.desk_common import act, form_errors, sparkline
 from margin.views.rendering import query_without_page, render_page_or_fragment
 
@@ -136,6 +141,7 @@ def case(request, pk: int):
                 ),
                 "reduction": ForcedReductionForm(account=found.margin_account),
                 "tier": CreditTierForm(),
+                "scheme": MarginSchemeForm(initial={"scheme": found.margin_account.margin_scheme}),
             },
         },
     )
@@ -264,4 +270,23 @@ def case_propose_tier(request, pk: int):
             ttl=f.ttl,
         ),
         "Credit-tier change proposed: a risk manager must approve it.",
+    )
+
+
+@proposer_required
+@require_POST
+def case_propose_scheme(request, pk: int):
+    return _case_action(
+        request,
+        pk,
+        MarginSchemeForm,
+        lambda c, f: margin_scheme_change_propose(
+            account=c.margin_account,
+            scheme=f.cleaned_data["scheme"],
+            reason=f.cleaned_data["reason"],
+            proposer=request.user,
+            case=c,
+            ttl=f.ttl,
+        ),
+        "Margin-scheme change proposed: a risk manager must approve it.",
     )

@@ -17,8 +17,8 @@ from margin.engine.reference import (
     collateral_line_value,
     collateral_slices,
     holding_value,
-    quote_account,
 )
+from margin.engine.scheme import Requirement
 from margin.engine.types import AccountInput, CollateralLine, PositionInput
 from margin.market.selectors import latest_snapshot
 from margin.models import MarginAccount, ParameterVersion
@@ -77,7 +77,7 @@ class CollateralRow:
 @dataclass(frozen=True)
 class Revaluation:
     """When the revaluation job last quoted this account, whether that is too long ago, and
-    the stress loss it found (None before the job has the price history for one)."""
+    the stress loss it found (at the published volatility floors before there is history)."""
 
     at: datetime | None
     stale: bool
@@ -99,6 +99,9 @@ class AccountFigures:
     # The stress scenarios' reach in the parameters in force: k sigmas over a horizon.
     stress_k_sigma: Decimal
     stress_horizon_days: Decimal
+    # The requirement under the account's margin scheme, and what the ratio gauge reads.
+    requirement: Requirement
+    margin_call_ratio: Decimal
 
     @cached_property
     def revaluation(self) -> Revaluation:
@@ -143,7 +146,7 @@ def _revaluation(account: MarginAccount) -> Revaluation:
     return Revaluation(
         at=snapshot.tick.started_at,
         stale=snapshot.is_stale,
-        stress_loss=snapshot.stress_margin if snapshot.tick.volatility else None,
+        stress_loss=snapshot.stress_margin,
         price_doubts=snapshot.tick.price_doubts,
     )
 
@@ -176,7 +179,8 @@ def account_figures(account: MarginAccount) -> AccountFigures:
     """Every figure of the account's pages; a constant number of queries whatever it holds."""
     state = account_state_load(account, lock=False)
     account_input = state.engine_input()
-    quote = quote_account(account_input)
+    quote = state.quote()
+    requirement = state.requirement()
     version = parameters_in_force()
     thresholds = thresholds_of(version)
     return AccountFigures(
@@ -184,7 +188,9 @@ def account_figures(account: MarginAccount) -> AccountFigures:
         input=account_input,
         quote=quote,
         thresholds=thresholds,
-        gauge=ratio_gauge(quote.margin_ratio, thresholds),
+        gauge=ratio_gauge(requirement.margin_ratio, thresholds),
+        requirement=requirement,
+        margin_call_ratio=version.margin_call_ratio,
         state=state,
         positions=position_rows(state, account_input, quote),
         collateral=collateral_rows(account_input),

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from accounts.access import trader_required
 from margin.engine.explain import Step, explain_account, fill_formula, format_number
 from margin.engine.reference import quote_account
+from margin.engine.scheme import explain_requirement
 from margin.errors import ApplicationError
 from margin.forms import AccountOpenForm
 from margin.market.selectors import snapshot_history
@@ -120,7 +121,10 @@ def explain_fragment(request, account):
     """The formula of one figure (`?figure=account.margin_ratio`) with the numbers put in."""
     figures = account_figures(account)
     key = request.GET.get("figure", "")
-    steps = explain_account(figures.input, figures.quote).get(key)
+    steps = {
+        **explain_account(figures.input, figures.quote),
+        **explain_requirement(figures.requirement, figures.margin_call_ratio),
+    }.get(key)
     if steps is None:
         raise Http404("No such figure")
     context = {

@@ -13,6 +13,7 @@ from margin.models import (
     Case,
     Fill,
     MarginAccount,
+    MarginScheme,
     Notification,
     Position,
     Proposal,
@@ -139,6 +140,47 @@ def test_credit_tier_change_is_carried_out_on_approval(client, officer, manager,
     assert MarginAccount.objects.get(pk=account.pk).credit_tier == vip
     entry = AuditEntry.objects.get(action="account.credit_tier")
     assert entry.after == {"credit_tier": vip.code} and entry.actor == manager
+
+
+def test_margin_scheme_change_needs_four_eyes_and_is_audited(client, officer, manager, book):
+    # given
+    account = book["healthy"]
+    assert account.margin_scheme == MarginScheme.STANDARD
+    case = case_open(account=account, actor=officer, summary="portfolio margin request")
+    client.force_login(officer)
+    # when: the officer proposes; the account has not moved yet
+    client.post(
+        reverse("desk:case_propose_scheme", args=[case.pk]),
+        {"scheme": "portfolio", "reason": "hedged book", "ttl_hours": "24"},
+    )
+    proposal = Proposal.objects.get(kind=Proposal.Kind.MARGIN_SCHEME_CHANGE)
+    assert proposal.payload == {"from": "standard", "to": "portfolio"}
+    assert MarginAccount.objects.get(pk=account.pk).margin_scheme == MarginScheme.STANDARD
+    # the proposer cannot approve it; a manager does
+    client.post(reverse("desk:proposal_approve", args=[proposal.pk]))
+    assert MarginAccount.objects.get(pk=account.pk).margin_scheme == MarginScheme.STANDARD
+    client.force_login(manager)
+    client.post(reverse("desk:proposal_approve", args=[proposal.pk]))
+    # then
+    assert MarginAccount.objects.get(pk=account.pk).margin_scheme == MarginScheme.PORTFOLIO
+    entry = AuditEntry.objects.get(action="account.margin_scheme")
+    assert entry.before == {"margin_scheme": "standard"}
+    assert entry.after == {"margin_scheme": "portfolio"} and entry.actor == manager
+
+
+def test_a_margin_scheme_proposal_that_changes_nothing_or_names_no_scheme_is_refused(
+    client, officer, book
+):
+    account = book["healthy"]
+    case = case_open(account=account, actor=officer, summary="x")
+    client.force_login(officer)
+    for scheme in ("standard", "grid"):
+        response = client.post(
+            reverse("desk:case_propose_scheme", args=[case.pk]),
+            {"scheme": scheme, "reason": "x", "ttl_hours": "24"},
+        )
+        assert response.status_code in (302, 400)
+    assert not Proposal.objects.filter(kind=Proposal.Kind.MARGIN_SCHEME_CHANGE).exists()
 
 
 def test_proposals_expire_and_an_expired_one_cannot_be_approved(officer, manager, book):

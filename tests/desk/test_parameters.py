@@ -92,6 +92,11 @@ def test_approval_writes_a_new_version_and_the_disclosure_page_shows_it(
     public = client.get(reverse("disclosure")).content.decode()
     assert f"version {after.number}" in public and "0.75" in public
     assert "SOL liquidity thinner" in public and "superseded" in public
+    # the new version carries the published volatility floors over, and the page shows them
+    floors = dict(after.volatility_floors.values_list("asset__symbol", "daily_vol"))
+    assert floors == dict(before.volatility_floors.values_list("asset__symbol", "daily_vol"))
+    assert floors["BTC"] == Decimal("0.02")
+    assert 'id="volatility-floors"' in public and '<td>BTC</td><td class="num">2.00%</td>' in public
 
 
 def test_a_change_scheduled_for_later_is_disclosed_as_scheduled(officer, manager, book, client):

@@ -1,12 +1,13 @@
 """Stress and cascade runs on the database's book, held to the reference engine quoting each
 account (as the ledger gives it) at the shocked prices."""
 
+import math
 from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 
-from margin.desk.selectors import insurance_fund_value, latest_complete_tick
+from margin.desk.selectors import insurance_fund_value
 from margin.engine.reference import quote_account
 from margin.models import CascadeRun, StressRun
 from margin.selectors import engine_accounts
@@ -124,27 +125,31 @@ def test_cascade_page_polls_its_progress_until_done(client, officer, book):
     assert "BTC: 68,320" in done  # the 20 % shock, then the path the liquidations push
 
 
-def test_volatility_scenarios_use_the_ticks_ewma_over_the_stress_horizon(
+def test_volatility_scenarios_use_the_ticks_stress_model_over_the_stress_horizon(
     client, officer, market, settings
 ):
-    # given: 20 minutes of prices every 10 s, BTC wandering ±0.2 %, the rest flat; a tick
+    # given: 40 hours of market time with BTC moving ±1 % every hour (an hourly EWMA σ of
+    # exactly 1 %, 4.9 % a day); ETH and SOL flat, so they stand at their published floors
     from datetime import timedelta
 
     from margin.models import Asset, AssetPriceHistory
     from margin.services.revaluation import revaluation_tick_run
+    from margin.services.volatility import period_end, return_period_s
     from tests.revaluation.factories import funded_account
 
+    settings.DEMO_MARKET_ENABLED, settings.DEMO_MARKET_SPEED = True, 60
     funded_account(usdt="5000", fills=[("BTCUSDT", "buy", "0.5")])
     now = market()
+    end, hour = period_end(now), timedelta(seconds=return_period_s())
     flat = {"USDT": 1, "USDC": 1, "ETH": 3400, "SOL": 230}
-    btc = [95000 * (1.002 if step % 2 else 0.998) ** (step % 3) for step in range(120)]
+    btc = [95000 * (1.01 if step % 2 else 1 / 1.01) ** (step % 2) for step in range(41)]
     AssetPriceHistory.objects.bulk_create(
         AssetPriceHistory(
             asset=asset,
-            at=now - timedelta(seconds=1200 - 10 * step),
+            at=end - (40 - step) * hour,
             price=Decimal(str(btc[step] if asset.symbol == "BTC" else flat[asset.symbol])),
         )
-        for step in range(120)
+        for step in range(41)
         for asset in Asset.objects.all()
     )
     revaluation_tick_run(now=now + timedelta(seconds=1))
@@ -152,22 +157,20 @@ def test_volatility_scenarios_use_the_ticks_ewma_over_the_stress_horizon(
     # when
     client.post(reverse("desk:stress_run"), {"scenario": "ewma", "k_sigma": "2"})
     client.post(reverse("desk:stress_run"), {"scenario": "correlated", "k_sigma": "2"})
-    # then: k σ per 10 s of market time, scaled to a day of a market running 60× the clock
+    # then: k σ per day over the one-day horizon; the flat coins at their floors; USDT holds
     ewma, crash = StressRun.objects.order_by("pk")
-    volatility = latest_complete_tick().volatility
-    sigma_btc = volatility["vol"][volatility["assets"].index("BTC")]
-    periods = 86400 / (10 * settings.DEMO_MARKET_SPEED)
-    assert sigma_btc > 0
-    assert ewma.details["moves"]["BTC"] == pytest.approx(-2 * sigma_btc * periods**0.5)
-    assert ewma.details["moves"]["USDT"] == ewma.details["moves"]["ETH"] == 0
-    # BTC alone moves, so the first principal component is BTC's own move
+    daily_btc = math.log(1.01) * math.sqrt(24)
+    assert ewma.details["moves"]["BTC"] == pytest.approx(-2 * daily_btc, rel=1e-9)
+    assert ewma.details["moves"]["ETH"] == pytest.approx(-2 * 0.025)
+    assert ewma.details["moves"]["USDT"] == 0
+    # BTC's variance is the largest and nothing correlates with it: the crash is BTC's move
     assert crash.details["moves"]["BTC"] == pytest.approx(ewma.details["moves"]["BTC"], rel=1e-6)
 
 
 def test_volatility_scenario_without_a_tick_is_refused_with_a_message(client, officer, market):
     client.force_login(officer)
     response = client.post(reverse("desk:stress_run"), {"scenario": "ewma"}, follow=True)
-    assert "No volatility yet" in response.content.decode()
+    assert "No revaluation yet" in response.content.decode()
     assert not StressRun.objects.exists()
 
 

@@ -33,7 +33,6 @@ SOUND_SCALARS = {
     "stress_ewma_lambda": Decimal("0.94"),
     "stress_k_sigma": Decimal("3"),
     "stress_horizon_days": Decimal("1"),
-    "stress_correlated_draws": 64,
 }
 RATIO = NumberLimit(max_digits=20, decimal_places=12)
 MONEY = NumberLimit(max_digits=38, decimal_places=18)
@@ -42,7 +41,6 @@ LIMITS = {
     **{name: RATIO for name in SOUND_SCALARS},
     "price_guard_max_age_s": POSITIVE_INTEGER,
     "price_guard_min_sources": POSITIVE_INTEGER,
-    "stress_correlated_draws": POSITIVE_INTEGER,
     "bracket.floor": MONEY,
     "bracket.mmr": RATIO,
     "bracket.max_leverage": NumberLimit(max_digits=10, decimal_places=2),
@@ -193,7 +191,6 @@ def test_an_mm_scale_taking_the_top_mmr_to_1_is_refused():
         ({"price_guard_agreement_band": Decimal(1)}, "price_guard_agreement_band"),
         ({"price_guard_source_cap": Decimal(0)}, "price_guard_source_cap"),
         ({"price_guard_source_cap": Decimal("1.5")}, "price_guard_source_cap"),
-        ({"stress_correlated_draws": -1}, "stress_correlated_draws"),
         ({"stress_k_sigma": Decimal("0.0000000000001")}, "stress_k_sigma"),
     ],
 )

@@ -1,6 +1,5 @@
 from decimal import Decimal
 
-import numpy as np
 import pytest
 
 from margin.market.selectors import (
@@ -12,7 +11,6 @@ from margin.market.selectors import (
 from margin.models import (
     AccountEvent,
     AccountState,
-    AssetPrice,
     AuditEntry,
     MarginSnapshot,
     Notification,
@@ -26,7 +24,6 @@ from margin.services.notifications import (
     notification_email_send,
     notifications_mark_read,
 )
-from margin.services.prices import demo_market_step, prices_refresh
 from margin.services.revaluation import (
     revaluation_shard_run,
     revaluation_tick_run,
@@ -165,23 +162,6 @@ def test_a_tick_overdue_is_abandoned_and_the_next_one_covers_every_account(marke
     lost.refresh_from_db()
     assert lost.status == RevaluationTick.Status.ABANDONED
     assert MarginSnapshot.objects.filter(tick=run.start.tick).count() == len(accounts)
-
-
-def test_stress_margin_comes_from_the_ewma_volatility_of_the_price_history(market, later):
-    # given: a BTC long; no history yet, then 150 seconds of demo market
-    account = funded_account(usdt="5000", fills=[("BTCUSDT", "buy", "0.2")])
-    revaluation_tick_run(now=later(1))
-    assert latest_snapshot(account).stress_margin == 0
-    rng = np.random.default_rng(3)
-    for second in range(2, 152):
-        demo_market_step(now=later(second), rng=rng)
-        prices_refresh(now=later(second))
-    # when
-    revaluation_tick_run(now=later(153))
-    # then: a loss under a k-sigma move of BTC, well under the whole notional
-    snapshot = latest_snapshot(account)
-    notional = Decimal("0.2") * AssetPrice.objects.get(asset__symbol="BTC").price
-    assert Decimal("0.001") * notional < snapshot.stress_margin < Decimal("0.5") * notional
 
 
 def test_prune_keeps_the_snapshots_of_the_latest_ticks_only(market, later, settings):

@@ -30,11 +30,10 @@ from margin.selectors import account_quote
 from margin.services.prices import market_tick_run
 from margin.services.reference import parameters_in_force
 from margin.services.revaluation import (
-    STRESS_SAMPLE_S,
-    STRESS_SAMPLES,
     revaluation_shard_run,
     revaluation_tick_start,
 )
+from margin.services.volatility import MAX_RETURNS, return_period_s
 
 
 def _shard(shard_id: int):
@@ -86,14 +85,15 @@ class Command(BaseCommand):
 
     def _price_history(self) -> None:
         """Enough market ticks behind now for the stress margin's EWMA volatility, so the tick
-        computes it as in operation (one tick every STRESS_SAMPLE_S over the sampled window)."""
+        computes it as in operation (one market tick per return period over the window)."""
         now = timezone.now()
-        window = STRESS_SAMPLES * STRESS_SAMPLE_S
+        period = return_period_s()
+        window = MAX_RETURNS * period
         if AssetPriceHistory.objects.filter(at__gte=now - timedelta(seconds=window)).count() < (
-            STRESS_SAMPLES * Asset.objects.count() // 2
+            MAX_RETURNS * Asset.objects.count() // 2
         ):
-            for n in range(STRESS_SAMPLES, -1, -1):
-                market_tick_run(now=now - timedelta(seconds=n * STRESS_SAMPLE_S))
+            for n in range(MAX_RETURNS, -1, -1):
+                market_tick_run(now=now - timedelta(seconds=n * period))
         market_tick_run(now=timezone.now())
 
     def _naive(self, tick: RevaluationTick, sample: int) -> float:
