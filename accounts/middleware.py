@@ -17,14 +17,17 @@ from django.urls import reverse
 from accounts.second_factor import authenticator_of, is_second_factor_verified, needs_second_factor
 from margin.api.problems import problem_response
 
-# Views a half-logged-in desk member may reach (by URL name).
+# Views a half-logged-in desk member may reach (by namespaced view name): the login steps and
+# what is public anyway.
 OPEN_VIEWS = {
     "login",
     "logout",
+    "admin:logout",
     "second_factor",
     "second_factor_enrol",
     "healthz",
     "disclosure",
+    "api:parameters",
 }
 API_PREFIX = "/api/"
 REFUSAL = "Enter your second-factor code at /login/verify/ first."
@@ -43,7 +46,7 @@ class SecondFactorMiddleware:
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         match = request.resolver_match
-        if match is not None and match.url_name in OPEN_VIEWS:
+        if match is not None and match.view_name in OPEN_VIEWS:
             return None
         if request.path.startswith(API_PREFIX) and _bearer(request):
             return None

@@ -55,7 +55,12 @@ def api_tokens(request):
     return render(
         request,
         "accounts/api_tokens.html",
-        {"tokens": api_tokens_of(user=request.user), "form": form, "created": created},
+        {
+            "tokens": api_tokens_of(user=request.user),
+            "form": form,
+            "created": created,
+            "second_factor": needs_second_factor(request.user),
+        },
         status=400 if form.errors else 200,
     )
 

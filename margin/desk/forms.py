@@ -16,6 +16,7 @@ from margin.input_limits import (
     TIME_VALIDATORS,
     check_fits_column,
     column_digits,
+    column_validators,
 )
 from margin.models import (
     Asset,
@@ -38,7 +39,9 @@ def _max_length(model, name: str) -> int:
 
 def _column_decimal(model, name: str, **kwargs) -> forms.DecimalField:
     """A decimal field accepting only what the column `model.name` stores."""
-    return forms.DecimalField(**column_digits(model, name), **kwargs)
+    return forms.DecimalField(
+        **column_digits(model, name), validators=column_validators(model, name), **kwargs
+    )
 
 
 def _check_column(model, name: str, text: str) -> None:

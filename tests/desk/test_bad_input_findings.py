@@ -78,16 +78,20 @@ def test_5_parameter_values_the_database_cannot_store_are_refused_when_proposed(
     assert not Proposal.objects.exists()
 
 
-def test_5_the_parameter_page_refuses_a_bracket_row_the_column_cannot_store(client, officer, book):
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"bracket_instrument": "BTCUSDT", "brackets": "0 123456789 125"},
+        {"price_guard_max_age_s": "9999999999"},
+        {"credit_tier": "standard", "mm_scale": "1e400"},
+    ],
+)
+def test_5_the_parameter_page_refuses_values_the_columns_cannot_store(
+    client, officer, book, change
+):
     client.force_login(officer)
     response = client.post(
-        reverse("desk:parameters_propose"),
-        {
-            "reason": "too big",
-            "ttl_hours": "24",
-            "bracket_instrument": "BTCUSDT",
-            "brackets": "0 123456789 125",
-        },
+        reverse("desk:parameters_propose"), {"reason": "too big", "ttl_hours": "24", **change}
     )
     assert response.status_code in (302, 400)
     assert not Proposal.objects.exists()

@@ -183,3 +183,26 @@ def test_demo_desk_users_are_enrolled_with_the_secrets_the_readme_publishes(caps
     device = authenticator_of(User.objects.get(username="officer"))
     assert printed in {totp_code(device, at=time.time() + d) for d in (-30, 0)}
     assert re.fullmatch(r"\d{6}", printed)
+
+
+def test_a_verified_desk_member_renews_the_recovery_codes_the_old_ones_stop_working(
+    client, make_user
+):
+    # given
+    manager = make_user(RISK_MANAGER)
+    old = recovery_codes_issue(user=manager)
+    client.force_login(manager)
+    # when
+    assert b"New recovery codes" in client.get(reverse("api_tokens")).content
+    renewed = client.post(reverse("recovery_codes_renew"))
+    # then
+    new = re.findall(r"<li><code>(\w+)</code></li>", renewed.content.decode())
+    assert len(new) == 10 and not set(new) & set(old)
+    replayed = password_only(manager).post(reverse("second_factor"), {"code": old[0]})
+    assert replayed.status_code == 400
+
+
+def test_a_half_logged_in_desk_member_still_reads_public_pages(make_user, market):
+    client = password_only(make_user(RISK_OFFICER))
+    assert client.get(reverse("disclosure")).status_code == 200
+    assert client.get(reverse("api:parameters")).status_code == 200
