@@ -22,6 +22,7 @@ DESK_PAGES = (
     "desk:stress",
     "desk:cascade",
     "desk:heatmap",
+    "desk:prices",
 )
 
 
