@@ -1,14 +1,25 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts.views import api_token_revoke_view, api_tokens
+from accounts.views import (
+    LoginView,
+    PasswordChangeView,
+    api_token_revoke_view,
+    api_tokens,
+    recovery_codes_renew,
+    second_factor,
+    second_factor_enrol,
+)
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", LoginView.as_view(), name="login"),
+    path("login/verify/", second_factor, name="second_factor"),
+    path("login/authenticator/", second_factor_enrol, name="second_factor_enrol"),
+    path("login/recovery-codes/", recovery_codes_renew, name="recovery_codes_renew"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "password/",
-        auth_views.PasswordChangeView.as_view(),
+        PasswordChangeView.as_view(),
         name="password_change",
     ),
     path(

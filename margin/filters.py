@@ -3,6 +3,7 @@
 import django_filters
 from django.db.models import F, Q
 
+from margin.input_limits import TIME_VALIDATORS
 from margin.models import (
     AccountState,
     Asset,
@@ -94,8 +95,12 @@ class AuditFilter(django_filters.FilterSet):
     actor = django_filters.CharFilter(field_name="actor__username", label="Who (username)")
     margin_account = django_filters.NumberFilter(field_name="margin_account_id", label="Account #")
     subject = django_filters.CharFilter(lookup_expr="startswith", label="Subject")
-    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte", label="From")
-    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt", label="Until")
+    since = django_filters.IsoDateTimeFilter(
+        field_name="at", lookup_expr="gte", label="From", validators=TIME_VALIDATORS
+    )
+    until = django_filters.IsoDateTimeFilter(
+        field_name="at", lookup_expr="lt", label="Until", validators=TIME_VALIDATORS
+    )
     system = django_filters.BooleanFilter(
         field_name="actor", lookup_expr="isnull", label="Automatic only"
     )

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django import forms
 
+from margin.input_limits import DATE_VALIDATORS
 from margin.models import Asset, Instrument, MarginMode
 
 MAX_DIGITS = 38
@@ -126,8 +127,16 @@ class HistoryFilterForm(forms.Form):
     ]
 
     kind = forms.ChoiceField(choices=KINDS, required=False)
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(
+        required=False,
+        validators=DATE_VALIDATORS,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    until = forms.DateField(
+        required=False,
+        validators=DATE_VALIDATORS,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
 
 
 class AccountOpenForm(forms.Form):

@@ -5,6 +5,7 @@ import redis
 
 from tests.browser import CHROMIUM_ARGS, chromium_path
 from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.second_factor import SecondFactorClient, submit_login
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -51,6 +52,12 @@ def password() -> str:
 
 
 @pytest.fixture
+def client():
+    """Django's test client; its force_login includes a desk role's second factor."""
+    return SecondFactorClient()
+
+
+@pytest.fixture
 def make_user(db):
     def make(role: str | None = None, **kwargs):
         return UserFactory(role=role, **kwargs)
@@ -82,13 +89,12 @@ def page(browser):
 
 @pytest.fixture
 def login(page, live_server, password):
-    """Log a user in through the real form and return the page."""
+    """Log a user in through the real form (a desk role also gives its code) and return the
+    page."""
 
     def log_in(user, *, secret: str | None = None):
         page.goto(f"{live_server.url}/login/")
-        page.fill("#id_username", user.username)
-        page.fill("#id_password", secret or password)
-        page.click("button[type=submit]")
+        submit_login(page, user, secret or password)
         return page
 
     return log_in

@@ -3,8 +3,18 @@
 from datetime import timedelta
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from margin.input_limits import (
+    DEPTH_USD,
+    FREE_TEXT,
+    MINUTES,
+    SHOCK,
+    TIME_VALIDATORS,
+    check_fits_column,
+    column_digits,
+)
 from margin.models import (
     AccountState,
     Bracket,
@@ -227,19 +237,19 @@ class SummarySerializer(serializers.Serializer):
 
 
 class NoteInputSerializer(serializers.Serializer):
-    body = serializers.CharField()
+    body = serializers.CharField(**FREE_TEXT)
 
 
 class AssignSerializer(serializers.Serializer):
-    assignee = serializers.CharField(help_text="Username of a desk member.")
+    assignee = serializers.CharField(max_length=150, help_text="Username of a desk member.")
 
 
 class CloseSerializer(serializers.Serializer):
-    resolution = serializers.CharField()
+    resolution = serializers.CharField(**FREE_TEXT)
 
 
 class MarginCallSerializer(serializers.Serializer):
-    message = serializers.CharField()
+    message = serializers.CharField(**FREE_TEXT)
 
 
 class ReduceOnlySerializer(serializers.Serializer):
@@ -252,7 +262,7 @@ def ttl_of(data: dict) -> timedelta:
 
 
 class ProposalInputSerializer(serializers.Serializer):
-    reason = serializers.CharField()
+    reason = serializers.CharField(**FREE_TEXT)
     ttl_hours = serializers.DecimalField(
         max_digits=6, decimal_places=2, min_value=Decimal("0.1"), max_value=168, default=24
     )
@@ -268,33 +278,41 @@ class CreditTierChangeSerializer(ProposalInputSerializer):
 
 
 class DecisionSerializer(serializers.Serializer):
-    note = serializers.CharField(required=False, allow_blank=True, default="")
+    note = serializers.CharField(**FREE_TEXT, required=False, allow_blank=True, default="")
 
 
 class DecimalText(serializers.DecimalField):
-    """A decimal, handed on as its text (the services keep payloads as strings)."""
+    """A decimal, handed on as its text (the services keep payloads as strings); bounded by
+    the column it will be stored in when one is named."""
 
-    def __init__(self, **kwargs):
-        super().__init__(**DECIMAL, **kwargs)
+    def __init__(self, column: tuple | None = None, **kwargs):
+        super().__init__(**(column_digits(*column) if column else DECIMAL), **kwargs)
+        self.column = column
 
     def to_internal_value(self, data):
-        return str(super().to_internal_value(data))
+        number = super().to_internal_value(data)
+        if self.column:
+            try:
+                check_fits_column(*self.column, number)
+            except DjangoValidationError as error:
+                raise serializers.ValidationError(error.messages) from None
+        return str(number)
 
 
 class BracketInputSerializer(serializers.Serializer):
-    floor = DecimalText()
-    mmr = DecimalText()
-    max_leverage = DecimalText()
+    floor = DecimalText((Bracket, "floor"))
+    mmr = DecimalText((Bracket, "mmr"))
+    max_leverage = DecimalText((Bracket, "max_leverage"))
 
 
 class HaircutInputSerializer(serializers.Serializer):
-    floor = DecimalText()
-    ratio = DecimalText()
+    floor = DecimalText((HaircutTier, "floor"))
+    ratio = DecimalText((HaircutTier, "ratio"))
 
 
 class CreditTermsInputSerializer(serializers.Serializer):
-    haircut_scale = DecimalText()
-    mm_scale = DecimalText()
+    haircut_scale = DecimalText((CreditTierTerms, "haircut_scale"))
+    mm_scale = DecimalText((CreditTierTerms, "mm_scale"))
 
 
 class ParameterChangeSerializer(ProposalInputSerializer):
@@ -302,7 +320,7 @@ class ParameterChangeSerializer(ProposalInputSerializer):
     left out. With `dry_run` only its impact on the whole book is answered."""
 
     dry_run = serializers.BooleanField(default=False)
-    reason = serializers.CharField(required=False, default="")
+    reason = serializers.CharField(**FREE_TEXT, required=False, default="")
     brackets = serializers.DictField(
         child=BracketInputSerializer(many=True), required=False, help_text="By instrument."
     )
@@ -312,7 +330,9 @@ class ParameterChangeSerializer(ProposalInputSerializer):
     credit_terms = serializers.DictField(
         child=CreditTermsInputSerializer(), required=False, help_text="By credit tier code."
     )
-    effective_at = serializers.DateTimeField(required=False, allow_null=True)
+    effective_at = serializers.DateTimeField(
+        required=False, allow_null=True, validators=TIME_VALIDATORS
+    )
 
     def get_fields(self):
         # "fields" is the payload's key for the scalars; as a class attribute it would hide
@@ -321,6 +341,20 @@ class ParameterChangeSerializer(ProposalInputSerializer):
             child=DecimalText(), required=False, help_text=f"Any of: {', '.join(SCALAR_FIELDS)}."
         )
         return {"fields": scalars, **super().get_fields()}
+
+    def validate_fields(self, scalars: dict) -> dict:
+        """Each known scalar bounded by its column (unknown names are the service's refusal)."""
+        errors = {}
+        for name, text in scalars.items():
+            if name not in SCALAR_FIELDS:
+                continue
+            try:
+                check_fits_column(ParameterVersion, name, Decimal(text))
+            except DjangoValidationError as error:
+                errors[name] = error.messages
+        if errors:
+            raise serializers.ValidationError(errors)
+        return scalars
 
     def payload(self) -> dict:
         data = self.validated_data
@@ -348,10 +382,10 @@ class ImpactSerializer(serializers.Serializer):
 
 class ScenarioSerializer(serializers.Serializer):
     scenario = serializers.ChoiceField(choices=list(SCENARIOS.items()))
-    move = serializers.DecimalField(max_digits=12, decimal_places=6, required=False)
-    k_sigma = serializers.DecimalField(max_digits=12, decimal_places=6, required=False)
+    move = serializers.DecimalField(**SHOCK, required=False)
+    k_sigma = serializers.DecimalField(**SHOCK, required=False)
     asset = serializers.CharField(max_length=16, required=False)
-    minutes = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
+    minutes = serializers.DecimalField(**MINUTES, required=False)
 
     def options(self) -> dict:
         """The given options as strings (they are saved with the run as JSON)."""
@@ -362,6 +396,6 @@ class ScenarioSerializer(serializers.Serializer):
 
 class CascadeInputSerializer(ScenarioSerializer):
     depth_usd = serializers.DecimalField(
-        max_digits=20, decimal_places=2, min_value=Decimal(0), default=DEFAULT_DEPTH_USD
+        **DEPTH_USD, min_value=Decimal(0), default=DEFAULT_DEPTH_USD
     )
     max_rounds = serializers.IntegerField(min_value=1, max_value=MAX_ROUNDS, default=10)

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from margin.api.problems import PROBLEM_CONTENT_TYPE, problem_body
 from margin.engine.errors import EngineInputError
 from margin.errors import ApplicationError
+from margin.input_limits import NUMBER_OUT_OF_RANGE
 from margin.services.idempotency import IdempotencyConflict
 
 NON_FIELD = "non_field_errors"
@@ -75,8 +76,7 @@ def _classify(error: Exception) -> tuple[str, int, str, dict[str, list[str]] | N
         case EngineInputError():
             return "invalid-request", 400, str(error), {error.field or NON_FIELD: [error.message]}
         case DecimalException():
-            detail = "A number is out of the range the engine computes with."
-            return "invalid-request", 400, detail, {NON_FIELD: [detail]}
+            return "invalid-request", 400, NUMBER_OUT_OF_RANGE, {NON_FIELD: [NUMBER_OUT_OF_RANGE]}
         case ApplicationError():
             return "refused", 400, str(error), _application_errors(error) or None
         case DjangoValidationError():

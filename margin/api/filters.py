@@ -6,6 +6,7 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django_filters.fields import IsoDateTimeField
 
+from margin.input_limits import TIME_VALIDATORS
 from margin.models import JournalKind, MarginAccount, MarginMode, Position
 
 
@@ -44,6 +45,10 @@ class UtcDateTimeField(IsoDateTimeField):
 
 class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("validators", TIME_VALIDATORS)
+        super().__init__(*args, **kwargs)
 
 
 class HistoryFilter(django_filters.FilterSet):

@@ -1,16 +1,60 @@
 """The desk's forms: each cleans its own fields; the services check the rest."""
 
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from accounts.roles import USE_DESK
-from margin.models import CreditTier, MarginScheme, Position
+from margin.input_limits import (
+    DEPTH_USD,
+    FREE_TEXT,
+    MINUTES,
+    SHOCK,
+    TIME_VALIDATORS,
+    check_fits_column,
+    column_digits,
+    column_validators,
+)
+from margin.models import (
+    Asset,
+    Bracket,
+    CreditTier,
+    CreditTierTerms,
+    HaircutTier,
+    Instrument,
+    MarginScheme,
+    ParameterVersion,
+    Position,
+)
 from margin.services.cascade import DEFAULT_DEPTH_USD, MAX_ROUNDS
 from margin.services.parameters import SCALAR_FIELDS
 from margin.services.stress_runs import SCENARIOS
+
+
+def _max_length(model, name: str) -> int:
+    return model._meta.get_field(name).max_length
+
+
+def _column_decimal(model, name: str, **kwargs) -> forms.DecimalField:
+    """A decimal field accepting only what the column `model.name` stores."""
+    return forms.DecimalField(
+        **column_digits(model, name), validators=column_validators(model, name), **kwargs
+    )
+
+
+def _check_column(model, name: str, text: str) -> None:
+    """Refuse `text` unless it is a number the column `model.name` stores."""
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise forms.ValidationError(f"{name}: {text[:40]!r} is not a number.") from None
+    try:
+        check_fits_column(model, name, number)
+    except forms.ValidationError as error:
+        raise forms.ValidationError(f"{name}: {' '.join(error.messages)}") from None
 
 
 def desk_users():
@@ -33,7 +77,7 @@ class CaseOpenForm(forms.Form):
 
 
 class NoteForm(forms.Form):
-    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="Note")
+    body = forms.CharField(**FREE_TEXT, widget=forms.Textarea(attrs={"rows": 3}), label="Note")
 
 
 class AssignForm(forms.Form):
@@ -42,11 +86,14 @@ class AssignForm(forms.Form):
 
 
 class CloseForm(forms.Form):
-    resolution = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Resolution")
+    resolution = forms.CharField(
+        **FREE_TEXT, widget=forms.Textarea(attrs={"rows": 2}), label="Resolution"
+    )
 
 
 class MarginCallForm(forms.Form):
     message = forms.CharField(
+        **FREE_TEXT,
         widget=forms.Textarea(attrs={"rows": 2}),
         label="Message to the trader",
         initial="Your margin ratio is high: add collateral or reduce your positions.",
@@ -65,7 +112,7 @@ class ReduceOnlyForm(forms.Form):
 class ForcedReductionForm(TtlMixin):
     position = forms.ModelChoiceField(queryset=Position.objects.none(), label="Position")
     quantity = forms.DecimalField(max_digits=38, decimal_places=18, min_value=0, label="Reduce by")
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
+    reason = forms.CharField(**FREE_TEXT, widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
     field_order = ["position", "quantity", "reason", "ttl_hours"]
 
     def __init__(self, *args, account, **kwargs):
@@ -82,28 +129,37 @@ class ForcedReductionForm(TtlMixin):
 
 class CreditTierForm(TtlMixin):
     tier = forms.ModelChoiceField(queryset=CreditTier.objects.all(), label="New credit tier")
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
+    reason = forms.CharField(**FREE_TEXT, widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
     field_order = ["tier", "reason", "ttl_hours"]
 
 
 class MarginSchemeForm(TtlMixin):
     scheme = forms.ChoiceField(choices=MarginScheme.choices, label="New margin scheme")
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
+    reason = forms.CharField(**FREE_TEXT, widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
     field_order = ["scheme", "reason", "ttl_hours"]
 
 
 class DecisionForm(forms.Form):
-    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Note")
+    note = forms.CharField(
+        **FREE_TEXT, required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Note"
+    )
 
 
 class ScenarioForm(forms.Form):
     scenario = forms.ChoiceField(choices=list(SCENARIOS.items()), label="Scenario")
     move = forms.DecimalField(
-        required=False, initial=-0.2, label="Move (uniform, de-peg), e.g. −0.2 = −20 %"
+        **SHOCK, required=False, initial=-0.2, label="Move (uniform, de-peg), e.g. −0.2 = −20 %"
     )
-    k_sigma = forms.DecimalField(required=False, initial=3, label="k σ (EWMA, correlated)")
-    asset = forms.CharField(required=False, initial="USDC", label="Asset (de-peg)")
-    minutes = forms.DecimalField(required=False, initial=60, label="Minutes back (replay)")
+    k_sigma = forms.DecimalField(**SHOCK, required=False, initial=3, label="k σ (EWMA, correlated)")
+    asset = forms.CharField(
+        max_length=_max_length(Asset, "symbol"),
+        required=False,
+        initial="USDC",
+        label="Asset (de-peg)",
+    )
+    minutes = forms.DecimalField(
+        **MINUTES, required=False, initial=60, label="Minutes back (replay)"
+    )
 
     def options(self) -> dict:
         """The filled options as strings (they are saved with the run as JSON)."""
@@ -116,7 +172,10 @@ class ScenarioForm(forms.Form):
 
 class CascadeForm(ScenarioForm):
     depth_usd = forms.DecimalField(
-        initial=DEFAULT_DEPTH_USD, min_value=0, label="Market depth (USD per 1 % move)"
+        **DEPTH_USD,
+        initial=DEFAULT_DEPTH_USD,
+        min_value=0,
+        label="Market depth (USD per 1 % move)",
     )
     max_rounds = forms.IntegerField(initial=10, min_value=1, max_value=MAX_ROUNDS, label="Rounds")
 
@@ -125,34 +184,47 @@ class ParameterChangeForm(TtlMixin):
     """Every scalar of the version (blank: unchanged), one instrument's brackets, one asset's
     haircut tiers and one credit tier's scales, each as text lines."""
 
-    bracket_instrument = forms.CharField(required=False, label="Instrument (brackets)")
+    bracket_instrument = forms.CharField(
+        max_length=_max_length(Instrument, "symbol"), required=False, label="Instrument (brackets)"
+    )
     brackets = forms.CharField(
+        **FREE_TEXT,
         required=False,
         widget=forms.Textarea(attrs={"rows": 4}),
         label="Brackets: one 'floor mmr max_leverage' per line",
     )
-    haircut_asset = forms.CharField(required=False, label="Asset (haircut tiers)")
+    haircut_asset = forms.CharField(
+        max_length=_max_length(Asset, "symbol"), required=False, label="Asset (haircut tiers)"
+    )
     haircuts = forms.CharField(
+        **FREE_TEXT,
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         label="Haircut tiers: one 'floor ratio' per line",
     )
-    credit_tier = forms.CharField(required=False, label="Credit tier code")
-    haircut_scale = forms.DecimalField(required=False)
-    mm_scale = forms.DecimalField(required=False)
-    effective_at = forms.DateTimeField(required=False, label="Effective at (blank: on approval)")
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
+    credit_tier = forms.CharField(
+        max_length=_max_length(CreditTier, "code"), required=False, label="Credit tier code"
+    )
+    haircut_scale = _column_decimal(CreditTierTerms, "haircut_scale", required=False)
+    mm_scale = _column_decimal(CreditTierTerms, "mm_scale", required=False)
+    effective_at = forms.DateTimeField(
+        required=False, validators=TIME_VALIDATORS, label="Effective at (blank: on approval)"
+    )
+    reason = forms.CharField(**FREE_TEXT, widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         scalars = {
-            name: forms.DecimalField(required=False, label=name.replace("_", " "))
+            name: _column_decimal(
+                ParameterVersion, name, required=False, label=name.replace("_", " ")
+            )
             for name in SCALAR_FIELDS
         }
         self.fields = {**scalars, **self.fields}
 
     @staticmethod
-    def _rows(text: str, names: tuple[str, ...]) -> list[dict]:
+    def _rows(text: str, model, names: tuple[str, ...]) -> list[dict]:
+        """Each line's numbers by name, each one checked against its column in `model`."""
         rows = []
         for line in text.splitlines():
             parts = line.replace(",", " ").split()
@@ -160,7 +232,10 @@ class ParameterChangeForm(TtlMixin):
                 continue
             if len(parts) != len(names):
                 raise forms.ValidationError(f"Each line needs {len(names)} numbers: {line!r}")
-            rows.append(dict(zip(names, parts, strict=True)))
+            row = dict(zip(names, parts, strict=True))
+            for name, text_value in row.items():
+                _check_column(model, name, text_value)
+            rows.append(row)
         return rows
 
     def clean(self):
@@ -179,12 +254,12 @@ class ParameterChangeForm(TtlMixin):
         if data.get("bracket_instrument") and data.get("brackets"):
             payload["brackets"] = {
                 data["bracket_instrument"]: self._rows(
-                    data["brackets"], ("floor", "mmr", "max_leverage")
+                    data["brackets"], Bracket, ("floor", "mmr", "max_leverage")
                 )
             }
         if data.get("haircut_asset") and data.get("haircuts"):
             payload["haircuts"] = {
-                data["haircut_asset"]: self._rows(data["haircuts"], ("floor", "ratio"))
+                data["haircut_asset"]: self._rows(data["haircuts"], HaircutTier, ("floor", "ratio"))
             }
         if data.get("credit_tier"):
             payload["credit_terms"] = {

@@ -23,9 +23,10 @@ The rules, and whose published practice each follows:
   larger share);
 - credit tiers: haircut_scale and mm_scale > 0, and mm_scale × the top mmr < 1 (the engine's
   own rule: MM may not reach the notional);
-- stress (EWMA covariance, k σ over a horizon): 0 < λ < 1, k σ > 0, horizon > 0; price guard: a positive move band and a positive age limit, a
-  quorum of at least two sources (Binance's index never rests on one venue), an agreement band
-  in (0, 1) and a source cap in (0, 1].
+- stress (EWMA covariance, k σ over a horizon): 0 < λ < 1, k σ > 0, horizon > 0;
+- price guard: a positive move band and a positive age limit, a quorum of at least two sources
+  (Binance's index never rests on one venue), an agreement band in (0, 1) and a source cap in
+  (0, 1].
 """
 
 from collections.abc import Mapping, Sequence

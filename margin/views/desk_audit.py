@@ -27,6 +27,8 @@ def audit(request):
         request,
         "desk/audit.html",
         {"filter": audit_filter, "page": page, "query": query_without_page(request)},
+        # A filter that does not parse (a time out of range) shows its error, as a 400.
+        status=400 if audit_filter.is_bound and audit_filter.errors else 200,
     )
 
 

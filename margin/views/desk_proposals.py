@@ -50,11 +50,13 @@ def proposal(request, pk: int):
 def proposal_approve_view(request, pk: int):
     found = get_object_or_404(Proposal, pk=pk)
     form = DecisionForm(request.POST)
-    form.is_valid()
+    if not form.is_valid():  # an over-long note must not be dropped and the change carried out
+        form_errors(request, form)
+        return redirect("desk:proposal", pk=pk)
     return act(
         request,
         lambda: proposal_approve(
-            proposal=found, approver=request.user, note=form.cleaned_data.get("note", "")
+            proposal=found, approver=request.user, note=form.cleaned_data["note"]
         ),
         done="Approved and carried out.",
         back="desk:proposal",

@@ -14,11 +14,13 @@ def render_partial(request, template: str, partial: str, context: dict, *, statu
     return render(request, f"{template}#{partial}", context, status=status)
 
 
-def render_page_or_fragment(request, template: str, partial: str, context: dict):
+def render_page_or_fragment(
+    request, template: str, partial: str, context: dict, *, status: int = 200
+):
     """The whole page, or just `partial` when htmx asks (the polled and filtered fragments)."""
     if wants_fragment(request):
-        return render_partial(request, template, partial, context)
-    return render(request, template, context)
+        return render_partial(request, template, partial, context, status=status)
+    return render(request, template, context, status=status)
 
 
 def query_without_page(request) -> str:

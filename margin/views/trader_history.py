@@ -75,7 +75,9 @@ def history(request, account):
         "page": page,
         "query": query_without_page(request),
     }
-    return render_page_or_fragment(request, HISTORY, "history-table", context)
+    # A filter that does not parse (a date out of range) shows its error, answered as a 400.
+    status = 400 if form.is_bound and form.errors else 200
+    return render_page_or_fragment(request, HISTORY, "history-table", context, status=status)
 
 
 def _notifications_of(user):

@@ -10,7 +10,7 @@ otherwise.
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import ROUND_UP, Decimal
+from decimal import ROUND_UP, Decimal, DecimalException
 from functools import cached_property
 
 from django.http import Http404
@@ -26,6 +26,7 @@ from margin.forms import (
     MarginModeForm,
     TradeForm,
 )
+from margin.input_limits import NUMBER_OUT_OF_RANGE
 from margin.models import MarginAccount, MarginMode
 from margin.services.account_state import AccountState, PositionState, account_state_load
 from margin.services.collateral import (
@@ -425,6 +426,13 @@ def operation_view(request, account, name: str, symbol: str | None = None):
         partial = "preview" if is_preview else operation.partial
         return _with_errors(request, account, operation, form, subject, partial)
     arguments = operation.arguments(form, subject.position and subject.position.instrument)
-    if is_preview:
-        return _preview(request, account, operation, form, subject, arguments)
-    return _book(request, account, operation, form, subject, arguments)
+    try:
+        if is_preview:
+            return _preview(request, account, operation, form, subject, arguments)
+        return _book(request, account, operation, form, subject, arguments)
+    except DecimalException:
+        # Amounts beyond what the engine's Decimal context computes (a notional past 10^10
+        # with 18 places): refused as the API refuses them, before anything is booked.
+        form.add_error(None, NUMBER_OUT_OF_RANGE)
+        partial = "preview" if is_preview else operation.partial
+        return _with_errors(request, account, operation, form, subject, partial)

@@ -8,6 +8,7 @@ from accounts.roles import RISK_MANAGER, RISK_OFFICER
 from margin.services.reference import reference_data_ensure
 from margin.services.revaluation import revaluation_tick_run
 from tests.revaluation.factories import funded_account, market_prices
+from tests.second_factor import submit_login
 
 OPENING = {"BTC": 95000, "ETH": 3400, "SOL": 230, "USDT": 1, "USDC": 1}
 
@@ -101,9 +102,7 @@ def sign_in(browser, live_server, password, csp_violations):
             lambda m: csp_violations.append(m.text) if "Content Security" in m.text else None,
         )
         page.goto(f"{live_server.url}/login/")
-        page.fill("#id_username", user.username)
-        page.fill("#id_password", password)
-        page.click("button[type=submit]")
+        submit_login(page, user, password)
         page.wait_for_url("**/desk/")
         return page
 

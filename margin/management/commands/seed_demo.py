@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 
 from accounts.models import User
 from accounts.roles import ADMIN, RISK_MANAGER, RISK_OFFICER, TRADER
+from accounts.second_factor import totp_device_ensure
 from accounts.services import user_ensure
 from margin.models import MarginAccount
 from margin.services.collateral import collateral_deposit
@@ -21,6 +22,15 @@ DEMO_USERS = [
     ("manager", "manager-demo-pass", RISK_MANAGER),
     ("admin", "admin-demo-pass", ADMIN),
 ]
+
+# The desk users' authenticator secrets (base32), published in the README so the demo can be
+# logged into: `python manage.py totp_code officer` or `oathtool --totp -b <secret>`.
+DEMO_TOTP_SECRETS = {
+    "officer": "OFFICERDEMOTOTPSECRETKEYAAAAAAAA",
+    "officer2": "OFFICERTWODEMOTOTPSECRETKEYAAAAA",
+    "manager": "MANAGERDEMOTOTPSECRETKEYAAAAAAAA",
+    "admin": "ADMINDEMOTOTPSECRETKEYAAAAAAAAAA",
+}
 
 # (user, account name, credit tier): deposits, then per instrument (leverage, mode with its
 # isolated margin or None for cross, side, quantity), filled at the demo marks.
@@ -97,9 +107,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         for username, password, role in DEMO_USERS:
-            user_ensure(
+            user = user_ensure(
                 username=username, password=password, role=role, email=f"{username}@demo.invalid"
             )
+            if username in DEMO_TOTP_SECRETS:
+                totp_device_ensure(user=user, secret=DEMO_TOTP_SECRETS[username])
         self.stdout.write(f"demo users ready: {', '.join(u for u, _, _ in DEMO_USERS)}")
         version = reference_data_ensure()
         accounts = demo_accounts_ensure()
