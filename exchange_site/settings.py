@@ -5,7 +5,7 @@ filesystem transport (no server). DATABASE_URL and CELERY_BROKER_URL switch to P
 Redis; DJANGO_DEBUG, DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS set the rest.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import environ
@@ -232,6 +232,11 @@ MARKET_TICK_INTERVAL_S = env.float("MARKET_TICK_INTERVAL_S", default=1.0)
 DEMO_MARKET_ENABLED = env.bool("DEMO_MARKET_ENABLED", default=True)
 DEMO_MARKET_SPEED = env.float("DEMO_MARKET_SPEED", default=60.0)
 PRICE_HISTORY_KEEP_S = env.float("PRICE_HISTORY_KEEP_S", default=6 * 3600.0)
+# Funding times are FUNDING_ANCHOR + k × the instrument's interval (of market time: 8 h is 8
+# real minutes at the demo's speed of 60); Binance's grid is 00:00, 08:00, 16:00 UTC.
+FUNDING_ANCHOR = datetime.fromisoformat(
+    env.str("FUNDING_ANCHOR", default="2024-01-01T00:00:00+00:00")
+)
 PRUNE_INTERVAL_S = env.float("PRUNE_INTERVAL_S", default=60.0)
 
 REST_FRAMEWORK = {

@@ -23,7 +23,7 @@ from decimal import Decimal
 import numpy as np
 import pglock
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from margin.engine.stress import build_scenarios, ewma_covariance, stress_margin
@@ -48,6 +48,7 @@ from margin.models import (
 )
 from margin.selectors import engine_book
 from margin.services.audit import audit_records
+from margin.services.funding import funding_settle_due
 from margin.services.reference import parameters_in_force
 
 logger = logging.getLogger(__name__)
@@ -130,6 +131,7 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
             params = parameters_in_force(now)
         except ApplicationError as refusal:
             return TickStart(tick=None, skipped=refusal.message)
+        _cash_flows_settle(now=now)
         marks, asset_prices = _frozen_prices()
         stale = stale_symbols(now=now, max_age_s=params.price_guard_max_age_s)
         if stale:
@@ -159,6 +161,16 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
                 for n, chunk in enumerate(chunks)
             )
         return TickStart(tick=tick, shard_ids=[s.pk for s in shards])
+
+
+def _cash_flows_settle(*, now: datetime) -> None:
+    """Funding times and expiries that have passed are booked before the tick freezes its
+    prices, so this tick values every account after them. A failure is logged and left to the
+    next tick (each settlement is one transaction, idempotent)."""
+    try:
+        funding_settle_due(now=now)
+    except DatabaseError:
+        logger.exception("funding settlement failed; the next tick tries again")
 
 
 @dataclass(frozen=True)
