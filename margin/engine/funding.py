@@ -77,11 +77,16 @@ def funding_payment(*, quantity: Decimal, mark_price: Decimal, rate: Decimal) ->
 
 
 @exact
-def settlement_price(samples: Sequence[tuple[datetime, Decimal]], *, until: datetime) -> Decimal:
-    """Time-weighted average of the index over [until − 30 min, until]: each price holds from
-    its time to the next sample's (the last to `until`). Samples before the window count from
-    the window's start. None of them: no settlement price."""
-    start = until - SETTLEMENT_WINDOW
+def settlement_price(
+    samples: Sequence[tuple[datetime, Decimal]],
+    *,
+    until: datetime,
+    window: timedelta = SETTLEMENT_WINDOW,
+) -> Decimal:
+    """Time-weighted average of the index over [until − window, until] (30 minutes): each price
+    holds from its time to the next sample's (the last to `until`); the last sample before the
+    window counts from the window's start. No sample at all: no settlement price."""
+    start = until - window
     ordered = sorted(s for s in samples if s[0] <= until)
     if not ordered:
         raise ValueError("no index sample to settle on")

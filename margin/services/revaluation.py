@@ -48,6 +48,7 @@ from margin.models import (
 )
 from margin.selectors import engine_book
 from margin.services.audit import audit_records
+from margin.services.expiry import futures_expiry_run
 from margin.services.funding import funding_settle_due
 from margin.services.reference import parameters_in_force
 
@@ -171,6 +172,10 @@ def _cash_flows_settle(*, now: datetime) -> None:
         funding_settle_due(now=now)
     except DatabaseError:
         logger.exception("funding settlement failed; the next tick tries again")
+    try:
+        futures_expiry_run(now=now)
+    except (DatabaseError, ApplicationError):
+        logger.exception("futures expiry failed; the next tick tries again")
 
 
 @dataclass(frozen=True)
