@@ -9,15 +9,16 @@ account states, margin calls and liquidations like any other loss.
 One transaction for every perpetual due at once. Its `FundingRate` rows are inserted first with
 ON CONFLICT DO NOTHING: a replayed tick, or a dispatcher that died and was run again, finds
 them and books nothing twice (a dispatcher killed before commit left nothing behind). Per
-account one journal: a line per position (on the cross wallet, or on the isolated margin of an
-isolated position) and the funding account's opposite line, so every journal balances and the
-funding account holds exactly what the book's longs and shorts did not settle between
-themselves (the simulated market's side of the open interest). Amounts are the engine's Decimal
-reference (`margin.engine.funding.funding_payment`); they are written in bulk (COPY on
-PostgreSQL).
+account one journal: a line on its cross wallet for its cross positions together, one on the
+isolated margin of each isolated position, and the funding account's opposite line, so every
+journal balances and the funding account holds exactly what the book's longs and shorts did
+not settle between themselves (the simulated market's side of the open interest). Amounts are
+the engine's Decimal reference (`margin.engine.funding.funding_payment`), written in bulk (COPY
+on PostgreSQL).
 """
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -175,6 +176,7 @@ def _open_positions(instrument_ids: list[int], settlement_id: int) -> list[tuple
 @transaction.atomic
 def funding_settle_due(*, now: datetime) -> FundingSettled:
     """Settle every perpetual's funding time that has passed and is not settled yet."""
+    started = time.perf_counter()
     claimed = _claim(_due_rates(now=now))
     if not claimed:
         return FundingSettled(rates=[])
@@ -207,14 +209,19 @@ def funding_settle_due(*, now: datetime) -> FundingSettled:
         ["id", "kind", "margin_account_id", "created_at", "memo"],
         [(journal_ids[a], JournalKind.FUNDING, a, now, memo) for a in accounts],
     )
+    # One line per ledger account and journal (a cross wallet carries all of its account's
+    # cross positions at once): the deferred balance trigger re-sums a journal per line.
+    lines: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+    for _, account_id, _, ledger_id, amount in payments:
+        lines[journal_ids[account_id], ledger_id] += amount
     per_journal: dict[int, Decimal] = defaultdict(Decimal)
     per_ledger: dict[int, Decimal] = defaultdict(Decimal)
     entries = []
-    for _, account_id, _, ledger_id, amount in payments:
-        journal_id = journal_ids[account_id]
-        entries.append((journal_id, ledger_id, settlement.pk, amount))
-        per_journal[journal_id] += amount
-        per_ledger[ledger_id] += amount
+    for (journal_id, ledger_id), amount in lines.items():
+        if amount:
+            entries.append((journal_id, ledger_id, settlement.pk, amount))
+            per_journal[journal_id] += amount
+            per_ledger[ledger_id] += amount
     for journal_id, total in per_journal.items():
         if total:
             entries.append((journal_id, funding_account, settlement.pk, -total))
@@ -237,6 +244,13 @@ def funding_settle_due(*, now: datetime) -> FundingSettled:
             rate.rate,
             rate.positions,
         )
+    logger.info(
+        "funding settled: %s positions, %s journals, %s entries in %.2f s",
+        len(payments),
+        len(accounts),
+        len(entries),
+        time.perf_counter() - started,
+    )
     return FundingSettled(rates=claimed, positions=len(payments), journals=len(accounts))
 
 
