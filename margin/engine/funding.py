@@ -29,9 +29,9 @@ EIGHT_HOURS_S = 8 * 3600
 DEFAULT_INTEREST_PER_8H = Decimal("0.0001")
 # The ±0.05% dampener around the interest rate.
 DAMPENER = Decimal("0.0005")
-# A ledger amount carries 18 decimals (NUMERIC(38, 18)); a tie rounds away from zero, as
-# PostgreSQL's round(numeric, 18) does, so the booking in SQL equals this reference.
-PAYMENT_QUANTUM = Decimal("1e-18")
+# Funding fees are settled to 8 decimals of the settlement asset (as Binance shows them), a tie
+# rounded away from zero so that a long and a short of the same size pay exactly each other.
+PAYMENT_QUANTUM = Decimal("1e-8")
 SETTLEMENT_WINDOW = timedelta(minutes=30)
 
 
@@ -72,7 +72,7 @@ def funding_rate(*, average_premium: Decimal, interest: Decimal, cap: Decimal) -
 @exact
 def funding_payment(*, quantity: Decimal, mark_price: Decimal, rate: Decimal) -> Decimal:
     """What a position of signed `quantity` receives (negative: pays) at one funding time:
-    −side × |quantity| × mark × rate, to the ledger's 18 decimals. Longs pay a positive rate."""
+    −side × |quantity| × mark × rate, to 8 decimals. Longs pay a positive rate."""
     return (-(quantity * mark_price * rate)).quantize(PAYMENT_QUANTUM, rounding=ROUND_HALF_UP)
 
 

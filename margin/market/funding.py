@@ -188,6 +188,4 @@ def funding_series(position_id: int, *, limit: int = 200) -> list[tuple[datetime
 def dated_futures():
     """Every dated future, live first by expiry, then the settled ones with their published
     settlement prices, newest first."""
-    return Instrument.objects.filter(kind=Instrument.Kind.FUTURE).order_by(
-        "-is_active", "expiry"
-    )
+    return Instrument.objects.filter(kind=Instrument.Kind.FUTURE).order_by("-is_active", "expiry")

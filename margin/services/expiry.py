@@ -199,13 +199,14 @@ def futures_expiry_run(*, now: datetime) -> ExpiryRun:
         if _fix_settlement_price(instrument, now=now):
             run.settled.append(instrument.symbol)
     # every settled future still holding positions (this run's, or one a dead run left)
-    for instrument in Instrument.objects.filter(
-        kind=Instrument.Kind.FUTURE, settled_at__isnull=False, positions__quantity__gt=0
-    ).union(
-        Instrument.objects.filter(
-            kind=Instrument.Kind.FUTURE, settled_at__isnull=False, positions__quantity__lt=0
+    holding = (
+        Position.objects.filter(
+            instrument__kind=Instrument.Kind.FUTURE, instrument__settled_at__isnull=False
         )
-    ):
+        .exclude(quantity=0)
+        .values("instrument_id")
+    )
+    for instrument in Instrument.objects.filter(pk__in=holding).order_by("pk"):
         run.closed += _close_at_settlement(instrument)
     for symbol in run.settled:
         with transaction.atomic():

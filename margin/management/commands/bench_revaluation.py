@@ -29,6 +29,7 @@ from margin.models import (
     RevaluationTick,
 )
 from margin.selectors import account_quote
+from margin.services.funding import funding_settle_due
 from margin.services.prices import market_tick_run
 from margin.services.reference import parameters_in_force
 from margin.services.revaluation import (
@@ -69,6 +70,8 @@ class Command(BaseCommand):
         now = timezone.now()
         if funding:
             settings.FUNDING_ANCHOR = now - timedelta(seconds=1)
+        else:  # a funding time that passed since the last run is settled outside the timing
+            funding_settle_due(now=now)
         funded_before = FundingPayment.objects.count()
         started = time.perf_counter()
         start = revaluation_tick_start(now=now)
