@@ -10,7 +10,12 @@ import pytest
 from django.db.models import Sum
 
 from margin.engine.funding import funding_payment
-from margin.market.funding import cumulative_funding, funding_outlooks, funding_series
+from margin.market.funding import (
+    cumulative_funding,
+    funding_outlooks,
+    funding_rate_for_mark,
+    funding_series,
+)
 from margin.models import (
     AccountState,
     FundingPayment,
@@ -215,3 +220,16 @@ def test_the_predicted_rate_and_next_funding_time(market, funding_time, now):
     assert outlook.next_funding_time == funding_time + timedelta(seconds=INTERVAL_S)
     # within the dampener the rate is the interest rate (Binance: F = I)
     assert outlook.predicted_rate == Decimal("0.0001") and outlook.predicted.samples > 0
+
+
+def test_the_mark_price_reads_the_last_settled_rate_and_the_time_left(market, funding_time, now):
+    # given: BTCUSDT settled at the interest rate one second ago
+    btc = Instrument.objects.get(symbol="BTCUSDT")
+    assert funding_rate_for_mark(instrument_id=btc.pk, now=now)[0] == 0  # none settled yet
+    funding_settle_due(now=now)
+    # when: two minutes of the eight before the next funding have gone
+    rate, left = funding_rate_for_mark(
+        instrument_id=btc.pk, now=funding_time + timedelta(seconds=120)
+    )
+    # then: index × (1 + rate × left) is the mark's funding basis
+    assert rate == Decimal("0.0001") and left == pytest.approx(0.75)
