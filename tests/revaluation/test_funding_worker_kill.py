@@ -34,7 +34,7 @@ def _settlement_waiting(probe: psycopg.Connection) -> bool:
     return bool(
         probe.execute(
             "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE '%funding_balance%'"
+            "AND query LIKE '%FROM funding_payer%FOR UPDATE%'"
         ).fetchone()
     )
 
