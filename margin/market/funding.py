@@ -189,3 +189,15 @@ def dated_futures():
     """Every dated future, live first by expiry, then the settled ones with their published
     settlement prices, newest first."""
     return Instrument.objects.filter(kind=Instrument.Kind.FUTURE).order_by("-is_active", "expiry")
+
+
+def last_funding_rates() -> dict[str, Decimal]:
+    """Perpetual symbol → its last settled funding rate (the mark price's funding basis)."""
+    latest = FundingRate.objects.filter(instrument=OuterRef("pk")).order_by("-funding_time")
+    return {
+        symbol: rate
+        for symbol, rate in Instrument.objects.filter(kind=Instrument.Kind.PERPETUAL)
+        .annotate(rate=Subquery(latest.values("rate")[:1]))
+        .values_list("symbol", "rate")
+        if rate is not None
+    }
