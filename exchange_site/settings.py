@@ -6,7 +6,7 @@ CELERY_BROKER_URL switch to PostgreSQL and Redis; DJANGO_DEBUG, DJANGO_SECRET_KE
 DJANGO_ALLOWED_HOSTS set the rest.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import environ
@@ -265,6 +265,11 @@ MARKET_TICK_INTERVAL_S = env.float("MARKET_TICK_INTERVAL_S", default=1.0)
 DEMO_MARKET_ENABLED = env.bool("DEMO_MARKET_ENABLED", default=True)
 DEMO_MARKET_SPEED = env.float("DEMO_MARKET_SPEED", default=60.0)
 PRICE_HISTORY_KEEP_S = env.float("PRICE_HISTORY_KEEP_S", default=6 * 3600.0)
+# Funding times are FUNDING_ANCHOR + k × the instrument's interval (of market time: 8 h is 8
+# real minutes at the demo's speed of 60); Binance's grid is 00:00, 08:00, 16:00 UTC.
+FUNDING_ANCHOR = datetime.fromisoformat(
+    env.str("FUNDING_ANCHOR", default="2024-01-01T00:00:00+00:00")
+)
 PRUNE_INTERVAL_S = env.float("PRUNE_INTERVAL_S", default=60.0)
 # Recalibration estimates the margin rates from the price history once a market day; the demo
 # market runs DEMO_MARKET_SPEED times faster, and its job every 5 minutes shows a proposal soon.

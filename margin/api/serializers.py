@@ -1,11 +1,13 @@
 """Request and answer shapes of the trader endpoints. Inputs are only parsed here: the rules
 (assets, limits, margin) are the services', which answer with ApplicationError."""
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from margin.api.quote_schema import QUOTE_ANSWER
 from margin.engine.request import render_quote
+from margin.market.funding import funding_outlooks
 from margin.models import (
     AccountState,
     AssetPrice,
@@ -87,10 +89,43 @@ class AccountDetailSerializer(AccountSerializer):
         fields = [*AccountSerializer.Meta.fields, "wallets", "figures"]
 
 
+class FundingSerializer(serializers.Serializer):
+    """A perpetual's funding: a positive rate makes longs pay shorts (Binance USD-M)."""
+
+    next_funding_time = serializers.DateTimeField()
+    predicted_rate = serializers.DecimalField(max_digits=20, decimal_places=12)
+    last_rate = serializers.DecimalField(max_digits=20, decimal_places=12, allow_null=True)
+    last_funding_time = serializers.DateTimeField(allow_null=True)
+    interval_hours = serializers.IntegerField(help_text="Hours of market time between fundings.")
+
+
 class PositionSerializer(serializers.ModelSerializer):
     instrument = serializers.SlugRelatedField(slug_field="symbol", read_only=True)
     side = serializers.ChoiceField(choices=["long", "short", "flat"], read_only=True)
     isolated_margin = serializers.DecimalField(**AMOUNT, allow_null=True, read_only=True)
+    cumulative_funding = serializers.DecimalField(
+        **AMOUNT, read_only=True, help_text="Funding received (+) or paid (−) so far."
+    )
+    funding = serializers.SerializerMethodField()
+
+    @extend_schema_field(FundingSerializer(allow_null=True))
+    def get_funding(self, position) -> dict | None:
+        """The perpetual's next funding time and predicted rate; null for a dated future."""
+        root = self.root
+        if not hasattr(root, "_funding_outlooks"):
+            root._funding_outlooks = funding_outlooks(now=timezone.now())
+        outlook = root._funding_outlooks.get(position.instrument.symbol)
+        if outlook is None:
+            return None
+        return FundingSerializer(
+            {
+                "next_funding_time": outlook.next_funding_time,
+                "predicted_rate": outlook.predicted_rate,
+                "last_rate": outlook.last_rate,
+                "last_funding_time": outlook.last_funding_time,
+                "interval_hours": outlook.interval_hours,
+            }
+        ).data
 
     class Meta:
         model = Position
@@ -104,6 +139,8 @@ class PositionSerializer(serializers.ModelSerializer):
             "margin_mode",
             "isolated_margin",
             "realized_pnl",
+            "cumulative_funding",
+            "funding",
             "opened_at",
             "updated_at",
         ]

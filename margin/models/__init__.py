@@ -1,6 +1,7 @@
 from margin.models.accounts import AccountState, MarginAccount, MarginScheme
 from margin.models.audit import AuditEntry
 from margin.models.desk import CascadeRun, Case, CaseNote, Proposal, StressRun
+from margin.models.funding import FundingPayment, FundingRate
 from margin.models.idempotency import IdempotencyRecord
 from margin.models.ledger import Entry, Journal, JournalKind, LedgerAccount, LedgerAccountKind
 from margin.models.market import (
@@ -48,6 +49,8 @@ __all__ = [
     "CreditTierTerms",
     "Entry",
     "Fill",
+    "FundingPayment",
+    "FundingRate",
     "GuardRejection",
     "HaircutTier",
     "Heartbeat",

@@ -87,6 +87,7 @@ class JournalKind(models.TextChoices):
     REALIZED_PNL = "realized_pnl", "Realized PnL"
     TRADING_FEE = "trading_fee", "Trading fee"
     FUNDING = "funding", "Funding"
+    SETTLEMENT = "settlement", "Futures settlement"
     LIQUIDATION_FEE = "liquidation_fee", "Liquidation fee"
     INSURANCE = "insurance", "Insurance fund movement"
     FILL = "fill", "Fill"  # PnL and fee of one fill together

@@ -12,6 +12,7 @@ class Notification(models.Model):
         LIQUIDATION = "liquidation", "Liquidation"
         BANKRUPTCY = "bankruptcy", "Bankruptcy"
         ADL = "adl", "Auto-deleveraging"
+        EXPIRY = "expiry", "Futures expiry"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"

@@ -58,6 +58,7 @@ class Fill(models.Model):
         LIQUIDATION = "liquidation", "Liquidation"
         ADL = "adl", "Auto-deleveraging"
         DESK = "desk", "Desk forced reduction"
+        SETTLEMENT = "settlement", "Futures settlement at expiry"
 
     position = models.ForeignKey(Position, on_delete=models.PROTECT, related_name="fills")
     quantity = models.DecimalField(**MONEY, help_text="Signed: + buy, − sell.")

@@ -43,6 +43,16 @@ class Instrument(models.Model):
     underlying = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="instruments")
     expiry = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
+    # Perpetual funding (Binance USD-M): the interval in market hours, the interest component
+    # per 8 hours and the published cap/floor of the rate.
+    funding_interval_hours = models.PositiveSmallIntegerField(default=8)
+    funding_interest_per_8h = models.DecimalField(**RATIO, default=Decimal("0.0001"))
+    funding_rate_cap = models.DecimalField(**RATIO, default=Decimal("0.0075"))
+    # Dated futures: the delivery price (index TWAP of the last 30 minutes), once settled, and
+    # when holders were told of the coming expiry.
+    settlement_price = models.DecimalField(**MONEY, null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    expiry_notified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["symbol"]
@@ -51,7 +61,11 @@ class Instrument(models.Model):
                 condition=models.Q(kind="perpetual", expiry__isnull=True)
                 | models.Q(kind="future", expiry__isnull=False),
                 name="instrument_future_has_expiry",
-            )
+            ),
+            models.CheckConstraint(
+                condition=models.Q(funding_interval_hours__gte=1, funding_rate_cap__gt=0),
+                name="instrument_funding_terms_valid",
+            ),
         ]
 
     def __str__(self) -> str:

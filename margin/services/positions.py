@@ -11,11 +11,19 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
+from django.db.models import Q
 from django.utils import timezone
 
 from margin.engine.types import ZERO
 from margin.errors import ApplicationError
-from margin.models import Fill, JournalKind, LedgerAccountKind, MarginAccount, Position
+from margin.models import (
+    Fill,
+    Instrument,
+    JournalKind,
+    LedgerAccountKind,
+    MarginAccount,
+    Position,
+)
 from margin.services.account_state import (
     AccountState,
     Plan,
@@ -34,11 +42,17 @@ from margin.services.sql import execute, insert, table
 
 type Side = Literal["buy", "sell"]
 SIDES: dict[str, int] = {"buy": 1, "sell": -1}
-FORCED_REASONS = (Fill.Reason.LIQUIDATION, Fill.Reason.ADL, Fill.Reason.DESK)
+FORCED_REASONS = (
+    Fill.Reason.LIQUIDATION,
+    Fill.Reason.ADL,
+    Fill.Reason.DESK,
+    Fill.Reason.SETTLEMENT,
+)
 FORCED_JOURNAL_KINDS = {
     Fill.Reason.LIQUIDATION: JournalKind.LIQUIDATION,
     Fill.Reason.ADL: JournalKind.ADL,
     Fill.Reason.DESK: JournalKind.FILL,
+    Fill.Reason.SETTLEMENT: JournalKind.SETTLEMENT,
 }
 
 
@@ -292,6 +306,17 @@ def _fill_book(*, operation: str, reason: str, journal_kind: str, fee_kind: str,
     return book
 
 
+def _refuse_expired(instrument: str) -> None:
+    """A dated future trades until its expiry; after it, only its settlement closes positions."""
+    expired = Instrument.objects.filter(symbol=instrument, kind=Instrument.Kind.FUTURE).filter(
+        Q(is_active=False) | Q(expiry__lte=timezone.now())
+    )
+    if expired.exists():
+        raise ApplicationError(
+            f"{instrument} has expired: it no longer trades.", {"instrument": "expired"}
+        )
+
+
 def position_save(
     state: AccountState, moved: PositionState, *, opened: bool, realized_pnl: Decimal = ZERO
 ) -> int:
@@ -333,6 +358,7 @@ def position_market_fill(
     actor=None,
 ) -> Receipt:
     """A simulated market fill at the current mark plus the taker fee of the version in force."""
+    _refuse_expired(instrument)
     return write_run(
         operation="position_market_fill",
         account=account,
@@ -353,6 +379,7 @@ def position_market_fill(
 def position_market_fill_preview(
     *, account: MarginAccount, instrument: str, side: Side, quantity: Decimal
 ) -> Preview:
+    _refuse_expired(instrument)
     return preview_run(
         operation="position_market_fill",
         account=account,
@@ -367,7 +394,7 @@ def position_fill(
     side: Side,
     quantity: Decimal,
     price: Decimal,
-    reason: Literal["liquidation", "adl", "desk"],
+    reason: Literal["liquidation", "adl", "desk", "settlement"],
     reference: str,
     fee: Decimal = ZERO,
     actor=None,

@@ -26,6 +26,7 @@ from margin.engine.prices import (
     smoothed_basis,
 )
 from margin.market.demo import MarketState, market_step, start_price, venue_quotes
+from margin.market.funding import last_funding_rates
 from margin.market.guard import GuardedPrice, guarded_price
 from margin.market.quotes import PERP, SPOT, Quote
 from margin.models import (
@@ -332,4 +333,4 @@ def market_tick_run(*, now: datetime) -> RefreshResult:
     """One market tick: the demo market quotes (when it runs), then the prices are refreshed."""
     if settings.DEMO_MARKET_ENABLED:
         demo_market_step(now=now)
-    return prices_refresh(now=now)
+    return prices_refresh(now=now, funding_rates=last_funding_rates())

@@ -23,7 +23,7 @@ from decimal import Decimal
 import numpy as np
 import pglock
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from margin.engine.scheme import PORTFOLIO, scheme_figures
@@ -46,6 +46,8 @@ from margin.models import (
 )
 from margin.selectors import engine_book
 from margin.services.audit import audit_records
+from margin.services.expiry import futures_expiry_run
+from margin.services.funding import funding_settle_due
 from margin.services.reference import parameters_in_force
 from margin.services.volatility import tick_stress_model, tick_volatility
 
@@ -124,6 +126,7 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
             params = parameters_in_force(now)
         except ApplicationError as refusal:
             return TickStart(tick=None, skipped=refusal.message)
+        _cash_flows_settle(now=now)
         marks, asset_prices = _frozen_prices()
         stale = stale_symbols(now=now, max_age_s=params.price_guard_max_age_s)
         doubts = unfit_prices(now=now, max_age_s=params.price_guard_max_age_s)
@@ -159,6 +162,20 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
                 for n, chunk in enumerate(chunks)
             )
         return TickStart(tick=tick, shard_ids=[s.pk for s in shards])
+
+
+def _cash_flows_settle(*, now: datetime) -> None:
+    """Funding times and expiries that have passed are booked before the tick freezes its
+    prices, so this tick values every account after them. A failure is logged and left to the
+    next tick (each settlement is one transaction, idempotent)."""
+    try:
+        funding_settle_due(now=now)
+    except DatabaseError:
+        logger.exception("funding settlement failed; the next tick tries again")
+    try:
+        futures_expiry_run(now=now)
+    except (DatabaseError, ApplicationError):
+        logger.exception("futures expiry failed; the next tick tries again")
 
 
 @dataclass(frozen=True)

@@ -78,3 +78,20 @@ def sign_class(value: Decimal | None) -> str:
     if _missing(value) or value == 0:
         return ""
     return "pos" if value > 0 else "neg"
+
+
+RATE_PLACES = Decimal("0.0001")
+
+
+@register.filter
+def rate_percent(value: Decimal | None) -> str:
+    """A funding rate as venues print it, a percentage to 4 places: 0.0001 → 0.0100%."""
+    if _missing(value):
+        return MISSING
+    return f"{(Decimal(value) * 100).quantize(RATE_PLACES)}%"
+
+
+@register.filter
+def lookup(mapping: dict, key):
+    """`mapping[key]`, or None: a row's entry in a figure keyed by symbol."""
+    return mapping.get(key) if mapping else None

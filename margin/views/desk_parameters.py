@@ -3,11 +3,13 @@ proposal; and the public disclosure page (no login)."""
 
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.access import desk_required, proposer_required
 from margin.desk.forms import ParameterChangeForm
 from margin.errors import ApplicationError
+from margin.market.funding import dated_futures, funding_outlooks
 from margin.selectors import version_terms
 from margin.services.parameters import (
     disclosed_versions,
@@ -68,5 +70,11 @@ def disclosure(request):
     return render(
         request,
         "public/disclosure.html",
-        {"in_force": in_force, "terms": version_terms(in_force), "versions": versions},
+        {
+            "in_force": in_force,
+            "terms": version_terms(in_force),
+            "versions": versions,
+            "funding": funding_outlooks(now=timezone.now()).values(),
+            "futures": dated_futures(),
+        },
     )

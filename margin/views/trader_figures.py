@@ -10,6 +10,8 @@ from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
 
+from django.utils import timezone
+
 from margin.engine.reference import (
     AccountQuote,
     CollateralSlice,
@@ -20,6 +22,7 @@ from margin.engine.reference import (
 )
 from margin.engine.scheme import Requirement
 from margin.engine.types import AccountInput, CollateralLine, PositionInput
+from margin.market.funding import FundingOutlook, cumulative_funding, funding_outlooks
 from margin.market.selectors import latest_snapshot
 from margin.models import MarginAccount, ParameterVersion
 from margin.services.account_state import AccountState, PositionState, account_state_load
@@ -87,6 +90,22 @@ class Revaluation:
 
 
 @dataclass(frozen=True)
+class PositionFunding:
+    outlook: FundingOutlook | None  # None for a dated future
+    cumulative: Decimal
+
+
+def position_funding(rows: tuple[PositionRow, ...]) -> dict[str, PositionFunding]:
+    outlooks = funding_outlooks(now=timezone.now(), symbols=[row.symbol for row in rows])
+    ids = {row.symbol: row.position.position_id for row in rows}
+    paid = cumulative_funding(ids.values())
+    return {
+        symbol: PositionFunding(outlook=outlooks.get(symbol), cumulative=paid[pk])
+        for symbol, pk in ids.items()
+    }
+
+
+@dataclass(frozen=True)
 class AccountFigures:
     account: MarginAccount
     state: AccountState
@@ -108,6 +127,12 @@ class AccountFigures:
         """Read on first use: only the overview shows it, and the positions and collateral
         fragments poll every 2 s without it."""
         return _revaluation(self.account)
+
+    @cached_property
+    def funding(self) -> dict[str, PositionFunding]:
+        """Symbol → the position's funding (next time, predicted and last rate, what it has
+        paid or received so far); read on first use, by the positions fragment."""
+        return position_funding(self.positions)
 
     @property
     def price_doubts(self) -> list[tuple[str, str]]:

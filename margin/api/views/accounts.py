@@ -5,8 +5,10 @@ account is a 404, exactly like one that does not exist.
 """
 
 from dataclasses import replace
+from decimal import Decimal
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
@@ -26,6 +28,7 @@ from margin.engine.request import render_quote
 from margin.market.selectors import with_latest_snapshot_ids, with_latest_snapshots
 from margin.models import (
     Entry,
+    FundingPayment,
     LedgerAccount,
     LedgerAccountKind,
     MarginAccount,
@@ -99,10 +102,19 @@ def _positions_of(account):
     fenced = LedgerAccount.objects.filter(
         position=OuterRef("pk"), kind=LedgerAccountKind.ISOLATED
     ).values("balance")[:1]
+    funding = (
+        FundingPayment.objects.filter(position=OuterRef("pk"))
+        .values("position")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
     return (
         Position.objects.filter(margin_account=account)
         .select_related("instrument")
-        .annotate(isolated_margin=Subquery(fenced))
+        .annotate(
+            isolated_margin=Subquery(fenced),
+            cumulative_funding=Coalesce(Subquery(funding), Value(Decimal(0))),
+        )
     )
 
 

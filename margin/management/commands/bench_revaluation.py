@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import connections, transaction
@@ -21,12 +22,14 @@ from django.utils import timezone
 from margin.models import (
     Asset,
     AssetPriceHistory,
+    FundingPayment,
     MarginAccount,
     MarginSnapshot,
     Position,
     RevaluationTick,
 )
 from margin.selectors import account_quote
+from margin.services.funding import funding_settle_due
 from margin.services.prices import market_tick_run
 from margin.services.reference import parameters_in_force
 from margin.services.revaluation import (
@@ -48,16 +51,30 @@ class Command(BaseCommand):
         parser.add_argument("--positions", type=int, default=500_000)
         parser.add_argument("--sample", type=int, default=200, help="accounts timed the naive way")
         parser.add_argument("--workers", type=int, default=2, help="shard worker processes")
+        parser.add_argument(
+            "--funding",
+            action="store_true",
+            help="put a funding time one second before the tick: it settles every perpetual",
+        )
 
-    def handle(self, *args, accounts: int, positions: int, sample: int, workers: int, **options):
+    def handle(
+        self, *args, accounts: int, positions: int, sample: int, workers: int, funding: bool, **_
+    ):
         if MarginAccount.objects.count() < accounts:
             call_command("seed_book", accounts=accounts, positions=positions, stdout=self.stdout)
         n_accounts = MarginAccount.objects.count()
         n_positions = Position.objects.exclude(quantity=0).count()
         self._price_history()
 
+        now = timezone.now()
+        if funding:
+            settings.FUNDING_ANCHOR = now - timedelta(seconds=1)
+        else:  # a funding time that passed since the last run is settled outside the timing
+            funding_settle_due(now=now)
+        funded_before = FundingPayment.objects.count()
         started = time.perf_counter()
-        start = revaluation_tick_start(now=timezone.now())
+        start = revaluation_tick_start(now=now)
+        dispatch_s = time.perf_counter() - started
         if start.tick is None:
             raise SystemExit(f"no tick: {start.skipped}")
         connections.close_all()  # the workers fork: each opens its own connection
@@ -70,7 +87,8 @@ class Command(BaseCommand):
             f"stress on {len(start.tick.volatility.get('assets', []))} assets' volatility, "
             f"{sum(s.accounts for s in shards)} accounts, "
             f"{sum(len(s.to_liquidate) for s in shards)} to liquidate, "
-            f"{sum(s.transitions for s in shards)} state changes"
+            f"{sum(s.transitions for s in shards)} state changes, "
+            f"{FundingPayment.objects.count() - funded_before} funding payments"
         )
 
         naive_s = self._naive(start.tick, sample)
@@ -78,7 +96,8 @@ class Command(BaseCommand):
             sum(getattr(s, name) for s in shards) for name in ("load_s", "compute_s", "write_s")
         )
         self.stdout.write(
-            f"accounts={n_accounts} positions={n_positions} tick_s={tick_s:.2f} "
+            f"accounts={n_accounts} positions={n_positions} funding={funding} "
+            f"tick_s={tick_s:.2f} dispatch_s={dispatch_s:.2f} "
             f"load_s={load_s:.2f} compute_s={compute_s:.2f} write_s={write_s:.2f} "
             f"naive_s_per_account={naive_s:.4f} speedup={naive_s * n_accounts / tick_s:.0f}"
         )
