@@ -54,12 +54,15 @@ SCALAR_FIELDS = (
     "taker_fee_rate",
     "price_guard_max_move",
     "price_guard_max_age_s",
+    "stale_materiality_share",
+    "stale_price_haircut",
+    "margin_call_deadline_s",
     "stress_ewma_lambda",
     "stress_k_sigma",
     "stress_horizon_days",
     "stress_correlated_draws",
 )
-INTEGER_FIELDS = ("price_guard_max_age_s", "stress_correlated_draws")
+INTEGER_FIELDS = ("price_guard_max_age_s", "margin_call_deadline_s", "stress_correlated_draws")
 THRESHOLDS = ("warning_ratio", "margin_call_ratio", "liquidation_ratio")
 
 

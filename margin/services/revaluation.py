@@ -133,7 +133,7 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
         marks, asset_prices = _frozen_prices()
         stale = stale_symbols(now=now, max_age_s=params.price_guard_max_age_s)
         if stale:
-            logger.warning("stale prices, no liquidation of accounts exposed to them: %s", stale)
+            logger.warning("stale prices at the freeze (liquidation checks materiality): %s", stale)
         account_ids = list(MarginAccount.objects.order_by("pk").values_list("pk", flat=True))
         size = settings.REVALUATION_SHARD_SIZE
         chunks = [account_ids[i : i + size] for i in range(0, len(account_ids), size)]
@@ -498,25 +498,10 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     )
 
 
-def _on_stale_prices(tick, book) -> np.ndarray:
-    """Accounts with a position, an underlying or a holding whose price was stale at the tick."""
-    stale = set(tick.stale_symbols)
-    blocked = np.zeros(book.n_accounts, dtype=bool)
-    if not stale:
-        return blocked
-    stale_instrument = np.array([name in stale for name in book.instrument_names], dtype=bool)
-    stale_asset = np.array([name in stale for name in book.asset_names], dtype=bool)
-    instrument = book.pos_instrument
-    on_stale = stale_instrument[instrument] | stale_asset[book.instrument_asset[instrument]]
-    blocked[book.pos_account[on_stale]] = True
-    blocked[book.col_account[stale_asset[book.col_asset] & (book.col_quantity != 0)]] = True
-    return blocked
-
-
 def _liquidation_candidates(tick, slice_, revaluation, new) -> list[tuple[int, int]]:
     """Accounts at or past liquidation, and accounts with an isolated position past its own
-    line, except those exposed to a price that was stale at the tick (never liquidate on a
-    stale price)."""
+    line. One exposed to a stale price is handed on too: the liquidation decides whether that
+    price is material (and then holds back, with a `stale_blocked` event and a desk alert)."""
     book = slice_.book
     threshold = float(tick.parameter_version.liquidation_ratio)
     due = new >= LEVEL[AccountState.LIQUIDATION]
@@ -525,7 +510,7 @@ def _liquidation_candidates(tick, slice_, revaluation, new) -> list[tuple[int, i
     )
     due[book.pos_account[isolated_due]] = True
     has_positions = np.bincount(book.pos_account, minlength=book.n_accounts) > 0
-    rows = np.flatnonzero(due & has_positions & ~_on_stale_prices(tick, book))
+    rows = np.flatnonzero(due & has_positions)
     return [(int(slice_.account_ids[row]), tick.pk) for row in rows]
 
 
