@@ -21,7 +21,7 @@ the figures of the scenario contract in its detail.
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 from django.db import transaction
 from django.utils import timezone
@@ -48,7 +48,7 @@ from margin.models import (
 from margin.selectors import engine_accounts
 from margin.services.account_state import as_text
 from margin.services.audit import audit_record
-from margin.services.ledger import Line, journal_post, wallet_accounts_ensure
+from margin.services.ledger import QUANTUM, Line, journal_post, wallet_accounts_ensure
 from margin.services.notifications import notification_create
 from margin.services.positions import closing_side, position_fill, slipped_price
 
@@ -136,8 +136,9 @@ def _wallet(ctx: _Context) -> int:
 
 
 def _post(ctx: _Context, *, kind: str, debit: int, credit: int, amount: Decimal, memo: str):
-    """Move `amount` of the settlement asset from ledger account `debit` to `credit`."""
-    amount = amount.quantize(CENT)
+    """Move `amount` of the settlement asset from ledger account `debit` to `credit` (to the
+    ledger's quantum, rounded down: never more than was there)."""
+    amount = amount.quantize(QUANTUM, rounding=ROUND_DOWN)
     if amount <= 0:
         return None
     journal = journal_post(
@@ -404,7 +405,7 @@ def _auto_deleverage(ctx: _Context, position: Position, price: Decimal) -> Decim
 def _write_off(ctx: _Context, *, ledger_account: int, amount: Decimal, where: str) -> None:
     """What nobody could cover is written off: the market account (the exchange's side of
     every trade) pays it in, in an audited journal, and the desk is alerted."""
-    amount = amount.quantize(CENT, rounding=ROUND_UP)
+    amount = amount.quantize(QUANTUM, rounding=ROUND_UP)
     journal = _post(
         ctx,
         kind=JournalKind.WRITE_OFF,
@@ -424,7 +425,7 @@ def _cover(ctx: _Context, *, ledger_account: int, deficit: Decimal, where: str) 
     if deficit <= 0:
         return
     price = ctx.settlement.price.price
-    owed = (deficit / price).quantize(CENT, rounding=ROUND_UP)
+    owed = (deficit / price).quantize(QUANTUM, rounding=ROUND_UP)
     fund = _insurance_fund(ctx.settlement, lock=True)
     cover = min(owed, max(fund.balance, ZERO))
     if _post(
@@ -435,10 +436,38 @@ def _cover(ctx: _Context, *, ledger_account: int, deficit: Decimal, where: str) 
         amount=cover,
         memo=f"insurance fund covers the deficit ({where}), tick {ctx.tick.pk}",
     ):
-        ctx.liquidation.insurance_cover += cover.quantize(CENT)
-        ctx.event(AccountEvent.Kind.INSURANCE, amount=cover.quantize(CENT), where=where)
+        ctx.liquidation.insurance_cover += cover
+        ctx.event(AccountEvent.Kind.INSURANCE, amount=cover, where=where)
     if owed - cover > 0:
         _write_off(ctx, ledger_account=ledger_account, amount=owed - cover, where=where)
+
+
+def _sweep_holdings(ctx: _Context) -> None:
+    """A bankrupt pool's other holdings (BTC, SOL...) go to the insurance fund in kind before
+    it covers the settlement asset: the fund pays for the loss, so it takes what was left."""
+    holdings = LedgerAccount.objects.filter(
+        kind=LedgerAccountKind.WALLET, margin_account=ctx.account, balance__gt=0
+    ).exclude(asset=ctx.settlement)
+    for wallet in holdings.select_related("asset").order_by("pk"):
+        fund = _insurance_fund(wallet.asset)
+        journal = journal_post(
+            kind=JournalKind.INSURANCE,
+            lines=[
+                Line(wallet.pk, wallet.asset_id, -wallet.balance),
+                Line(fund.pk, wallet.asset_id, wallet.balance),
+            ],
+            margin_account_id=ctx.account.pk,
+            memo=f"bankrupt pool: {wallet.asset.symbol} holding to the insurance fund",
+        )
+        ctx.step(
+            action="sweep", asset=wallet.asset.symbol, amount=wallet.balance, journal=journal.pk
+        )
+        ctx.event(
+            AccountEvent.Kind.INSURANCE,
+            amount=ZERO,
+            received={wallet.asset.symbol: as_text(wallet.balance)},
+            where="bankrupt pool holdings",
+        )
 
 
 def _to_fund(ctx: _Context, *, ledger_account: int, amount: Decimal, memo: str) -> Decimal:
@@ -451,7 +480,7 @@ def _to_fund(ctx: _Context, *, ledger_account: int, amount: Decimal, memo: str) 
         amount=amount,
         memo=memo,
     )
-    return amount.quantize(CENT) if journal else ZERO
+    return amount.quantize(QUANTUM, rounding=ROUND_DOWN) if journal else ZERO
 
 
 # Isolated positions.
@@ -475,7 +504,9 @@ def _liquidate_isolated(ctx: _Context, position: Position, bankruptcy_price) -> 
     isolated_id, margin = _isolated_margin(position)
     left = margin + side * quantity * (price - position.entry_price)
     if left >= 0:
-        fee = min(quantity * price * params.liquidation_fee_rate, left).quantize(CENT)
+        fee = min(quantity * price * params.liquidation_fee_rate, left).quantize(
+            CENT, rounding=ROUND_DOWN
+        )
         _reduce(ctx, position, quantity=quantity, price=price, reason="liquidation", fee=fee)
         remainder = _to_fund(
             ctx,
@@ -522,7 +553,7 @@ def _liquidate_isolated(ctx: _Context, position: Position, bankruptcy_price) -> 
         margin_mode="isolated",
     )
     if cover > 0:
-        ctx.liquidation.insurance_cover += cover.quantize(CENT)
+        ctx.liquidation.insurance_cover += cover
         ctx.event(
             AccountEvent.Kind.INSURANCE, amount=cover.quantize(CENT), where=f"isolated {symbol}"
         )
@@ -568,7 +599,7 @@ def _liquidate_partially(ctx: _Context, engine_account: AccountInput, plan) -> N
             continue
         position = positions[step.position_id]
         price = slipped_price(marks[step.position_id], position.quantity, slippage)
-        fee = (step.quantity * price * fee_rate).quantize(CENT)
+        fee = (step.quantity * price * fee_rate).quantize(CENT, rounding=ROUND_DOWN)
         _reduce(ctx, position, quantity=step.quantity, price=price, reason="liquidation", fee=fee)
         ctx.liquidation.fee += fee
         ctx.event(
@@ -637,7 +668,9 @@ def _take_over(ctx: _Context, quote: AccountQuote, frozen: frozenset[str]) -> No
     for row in sorted(rows, key=lambda r: -r.maintenance_margin):
         position = positions[row.id]
         quantity = abs(position.quantity)
-        fee = min(quantity * prices[row.id] * params.liquidation_fee_rate, fee_room).quantize(CENT)
+        fee = min(quantity * prices[row.id] * params.liquidation_fee_rate, fee_room).quantize(
+            CENT, rounding=ROUND_DOWN
+        )
         fee_room -= fee
         symbol = position.instrument.symbol
         _reduce(
@@ -763,7 +796,11 @@ def liquidation_run(*, account_id: int, tick_id: int, now: datetime | None = Non
             _take_over(ctx, quote, unfit.positions)
     after, _ = ctx.quote()
     if after.margin_balance < 0:
-        _cover(ctx, ledger_account=_wallet(ctx), deficit=-after.margin_balance, where="cross")
+        _sweep_holdings(ctx)
+        after, _ = ctx.quote()
+        cash = LedgerAccount.objects.get(pk=_wallet(ctx)).balance * ctx.settlement.price.price
+        deficit = max(-after.margin_balance, -cash)
+        _cover(ctx, ledger_account=_wallet(ctx), deficit=deficit, where="cross")
         after, _ = ctx.quote()
 
     liquidation.margin_ratio_after = _stored_ratio(after.margin_ratio)
