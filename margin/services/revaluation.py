@@ -30,7 +30,14 @@ from margin.engine.stress import build_scenarios, ewma_covariance, stress_margin
 from margin.engine.vector import Revaluation, revalue, sum_by
 from margin.errors import ApplicationError
 from margin.market.selectors import stale_symbols
-from margin.market.states import LEVEL, STATES, Thresholds, next_levels
+from margin.market.states import (
+    LEVEL,
+    STATES,
+    Thresholds,
+    margin_call_amount,
+    next_levels,
+    worst_ratio,
+)
 from margin.models import (
     AccountEvent,
     AccountState,
@@ -48,6 +55,7 @@ from margin.models import (
 )
 from margin.selectors import engine_book
 from margin.services.audit import audit_records
+from margin.services.margin_calls import deadline_of, margin_call_deadlines_apply
 from margin.services.reference import parameters_in_force
 
 logger = logging.getLogger(__name__)
@@ -367,13 +375,15 @@ def _snapshots_write_orm(rows) -> None:
     MarginSnapshot.objects.bulk_create(snapshots, batch_size=500, ignore_conflicts=True)
 
 
-def _state_changes(*, tick, account_ids, owners, old, new, revaluation) -> list[int]:
+def _state_changes(*, tick, account_ids, owners, old, new, revaluation, call_amount) -> list[int]:
     """Record each transition (account row, event, audit line) and the margin calls'
-    notifications; returns the notifications' ids (to e-mail)."""
+    notifications, each with the amount that takes the account back to the warning level and
+    its deadline; returns the notifications' ids (to e-mail)."""
     changed = np.flatnonzero(old != new)
     if not changed.size:
         return []
     now = timezone.now()
+    deadline = deadline_of(tick)
     events, audits, notifications, by_state = [], [], [], {}
     for row in changed.tolist():
         account_id = int(account_ids[row])
@@ -381,6 +391,11 @@ def _state_changes(*, tick, account_ids, owners, old, new, revaluation) -> list[
         ratio = _decimal_or_none(min(float(revaluation.margin_ratio[row]), RATIO_CAP))
         balance = _decimal_or_none(float(revaluation.margin_balance[row]))
         by_state.setdefault(after, []).append(account_id)
+        called = after == AccountState.MARGIN_CALL and new[row] > old[row]
+        amount = Decimal(f"{call_amount[row]:.2f}")
+        detail = {"margin_balance": str(balance)}
+        if called:
+            detail |= {"amount": str(amount), "deadline": deadline.isoformat()}
         events.append(
             AccountEvent(
                 account_id=account_id,
@@ -389,7 +404,7 @@ def _state_changes(*, tick, account_ids, owners, old, new, revaluation) -> list[
                 from_state=before,
                 to_state=after,
                 margin_ratio=ratio,
-                detail={"margin_balance": str(balance)},
+                detail=detail,
             )
         )
         audits.append(
@@ -402,7 +417,7 @@ def _state_changes(*, tick, account_ids, owners, old, new, revaluation) -> list[
                 reason="revaluation",
             )
         )
-        if after == AccountState.MARGIN_CALL and new[row] > old[row]:
+        if called:
             notifications.append(
                 Notification(
                     user_id=owners[row],
@@ -410,8 +425,9 @@ def _state_changes(*, tick, account_ids, owners, old, new, revaluation) -> list[
                     kind=Notification.Kind.MARGIN_CALL,
                     text=(
                         f"Margin call on account #{account_id}: margin ratio {ratio:.2%} "
-                        f"(margin balance {balance:.2f} USD). Add collateral or reduce "
-                        "positions to avoid liquidation."
+                        f"(margin balance {balance:.2f} USD). Add {amount:.2f} USD of "
+                        f"collateral (or reduce positions) by {deadline:%Y-%m-%d %H:%M} UTC, "
+                        "or the account turns reduce-only; liquidation comes at the line."
                     ),
                 )
             )
@@ -438,12 +454,15 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     accounts = list(
         MarginAccount.objects.filter(pk__gte=shard.first_account_id, pk__lte=shard.last_account_id)
         .order_by("pk")
-        .values_list("pk", "state", "owner_id")
+        .values_list(
+            "pk", "state", "owner_id", "margin_call_due_at", "reduce_only", "reduce_only_automatic"
+        )
     )
     book = slice_.book
-    by_id = {pk: (state, owner) for pk, state, owner in accounts}
-    old = np.array([LEVEL[by_id[pk][0]] for pk in slice_.account_ids.tolist()], dtype=np.int64)
-    owners = [by_id[pk][1] for pk in slice_.account_ids.tolist()]
+    by_id = {row[0]: row[1:] for row in accounts}
+    account_rows = [by_id[pk] for pk in slice_.account_ids.tolist()]
+    old = np.array([LEVEL[row[0]] for row in account_rows], dtype=np.int64)
+    owners = [row[1] for row in account_rows]
     loaded = time.perf_counter()
 
     marks = _aligned(book.instrument_names, tick.marks, slice_.marks)
@@ -452,7 +471,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     stress = _stress_requirement(book, marks, asset_prices, revaluation, tick)
     new = next_levels(
         old,
-        margin_ratio=revaluation.margin_ratio,
+        margin_ratio=worst_ratio(book, revaluation),
         margin_balance=revaluation.margin_balance,
         maintenance_margin=revaluation.account_maintenance_margin,
         thresholds=Thresholds.of(params),
@@ -478,6 +497,15 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
             old=old,
             new=new,
             revaluation=revaluation,
+            call_amount=margin_call_amount(book, revaluation, float(params.warning_ratio)),
+        )
+        margin_call_deadlines_apply(
+            tick=tick,
+            account_ids=slice_.account_ids,
+            levels=new,
+            due_at=[row[2] for row in account_rows],
+            reduce_only=np.array([row[3] for row in account_rows], dtype=bool),
+            automatic=np.array([row[4] for row in account_rows], dtype=bool),
         )
         written = time.perf_counter()
         locked.completed_at = timezone.now()
