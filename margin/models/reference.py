@@ -101,10 +101,14 @@ class ParameterVersion(models.Model):
     # A stale price holds a liquidation back only when what it values is at least this share
     # of the account's maintenance margin or margin balance (the larger); below it, the stale
     # part is valued at its last price less `stale_price_haircut` and the account is liquidated.
-    stale_materiality_share = models.DecimalField(**RATIO, default=Decimal("0.05"))
-    stale_price_haircut = models.DecimalField(**RATIO, default=Decimal("0.1"))
+    stale_materiality_share = models.DecimalField(
+        **RATIO, default=Decimal("0.05"), db_default=Decimal("0.05")
+    )
+    stale_price_haircut = models.DecimalField(
+        **RATIO, default=Decimal("0.1"), db_default=Decimal("0.1")
+    )
     # A margin call left unanswered this long turns the account reduce-only.
-    margin_call_deadline_s = models.PositiveIntegerField(default=3600)
+    margin_call_deadline_s = models.PositiveIntegerField(default=3600, db_default=3600)
     # Stress margin (RiskMetrics EWMA).
     stress_ewma_lambda = models.DecimalField(**RATIO, default=Decimal("0.94"))
     stress_k_sigma = models.DecimalField(**RATIO, default=Decimal("3"))

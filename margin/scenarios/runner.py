@@ -25,6 +25,7 @@ from margin.models import (
     Instrument,
     LedgerAccount,
     LedgerAccountKind,
+    Liquidation,
     MarginAccount,
     MarginSnapshot,
     ParameterVersion,
@@ -193,8 +194,15 @@ def _tick(run: _Run, at_s: Decimal, now: datetime) -> None:
     tick = tick_run.start.tick
     if tick is None:
         raise ApplicationError(f"The revaluation tick did not start: {tick_run.start.skipped}")
+    liquidations = {}
     for account_id, tick_id in tick_run.to_liquidate:
-        liquidation_run(account_id=account_id, tick_id=tick_id, now=now)
+        before = _net_exposure(account_id)
+        done = liquidation_run(account_id=account_id, tick_id=tick_id, now=now)
+        liquidations[run.names[account_id]] = {
+            "status": done.status,
+            "cross_net_exposure_before": before,
+            "cross_net_exposure_after": _net_exposure(account_id),
+        }
     text = as_text(at_s)
     for event in AccountEvent.objects.filter(tick=tick).order_by("pk"):
         row = _event(run, text, event)
@@ -211,8 +219,20 @@ def _tick(run: _Run, at_s: Decimal, now: datetime) -> None:
                 name: None if ratios.get(pk) is None else as_text(ratios[pk])
                 for pk, name in run.names.items()
             },
+            "liquidations": liquidations,
+            "liquidation_runs": Liquidation.objects.filter(tick=tick).count(),
         }
     )
+
+
+def _net_exposure(account_id: int) -> dict[str, str]:
+    """Signed quantity of each underlying the account's cross pool holds (isolated positions
+    are margined, and liquidated, on their own)."""
+    net: dict[str, Decimal] = {}
+    cross = Position.objects.filter(margin_account_id=account_id, margin_mode="cross")
+    for underlying, quantity in cross.values_list("instrument__underlying__symbol", "quantity"):
+        net[underlying] = net.get(underlying, Decimal(0)) + quantity
+    return {name: as_text(q) for name, q in sorted(net.items())}
 
 
 def _account_result(account: MarginAccount) -> dict:
