@@ -21,7 +21,7 @@ the figures of the scenario contract in its detail.
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_UP, Decimal
 
 from django.db import transaction
 from django.utils import timezone
@@ -528,7 +528,12 @@ def _liquidate_isolated(ctx: _Context, position: Position, bankruptcy_price) -> 
         return
     deficit = -left
     if deficit > _fund_available(ctx) and bankruptcy_price:
-        left_over = _auto_deleverage(ctx, position, bankruptcy_price.quantize(CENT))
+        # Rounded in the account's favour, so the closed isolated margin is never left below
+        # 0 (the fill would have the fund pay that dust unconditionally).
+        rounding = ROUND_CEILING if side > 0 else ROUND_FLOOR
+        left_over = _auto_deleverage(
+            ctx, position, bankruptcy_price.quantize(CENT, rounding=rounding)
+        )
         if left_over <= 0:
             return
         quantity = left_over
