@@ -224,7 +224,7 @@ def _ages(symbols: set[str], *, now: datetime) -> dict[str, Decimal]:
     }
 
 
-def unfit_prices(
+def account_unfit_prices(
     engine_account: AccountInput,
     positions: dict[str, Position],
     *,
@@ -766,7 +766,7 @@ def liquidation_run(*, account_id: int, tick_id: int, now: datetime | None = Non
     positions = _positions_by_engine_id(account)
     quote = quote_account(engine_account)
     liquidation.margin_ratio_before = _stored_ratio(quote.margin_ratio)
-    unfit = unfit_prices(
+    unfit = account_unfit_prices(
         engine_account,
         positions,
         quote=quote,
