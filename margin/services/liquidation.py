@@ -30,6 +30,7 @@ from margin.engine.liquidation import liquidation_plan, stale_is_material
 from margin.engine.reference import AccountQuote, quote_account
 from margin.engine.types import AccountInput
 from margin.market.adl import AdlCandidate, adl_queue
+from margin.market.selectors import unfit_prices
 from margin.models import (
     AccountEvent,
     Asset,
@@ -271,11 +272,10 @@ def account_unfit_prices(
 
 
 def stale_prices_now(*, tick: RevaluationTick | None, now: datetime, max_age_s: int) -> set[str]:
-    """Symbols stale at the tick's freeze or now."""
-    from margin.market.selectors import stale_symbols
-
-    frozen = set(tick.stale_symbols) if tick is not None else set()
-    return frozen | set(stale_symbols(now=now, max_age_s=max_age_s))
+    """Symbols not fit to liquidate on (stale, or uncertain by the price guard) at the tick's
+    freeze or now."""
+    frozen = tick.unfit_symbols if tick is not None else set()
+    return set(frozen) | set(unfit_prices(now=now, max_age_s=max_age_s))
 
 
 def _haircut_stale_holdings(

@@ -54,6 +54,9 @@ SCALAR_FIELDS = (
     "taker_fee_rate",
     "price_guard_max_move",
     "price_guard_max_age_s",
+    "price_guard_min_sources",
+    "price_guard_agreement_band",
+    "price_guard_source_cap",
     "stale_materiality_share",
     "stale_price_haircut",
     "margin_call_deadline_s",
@@ -62,7 +65,12 @@ SCALAR_FIELDS = (
     "stress_horizon_days",
     "stress_correlated_draws",
 )
-INTEGER_FIELDS = ("price_guard_max_age_s", "margin_call_deadline_s", "stress_correlated_draws")
+INTEGER_FIELDS = (
+    "price_guard_max_age_s",
+    "price_guard_min_sources",
+    "margin_call_deadline_s",
+    "stress_correlated_draws",
+)
 THRESHOLDS = ("warning_ratio", "margin_call_ratio", "liquidation_ratio")
 
 

@@ -29,7 +29,7 @@ from django.utils import timezone
 from margin.engine.stress import build_scenarios, ewma_covariance, stress_margin
 from margin.engine.vector import Revaluation, revalue, sum_by
 from margin.errors import ApplicationError
-from margin.market.selectors import stale_symbols
+from margin.market.selectors import stale_symbols, unfit_prices
 from margin.market.states import (
     LEVEL,
     STATES,
@@ -140,8 +140,11 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
             return TickStart(tick=None, skipped=refusal.message)
         marks, asset_prices = _frozen_prices()
         stale = stale_symbols(now=now, max_age_s=params.price_guard_max_age_s)
-        if stale:
-            logger.warning("stale prices at the freeze (liquidation checks materiality): %s", stale)
+        doubts = unfit_prices(now=now, max_age_s=params.price_guard_max_age_s)
+        if doubts:
+            logger.warning(
+                "prices unfit at the freeze (liquidation checks materiality): %s", doubts
+            )
         account_ids = list(MarginAccount.objects.order_by("pk").values_list("pk", flat=True))
         size = settings.REVALUATION_SHARD_SIZE
         chunks = [account_ids[i : i + size] for i in range(0, len(account_ids), size)]
@@ -152,6 +155,7 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
                 marks=marks,
                 asset_prices=asset_prices,
                 stale_symbols=stale,
+                price_doubts=doubts,
                 volatility=_tick_volatility(until=now, params=params),
                 n_shards=len(chunks),
                 n_accounts=len(account_ids),
