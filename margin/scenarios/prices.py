@@ -65,12 +65,13 @@ class ScenarioMarket:
         assets = dict(Asset.objects.filter(symbol__in=self.index).values_list("symbol", "pk"))
         AssetPrice.objects.bulk_create(
             [
-                AssetPrice(asset_id=assets[s], price=p, updated_at=now)
+                AssetPrice(asset_id=assets[s], price=p, updated_at=now, uncertain_reason="")
                 for s, p in self.index.items()
             ],
             update_conflicts=True,
             unique_fields=["asset"],
-            update_fields=["price", "updated_at"],
+            # Accepted directly: the guard was not asked, so it has no doubt to record.
+            update_fields=["price", "updated_at", "uncertain_reason"],
         )
         AssetPriceHistory.objects.bulk_create(
             [AssetPriceHistory(asset_id=assets[s], at=now, price=p) for s, p in self.index.items()]
@@ -82,7 +83,9 @@ class ScenarioMarket:
         steps before (0 from the first step on), as `smoothed_basis` keeps it without a trade.
         An instrument whose index did not update keeps its mark, which ages."""
         fresh = dict(
-            AssetPrice.objects.filter(updated_at=now).values_list("asset__symbol", "price")
+            AssetPrice.objects.filter(updated_at=now, uncertain_reason="").values_list(
+                "asset__symbol", "price"
+            )
         )
         rows = []
         for instrument in Instrument.objects.filter(
@@ -98,13 +101,14 @@ class ScenarioMarket:
                     mark_price=index + basis,
                     index_price=index,
                     updated_at=now,
+                    uncertain_reason="",
                 )
             )
         MarkPrice.objects.bulk_create(
             rows,
             update_conflicts=True,
             unique_fields=["instrument"],
-            update_fields=["mark_price", "index_price", "updated_at"],
+            update_fields=["mark_price", "index_price", "updated_at", "uncertain_reason"],
         )
         MarkPriceHistory.objects.bulk_create(
             MarkPriceHistory(

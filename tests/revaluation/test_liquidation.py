@@ -166,9 +166,10 @@ def test_an_isolated_position_past_its_own_line_is_closed_and_the_cross_pool_lef
     run = crash_and_tick(later, 85300)
     (due,) = run.to_liquidate
     liquidation = liquidation_run(account_id=due[0], tick_id=due[1])
-    # then
+    # then: the tick put the account in liquidation on its isolated position's own ratio
+    # (issue 14: isolated positions move the account's state like the cross pool)
     account.refresh_from_db()
-    assert account.state == AccountState.HEALTHY
+    assert account.state == AccountState.LIQUIDATION
     assert Position.objects.get(margin_account=account).quantity == 0
     fill = Fill.objects.get(reason=Fill.Reason.LIQUIDATION)
     assert fill.quantity == Decimal("-0.2") and fill.price == Decimal("85129.4")
