@@ -43,8 +43,10 @@ def one_btc_long(**overrides):
         ),
         (
             lambda s: s.update(parameters={"liquidation_target_ratio": "2"}),
-            "parameters.liquidation_target_ratio: The liquidation target must be below the "
-            "liquidation threshold.",
+            # the engine's parameter-version validator speaks (issue 15)
+            "parameters.liquidation_target_ratio: The parameter version is not sound: "
+            "liquidation_target_ratio: a liquidation reduces the ratio to the target: it must "
+            "lie above 0 and below the liquidation ratio 1.000000000000, got 2",
         ),
         (
             lambda s: s["prices"][1].update(at_s=0),
