@@ -1,12 +1,19 @@
 """Liquidation plan of an account's cross pool: what to reduce, in what order, how much.
 
-The rule, after Binance's partial liquidation of cross positions: positions are taken one at a
-time, the one with the largest maintenance margin first (it frees the most margin; ties go to
-the worst uPnL, then the id), and each is reduced only as far as needed to bring the margin
-ratio down to the target, closed whole when even that is not enough. A reduction trades at the
-mark moved against the account by the slippage (a long sells at mark × (1 − slippage), a short
-buys at mark × (1 + slippage)), which realizes a loss of quantity × mark × slippage; the realized
-PnL settles into the account as cash. Isolated positions stand alone and are not part of it.
+The rule, after Binance's and Bybit's partial liquidation of cross positions (each step reduces
+by the least quantity that brings the pool back under the target after its cost, which lowers
+the bracket as the notional falls), made hedge-aware as OKX does it:
+1. the net exposure per underlying goes first: only legs on the net side of their underlying
+   are reduced, never by more than the net (a hedge is never turned into a naked position),
+   the leg that frees the most margin per unit of cost (highest MM ÷ notional) first;
+2. then offsetting legs of one underlying are closed together, an equal quantity of each side,
+   the least that reaches the target.
+A reduction trades at the mark moved against the account by `slippage` (the caller counts the
+liquidation fee in it: both cost quantity × mark × rate), so a long sells at
+mark × (1 − slippage) and a short buys at mark × (1 + slippage); the realized PnL settles into
+the account as cash. When the cost per unit exceeds the margin a unit frees (cost > mmr), no
+reduction helps and the plan does not reach the target: the caller takes the pool over.
+Isolated positions stand alone and are not part of it.
 """
 
 from dataclasses import dataclass, replace
@@ -54,14 +61,37 @@ def _under_target(quote: AccountQuote, target_ratio: Decimal) -> bool:
     return quote.margin_ratio is not None and quote.margin_ratio <= target_ratio
 
 
-def _liquidation_order(quote: AccountQuote) -> list[str]:
-    cross = [row for row in quote.positions if row.margin_mode != ISOLATED]
-    return [
-        row.id
-        for row in sorted(
-            cross, key=lambda row: (-row.maintenance_margin, row.unrealized_pnl, row.id)
-        )
+def net_exposure(account: AccountInput) -> dict[str, Decimal]:
+    """Signed quantity of the underlying held through cross positions, per underlying
+    (linear contracts: quantity is in the underlying)."""
+    net: dict[str, Decimal] = {}
+    for p in account.positions:
+        if not p.is_isolated:
+            net[p.risk_asset] = net.get(p.risk_asset, ZERO) + p.side * p.quantity
+    return net
+
+
+def _frees_most_first(row: PositionQuote) -> tuple:
+    """MM freed per unit of cost (cost ∝ notional), then the larger MM, the worse uPnL, id."""
+    per_notional = row.maintenance_margin / row.notional if row.notional else ZERO
+    return (-per_notional, -row.maintenance_margin, row.unrealized_pnl, row.id)
+
+
+def _net_side_order(
+    account: AccountInput, quote: AccountQuote, frozen: frozenset[str]
+) -> list[str]:
+    """The cross legs on the net side of their underlying, the most margin freed per cost
+    first (none of the `frozen` ones)."""
+    net = net_exposure(account)
+    sides = {p.id: (p.side, p.risk_asset) for p in account.positions}
+    rows = [
+        row
+        for row in quote.positions
+        if row.margin_mode != ISOLATED
+        and row.id not in frozen
+        and sides[row.id][0] * net[sides[row.id][1]] > 0
     ]
+    return [row.id for row in sorted(rows, key=_frees_most_first)]
 
 
 @exact
@@ -154,10 +184,12 @@ def liquidation_plan(
     slippage: Decimal,
     quantity_step: Decimal = DEFAULT_QUANTITY_STEP,
     settlement_asset: str = DEFAULT_SETTLEMENT_ASSET,
+    frozen: frozenset[str] = frozenset(),
 ) -> LiquidationPlan:
     """The reductions that take the cross margin ratio to `target_ratio` or under (nothing when
     it already is), solved exactly one position at a time; the cross positions' bankruptcy
-    prices; the insurance fund's cost should the pool be closed whole."""
+    prices; the insurance fund's cost should the pool be closed whole. `frozen` positions
+    (priced on a stale mark) count in the pool but are never traded."""
     if not 0 < target_ratio <= 1:
         raise EngineInputError("target_ratio", f"must lie in (0, 1], got {target_ratio}")
     if not 0 <= slippage < 1:
@@ -166,39 +198,36 @@ def liquidation_plan(
         raise EngineInputError("quantity_step", f"must be positive, got {quantity_step}")
     quote = quote_account(account)
     by_id = {position.id: position for position in account.positions}
-    reductions: dict[str, Decimal] = {}
-    steps = []
-    current = quote
-    for position_id in _liquidation_order(quote):
-        if _under_target(current, target_ratio):
+    planner = _Planner(account, slippage, settlement_asset, quantity_step, quote, frozen)
+    net = net_exposure(account)
+    for position_id in _net_side_order(account, quote, frozen):
+        if _under_target(planner.current, target_ratio):
             break
         position = by_id[position_id]
-        row = next(r for r in current.positions if r.id == position_id)
+        held = position.quantity - planner.reductions.get(position_id, ZERO)
+        row = next(r for r in planner.current.positions if r.id == position_id)
+        live = replace(position, quantity=held)
         keep = quantity_to_keep(
-            position,
+            live,
             row,
-            current,
+            planner.current,
             mm_scale=account.credit_tier.mm_scale,
             target_ratio=target_ratio,
             slippage=slippage,
         )
         keep = (keep / quantity_step).to_integral_value(rounding=ROUND_FLOOR) * quantity_step
-        reduced = position.quantity - keep
-        reductions[position_id] = reduced
-        current = quote_account(
-            account_after(account, reductions, slippage=slippage, settlement_asset=settlement_asset)
-        )
-        steps.append(
-            LiquidationStep(
-                position_id=position_id,
-                quantity=reduced,
-                remaining_quantity=position.quantity - reduced,
-                execution_price=execution_price(position, slippage),
-                slippage_loss=reduced * position.mark_price * slippage,
-                realized_pnl=realized_pnl(position, reduced, slippage),
-                margin_ratio_after=current.margin_ratio,
-            )
-        )
+        # Never past the net: the rest of the leg is hedged by the other side.
+        keep = max(keep, held - abs(net[position.risk_asset]))
+        reduced = held - keep
+        if reduced <= 0:
+            continue
+        net[position.risk_asset] -= position.side * reduced
+        planner.reduce({position_id: reduced})
+    for underlying in _hedged_underlyings(account, planner):
+        if _under_target(planner.current, target_ratio):
+            break
+        planner.reduce_pairs(underlying, target_ratio)
+    steps, current = planner.steps, planner.current
     cross = [p for p in account.positions if not p.is_isolated]
     full_close_equity = quote.margin_balance - sum(
         (p.quantity * p.mark_price * slippage for p in cross), ZERO
@@ -218,16 +247,139 @@ def liquidation_plan(
     )
 
 
+class _Planner:
+    """The reductions so far and the account's quote after them."""
+
+    def __init__(self, account, slippage, settlement_asset, quantity_step, quote, frozen):
+        self.account, self.slippage, self.settlement = account, slippage, settlement_asset
+        self.frozen = frozen
+        self.step_size = quantity_step
+        self.by_id = {p.id: p for p in account.positions}
+        self.reductions: dict[str, Decimal] = {}
+        self.steps: list[LiquidationStep] = []
+        self.current = quote
+
+    def held(self, position_id: str) -> Decimal:
+        return self.by_id[position_id].quantity - self.reductions.get(position_id, ZERO)
+
+    def quote_with(self, more: dict[str, Decimal]) -> AccountQuote:
+        total = dict(self.reductions)
+        for position_id, quantity in more.items():
+            total[position_id] = total.get(position_id, ZERO) + quantity
+        return quote_account(
+            account_after(
+                self.account, total, slippage=self.slippage, settlement_asset=self.settlement
+            )
+        )
+
+    def reduce(self, more: dict[str, Decimal]) -> None:
+        self.current = self.quote_with(more)
+        for position_id, quantity in more.items():
+            position = self.by_id[position_id]
+            self.reductions[position_id] = self.reductions.get(position_id, ZERO) + quantity
+            self.steps.append(
+                LiquidationStep(
+                    position_id=position_id,
+                    quantity=quantity,
+                    remaining_quantity=self.held(position_id),
+                    execution_price=execution_price(position, self.slippage),
+                    slippage_loss=quantity * position.mark_price * self.slippage,
+                    realized_pnl=realized_pnl(position, quantity, self.slippage),
+                    margin_ratio_after=self.current.margin_ratio,
+                )
+            )
+
+    def _pair_cut(self, underlying: str, quantity: Decimal) -> dict[str, Decimal]:
+        """`quantity` of the underlying taken off each side, spread over that side's legs in
+        the order that frees the most margin per cost."""
+        rows = {r.id: r for r in self.current.positions}
+        cut: dict[str, Decimal] = {}
+        for side in (1, -1):
+            legs = [
+                p.id
+                for p in self.account.positions
+                if not p.is_isolated
+                and p.id not in self.frozen
+                and p.risk_asset == underlying
+                and p.side == side
+                and self.held(p.id) > 0
+            ]
+            left = quantity
+            for position_id in sorted(legs, key=lambda i: _frees_most_first(rows[i])):
+                take = min(left, self.held(position_id))
+                if take > 0:
+                    cut[position_id] = take
+                left -= take
+        return cut
+
+    def hedged(self, underlying: str) -> Decimal:
+        totals = {1: ZERO, -1: ZERO}
+        for p in self.account.positions:
+            if not p.is_isolated and p.id not in self.frozen and p.risk_asset == underlying:
+                totals[p.side] += self.held(p.id)
+        return min(totals.values())
+
+    def reduce_pairs(self, underlying: str, target_ratio: Decimal) -> None:
+        """Close offsetting legs together: the least equal quantity of both sides (a multiple
+        of the lot, found by bisection) that reaches the target, or all of the hedge."""
+        hedge = self.hedged(underlying)
+        lots = int(hedge / self.step_size)
+        if lots <= 0:
+            return
+        if not _under_target(self.quote_with(self._pair_cut(underlying, hedge)), target_ratio):
+            self.reduce(self._pair_cut(underlying, hedge))
+            return
+        low, high = 0, lots  # high reaches the target, low does not
+        for _ in range(64):
+            if high - low <= 1:
+                break
+            middle = (low + high) // 2
+            cut = self._pair_cut(underlying, middle * self.step_size)
+            if _under_target(self.quote_with(cut), target_ratio):
+                high = middle
+            else:
+                low = middle
+        quantity = hedge if high == lots else high * self.step_size
+        self.reduce(self._pair_cut(underlying, quantity))
+
+
+def _hedged_underlyings(account: AccountInput, planner: _Planner) -> list[str]:
+    """Underlyings held on both sides in the cross pool, the largest hedge first."""
+    names = sorted({p.risk_asset for p in account.positions if not p.is_isolated})
+    hedged = [(planner.hedged(name), name) for name in names]
+    return [name for size, name in sorted(hedged, key=lambda pair: (-pair[0], pair[1])) if size > 0]
+
+
+@exact
+def stale_is_material(
+    stale_value: Decimal,
+    *,
+    maintenance_margin: Decimal,
+    margin_balance: Decimal,
+    share: Decimal,
+) -> bool:
+    """Whether the part of an account valued on stale prices may hold its liquidation back:
+    it is material when it reaches `share` of the larger of its maintenance margin and its
+    margin balance (in absolute value). Binance and Bybit liquidate on the mark of each
+    position; a dust holding on a frozen feed must not make a bankrupt account immune, while a
+    position whose own price is unknown must not be traded blind."""
+    base = max(maintenance_margin, abs(margin_balance))
+    return stale_value > 0 and stale_value >= share * base
+
+
 def apply_plan(
     account: AccountInput,
     plan: LiquidationPlan,
     *,
     settlement_asset: str = DEFAULT_SETTLEMENT_ASSET,
 ) -> AccountInput:
-    """The account after every step of the plan."""
+    """The account after every step of the plan (a leg may be reduced in more than one)."""
+    reductions: dict[str, Decimal] = {}
+    for step in plan.steps:
+        reductions[step.position_id] = reductions.get(step.position_id, ZERO) + step.quantity
     return account_after(
         account,
-        {step.position_id: step.quantity for step in plan.steps},
+        reductions,
         slippage=plan.slippage,
         settlement_asset=settlement_asset,
     )

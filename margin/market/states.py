@@ -61,3 +61,32 @@ def next_levels(
     levels = np.maximum(entered, np.minimum(current, kept))
     bankrupt = (margin_balance < 0) | ((margin_balance <= 0) & (maintenance_margin > 0))
     return np.where(bankrupt, BANKRUPT_LEVEL, levels)
+
+
+def worst_ratio(book, revaluation, cross_ratio: np.ndarray) -> np.ndarray:
+    """Each account's ratio for its state: the worst of its cross pool's (`cross_ratio`, under
+    the account's margin scheme) and of each isolated position's own (isolated MM ÷ isolated
+    margin + uPnL), so an isolated position nearing its line warns and is called like the cross
+    pool (Binance and Bybit notify on either). An isolated position with nothing left counts as
+    infinitely far gone."""
+    ratio = np.nan_to_num(cross_ratio, nan=0.0).copy()
+    rows = book.pos_isolated_rows
+    if rows.size:
+        isolated = np.nan_to_num(revaluation.isolated_margin_ratio[rows], nan=np.inf)
+        np.maximum.at(ratio, book.pos_account[rows], isolated)
+    return ratio
+
+
+def margin_call_amount(book, revaluation, warning: float, maintenance: np.ndarray) -> np.ndarray:
+    """What each account must add to get back to the warning level: for the cross pool its
+    requirement (`maintenance`, under its margin scheme) ÷ warning − margin balance, for each
+    isolated position its own MM ÷ warning − (isolated margin + uPnL); the positive parts summed
+    (USD)."""
+    needed = np.maximum(maintenance / warning - revaluation.margin_balance, 0.0)
+    needed = np.where(maintenance > 0, needed, 0.0)
+    rows = book.pos_isolated_rows
+    if rows.size:
+        equity = book.pos_isolated_margin[rows] + revaluation.unrealized_pnl[rows]
+        short = np.maximum(revaluation.maintenance_margin[rows] / warning - equity, 0.0)
+        np.add.at(needed, book.pos_account[rows], short)
+    return needed

@@ -43,6 +43,11 @@ class MarginAccount(models.Model):
         default=MarginScheme.STANDARD,
         db_default=MarginScheme.STANDARD,
     )
+    # Set by the revaluation job: an open margin call's deadline (None without one), and
+    # whether reduce-only was set by that deadline passing (lifted by the job once the account
+    # is back) rather than by the desk (lifted by the desk only).
+    margin_call_due_at = models.DateTimeField(null=True, blank=True)
+    reduce_only_automatic = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     state_changed_at = models.DateTimeField(null=True, blank=True)
 

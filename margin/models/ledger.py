@@ -93,6 +93,7 @@ class JournalKind(models.TextChoices):
     FILL = "fill", "Fill"  # PnL and fee of one fill together
     LIQUIDATION = "liquidation", "Liquidation"
     ADL = "adl", "Auto-deleveraging"
+    WRITE_OFF = "write_off", "Loss written off (socialized)"
     OPENING = "opening", "Opening balances"  # a bulk-loaded book's starting point (seed_book)
 
 

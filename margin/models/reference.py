@@ -104,6 +104,7 @@ class ParameterVersion(models.Model):
     hysteresis = models.DecimalField(**RATIO, default=Decimal("0.05"))
     # After a partial liquidation the ratio must be back under this target.
     liquidation_target_ratio = models.DecimalField(**RATIO, default=Decimal("0.7"))
+    # The liquidation clearance fee, to the insurance fund, capped by the margin left.
     liquidation_fee_rate = models.DecimalField(**RATIO, default=Decimal("0.005"))
     liquidation_slippage = models.DecimalField(**RATIO, default=Decimal("0.002"))
     taker_fee_rate = models.DecimalField(**RATIO, default=Decimal("0.0005"))
@@ -117,6 +118,17 @@ class ParameterVersion(models.Model):
     price_guard_min_sources = models.PositiveSmallIntegerField(default=2)
     price_guard_agreement_band = models.DecimalField(**RATIO, default=Decimal("0.02"))
     price_guard_source_cap = models.DecimalField(**RATIO, default=Decimal("0.05"))
+    # A stale price holds a liquidation back only when what it values is at least this share
+    # of the account's maintenance margin or margin balance (the larger); below it, the stale
+    # part is valued at its last price less `stale_price_haircut` and the account is liquidated.
+    stale_materiality_share = models.DecimalField(
+        **RATIO, default=Decimal("0.05"), db_default=Decimal("0.05")
+    )
+    stale_price_haircut = models.DecimalField(
+        **RATIO, default=Decimal("0.1"), db_default=Decimal("0.1")
+    )
+    # A margin call left unanswered this long turns the account reduce-only.
+    margin_call_deadline_s = models.PositiveIntegerField(default=3600, db_default=3600)
     # Stress margin: RiskMetrics EWMA of hourly returns (λ per hour), k σ over the horizon in
     # days, each asset's σ floored (`VolatilityFloor`).
     stress_ewma_lambda = models.DecimalField(**RATIO, default=Decimal("0.94"))

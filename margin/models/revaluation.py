@@ -122,6 +122,9 @@ class AccountEvent(models.Model):
         LIQUIDATION = "liquidation", "Liquidation"
         INSURANCE = "insurance", "Insurance fund cover"
         ADL = "adl", "Auto-deleveraging"
+        WRITE_OFF = "write_off", "Loss written off (socialized)"
+        STALE_BLOCKED = "stale_blocked", "Liquidation held back by a stale price"
+        REDUCE_ONLY = "reduce_only", "Reduce-only set or lifted after a margin call"
 
     account = models.ForeignKey(MarginAccount, on_delete=models.CASCADE, related_name="events")
     tick = models.ForeignKey(
@@ -146,6 +149,7 @@ class Liquidation(models.Model):
         PENDING = "pending", "Pending"
         DONE = "done", "Done"
         NOT_NEEDED = "not_needed", "No longer needed"
+        HELD = "held", "Held back by a material stale price"
 
     account = models.ForeignKey(
         MarginAccount, on_delete=models.PROTECT, related_name="liquidations"

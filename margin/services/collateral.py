@@ -131,6 +131,14 @@ def _withdraw_plan(*, asset: str, amount) -> Callable[[AccountState], Plan]:
         after = state.with_wallet(symbol, -quantity)
         details = {"asset": symbol, "amount": as_text(quantity)}
         held = state.wallets.get(symbol, ZERO)
+        if state.reduce_only:
+            return Plan(
+                after=None,
+                refusal="This account is reduce-only (an unanswered margin call or the desk): "
+                "nothing can be withdrawn until it is lifted.",
+                refusal_field="amount",
+                details=details,
+            )
         if quantity > held:
             return Plan(
                 after=None,

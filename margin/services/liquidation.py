@@ -1,42 +1,56 @@
-"""Liquidation of an account through the ledger services, following the engine's plan.
+"""Liquidation of an account through the ledger services, following the venues' rules.
 
 One liquidation per account and tick (a Liquidation row unique on both, inserted first and
-locked): a redelivered task finds it done and books nothing. Cross pool: the engine's partial
-plan (largest maintenance margin first, down to the target ratio) at the mark moved by the
-slippage, and a liquidation fee to the insurance fund. A pool the fund can still make whole
-has its deficit covered by the fund; one it cannot is auto-deleveraged: its positions close
-at their bankruptcy price against the opposing profitable positions ranked by PnL% ×
-effective leverage. An isolated position past its own line is closed whole.
+locked): a redelivered task finds it done and books nothing. In order:
+- prices: a price not fit to liquidate on (stale) holds the liquidation back only when it is
+  material (`unfit_prices`); then a `stale_blocked` event and a desk alert are recorded;
+- isolated positions past their own line close whole at the slipped mark; the clearance fee
+  and what is left of the isolated margin go to the insurance fund (Binance, Bybit);
+- the cross pool: the engine's hedge-aware partial plan, its cost counting slippage and the
+  clearance fee, down to the target ratio or, failing that, just back under the liquidation
+  line (after hysteresis); when no partial step can, the pool is taken over: every position
+  closes, the fee (capped by the margin left) and any remainder go to the fund;
+- a deficit: the fund pays it if its balance can (never more: the fund stays ≥ 0); otherwise
+  positions close at their bankruptcy price against opposing profitable positions ranked by
+  profit × effective leverage (ADL); what is still owed after that is written off in an
+  audited journal against the market account with a desk alert, never left as a silent
+  negative wallet.
+Each action is an `AccountEvent` (liquidation, insurance, adl, write_off, stale_blocked) with
+the figures of the scenario contract in its detail.
 """
 
-from dataclasses import dataclass
-from decimal import ROUND_UP, Decimal
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_UP, Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
-from margin.engine.liquidation import liquidation_plan
+from margin.engine.liquidation import liquidation_plan, stale_is_material
 from margin.engine.reference import AccountQuote, quote_account
 from margin.engine.scheme import STRESS, Requirement
+from margin.engine.types import AccountInput
 from margin.market.adl import AdlCandidate, adl_queue
 from margin.market.selectors import unfit_prices
 from margin.models import (
     AccountEvent,
     Asset,
+    AssetPrice,
     JournalKind,
     LedgerAccount,
     LedgerAccountKind,
     Liquidation,
     MarginAccount,
     MarginSnapshot,
+    MarkPrice,
     Notification,
     Position,
     RevaluationTick,
 )
 from margin.selectors import engine_accounts
-from margin.services.account_state import account_state_load
+from margin.services.account_state import account_state_load, as_text
 from margin.services.audit import audit_record
-from margin.services.ledger import Line, journal_post, wallet_accounts_ensure
+from margin.services.ledger import QUANTUM, Line, journal_post, wallet_accounts_ensure
 from margin.services.notifications import notification_create
 from margin.services.positions import closing_side, position_fill, slipped_price
 
@@ -44,6 +58,7 @@ CENT = Decimal("0.00000001")
 # NUMERIC(20, 12) holds ratios below 10^8; a pool with next to no balance left has a ratio
 # above any threshold anyway.
 RATIO_CAP = Decimal("99999999")
+ZERO = Decimal(0)
 
 
 def _stored_ratio(ratio: Decimal | None) -> Decimal | None:
@@ -56,6 +71,8 @@ class _Context:
     account: MarginAccount
     tick: RevaluationTick
     settlement: Asset
+    fills: int = 0
+    events: list[AccountEvent] = field(default_factory=list)
 
     @property
     def params(self):
@@ -68,6 +85,23 @@ class _Context:
     def step(self, **detail) -> None:
         self.liquidation.steps.append({k: str(v) for k, v in detail.items()})
 
+    def event(self, kind: str, **detail) -> None:
+        """One thing done to the account, in the contract's words (numbers as text)."""
+        self.events.append(
+            AccountEvent(
+                account=self.account,
+                tick=self.tick,
+                kind=kind,
+                detail={k: as_text(v) if isinstance(v, Decimal) else v for k, v in detail.items()},
+            )
+        )
+
+    def reference(self, reason: str, position: Position, against: int | None = None) -> str:
+        self.fills += 1
+        return (
+            f"{reason}:{self.tick.pk}:{self.account.pk}:{position.pk}:{against or ''}:{self.fills}"
+        )
+
 
 def _positions_by_engine_id(account: MarginAccount) -> dict[str, Position]:
     """The account's open positions by their engine id: the primary key, as a string (see
@@ -78,27 +112,42 @@ def _positions_by_engine_id(account: MarginAccount) -> dict[str, Position]:
     }
 
 
-def _insurance_fund(asset: Asset) -> LedgerAccount:
-    return LedgerAccount.objects.get(
+def _insurance_fund(asset: Asset, *, lock: bool = False) -> LedgerAccount:
+    rows = LedgerAccount.objects.filter(
         kind=LedgerAccountKind.INSURANCE, asset=asset, margin_account__isnull=True
+    )
+    return (rows.select_for_update() if lock else rows).get()
+
+
+def _fund_available(ctx: _Context) -> Decimal:
+    """What the insurance fund can pay, in USD: its balance, never less than 0."""
+    fund = _insurance_fund(ctx.settlement)
+    return max(fund.balance, ZERO) * ctx.settlement.price.price
+
+
+def _house(kind: str, asset: Asset) -> int:
+    return LedgerAccount.objects.values_list("pk", flat=True).get(
+        kind=kind, asset=asset, margin_account__isnull=True
     )
 
 
-def _fund_transfer(ctx: _Context, *, amount: Decimal, to_fund: bool, kind: str, memo: str):
-    """Move `amount` of the settlement asset between the account's wallet and the fund."""
-    amount = amount.quantize(CENT)
+def _wallet(ctx: _Context) -> int:
+    return wallet_accounts_ensure(margin_account_id=ctx.account.pk, asset_ids=[ctx.settlement.pk])[
+        ctx.settlement.pk
+    ]
+
+
+def _post(ctx: _Context, *, kind: str, debit: int, credit: int, amount: Decimal, memo: str):
+    """Move `amount` of the settlement asset from ledger account `debit` to `credit` (to the
+    ledger's quantum, rounded down: never more than was there)."""
+    amount = amount.quantize(QUANTUM, rounding=ROUND_DOWN)
     if amount <= 0:
         return None
-    wallet = wallet_accounts_ensure(
-        margin_account_id=ctx.account.pk, asset_ids=[ctx.settlement.pk]
-    )[ctx.settlement.pk]
-    fund = _insurance_fund(ctx.settlement)
-    sign = Decimal(1) if to_fund else Decimal(-1)
     journal = journal_post(
         kind=kind,
         lines=[
-            Line(wallet, ctx.settlement.pk, -sign * amount),
-            Line(fund.pk, ctx.settlement.pk, sign * amount),
+            Line(debit, ctx.settlement.pk, -amount),
+            Line(credit, ctx.settlement.pk, amount),
         ],
         margin_account_id=ctx.account.pk,
         memo=memo,
@@ -115,11 +164,9 @@ def _reduce(
     price: Decimal,
     reason: str,
     against: int | None = None,
-    fee: Decimal = Decimal(0),
+    fee: Decimal = ZERO,
 ):
-    """Reduce one of the account's positions; `against` names the ADL counterparty's position
-    (one booking per pair)."""
-    reference = f"{reason}:{ctx.tick.pk}:{ctx.account.pk}:{position.pk}:{against or ''}"
+    """Reduce one of the account's positions; `against` names the ADL counterparty's position."""
     receipt = position_fill(
         account=ctx.account,
         instrument=position.instrument.symbol,
@@ -127,7 +174,7 @@ def _reduce(
         quantity=quantity,
         price=price,
         reason=reason,
-        reference=reference,
+        reference=ctx.reference(reason, position, against),
         fee=fee,
     )
     ctx.step(
@@ -138,48 +185,132 @@ def _reduce(
         fee=fee,
         journal=receipt.journal_id,
     )
+    position.refresh_from_db()
     return receipt
 
 
-def _tiered_target(target: Decimal, requirement: Requirement) -> Decimal:
-    """The tiered-MM ratio the engine's plan aims at so that the account's requirement lands on
-    `target`: the target itself under the standard scheme or when the tiered MM binds; scaled by
-    tiered MM ÷ requirement when the stress loss binds. The stress loss shrinks with the
-    exposures the plan closes much as the tiered MM does (a linear book's k·√(eᵀΣe) is
-    proportional to a uniform cut), so this lands near the target, not on it: the plan closes
-    the largest MM first and collateral exposure stays; an account still past the line is
-    found again by the next tick."""
-    if requirement.binding != STRESS or requirement.maintenance <= 0:
-        return target
-    return target * requirement.tiered_maintenance / requirement.maintenance
+# Prices not fit to liquidate on.
 
 
-def _liquidate_by_plan(ctx: _Context, engine_account, requirement: Requirement) -> None:
-    """The engine's partial plan, sized with the liquidation fee counted like slippage (both
-    cost quantity × mark × rate), so the pool lands on the target ratio after paying it. A plan
-    that cannot reach the target closes the pool whole and charges no fee: the pool has nothing
-    left to pay it with."""
-    slippage, fee_rate = ctx.params.liquidation_slippage, ctx.params.liquidation_fee_rate
-    plan = liquidation_plan(
-        engine_account,
-        target_ratio=_tiered_target(ctx.params.liquidation_target_ratio, requirement),
-        slippage=slippage + fee_rate,
-        settlement_asset=ctx.settlement.symbol,
+@dataclass(frozen=True)
+class StalePrice:
+    symbol: str
+    age_s: Decimal
+    value: Decimal  # USD valued on it: a position's notional, a holding's value
+
+
+@dataclass(frozen=True)
+class UnfitPrices:
+    """The account's prices that are not fit to liquidate on, what they value, and whether
+    that is material (`stale_is_material`). `positions` are the engine ids priced on them."""
+
+    prices: tuple[StalePrice, ...]
+    positions: frozenset[str]
+    assets: frozenset[str]
+    material: bool
+
+
+def _ages(symbols: set[str], *, now: datetime) -> dict[str, Decimal]:
+    updated = dict(
+        AssetPrice.objects.filter(asset__symbol__in=symbols).values_list(
+            "asset__symbol", "updated_at"
+        )
+    ) | dict(
+        MarkPrice.objects.filter(instrument__symbol__in=symbols).values_list(
+            "instrument__symbol", "updated_at"
+        )
     )
-    charged = fee_rate if plan.reaches_target else Decimal(0)
-    marks = {p.id: p.mark_price for p in engine_account.positions}
-    positions = _positions_by_engine_id(ctx.account)
-    for step in plan.steps:
-        if step.quantity <= 0:
-            continue
-        position = positions[step.position_id]
-        price = slipped_price(marks[step.position_id], position.quantity, slippage)
-        fee = (step.quantity * price * charged).quantize(CENT)
-        _reduce(ctx, position, quantity=step.quantity, price=price, reason="liquidation", fee=fee)
-        ctx.liquidation.fee += fee
+    return {
+        s: Decimal(str(round((now - updated[s]).total_seconds(), 3))) if s in updated else None
+        for s in symbols
+    }
+
+
+def account_unfit_prices(
+    engine_account: AccountInput,
+    positions: dict[str, Position],
+    *,
+    quote: AccountQuote,
+    stale: set[str],
+    now: datetime,
+    share: Decimal,
+) -> UnfitPrices:
+    """Which of this account's prices are not fit to liquidate on (`stale`: the symbols whose
+    price is too old, or flagged uncertain by the price guard), what each values in the
+    account, and whether together they are material.
+
+    A position is priced on its instrument's mark and its underlying's index; a holding on its
+    asset's index."""
+    found: dict[str, Decimal] = {}
+    frozen = set()
+    for p in engine_account.positions:
+        names = {positions[p.id].instrument.symbol, p.risk_asset} & stale
+        for name in names:
+            found[name] = found.get(name, ZERO) + p.quantity * p.mark_price
+        if names:
+            frozen.add(p.id)
+    held = set()
+    for line in engine_account.collateral:
+        if line.asset in stale and line.quantity:
+            found[line.asset] = found.get(line.asset, ZERO) + abs(line.quantity) * line.price
+            held.add(line.asset)
+    ages = _ages(set(found), now=now)
+    maintenance = quote.maintenance_margin + sum(
+        (row.maintenance_margin for row in quote.positions if row.margin_mode == "isolated"),
+        ZERO,
+    )
+    return UnfitPrices(
+        prices=tuple(StalePrice(s, ages[s], v) for s, v in sorted(found.items())),
+        positions=frozenset(frozen),
+        assets=frozenset(held),
+        material=stale_is_material(
+            sum(found.values(), ZERO),
+            maintenance_margin=maintenance,
+            margin_balance=quote.margin_balance,
+            share=share,
+        ),
+    )
+
+
+def stale_prices_now(*, tick: RevaluationTick | None, now: datetime, max_age_s: int) -> set[str]:
+    """Symbols not fit to liquidate on (stale, or uncertain by the price guard) at the tick's
+    freeze or now."""
+    frozen = tick.unfit_symbols if tick is not None else set()
+    return set(frozen) | set(unfit_prices(now=now, max_age_s=max_age_s))
+
+
+def _haircut_stale_holdings(
+    engine_account: AccountInput, assets: frozenset[str], haircut: Decimal
+) -> AccountInput:
+    """An immaterial stale holding counts at its last price less the haircut."""
+    from dataclasses import replace
+
+    return replace(
+        engine_account,
+        collateral=tuple(
+            replace(line, price=line.price * (1 - haircut)) if line.asset in assets else line
+            for line in engine_account.collateral
+        ),
+    )
+
+
+def _desk_alert(ctx: _Context, *, what: str, detail: dict) -> None:
+    """The desk sees it in the audit trail (action `desk.alert.*`) and the account's events."""
+    audit_record(
+        action=f"desk.alert.{what}",
+        margin_account=ctx.account,
+        subject=f"tick:{ctx.tick.pk}",
+        after=detail,
+        reason="liquidation",
+    )
+
+
+# Insurance fund, ADL, write-off.
 
 
 def _adl_candidates(ctx: _Context, position: Position) -> list[AdlCandidate]:
+    """Opposing positions in other accounts. A cross one is ranked on its account's margin
+    balance at the tick; an isolated one on its own margin (isolated margin + uPnL)."""
     opposite = Position.objects.filter(instrument=position.instrument).exclude(
         margin_account=ctx.account
     )
@@ -189,132 +320,406 @@ def _adl_candidates(ctx: _Context, position: Position) -> list[AdlCandidate]:
         else opposite.filter(quantity__gt=0)
     )
     rows = list(
-        opposite.values_list("pk", "margin_account_id", "quantity", "entry_price", "leverage")
+        opposite.values_list(
+            "pk", "margin_account_id", "quantity", "entry_price", "leverage", "margin_mode"
+        )
     )
     balances = dict(
         MarginSnapshot.objects.filter(
             tick=ctx.tick, account_id__in=[r[1] for r in rows]
         ).values_list("account_id", "margin_balance")
     )
-    return [
-        AdlCandidate(
-            pk,
-            account_id,
-            1 if quantity > 0 else -1,
-            abs(quantity),
-            entry,
-            leverage,
-            balances.get(account_id, Decimal(0)),
-        )
-        for pk, account_id, quantity, entry, leverage in rows
-    ]
-
-
-def _auto_deleverage(ctx: _Context, quote: AccountQuote) -> None:
-    """Close each cross position at its bankruptcy price against the ADL queue."""
-    order = sorted(
-        (row for row in quote.positions if row.margin_mode == "cross"),
-        key=lambda row: -row.maintenance_margin,
+    isolated = dict(
+        LedgerAccount.objects.filter(
+            kind=LedgerAccountKind.ISOLATED, position_id__in=[r[0] for r in rows]
+        ).values_list("position_id", "balance")
     )
-    for row in order:
-        current, positions = ctx.quote()
-        position = positions[row.id]
-        live = next(r for r in current.positions if r.id == row.id)
-        mark = position.instrument.mark.mark_price
-        price = (live.bankruptcy_price or mark).quantize(CENT)
-        remaining = abs(position.quantity)
-        for candidate in adl_queue(_adl_candidates(ctx, position), mark=mark):
-            if remaining <= 0:
-                break
-            quantity = min(remaining, candidate.quantity)
-            counterparty = MarginAccount.objects.get(pk=candidate.account_id)
-            receipt = position_fill(
-                account=counterparty,
-                instrument=position.instrument.symbol,
-                side=closing_side(Decimal(candidate.side)),
-                quantity=quantity,
-                price=price,
-                reason="adl",
-                reference=f"adl:{ctx.tick.pk}:{ctx.account.pk}:{candidate.position_id}",
+    mark = position.instrument.mark.mark_price
+    candidates = []
+    for pk, account_id, quantity, entry, leverage, mode in rows:
+        if mode == "isolated":
+            margin = isolated.get(pk, ZERO) + quantity * (mark - entry)
+        else:
+            margin = balances.get(account_id, ZERO)
+        candidates.append(
+            AdlCandidate(
+                pk, account_id, 1 if quantity > 0 else -1, abs(quantity), entry, leverage, margin
             )
-            ctx.step(
-                action="adl_counterparty",
-                position=candidate.position_id,
-                account=candidate.account_id,
-                quantity=quantity,
-                price=price,
-                journal=receipt.journal_id,
-            )
-            _reduce(
-                ctx,
-                position,
-                quantity=quantity,
-                price=price,
-                reason="adl",
-                against=candidate.position_id,
-            )
-            position.refresh_from_db()
-            remaining -= quantity
-            notification_create(
-                account=counterparty,
-                kind=Notification.Kind.ADL,
-                text=(
-                    f"{quantity} {position.instrument.symbol} of your position was "
-                    f"auto-deleveraged at {price:.2f} against a bankrupt account."
-                ),
-            )
-        if remaining > 0:
-            # No opposing profit left: the rest closes at the market like a liquidation.
-            _reduce(
-                ctx,
-                position,
-                quantity=remaining,
-                price=slipped_price(mark, position.quantity, ctx.params.liquidation_slippage),
-                reason="liquidation",
-            )
+        )
+    return candidates
 
 
-def _cover_deficit(ctx: _Context) -> None:
-    """What the pool owes after closing comes from the insurance fund, as far as it goes."""
-    after, _ = ctx.quote()
-    if after.margin_balance >= 0:
+def _auto_deleverage(ctx: _Context, position: Position, price: Decimal) -> Decimal:
+    """Close as much of `position` as the ADL queue takes at `price` (its bankruptcy price);
+    the quantity left that nobody opposite could take."""
+    remaining = abs(position.quantity)
+    mark = position.instrument.mark.mark_price
+    for candidate in adl_queue(_adl_candidates(ctx, position), mark=mark):
+        if remaining <= 0:
+            break
+        quantity = min(remaining, candidate.quantity)
+        counterparty = MarginAccount.objects.get(pk=candidate.account_id)
+        receipt = position_fill(
+            account=counterparty,
+            instrument=position.instrument.symbol,
+            side=closing_side(Decimal(candidate.side)),
+            quantity=quantity,
+            price=price,
+            reason="adl",
+            reference=f"adl:{ctx.tick.pk}:{ctx.account.pk}:{candidate.position_id}",
+        )
+        ctx.step(
+            action="adl_counterparty",
+            position=candidate.position_id,
+            account=candidate.account_id,
+            quantity=quantity,
+            price=price,
+            journal=receipt.journal_id,
+        )
+        _reduce(
+            ctx,
+            position,
+            quantity=quantity,
+            price=price,
+            reason="adl",
+            against=candidate.position_id,
+        )
+        ctx.event(
+            AccountEvent.Kind.ADL,
+            counterparty=candidate.account_id,
+            symbol=position.instrument.symbol,
+            quantity=quantity,
+            price=price,
+        )
+        remaining -= quantity
+        notification_create(
+            account=counterparty,
+            kind=Notification.Kind.ADL,
+            text=(
+                f"{quantity} {position.instrument.symbol} of your position was "
+                f"auto-deleveraged at {price:.2f} against a bankrupt account."
+            ),
+        )
+    return remaining
+
+
+def _write_off(ctx: _Context, *, ledger_account: int, amount: Decimal, where: str) -> None:
+    """What nobody could cover is written off: the market account (the exchange's side of
+    every trade) pays it in, in an audited journal, and the desk is alerted."""
+    amount = amount.quantize(QUANTUM, rounding=ROUND_UP)
+    journal = _post(
+        ctx,
+        kind=JournalKind.WRITE_OFF,
+        debit=_house(LedgerAccountKind.MARKET, ctx.settlement),
+        credit=ledger_account,
+        amount=amount,
+        memo=f"loss written off ({where}), tick {ctx.tick.pk}: fund and ADL exhausted",
+    )
+    if journal is None:
+        return
+    ctx.event(AccountEvent.Kind.WRITE_OFF, amount=amount, journal=journal.pk, where=where)
+    _desk_alert(ctx, what="write_off", detail={"amount": str(amount), "journal": journal.pk})
+
+
+def _cover(ctx: _Context, *, ledger_account: int, deficit: Decimal, where: str) -> None:
+    """A deficit in USD: the fund pays what its balance allows, the rest is written off."""
+    if deficit <= 0:
         return
     price = ctx.settlement.price.price
-    deficit = (-after.margin_balance / price).quantize(CENT, rounding=ROUND_UP)
-    fund = LedgerAccount.objects.select_for_update().get(pk=_insurance_fund(ctx.settlement).pk)
-    cover = min(deficit, max(fund.balance, Decimal(0)))
-    if _fund_transfer(
+    owed = (deficit / price).quantize(QUANTUM, rounding=ROUND_UP)
+    fund = _insurance_fund(ctx.settlement, lock=True)
+    cover = min(owed, max(fund.balance, ZERO))
+    if _post(
         ctx,
-        amount=cover,
-        to_fund=False,
         kind=JournalKind.INSURANCE,
-        memo=f"insurance fund covers the deficit, tick {ctx.tick.pk}",
+        debit=fund.pk,
+        credit=ledger_account,
+        amount=cover,
+        memo=f"insurance fund covers the deficit ({where}), tick {ctx.tick.pk}",
     ):
-        ctx.liquidation.insurance_cover = cover.quantize(CENT)
+        ctx.liquidation.insurance_cover += cover
+        ctx.event(AccountEvent.Kind.INSURANCE, amount=cover, where=where)
+    if owed - cover > 0:
+        _write_off(ctx, ledger_account=ledger_account, amount=owed - cover, where=where)
 
 
-def _stale_prices_of(
-    engine_account, positions: dict[str, Position], *, tick: RevaluationTick, max_age_s: int
-) -> set[str]:
-    """The account's symbols (instruments, underlyings, holdings) whose price was not fit to
-    liquidate on (stale or uncertain) at the tick or is not now. A position's engine id is its
-    primary key: its instrument's symbol comes from `positions` (see `_positions_by_engine_id`)."""
-    mine = {line.asset for line in engine_account.collateral} | {
-        symbol
-        for p in engine_account.positions
-        for symbol in (positions[p.id].instrument.symbol, p.risk_asset)
-    }
-    now_unfit = unfit_prices(now=timezone.now(), max_age_s=max_age_s)
-    return mine & (tick.unfit_symbols | set(now_unfit))
+def _sweep_holdings(ctx: _Context) -> None:
+    """A bankrupt pool's other holdings (BTC, SOL...) go to the insurance fund in kind before
+    it covers the settlement asset: the fund pays for the loss, so it takes what was left."""
+    holdings = LedgerAccount.objects.filter(
+        kind=LedgerAccountKind.WALLET, margin_account=ctx.account, balance__gt=0
+    ).exclude(asset=ctx.settlement)
+    for wallet in holdings.select_related("asset").order_by("pk"):
+        fund = _insurance_fund(wallet.asset)
+        journal = journal_post(
+            kind=JournalKind.INSURANCE,
+            lines=[
+                Line(wallet.pk, wallet.asset_id, -wallet.balance),
+                Line(fund.pk, wallet.asset_id, wallet.balance),
+            ],
+            margin_account_id=ctx.account.pk,
+            memo=f"bankrupt pool: {wallet.asset.symbol} holding to the insurance fund",
+        )
+        ctx.step(
+            action="sweep", asset=wallet.asset.symbol, amount=wallet.balance, journal=journal.pk
+        )
+        ctx.event(
+            AccountEvent.Kind.INSURANCE,
+            amount=ZERO,
+            received={wallet.asset.symbol: as_text(wallet.balance)},
+            where="bankrupt pool holdings",
+        )
 
 
-def _isolated_due(quote: AccountQuote, threshold: Decimal):
-    return [
+def _to_fund(ctx: _Context, *, ledger_account: int, amount: Decimal, memo: str) -> Decimal:
+    fund = _insurance_fund(ctx.settlement)
+    journal = _post(
+        ctx,
+        kind=JournalKind.LIQUIDATION_FEE,
+        debit=ledger_account,
+        credit=fund.pk,
+        amount=amount,
+        memo=memo,
+    )
+    return amount.quantize(QUANTUM, rounding=ROUND_DOWN) if journal else ZERO
+
+
+# Isolated positions.
+
+
+def _isolated_margin(position: Position) -> tuple[int, Decimal]:
+    row = LedgerAccount.objects.get(kind=LedgerAccountKind.ISOLATED, position=position)
+    return row.pk, row.balance
+
+
+def _liquidate_isolated(ctx: _Context, position: Position, bankruptcy_price) -> None:
+    """Close the position whole at the slipped mark. Margin left: the clearance fee (capped
+    by it) and the rest to the fund. A deficit: the fund if it can; else ADL at the bankruptcy
+    price, then the fund, then a write-off."""
+    params = ctx.params
+    mark = position.instrument.mark.mark_price
+    quantity = abs(position.quantity)
+    price = slipped_price(mark, position.quantity, params.liquidation_slippage)
+    side = 1 if position.quantity > 0 else -1
+    symbol = position.instrument.symbol
+    isolated_id, margin = _isolated_margin(position)
+    left = margin + side * quantity * (price - position.entry_price)
+    if left >= 0:
+        fee = min(quantity * price * params.liquidation_fee_rate, left).quantize(
+            CENT, rounding=ROUND_DOWN
+        )
+        _reduce(ctx, position, quantity=quantity, price=price, reason="liquidation", fee=fee)
+        remainder = _to_fund(
+            ctx,
+            ledger_account=_wallet(ctx),
+            amount=left - fee,
+            memo=f"remaining isolated margin of {symbol} to the insurance fund",
+        )
+        ctx.liquidation.fee += fee
+        ctx.event(
+            AccountEvent.Kind.LIQUIDATION,
+            symbol=symbol,
+            quantity=quantity,
+            price=price,
+            fee=fee,
+            remainder=remainder,
+            partial=False,
+            margin_mode="isolated",
+        )
+        return
+    deficit = -left
+    if deficit > _fund_available(ctx) and bankruptcy_price:
+        # Rounded in the account's favour, so the closed isolated margin is never left below
+        # 0 (the fill would have the fund pay that dust unconditionally).
+        rounding = ROUND_CEILING if side > 0 else ROUND_FLOOR
+        left_over = _auto_deleverage(
+            ctx, position, bankruptcy_price.quantize(CENT, rounding=rounding)
+        )
+        if left_over <= 0:
+            return
+        quantity = left_over
+        isolated_id, margin = _isolated_margin(position)
+        deficit = -(margin + side * quantity * (price - position.entry_price))
+    # The fill hands the fund's cover to the isolated margin as it closes (positions.py);
+    # what the fund cannot pay is written off into the isolated margin before the fill.
+    available = _fund_available(ctx)
+    if deficit > available:
+        _write_off(
+            ctx, ledger_account=isolated_id, amount=deficit - available, where=f"isolated {symbol}"
+        )
+    cover = min(deficit, available)
+    _reduce(ctx, position, quantity=quantity, price=price, reason="liquidation")
+    ctx.event(
+        AccountEvent.Kind.LIQUIDATION,
+        symbol=symbol,
+        quantity=quantity,
+        price=price,
+        fee=ZERO,
+        partial=False,
+        margin_mode="isolated",
+    )
+    if cover > 0:
+        ctx.liquidation.insurance_cover += cover
+        ctx.event(
+            AccountEvent.Kind.INSURANCE, amount=cover.quantize(CENT), where=f"isolated {symbol}"
+        )
+
+
+# The cross pool.
+
+
+def _tiered_target(target: Decimal, requirement: Requirement) -> Decimal:
+    """The tiered-MM ratio the engine's plan aims at so that the account's requirement lands on
+    `target`: the target itself under the standard scheme or when the tiered MM binds; scaled by
+    tiered MM ÷ requirement when the stress loss binds. The stress loss shrinks with the
+    exposures the plan closes much as the tiered MM does (a linear book's k·√(eᵀΣe) is
+    proportional to a uniform cut), so this lands near the target, not on it; an account still
+    past the line is found again by the next tick."""
+    if requirement.binding != STRESS or requirement.maintenance <= 0:
+        return target
+    return target * requirement.tiered_maintenance / requirement.maintenance
+
+
+def _partial_plan(
+    ctx: _Context, engine_account: AccountInput, frozen: frozenset[str], requirement: Requirement
+):
+    """The hedge-aware partial plan that reaches the target ratio, else the liquidation line
+    less the hysteresis, with slippage and the clearance fee as its cost; None when neither
+    can be reached while keeping a position open (then the pool is taken over). Under the
+    portfolio scheme the targets are taken in tiered-MM terms (`_tiered_target`)."""
+    params = ctx.params
+    cost = params.liquidation_slippage + params.liquidation_fee_rate
+    targets = [params.liquidation_target_ratio, params.liquidation_ratio - params.hysteresis]
+    for target in sorted({t for t in targets if 0 < t <= 1}):
+        plan = liquidation_plan(
+            engine_account,
+            target_ratio=_tiered_target(target, requirement),
+            slippage=cost,
+            settlement_asset=ctx.settlement.symbol,
+            frozen=frozen,
+        )
+        reduced: dict[str, Decimal] = {}
+        for step in plan.steps:
+            reduced[step.position_id] = reduced.get(step.position_id, ZERO) + step.quantity
+        keeps_one = any(
+            p.quantity > reduced.get(p.id, ZERO)
+            for p in engine_account.positions
+            if not p.is_isolated and p.id not in frozen
+        )
+        if plan.reaches_target and keeps_one:
+            return plan
+    return None
+
+
+def _liquidate_partially(ctx: _Context, engine_account: AccountInput, plan) -> None:
+    fee_rate, slippage = ctx.params.liquidation_fee_rate, ctx.params.liquidation_slippage
+    marks = {p.id: p.mark_price for p in engine_account.positions}
+    positions = _positions_by_engine_id(ctx.account)
+    for step in plan.steps:
+        if step.quantity <= 0:
+            continue
+        position = positions[step.position_id]
+        price = slipped_price(marks[step.position_id], position.quantity, slippage)
+        fee = (step.quantity * price * fee_rate).quantize(CENT, rounding=ROUND_DOWN)
+        _reduce(ctx, position, quantity=step.quantity, price=price, reason="liquidation", fee=fee)
+        ctx.liquidation.fee += fee
+        ctx.event(
+            AccountEvent.Kind.LIQUIDATION,
+            symbol=position.instrument.symbol,
+            quantity=step.quantity,
+            price=price,
+            fee=fee,
+            partial=True,
+            margin_mode="cross",
+        )
+
+
+def _take_over(ctx: _Context, quote: AccountQuote, frozen: frozenset[str]) -> None:
+    """No partial step can: every cross position (but those on a stale price) closes. With
+    margin left after slippage, it pays the clearance fee (capped by it) and the rest goes
+    to the fund too, as when the venue takes the position over at its bankruptcy price. With a
+    deficit the fund can pay, it pays; one it cannot is auto-deleveraged at the bankruptcy
+    prices."""
+    params = ctx.params
+    positions = _positions_by_engine_id(ctx.account)
+    rows = [
         row
         for row in quote.positions
-        if row.margin_mode == "isolated"
-        and (row.isolated_margin_ratio is None or row.isolated_margin_ratio >= threshold)
+        if row.margin_mode == "cross" and row.id not in frozen and row.id in positions
     ]
+    slip = params.liquidation_slippage
+    prices = {
+        row.id: slipped_price(
+            positions[row.id].instrument.mark.mark_price, positions[row.id].quantity, slip
+        )
+        for row in rows
+    }
+    cost = sum(
+        (
+            abs(positions[r.id].quantity)
+            * abs(positions[r.id].instrument.mark.mark_price - prices[r.id])
+            for r in rows
+        ),
+        ZERO,
+    )
+    left = quote.margin_balance - cost
+    if left < 0 and -left > _fund_available(ctx):
+        for row in sorted(rows, key=lambda r: -r.maintenance_margin):
+            current, live = ctx.quote()
+            position = live.get(row.id)
+            if position is None:
+                continue
+            now_row = next(r for r in current.positions if r.id == row.id)
+            bankruptcy = now_row.bankruptcy_price or position.instrument.mark.mark_price
+            unmatched = _auto_deleverage(ctx, position, bankruptcy.quantize(CENT))
+            if unmatched > 0:
+                price = prices[row.id]
+                _reduce(ctx, position, quantity=unmatched, price=price, reason="liquidation")
+                ctx.event(
+                    AccountEvent.Kind.LIQUIDATION,
+                    symbol=position.instrument.symbol,
+                    quantity=unmatched,
+                    price=price,
+                    fee=ZERO,
+                    partial=False,
+                    margin_mode="cross",
+                )
+        return
+    fee_room = max(left, ZERO)
+    for row in sorted(rows, key=lambda r: -r.maintenance_margin):
+        position = positions[row.id]
+        quantity = abs(position.quantity)
+        fee = min(quantity * prices[row.id] * params.liquidation_fee_rate, fee_room).quantize(
+            CENT, rounding=ROUND_DOWN
+        )
+        fee_room -= fee
+        symbol = position.instrument.symbol
+        _reduce(
+            ctx, position, quantity=quantity, price=prices[row.id], reason="liquidation", fee=fee
+        )
+        ctx.liquidation.fee += fee
+        ctx.event(
+            AccountEvent.Kind.LIQUIDATION,
+            symbol=symbol,
+            quantity=quantity,
+            price=prices[row.id],
+            fee=fee,
+            partial=False,
+            margin_mode="cross",
+        )
+    after, _ = ctx.quote()
+    if after.margin_balance > 0:
+        wallet = _wallet(ctx)
+        cash = LedgerAccount.objects.get(pk=wallet).balance
+        remainder = _to_fund(
+            ctx,
+            ledger_account=wallet,
+            amount=min(after.margin_balance / ctx.settlement.price.price, max(cash, ZERO)),
+            memo="taken over: the margin left after the clearance fee to the insurance fund",
+        )
+        if remainder and ctx.events:
+            # The last close of the takeover carries what the fund received beyond the fee.
+            ctx.events[-1].detail["remainder"] = as_text(remainder)
 
 
 def _cross_due(quote: AccountQuote, requirement: Requirement, threshold: Decimal) -> bool:
@@ -326,9 +731,46 @@ def _cross_due(quote: AccountQuote, requirement: Requirement, threshold: Decimal
     return requirement.margin_ratio is None or requirement.margin_ratio >= threshold
 
 
+def _isolated_due(quote: AccountQuote, threshold: Decimal):
+    return [
+        row
+        for row in quote.positions
+        if row.margin_mode == "isolated"
+        and (row.isolated_margin_ratio is None or row.isolated_margin_ratio >= threshold)
+    ]
+
+
+def _hold(ctx: _Context, unfit: UnfitPrices, quote: AccountQuote) -> Liquidation:
+    """A material stale price: nothing is traded; the desk is told, every tick it lasts."""
+    liquidation = ctx.liquidation
+    for price in unfit.prices:
+        ctx.event(
+            AccountEvent.Kind.STALE_BLOCKED,
+            symbol=price.symbol,
+            age_s=price.age_s if price.age_s is not None else "unknown",
+            value=price.value.quantize(CENT),
+        )
+    _desk_alert(
+        ctx,
+        what="stale_blocked",
+        detail={
+            "prices": {p.symbol: str(p.age_s) for p in unfit.prices},
+            "margin_ratio": str(quote.margin_ratio),
+        },
+    )
+    ctx.step(action="held", reason=", ".join(p.symbol for p in unfit.prices))
+    liquidation.status = Liquidation.Status.HELD
+    liquidation.completed_at = timezone.now()
+    liquidation.save()
+    AccountEvent.objects.bulk_create(ctx.events)
+    return liquidation
+
+
 @transaction.atomic
-def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
-    """Liquidate the account as the tick found it due, once."""
+def liquidation_run(*, account_id: int, tick_id: int, now: datetime | None = None) -> Liquidation:
+    """Liquidate the account as the tick found it due, once. `now` is the market time (the
+    scenario runner's; the clock otherwise)."""
+    now = now or timezone.now()
     liquidation, _ = Liquidation.objects.get_or_create(account_id=account_id, tick_id=tick_id)
     liquidation = Liquidation.objects.select_for_update().get(pk=liquidation.pk)
     if liquidation.status != Liquidation.Status.PENDING:
@@ -340,72 +782,71 @@ def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
     params = ctx.params
     engine_account = engine_accounts([account_id])[account_id]
     positions = _positions_by_engine_id(account)
-    stale = _stale_prices_of(
-        engine_account, positions, tick=tick, max_age_s=params.price_guard_max_age_s
-    )
     quote = quote_account(engine_account)
     requirement = account_state_load(account, lock=False).requirement()
     liquidation.margin_ratio_before = _stored_ratio(requirement.margin_ratio)
-    threshold = params.liquidation_ratio
-    isolated = _isolated_due(quote, threshold)
-    cross = _cross_due(quote, requirement, threshold)
-    if stale or not (cross or isolated):
-        liquidation.status = Liquidation.Status.NOT_NEEDED
-        ctx.step(
-            action="skipped",
-            reason=f"prices not fit to liquidate on: {', '.join(sorted(stale))}"
-            if stale
-            else "no longer due",
+    unfit = account_unfit_prices(
+        engine_account,
+        positions,
+        quote=quote,
+        stale=stale_prices_now(tick=tick, now=now, max_age_s=params.price_guard_max_age_s),
+        now=now,
+        share=params.stale_materiality_share,
+    )
+    if unfit.assets:
+        engine_account = _haircut_stale_holdings(
+            engine_account, unfit.assets, params.stale_price_haircut
         )
+        quote = quote_account(engine_account)
+    threshold = params.liquidation_ratio
+    isolated = [row for row in _isolated_due(quote, threshold) if row.id not in unfit.positions]
+    cross = _cross_due(quote, requirement, threshold)
+    if not (cross or isolated):
+        liquidation.status = Liquidation.Status.NOT_NEEDED
+        ctx.step(action="skipped", reason="no longer due")
         liquidation.completed_at = timezone.now()
         liquidation.save()
         return liquidation
+    if unfit.material:
+        return _hold(ctx, unfit, quote)
 
     for row in isolated:
-        position = positions[row.id]
-        price = slipped_price(
-            position.instrument.mark.mark_price, position.quantity, params.liquidation_slippage
-        )
-        _reduce(ctx, position, quantity=abs(position.quantity), price=price, reason="liquidation")
+        _liquidate_isolated(ctx, positions[row.id], row.bankruptcy_price)
     if cross:
-        fund = _insurance_fund(settlement)
-        plan_cost = liquidation_plan(
-            engine_account,
-            target_ratio=params.liquidation_target_ratio,
-            slippage=params.liquidation_slippage,
-            settlement_asset=settlement.symbol,
-        ).insurance_fund_cost
-        bankrupt = quote.margin_balance <= 0
-        if bankrupt and plan_cost > fund.balance * settlement.price.price:
-            _auto_deleverage(ctx, quote)
-            liquidation.adl_cover = plan_cost
+        plan = _partial_plan(ctx, engine_account, unfit.positions, requirement)
+        if plan is not None:
+            _liquidate_partially(ctx, engine_account, plan)
         else:
-            _liquidate_by_plan(ctx, engine_account, requirement)
-    _cover_deficit(ctx)
+            _take_over(ctx, quote, unfit.positions)
+    after, _ = ctx.quote()
+    if after.margin_balance < 0:
+        _sweep_holdings(ctx)
+        after, _ = ctx.quote()
+        cash = LedgerAccount.objects.get(pk=_wallet(ctx)).balance * ctx.settlement.price.price
+        deficit = max(-after.margin_balance, -cash)
+        _cover(ctx, ledger_account=_wallet(ctx), deficit=deficit, where="cross")
+        after, _ = ctx.quote()
 
-    after = account_state_load(account, lock=False).requirement()
-    liquidation.margin_ratio_after = _stored_ratio(after.margin_ratio)
+    liquidation.margin_ratio_after = _stored_ratio(
+        account_state_load(account, lock=False).requirement().margin_ratio
+    )
     liquidation.status = Liquidation.Status.DONE
     liquidation.completed_at = timezone.now()
     liquidation.save()
+    for event in ctx.events:
+        event.margin_ratio = liquidation.margin_ratio_before
+    AccountEvent.objects.bulk_create(ctx.events)
     detail = {
         "liquidation": liquidation.pk,
         "fee": str(liquidation.fee),
         "insurance_cover": str(liquidation.insurance_cover),
         "steps": len(liquidation.steps),
     }
-    AccountEvent.objects.create(
-        account=account,
-        tick=tick,
-        kind=AccountEvent.Kind.LIQUIDATION,
-        margin_ratio=liquidation.margin_ratio_before,
-        detail=detail,
-    )
     audit_record(
         action="account.liquidation",
         margin_account=account,
         subject=f"tick:{tick.pk}",
-        before={"margin_ratio": str(requirement.margin_ratio)},
+        before={"margin_ratio": str(quote.margin_ratio)},
         after={"margin_ratio": str(after.margin_ratio), **detail},
         reason="revaluation",
     )
@@ -413,7 +854,7 @@ def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
         account=account,
         kind=Notification.Kind.LIQUIDATION,
         text=(
-            f"Account #{account.pk} was liquidated: margin ratio {requirement.margin_ratio} → "
+            f"Account #{account.pk} was liquidated: margin ratio {quote.margin_ratio} → "
             f"{after.margin_ratio}, liquidation fee {liquidation.fee} {settlement.symbol}."
         ),
     )

@@ -190,6 +190,12 @@ def _isolated_transfer_plan(
     def plan(state: AccountState) -> PositionPlan:
         position = _isolated_position(state, instrument)
         moved_amount = direction * amount_parse(amount, field="amount")
+        if direction < 0 and state.reduce_only:
+            raise ApplicationError(
+                "This account is reduce-only (an unanswered margin call or the desk): isolated "
+                "margin cannot be removed until it is lifted.",
+                {"amount": "reduce-only"},
+            )
         if direction < 0 and -moved_amount > position.isolated_margin:
             raise ApplicationError(
                 f"{instrument} holds {as_text(position.isolated_margin)} of isolated margin; "

@@ -63,11 +63,14 @@ SCALAR_FIELDS = (
     "price_guard_min_sources",
     "price_guard_agreement_band",
     "price_guard_source_cap",
+    "stale_materiality_share",
+    "stale_price_haircut",
+    "margin_call_deadline_s",
     "stress_ewma_lambda",
     "stress_k_sigma",
     "stress_horizon_days",
 )
-INTEGER_FIELDS = ("price_guard_max_age_s", "price_guard_min_sources")
+INTEGER_FIELDS = ("price_guard_max_age_s", "price_guard_min_sources", "margin_call_deadline_s")
 THRESHOLDS = ("warning_ratio", "margin_call_ratio", "liquidation_ratio")
 
 

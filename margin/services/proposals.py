@@ -15,6 +15,7 @@ from accounts.roles import APPROVE, PROPOSE
 from margin.errors import ApplicationError
 from margin.models import Case, CreditTier, Fill, MarginAccount, MarginScheme, Position, Proposal
 from margin.services.audit import audit_record
+from margin.services.liquidation import stale_prices_now
 from margin.services.positions import closing_side, position_fill, slipped_price
 from margin.services.reference import parameters_in_force
 
@@ -211,19 +212,27 @@ def _carry_out_forced_reduction(proposal: Proposal, approver) -> dict:
     forced fill; the proposal is the fill's reference, so it books once."""
     # The account first, as every ledger write locks it: its positions cannot move under us.
     MarginAccount.objects.select_for_update().get(pk=proposal.margin_account_id)
-    position = Position.objects.select_related("instrument__mark", "margin_account").get(
-        pk=proposal.payload["position"], margin_account_id=proposal.margin_account_id
-    )
+    position = Position.objects.select_related(
+        "instrument__mark", "instrument__underlying", "margin_account"
+    ).get(pk=proposal.payload["position"], margin_account_id=proposal.margin_account_id)
     quantity = min(Decimal(proposal.payload["quantity"]), abs(position.quantity))
     if quantity <= 0:
         raise ApplicationError("The position is already flat: nothing to reduce.")
     closing = closing_side(position.quantity)
     if closing != proposal.payload["side"]:
         raise ApplicationError("The position has changed side since the proposal: reject it.")
+    params = parameters_in_force()
+    stale = stale_prices_now(
+        tick=None, now=timezone.now(), max_age_s=params.price_guard_max_age_s
+    ) & {position.instrument.symbol, position.instrument.underlying.symbol}
+    if stale:
+        raise ApplicationError(
+            f"The price of {', '.join(sorted(stale))} is stale: a forced reduction would trade "
+            "on a price nobody can check. Wait for fresh prices, then approve.",
+            {"__all__": "stale price"},
+        )
     price = slipped_price(
-        position.instrument.mark.mark_price,
-        position.quantity,
-        parameters_in_force().liquidation_slippage,
+        position.instrument.mark.mark_price, position.quantity, params.liquidation_slippage
     )
     before = position.quantity
     receipt = position_fill(

@@ -31,7 +31,14 @@ from margin.engine.stress import stress_margin
 from margin.engine.vector import Revaluation, revalue, sum_by
 from margin.errors import ApplicationError
 from margin.market.selectors import stale_symbols, unfit_prices
-from margin.market.states import LEVEL, STATES, Thresholds, next_levels
+from margin.market.states import (
+    LEVEL,
+    STATES,
+    Thresholds,
+    margin_call_amount,
+    next_levels,
+    worst_ratio,
+)
 from margin.models import (
     AccountEvent,
     AccountState,
@@ -48,6 +55,7 @@ from margin.selectors import engine_book
 from margin.services.audit import audit_records
 from margin.services.expiry import futures_expiry_run
 from margin.services.funding import funding_settle_due
+from margin.services.margin_calls import deadline_of, margin_call_deadlines_apply
 from margin.services.reference import parameters_in_force
 from margin.services.volatility import tick_stress_model, tick_volatility
 
@@ -131,7 +139,9 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
         stale = stale_symbols(now=now, max_age_s=params.price_guard_max_age_s)
         doubts = unfit_prices(now=now, max_age_s=params.price_guard_max_age_s)
         if doubts:
-            logger.warning("prices unfit, no liquidation of accounts exposed to them: %s", doubts)
+            logger.warning(
+                "prices unfit at the freeze (liquidation checks materiality): %s", doubts
+            )
         account_ids = list(MarginAccount.objects.order_by("pk").values_list("pk", flat=True))
         size = settings.REVALUATION_SHARD_SIZE
         chunks = [account_ids[i : i + size] for i in range(0, len(account_ids), size)]
@@ -325,13 +335,17 @@ def _snapshots_write_orm(rows) -> None:
     MarginSnapshot.objects.bulk_create(snapshots, batch_size=500, ignore_conflicts=True)
 
 
-def _state_changes(*, tick, account_ids, owners, old, new, revaluation, figures) -> list[int]:
+def _state_changes(
+    *, tick, account_ids, owners, old, new, revaluation, figures, call_amount
+) -> list[int]:
     """Record each transition (account row, event, audit line) and the margin calls'
-    notifications; returns the notifications' ids (to e-mail)."""
+    notifications, each with the amount that takes the account back to the warning level and
+    its deadline; returns the notifications' ids (to e-mail)."""
     changed = np.flatnonzero(old != new)
     if not changed.size:
         return []
     now = timezone.now()
+    deadline = deadline_of(tick)
     events, audits, notifications, by_state = [], [], [], {}
     for row in changed.tolist():
         account_id = int(account_ids[row])
@@ -339,6 +353,11 @@ def _state_changes(*, tick, account_ids, owners, old, new, revaluation, figures)
         ratio = _decimal_or_none(min(float(figures.margin_ratio[row]), RATIO_CAP))
         balance = _decimal_or_none(float(revaluation.margin_balance[row]))
         by_state.setdefault(after, []).append(account_id)
+        called = after == AccountState.MARGIN_CALL and new[row] > old[row]
+        amount = Decimal(f"{call_amount[row]:.2f}")
+        detail = {"margin_balance": str(balance)}
+        if called:
+            detail |= {"amount": str(amount), "deadline": deadline.isoformat()}
         events.append(
             AccountEvent(
                 account_id=account_id,
@@ -347,7 +366,7 @@ def _state_changes(*, tick, account_ids, owners, old, new, revaluation, figures)
                 from_state=before,
                 to_state=after,
                 margin_ratio=ratio,
-                detail={"margin_balance": str(balance)},
+                detail=detail,
             )
         )
         audits.append(
@@ -360,7 +379,7 @@ def _state_changes(*, tick, account_ids, owners, old, new, revaluation, figures)
                 reason="revaluation",
             )
         )
-        if after == AccountState.MARGIN_CALL and new[row] > old[row]:
+        if called:
             notifications.append(
                 Notification(
                     user_id=owners[row],
@@ -368,8 +387,9 @@ def _state_changes(*, tick, account_ids, owners, old, new, revaluation, figures)
                     kind=Notification.Kind.MARGIN_CALL,
                     text=(
                         f"Margin call on account #{account_id}: margin ratio {ratio:.2%} "
-                        f"(margin balance {balance:.2f} USD). Add collateral or reduce "
-                        "positions to avoid liquidation."
+                        f"(margin balance {balance:.2f} USD). Add {amount:.2f} USD of "
+                        f"collateral (or reduce positions) by {deadline:%Y-%m-%d %H:%M} UTC, "
+                        "or the account turns reduce-only; liquidation comes at the line."
                     ),
                 )
             )
@@ -396,14 +416,22 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     accounts = list(
         MarginAccount.objects.filter(pk__gte=shard.first_account_id, pk__lte=shard.last_account_id)
         .order_by("pk")
-        .values_list("pk", "state", "owner_id", "margin_scheme")
+        .values_list(
+            "pk",
+            "state",
+            "owner_id",
+            "margin_scheme",
+            "margin_call_due_at",
+            "reduce_only",
+            "reduce_only_automatic",
+        )
     )
     book = slice_.book
-    by_id = {pk: rest for pk, *rest in accounts}
-    ids = slice_.account_ids.tolist()
-    old = np.array([LEVEL[by_id[pk][0]] for pk in ids], dtype=np.int64)
-    owners = [by_id[pk][1] for pk in ids]
-    portfolio = np.array([by_id[pk][2] == PORTFOLIO for pk in ids], dtype=bool)
+    by_id = {row[0]: row[1:] for row in accounts}
+    account_rows = [by_id[pk] for pk in slice_.account_ids.tolist()]
+    old = np.array([LEVEL[row[0]] for row in account_rows], dtype=np.int64)
+    owners = [row[1] for row in account_rows]
+    portfolio = np.array([row[2] == PORTFOLIO for row in account_rows], dtype=bool)
     loaded = time.perf_counter()
 
     marks = _aligned(book.instrument_names, tick.marks, slice_.marks)
@@ -412,7 +440,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     stress, figures = _stress(book, marks, asset_prices, revaluation, tick, portfolio)
     new = next_levels(
         old,
-        margin_ratio=figures.margin_ratio,
+        margin_ratio=worst_ratio(book, revaluation, figures.margin_ratio),
         margin_balance=revaluation.margin_balance,
         maintenance_margin=figures.maintenance,
         thresholds=Thresholds.of(params),
@@ -439,6 +467,17 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
             new=new,
             revaluation=revaluation,
             figures=figures,
+            call_amount=margin_call_amount(
+                book, revaluation, float(params.warning_ratio), figures.maintenance
+            ),
+        )
+        margin_call_deadlines_apply(
+            tick=tick,
+            account_ids=slice_.account_ids,
+            levels=new,
+            due_at=[row[3] for row in account_rows],
+            reduce_only=np.array([row[4] for row in account_rows], dtype=bool),
+            automatic=np.array([row[5] for row in account_rows], dtype=bool),
         )
         written = time.perf_counter()
         locked.completed_at = timezone.now()
@@ -459,26 +498,10 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     )
 
 
-def _on_stale_prices(tick, book) -> np.ndarray:
-    """Accounts with a position, an underlying or a holding whose price was not fit to
-    liquidate on at the tick (stale or uncertain)."""
-    stale = tick.unfit_symbols
-    blocked = np.zeros(book.n_accounts, dtype=bool)
-    if not stale:
-        return blocked
-    stale_instrument = np.array([name in stale for name in book.instrument_names], dtype=bool)
-    stale_asset = np.array([name in stale for name in book.asset_names], dtype=bool)
-    instrument = book.pos_instrument
-    on_stale = stale_instrument[instrument] | stale_asset[book.instrument_asset[instrument]]
-    blocked[book.pos_account[on_stale]] = True
-    blocked[book.col_account[stale_asset[book.col_asset] & (book.col_quantity != 0)]] = True
-    return blocked
-
-
 def _liquidation_candidates(tick, slice_, revaluation, new) -> list[tuple[int, int]]:
     """Accounts at or past liquidation, and accounts with an isolated position past its own
-    line, except those exposed to a price that was stale at the tick (never liquidate on a
-    stale price)."""
+    line. One exposed to a stale price is handed on too: the liquidation decides whether that
+    price is material (and then holds back, with a `stale_blocked` event and a desk alert)."""
     book = slice_.book
     threshold = float(tick.parameter_version.liquidation_ratio)
     due = new >= LEVEL[AccountState.LIQUIDATION]
@@ -487,7 +510,7 @@ def _liquidation_candidates(tick, slice_, revaluation, new) -> list[tuple[int, i
     )
     due[book.pos_account[isolated_due]] = True
     has_positions = np.bincount(book.pos_account, minlength=book.n_accounts) > 0
-    rows = np.flatnonzero(due & has_positions & ~_on_stale_prices(tick, book))
+    rows = np.flatnonzero(due & has_positions)
     return [(int(slice_.account_ids[row]), tick.pk) for row in rows]
 
 

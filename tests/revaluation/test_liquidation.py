@@ -1,23 +1,30 @@
+from datetime import timedelta
 from decimal import Decimal
 
 import numpy as np
 import pytest
 from django.db.models import F
+from django.utils import timezone
 
+from accounts.roles import RISK_MANAGER, RISK_OFFICER
+from margin.errors import ApplicationError
 from margin.models import (
     AccountState,
+    AssetPrice,
     Entry,
     Fill,
     LedgerAccount,
     LedgerAccountKind,
     Liquidation,
     Position,
+    Proposal,
     SimulatedAsset,
 )
 from margin.selectors import account_quote, ledger_differences
 from margin.services.liquidation import insurance_fund_deposit, liquidation_run
 from margin.services.margin_mode import position_margin_mode_switch
 from margin.services.prices import demo_market_step, prices_refresh
+from margin.services.proposals import forced_reduction_propose, proposal_approve
 from margin.services.revaluation import revaluation_tick_run
 from tests.revaluation.factories import funded_account, market_prices
 
@@ -159,11 +166,34 @@ def test_an_isolated_position_past_its_own_line_is_closed_and_the_cross_pool_lef
     run = crash_and_tick(later, 85300)
     (due,) = run.to_liquidate
     liquidation = liquidation_run(account_id=due[0], tick_id=due[1])
-    # then
+    # then: the tick put the account in liquidation on its isolated position's own ratio
+    # (issue 14: isolated positions move the account's state like the cross pool)
     account.refresh_from_db()
-    assert account.state == AccountState.HEALTHY
+    assert account.state == AccountState.LIQUIDATION
     assert Position.objects.get(margin_account=account).quantity == 0
     fill = Fill.objects.get(reason=Fill.Reason.LIQUIDATION)
     assert fill.quantity == Decimal("-0.2") and fill.price == Decimal("85129.4")
     assert liquidation.status == Liquidation.Status.DONE
     assert ledger_differences().clean
+
+
+def test_the_desk_forced_reduction_refuses_a_stale_price(market, make_user):
+    # given: a proposal to reduce a BTC position; then BTC's index stops updating (2 min old)
+    account = funded_account(usdt="20000", fills=[("BTCUSDT", "buy", "0.2")])
+    position = Position.objects.get(margin_account=account)
+    proposal = forced_reduction_propose(
+        position=position,
+        quantity=Decimal("0.1"),
+        reason="reduce",
+        proposer=make_user(RISK_OFFICER, username="o1"),
+    )
+    AssetPrice.objects.filter(asset__symbol="BTC").update(
+        updated_at=timezone.now() - timedelta(seconds=120)
+    )
+    # when / then: the approval is refused with the reason; nothing traded
+    with pytest.raises(ApplicationError, match="BTC is stale"):
+        proposal_approve(proposal=proposal, approver=make_user(RISK_MANAGER, username="m1"))
+    position.refresh_from_db()
+    assert position.quantity == Decimal("0.2")
+    assert not Fill.objects.filter(reason=Fill.Reason.DESK).exists()
+    assert Proposal.objects.get(pk=proposal.pk).status == Proposal.Status.PENDING

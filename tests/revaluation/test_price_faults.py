@@ -20,8 +20,11 @@ from margin.market.demo import VENUES
 from margin.market.quotes import PERP, SPOT, Quote
 from margin.market.selectors import latest_snapshot, price_unfit_reason
 from margin.models import (
+    AccountEvent,
     AccountState,
     AssetPrice,
+    AuditEntry,
+    Fill,
     GuardRejection,
     Liquidation,
     MarkPrice,
@@ -73,15 +76,21 @@ def test_a_stale_feed_is_flagged_and_nothing_is_liquidated_on_it(market, later, 
     prices_refresh(now=stale_at)
     # when
     run = run_tick_and_liquidations(stale_at)
-    # then: the tick computed on the last prices, flagged them, and did not liquidate
+    # then: the tick computed on the last prices and flagged them; the liquidation found the
+    # stale price material (the whole position is on it) and held back, saying so (issue 14)
     tick = run.start.tick
     assert {"BTC", "BTCUSDT"} <= set(tick.stale_symbols)
     snapshot = latest_snapshot(account)
     assert snapshot.is_stale and snapshot.state == AccountState.BANKRUPT
-    assert run.to_liquidate == [] and Liquidation.objects.count() == 0
-    # and a liquidation task that still arrives for it books nothing
+    (held,) = Liquidation.objects.all()
+    assert held.status == Liquidation.Status.HELD
+    assert not Fill.objects.exclude(reason=Fill.Reason.TRADE).exists()
+    blocked = AccountEvent.objects.filter(account=account, kind=AccountEvent.Kind.STALE_BLOCKED)
+    assert {e.detail["symbol"] for e in blocked} >= {"BTC", "BTCUSDT"}
+    assert AuditEntry.objects.filter(action="desk.alert.stale_blocked").exists()
+    # and a liquidation task that arrives again for it books nothing
     late = liquidation_run(account_id=account.pk, tick_id=tick.pk)
-    assert late.status == Liquidation.Status.NOT_NEEDED
+    assert late.status == Liquidation.Status.HELD
 
 
 def depeg_account():
@@ -306,12 +315,15 @@ def test_nothing_is_liquidated_on_an_uncertain_price(market, later, reference):
     tick = run.start.tick
     assert tick.price_doubts["BTC"].startswith("uncertain: sources disagree")
     assert latest_snapshot(account).state == AccountState.BANKRUPT
-    assert run.to_liquidate == [] and Liquidation.objects.count() == 0
+    # the liquidation found the uncertain price material (the position is on it) and held
+    # back, saying why (issue 14: uncertain prices feed the same materiality rule as stale)
+    (held,) = Liquidation.objects.all()
+    assert held.status == Liquidation.Status.HELD and "BTC" in held.steps[-1]["reason"]
+    assert not Fill.objects.exclude(reason=Fill.Reason.TRADE).exists()
     assert price_unfit_reason("BTC", now=later(3), max_age_s=reference.price_guard_max_age_s)
-    # and a liquidation task that still arrives books nothing, saying why
+    # and a liquidation task that arrives again books nothing
     late = liquidation_run(account_id=account.pk, tick_id=tick.pk)
-    assert late.status == Liquidation.Status.NOT_NEEDED
-    assert "BTC" in late.steps[-1]["reason"]
+    assert late.status == Liquidation.Status.HELD
 
 
 def test_the_account_page_says_why_it_is_not_liquidated(market, later, client):

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('margin', '0014_price_guard'),
+        ('margin', '0015_stress_margin_scheme'),
     ]
 
     operations = [

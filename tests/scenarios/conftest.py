@@ -1,0 +1,1 @@
+from tests.revaluation.conftest import later, market, now, reference  # noqa: F401
