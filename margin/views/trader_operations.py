@@ -46,7 +46,7 @@ from margin.services.margin_mode import (
     position_margin_mode_switch_preview,
 )
 from margin.services.positions import position_market_fill, position_market_fill_preview
-from margin.templatetags.trader_format import money, price, quantity, signed_money
+from margin.templatetags.numbers import money, price, quantity, signed_money
 from margin.views.rendering import render_partial, wants_fragment
 from margin.views.trader_common import DASHBOARD, with_account
 
