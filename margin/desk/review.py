@@ -118,7 +118,9 @@ def account_scenarios(account: AccountInput, *, moving: set[str]) -> list[Scenar
     for label, moves in rows:
         moves = np.asarray(moves)
         found = stress_book(book, marks, prices, moves, insurance_fund=0.0)
-        shocked = revalue(book, *shocked_prices(book, marks, prices, moves), liquidation_prices=False)
+        shocked = revalue(
+            book, *shocked_prices(book, marks, prices, moves), liquidation_prices=False
+        )
         results.append(
             ScenarioRow(
                 label,
