@@ -24,7 +24,7 @@ from margin.market.selectors import latest_snapshot
 from margin.models import MarginAccount, ParameterVersion
 from margin.services.account_state import AccountState, PositionState, account_state_load
 from margin.services.reference import parameters_in_force
-from margin.views.trader_gauge import Gauge, Thresholds, ratio_gauge
+from margin.views.trader_gauge import Gauge, Thresholds, quote_gauge
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def account_figures(account: MarginAccount) -> AccountFigures:
         input=account_input,
         quote=quote,
         thresholds=thresholds,
-        gauge=ratio_gauge(quote.margin_ratio, thresholds),
+        gauge=quote_gauge(quote, thresholds),
         state=state,
         positions=position_rows(state, account_input, quote),
         collateral=collateral_rows(account_input),
