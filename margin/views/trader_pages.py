@@ -22,6 +22,7 @@ from margin.views.rendering import render_page_or_fragment, render_partial
 from margin.views.trader_common import DASHBOARD, with_account
 from margin.views.trader_figures import account_figures, position_rows, thresholds_of
 from margin.views.trader_gauge import account_verdict, quote_gauge
+from margin.views.trader_history import account_notices
 from margin.views.trader_operations import blank_forms
 from margin.views.trader_whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
 
@@ -75,7 +76,11 @@ def _dashboard_context(account) -> dict:
 
 @with_account
 def account_detail(request, account):
-    context = _dashboard_context(account) | blank_forms()
+    context = (
+        _dashboard_context(account)
+        | blank_forms()
+        | {"notices": account_notices(request.user, account)}
+    )
     return render(request, DASHBOARD, context)
 
 

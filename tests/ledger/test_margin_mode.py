@@ -54,12 +54,12 @@ def test_a_switch_to_isolated_under_initial_margin_is_refused_with_the_reason(ac
     fund(account, "USDT", "10000")
     buy(account, "0.5")
     journals = Journal.objects.count()
-    with pytest.raises(ApplicationError, match=r"4750\.4999 USD under its initial margin"):
+    with pytest.raises(ApplicationError, match=r"4,750\.50 USD under its initial margin"):
         switch(account, "isolated", "0.0001")
     preview = position_margin_mode_switch_preview(
         account=account, instrument="BTCUSDT", mode="isolated", isolated_margin=D("4000")
     )
-    assert "750.5 USD under its initial margin" in preview.refusal
+    assert "750.50 USD under its initial margin" in preview.refusal
     assert Journal.objects.count() == journals
 
 
