@@ -86,3 +86,71 @@ def percent_text(value) -> str:
         return MISSING
     shown = (_decimal(value) * 100).quantize(CENT, rounding=ROUND_HALF_EVEN)
     return f"{shown:,}%".replace("-", "−")
+
+
+# How a field of an audit entry or a proposal reads, by its name: a ratio or rate as a
+# percentage, a price to about its tick, a size as a quantity, money to the cent.
+PERCENT_FIELDS = ("ratio", "rate", "mmr", "max_move", "slippage", "move")
+PRICE_FIELDS = ("price",)
+QUANTITY_FIELDS = ("quantity", "quantity_before", "quantity_after")
+MONEY_FIELDS = ("pnl", "amount", "notional", "floor", "margin", "balance", "fee", "loss", "cum")
+
+
+def field_text(name: str, value) -> str:
+    """One value of a change as people read it; text that is not a number stays as it is."""
+    if value is None:
+        return MISSING
+    if isinstance(value, bool) or not isinstance(value, str | float | Decimal):
+        return "yes" if value is True else "no" if value is False else str(value)
+    try:
+        number = _decimal(value)
+    except ArithmeticError:
+        return str(value)
+    leaf = name.rsplit(".", 1)[-1]
+    if leaf in QUANTITY_FIELDS:
+        return quantity_text(number)
+    if any(leaf.endswith(part) for part in PERCENT_FIELDS):
+        return percent_text(number)
+    if any(leaf.endswith(part) for part in PRICE_FIELDS):
+        return price_text(number)
+    if any(leaf.endswith(part) for part in MONEY_FIELDS):
+        return money_text(number)
+    if isinstance(value, str):
+        return value
+    return format_number(number)
+
+
+def flatten(value, prefix: str = "") -> dict[str, object]:
+    """A JSON value as dotted field names: {"a": {"b": 1}} → {"a.b": 1}; lists by index."""
+    if isinstance(value, dict):
+        out = {}
+        for key, inner in value.items():
+            out |= flatten(inner, f"{prefix}.{key}" if prefix else str(key))
+        return out
+    if isinstance(value, list):
+        out = {}
+        for i, inner in enumerate(value):
+            out |= flatten(inner, f"{prefix}[{i + 1}]")
+        return out
+    return {prefix or "value": value}
+
+
+def change_rows(before, after) -> list[tuple[str, str | None, str]]:
+    """An audit entry's or a proposal's change as (field, before, after) rows of text, the
+    before None where there was none: "mmr: 0.40% → 0.50%", never a Python dict."""
+    old = flatten(before) if before is not None else {}
+    new = flatten(after) if after is not None else {}
+    rows = []
+    for name in list(dict.fromkeys([*old, *new])):
+        was = field_text(name, old[name]) if name in old else None
+        now = field_text(name, new[name]) if name in new else MISSING
+        rows.append((name.replace("_", " "), None if was == now else was, now))
+    return rows
+
+
+def change_text(before, after) -> str:
+    """The rows on one line (a CSV cell): "field: before → after; field: value"."""
+    return "; ".join(
+        f"{name}: {was} → {now}" if was is not None else f"{name}: {now}"
+        for name, was, now in change_rows(before, after)
+    )

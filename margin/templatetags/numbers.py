@@ -8,6 +8,7 @@ figures through these; numbers stay Decimals until here.
 from django import template
 
 from margin.numbers import (
+    change_rows,
     is_missing,
     money_text,
     percent_text,
@@ -50,3 +51,15 @@ def sign_class(value) -> str:
     if is_missing(value) or value == 0:
         return ""
     return "pos" if value > 0 else "neg"
+
+
+@register.filter
+def changes(before, after=None) -> list[tuple[str, str | None, str]]:
+    """`{% for field, was, now in entry.before|changes:entry.after %}`: readable rows."""
+    return change_rows(before, after)
+
+
+@register.filter
+def fields(value) -> list[tuple[str, str | None, str]]:
+    """`{% for field, _, text in proposal.payload|fields %}`: a record's fields, readable."""
+    return change_rows(None, value)

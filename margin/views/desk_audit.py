@@ -10,9 +10,21 @@ from django.shortcuts import render
 from accounts.access import desk_required
 from margin.filters import AuditFilter
 from margin.models import AuditEntry
+from margin.numbers import change_text
 from margin.views.rendering import query_without_page
 
-CSV_COLUMNS = ("id", "at", "actor", "action", "account", "subject", "before", "after", "reason")
+CSV_COLUMNS = (
+    "id",
+    "at",
+    "actor",
+    "action",
+    "account",
+    "subject",
+    "before",
+    "after",
+    "reason",
+    "change",
+)
 
 
 def _filtered(request) -> AuditFilter:
@@ -52,6 +64,7 @@ def _csv_rows(entries):
                 json.dumps(entry.before, sort_keys=True) if entry.before is not None else "",
                 json.dumps(entry.after, sort_keys=True) if entry.after is not None else "",
                 entry.reason,
+                change_text(entry.before, entry.after),
             )
         )
 

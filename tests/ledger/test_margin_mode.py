@@ -82,7 +82,7 @@ def test_moving_back_to_cross_is_refused_when_the_pool_would_not_cover_it(accoun
     # when its mark falls 1,010: a 505 loss the wallet's 225.7475 cannot absorb in cross
     set_mark("BTCUSDT", "94000")
     # then
-    with pytest.raises(ApplicationError, match=r"cross pool would be 228\.7525 USD under"):
+    with pytest.raises(ApplicationError, match=r"cross pool would be 228\.75 USD under"):
         switch(account, "cross")
     assert Position.objects.get(margin_account=account).margin_mode == "isolated"
 
