@@ -458,3 +458,14 @@ def test_a_second_account_of_the_same_name_is_refused_inline(trader_client, acco
     # then
     assert response.status_code == 422
     assert "already have an account named" in response.content.decode()
+
+
+def test_a_refused_order_sent_before_its_preview_says_why_once(htmx, account):
+    # when: too big for the collateral, and sent before any preview
+    response = htmx.post(
+        operation_url(account, "trade"),
+        {"instrument": "BTCUSDT", "side": "buy", "quantity": "50", "idempotency_key": new_key()},
+    )
+    # then: the engine's reason, once
+    assert response.content.decode().count("Not enough free collateral") == 1
+    assert position(account).quantity == Decimal("0.1")
