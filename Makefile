@@ -1,32 +1,82 @@
 # The README's two commands: `make run` (the dashboard with demo data and the live jobs) and
-# `make test` (the whole suite, on PostgreSQL and Redis).
+# `make test` (the whole suite, on PostgreSQL and Redis). Also: `make dev` (DEBUG, reload),
+# `make serve` (production-like on PostgreSQL and Redis), `make soak`, `make loadtest`.
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/exchange_risk
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+# pytest-xdist processes: one per core (each gets its own test database, test_<name>_gw<N>).
+TEST_PROCESSES ?= auto
 
-.PHONY: bootstrap run test lint check-vectors
+SERVE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/exchange_risk
+SERVE_BROKER_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: bootstrap run dev demo-data serve soak loadtest test screenshots lint check-vectors
 
 bootstrap:
 	@python3 -m uv --version >/dev/null 2>&1 || command -v uv >/dev/null || python3 -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet
 
-run: bootstrap
-	@$(UV) run python manage.py migrate --noinput
-	@$(UV) run python manage.py seed_demo
-	@$(UV) run python manage.py sync_schedule
+# The demo (embedded: SQLite and the embedded broker, no server) as it would run for a visitor:
+# gunicorn, DEBUG off, every process restarted if it dies (exchange_site/runner.py).
+# Plain HTTP on 127.0.0.1, so cookies are not HTTPS-only.
+run: bootstrap demo-data
 	@echo ""
 	@echo "  Dashboard: http://127.0.0.1:$(PORT)/   (demo logins in README.md; Ctrl-C stops all)"
 	@echo ""
-	@DJANGO_DEBUG=$${DJANGO_DEBUG:-true} PORT=$(PORT) $(UV) run honcho start
+	@DJANGO_DEBUG=false DJANGO_SECURE_COOKIES=false PORT=$(PORT) $(UV) run python -m exchange_site.runner
+
+# The same with DEBUG on (Django's error pages) and gunicorn reloading on code changes.
+dev: bootstrap demo-data
+	@DJANGO_DEBUG=true GUNICORN_RELOAD=true WEB_CONCURRENCY=1 PORT=$(PORT) \
+	 $(UV) run python -m exchange_site.runner
+
+demo-data:
+	@$(UV) run python manage.py migrate --noinput
+	@$(UV) run python manage.py seed_demo
+	@$(UV) run python manage.py sync_schedule
+
+# Production-like: PostgreSQL and Redis (SERVE_DATABASE_URL, SERVE_BROKER_URL or DATABASE_URL,
+# CELERY_BROKER_URL), collected static files with hashed names, DEBUG off. SEED_DEMO=true adds
+# the demo users and accounts. Set DJANGO_SECRET_KEY; DJANGO_SECURE_COOKIES=true behind TLS.
+serve: export DATABASE_URL := $(or $(DATABASE_URL),$(SERVE_DATABASE_URL))
+serve: export CELERY_BROKER_URL := $(or $(CELERY_BROKER_URL),$(SERVE_BROKER_URL))
+serve: export DJANGO_DEBUG := false
+serve: export DJANGO_STATIC_MANIFEST := true
+serve: export DJANGO_SECURE_COOKIES := $(or $(DJANGO_SECURE_COOKIES),false)
+serve: bootstrap
+	@createdb -h 127.0.0.1 -U postgres "$${DATABASE_URL##*/}" 2>/dev/null || true
+	@$(UV) run python manage.py migrate --noinput
+	@$(UV) run python manage.py collectstatic --noinput -v0
+	@if [ "$(SEED_DEMO)" = "true" ]; then $(UV) run python manage.py seed_demo; fi
+	@$(UV) run python manage.py sync_schedule
+	@echo "  http://127.0.0.1:$(PORT)/  on $${DATABASE_URL%%\?*} and $$CELERY_BROKER_URL"
+	@PORT=$(PORT) $(UV) run python -m exchange_site.runner
+
+# Worker + beat on the embedded broker at a fast tick rate (SOAK_SECONDS, 300 by default) under
+# the runner; prints its figures and fails on any crash.
+soak: bootstrap
+	@$(UV) run python -m exchange_site.soak --seconds $${SOAK_SECONDS:-300}
+
+# 200 simulated users for 60 s against gunicorn + worker + beat on PostgreSQL and Redis, on
+# 127.0.0.1, in a database of its own (LOADTEST_DATABASE, default exchange_load, made anew);
+# prints its figures. LOADTEST_ARGS="--users 50 --seconds 30" for a shorter one.
+loadtest: bootstrap
+	@$(UV) run python -m exchange_site.loadtest $(LOADTEST_ARGS)
 
 test: bootstrap
 	@$(UV) run ruff check .
 	@DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	 CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	 DJANGO_ALLOW_ASYNC_UNSAFE=true \
-	 $(UV) run pytest $(PYTEST_ARGS)
+	 $(UV) run pytest -n $(TEST_PROCESSES) $(PYTEST_ARGS)
+
+# The README's screenshots: the trader journey saves them into static/screenshots/ (a plain
+# `make test` saves them in a temporary folder and leaves the checkout untouched).
+screenshots:
+	@$(MAKE) --no-print-directory test TEST_PROCESSES=0 \
+	  PYTEST_ARGS="tests/trader/test_journey_browser.py" SCREENSHOTS_DIR=$(CURDIR)/static/screenshots
 
 lint: bootstrap
 	@$(UV) run ruff check .

@@ -1,8 +1,9 @@
 """Settings, all read from the environment (twelve-factor).
 
-Nothing set gives the embedded mode a fresh machine can run: SQLite and Celery on kombu's
-filesystem transport (no server). DATABASE_URL and CELERY_BROKER_URL switch to PostgreSQL and
-Redis; DJANGO_DEBUG, DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS set the rest.
+Nothing set gives the embedded mode a fresh machine can run: SQLite and Celery on the embedded
+broker (kombu's filesystem transport with atomic writes; no server). DATABASE_URL and
+CELERY_BROKER_URL switch to PostgreSQL and Redis; DJANGO_DEBUG, DJANGO_SECRET_KEY and
+DJANGO_ALLOWED_HOSTS set the rest.
 """
 
 from datetime import timedelta
@@ -12,10 +13,12 @@ import environ
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# Local state of the embedded mode (SQLite file, broker folders, mail): DJANGO_VAR_DIR moves it, so
+# a soak run or a test can have its own.
+VAR_DIR = Path(env("DJANGO_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # The fallback key only exists so a fresh clone runs; check --deploy flags it (README explains).
@@ -82,7 +85,7 @@ TEMPLATES = [
     }
 ]
 
-VAR_DIR.mkdir(exist_ok=True)
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'exchange.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # The embedded mode (SQLite, no server): it also runs a smaller book, less often (see below).
@@ -95,8 +98,22 @@ if _EMBEDDED:
         "transaction_mode": "IMMEDIATE",
     }
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A bounded pool per process (psycopg_pool): 200 pollers on unpooled connections once
+    # exhausted PostgreSQL's max_connections of 100. The pool replaces persistent connections
+    # (Django refuses CONN_MAX_AGE with it). Every web, worker and beat process holds at most
+    # DATABASE_POOL_MAX_SIZE, so processes × max_size must stay under max_connections.
+    if env.bool("DATABASE_POOL", default=True):
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=1),
+            "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=8),
+            "timeout": env.float("DATABASE_POOL_TIMEOUT_S", default=10.0),
+        }
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # The test run's database, when it must not be test_<NAME> (pytest-xdist adds _gw0, _gw1…).
+    if env("TEST_DATABASE_NAME", default=""):
+        DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -183,8 +200,9 @@ DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", default="risk@localhost")
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 # Celery, configured from Django settings under the CELERY_ namespace.
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
-if CELERY_BROKER_URL == "filesystem://":
+# `embedded://`: kombu's filesystem transport with atomic writes (exchange_site/embedded_broker.py)
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="embedded://")
+if CELERY_BROKER_URL in ("embedded://", "filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "out"),
@@ -203,6 +221,12 @@ if CELERY_BROKER_URL == "filesystem://":
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
     CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL)
+    # Every Redis key (queues, bindings, results) under one prefix, so several deployments or
+    # test runs can share a Redis db and each can remove exactly its own keys.
+    CELERY_KEY_PREFIX = env("CELERY_KEY_PREFIX", default="")
+    if CELERY_KEY_PREFIX:
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = CELERY_KEY_PREFIX
+        CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": CELERY_KEY_PREFIX}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -233,6 +257,11 @@ DEMO_MARKET_ENABLED = env.bool("DEMO_MARKET_ENABLED", default=True)
 DEMO_MARKET_SPEED = env.float("DEMO_MARKET_SPEED", default=60.0)
 PRICE_HISTORY_KEEP_S = env.float("PRICE_HISTORY_KEEP_S", default=6 * 3600.0)
 PRUNE_INTERVAL_S = env.float("PRUNE_INTERVAL_S", default=60.0)
+# Recalibration estimates the margin rates from the price history once a market day; the demo
+# market runs DEMO_MARKET_SPEED times faster, and its job every 5 minutes shows a proposal soon.
+RECALIBRATION_INTERVAL_S = env.float(
+    "RECALIBRATION_INTERVAL_S", default=300.0 if DEMO_MARKET_ENABLED else 86_400.0
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "margin.api.schema.ProblemAutoSchema",
@@ -279,11 +308,49 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# Logs: one line each on stderr, plain or JSON (LOG_FORMAT=json: one object a line, for a log
+# shipper). The periodic jobs' Celery chatter is DEBUG; a 4xx is one line without its traceback.
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+LOG_LEVEL = env("DJANGO_LOG_LEVEL", default="INFO")
+LOG_ROUTINE_TASKS = [
+    "margin.heartbeat",
+    "margin.market_tick",
+    "margin.revaluation_tick",
+    "margin.revaluation_shard",
+    "margin.revaluation_prune",
+    "margin.desk_proposals_expire",
+]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "filters": {
+        "process_type": {"()": "exchange_site.log_filters.ProcessType"},
+        "routine_tasks": {
+            "()": "exchange_site.log_filters.RoutineTasksAtDebug",
+            "tasks": LOG_ROUTINE_TASKS,
+        },
+        "client_errors_one_line": {"()": "exchange_site.log_filters.ClientErrorsOneLine"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(process_type)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(process_type)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["process_type", "routine_tasks", "client_errors_one_line"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Django's default config gives "django" a handler of its own under DEBUG, and the record
+        # then reached the root's too: every 404 printed twice.
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }

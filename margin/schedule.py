@@ -19,4 +19,5 @@ def periodic_jobs() -> list[PeriodicJob]:
         PeriodicJob("revaluation", "margin.revaluation_tick", settings.REVALUATION_INTERVAL_S),
         PeriodicJob("revaluation prune", "margin.revaluation_prune", settings.PRUNE_INTERVAL_S),
         PeriodicJob("desk proposals expiry", "margin.desk_proposals_expire", 60),
+        PeriodicJob("recalibration", "margin.recalibration", settings.RECALIBRATION_INTERVAL_S),
     ]

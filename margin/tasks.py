@@ -7,6 +7,7 @@ from margin.services.notifications import notification_email_send
 from margin.services.ops import heartbeat_record
 from margin.services.prices import market_tick_run, price_history_prune
 from margin.services.proposals import proposals_expire
+from margin.services.recalibration import recalibration_propose
 from margin.services.revaluation import (
     revaluation_shard_run,
     revaluation_tick_start,
@@ -70,3 +71,8 @@ def desk_cascade_run(run_id: int) -> None:
 @shared_task(name="margin.desk_proposals_expire", ignore_result=True)
 def desk_proposals_expire() -> None:
     proposals_expire(now=timezone.now())
+
+
+@shared_task(name="margin.recalibration", ignore_result=True)
+def recalibration() -> None:
+    recalibration_propose(now=timezone.now())

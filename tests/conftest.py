@@ -1,11 +1,48 @@
 import os
 
 import pytest
+import redis
 
 from tests.browser import CHROMIUM_ARGS, chromium_path
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def pytest_configure(config):
+    """Each test process (each xdist worker) keeps its Celery keys under a prefix of its own in
+    the shared Redis db: workers never take each other's tasks, and the run removes its keys."""
+    from django.conf import settings
+
+    from exchange_site.celery import app as celery_app
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    prefix = f"test-{os.getpid()}-{worker}:"
+    # Celery processes a test starts read it from the environment (tests.celery_procs).
+    os.environ["CELERY_KEY_PREFIX"] = prefix
+    if not settings.CELERY_BROKER_URL.startswith("redis"):
+        return
+    broker_options = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": prefix}
+    result_options = {"global_keyprefix": prefix}
+    settings.CELERY_KEY_PREFIX = prefix
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = broker_options
+    settings.CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = result_options
+    celery_app.conf.update(
+        broker_transport_options=broker_options, result_backend_transport_options=result_options
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_keys_removed_after_the_run():
+    yield
+    from django.conf import settings
+
+    if not settings.CELERY_BROKER_URL.startswith("redis"):
+        return
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    keys = list(client.scan_iter(match=f"{settings.CELERY_KEY_PREFIX}*"))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def test_embedded_defaults_without_any_variable(tmp_path):
         text=True,
         timeout=60,
     )
-    assert out.stdout.split()[-2:] == ["django.db.backends.sqlite3", "filesystem://"]
+    assert out.stdout.split()[-2:] == ["django.db.backends.sqlite3", "embedded://"]
 
 
 @pytest.mark.django_db

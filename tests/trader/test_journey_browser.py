@@ -1,25 +1,23 @@
 """A trader's day in real headless Chromium on PostgreSQL: deposit, open a position, watch the
 margin ratio move after a revaluation without a reload, switch the position to isolated through
 the preview and back, open an explanation, be refused an outsized withdrawal, find another
-trader's account a 404; screenshots of the pages go to static/screenshots/ for the README."""
+trader's account a 404. Its screenshots go to a temporary folder, or to static/screenshots/ for
+the README under `make screenshots` (tests.browser.screenshots_dir)."""
 
 import random
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from accounts.roles import TRADER
 from margin.models import AssetPrice, MarkPrice, Notification
 from margin.services.ledger import margin_account_open
 from margin.services.revaluation import revaluation_tick_run
+from tests.browser import screenshots_dir
 from tests.revaluation.factories import funded_account
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-SCREENSHOTS = Path(settings.BASE_DIR) / "static" / "screenshots"
 
 
 def reprice(*, btc: Decimal) -> None:
@@ -66,8 +64,11 @@ def margin_ratio(page) -> str:
     return page.locator("[data-testid=margin-ratio]").inner_text()
 
 
-def test_trader_journey(trader_page, login, live_server, make_user, reference, csp_violations):
+def test_trader_journey(
+    trader_page, login, live_server, make_user, reference, csp_violations, tmp_path
+):
     page = trader_page
+    shots = screenshots_dir(default=tmp_path)
     trader = make_user(TRADER)
     account = margin_account_open(owner=trader)
     someone_else = funded_account(user=make_user(TRADER), usdt="1000")
@@ -106,7 +107,7 @@ def test_trader_journey(trader_page, login, live_server, make_user, reference, c
     row.locator("[data-testid=to-isolated]").click()
     page.locator("#mode-preview caption", has_text="Cross pool").wait_for()
     assert "cross wallet → BTCUSDT isolated" in page.locator("#mode-preview").inner_text()
-    page.screenshot(path=SCREENSHOTS / "margin-mode-preview.png")
+    page.screenshot(path=shots / "margin-mode-preview.png")
     page.click("[data-testid=confirm-switch]")
     page.locator("[data-testid=done]").wait_for()
     page.keyboard.press("Escape")
@@ -124,7 +125,7 @@ def test_trader_journey(trader_page, login, live_server, make_user, reference, c
     steps.wait_for()
     assert "liquidation price =" in steps.inner_text()
     assert "entry price" in steps.inner_text()
-    page.screenshot(path=SCREENSHOTS / "explain-liquidation-price.png")
+    page.screenshot(path=shots / "explain-liquidation-price.png")
     page.keyboard.press("Escape")
 
     # a withdrawal beyond the bound is refused with the reason
@@ -148,11 +149,11 @@ def test_trader_journey(trader_page, login, live_server, make_user, reference, c
     page.locator("#whatif-shock").fill("-15")
     page.locator("[data-testid=shock]", has_text="-15%").wait_for()
     page.locator("[data-testid=unread-count]").wait_for(timeout=12_000)
-    page.screenshot(path=SCREENSHOTS / "account-dashboard.png", full_page=True)
+    page.screenshot(path=shots / "account-dashboard.png", full_page=True)
     page.goto(f"{live_server.url}/accounts/{account.pk}/history/")
-    page.screenshot(path=SCREENSHOTS / "account-history.png", full_page=True)
+    page.screenshot(path=shots / "account-history.png", full_page=True)
     page.goto(f"{live_server.url}/accounts/")
-    page.screenshot(path=SCREENSHOTS / "account-list.png", full_page=True)
+    page.screenshot(path=shots / "account-list.png", full_page=True)
 
     # another trader's account is not there at all
     response = page.goto(f"{live_server.url}/accounts/{someone_else.pk}/")

@@ -1,0 +1,301 @@
+"""`make loadtest`: simulated users against the real stack on 127.0.0.1, bounded in time.
+
+Its own PostgreSQL database (LOADTEST_DATABASE, dropped and made anew) and Redis key prefix;
+gunicorn + worker + beat from the Procfile under the runner, as `make serve` runs them. Then, for
+`--seconds`: traders (`--users` less `--officers`) poll their dashboard's three fragments every
+2 s as the page does (htmx requests) and place a small market order now and then through the API;
+officers page through the desk's at-risk queue. It prints one line of figures: requests, errors,
+p50/p95/max per kind, revaluation ticks started and complete against the ticks due, and the load
+average. Exit 1 when a target is missed (0 errors, fragment p95 <= 250 ms, no tick missed).
+
+Users are logged in by creating their sessions in the database, as Django's test client's
+force_login does, so the load test does not depend on the login form (or a second factor).
+"""
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+FRAGMENT_P95_TARGET_MS = 250
+POLL_S = 2.0
+ORDER_EVERY_S = 30.0  # a trader's mean time between orders
+QUEUE_PAGE_EVERY_S = 5.0  # the queue page's own refresh
+
+
+def environment(args) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.database}",
+        "CELERY_BROKER_URL": args.broker,
+        "CELERY_KEY_PREFIX": f"loadtest-{uuid.uuid4().hex[:8]}:",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECURE_COOKIES": "false",
+        "DJANGO_VAR_DIR": args.var,
+        "PORT": str(args.port),
+        "HOST": "127.0.0.1",
+        # the users poll far faster than a person: no API rate limit in the way of the figures
+        "API_THROTTLE_USER": "100000/min",
+    }
+
+
+def prepare(env: dict[str, str], args) -> None:
+    for command in (["dropdb", "--if-exists"], ["createdb"]):
+        subprocess.run([*command, "-h", "127.0.0.1", "-U", "postgres", args.database], check=True)
+    for step in (["migrate", "--noinput"], ["seed_demo"], ["sync_schedule"]):
+        subprocess.run([sys.executable, "manage.py", *step, "-v0"], cwd=ROOT, env=env, check=True)
+
+
+def users_with_sessions(traders: int, officers: int) -> tuple[list[dict], list[dict]]:
+    """Traders with a funded account holding a position, and risk officers; each with a session
+    cookie, traders also with an API token for their orders."""
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.auth.models import Group
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from accounts.authentication import api_token_create
+    from accounts.models import User
+    from accounts.roles import RISK_OFFICER, TRADER
+    from margin.services.collateral import collateral_deposit
+    from margin.services.ledger import margin_account_open
+    from margin.services.positions import position_market_fill
+
+    def session_for(user) -> str:
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[-1]
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        return session.session_key
+
+    def user(name: str, role: str):
+        # No password: they never use the login form, and hashing 200 (PBKDF2) takes minutes.
+        made = User(username=name)
+        made.set_unusable_password()
+        made.save()
+        made.groups.set([Group.objects.get(name=role)])
+        return made
+
+    run = uuid.uuid4().hex[:6]
+    trader_rows, officer_rows = [], []
+    for n in range(traders):
+        owner = user(f"load-trader-{run}-{n}", TRADER)
+        account = margin_account_open(owner=owner, name="Main", credit_tier="standard")
+        key = f"loadtest:{account.pk}"
+        collateral_deposit(
+            account=account, asset="USDT", amount=Decimal(50_000), idempotency_key=f"{key}:usdt"
+        )
+        position_market_fill(
+            account=account,
+            instrument="BTCUSDT" if n % 2 else "ETHUSDT",
+            side="buy" if n % 3 else "sell",
+            quantity=Decimal("0.05") if n % 2 else Decimal("1"),
+            idempotency_key=f"{key}:fill",
+        )
+        _, token = api_token_create(user=owner, name="loadtest")
+        trader_rows.append({"account": account.pk, "session": session_for(owner), "token": token})
+    for n in range(officers):
+        officer_rows.append({"session": session_for(user(f"load-officer-{run}-{n}", RISK_OFFICER))})
+    return trader_rows, officer_rows
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.times_ms: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, int] = defaultdict(int)
+        self.error_samples: list[str] = []
+
+    async def request(self, client: httpx.AsyncClient, kind: str, method: str, url: str, **kw):
+        started = time.perf_counter()
+        try:
+            response = await client.request(method, url, **kw)
+            ok = response.status_code < 400
+            detail = f"{response.status_code} {method} {url}"
+        except httpx.HTTPError as exc:
+            ok, detail = False, f"{type(exc).__name__} {method} {url}"
+        self.times_ms[kind].append((time.perf_counter() - started) * 1000)
+        if not ok:
+            self.errors[kind] += 1
+            if len(self.error_samples) < 5:
+                self.error_samples.append(detail)
+
+
+async def trader(base: str, row: dict, deadline: float, record: Recorder, rng: random.Random):
+    cookies = {"sessionid": row["session"]}
+    headers = {"HX-Request": "true"}
+    account = row["account"]
+    async with httpx.AsyncClient(base_url=base, cookies=cookies, timeout=30) as client:
+        await asyncio.sleep(rng.uniform(0, POLL_S))
+        next_order = time.monotonic() + rng.expovariate(1 / ORDER_EVERY_S)
+        while time.monotonic() < deadline:
+            round_started = time.monotonic()
+            await asyncio.gather(
+                *(
+                    record.request(
+                        client, "fragment", "GET", f"/accounts/{account}/{name}/", headers=headers
+                    )
+                    for name in ("overview", "positions", "collateral")
+                )
+            )
+            if time.monotonic() >= next_order:
+                next_order += rng.expovariate(1 / ORDER_EVERY_S)
+                await record.request(
+                    client,
+                    "order",
+                    "POST",
+                    f"/api/v1/accounts/{account}/orders/",
+                    json={
+                        "instrument": "BTCUSDT",
+                        "side": rng.choice(["buy", "sell"]),
+                        "quantity": "0.001",
+                    },
+                    headers={
+                        "Authorization": f"Bearer {row['token']}",
+                        "Idempotency-Key": uuid.uuid4().hex,
+                    },
+                )
+            await asyncio.sleep(max(0.0, POLL_S - (time.monotonic() - round_started)))
+
+
+async def officer(base: str, row: dict, deadline: float, record: Recorder, rng: random.Random):
+    cookies = {"sessionid": row["session"]}
+    async with httpx.AsyncClient(base_url=base, cookies=cookies, timeout=30) as client:
+        await asyncio.sleep(rng.uniform(0, QUEUE_PAGE_EVERY_S))
+        page = 1
+        while time.monotonic() < deadline:
+            await record.request(
+                client, "queue", "GET", f"/desk/?page={page}", headers={"HX-Request": "true"}
+            )
+            page = page % 3 + 1
+            await asyncio.sleep(QUEUE_PAGE_EVERY_S)
+
+
+async def drive(base: str, traders, officers, seconds: float, record: Recorder) -> None:
+    rng = random.Random(7)
+    deadline = time.monotonic() + seconds
+    await asyncio.gather(
+        *(trader(base, row, deadline, record, random.Random(rng.random())) for row in traders),
+        *(officer(base, row, deadline, record, random.Random(rng.random())) for row in officers),
+    )
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def wait_healthy(base: str, timeout: float) -> None:
+    """Until /healthz answers 200: database, broker and a fresh heartbeat from beat via worker."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise SystemExit(f"the stack did not become healthy in {timeout:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--officers", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument("--database", default=os.environ.get("LOADTEST_DATABASE", "exchange_load"))
+    parser.add_argument(
+        "--broker", default=os.environ.get("LOADTEST_BROKER_URL", "redis://127.0.0.1:6379/0")
+    )
+    args = parser.parse_args(argv)
+    args.var = tempfile.mkdtemp(prefix="exchange-loadtest-")
+    env = environment(args)
+    prepare(env, args)
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange_site.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from margin.models import RevaluationTick
+
+    # httpx logs every request at INFO: thousands of lines, and the client's CPU, not the server's.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    traders, officers = users_with_sessions(args.users - args.officers, args.officers)
+    log = Path(args.var) / "stack.log"
+    with log.open("w") as out:
+        stack = subprocess.Popen(
+            [sys.executable, "-m", "exchange_site.runner", "--var", args.var],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        wait_healthy(base, timeout=300)
+        first_tick = RevaluationTick.objects.order_by("-pk").values_list("pk", flat=True).first()
+        record = Recorder()
+        started = time.monotonic()
+        asyncio.run(drive(base, traders, officers, args.seconds, record))
+        elapsed = time.monotonic() - started
+        # the last tick started in the window may still be running: give it its timeout
+        time.sleep(min(settings.REVALUATION_TICK_TIMEOUT_S, 2 * settings.REVALUATION_INTERVAL_S))
+    finally:
+        os.killpg(stack.pid, signal.SIGTERM)
+        stack.wait(timeout=90)
+    ticks = RevaluationTick.objects.filter(pk__gt=first_tick or 0)
+    due = int(elapsed // settings.REVALUATION_INTERVAL_S)
+    started_ticks = ticks.count()
+    complete = ticks.filter(status=RevaluationTick.Status.COMPLETE).count()
+    figures = {
+        "users": args.users,
+        "traders": len(traders),
+        "officers": len(officers),
+        "seconds": round(elapsed, 1),
+        "requests": sum(len(v) for v in record.times_ms.values()),
+        "errors": sum(record.errors.values()),
+    }
+    for kind in ("fragment", "order", "queue"):
+        times = record.times_ms[kind]
+        figures[f"{kind}_n"] = len(times)
+        figures[f"{kind}_p50_ms"] = round(statistics.median(times)) if times else 0
+        figures[f"{kind}_p95_ms"] = round(percentile(times, 0.95))
+        figures[f"{kind}_max_ms"] = round(max(times, default=0))
+    figures |= {
+        "req_per_s": round(figures["requests"] / elapsed, 1),
+        "ticks_due": due,
+        "ticks_started": started_ticks,
+        "ticks_complete": complete,
+        "load_avg_1m_5m_15m": "/".join(f"{x:.2f}" for x in os.getloadavg()),
+        "cores": os.cpu_count(),
+    }
+    print(" ".join(f"{key}={value}" for key, value in figures.items()))
+    for sample in record.error_samples:
+        print(f"error: {sample}")
+    print(f"stack log: {log}")
+    missed = (
+        figures["errors"] or figures["fragment_p95_ms"] > FRAGMENT_P95_TARGET_MS or complete < due
+    )
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
