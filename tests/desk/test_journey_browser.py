@@ -28,7 +28,7 @@ def test_officer_to_manager_forced_reduction_journey(
     page.click("#case-open-form button")
     page.click("#case-link")
     # ... and proposes selling half the BTC position
-    page.select_option("#reduction-form select[name=position]", label="BTCUSDT long 0.5")
+    page.select_option("#reduction-form select[name=position]", label="BTCUSDT long 0.50")
     page.fill("#reduction-form input[name=quantity]", "0.25")
     page.fill("#reduction-form textarea[name=reason]", "Halve the exposure")
     page.click("#reduction-form button")

@@ -12,6 +12,7 @@ from margin.models import Proposal
 from margin.services.desk import case_open
 from margin.services.proposals import forced_reduction_propose
 from margin.services.revaluation import revaluation_tick_run
+from tests.browser import screenshots_dir
 from tests.desk.conftest import DESK_PAGES
 from tests.revaluation.factories import funded_account
 
@@ -44,7 +45,7 @@ def overflowing(browser, live_server, password, user, paths) -> dict[str, int]:
 
 
 def test_no_page_is_wider_than_the_window(
-    browser, live_server, password, book, market, officer, manager, make_user
+    browser, live_server, password, book, market, officer, manager, make_user, tmp_path
 ):
     # given: a trader with positions, a case and a proposal on the book, a tick
     trader = make_user(TRADER)
@@ -87,3 +88,16 @@ def test_no_page_is_wider_than_the_window(
         }
     # then
     assert found == {}
+    # the README's desk screenshots (saved only under `make screenshots`)
+    shots = screenshots_dir(default=tmp_path)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", officer.username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/desk/")
+    page.screenshot(path=shots / "desk-queue.png", full_page=True)
+    page.goto(f"{live_server.url}{reverse('desk:heatmap')}")
+    page.screenshot(path=shots / "desk-heatmap.png", full_page=True)
+    context.close()
