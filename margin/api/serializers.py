@@ -8,11 +8,14 @@ from margin.api.quote_schema import QUOTE_ANSWER
 from margin.engine.request import render_quote
 from margin.models import (
     AccountState,
+    AssetPrice,
     Entry,
+    GuardRejection,
     JournalKind,
     MarginAccount,
     MarginMode,
     MarginSnapshot,
+    MarkPrice,
     Position,
 )
 
@@ -194,3 +197,60 @@ class MarginModeSerializer(WriteSerializer):
 
 class AccountFilterSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=AccountState.choices, required=False)
+
+
+class IndexPriceSerializer(serializers.ModelSerializer):
+    asset = serializers.CharField(source="asset.symbol")
+    uncertain = serializers.BooleanField(
+        help_text="The last index held for want of a quorum of agreeing sources: never "
+        "liquidated on."
+    )
+    is_stale = serializers.BooleanField(help_text="Older than the price guard's age limit.")
+
+    class Meta:
+        model = AssetPrice
+        fields = ["asset", "price", "updated_at", "uncertain", "uncertain_reason", "is_stale"]
+
+
+class MarkPriceSerializer(serializers.ModelSerializer):
+    instrument = serializers.CharField(source="instrument.symbol")
+    uncertain = serializers.BooleanField(help_text="Its underlying's index is uncertain.")
+    is_stale = serializers.BooleanField(help_text="Older than the price guard's age limit.")
+
+    class Meta:
+        model = MarkPrice
+        fields = [
+            "instrument",
+            "mark_price",
+            "index_price",
+            "basis_price",
+            "funding_price",
+            "last_price",
+            "binding",
+            "updated_at",
+            "uncertain",
+            "uncertain_reason",
+            "is_stale",
+        ]
+
+
+class PricesSerializer(serializers.Serializer):
+    indexes = IndexPriceSerializer(many=True)
+    marks = MarkPriceSerializer(many=True)
+
+
+class GuardEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = GuardRejection
+        fields = [
+            "id",
+            "at",
+            "source",
+            "kind",
+            "symbol",
+            "price",
+            "reference_price",
+            "counted_price",
+            "reason",
+            "detail",
+        ]

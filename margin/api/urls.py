@@ -2,7 +2,7 @@ from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from margin.api.problems import problem_response
-from margin.api.views import accounts, desk, docs, me, operations, parameters, quote
+from margin.api.views import accounts, desk, docs, me, operations, parameters, prices, quote
 
 
 @csrf_exempt  # It changes nothing; a CSRF refusal here would answer HTML instead of a problem.
@@ -51,6 +51,8 @@ urlpatterns = [
         name="margin-mode",
     ),
     path("parameters/", parameters.Parameters.as_view(), name="parameters"),
+    path("prices/", prices.Prices.as_view(), name="prices"),
+    path("desk/price-guard-events/", prices.GuardEvents.as_view(), name="desk-guard-events"),
     path("desk/queue/", desk.Queue.as_view(), name="desk-queue"),
     path("desk/accounts/<int:account_id>/", desk.DeskAccount.as_view(), name="desk-account"),
     path("desk/accounts/<int:account_id>/cases/", desk.CaseOpen.as_view(), name="desk-case-open"),

@@ -2,7 +2,14 @@
 
 from django.urls import path
 
-from margin.views import desk, desk_audit, desk_parameters, desk_proposals, desk_simulations
+from margin.views import (
+    desk,
+    desk_audit,
+    desk_parameters,
+    desk_prices,
+    desk_proposals,
+    desk_simulations,
+)
 
 CASE = "cases/<int:pk>/"
 
@@ -46,6 +53,7 @@ desk_patterns = (
         path("cascade/start/", desk_simulations.cascade_start, name="cascade_start"),
         path("cascade/<int:pk>/", desk_simulations.cascade_detail, name="cascade_detail"),
         path("heatmap/", desk_simulations.heatmap, name="heatmap"),
+        path("prices/", desk_prices.prices, name="prices"),
     ],
     "desk",
 )

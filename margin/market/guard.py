@@ -1,56 +1,38 @@
-"""The index price guard: which source quotes may make an index, and the index they make.
-
-A quote older than `max_age_s` is left out (a frozen feed must not hold the price). A quote
-further than `max_move` from the last accepted index is left out too (a fat finger or a thin
-venue printing far from the others, the 2025-10-10 USDe/wBETH kind) unless a majority of the
-fresh sources, at least two, moved that far together: that is the market moving, not one bad
-print. The index is the median of what is left (Binance, OKX and Bybit index rules: a median or
-a weighted average over several venues with outlier exclusion).
-"""
+"""The price guard over source quotes: each symbol's quotes through the engine's index rules
+(`margin.engine.prices.index_price`: age limit, move limit, capping to the median, quorum),
+with every quote the rules did not count as printed handed back for the desk's log."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from statistics import median
 
+from margin.engine.prices import IndexResult, IndexRules, SourcePrice, SourceVerdict, index_price
 from margin.market.quotes import Quote
-
-STALE = "stale"
-MOVE = "move"
 
 
 @dataclass(frozen=True)
 class GuardedPrice:
-    price: Decimal | None  # None: no quote passed, the last index stays (and ages)
-    accepted: tuple[Quote, ...]
-    rejected: tuple[tuple[Quote, str], ...]
+    result: IndexResult
+    verdicts: tuple[tuple[Quote, SourceVerdict], ...]  # each with the quote it judged
 
+    @property
+    def price(self) -> Decimal | None:
+        return self.result.price
 
-def _moved(quote: Quote, reference: Decimal, max_move: Decimal) -> bool:
-    return abs(quote.price / reference - 1) > max_move
+    @property
+    def uncertain(self) -> str:
+        return self.result.uncertain
 
 
 def guarded_price(
-    quotes: Sequence[Quote],
-    *,
-    last_price: Decimal | None,
-    now: datetime,
-    max_move: Decimal,
-    max_age_s: float,
+    quotes: Sequence[Quote], *, last_price: Decimal | None, now: datetime, rules: IndexRules
 ) -> GuardedPrice:
-    """The median of the fresh, plausible quotes of one symbol, and the quotes left out."""
-    fresh = [q for q in quotes if (now - q.at).total_seconds() <= max_age_s]
-    rejected: list[tuple[Quote, str]] = [(q, STALE) for q in quotes if q not in fresh]
-    if last_price is None:
-        accepted = fresh
-    else:
-        outliers = [q for q in fresh if _moved(q, last_price, max_move)]
-        confirmed_move = len(outliers) >= 2 and 2 * len(outliers) > len(fresh)
-        if confirmed_move:
-            accepted = fresh
-        else:
-            accepted = [q for q in fresh if q not in outliers]
-            rejected += [(q, MOVE) for q in outliers]
-    price = median(q.price for q in accepted) if accepted else None
-    return GuardedPrice(price=price, accepted=tuple(accepted), rejected=tuple(rejected))
+    """The index of one symbol's quotes (one per source), and the verdicts on its quotes."""
+    by_source = {q.source: q for q in quotes}
+    result = index_price(
+        [SourcePrice(q.source, q.price, (now - q.at).total_seconds()) for q in quotes],
+        last_index=last_price,
+        rules=rules,
+    )
+    return GuardedPrice(result, tuple((by_source[v.source], v) for v in result.verdicts))

@@ -5,13 +5,14 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import BooleanField, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from margin.models import (
     Asset,
     AssetPrice,
     AssetPriceHistory,
+    GuardRejection,
     Instrument,
     MarginAccount,
     MarginSnapshot,
@@ -41,6 +42,66 @@ def stale_symbols(*, now: datetime, max_age_s: float) -> list[str]:
         if i.pk not in fresh_marks
     ]
     return assets + instruments
+
+
+def unfit_prices(*, now: datetime, max_age_s: float) -> dict[str, str]:
+    """Every asset and active instrument whose price is not fit to liquidate on, with why:
+    missing or older than `max_age_s` (stale), or the last index the guard held for want of a
+    quorum of agreeing sources (uncertain; a mark is uncertain with its underlying's index)."""
+    doubts = {
+        symbol: f"stale: no price within {max_age_s:g} s"
+        for symbol in stale_symbols(now=now, max_age_s=max_age_s)
+    }
+    uncertain = list(
+        AssetPrice.objects.exclude(uncertain_reason="").values_list(
+            "asset__symbol", "uncertain_reason"
+        )
+    ) + list(
+        MarkPrice.objects.filter(instrument__is_active=True)
+        .exclude(uncertain_reason="")
+        .values_list("instrument__symbol", "uncertain_reason")
+    )
+    for symbol, reason in uncertain:
+        doubts[symbol] = "; ".join(filter(None, [doubts.get(symbol), f"uncertain: {reason}"]))
+    return doubts
+
+
+def price_unfit_reason(symbol: str, *, now: datetime, max_age_s: float) -> str:
+    """Why the price of `symbol` (an asset or an instrument) is not fit to liquidate on; ""
+    when it is."""
+    return unfit_prices(now=now, max_age_s=max_age_s).get(symbol, "")
+
+
+def _with_staleness(rows: QuerySet, *, now: datetime, max_age_s: float) -> QuerySet:
+    cutoff = now - timezone.timedelta(seconds=max_age_s)
+    return rows.annotate(
+        is_stale=ExpressionWrapper(Q(updated_at__lt=cutoff), output_field=BooleanField())
+    )
+
+
+def index_prices(*, now: datetime, max_age_s: float) -> QuerySet[AssetPrice]:
+    """Every asset's latest index with `is_stale` (older than `max_age_s`) and why it is
+    uncertain, if it is: what the desk page and the API show."""
+    rows = AssetPrice.objects.select_related("asset").order_by("asset__symbol")
+    return _with_staleness(rows, now=now, max_age_s=max_age_s)
+
+
+def mark_prices(*, now: datetime, max_age_s: float) -> QuerySet[MarkPrice]:
+    """Every active instrument's latest mark with its three terms, `is_stale` and why it is
+    uncertain, if it is."""
+    rows = (
+        MarkPrice.objects.filter(instrument__is_active=True)
+        .select_related("instrument")
+        .order_by("instrument__symbol")
+    )
+    return _with_staleness(rows, now=now, max_age_s=max_age_s)
+
+
+def guard_events(*, symbol: str = "", source: str = "", reason: str = "") -> QuerySet:
+    """The quotes the price guard did not count as printed, newest first, filtered by what is
+    given."""
+    filters = {"symbol": symbol, "source": source, "reason": reason}
+    return GuardRejection.objects.filter(**{k: v for k, v in filters.items() if v})
 
 
 # Newest first: tick ids grow with time.

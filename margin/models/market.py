@@ -39,11 +39,14 @@ class SourceQuote(models.Model):
 
 
 class GuardRejection(models.Model):
-    """A quote the price guard left out of an index, and why."""
+    """A quote the price guard did not count as printed, and why: left out (stale, moved too
+    far alone), capped to the median, or part of a symbol whose sources made no quorum."""
 
     class Reason(models.TextChoices):
         MOVE = "move", "Moved too far from the last accepted index"
         STALE = "stale", "Older than the maximum age"
+        CAPPED = "capped", "Capped to the median of the sources"
+        NO_QUORUM = "quorum", "No quorum of agreeing sources: the last index held"
 
     at = models.DateTimeField(db_index=True)
     source = models.CharField(max_length=32)
@@ -51,7 +54,10 @@ class GuardRejection(models.Model):
     symbol = models.CharField(max_length=32)
     price = models.DecimalField(**MONEY)
     reference_price = models.DecimalField(**MONEY, null=True, blank=True)
+    # The price it counted at (a capped print); null: it counted for nothing.
+    counted_price = models.DecimalField(**MONEY, null=True, blank=True)
     reason = models.CharField(max_length=8, choices=Reason.choices)
+    detail = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-at", "-pk"]

@@ -13,10 +13,23 @@ class AssetPrice(models.Model):
     )
     price = models.DecimalField(**MONEY)
     updated_at = models.DateTimeField()
+    # Why this is the last index held rather than a new one (no quorum of fresh, agreeing
+    # sources); "" when the price is fit. Nothing is liquidated on an uncertain price.
+    uncertain_reason = models.CharField(max_length=200, blank=True, default="")
+
+    @property
+    def uncertain(self) -> bool:
+        return bool(self.uncertain_reason)
 
 
 class MarkPrice(models.Model):
-    """Latest mark price of an instrument: index plus a smoothed basis."""
+    """Latest mark price of an instrument: the median of index + smoothed basis, index +
+    funding basis and the last traded price (`margin.engine.prices.mark_price`)."""
+
+    class Binding(models.TextChoices):
+        BASIS = "basis", "Index + smoothed basis"
+        FUNDING = "funding", "Index + funding basis"
+        LAST = "last", "Last traded price"
 
     instrument = models.OneToOneField(
         Instrument, on_delete=models.PROTECT, primary_key=True, related_name="mark"
@@ -24,3 +37,14 @@ class MarkPrice(models.Model):
     mark_price = models.DecimalField(**MONEY)
     index_price = models.DecimalField(**MONEY)
     updated_at = models.DateTimeField()
+    # The three terms of the median and the one that is the mark.
+    basis_price = models.DecimalField(**MONEY, null=True, blank=True)
+    funding_price = models.DecimalField(**MONEY, null=True, blank=True)
+    last_price = models.DecimalField(**MONEY, null=True, blank=True)
+    binding = models.CharField(max_length=8, choices=Binding.choices, default=Binding.BASIS)
+    # Why the mark holds (its underlying's index is uncertain); "" when it is fit.
+    uncertain_reason = models.CharField(max_length=200, blank=True, default="")
+
+    @property
+    def uncertain(self) -> bool:
+        return bool(self.uncertain_reason)

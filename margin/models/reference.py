@@ -97,6 +97,12 @@ class ParameterVersion(models.Model):
     # quote older than max age, is left out.
     price_guard_max_move = models.DecimalField(**RATIO, default=Decimal("0.10"))
     price_guard_max_age_s = models.PositiveIntegerField(default=30)
+    # An index needs this many fresh sources within the agreement band of their median, or the
+    # last index holds, uncertain; each source counts at most `source_cap` from the median
+    # (Binance's single-source cap: 5%).
+    price_guard_min_sources = models.PositiveSmallIntegerField(default=2)
+    price_guard_agreement_band = models.DecimalField(**RATIO, default=Decimal("0.02"))
+    price_guard_source_cap = models.DecimalField(**RATIO, default=Decimal("0.05"))
     # Stress margin (RiskMetrics EWMA).
     stress_ewma_lambda = models.DecimalField(**RATIO, default=Decimal("0.94"))
     stress_k_sigma = models.DecimalField(**RATIO, default=Decimal("3"))

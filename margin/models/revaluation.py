@@ -26,6 +26,9 @@ class RevaluationTick(models.Model):
     asset_prices = models.JSONField(default=dict)
     # Symbols whose price was stale at the freeze: the tick revalues but does not liquidate.
     stale_symbols = models.JSONField(default=list, blank=True)
+    # Every price not fit to liquidate on at the freeze, stale or uncertain, with why:
+    # {symbol: reason} (`margin.market.selectors.unfit_prices`).
+    price_doubts = models.JSONField(default=dict, blank=True)
     # EWMA volatility of the index prices at the freeze, so every shard stresses on the same
     # scenarios: {"assets": [symbol...], "vol": [σ...], "cov": [[...]]}; empty while the
     # history is too short.
@@ -43,6 +46,11 @@ class RevaluationTick(models.Model):
     @property
     def prices_stale(self) -> bool:
         return bool(self.stale_symbols)
+
+    @property
+    def unfit_symbols(self) -> set[str]:
+        """Symbols whose price was not fit to liquidate on at the freeze (stale or uncertain)."""
+        return set(self.stale_symbols) | set(self.price_doubts)
 
 
 class RevaluationShard(models.Model):

@@ -18,7 +18,7 @@ from django.utils import timezone
 from margin.engine.liquidation import liquidation_plan
 from margin.engine.reference import AccountQuote, quote_account
 from margin.market.adl import AdlCandidate, adl_queue
-from margin.market.selectors import stale_symbols
+from margin.market.selectors import unfit_prices
 from margin.models import (
     AccountEvent,
     Asset,
@@ -281,16 +281,16 @@ def _cover_deficit(ctx: _Context) -> None:
 def _stale_prices_of(
     engine_account, positions: dict[str, Position], *, tick: RevaluationTick, max_age_s: int
 ) -> set[str]:
-    """The account's symbols (instruments, underlyings, holdings) whose price was stale at the
-    tick or is stale now. A position's engine id is its primary key: its instrument's symbol
-    comes from `positions` (see `_positions_by_engine_id`)."""
+    """The account's symbols (instruments, underlyings, holdings) whose price was not fit to
+    liquidate on (stale or uncertain) at the tick or is not now. A position's engine id is its
+    primary key: its instrument's symbol comes from `positions` (see `_positions_by_engine_id`)."""
     mine = {line.asset for line in engine_account.collateral} | {
         symbol
         for p in engine_account.positions
         for symbol in (positions[p.id].instrument.symbol, p.risk_asset)
     }
-    now_stale = stale_symbols(now=timezone.now(), max_age_s=max_age_s)
-    return mine & (set(tick.stale_symbols) | set(now_stale))
+    now_unfit = unfit_prices(now=timezone.now(), max_age_s=max_age_s)
+    return mine & (tick.unfit_symbols | set(now_unfit))
 
 
 def _isolated_due(quote: AccountQuote, threshold: Decimal):
@@ -335,7 +335,9 @@ def liquidation_run(*, account_id: int, tick_id: int) -> Liquidation:
         liquidation.status = Liquidation.Status.NOT_NEEDED
         ctx.step(
             action="skipped",
-            reason=f"stale prices: {', '.join(sorted(stale))}" if stale else "no longer due",
+            reason=f"prices not fit to liquidate on: {', '.join(sorted(stale))}"
+            if stale
+            else "no longer due",
         )
         liquidation.completed_at = timezone.now()
         liquidation.save()

@@ -54,12 +54,15 @@ SCALAR_FIELDS = (
     "taker_fee_rate",
     "price_guard_max_move",
     "price_guard_max_age_s",
+    "price_guard_min_sources",
+    "price_guard_agreement_band",
+    "price_guard_source_cap",
     "stress_ewma_lambda",
     "stress_k_sigma",
     "stress_horizon_days",
     "stress_correlated_draws",
 )
-INTEGER_FIELDS = ("price_guard_max_age_s", "stress_correlated_draws")
+INTEGER_FIELDS = ("price_guard_max_age_s", "price_guard_min_sources", "stress_correlated_draws")
 THRESHOLDS = ("warning_ratio", "margin_call_ratio", "liquidation_ratio")
 
 

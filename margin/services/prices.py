@@ -1,14 +1,16 @@
-"""Writes of prices: source quotes in, guarded index and smoothed mark out, history kept.
+"""Writes of prices: source quotes in, guarded index and mark out, history kept.
 
 `demo_market_step` is the demo market (a source); `prices_refresh` is what a real deployment
-runs too: it reads every source's latest quote, guards them (`margin.market.guard`), and updates
-AssetPrice/MarkPrice (the latest prices every service reads) and their history.
+runs too: it reads every source's latest quote, guards them (`margin.market.guard`: age limit,
+move limit, capping to the median, quorum), sets each mark to the median of three
+(`margin.engine.prices.mark_price`), and updates AssetPrice/MarkPrice (the latest prices every
+service reads, an uncertain one with why) and their history.
 """
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -16,9 +18,15 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from margin.engine.prices import (
+    NO_QUORUM,
+    IndexRules,
+    mark_price,
+    seconds_to_funding,
+    smoothed_basis,
+)
 from margin.market.demo import MarketState, market_step, start_price, venue_quotes
-from margin.market.guard import guarded_price
-from margin.market.mark import smoothed_basis
+from margin.market.guard import GuardedPrice, guarded_price
 from margin.market.quotes import PERP, SPOT, Quote
 from margin.models import (
     Asset,
@@ -28,6 +36,7 @@ from margin.models import (
     Instrument,
     MarkPrice,
     MarkPriceHistory,
+    ParameterVersion,
     SimulatedAsset,
     SourceQuote,
 )
@@ -38,6 +47,7 @@ logger = logging.getLogger(__name__)
 # A demo market that was not stepped for a while resumes with one bounded step, not a jump
 # over the whole pause.
 MAX_DEMO_STEP_S = 10.0
+ZERO = Decimal(0)
 
 
 def quotes_record(*, quotes: Iterable[Quote]) -> int:
@@ -107,9 +117,10 @@ def demo_market_step(*, now: datetime, rng: np.random.Generator | None = None) -
 
 @dataclass(frozen=True)
 class RefreshResult:
-    asset_prices: dict[str, Decimal]
+    asset_prices: dict[str, Decimal]  # new index prices (a held, uncertain one is not new)
     marks: dict[str, Decimal]
     rejected: int
+    uncertain: dict[str, str] = field(default_factory=dict)  # symbol: why its price holds
 
 
 def _quotes_by_symbol() -> dict[tuple[str, str], list[Quote]]:
@@ -121,109 +132,190 @@ def _quotes_by_symbol() -> dict[tuple[str, str], list[Quote]]:
     return grouped
 
 
-def _rejection(quote: Quote, reason: str, reference: Decimal | None, now: datetime):
-    logger.warning(
-        "price guard left out %s %s %s from %s (%s, reference %s)",
-        quote.kind,
-        quote.symbol,
-        quote.price,
-        quote.source,
-        reason,
-        reference,
-    )
-    return GuardRejection(
-        at=now,
-        source=quote.source,
-        kind=quote.kind,
-        symbol=quote.symbol,
-        price=quote.price,
-        reference_price=reference,
-        reason=reason,
+def index_rules(params: ParameterVersion) -> IndexRules:
+    """The index rules of a parameter version."""
+    return IndexRules(
+        max_age_s=params.price_guard_max_age_s,
+        max_move=params.price_guard_max_move,
+        source_cap=params.price_guard_source_cap,
+        agreement_band=params.price_guard_agreement_band,
+        min_sources=params.price_guard_min_sources,
     )
 
 
-def _basis(previous: MarkPrice | None, *, perp_price, index: Decimal, now: datetime) -> Decimal:
+def traded_price_rules(params: ParameterVersion) -> IndexRules:
+    """The rules for an instrument's traded prices: the index rules without the quorum. One
+    venue's trade is still a trade, and the mark's median of three bounds what it can do."""
+    return replace(index_rules(params), min_sources=1, agreement_band=Decimal("Infinity"))
+
+
+def _rejections(guarded: GuardedPrice, now: datetime) -> list[GuardRejection]:
+    rows = []
+    for quote, verdict in guarded.verdicts:
+        logger.warning(
+            "price guard: %s %s %s from %s %s (reference %s)",
+            quote.kind,
+            quote.symbol,
+            quote.price,
+            quote.source,
+            verdict.reason,
+            verdict.reference,
+        )
+        rows.append(
+            GuardRejection(
+                at=now,
+                source=quote.source,
+                kind=quote.kind,
+                symbol=quote.symbol,
+                price=quote.price,
+                reference_price=verdict.reference,
+                counted_price=verdict.counted_at,
+                reason=verdict.reason,
+                detail=guarded.uncertain if verdict.reason == NO_QUORUM else "",
+            )
+        )
+    return rows
+
+
+def _basis(previous: MarkPrice | None, *, traded, index: Decimal, now: datetime) -> Decimal:
     if previous is None:
-        return perp_price - index if perp_price is not None else Decimal(0)
+        return traded - index if traded is not None else Decimal(0)
+    previous_basis = (previous.basis_price or previous.mark_price) - previous.index_price
     return smoothed_basis(
-        previous_basis=previous.mark_price - previous.index_price,
-        perp_price=perp_price,
-        index_price=index,
+        previous_basis=previous_basis,
+        traded_price=traded,
+        index=index,
         elapsed_s=(now - previous.updated_at).total_seconds(),
     )
 
 
 @transaction.atomic
-def prices_refresh(*, now: datetime) -> RefreshResult:
+def prices_refresh(
+    *, now: datetime, funding_rates: Mapping[str, Decimal] | None = None
+) -> RefreshResult:
     """Guarded index of every asset, mark of every active instrument; history appended.
 
-    A symbol none of whose quotes passes the guard keeps its last price and its `updated_at`,
-    so it shows as stale once that is older than `price_guard_max_age_s`.
+    An asset whose sources make no quorum keeps its last index, marked uncertain with why, and
+    its `updated_at`, so it also shows as stale once that is older than the age limit; its
+    instruments' marks hold with it. `funding_rates` ({perpetual symbol: last funding rate},
+    0 where missing) feeds each perpetual's funding-basis price.
     """
     params = parameters_in_force(now)
-    guard = {
-        "now": now,
-        "max_move": params.price_guard_max_move,
-        "max_age_s": params.price_guard_max_age_s,
-    }
+    rules, traded_rules = index_rules(params), traded_price_rules(params)
+    funding_rates = funding_rates or {}
     quotes = _quotes_by_symbol()
     last_index = {p.asset_id: p for p in AssetPrice.objects.select_for_update().order_by("pk")}
     last_mark = {m.instrument_id: m for m in MarkPrice.objects.select_for_update().order_by("pk")}
     rejections: list[GuardRejection] = []
 
-    index_now: dict[int, Decimal] = {}
-    new_asset_prices = {}
+    indexes: dict[int, AssetPrice] = {}
     for asset in Asset.objects.order_by("pk"):
         previous = last_index.get(asset.pk)
-        reference = previous.price if previous else None
-        guarded = guarded_price(quotes[SPOT, asset.symbol], last_price=reference, **guard)
-        rejections += [_rejection(q, why, reference, now) for q, why in guarded.rejected]
-        if guarded.price is not None:
-            index_now[asset.pk] = guarded.price
-            new_asset_prices[asset.symbol] = guarded.price
+        guarded = guarded_price(
+            quotes[SPOT, asset.symbol],
+            last_price=previous.price if previous else None,
+            now=now,
+            rules=rules,
+        )
+        rejections += _rejections(guarded, now)
+        if guarded.price is None:
+            continue
+        held_at = previous.updated_at if guarded.uncertain and previous else now
+        indexes[asset.pk] = AssetPrice(
+            asset_id=asset.pk,
+            price=guarded.price,
+            updated_at=held_at,
+            uncertain_reason=guarded.uncertain[:200],
+        )
 
-    marks = []
-    new_marks = {}
+    marks: list[MarkPrice] = []
+    until_funding = seconds_to_funding(now.timestamp())
     for instrument in Instrument.objects.filter(is_active=True).select_related("underlying"):
-        index = index_now.get(instrument.underlying_id)
+        index = indexes.get(instrument.underlying_id)
         if index is None:
             continue
         previous = last_mark.get(instrument.pk)
-        reference = previous.mark_price if previous else None
-        perp = guarded_price(quotes[PERP, instrument.symbol], last_price=reference, **guard)
-        rejections += [_rejection(q, why, reference, now) for q, why in perp.rejected]
-        basis = _basis(previous, perp_price=perp.price, index=index, now=now)
-        mark = index + basis
-        marks.append(MarkPrice(instrument=instrument, mark_price=mark, index_price=index))
-        new_marks[instrument.symbol] = mark
+        if index.uncertain:
+            if previous is not None:
+                previous.instrument = instrument
+                why = f"{instrument.underlying.symbol} index uncertain: {index.uncertain_reason}"
+                previous.uncertain_reason = why[:200]
+                marks.append(previous)
+            continue
+        traded = guarded_price(
+            quotes[PERP, instrument.symbol],
+            last_price=(previous.last_price or previous.mark_price) if previous else None,
+            now=now,
+            rules=traded_rules,
+        )
+        rejections += _rejections(traded, now)
+        is_perpetual = instrument.kind == Instrument.Kind.PERPETUAL
+        mark = mark_price(
+            index=index.price,
+            basis=_basis(previous, traded=traded.price, index=index.price, now=now),
+            funding_rate=funding_rates.get(instrument.symbol, ZERO) if is_perpetual else ZERO,
+            seconds_until_funding=until_funding,
+            last_price=traded.price,
+        )
+        marks.append(
+            MarkPrice(
+                instrument=instrument,
+                mark_price=mark.price,
+                index_price=index.price,
+                updated_at=now,
+                basis_price=mark.basis_price,
+                funding_price=mark.funding_price,
+                last_price=mark.last_price,
+                binding=mark.binding,
+                uncertain_reason="",
+            )
+        )
 
     AssetPrice.objects.bulk_create(
-        [AssetPrice(asset_id=a, price=p, updated_at=now) for a, p in index_now.items()],
+        indexes.values(),
         update_conflicts=True,
         unique_fields=["asset"],
-        update_fields=["price", "updated_at"],
+        update_fields=["price", "updated_at", "uncertain_reason"],
     )
-    for mark in marks:
-        mark.updated_at = now
     MarkPrice.objects.bulk_create(
         marks,
         update_conflicts=True,
         unique_fields=["instrument"],
-        update_fields=["mark_price", "index_price", "updated_at"],
+        update_fields=[
+            "mark_price",
+            "index_price",
+            "updated_at",
+            "basis_price",
+            "funding_price",
+            "last_price",
+            "binding",
+            "uncertain_reason",
+        ],
     )
+    new_indexes = [p for p in indexes.values() if not p.uncertain]
+    new_marks = [m for m in marks if not m.uncertain]
     AssetPriceHistory.objects.bulk_create(
-        [AssetPriceHistory(asset_id=a, at=now, price=p) for a, p in index_now.items()]
+        [AssetPriceHistory(asset_id=p.asset_id, at=now, price=p.price) for p in new_indexes]
     )
     MarkPriceHistory.objects.bulk_create(
         [
             MarkPriceHistory(
                 instrument=m.instrument, at=now, mark_price=m.mark_price, index_price=m.index_price
             )
-            for m in marks
+            for m in new_marks
         ]
     )
     GuardRejection.objects.bulk_create(rejections)
-    return RefreshResult(asset_prices=new_asset_prices, marks=new_marks, rejected=len(rejections))
+    symbols = {a.pk: a.symbol for a in Asset.objects.all()}
+    return RefreshResult(
+        asset_prices={symbols[p.asset_id]: p.price for p in new_indexes},
+        marks={m.instrument.symbol: m.mark_price for m in new_marks},
+        rejected=len(rejections),
+        uncertain={
+            **{symbols[p.asset_id]: p.uncertain_reason for p in indexes.values() if p.uncertain},
+            **{m.instrument.symbol: m.uncertain_reason for m in marks if m.uncertain},
+        },
+    )
 
 
 def price_history_prune(*, now: datetime) -> int:

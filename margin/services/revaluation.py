@@ -29,7 +29,7 @@ from django.utils import timezone
 from margin.engine.stress import build_scenarios, ewma_covariance, stress_margin
 from margin.engine.vector import Revaluation, revalue, sum_by
 from margin.errors import ApplicationError
-from margin.market.selectors import stale_symbols
+from margin.market.selectors import stale_symbols, unfit_prices
 from margin.market.states import LEVEL, STATES, Thresholds, next_levels
 from margin.models import (
     AccountEvent,
@@ -132,8 +132,9 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
             return TickStart(tick=None, skipped=refusal.message)
         marks, asset_prices = _frozen_prices()
         stale = stale_symbols(now=now, max_age_s=params.price_guard_max_age_s)
-        if stale:
-            logger.warning("stale prices, no liquidation of accounts exposed to them: %s", stale)
+        doubts = unfit_prices(now=now, max_age_s=params.price_guard_max_age_s)
+        if doubts:
+            logger.warning("prices unfit, no liquidation of accounts exposed to them: %s", doubts)
         account_ids = list(MarginAccount.objects.order_by("pk").values_list("pk", flat=True))
         size = settings.REVALUATION_SHARD_SIZE
         chunks = [account_ids[i : i + size] for i in range(0, len(account_ids), size)]
@@ -144,6 +145,7 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
                 marks=marks,
                 asset_prices=asset_prices,
                 stale_symbols=stale,
+                price_doubts=doubts,
                 volatility=_tick_volatility(until=now, params=params),
                 n_shards=len(chunks),
                 n_accounts=len(account_ids),
@@ -499,8 +501,9 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
 
 
 def _on_stale_prices(tick, book) -> np.ndarray:
-    """Accounts with a position, an underlying or a holding whose price was stale at the tick."""
-    stale = set(tick.stale_symbols)
+    """Accounts with a position, an underlying or a holding whose price was not fit to
+    liquidate on at the tick (stale or uncertain)."""
+    stale = tick.unfit_symbols
     blocked = np.zeros(book.n_accounts, dtype=bool)
     if not stale:
         return blocked

@@ -5,7 +5,7 @@ Every figure comes from the reference engine (`quote_account`) on the ledger's `
 a page, a preview and an explanation always agree to the digit.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
@@ -82,6 +82,8 @@ class Revaluation:
     at: datetime | None
     stale: bool
     stress_loss: Decimal | None = None
+    # {symbol: why} of the prices the tick would not liquidate on (stale or uncertain).
+    price_doubts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,19 @@ class AccountFigures:
         """Read on first use: only the overview shows it, and the positions and collateral
         fragments poll every 2 s without it."""
         return _revaluation(self.account)
+
+    @property
+    def price_doubts(self) -> list[tuple[str, str]]:
+        """(symbol, why) of the prices this account rests on that its last revaluation would
+        not liquidate on: the reason a due account is not liquidated."""
+        mine = {line.asset for line in self.input.collateral} | {
+            symbol
+            for position in self.state.positions.values()
+            if position.quantity != 0
+            for symbol in (position.instrument, position.underlying)
+        }
+        doubts = self.revaluation.price_doubts
+        return [(symbol, doubts[symbol]) for symbol in sorted(mine & set(doubts))]
 
     @property
     def risk_requirement(self) -> Decimal | None:
@@ -129,6 +144,7 @@ def _revaluation(account: MarginAccount) -> Revaluation:
         at=snapshot.tick.started_at,
         stale=snapshot.is_stale,
         stress_loss=snapshot.stress_margin if snapshot.tick.volatility else None,
+        price_doubts=snapshot.tick.price_doubts,
     )
 
 

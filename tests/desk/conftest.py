@@ -21,6 +21,7 @@ DESK_PAGES = (
     "desk:stress",
     "desk:cascade",
     "desk:heatmap",
+    "desk:prices",
 )
 
 

@@ -74,15 +74,18 @@ def test_a_move_most_sources_confirm_is_the_market_moving(reference, now, later)
     # given
     quotes_record(quotes=three_venues("SOL", "230", now))
     prices_refresh(now=now)
-    # when: two of three venues print 20% lower (beyond the 10% guard)
+    # when: two of three venues print 20% lower (beyond the 10% move limit)
     quotes_record(quotes=three_venues("SOL", "184", later(1), **{"venue-c": "229"}))
-    result = prices_refresh(now=later(1))
-    # then: the median of all three follows the move
-    assert result.asset_prices["SOL"] == Decimal("184")
-    assert GuardRejection.objects.filter(symbol="SOL").count() == 0
+    prices_refresh(now=later(1))
+    # then: the index follows the move; the venue left behind counts at the median + 5%
+    # (184 × 1.05 = 193.2): (184 + 184 + 193.2) / 3
+    assert AssetPrice.objects.get(asset__symbol="SOL").price == Decimal("187.066666666666666667")
+    rejection = GuardRejection.objects.get(symbol="SOL")
+    assert (rejection.source, rejection.reason) == ("venue-c", GuardRejection.Reason.CAPPED)
+    assert rejection.counted_price == Decimal("193.2")
 
 
-def test_a_stale_source_is_left_out_and_a_fully_stale_feed_shows_as_stale(reference, now, later):
+def test_a_stale_source_weighs_nothing_and_a_lone_fresh_one_makes_no_index(reference, now, later):
     # given
     max_age = reference.price_guard_max_age_s
     quotes_record(quotes=three_venues("ETH", "3400", now))
@@ -90,16 +93,20 @@ def test_a_stale_source_is_left_out_and_a_fully_stale_feed_shows_as_stale(refere
     # when: only venue-a keeps quoting
     quotes_record(quotes=[spot("venue-a", "ETH", "3420", later(max_age + 1))])
     partly = prices_refresh(now=later(max_age + 1))
-    # then
-    assert partly.asset_prices["ETH"] == Decimal("3420")
+    # then: the stale venues weigh nothing, one venue is no quorum: the last index holds
+    assert "ETH" not in partly.asset_prices
+    assert partly.uncertain["ETH"] == "1 fresh source(s), 2 needed"
+    eth = AssetPrice.objects.get(asset__symbol="ETH")
+    assert (eth.price, eth.uncertain) == (Decimal("3400"), True)
     assert set(
         GuardRejection.objects.filter(symbol="ETH", reason="stale").values_list("source", flat=True)
     ) == {"venue-b", "venue-c"}
+    assert GuardRejection.objects.filter(symbol="ETH", reason="quorum", source="venue-a").exists()
     # when: nobody quotes any more
     dead = prices_refresh(now=later(3 * max_age))
     # then: ETH keeps its last price and is stale
     assert "ETH" not in dead.asset_prices
-    assert AssetPrice.objects.get(asset__symbol="ETH").price == Decimal("3420")
+    assert AssetPrice.objects.get(asset__symbol="ETH").price == Decimal("3400")
     assert "ETH" in stale_symbols(now=later(3 * max_age), max_age_s=max_age)
 
 

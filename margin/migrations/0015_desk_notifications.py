@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('margin', '0013_snapshot_gross_notional'),
+        ('margin', '0014_price_guard'),
     ]
 
     operations = [
