@@ -194,6 +194,16 @@ async def drive(base: str, traders, officers, seconds: float, record: Recorder) 
     )
 
 
+def keys_remove(broker_url: str, prefix: str) -> None:
+    """The run's Redis keys (queues, bindings) go with it."""
+    import redis
+
+    client = redis.Redis.from_url(broker_url)
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))] if ordered else 0.0
@@ -261,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         os.killpg(stack.pid, signal.SIGTERM)
         stack.wait(timeout=90)
+        keys_remove(args.broker, env["CELERY_KEY_PREFIX"])
     ticks = RevaluationTick.objects.filter(pk__gt=first_tick or 0)
     due = int(elapsed // settings.REVALUATION_INTERVAL_S)
     started_ticks = ticks.count()

@@ -168,8 +168,9 @@ def engine_book(
         .values_list("pk", "symbol", "underlying_id")
     )
     instrument_ids = np.array([pk for pk, _, _ in instruments], dtype=np.int64)
-    assets = list(Asset.objects.order_by("pk").values_list("pk", "symbol"))
-    asset_ids = np.array([pk for pk, _ in assets], dtype=np.int64)
+    assets = list(Asset.objects.order_by("pk").values_list("pk", "symbol", "is_settlement"))
+    asset_ids = np.array([pk for pk, _, _ in assets], dtype=np.int64)
+    settlement = [n for n, (_, _, is_settlement) in enumerate(assets) if is_settlement]
     marks = dict(MarkPrice.objects.values_list("instrument_id", _as_float("mark_price")))
     prices = dict(AssetPrice.objects.values_list("asset_id", _as_float("price")))
 
@@ -227,10 +228,12 @@ def engine_book(
         col_asset=_rows_of(asset_ids, col_asset),
         col_quantity=col_quantity,
         brackets=BracketMatrix.from_tables([terms.brackets[s] for _, s, _ in instruments]),
-        haircuts=HaircutMatrix.from_tiers([terms.haircuts.get(s, ()) for _, s in assets]),
+        haircuts=HaircutMatrix.from_tiers([terms.haircuts.get(s, ()) for _, s, _ in assets]),
         instrument_asset=_rows_of(asset_ids, [u for _, _, u in instruments]),
-        asset_names=tuple(s for _, s in assets),
+        asset_names=tuple(s for _, s, _ in assets),
         instrument_names=tuple(s for _, s, _ in instruments),
+        # Pools are measured in the settlement coin (USDT counts 1:1 whatever its index).
+        settlement_asset=settlement[0] if settlement else -1,
     )
     return BookSlice(
         book=book,

@@ -72,6 +72,11 @@ def replay_moves(path: np.ndarray) -> np.ndarray:
 def shocked_prices(
     book: Book, marks: np.ndarray, asset_prices: np.ndarray, moves: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Marks and asset prices after the assets move by `moves` (clipped at −99 %)."""
+    """Marks and asset prices after the assets move by `moves` (clipped at −99 %). Marks are
+    quoted in the settlement coin (BTCUSDT in USDT), so a move of that coin's own price moves
+    every mark the other way: BTC held in USD while USDT loses 10 % costs 1 / 0.9 USDT more."""
     moves = np.maximum(np.asarray(moves, dtype=float), FLOOR_MOVE)
-    return marks * (1.0 + moves[book.instrument_asset]), asset_prices * (1.0 + moves)
+    moved_marks = marks * (1.0 + moves[book.instrument_asset])
+    if book.settlement_asset >= 0:
+        moved_marks /= 1.0 + moves[book.settlement_asset]
+    return moved_marks, asset_prices * (1.0 + moves)

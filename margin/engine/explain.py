@@ -14,11 +14,14 @@ from decimal import Decimal
 from margin.engine.precision import exact
 from margin.engine.reference import (
     AccountQuote,
+    LinkedMove,
     PositionQuote,
     collateral_line_value,
     collateral_slices,
     equity_behind,
     holding_value,
+    linked_move,
+    linked_scale_root,
     quote_account,
 )
 from margin.engine.types import ONE, AccountInput, PositionInput
@@ -240,9 +243,66 @@ def _bracket_steps(position: PositionInput, row: PositionQuote) -> list[Step]:
     return steps
 
 
+def _linked_price_steps(
+    move: LinkedMove, position: PositionInput, price: Decimal | None, *, with_maintenance: bool
+) -> list[Step]:
+    """A price solved with every price of the underlying moving by one factor s."""
+    figure = "liquidation price" if with_maintenance else "bankruptcy price"
+    moved = ", ".join(
+        [f"the mark of {p.id}" for p in move.positions]
+        + [f"the price of {line.asset} collateral" for line in move.lines]
+    )
+    steps = [
+        Step(
+            "linked prices",
+            f"{moved} move together by one factor s (one underlying, {position.underlying})",
+        )
+    ]
+    if price is None:
+        target = "maintenance margin" if with_maintenance else "0"
+        steps.append(Step(figure, f"no positive price: no factor s brings equity to {target}"))
+        return steps
+    scale = linked_scale_root(move, with_maintenance=with_maintenance)
+    equity = move.equity(scale)
+    steps.append(
+        Step(
+            "equity at s",
+            "{margin_balance} + {change_of_linked_prices}",
+            {
+                "margin_balance": move.margin_balance,
+                "change_of_linked_prices": equity - move.margin_balance,
+            },
+            equity,
+        )
+    )
+    if with_maintenance:
+        requirement = move.maintenance(scale)
+        steps.append(
+            Step(
+                "MM at s",
+                "{maintenance_margin} + {change_in_linked_brackets}",
+                {
+                    "maintenance_margin": move.cross_maintenance,
+                    "change_in_linked_brackets": requirement - move.cross_maintenance,
+                },
+                requirement,
+            )
+        )
+    steps.append(
+        Step(figure, "{mark_price} × {s}", {"mark_price": position.mark_price, "s": scale}, price)
+    )
+    return steps
+
+
 def _liquidation_steps(
     account: AccountInput, quote: AccountQuote, position: PositionInput, row: PositionQuote
 ) -> tuple[list[Step], list[Step]]:
+    move = linked_move(account, position)
+    if move is not None:
+        return (
+            _linked_price_steps(move, position, row.liquidation_price, with_maintenance=True),
+            _linked_price_steps(move, position, row.bankruptcy_price, with_maintenance=False),
+        )
     mm_scale = account.credit_tier.mm_scale
     other_equity, other_requirement = equity_behind(
         position,
@@ -417,6 +477,7 @@ def explain_account(
 ) -> dict[str, list[Step]]:
     """Every figure of the account's quote as steps, keyed `account.<figure>` and
     `positions.<id>.<figure>`. Pass the quote when you already have it."""
+    account = account.in_settlement_coin()
     if quote is None:
         quote = quote_account(account)
     steps = _account_steps(account, quote)

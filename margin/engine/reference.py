@@ -8,6 +8,7 @@ figures in float64 for a whole book at once, and the tests hold the two equal.
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import pairwise
 
 from margin.engine.precision import exact
 from margin.engine.types import (
@@ -24,6 +25,7 @@ from margin.engine.types import (
 __all__ = [
     "AccountQuote",
     "CollateralSlice",
+    "LinkedMove",
     "PositionQuote",
     "bankruptcy_price",
     "collateral_line_value",
@@ -34,6 +36,8 @@ __all__ = [
     "equity_behind",
     "holding_value",
     "initial_margin",
+    "linked_move",
+    "linked_scale_root",
     "liquidation_distance",
     "liquidation_price",
     "maintenance_margin",
@@ -282,6 +286,156 @@ def bankruptcy_price(position: PositionInput, *, other_equity: Decimal) -> Decim
     return price if price > 0 else None
 
 
+@dataclass(frozen=True)
+class LinkedMove:
+    """What moves with one underlying in a cross pool (vectors/README.md, "Prices of one
+    underlying move together"): the cross positions on it and the collateral lines in it, every
+    price scaled by one factor `s`, everything else held. `excess(s)` is the pool's equity minus
+    its maintenance margin at `s` (or its equity alone, for the bankruptcy price)."""
+
+    positions: tuple[PositionInput, ...]
+    lines: tuple[CollateralLine, ...]
+    margin_balance: Decimal
+    cross_maintenance: Decimal
+    haircut_scale: Decimal
+    mm_scale: Decimal
+
+    def _moved_line_value(self, line: CollateralLine, scale: Decimal) -> Decimal:
+        if scale == 0:  # a price of 0: the holding (or the debt) is worth nothing
+            return ZERO
+        moved = CollateralLine(
+            asset=line.asset,
+            quantity=line.quantity,
+            price=line.price * scale,
+            haircut_tiers=line.haircut_tiers,
+        )
+        return collateral_line_value(moved, self.haircut_scale)
+
+    def equity(self, scale: Decimal) -> Decimal:
+        """Margin balance with the linked prices × `scale`: each linked line's collateral value
+        (haircut tiers at the moved value) and each linked position's uPnL at the moved mark
+        replace those at s = 1."""
+        equity = self.margin_balance
+        for line in self.lines:
+            moved = self._moved_line_value(line, scale)
+            equity += moved - collateral_line_value(line, self.haircut_scale)
+        for p in self.positions:
+            equity += p.side * p.quantity * p.mark_price * (scale - ONE)
+        return equity
+
+    def maintenance(self, scale: Decimal) -> Decimal:
+        """The pool's MM with each linked position's MM re-taken in the bracket of its moved
+        notional."""
+        requirement = self.cross_maintenance
+        for p in self.positions:
+            for moved_scale, sign in ((scale, ONE), (ONE, -ONE)):
+                moved = notional(p.quantity, p.mark_price * moved_scale)
+                _, bracket = p.brackets.bracket_for(moved)
+                requirement += sign * maintenance_margin(moved, bracket, self.mm_scale)
+        return requirement
+
+    def excess(self, scale: Decimal, *, with_maintenance: bool) -> Decimal:
+        if not with_maintenance:
+            return self.equity(scale)
+        return self.equity(scale) - self.maintenance(scale)
+
+    def kinks(self) -> list[Decimal]:
+        """Every positive `s` where a linked position's notional meets a bracket floor or a
+        linked holding's value meets a haircut tier floor: between two of them `excess` is a
+        straight line."""
+        kinks = set()
+        for p in self.positions:
+            base = p.quantity * p.mark_price
+            kinks.update(b.floor / base for b in p.brackets.brackets if b.floor > 0)
+        for line in self.lines:
+            value = holding_value(line)
+            if value > 0:
+                kinks.update(t.floor / value for t in line.haircut_tiers if t.floor > 0)
+        return sorted(kinks)
+
+
+def linked_move(account: AccountInput, position: PositionInput) -> LinkedMove | None:
+    """The linked move behind a cross position that names its underlying, or None when only
+    its own mark moves (isolated, no underlying, or nothing else on that underlying: the
+    single-price solution of `liquidation_price` is then the same root)."""
+    if position.is_isolated or position.underlying is None:
+        return None
+    positions = tuple(
+        p for p in account.positions if not p.is_isolated and p.underlying == position.underlying
+    )
+    lines = tuple(line for line in account.collateral if line.asset == position.underlying)
+    if len(positions) == 1 and not lines:
+        return None
+    mm_scale = account.credit_tier.mm_scale
+    figures = [_position_figures(p, mm_scale) for p in account.positions if not p.is_isolated]
+    return LinkedMove(
+        positions=positions,
+        lines=lines,
+        margin_balance=collateral_value(account.collateral, account.credit_tier.haircut_scale)
+        + sum((f.unrealized_pnl for f in figures), ZERO),
+        cross_maintenance=sum((f.maintenance_margin for f in figures), ZERO),
+        haircut_scale=account.credit_tier.haircut_scale,
+        mm_scale=mm_scale,
+    )
+
+
+@exact
+def linked_scale_root(move: LinkedMove, *, with_maintenance: bool = True) -> Decimal | None:
+    """The factor `s` on every linked price at which the pool's equity meets its maintenance
+    margin (or zero, `with_maintenance=False`), the root nearest s = 1; None when no positive
+    `s` has one.
+
+    `excess(s)` is concave and piecewise linear (tiered haircuts take a falling share of a
+    rising holding, rising mmr a growing share of a rising notional), so it has at most one
+    root on each side of 1. Each side is walked outward from s = 1 over the straight pieces
+    between kinks and the root found on a piece is exact; past the last kink the last piece
+    runs on for ever. Concavity also says when a side holds no root: excess stays above
+    min(excess(1), excess at the side's far end) all the way there.
+    """
+    known: dict[Decimal, Decimal] = {}
+
+    def excess(scale: Decimal) -> Decimal:
+        if scale not in known:
+            known[scale] = move.excess(scale, with_maintenance=with_maintenance)
+        return known[scale]
+
+    def root_on_piece(low: Decimal, high: Decimal) -> Decimal | None:
+        at_low, at_high = excess(low), excess(high)
+        if at_low == 0 or at_high == 0:
+            return low if at_low == 0 else high
+        if (at_low > 0) == (at_high > 0):
+            return None
+        return low + at_low * (high - low) / (at_low - at_high)
+
+    if excess(ONE) == 0:
+        return ONE
+    kinks = move.kinks()
+    below = [ZERO, *(k for k in kinks if k < ONE), ONE]
+    last = max(ONE, *kinks) if kinks else ONE
+    roots = []
+    if excess(ONE) < 0 or excess(ZERO) < 0:
+        for low, high in reversed(list(pairwise(below))):
+            root = root_on_piece(low, high)
+            if root is not None:
+                if root > 0:
+                    roots.append(root)
+                break
+    # Past the last kink excess is the line through its values at `last` and 2 × `last`.
+    last_slope = (excess(last * 2) - excess(last)) / last
+    if excess(ONE) < 0 or excess(last) < 0 or last_slope < 0:
+        for low, high in pairwise([ONE, *(k for k in kinks if k > ONE), last]):
+            root = root_on_piece(low, high)
+            if root is not None:
+                roots.append(root)
+                break
+        else:
+            if excess(last) != 0 and last_slope != 0 and (excess(last) > 0) != (last_slope > 0):
+                roots.append(last - excess(last) / last_slope)
+    if not roots:
+        return None
+    return min(roots, key=lambda root: abs(root - ONE))
+
+
 @exact
 def liquidation_distance(
     side: int, mark_price: Decimal, liquidation: Decimal | None
@@ -320,10 +474,16 @@ def _position_figures(position: PositionInput, mm_scale: Decimal) -> _PositionFi
     )
 
 
+def _scaled_mark(position: PositionInput, scale: Decimal | None) -> Decimal | None:
+    return None if scale is None else position.mark_price * scale
+
+
 @exact
 def quote_account(account: AccountInput) -> AccountQuote:
     """Every figure of one account: the cross pool (Binance USD-M cross margin, multi-assets
-    mode) and each position, isolated ones standing alone on their isolated margin."""
+    mode) and each position, isolated ones standing alone on their isolated margin; every
+    figure in the settlement coin (`AccountInput.in_settlement_coin`)."""
+    account = account.in_settlement_coin()
     mm_scale = account.credit_tier.mm_scale
     figures = [_position_figures(position, mm_scale) for position in account.positions]
     cross = [f for f in figures if not f.position.is_isolated]
@@ -348,12 +508,18 @@ def quote_account(account: AccountInput) -> AccountQuote:
             if position.is_isolated
             else None
         )
-        liquidation = liquidation_price(
-            position,
-            other_equity=other_equity,
-            other_requirement=other_requirement,
-            mm_scale=mm_scale,
-        )
+        move = linked_move(account, position)
+        if move is None:
+            liquidation = liquidation_price(
+                position,
+                other_equity=other_equity,
+                other_requirement=other_requirement,
+                mm_scale=mm_scale,
+            )
+            bankruptcy = bankruptcy_price(position, other_equity=other_equity)
+        else:
+            liquidation = _scaled_mark(position, linked_scale_root(move))
+            bankruptcy = _scaled_mark(position, linked_scale_root(move, with_maintenance=False))
         quotes.append(
             PositionQuote(
                 id=position.id,
@@ -366,7 +532,7 @@ def quote_account(account: AccountInput) -> AccountQuote:
                 initial_margin=f.initial_margin,
                 unrealized_pnl=f.unrealized_pnl,
                 liquidation_price=liquidation,
-                bankruptcy_price=bankruptcy_price(position, other_equity=other_equity),
+                bankruptcy_price=bankruptcy,
                 margin_mode=position.margin_mode,
                 isolated_margin=position.isolated_margin,
                 isolated_margin_ratio=isolated_ratio,

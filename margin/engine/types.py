@@ -7,7 +7,7 @@ request's (`account.positions[0].brackets[2].cum`).
 
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Literal
 
@@ -243,13 +243,38 @@ class PositionInput:
 
 @dataclass(frozen=True)
 class AccountInput:
-    """One account: its cross collateral, its positions (cross and isolated), its credit tier."""
+    """One account: its cross collateral, its positions (cross and isolated), its credit tier.
+
+    The pool is measured in the coin its positions settle in (`settlement_asset`, USDT for
+    USDT-margined contracts): marks, PnL and MM are in that coin already, so collateral is
+    valued in it too, at price / `settlement_price` (each asset's price and the settlement
+    coin's own, in the same unit, e.g. USD index prices). The settlement coin then counts 1:1
+    whatever its index does, as Binance's USDⓈ-M wallet counts USDT; without a settlement asset
+    prices are taken as they come."""
 
     collateral: tuple[CollateralLine, ...] = ()
     positions: tuple[PositionInput, ...] = ()
     credit_tier: CreditTier = field(default_factory=CreditTier)
+    settlement_asset: str | None = None
+    settlement_price: Decimal = ONE
+
+    def in_settlement_coin(self) -> "AccountInput":
+        """The same account with every collateral price in the settlement coin."""
+        if self.settlement_price == ONE:
+            return self
+        with engine_context():
+            lines = tuple(
+                replace(line, price=line.price / self.settlement_price) for line in self.collateral
+            )
+        return replace(self, collateral=lines, settlement_price=ONE)
 
     def __post_init__(self) -> None:
+        if self.settlement_price <= 0:
+            raise EngineInputError(
+                "settlement_price", f"must be positive, got {self.settlement_price}"
+            )
+        if self.settlement_asset is None and self.settlement_price != ONE:
+            raise EngineInputError("settlement_price", "needs the settlement_asset it prices")
         seen: set[str] = set()
         for n, position in enumerate(self.positions):
             if position.id in seen:

@@ -228,6 +228,9 @@ class Book:
     instrument_asset: np.ndarray
     asset_names: tuple[str, ...] = field(default=())
     instrument_names: tuple[str, ...] = field(default=())
+    # The asset the pools settle in (USDT), or -1: collateral is valued in that coin, at each
+    # asset's price over its price (`AccountInput.in_settlement_coin`).
+    settlement_asset: int = -1
 
     def __post_init__(self) -> None:
         n_positions, n_lines = len(self.pos_account), len(self.col_account)
@@ -320,6 +323,11 @@ class Book:
     def line_exposure_cell(self) -> np.ndarray:
         """Each collateral line's cell in the same exposure matrix: its account, its asset."""
         return self.col_account * self.n_assets + self.col_asset
+
+    @cached_property
+    def linked(self) -> "LinkedPools":
+        """The cross pools where prices of one underlying move together (`LinkedPools`)."""
+        return LinkedPools.of(self)
 
     @cached_property
     def line_tiers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -623,6 +631,427 @@ def _liquidation_chunk(
     _nan_unless(liquidation, has_price & (liquidation > 0))
 
 
+def _starts(sorted_groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Where each group's run starts in an array sorted by group (n_groups + 1 bounds)."""
+    return np.searchsorted(sorted_groups, np.arange(n_groups + 1)).astype(INDEX)
+
+
+def _runs(starts: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray | slice, np.ndarray]:
+    """The members of `groups` in an array sorted by group, and each one's place in `groups`
+    (a run of consecutive groups, as a whole chunk is, takes one slice)."""
+    if len(groups) and groups[-1] - groups[0] + 1 == len(groups):
+        first, last = starts[groups[0]], starts[groups[-1] + 1]
+        counts = np.diff(starts[groups[0] : groups[-1] + 2])
+        return slice(first, last), np.repeat(np.arange(len(groups)), counts)
+    counts = starts[groups + 1] - starts[groups]
+    place = np.repeat(np.arange(len(groups)), counts)
+    first = np.cumsum(counts) - counts
+    return np.repeat(starts[groups] - first, counts) + np.arange(len(place)), place
+
+
+@dataclass(frozen=True)
+class LinkedPools:
+    """Groups of one account's cross positions on one underlying and its collateral lines in
+    that asset, where the group holds more than one of them (vectors/README.md, "Prices of one
+    underlying move together"): their liquidation and bankruptcy prices are solved with every
+    price of the group scaled by one factor. `positions` and `lines` are the book's row numbers
+    of the members, sorted by group (`position_group`, `line_group`; `*_start` bounds each
+    group's run); `group_account` is each group's account."""
+
+    positions: np.ndarray
+    position_group: np.ndarray
+    position_start: np.ndarray
+    lines: np.ndarray
+    line_group: np.ndarray
+    line_start: np.ndarray
+    group_account: np.ndarray
+    # Price-independent figures of the members, gathered once.
+    position_grid_row: np.ndarray
+    position_bracket_row: np.ndarray
+    position_mm_scale: np.ndarray
+    position_top_mmr: np.ndarray  # the last bracket's mmr × mm_scale
+    position_last_floor: np.ndarray
+    line_tiers: tuple[np.ndarray, np.ndarray, np.ndarray]  # floors, caps, ratios (tiers × lines)
+    line_last_ratio: np.ndarray
+    line_last_floor: np.ndarray
+
+    @classmethod
+    def of(cls, book: "Book") -> "LinkedPools":
+        # Cells of the (accounts + 1) × assets exposure matrix; isolated positions sit in the
+        # extra row and are left out (they stand alone).
+        n_cells = (book.n_accounts + 1) * book.n_assets
+        cross = np.flatnonzero(~book.pos_isolated)
+        position_cell = book.pos_exposure_cell[cross]
+        members = np.bincount(position_cell, minlength=n_cells)
+        members += np.bincount(book.line_exposure_cell, minlength=n_cells)
+        linked_cells = np.flatnonzero(members > 1)
+        group_of_cell = np.full(n_cells, -1, dtype=INDEX)
+        group_of_cell[linked_cells] = np.arange(len(linked_cells))
+        n_groups = len(linked_cells)
+        position_group = group_of_cell[position_cell]
+        line_group = group_of_cell[book.line_exposure_cell]
+        positions, lines = cross[position_group >= 0], np.flatnonzero(line_group >= 0)
+        position_order = np.argsort(position_group[position_group >= 0], kind="stable")
+        line_order = np.argsort(line_group[lines], kind="stable")
+        positions, lines = positions[position_order], lines[line_order]
+        position_group = group_of_cell[book.pos_exposure_cell[positions]]
+        line_group = group_of_cell[book.line_exposure_cell[lines]]
+        instrument = book.pos_instrument[positions]
+        mm_scale = book.pos_mm_scale[positions]
+        floors = book.brackets.floors
+        last_floor = np.max(np.where(np.isfinite(floors), floors, 0.0), axis=1)
+        line_tiers = tuple(tiers[:, lines] for tiers in book.line_tiers)
+        last_tier = np.isfinite(line_tiers[0]).sum(axis=0) - 1
+        every_line = np.arange(len(lines))
+        return cls(
+            positions=positions,
+            position_group=position_group,
+            position_start=_starts(position_group, n_groups),
+            lines=lines,
+            line_group=line_group,
+            line_start=_starts(line_group, n_groups),
+            group_account=linked_cells // book.n_assets,
+            position_grid_row=book.pos_grid_row[positions],
+            position_bracket_row=book.pos_bracket_row[positions],
+            position_mm_scale=mm_scale,
+            position_top_mmr=book.brackets.mmr[instrument, -1] * mm_scale,
+            position_last_floor=last_floor[instrument],
+            line_tiers=line_tiers,
+            line_last_ratio=line_tiers[2][last_tier, every_line],
+            line_last_floor=line_tiers[0][last_tier, every_line],
+        )
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_account)
+
+
+@dataclass(frozen=True)
+class _LinkedExcess:
+    """`excess(s)` of linked groups and its slope on the straight piece just above `s`
+    (reference: `LinkedMove.excess`), built from the figures at the marks. Per group: `base`,
+    the excess at s = 1; per linked position (in `LinkedPools` order): its notional at the mark,
+    side × notional and MM at the mark (0 without MM); per linked line: the holding's value at
+    its price and its collateral value."""
+
+    book: Book
+    pools: LinkedPools
+    base: np.ndarray
+    notional: np.ndarray
+    side_notional: np.ndarray
+    maintenance: np.ndarray
+    holding: np.ndarray
+    line_value: np.ndarray
+    with_maintenance: bool
+
+    def members(self, groups: np.ndarray) -> tuple:
+        """Rows (into the linked arrays) of the positions and lines in `groups`, and each one's
+        place in `groups`."""
+        pools = self.pools
+        return (*_runs(pools.position_start, groups), *_runs(pools.line_start, groups))
+
+    def at(self, groups: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Excess and slope of each of `groups` at its `scale`."""
+        book, pools = self.book, self.pools
+        position_rows, position_place, line_rows, line_place = self.members(groups)
+        position_scale = scale[position_place]
+        side_notional, notional = self.side_notional[position_rows], self.notional[position_rows]
+        value = position_scale - 1.0
+        value *= side_notional
+        slope = side_notional
+        if self.with_maintenance:
+            moved = notional * position_scale
+            cell = book.brackets.lookup_in_rows(pools.position_grid_row[position_rows], moved)
+            cell += pools.position_bracket_row[position_rows]
+            mm_scale = pools.position_mm_scale[position_rows]
+            mmr = book.brackets.mmr.ravel()[cell]
+            mmr *= mm_scale
+            moved *= mmr
+            cum = book.brackets.cum.ravel()[cell]
+            cum *= mm_scale
+            moved -= cum
+            moved -= self.maintenance[position_rows]
+            value -= moved
+            mmr *= notional
+            slope = slope - mmr
+        holding = self.holding[line_rows]
+        moved_holding = holding * scale[line_place]
+        line_value = np.minimum(moved_holding, 0.0)
+        line_value -= self.line_value[line_rows]
+        line_slope = np.minimum(holding, 0.0)
+        positive = holding > 0
+        for floor, cap, ratio in zip(*pools.line_tiers, strict=True):
+            floor, cap, ratio = floor[line_rows], cap[line_rows], ratio[line_rows]
+            piece = np.minimum(moved_holding, cap)
+            piece -= floor
+            np.maximum(piece, 0.0, out=piece)
+            piece *= ratio
+            line_value += piece
+            inside = (moved_holding >= floor) & (moved_holding < cap) & positive
+            line_slope += inside * ratio * holding
+        n = len(groups)
+        excess = self.base[groups] + sum_by(position_place, value, n)
+        excess += sum_by(line_place, line_value, n)
+        total_slope = sum_by(position_place, slope, n)
+        total_slope += sum_by(line_place, line_slope, n)
+        return excess, total_slope
+
+    def at_zero(self, groups: np.ndarray) -> np.ndarray:
+        """Excess at s = 0: no PnL left of the linked marks' moves, no MM (the first bracket's
+        cum is 0), no value in the linked holdings."""
+        position_rows, position_place, line_rows, line_place = self.members(groups)
+        n = len(groups)
+        moved = self.side_notional[position_rows] - self.maintenance[position_rows]
+        excess = self.base[groups] - sum_by(position_place, moved, n)
+        excess -= sum_by(line_place, self.line_value[line_rows], n)
+        return excess
+
+    def last_slope(self, groups: np.ndarray) -> np.ndarray:
+        """Slope past every kink: the top bracket's mmr, the last tier's ratio."""
+        pools = self.pools
+        position_rows, position_place, line_rows, line_place = self.members(groups)
+        slope = self.side_notional[position_rows]
+        if self.with_maintenance:
+            slope = slope - self.notional[position_rows] * pools.position_top_mmr[position_rows]
+        holding = self.holding[line_rows]
+        line_slope = np.where(holding > 0, holding * pools.line_last_ratio[line_rows], holding)
+        n = len(groups)
+        return sum_by(position_place, slope, n) + sum_by(line_place, line_slope, n)
+
+    def past_every_kink(self, groups: np.ndarray) -> float:
+        """One scale past every kink of `groups`: twice the largest of 1, each linked position's
+        last floor over its notional and each holding's last tier floor over it."""
+        pools = self.pools
+        position_rows, _, line_rows, _ = self.members(groups)
+        top = np.max(
+            pools.position_last_floor[position_rows] / self.notional[position_rows], initial=1.0
+        )
+        holding = self.holding[line_rows]
+        positive = holding > 0
+        last_tier = pools.line_last_floor[line_rows][positive] / holding[positive]
+        return 2.0 * max(top, np.max(last_tier, initial=1.0))
+
+
+LINKED_STEPS = 64
+"""Most Newton steps a linked root takes: one per straight piece crossed, and a group has far
+fewer pieces than this."""
+
+
+def _same_piece(slope: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """Slopes equal to rounding: the same straight piece (a concave piecewise-linear function
+    has one piece per slope)."""
+    return np.abs(slope - previous) <= 1e-12 * np.maximum(np.abs(slope), np.abs(previous))
+
+
+def _newton_from_below(
+    excess: _LinkedExcess,
+    groups: np.ndarray,
+    scale: np.ndarray,
+    direction: np.ndarray,
+    previous_slope: np.ndarray,
+) -> np.ndarray:
+    """The root of concave `excess` reached from scales where it is ≤ 0, moving in `direction`
+    (+1 up, −1 down): each step goes to the zero of the straight piece it stands on, a line
+    that lies above `excess` everywhere, so no step passes the root; the walk ends on a point
+    whose piece is the line that led there (`previous_slope`, NaN for none), which is then
+    the root. NaN where excess turns away before reaching 0, or the scale reaches 0."""
+    scale, previous_slope = scale.copy(), previous_slope.copy()
+    result = np.full(len(groups), np.nan)
+    active = np.arange(len(groups))
+    for _ in range(LINKED_STEPS):
+        if not active.size:
+            break
+        value, slope = excess.at(groups[active], scale[active])
+        done = (value >= 0) | _same_piece(slope, previous_slope[active])
+        result[active[done]] = scale[active[done]]
+        going = ~done & (slope * direction[active] > 0)
+        active, value, slope = active[going], value[going], slope[going]
+        scale[active] -= value / slope
+        previous_slope[active] = slope
+        active = active[scale[active] > 0]
+    return result
+
+
+def _linked_scales(
+    excess: _LinkedExcess,
+    groups: np.ndarray,
+    slope_one: np.ndarray,
+    piece_at_one: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Per group of `groups`, the scale nearest 1 where `excess` is 0 (reference:
+    `linked_scale_root`), nan where none is positive; `slope_one` is each one's slope at 1,
+    `piece_at_one` the scales where that straight piece starts and ends: a step along it that
+    stays inside has found the root, with no evaluation at all (most groups)."""
+    n = len(groups)
+    piece_low, piece_high = piece_at_one
+    at_one = excess.base[groups]
+    healthy = at_one > 0
+    nowhere = np.full(n, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # Below 1. From a healthy s = 1 a root below exists when excess(0) < 0: one step along
+        # the line at 1 (rising there) lands past it, at or above 0, and the walk climbs back;
+        # from an s = 1 past the root it walks down while excess rises towards lower scales.
+        step = 1.0 - at_one / slope_one
+        overshoot = healthy & (slope_one > 0) & (step > 0)
+        below_start = np.where(overshoot, step, np.where(healthy, 0.0, 1.0))
+        below_previous = np.where(overshoot, slope_one, nowhere)
+        below_wanted = np.where(healthy, excess.at_zero(groups) < 0, slope_one < 0)
+        # Above 1. From a healthy s = 1 a root above exists when the last piece falls: one step
+        # along the line at 1 (falling there) lands past it, else come down from past every
+        # kink, or start on the last piece's own zero when excess is still positive there.
+        above_wanted = np.where(healthy, excess.last_slope(groups) < 0, slope_one > 0)
+        above_start = np.where(healthy, step, 1.0)
+        above_previous = np.where(healthy & (slope_one < 0), slope_one, nowhere)
+        below_found = overshoot & (step >= piece_low)
+        below = np.where(below_wanted & below_found, step, np.nan)
+        rows = np.flatnonzero(below_wanted & ~below_found)
+        below[rows] = _newton_from_below(
+            excess,
+            groups[rows],
+            below_start[rows],
+            np.where(healthy[rows], 1.0, -1.0),
+            below_previous[rows],
+        )
+        above_found = healthy & (slope_one < 0) & (step < piece_high)
+        above = np.where(above_wanted & above_found, step, np.nan)
+        # A root above matters only if it is nearer than the one found below: where excess is
+        # still positive at the mirror scale 2 − below it is farther (concavity), else the
+        # walk down starts there.
+        mirrored = np.flatnonzero(above_wanted & ~above_found & healthy & ~np.isnan(below))
+        if mirrored.size:
+            mirror = 2.0 - below[mirrored]
+            at_mirror, _ = excess.at(groups[mirrored], mirror)
+            farther = at_mirror > 0
+            above_wanted[mirrored[farther]] = False
+            above_start[mirrored] = mirror
+            above_previous[mirrored] = np.nan
+        from_top = np.flatnonzero(above_wanted & healthy & (slope_one >= 0) & np.isnan(below))
+        if from_top.size:
+            top = excess.past_every_kink(groups[from_top])
+            at_top, slope_top = excess.at(groups[from_top], np.full(from_top.size, top))
+            positive = at_top > 0
+            above_start[from_top] = np.where(positive, top - at_top / slope_top, top)
+            above_previous[from_top] = np.where(positive, slope_top, np.nan)
+        rows = np.flatnonzero(above_wanted & ~above_found)
+        above[rows] = _newton_from_below(
+            excess,
+            groups[rows],
+            above_start[rows],
+            np.where(healthy[rows], -1.0, 1.0),
+            above_previous[rows],
+        )
+    nearest = np.where(np.abs(above - 1.0) < np.abs(below - 1.0), above, below)
+    nearest = np.where(np.isnan(below), above, nearest)
+    nearest[at_one == 0] = 1.0
+    return nearest
+
+
+def _group_extreme(
+    values: np.ndarray, starts: np.ndarray, reduce: np.ufunc, empty: float
+) -> np.ndarray:
+    """`reduce` (np.maximum, np.minimum) of each group's run of `values` (sorted by group,
+    `starts` bounding the runs), `empty` for a group without one."""
+    counts = np.diff(starts)
+    result = np.full(len(counts), empty)
+    runs = counts > 0
+    if values.size:
+        result[runs] = reduce.reduceat(values, starts[:-1][runs])
+    return result
+
+
+LINKED_CHUNK = 1 << 15
+"""Linked groups per task: groups are independent, so their roots are found on every core."""
+
+
+def _linked_prices(
+    book: Book,
+    marks: np.ndarray,
+    asset_prices: np.ndarray,
+    balance: np.ndarray,
+    account_maintenance: np.ndarray,
+    out: "_Outputs",
+    workers: int | None,
+) -> None:
+    """Liquidation and bankruptcy prices of every linked position: its mark times its group's
+    root scale, in place of the single-price solution."""
+    pools = book.linked
+    n = pools.n_groups
+    if not n:
+        return
+    rows, lines = pools.positions, pools.lines
+    notional = out.notional[rows]
+    side_notional = notional * book.pos_side[rows]
+    holding = book.col_quantity[lines] * asset_prices[book.col_asset[lines]]
+    # Each group's slope at s = 1 without moving anything: the marks' brackets and the
+    # holdings' tiers at their prices.
+    line_slope = np.minimum(holding, 0.0)
+    for floor, cap, ratio in zip(*pools.line_tiers, strict=True):
+        line_slope += ((holding >= floor) & (holding < cap) & (holding > 0)) * ratio * holding
+    equity_slope = sum_by(pools.position_group, side_notional, n)
+    equity_slope += sum_by(pools.line_group, line_slope, n)
+    cell = pools.position_bracket_row + out.bracket[rows] - 1
+    mm_slope = notional * book.brackets.mmr.ravel()[cell] * pools.position_mm_scale
+    mm_slope = sum_by(pools.position_group, mm_slope, n)
+    line_value = out.collateral_line_value[lines]
+    mark = marks[book.pos_instrument[rows]]
+    # The straight piece each group stands on at s = 1: from the largest scale where one of its
+    # members entered its bracket or tier to the smallest where one leaves it.
+    line_low, line_high = np.zeros(len(lines)), np.full(len(lines), np.inf)
+    positive = holding > 0
+    for floor, cap, _ in zip(*pools.line_tiers, strict=True):
+        inside = (holding >= floor) & (holding < cap) & positive
+        line_low = np.where(inside, floor / np.where(positive, holding, 1.0), line_low)
+        line_high = np.where(inside, cap / np.where(positive, holding, 1.0), line_high)
+    lines_low = _group_extreme(line_low, pools.line_start, np.maximum, 0.0)
+    lines_high = _group_extreme(line_high, pools.line_start, np.minimum, np.inf)
+    floors = book.brackets.floors.ravel()
+    floor_cell = pools.position_bracket_row + out.bracket[rows] - 1
+    next_floor = np.where(
+        out.bracket[rows] < book.brackets.width,
+        floors[np.minimum(floor_cell + 1, floors.size - 1)],
+        np.inf,
+    )
+    mm_piece = (
+        np.maximum(
+            lines_low,
+            _group_extreme(floors[floor_cell] / notional, pools.position_start, np.maximum, 0.0),
+        ),
+        np.minimum(
+            lines_high,
+            _group_extreme(next_floor / notional, pools.position_start, np.minimum, np.inf),
+        ),
+    )
+    chunks = [np.arange(start, min(start + LINKED_CHUNK, n)) for start in range(0, n, LINKED_CHUNK)]
+    for with_maintenance, target in ((True, out.liquidation_price), (False, out.bankruptcy_price)):
+        base = balance[pools.group_account]
+        if with_maintenance:
+            base = base - account_maintenance[pools.group_account]
+        excess = _LinkedExcess(
+            book=book,
+            pools=pools,
+            base=base,
+            notional=notional,
+            side_notional=side_notional,
+            maintenance=out.maintenance_margin[rows] if with_maintenance else np.zeros(len(rows)),
+            holding=holding,
+            line_value=line_value,
+            with_maintenance=with_maintenance,
+        )
+        slope_one = equity_slope - mm_slope if with_maintenance else equity_slope
+        scales = np.empty(n)
+
+        piece = mm_piece if with_maintenance else (lines_low, lines_high)
+
+        def solve(
+            groups: np.ndarray, excess=excess, slope_one=slope_one, scales=scales, piece=piece
+        ) -> None:
+            piece_at_one = (piece[0][groups], piece[1][groups])
+            scales[groups] = _linked_scales(excess, groups, slope_one[groups], piece_at_one)
+
+        run_tasks([partial(solve, chunk) for chunk in chunks], workers)
+        target[rows] = mark * scales[pools.position_group]
+
+
 def _margin_ratio(maintenance: np.ndarray, balance: np.ndarray) -> np.ndarray:
     """maintenance / balance, nan where the balance is ≤ 0 (`reference.margin_ratio`)."""
     return np.divide(maintenance, balance, out=np.full_like(balance, np.nan), where=balance > 0)
@@ -649,6 +1078,8 @@ def revalue(
         raise EngineInputError("marks", f"must hold one mark per instrument ({book.n_instruments})")
     if asset_prices.shape != (book.n_assets,):
         raise EngineInputError("asset_prices", f"must hold one price per asset ({book.n_assets})")
+    if book.settlement_asset >= 0:
+        asset_prices = asset_prices / asset_prices[book.settlement_asset]
     book.prepare()
     out = _Outputs.allocate(book.n_positions, len(book.col_account))
     position_chunks, line_chunks = _chunks(book.n_positions), _chunks(len(book.col_account))
@@ -672,6 +1103,7 @@ def revalue(
             ],
             workers,
         )
+        _linked_prices(book, marks, asset_prices, balance, account_maintenance, out, workers)
     isolated = book.pos_isolated_rows
     isolated_equity = book.pos_isolated_margin[isolated] + out.unrealized_pnl[isolated]
     isolated_margin_ratio = np.full(book.n_positions, np.nan)
@@ -711,6 +1143,9 @@ def book_from_accounts(accounts: Sequence[AccountInput]) -> tuple[Book, np.ndarr
     asset_prices: list[float] = []
     asset_tiers: list[tuple[HaircutTier, ...]] = []
     asset_seen: dict[str, tuple] = {}
+    settlement = {(a.settlement_asset, a.settlement_price) for a in accounts if a.settlement_asset}
+    if len(settlement) > 1:
+        raise EngineInputError("accounts", "one book settles in one coin at one price")
     for a, account in enumerate(accounts):
         for c, line in enumerate(account.collateral):
             market = (line.price, line.haircut_tiers)
@@ -724,6 +1159,17 @@ def book_from_accounts(accounts: Sequence[AccountInput]) -> tuple[Book, np.ndarr
                     f"accounts[{a}].collateral[{c}]",
                     f"{line.asset} already has another price or haircut tiers in this book",
                 )
+
+    settlement_row = -1
+    if settlement:
+        ((name, price),) = settlement
+        if name not in asset_rows:
+            asset_rows[name] = len(asset_prices)
+            asset_prices.append(float(price))
+            asset_tiers.append(())
+        elif asset_prices[asset_rows[name]] != float(price):
+            raise EngineInputError("accounts", f"{name} is priced apart from its settlement price")
+        settlement_row = asset_rows[name]
 
     instrument_rows: dict[tuple, int] = {}
     tables: list[BracketTable] = []
@@ -777,5 +1223,6 @@ def book_from_accounts(accounts: Sequence[AccountInput]) -> tuple[Book, np.ndarr
         instrument_asset=_index(instrument_asset),
         asset_names=tuple(asset_rows),
         instrument_names=tuple(instrument_names),
+        settlement_asset=settlement_row,
     )
     return book, _float(marks), _float(asset_prices)

@@ -223,6 +223,9 @@ class AccountState:
                 if p.quantity
             ),
             credit_tier=self.terms.credit_tiers[self.credit_tier],
+            # The pool is measured in the settlement coin: USDT counts 1:1 whatever its index.
+            settlement_asset=self.settlement,
+            settlement_price=self.prices[self.settlement],
         )
 
     def quote(self) -> AccountQuote:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -22,9 +22,12 @@ from django.utils.dateparse import parse_datetime
 from margin.desk.impact import parameter_impact
 from margin.desk.selectors import desk_book
 from margin.engine.errors import EngineInputError
+from margin.engine.parameters import NumberLimit, ParameterVersionInput, parameter_problems
+from margin.engine.stress import build_scenarios, stress_margin
 from margin.engine.types import BracketTable, CreditTier, HaircutTier
-from margin.engine.vector import BracketMatrix, HaircutMatrix, revalue
+from margin.engine.vector import BracketMatrix, HaircutMatrix, Revaluation, revalue
 from margin.errors import ApplicationError
+from margin.market.states import Thresholds, next_levels
 from margin.models import (
     Asset,
     Bracket,
@@ -33,6 +36,7 @@ from margin.models import (
     MarginAccount,
     ParameterVersion,
     Proposal,
+    RevaluationTick,
 )
 from margin.models import CreditTier as CreditTierRow
 from margin.models import (
@@ -41,6 +45,7 @@ from margin.models import (
 from margin.services.audit import audit_record
 from margin.services.proposals import DEFAULT_TTL, proposal_create
 from margin.services.reference import engine_terms, parameters_in_force
+from margin.services.revaluation import stress_horizon_periods, tick_volatility
 
 # The version's own figures a change may set (its child tables are set per symbol).
 SCALAR_FIELDS = (
@@ -77,27 +82,61 @@ def _decimal(value, field: str) -> Decimal:
 
 
 def _scalars(version: ParameterVersion, changes: dict) -> dict[str, Decimal | int]:
+    """The version's scalars with the changes read in; whether they make sense together is
+    the engine's validator's to say (`validate_parameter_version`)."""
     values = {name: getattr(version, name) for name in SCALAR_FIELDS}
     for name, raw in changes.items():
         if name not in SCALAR_FIELDS:
             raise ApplicationError(f"{name} is not a risk parameter.", extra={name: "Unknown."})
         number = _decimal(raw, name)
-        if number < 0 or (name in INTEGER_FIELDS and number != number.to_integral_value()):
-            raise ApplicationError(f"{name}: must be a non-negative number.", extra={name: "Bad."})
-        values[name] = int(number) if name in INTEGER_FIELDS else number
-    if not values["warning_ratio"] < values["margin_call_ratio"] < values["liquidation_ratio"]:
-        raise ApplicationError(
-            "Thresholds must rise: warning < margin call < liquidation.",
-            extra={"warning_ratio": "Out of order."},
-        )
-    if not values["liquidation_target_ratio"] < values["liquidation_ratio"]:
-        raise ApplicationError(
-            "The liquidation target must be below the liquidation threshold.",
-            extra={"liquidation_target_ratio": "Too high."},
-        )
-    if not 0 < values["stress_ewma_lambda"] < 1:
-        raise ApplicationError("λ must lie in (0, 1).", extra={"stress_ewma_lambda": "Bad."})
+        if name in INTEGER_FIELDS:
+            if number != number.to_integral_value():
+                raise ApplicationError(f"{name}: must be a whole number.", extra={name: "Bad."})
+            number = int(number)
+        values[name] = number
     return values
+
+
+def _column_limit(field) -> NumberLimit:
+    if isinstance(field, models.DecimalField):
+        return NumberLimit(max_digits=field.max_digits, decimal_places=field.decimal_places)
+    _, maximum = connection.ops.integer_field_range(field.get_internal_type())
+    return NumberLimit(maximum=maximum)
+
+
+def parameter_column_limits() -> dict[str, NumberLimit]:
+    """What each column of a version and its child rows stores, for the engine's validator."""
+    limits = {name: _column_limit(ParameterVersion._meta.get_field(name)) for name in SCALAR_FIELDS}
+    children = {
+        "bracket": (Bracket, ("floor", "mmr", "max_leverage")),
+        "haircut": (HaircutTierRow, ("floor", "ratio")),
+        "credit": (CreditTierTerms, ("haircut_scale", "mm_scale")),
+    }
+    for prefix, (model, names) in children.items():
+        for name in names:
+            limits[f"{prefix}.{name}"] = _column_limit(model._meta.get_field(name))
+    return limits
+
+
+def parameter_version_check(
+    version: ParameterVersion, scalars: dict, brackets: dict, haircuts: dict, tiers: dict
+) -> None:
+    """The whole version that `version` with these changes would be, through the engine's
+    validator: an ApplicationError naming every broken rule (each under its field)."""
+    terms = engine_terms(version)
+    whole = ParameterVersionInput(
+        scalars=scalars,
+        brackets={**terms.brackets, **brackets},
+        haircuts={**terms.haircuts, **haircuts},
+        credit_tiers={**terms.credit_tiers, **tiers},
+    )
+    problems = parameter_problems(whole, limits=parameter_column_limits())
+    if problems:
+        raise ApplicationError(
+            "The parameter version is not sound: "
+            + "; ".join(f"{p.field}: {p.message}" for p in problems),
+            extra={p.field: p.message for p in problems},
+        )
 
 
 def _bracket_table(symbol: str, rows: list[dict]) -> BracketTable:
@@ -117,21 +156,16 @@ def _bracket_table(symbol: str, rows: list[dict]) -> BracketTable:
 
 
 def _haircut_tiers(symbol: str, rows: list[dict]) -> tuple[HaircutTier, ...]:
-    tiers = tuple(
+    if not rows:
+        message = f"{symbol} haircut tiers: at least one tier (from 0)."
+        raise ApplicationError(message, extra={"haircuts": message})
+    return tuple(
         HaircutTier(
             floor=_decimal(row.get("floor"), f"haircuts.{symbol}.floor"),
             ratio=_decimal(row.get("ratio"), f"haircuts.{symbol}.ratio"),
         )
         for row in rows
     )
-    floors = [tier.floor for tier in tiers]
-    if not tiers or floors[0] != 0 or floors != sorted(set(floors)):
-        message = f"{symbol} haircut tiers: floors must start at 0 and rise."
-        raise ApplicationError(message, extra={"haircuts": message})
-    if not all(0 <= tier.ratio <= 1 for tier in tiers):
-        message = f"{symbol} haircut tiers: ratios must lie within [0, 1]."
-        raise ApplicationError(message, extra={"haircuts": message})
-    return tiers
 
 
 def _credit_tier(code: str, terms: dict) -> CreditTier:
@@ -171,6 +205,7 @@ def parameter_change_read(payload: dict, *, version: ParameterVersion):
             raise ApplicationError("Unreadable effective time.", extra={"effective_at": "Bad."})
     if not (payload.get("fields") or brackets or haircuts or tiers):
         raise ApplicationError("The proposal changes nothing.")
+    parameter_version_check(version, scalars, brackets, haircuts, tiers)
     return scalars, brackets, haircuts, tiers, effective_at
 
 
@@ -201,9 +236,10 @@ def parameter_impact_preview(*, payload: dict) -> dict:
         )
     except EngineInputError as error:
         raise ApplicationError(f"The proposal breaks the engine: {error}") from error
+    proposed_revaluation = _trial_tick(proposed, book_slice, ParameterVersion(**scalars))
     impact = parameter_impact(
         revalue(book, book_slice.marks, book_slice.asset_prices, liquidation_prices=False),
-        revalue(proposed, book_slice.marks, book_slice.asset_prices, liquidation_prices=False),
+        proposed_revaluation,
         current_thresholds={name: float(getattr(version, name)) for name in THRESHOLDS},
         proposed_thresholds={name: float(scalars[name]) for name in THRESHOLDS},
     )
@@ -218,6 +254,52 @@ def parameter_impact_preview(*, payload: dict) -> dict:
         "collateral_value_proposed": impact.collateral_value_proposed,
         "collateral_value_change": impact.collateral_value_change,
     }
+
+
+# A tick's volatility when no tick has frozen one yet: 1 % per period for every asset, enough
+# to run the stress path of the trial tick with the proposed k σ, horizon and draws.
+TRIAL_VOLATILITY = 0.01
+
+
+def _trial_volatility(asset_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    tick = RevaluationTick.objects.exclude(volatility={}).order_by("-started_at").first()
+    if tick is not None:
+        return tick_volatility(tick, asset_names)
+    vol = np.full(len(asset_names), TRIAL_VOLATILITY)
+    return vol, np.diag(vol**2)
+
+
+def _trial_tick(book, book_slice, params: ParameterVersion) -> Revaluation:
+    """What one revaluation tick does with the proposed version, on a copy of the book at
+    today's prices: every figure with liquidation prices, the stress margin with the proposed
+    k σ, horizon and draws, the state of every account under the proposed thresholds. A version
+    under which any of it raises, or gives a figure that is not a number, is refused."""
+    marks, prices = book_slice.marks, book_slice.asset_prices
+    try:
+        with np.errstate(all="raise"):
+            revaluation = revalue(book, marks, prices)
+        vol, cov = _trial_volatility(book.asset_names)
+        scenarios = build_scenarios(
+            vol,
+            cov,
+            k=float(params.stress_k_sigma),
+            horizon=stress_horizon_periods(params),
+            n_correlated=int(params.stress_correlated_draws),
+            asset_names=book.asset_names,
+        )
+        stress = stress_margin(book, marks, prices, scenarios, revaluation=revaluation)
+        next_levels(
+            np.zeros(book.n_accounts, dtype=np.int64),
+            margin_ratio=revaluation.margin_ratio,
+            margin_balance=revaluation.margin_balance,
+            maintenance_margin=revaluation.account_maintenance_margin,
+            thresholds=Thresholds.of(params),
+        )
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError, FloatingPointError) as error:
+        raise ApplicationError(f"The proposed version breaks a revaluation: {error}") from error
+    if not np.all(np.isfinite(stress.worst_loss)):
+        raise ApplicationError("The proposed version gives a stress loss that is not a number.")
+    return revaluation
 
 
 def parameter_change_propose(

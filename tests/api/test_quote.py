@@ -5,11 +5,13 @@ from django.urls import reverse
 
 from margin.api.problems import PROBLEM_CONTENT_TYPE, problem_type
 from margin.models import IdempotencyRecord
-from tests.engine.support import quote_cases
+from tests.engine.support import linked_cases, quote_cases
 
 pytestmark = pytest.mark.django_db
 
-CASES = quote_cases()
+# Every published case, those of prices of one underlying moving together too (a position names
+# its `underlying`).
+CASES = {**quote_cases(), **linked_cases()}
 
 
 def one_position(**changes) -> dict:

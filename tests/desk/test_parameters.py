@@ -42,7 +42,7 @@ def test_impact_preview_counts_accounts_crossing_each_threshold(book):
 
 
 def test_a_bad_change_is_refused_before_it_is_proposed(officer, book):
-    with pytest.raises(Exception, match="Thresholds must rise"):
+    with pytest.raises(Exception, match="thresholds must rise"):
         parameter_change_propose(
             payload={"fields": {"warning_ratio": "0.9"}}, reason="x", proposer=officer
         )

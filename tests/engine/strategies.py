@@ -139,3 +139,33 @@ def books(draw, *, max_accounts: int = 6) -> tuple[dict, list[AccountInput]]:
     return market, [
         draw(accounts(market, isolated_only=draw(st.integers(0, 5)) == 0)) for _ in range(count)
     ]
+
+
+@st.composite
+def linked_books(draw, *, max_accounts: int = 4) -> tuple[dict, list[AccountInput]]:
+    """Books whose accounts hold collateral in the underlying of their positions: every
+    instrument moves with BTC, every account holds a BTC line (an asset or a debt), so every
+    cross position's prices are solved with the BTC price moving alongside its mark."""
+    market = draw(markets())
+    for instrument in market["instruments"]:
+        instrument["underlying"] = "BTC"
+    price, tiers = market["assets"]["BTC"]
+    linked = []
+    for _ in range(draw(st.integers(1, max_accounts))):
+        account = draw(accounts(market))
+        btc = CollateralLine(
+            asset="BTC",
+            quantity=draw(st.one_of(decimals("-2", "30", 4), decimals("0.001", "3", 3))),
+            price=price,
+            haircut_tiers=tiers,
+        )
+        others = tuple(line for line in account.collateral if line.asset != "BTC")
+        count = draw(st.integers(1, 4))
+        linked.append(
+            AccountInput(
+                collateral=(btc, *others),
+                positions=tuple(draw(positions(market, n)) for n in range(count)),
+                credit_tier=account.credit_tier,
+            )
+        )
+    return market, linked

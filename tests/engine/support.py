@@ -24,6 +24,11 @@ def quote_cases() -> dict[str, dict]:
     return json.loads((VECTORS_DIR / "quote_cases.json").read_text())
 
 
+def linked_cases() -> dict[str, dict]:
+    """Cases of "prices of one underlying move together", in the quote_cases format."""
+    return json.loads((VECTORS_DIR / "linked_cases.json").read_text())
+
+
 def binance_brackets() -> dict[str, list[dict]]:
     data = json.loads((VECTORS_DIR / "binance_brackets_2024_10.json").read_text())
     return {name: rows for name, rows in data.items() if not name.startswith("_")}

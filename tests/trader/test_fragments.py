@@ -2,6 +2,7 @@
 queries whatever the number of positions; figures equal to the reference engine's."""
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -21,6 +22,7 @@ from margin.services.prices import demo_market_step, prices_refresh
 from margin.services.revaluation import revaluation_tick_run
 from margin.templatetags.numbers import money, percent, price
 from margin.views.trader_whatif import Shock, shocked_input
+from tests.revaluation.factories import funded_account
 from tests.trader.factories import account_with_positions, extra_perpetuals
 
 LIVE_FRAGMENTS = ["trader:overview", "trader:positions", "trader:collateral"]
@@ -259,3 +261,32 @@ def test_overview_shows_the_stress_loss_and_the_risk_requirement(htmx, account):
     assert f'data-testid="stress-loss">{money(stress_loss)}<' in after
     requirement = money(max(maintenance, stress_loss))
     assert f'data-testid="risk-requirement">{requirement}<' in after
+
+
+def test_positions_show_the_liquidation_price_with_the_btc_collateral_moving_too(
+    reference, trader, htmx
+):
+    # given: the issue's repro, 1 BTC of collateral and a 3 BTC long (issue 15: the page held
+    # the BTC collateral at its price while BTC fell, and showed 65,226 where the account
+    # really liquidates at 72,414 with the mark at 95,000)
+    account = funded_account(user=trader, BTC="1", fills=[("BTCUSDT", "buy", "3")])
+    account_input = engine_accounts([account.pk])[account.pk]
+    assert account_input.positions[0].underlying == "BTC"
+    linked = quote_account(account_input).positions[0].liquidation_price
+    alone = (
+        quote_account(
+            replace(
+                account_input,
+                positions=tuple(replace(p, underlying=None) for p in account_input.positions),
+            )
+        )
+        .positions[0]
+        .liquidation_price
+    )
+    # when
+    content = htmx.get(reverse("trader:positions", args=[account.pk])).content.decode()
+    # then: the linked price (about 23.8 % below the mark, not 31 %), not the one holding BTC
+    mark = account_input.positions[0].mark_price
+    assert Decimal("0.22") < (mark - linked) / mark < Decimal("0.26") < (mark - alone) / mark
+    assert price(linked) in content
+    assert price(alone) not in content
