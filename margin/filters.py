@@ -1,6 +1,7 @@
 """django-filter sets of the desk's lists: the at-risk queue and the audit trail."""
 
 import django_filters
+from django import forms
 from django.db.models import F, Q
 
 from margin.input_limits import TIME_VALIDATORS
@@ -31,13 +32,17 @@ class QueueFilter(django_filters.FilterSet):
         field_name="state", choices=AccountState.choices, label="State", distinct=False
     )
     credit_tier = django_filters.ModelChoiceFilter(
-        field_name="account__credit_tier", queryset=CreditTier.objects.all(), label="Credit tier"
+        field_name="account__credit_tier",
+        queryset=CreditTier.objects.all(),
+        label="Credit tier",
+        empty_label="Any tier",
     )
     asset = django_filters.ModelChoiceFilter(
         queryset=Asset.objects.all(),
         method="filter_asset",
         label="Exposed to",
         to_field_name="symbol",
+        empty_label="Any asset",
     )
     min_notional = django_filters.NumberFilter(
         field_name="gross_notional", lookup_expr="gte", label="Notional ≥"
@@ -49,7 +54,9 @@ class QueueFilter(django_filters.FilterSet):
         field_name="margin_ratio", lookup_expr="gte", label="Margin ratio ≥"
     )
     reduce_only = django_filters.BooleanFilter(
-        field_name="account__reduce_only", label="Reduce-only"
+        field_name="account__reduce_only",
+        label="Reduce-only",
+        widget=forms.Select(choices=[("", "Either"), ("true", "Yes"), ("false", "No")]),
     )
     order = django_filters.ChoiceFilter(
         choices=[(key, label) for key, (label, _) in QUEUE_ORDERS.items()],

@@ -19,6 +19,11 @@ trader_patterns = (
         path(f"{ACCOUNT}charts.json", trader_pages.chart_data, name="charts"),
         path(f"{ACCOUNT}history/", trader_history.history, name="history"),
         path(
+            f"{ACCOUNT}notices/acknowledge/",
+            trader_history.notices_acknowledge,
+            name="notices_acknowledge",
+        ),
+        path(
             f"{ACCOUNT}<slug:name>/",
             trader_operations.operation_view,
             name="operation",

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from accounts.roles import USE_DESK
+from margin.forms import PositiveAmountField
 from margin.input_limits import (
     DEPTH_USD,
     FREE_TEXT,
@@ -29,6 +30,7 @@ from margin.models import (
     ParameterVersion,
     Position,
 )
+from margin.numbers import quantity_text
 from margin.services.cascade import DEFAULT_DEPTH_USD, MAX_ROUNDS
 from margin.services.parameters import SCALAR_FIELDS
 from margin.services.stress_runs import SCENARIOS
@@ -111,7 +113,7 @@ class ReduceOnlyForm(forms.Form):
 
 class ForcedReductionForm(TtlMixin):
     position = forms.ModelChoiceField(queryset=Position.objects.none(), label="Position")
-    quantity = forms.DecimalField(max_digits=38, decimal_places=18, min_value=0, label="Reduce by")
+    quantity = PositiveAmountField("Reduce by")
     reason = forms.CharField(**FREE_TEXT, widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
     field_order = ["position", "quantity", "reason", "ttl_hours"]
 
@@ -123,7 +125,7 @@ class ForcedReductionForm(TtlMixin):
             .select_related("instrument")
         )
         self.fields["position"].label_from_instance = lambda p: (
-            f"{p.instrument.symbol} {p.side} {abs(p.quantity).normalize()}"
+            f"{p.instrument.symbol} {p.side} {quantity_text(abs(p.quantity))}"
         )
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import numpy as np
 
 from margin.desk.selectors import risk_asset_symbols
-from margin.desk.shocks import depeg, uniform_shock
+from margin.desk.shocks import depeg, shocked_prices, uniform_shock
 from margin.desk.stress import stress_book
 from margin.engine.liquidation import LiquidationPlan, LiquidationStep, liquidation_plan
 from margin.engine.reference import (
@@ -18,7 +18,7 @@ from margin.engine.reference import (
     quote_account,
 )
 from margin.engine.types import AccountInput
-from margin.engine.vector import book_from_accounts
+from margin.engine.vector import book_from_accounts, revalue
 from margin.models import AccountEvent, AuditEntry, MarginAccount, MarginSnapshot
 from margin.services.account_state import account_state_load
 from margin.services.reference import parameters_in_force
@@ -40,7 +40,12 @@ class Exposure:
 
 @dataclass(frozen=True)
 class ScenarioRow:
+    """One scenario on this account: what the cross pool gains or loses (the change of its
+    margin balance, the figure the queue's stress loss is the worst of), whether the account
+    then falls under maintenance and by how much."""
+
     label: str
+    pnl: float
     under_maintenance: bool
     maintenance_shortfall: float
     deficit: float
@@ -75,6 +80,7 @@ class AccountReview:
     collateral: list[CollateralRow]
     exposures: list[Exposure]
     scenarios: list[ScenarioRow]
+    stress_loss: Decimal | None
     ratio_history: list[float]
     events: list[AccountEvent]
     audit: list[AuditEntry]
@@ -107,12 +113,18 @@ def account_scenarios(account: AccountInput, *, moving: set[str]) -> list[Scenar
         for move in UNIFORM_MOVES
     ]
     rows += [(f"{names[i]} de-pegs −10%", depeg(len(names), i, -0.1)) for i in held]
+    balance_now = float(revalue(book, marks, prices, liquidation_prices=False).margin_balance[0])
     results = []
     for label, moves in rows:
-        found = stress_book(book, marks, prices, np.asarray(moves), insurance_fund=0.0)
+        moves = np.asarray(moves)
+        found = stress_book(book, marks, prices, moves, insurance_fund=0.0)
+        shocked = revalue(
+            book, *shocked_prices(book, marks, prices, moves), liquidation_prices=False
+        )
         results.append(
             ScenarioRow(
                 label,
+                float(shocked.margin_balance[0]) - balance_now,
                 found.accounts_under_maintenance > 0,
                 found.maintenance_shortfall,
                 found.deficit,
@@ -125,7 +137,11 @@ def account_review(*, account: MarginAccount) -> AccountReview:
     version = parameters_in_force()
     state = account_state_load(account, lock=False)
     engine_input = state.engine_input()
-    snapshots = MarginSnapshot.objects.filter(account=account).order_by("-tick")[:HISTORY_POINTS]
+    # By the tick's key: "-tick" would follow RevaluationTick's own newest-first ordering and
+    # reverse it, giving the oldest ticks.
+    snapshots = list(
+        MarginSnapshot.objects.filter(account=account).order_by("-tick_id")[:HISTORY_POINTS]
+    )
     quote = quote_account(engine_input)
     plan = liquidation_plan(
         engine_input,
@@ -155,6 +171,7 @@ def account_review(*, account: MarginAccount) -> AccountReview:
         ],
         exposures=exposures_by_asset(engine_input),
         scenarios=account_scenarios(engine_input, moving=risk_asset_symbols()),
+        stress_loss=snapshots[0].stress_margin if snapshots else None,
         ratio_history=[
             float(ratio)
             for ratio in reversed([s.margin_ratio for s in snapshots])

@@ -2,7 +2,7 @@
 volatility scenarios and the replay, the latest revaluation tick."""
 
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from math import ceil
@@ -139,20 +139,46 @@ def exposure_heat_map() -> tuple[list[str], list[dict]]:
     return tiers, rows
 
 
+# Margin-ratio buckets of the heat map (label, low, high) and the risk each stands for: the
+# colour of a cell is its bucket's risk, not how many accounts it holds.
 RATIO_BUCKET_EDGES = (
-    ("below 0.25", None, Decimal("0.25")),
-    ("0.25 – 0.5", Decimal("0.25"), Decimal("0.5")),
-    ("0.5 – 0.8", Decimal("0.5"), Decimal("0.8")),
-    ("0.8 – 1", Decimal("0.8"), Decimal("1")),
-    ("1 and above", Decimal("1"), None),
+    ("below 25%", None, Decimal("0.25")),
+    ("25% – 50%", Decimal("0.25"), Decimal("0.5")),
+    ("50% – 80%", Decimal("0.5"), Decimal("0.8")),
+    ("80% – 100%", Decimal("0.8"), Decimal("1")),
+    ("100% and above", Decimal("1"), None),
 )
+RATIO_BUCKET_RISK = ("safe", "low", "watch", "call", "liquidation")
+RISK_ORDER = ("none", "safe", "low", "watch", "call", "liquidation")
+
+
+@dataclass(frozen=True)
+class RiskCell:
+    """Accounts of one ratio bucket and credit tier; `uncovered` of them would lose more than
+    their margin balance in their worst stress scenario (stress cover below 0)."""
+
+    accounts: int
+    uncovered: int
+    bucket_risk: str
+
+    @property
+    def risk(self) -> str:
+        """The bucket's risk; at least "call" when an account in it is not covered under
+        stress (its worst scenario bankrupts it, whatever its ratio today)."""
+        if not self.accounts:
+            return "none"
+        if self.uncovered and RISK_ORDER.index(self.bucket_risk) < RISK_ORDER.index("call"):
+            return "call"
+        return self.bucket_risk
 
 
 def ratio_heat_map(tick) -> tuple[list[str], list[dict]]:
     """Accounts with positions of the latest tick by margin-ratio bucket (rows) and credit
-    tier (columns); no equity left counts in the last bucket."""
+    tier (columns), with how many of them have a negative stress cover; no equity left counts
+    in the last bucket."""
     tiers = list(CreditTier.objects.order_by("rank", "code").values_list("name", flat=True))
     buckets = {}
+    uncovered = Q(margin_balance__lt=F("stress_margin"))
     for n, (_, low, high) in enumerate(RATIO_BUCKET_EDGES):
         bucket = Q()
         if low is not None:
@@ -162,6 +188,7 @@ def ratio_heat_map(tick) -> tuple[list[str], list[dict]]:
         if high is None:
             bucket |= Q(margin_ratio__isnull=True)
         buckets[f"bucket_{n}"] = Count("pk", filter=bucket)
+        buckets[f"uncovered_{n}"] = Count("pk", filter=bucket & uncovered)
     # One pass over the tick's snapshots, every bucket counted per tier at once.
     by_tier = (
         MarginSnapshot.objects.filter(tick=tick, maintenance_margin__gt=0)
@@ -172,16 +199,20 @@ def ratio_heat_map(tick) -> tuple[list[str], list[dict]]:
     counts = {label: {} for label, _, _ in RATIO_BUCKET_EDGES}
     for row in by_tier:
         for n, (label, _, _) in enumerate(RATIO_BUCKET_EDGES):
-            counts[label][row["account__credit_tier__name"]] = row[f"bucket_{n}"]
-    top = max((n for row in counts.values() for n in row.values()), default=0)
+            counts[label][row["account__credit_tier__name"]] = (
+                row[f"bucket_{n}"],
+                row[f"uncovered_{n}"],
+            )
     return tiers, [
         {
             "bucket": label,
+            "risk": RATIO_BUCKET_RISK[n],
             "cells": [
-                (counts[label].get(t, 0), heat_level(counts[label].get(t, 0), top)) for t in tiers
+                RiskCell(*counts[label].get(t, (0, 0)), bucket_risk=RATIO_BUCKET_RISK[n])
+                for t in tiers
             ],
         }
-        for label, _, _ in RATIO_BUCKET_EDGES
+        for n, (label, _, _) in enumerate(RATIO_BUCKET_EDGES)
     ]
 
 

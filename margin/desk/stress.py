@@ -8,9 +8,9 @@ import numpy as np
 from margin.desk.shocks import shocked_prices
 from margin.engine.vector import Book, Revaluation, revalue, sum_by
 
-# Margin-ratio buckets of the heat map and the run's histogram: [0, 0.5), [0.5, 0.8), ...
+# Margin-ratio buckets of the run's histogram: [0, 50%), [50%, 80%), ...
 RATIO_EDGES = (0.0, 0.5, 0.8, 1.0)
-RATIO_BUCKETS = ("below 0.5", "0.5 – 0.8", "0.8 – 1", "1 and above (or no equity)")
+RATIO_BUCKETS = ("below 50%", "50% – 80%", "80% – 100%", "100% and above (or no equity)")
 
 
 @dataclass(frozen=True)

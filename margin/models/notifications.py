@@ -5,7 +5,9 @@ from margin.models.accounts import MarginAccount
 
 
 class Notification(models.Model):
-    """A message to a trader in the app (margin call, liquidation...); e-mailed once."""
+    """A message to a trader in the app (margin call, liquidation, a desk action...); e-mailed
+    once. Unread (`read_at` empty) it shows on its account's page until the trader
+    acknowledges it."""
 
     class Kind(models.TextChoices):
         MARGIN_CALL = "margin_call", "Margin call"
@@ -13,6 +15,11 @@ class Notification(models.Model):
         BANKRUPTCY = "bankruptcy", "Bankruptcy"
         ADL = "adl", "Auto-deleveraging"
         EXPIRY = "expiry", "Futures expiry"
+        # What the risk desk did to the account (a desk margin call is a MARGIN_CALL).
+        FORCED_REDUCTION = "forced_reduction", "Forced reduction by the risk desk"
+        REDUCE_ONLY = "reduce_only", "Reduce-only"
+        CREDIT_TIER = "credit_tier", "Credit-tier change"
+        CASE_CLOSED = "case_closed", "Risk desk case closed"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"

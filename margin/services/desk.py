@@ -12,7 +12,7 @@ from accounts.roles import USE_DESK
 from margin.errors import ApplicationError
 from margin.models import Case, CaseNote, MarginAccount, Notification
 from margin.services.audit import audit_record
-from margin.services.notifications import notification_create
+from margin.services.notifications import notification_send
 
 
 def _locked_open_case(case: Case) -> Case:
@@ -104,6 +104,11 @@ def case_close(*, case: Case, actor, resolution: str) -> Case:
         before={"status": Case.Status.OPEN},
         after={"status": Case.Status.CLOSED, "resolution": resolution},
     )
+    notification_send(
+        account=case.margin_account,
+        kind=Notification.Kind.CASE_CLOSED,
+        text=f"The risk desk closed its case on account #{case.margin_account_id}: {resolution}",
+    )
     return case
 
 
@@ -133,6 +138,17 @@ def account_reduce_only_set(
         after={"reduce_only": reduce_only},
         reason=reason,
     )
+    notification_send(
+        account=account,
+        kind=Notification.Kind.REDUCE_ONLY,
+        text=(
+            f"The risk desk set account #{account.pk} to reduce-only: orders may only reduce "
+            f"your positions. Reason: {reason}"
+            if reduce_only
+            else f"The risk desk lifted the reduce-only restriction on account #{account.pk}. "
+            f"Reason: {reason}"
+        ),
+    )
     return account
 
 
@@ -141,12 +157,10 @@ def account_margin_call(
     *, account: MarginAccount, actor, message: str, case: Case | None = None
 ) -> Notification:
     """Tell the trader to add collateral or reduce (in the app, and by e-mail)."""
-    from margin.tasks import notification_email
-
     message = message.strip()
     if not message:
         raise ApplicationError("Write the message the trader gets.", extra={"message": "Required."})
-    notification = notification_create(
+    notification = notification_send(
         account=account, kind=Notification.Kind.MARGIN_CALL, text=message
     )
     audit_record(
@@ -157,5 +171,4 @@ def account_margin_call(
         after={"notification": notification.pk, "state": account.state},
         reason=message,
     )
-    transaction.on_commit(lambda: notification_email.delay(notification.pk))
     return notification

@@ -15,6 +15,7 @@ from typing import Literal
 from margin.engine.types import CROSS, ISOLATED, ZERO
 from margin.errors import ApplicationError
 from margin.models import JournalKind, MarginAccount
+from margin.numbers import money_text
 from margin.services.account_state import (
     AccountState,
     Plan,
@@ -29,7 +30,7 @@ from margin.services.account_state import (
     write_run,
 )
 from margin.services.ledger import Line, journal_post
-from margin.services.positions import money, position_save
+from margin.services.positions import position_save
 
 MAX_LEVERAGE_DECIMALS = Decimal("0.01")
 
@@ -64,7 +65,7 @@ def _margin_checks(state: AccountState, plan: PositionPlan, field: str) -> Posit
     if shortfall > 0:
         return _refused(
             plan,
-            f"The isolated margin of {plan.instrument} would be {as_text(money(shortfall))} USD "
+            f"The isolated margin of {plan.instrument} would be {money_text(shortfall, 'USD')} "
             "under its initial margin (unrealized loss included).",
             field,
         )
@@ -72,7 +73,7 @@ def _margin_checks(state: AccountState, plan: PositionPlan, field: str) -> Posit
     if free < 0:
         return _refused(
             plan,
-            f"The cross pool would be {as_text(money(-free))} USD under its initial margin "
+            f"The cross pool would be {money_text(-free, 'USD')} under its initial margin "
             "(unrealized losses included).",
             field,
         )
@@ -133,7 +134,7 @@ def _leverage_plan(*, instrument: str, leverage) -> Callable[[AccountState], Pos
             return _refused(
                 planned,
                 f"Leverage {as_text(wanted)}x is above the {as_text(bracket.max_leverage)}x "
-                f"maximum of {symbol}'s bracket at a notional of {as_text(money(notional))} USD.",
+                f"maximum of {symbol}'s bracket at a notional of {money_text(notional, 'USD')}.",
                 "leverage",
             )
         return _margin_checks(state, planned, "leverage")

@@ -14,6 +14,23 @@ def notification_create(*, account: MarginAccount, kind: str, text: str) -> Noti
     )
 
 
+def notification_send(*, account: MarginAccount, kind: str, text: str) -> Notification:
+    """A notification in the app now, and its e-mail once the caller's transaction commits
+    (a rolled-back action sends nothing)."""
+    from margin.tasks import notification_email
+
+    notification = notification_create(account=account, kind=kind, text=text)
+    transaction.on_commit(lambda: notification_email.delay(notification.pk))
+    return notification
+
+
+def notifications_acknowledge(*, user, account: MarginAccount) -> int:
+    """The trader has read every notice on this account: they leave its page."""
+    return notifications_mark_read(
+        user=user, ids=Notification.objects.filter(user=user, account=account).values("pk")
+    )
+
+
 @transaction.atomic
 def notification_email_send(*, notification_id: int) -> bool:
     """E-mail a notification to its user once (a redelivered task finds it sent)."""

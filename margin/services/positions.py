@@ -24,6 +24,7 @@ from margin.models import (
     MarginAccount,
     Position,
 )
+from margin.numbers import money_text
 from margin.services.account_state import (
     AccountState,
     Plan,
@@ -61,7 +62,9 @@ FORCED_JOURNAL_KINDS = {
 FORCED_PRICE_STEP = Decimal("0.00000001")
 
 
-def money(value: Decimal) -> Decimal:
+def ledger_amount(value: Decimal) -> Decimal:
+    """To the ledger's quantum (1e-18), as amounts are booked; `margin.numbers.money_text`
+    is what people read (to the cent)."""
     return value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
@@ -101,10 +104,10 @@ def fill_math(
     if quantity == 0:
         return FillMath("open", after, price, ZERO)
     if (quantity > 0) == (delta > 0):
-        entry = money((abs(quantity) * entry_price + abs(delta) * price) / abs(after))
+        entry = ledger_amount((abs(quantity) * entry_price + abs(delta) * price) / abs(after))
         return FillMath("increase", after, entry, ZERO)
     closed = min(abs(quantity), abs(delta))
-    realized = money((1 if quantity > 0 else -1) * closed * (price - entry_price))
+    realized = ledger_amount((1 if quantity > 0 else -1) * closed * (price - entry_price))
     if after == 0:
         return FillMath("close", after, ZERO, realized)
     if (after > 0) == (quantity > 0):
@@ -150,7 +153,7 @@ def _fill_plan(
         size = amount_parse(quantity, field="quantity")
         fill_price = state.marks[symbol] if price is None else amount_parse(price, field="price")
         if fee is None:
-            fill_fee = money(size * fill_price * state.terms.taker_fee_rate)
+            fill_fee = ledger_amount(size * fill_price * state.terms.taker_fee_rate)
         else:
             fill_fee = amount_parse(fee, field="fee", allow_zero=True)
         delta = SIDES[side] * size
@@ -208,7 +211,7 @@ def _isolated_settlement(
         probe = state.with_position(replace(moved, isolated_margin=max(margin, QUANTUM)))
         row = probe.position_quote(probe.quote(), moved.instrument)
         needed = row.initial_margin - min(ZERO, row.unrealized_pnl)
-        transfer = max(ZERO, money(needed) - margin)
+        transfer = max(ZERO, ledger_amount(needed) - margin)
     return replace(moved, isolated_margin=margin + transfer), transfer, ZERO
 
 
@@ -228,14 +231,14 @@ def _trade_checks(
             return _refused(
                 plan,
                 f"Leverage {as_text(before.leverage)}x is above the {as_text(row.max_leverage)}x "
-                f"allowed at a notional of {as_text(money(row.notional))} USD; lower the "
+                f"allowed at a notional of {money_text(row.notional, 'USD')}; lower the "
                 "leverage or the size.",
             )
         free = free_collateral(plan.after)
         if free < 0:
             return _refused(
                 plan,
-                f"Not enough free collateral: the order needs {as_text(money(-free))} USD more "
+                f"Not enough free collateral: the order needs {money_text(-free, 'USD')} more "
                 "initial margin than the account has.",
             )
     wallet = plan.after.wallets.get(state.settlement, ZERO)

@@ -13,9 +13,20 @@ from django.utils import timezone
 
 from accounts.roles import APPROVE, PROPOSE
 from margin.errors import ApplicationError
-from margin.models import Case, CreditTier, Fill, MarginAccount, MarginScheme, Position, Proposal
+from margin.models import (
+    Case,
+    CreditTier,
+    Fill,
+    MarginAccount,
+    MarginScheme,
+    Notification,
+    Position,
+    Proposal,
+)
+from margin.numbers import money_text, price_text, quantity_text
 from margin.services.audit import audit_record
 from margin.services.liquidation import stale_prices_now
+from margin.services.notifications import notification_send
 from margin.services.positions import closing_side, position_fill, slipped_price
 from margin.services.reference import parameters_in_force
 
@@ -172,6 +183,7 @@ def _carry_out_credit_tier_change(proposal: Proposal, approver) -> dict:
     if tier is None:
         raise ApplicationError(f"Credit tier {proposal.payload['to']} no longer exists.")
     before = account.credit_tier.code
+    before_name = account.credit_tier.name
     account.credit_tier = tier
     account.save(update_fields=["credit_tier"])
     audit_record(
@@ -182,6 +194,13 @@ def _carry_out_credit_tier_change(proposal: Proposal, approver) -> dict:
         before={"credit_tier": before},
         after={"credit_tier": tier.code},
         reason=proposal.reason,
+    )
+    notification_send(
+        account=account,
+        kind=Notification.Kind.CREDIT_TIER,
+        text=f"The risk desk moved account #{account.pk} from credit tier {before_name} to "
+        f"{tier.name}: its collateral haircuts and terms change accordingly. "
+        f"Reason: {proposal.reason}",
     )
     return {"credit_tier": tier.code}
 
@@ -262,6 +281,16 @@ def _carry_out_forced_reduction(proposal: Proposal, approver) -> dict:
         before={"instrument": position.instrument.symbol, "quantity": str(before)},
         after=outcome,
         reason=proposal.reason,
+    )
+    realized = receipt.details.get("realized_pnl")
+    notification_send(
+        account=position.margin_account,
+        kind=Notification.Kind.FORCED_REDUCTION,
+        text=f"The risk desk reduced your {position.instrument.symbol} position by "
+        f"{quantity_text(quantity)} at {price_text(price)} (from {quantity_text(abs(before))} to "
+        f"{quantity_text(abs(position.quantity))})"
+        + (f", realized PnL {money_text(Decimal(realized), 'USDT')}" if realized else "")
+        + f". Reason: {proposal.reason}",
     )
     return outcome
 

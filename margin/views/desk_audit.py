@@ -1,7 +1,6 @@
 """The audit trail: filtered, paged, and exported whole as streaming CSV."""
 
 import csv
-import json
 
 from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
@@ -10,9 +9,10 @@ from django.shortcuts import render
 from accounts.access import desk_required
 from margin.filters import AuditFilter
 from margin.models import AuditEntry
+from margin.numbers import change_text
 from margin.views.rendering import query_without_page
 
-CSV_COLUMNS = ("id", "at", "actor", "action", "account", "subject", "before", "after", "reason")
+CSV_COLUMNS = ("id", "at", "actor", "action", "account", "subject", "change", "reason")
 
 
 def _filtered(request) -> AuditFilter:
@@ -51,8 +51,7 @@ def _csv_rows(entries):
                 entry.action,
                 entry.margin_account_id or "",
                 entry.subject,
-                json.dumps(entry.before, sort_keys=True) if entry.before is not None else "",
-                json.dumps(entry.after, sort_keys=True) if entry.after is not None else "",
+                change_text(entry.before, entry.after),
                 entry.reason,
             )
         )

@@ -213,7 +213,9 @@ def account_figures(account: MarginAccount) -> AccountFigures:
         input=account_input,
         quote=quote,
         thresholds=thresholds,
-        gauge=ratio_gauge(requirement.margin_ratio, thresholds),
+        gauge=ratio_gauge(
+            requirement.margin_ratio, thresholds, at_risk=requirement.maintenance > 0
+        ),
         requirement=requirement,
         margin_call_ratio=version.margin_call_ratio,
         state=state,

@@ -11,7 +11,7 @@ from margin.forms import HistoryFilterForm
 from margin.market.selectors import unread_notifications
 from margin.models import AccountEvent, Fill, Notification
 from margin.selectors import ledger_history
-from margin.services.notifications import notifications_mark_read
+from margin.services.notifications import notifications_acknowledge, notifications_mark_read
 from margin.views.rendering import (
     query_without_page,
     render_page_or_fragment,
@@ -102,5 +102,22 @@ def notifications_read(request):
     notifications_mark_read(user=request.user)
     page = Paginator(_notifications_of(request.user), PAGE_SIZE).get_page(1)
     response = render_partial(request, NOTIFICATIONS, "notification-list", {"page": page})
+    response["HX-Trigger"] = "notifications-read"
+    return response
+
+
+def account_notices(user, account) -> list[Notification]:
+    """What the account's page shows until the trader acknowledges it: every unread notice on
+    the account (the desk's actions, margin calls, liquidations), newest first."""
+    return list(unread_notifications(user).filter(account=account)[:20])
+
+
+@require_POST
+@with_account
+def notices_acknowledge(request, account):
+    notifications_acknowledge(user=request.user, account=account)
+    response = render_partial(
+        request, "margin/account_detail.html", "notices", {"account": account, "notices": []}
+    )
     response["HX-Trigger"] = "notifications-read"
     return response

@@ -15,6 +15,7 @@ from functools import cached_property
 
 from django.http import Http404
 from django.shortcuts import redirect
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from margin.engine.reference import AccountQuote, PositionQuote
 from margin.errors import ApplicationError
@@ -47,7 +48,7 @@ from margin.services.margin_mode import (
     position_margin_mode_switch_preview,
 )
 from margin.services.positions import position_market_fill, position_market_fill_preview
-from margin.templatetags.trader_format import money, price, quantity, signed_money
+from margin.templatetags.numbers import money, price, quantity, signed_money
 from margin.views.rendering import render_partial, wants_fragment
 from margin.views.trader_common import DASHBOARD, with_account
 
@@ -72,6 +73,9 @@ class Operation:
     preview: Callable[..., object]
     submit: Callable[..., object]
     on_position: bool = False
+    # Booked only with the fingerprint of a preview of exactly these arguments (a market order:
+    # a trader never fills an order whose effect they have not been shown).
+    needs_preview: bool = False
     initial: Callable[["Subject", Mapping], dict] = lambda _subject, _query: {}
     form_options: Callable[["Subject"], dict] = lambda _subject: {}
     hints: Callable[[MarginAccount, IdempotentForm], dict] = lambda _account, _form: {}
@@ -129,13 +133,35 @@ def _leverage_options(subject) -> dict:
     return {"max_leverage": subject.row.max_leverage}
 
 
+# The cross → isolated suggestion leaves room for the mark to move this much against the
+# position between opening the drawer and confirming: the least the service accepts (initial
+# margin plus unrealized loss) is re-checked at the mark of the confirmation.
+SWITCH_MARK_ROOM = Decimal("0.01")
+
+
+def least_isolated_margin(row: PositionQuote) -> Decimal:
+    """What the service accepts at least now: the initial margin plus the unrealized loss."""
+    return row.initial_margin - min(Decimal(0), row.unrealized_pnl)
+
+
+def suggested_isolated_margin(row: PositionQuote) -> Decimal:
+    """The least now, plus what an adverse move of `SWITCH_MARK_ROOM` adds to it: the loss
+    grows by notional × move and the initial margin (notional ÷ leverage) by at most
+    notional × move × IM/notional; rounded up to the cent."""
+    move = row.notional * SWITCH_MARK_ROOM
+    room = move + (move * row.initial_margin / row.notional if row.notional else 0)
+    return (least_isolated_margin(row) + room).quantize(CENT, ROUND_UP)
+
+
 def _mode_initial(subject, _query) -> dict:
-    """The other mode; to isolated, its initial margin (the least the service accepts)."""
+    """The other mode; to isolated, the suggested margin (the least now, with room for the
+    mark to move before the trader confirms)."""
     if subject.position.is_isolated:
         return {"margin_mode": MarginMode.CROSS}
-    row = subject.row
-    least = row.initial_margin - min(Decimal(0), row.unrealized_pnl)
-    return {"margin_mode": MarginMode.ISOLATED, "isolated_margin": least.quantize(CENT, ROUND_UP)}
+    return {
+        "margin_mode": MarginMode.ISOLATED,
+        "isolated_margin": suggested_isolated_margin(subject.row),
+    }
 
 
 def _withdraw_hints(account: MarginAccount, form: IdempotentForm) -> dict:
@@ -179,6 +205,7 @@ OPERATIONS = {
             arguments=_trade_arguments,
             preview=position_market_fill_preview,
             submit=position_market_fill,
+            needs_preview=True,
             initial=_trade_initial,
         ),
         Operation(
@@ -272,12 +299,15 @@ def blank_forms() -> dict:
 
 
 def _context(account, operation, form, subject: Subject, **extra) -> dict:
+    row = subject.row if subject.position else None
     return {
         "account": account,
         "operation": operation,
         "form": form,
         "symbol": subject.position.instrument if subject.position else None,
-        "position_row": subject.row if subject.position else None,
+        "position_row": row,
+        "least_isolated_margin": least_isolated_margin(row) if row else None,
+        "switch_mark_room": SWITCH_MARK_ROOM,
         **extra,
         **operation.hints(account, form),
     }
@@ -347,15 +377,15 @@ def _with_errors(request, account, operation, form, subject: Subject, partial: s
     return render_partial(request, DASHBOARD, partial, context, status=status)
 
 
-def _preview(request, account, operation, form, subject: Subject, arguments: dict):
+def _preview_context(account, operation, form, subject: Subject, arguments: dict) -> dict:
+    """The dry run's figures, or the form with the service's refusal on it."""
     try:
         preview = operation.preview(account=account, **arguments)
     except ApplicationError as error:
         _apply_refusal(form, error)
-        context = _context(account, operation, form, subject)
-        return render_partial(request, DASHBOARD, "preview", context)
+        return _context(account, operation, form, subject)
     position = _traded_position(subject, arguments)
-    context = _context(
+    return _context(
         account,
         operation,
         form,
@@ -365,11 +395,44 @@ def _preview(request, account, operation, form, subject: Subject, arguments: dic
         preview_symbol=position.instrument if position else None,
         position_before=position_quote(preview.before, position),
         position_after=position_quote(preview.after, position),
+        previewed=(
+            preview_fingerprint(account, arguments)
+            if operation.needs_preview and not getattr(preview, "refusal", None)
+            else None
+        ),
     )
+
+
+def _preview(request, account, operation, form, subject: Subject, arguments: dict):
+    context = _preview_context(account, operation, form, subject, arguments)
     return render_partial(request, DASHBOARD, "preview", context)
 
 
+def preview_fingerprint(account: MarginAccount, arguments: dict) -> str:
+    """What a preview of these arguments hands the form, and booking asks back: the same
+    order, on the same account, as the trader was shown."""
+    shown = "|".join(
+        f"{name}={value.normalize() if isinstance(value, Decimal) else value}"
+        for name, value in sorted(arguments.items())
+    )
+    return salted_hmac("order-preview", f"{account.pk}|{shown}").hexdigest()
+
+
+def _previewed(request, account, operation, arguments: dict) -> bool:
+    if not operation.needs_preview:
+        return True
+    return constant_time_compare(
+        request.POST.get("previewed", ""), preview_fingerprint(account, arguments)
+    )
+
+
 def _book(request, account, operation, form, subject: Subject, arguments: dict):
+    if not _previewed(request, account, operation, arguments):
+        # Submitted before the preview of these values appeared: show it, book nothing.
+        context = _preview_context(account, operation, form, subject, arguments)
+        context["preview_first"] = True
+        status = 200 if wants_fragment(request) else 422
+        return render_partial(request, DASHBOARD, operation.partial, context, status=status)
     try:
         receipt = operation.submit(
             account=account,

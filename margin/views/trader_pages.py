@@ -22,7 +22,8 @@ from margin.services.reference import parameters_in_force
 from margin.views.rendering import render_page_or_fragment, render_partial
 from margin.views.trader_common import DASHBOARD, with_account
 from margin.views.trader_figures import account_figures, position_rows, thresholds_of
-from margin.views.trader_gauge import ratio_gauge
+from margin.views.trader_gauge import account_verdict, quote_gauge
+from margin.views.trader_history import account_notices
 from margin.views.trader_operations import blank_forms
 from margin.views.trader_whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
 
@@ -46,7 +47,7 @@ def account_list(request, open_form: AccountOpenForm | None = None):
     cards = []
     for account in accounts:
         quote = quote_account(inputs[account.pk])
-        cards.append(AccountCard(account, quote, ratio_gauge(quote.margin_ratio, thresholds)))
+        cards.append(AccountCard(account, quote, quote_gauge(quote, thresholds)))
     context = {"cards": cards, "open_form": open_form or AccountOpenForm()}
     return render(request, "margin/account_list.html", context, status=422 if open_form else 200)
 
@@ -76,7 +77,11 @@ def _dashboard_context(account) -> dict:
 
 @with_account
 def account_detail(request, account):
-    context = _dashboard_context(account) | blank_forms()
+    context = (
+        _dashboard_context(account)
+        | blank_forms()
+        | {"notices": account_notices(request.user, account)}
+    )
     return render(request, DASHBOARD, context)
 
 
@@ -166,7 +171,9 @@ def whatif_fragment(request, account):
         "figures": figures,
         "shock": shock,
         "shocked": shocked,
-        "shocked_gauge": ratio_gauge(shocked.margin_ratio, figures.thresholds),
+        "shocked_verdict": account_verdict(
+            shocked, figures.thresholds, {r.input.id: r.symbol for r in figures.positions}
+        ),
         "shocked_rows": zip(
             figures.positions,
             position_rows(figures.state, shocked_input, shocked),

@@ -28,7 +28,7 @@ def test_officer_to_manager_forced_reduction_journey(
     page.click("#case-open-form button")
     page.click("#case-link")
     # ... and proposes selling half the BTC position
-    page.select_option("#reduction-form select[name=position]", label="BTCUSDT long 0.5")
+    page.select_option("#reduction-form select[name=position]", label="BTCUSDT long 0.50")
     page.fill("#reduction-form input[name=quantity]", "0.25")
     page.fill("#reduction-form textarea[name=reason]", "Halve the exposure")
     page.click("#reduction-form button")
@@ -56,7 +56,7 @@ def test_officer_to_manager_forced_reduction_journey(
     boss.fill("#decision-form textarea[name=note]", "Agreed")
     boss.click("#decision-form button.primary")
     assert boss.locator("#proposal-status").inner_text() == "Approved and carried out"
-    assert "quantity_after" in boss.locator("#proposal-result").inner_text()
+    assert "quantity after" in boss.locator("#proposal-result").inner_text()
     position = Position.objects.get(margin_account=account)
     assert position.quantity == Decimal("0.25")
     fill = Fill.objects.get(position=position, reason=Fill.Reason.DESK)

@@ -43,14 +43,29 @@ def test_heat_maps_add_up_to_the_book(client, officer, book):
     btc = next(row for row in context["exposure_rows"] if row["asset"] == "BTC")
     assert sum(value for value, _ in btc["cells"]) == 3 * Decimal("0.5") * 85400
     assert max(level for _, level in btc["cells"]) == 5
-    counts = {row["bucket"]: sum(n for n, _ in row["cells"]) for row in context["ratio_rows"]}
+    counts = {row["bucket"]: sum(c.accounts for c in row["cells"]) for row in context["ratio_rows"]}
     assert counts == {
-        "below 0.25": 1,
-        "0.25 – 0.5": 0,
-        "0.5 – 0.8": 1,
-        "0.8 – 1": 1,
-        "1 and above": 0,
+        "below 25%": 1,
+        "25% – 50%": 0,
+        "50% – 80%": 1,
+        "80% – 100%": 1,
+        "100% and above": 0,
     }
+
+
+def test_ratio_heat_map_is_coloured_by_risk_not_by_count(client, officer, book):
+    # given: one account in each of the safest, the warning and the margin-call buckets
+    client.force_login(officer)
+    # when
+    response = client.get(reverse("desk:heatmap"))
+    rows = {row["bucket"]: row for row in response.context["ratio_rows"]}
+    # then: the safest bucket's one account is not coloured as the worst cell (it was: the
+    # colour followed the count, and every filled cell held the largest count, 1)
+    risks = {label: {c.risk for c in row["cells"] if c.accounts} for label, row in rows.items()}
+    assert risks["below 25%"] == {"safe"}
+    assert risks["80% – 100%"] == {"call"}
+    assert {c.risk for c in rows["25% – 50%"]["cells"]} == {"none"}
+    assert 'data-risk="safe"' in response.content.decode()
 
 
 def test_disclosure_is_public(client, book):

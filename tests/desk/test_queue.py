@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-from django.template.defaultfilters import floatformat
 from django.urls import reverse
 
 from accounts.roles import TRADER
+from margin.numbers import money_text
 from margin.services.prices import demo_market_step, prices_refresh
 from margin.services.revaluation import revaluation_tick_run
 from tests.desk.conftest import DESK_PAGES, ratio
@@ -105,4 +105,4 @@ def test_queue_shows_stress_figures_and_orders_by_stress_cover(client, officer, 
     for snapshot in rows:
         assert snapshot.stress_margin > 0
         assert snapshot.stress_cover == snapshot.margin_balance - snapshot.stress_margin
-        assert f'data-testid="stress-loss">{floatformat(snapshot.stress_margin, "2g")}<' in content
+        assert f'data-testid="stress-loss">{money_text(snapshot.stress_margin)}<' in content

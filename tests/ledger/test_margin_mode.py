@@ -54,12 +54,12 @@ def test_a_switch_to_isolated_under_initial_margin_is_refused_with_the_reason(ac
     fund(account, "USDT", "10000")
     buy(account, "0.5")
     journals = Journal.objects.count()
-    with pytest.raises(ApplicationError, match=r"4750\.4999 USD under its initial margin"):
+    with pytest.raises(ApplicationError, match=r"4,750\.50 USD under its initial margin"):
         switch(account, "isolated", "0.0001")
     preview = position_margin_mode_switch_preview(
         account=account, instrument="BTCUSDT", mode="isolated", isolated_margin=D("4000")
     )
-    assert "750.5 USD under its initial margin" in preview.refusal
+    assert "750.50 USD under its initial margin" in preview.refusal
     assert Journal.objects.count() == journals
 
 
@@ -82,7 +82,7 @@ def test_moving_back_to_cross_is_refused_when_the_pool_would_not_cover_it(accoun
     # when its mark falls 1,010: a 505 loss the wallet's 225.7475 cannot absorb in cross
     set_mark("BTCUSDT", "94000")
     # then
-    with pytest.raises(ApplicationError, match=r"cross pool would be 228\.7525 USD under"):
+    with pytest.raises(ApplicationError, match=r"cross pool would be 228\.75 USD under"):
         switch(account, "cross")
     assert Position.objects.get(margin_account=account).margin_mode == "isolated"
 

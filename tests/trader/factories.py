@@ -1,5 +1,6 @@
 """Accounts for the trader pages: booked through the services, on the demo reference data."""
 
+import re
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -20,6 +21,15 @@ from tests.revaluation.factories import funded_account
 
 def new_key() -> str:
     return str(uuid.uuid4())
+
+
+def previewed(client, url: str, data: dict) -> dict:
+    """`data` with the fingerprint its preview hands the form (an order is booked only with
+    the fingerprint of a preview of exactly that order)."""
+    response = client.post(url, {**data, "preview": "1", "idempotency_key": new_key()})
+    found = re.search(r'name="previewed" value="([0-9a-f]+)"', response.content.decode())
+    assert found, "the preview gave no fingerprint"
+    return {**data, "previewed": found.group(1)}
 
 
 def extra_perpetuals(count: int) -> list[str]:

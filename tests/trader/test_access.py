@@ -108,3 +108,31 @@ def test_the_list_shows_only_the_traders_own_accounts(trader_client, account, ot
     content = response.content.decode()
     assert reverse("trader:account", args=[account.pk]) in content
     assert reverse("trader:account", args=[other_account.pk]) not in content
+
+
+def test_another_traders_account_is_a_friendly_404_without_debug(
+    trader_client, account, other_account, settings
+):
+    # given: DEBUG off, as under `make run` (DEBUG on would list every URL pattern)
+    settings.DEBUG = False
+    # when
+    response = trader_client.get(reverse("trader:account", args=[other_account.pk]))
+    # then: our page, in the site's layout, with a way back; no URL patterns
+    content = response.content.decode()
+    assert response.status_code == 404
+    assert 'data-testid="not-found"' in content and "Back to your start page" in content
+    assert "URLconf" not in content and "trader:" not in content
+
+
+def test_a_desk_page_is_a_friendly_403_for_a_trader(trader_client, settings):
+    settings.DEBUG = False
+    response = trader_client.get(reverse("desk:landing"))
+    assert response.status_code == 403
+    assert 'data-testid="forbidden"' in response.content.decode()
+
+
+def test_the_server_error_page_renders_without_a_request():
+    from django.template.loader import render_to_string
+
+    page = render_to_string("500.html")
+    assert "Something went wrong" in page and "Nothing was booked half-way" in page

@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from margin.models import Fill, Journal, LedgerAccount, MarginMode, Position
+from margin.models import Fill, Journal, LedgerAccount, MarginMode, MarkPrice, Position
 from margin.services.positions import position_market_fill
-from tests.trader.factories import new_key
+from tests.trader.factories import new_key, previewed
 
 
 def operation_url(account, name):
@@ -35,7 +35,10 @@ def position(account, symbol="BTCUSDT") -> Position:
     [
         ("", "This field is required."),
         ("-5", "Enter an amount above 0."),
-        ("abc", "Enter a number."),
+        ("abc", "Enter a number such as 1,000 or 1000.50."),
+        ("1,00", "Enter a number such as 1,000 or 1000.50."),
+        ("1e3", "Type the amount in plain digits (1,000 or 1000.50), not as an exponent."),
+        ("2E+2", "Type the amount in plain digits (1,000 or 1000.50), not as an exponent."),
     ],
 )
 def test_deposit_validates_inline_and_books_nothing(htmx, account, amount, error):
@@ -50,6 +53,23 @@ def test_deposit_validates_inline_and_books_nothing(htmx, account, amount, error
     assert response.status_code == 200
     assert error in response.content.decode()
     assert Journal.objects.count() == journals
+
+
+@pytest.mark.parametrize(
+    ("typed", "booked"),
+    [("1,000", Decimal(1000)), ("1000.50", Decimal("1000.5")), (" 12,345.6 ", Decimal("12345.6"))],
+)
+def test_deposit_takes_amounts_as_people_type_them(htmx, account, typed, booked):
+    # given
+    before = wallet(account)
+    # when
+    response = htmx.post(
+        operation_url(account, "deposit"),
+        {"asset": "USDT", "amount": typed, "idempotency_key": new_key()},
+    )
+    # then
+    assert response.status_code == 200 and "field-error" not in response.content.decode()
+    assert wallet(account) - before == booked
 
 
 def test_an_invalid_form_without_htmx_is_a_422(trader_client, account):
@@ -228,15 +248,46 @@ def test_an_order_beyond_the_free_collateral_is_refused_with_the_engines_reason(
     [("buy", "0.1", "0.2"), ("sell", "0.04", "0.06"), ("sell", "0.1", "0")],
 )
 def test_orders_increase_reduce_and_close(htmx, account, side, quantity, after):
+    # given: the order previewed, as the page does before it can be placed
+    order = {"instrument": "BTCUSDT", "side": side, "quantity": quantity}
+    order = previewed(htmx, operation_url(account, "trade"), order)
     # when
-    response = htmx.post(
-        operation_url(account, "trade"),
-        {"instrument": "BTCUSDT", "side": side, "quantity": quantity, "idempotency_key": new_key()},
-    )
+    response = htmx.post(operation_url(account, "trade"), {**order, "idempotency_key": new_key()})
     # then
     assert response.status_code == 200
     assert response["HX-Trigger"] == "account-changed"
     assert position(account).quantity == Decimal(after)
+
+
+def test_an_order_submitted_before_its_preview_books_nothing_and_shows_the_preview(htmx, account):
+    # given
+    fills = Fill.objects.count()
+    order = {"instrument": "BTCUSDT", "side": "buy", "quantity": "0.05"}
+    # when: placed before the preview came back (no fingerprint of it in the form)
+    response = htmx.post(operation_url(account, "trade"), {**order, "idempotency_key": new_key()})
+    # then: nothing booked; the preview is shown in the form, ready to confirm
+    content = response.content.decode()
+    assert Fill.objects.count() == fills
+    assert 'data-testid="preview-first"' in content
+    assert 'data-testid="ratio-after"' in content and 'name="previewed"' in content
+    assert "HX-Trigger" not in response
+
+
+def test_an_order_changed_after_its_preview_books_nothing(htmx, account):
+    # given: 0.05 previewed, then the quantity typed over before the new preview came back
+    fills = Fill.objects.count()
+    shown = previewed(
+        htmx,
+        operation_url(account, "trade"),
+        {"instrument": "BTCUSDT", "side": "buy", "quantity": "0.05"},
+    )
+    # when
+    response = htmx.post(
+        operation_url(account, "trade"), {**shown, "quantity": "5", "idempotency_key": new_key()}
+    )
+    # then
+    assert Fill.objects.count() == fills
+    assert 'data-testid="preview-first"' in response.content.decode()
 
 
 def test_close_fills_the_order_form_with_the_opposite_side_and_whole_size(htmx, account):
@@ -324,6 +375,25 @@ def test_switch_preview_compares_position_and_cross_pool_now_and_after(htmx, acc
     assert position(account).margin_mode == MarginMode.CROSS
 
 
+@pytest.mark.parametrize("move", ["-0.005", "0.005"])
+def test_the_suggested_isolated_margin_still_books_after_the_mark_moves(htmx, account, move):
+    # given: the drawer opened, suggesting an amount; then the mark moves half a percent
+    # (against the long, or for it) before the trader confirms
+    panel = htmx.get(position_url(account, "BTCUSDT", "margin-mode")).content.decode()
+    suggested = Decimal(re.search(r'name="isolated_margin" value="([0-9.]+)"', panel).group(1))
+    mark = MarkPrice.objects.get(instrument__symbol="BTCUSDT")
+    MarkPrice.objects.filter(pk=mark.pk).update(mark_price=mark.mark_price * (1 + Decimal(move)))
+    # when: confirmed with the suggestion
+    response = htmx.post(
+        position_url(account, "BTCUSDT", "margin-mode"),
+        {"margin_mode": "isolated", "isolated_margin": suggested, "idempotency_key": new_key()},
+    )
+    # then
+    assert 'data-testid="done"' in response.content.decode()
+    assert position(account).margin_mode == MarginMode.ISOLATED
+    assert "move of the mark against the position" in panel
+
+
 def test_switch_to_isolated_and_back_moves_the_margin(htmx, account):
     # given
     usdt = wallet(account)
@@ -388,3 +458,14 @@ def test_a_second_account_of_the_same_name_is_refused_inline(trader_client, acco
     # then
     assert response.status_code == 422
     assert "already have an account named" in response.content.decode()
+
+
+def test_a_refused_order_sent_before_its_preview_says_why_once(htmx, account):
+    # when: too big for the collateral, and sent before any preview
+    response = htmx.post(
+        operation_url(account, "trade"),
+        {"instrument": "BTCUSDT", "side": "buy", "quantity": "50", "idempotency_key": new_key()},
+    )
+    # then: the engine's reason, once
+    assert response.content.decode().count("Not enough free collateral") == 1
+    assert position(account).quantity == Decimal("0.1")

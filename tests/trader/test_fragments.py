@@ -17,7 +17,7 @@ from margin.market.selectors import latest_snapshot
 from margin.models import MarkPrice, Notification
 from margin.selectors import engine_accounts
 from margin.services.revaluation import revaluation_tick_run
-from margin.templatetags.trader_format import money, percent, price
+from margin.templatetags.numbers import money, percent, price
 from margin.views.trader_whatif import Shock, shocked_input
 from tests.revaluation.factories import funded_account
 from tests.trader.factories import account_with_positions, extra_perpetuals
