@@ -267,6 +267,9 @@ DEMO_MARKET_SPEED = env.float("DEMO_MARKET_SPEED", default=60.0)
 PRICE_HISTORY_KEEP_S = env.float("PRICE_HISTORY_KEEP_S", default=6 * 3600.0)
 # Funding times are FUNDING_ANCHOR + k × the instrument's interval (of market time: 8 h is 8
 # real minutes at the demo's speed of 60); Binance's grid is 00:00, 08:00, 16:00 UTC.
+# Funding is settled in the revaluation tick at each funding time; a book that pays none (and the
+# tests of everything else, whose figures would move with the funding grid) turns it off.
+FUNDING_SETTLEMENT_ENABLED = env.bool("FUNDING_SETTLEMENT_ENABLED", default=True)
 FUNDING_ANCHOR = datetime.fromisoformat(
     env.str("FUNDING_ANCHOR", default="2024-01-01T00:00:00+00:00")
 )

@@ -98,3 +98,11 @@ def login(page, live_server, password):
         return page
 
     return log_in
+
+
+@pytest.fixture(autouse=True)
+def no_funding_in_ticks(settings):
+    """Ticks settle no funding unless a test asks for it (`settings.FUNDING_SETTLEMENT_ENABLED =
+    True`): the funding grid runs on the clock, so figures of other tests would otherwise
+    depend on when they ran. Processes a test starts (workers) keep the default, on."""
+    settings.FUNDING_SETTLEMENT_ENABLED = False

@@ -41,7 +41,9 @@ def _max_length(model, name: str) -> int:
 
 
 def _column_decimal(model, name: str, **kwargs) -> forms.DecimalField:
-    """A decimal field accepting only what the column `model.name` stores."""
+    """A decimal field accepting only what the column `model.name` stores. Its input takes any
+    step: the column's 1e-12 would reach the page as `step="1e-12"`, a raw number."""
+    kwargs.setdefault("widget", forms.NumberInput(attrs={"step": "any"}))
     return forms.DecimalField(
         **column_digits(model, name), validators=column_validators(model, name), **kwargs
     )

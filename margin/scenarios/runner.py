@@ -40,7 +40,7 @@ from margin.services.collateral import collateral_deposit
 from margin.services.liquidation import insurance_fund_deposit, liquidation_run
 from margin.services.margin_mode import position_leverage_set, position_margin_mode_switch
 from margin.services.parameters import parameter_change_read
-from margin.services.positions import money, position_fill
+from margin.services.positions import ledger_amount, position_fill
 from margin.services.reference import parameters_in_force, reference_data_ensure
 from margin.services.revaluation import revaluation_tick_run
 
@@ -137,7 +137,9 @@ def _account_build(spec: AccountSpec, n: int, run: _Run, version: ParameterVersi
                 side="buy" if position.side == "long" else "sell",
                 quantity=position.quantity,
                 price=position.entry_price,
-                fee=money(position.quantity * position.entry_price * version.taker_fee_rate),
+                fee=ledger_amount(
+                    position.quantity * position.entry_price * version.taker_fee_rate
+                ),
                 reason="desk",
                 reference=f"scenario-opening:{account.pk}:{symbol}",
             )

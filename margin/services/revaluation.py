@@ -179,7 +179,8 @@ def _cash_flows_settle(*, now: datetime) -> None:
     prices, so this tick values every account after them. A failure is logged and left to the
     next tick (each settlement is one transaction, idempotent)."""
     try:
-        funding_settle_due(now=now)
+        if settings.FUNDING_SETTLEMENT_ENABLED:
+            funding_settle_due(now=now)
     except DatabaseError:
         logger.exception("funding settlement failed; the next tick tries again")
     try:

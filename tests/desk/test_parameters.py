@@ -72,7 +72,7 @@ def test_approval_writes_a_new_version_and_the_disclosure_page_shows_it(
     )
     assert proposal.impact["version"] == before.number
     public = client.get(reverse("disclosure"))
-    assert public.status_code == 200 and b"0.75" not in public.content
+    assert public.status_code == 200 and b"75.00%" not in public.content
     # when
     proposal_approve(proposal=proposal, approver=manager)
     # then
@@ -90,7 +90,7 @@ def test_approval_writes_a_new_version_and_the_disclosure_page_shows_it(
     assert AuditEntry.objects.get(action="params.version").after["version"] == after.number
     client.logout()
     public = client.get(reverse("disclosure")).content.decode()
-    assert f"version {after.number}" in public and "0.75" in public
+    assert f"version {after.number}" in public and "75.00%" in public
     assert "SOL liquidity thinner" in public and "superseded" in public
     # the new version carries the published volatility floors over, and the page shows them
     floors = dict(after.volatility_floors.values_list("asset__symbol", "daily_vol"))

@@ -44,6 +44,7 @@ def funding_time(settings, now):
     """A funding time one second ago (the grid anchored on it)."""
     settings.DEMO_MARKET_ENABLED = True
     settings.DEMO_MARKET_SPEED = 60.0
+    settings.FUNDING_SETTLEMENT_ENABLED = True
     settings.FUNDING_ANCHOR = now - timedelta(seconds=1)
     return settings.FUNDING_ANCHOR
 

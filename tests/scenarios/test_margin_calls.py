@@ -77,6 +77,6 @@ def test_reduce_only_blocks_withdrawals_and_removing_isolated_margin(market):
 
 def test_the_new_liquidation_parameters_are_published_on_disclosure(client, reference):
     page = client.get("/disclosure/").content.decode()
-    assert 'id="liquidation-fee-rate">0.005000<' in page
+    assert 'id="liquidation-fee-rate">0.50%<' in page
     assert 'id="margin-call-deadline">3600 s<' in page
-    assert 'id="stale-materiality">0.0500 of MM or margin balance · 0.1000<' in page
+    assert 'id="stale-materiality">5.00% of MM or margin balance · 10.00%<' in page
