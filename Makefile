@@ -70,6 +70,7 @@ test: bootstrap
 	@DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	 CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	 DJANGO_ALLOW_ASYNC_UNSAFE=true \
+	 DATABASE_POOL_MAX_SIZE=$${DATABASE_POOL_MAX_SIZE:-24} \
 	 $(UV) run pytest -n $(TEST_PROCESSES) $(PYTEST_ARGS)
 
 # The README's screenshots: the trader journey saves them into static/screenshots/ (a plain

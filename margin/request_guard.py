@@ -6,7 +6,7 @@ call's text would travel on to the trader's notifications and e-mail. JSON bodie
 the API's parser (`margin.api.parsers`); this guard covers what Django itself decodes.
 """
 
-from django.http import HttpResponseBadRequest
+from django.http import Http404, HttpResponseBadRequest
 
 from margin.api.problems import problem_response
 from margin.input_limits import has_forbidden_characters
@@ -23,8 +23,6 @@ def _fields_hold_forbidden(query) -> bool:
 
 
 def _refused(request) -> bool:
-    if has_forbidden_characters(request.path):
-        return True
     if _fields_hold_forbidden(request.GET):
         return True
     # Only form bodies are decoded here (CSRF reads them anyway); JSON is the parser's.
@@ -36,6 +34,12 @@ class RequestGuardMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if has_forbidden_characters(request.path):
+            # No URL of this site holds a control character: the address names nothing (404,
+            # which every endpoint documents, as the issue's "400/404" allows).
+            if request.path.startswith(API_PREFIX):
+                return problem_response(slug="not-found", status=404, detail=REFUSAL)
+            raise Http404(REFUSAL)
         if _refused(request):
             if request.path.startswith(API_PREFIX):
                 return problem_response(slug="invalid-request", status=400, detail=REFUSAL)

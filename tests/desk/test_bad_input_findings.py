@@ -33,10 +33,10 @@ def test_1_a_json_body_nested_100000_deep_is_a_400(book):
     assert Entry.objects.count() == entries
 
 
-def test_2_a_nul_in_a_position_path_is_a_400(book):
+def test_2_a_nul_in_a_position_path_is_a_404(book):
     account = book["healthy"]
     response = api(account.owner).get(f"/api/v1/accounts/{account.pk}/positions/%00/")
-    assert response.status_code == 400
+    assert response.status_code == 404
 
 
 def test_3_a_history_until_9999_12_31_is_a_400(client, book):

@@ -15,6 +15,7 @@ from margin.services.revaluation import revaluation_tick_run
 from tests.browser import screenshots_dir
 from tests.desk.conftest import DESK_PAGES
 from tests.revaluation.factories import funded_account
+from tests.second_factor import submit_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,9 +32,7 @@ def overflowing(browser, live_server, password, user, paths) -> dict[str, int]:
         page.set_default_timeout(15_000)
         if user is not None:
             page.goto(f"{live_server.url}/login/")
-            page.fill("#id_username", user.username)
-            page.fill("#id_password", password)
-            page.click("button[type=submit]")
+            submit_login(page, user, password)
             page.wait_for_load_state()
         for path in paths:
             page.goto(f"{live_server.url}{path}")
@@ -93,9 +92,7 @@ def test_no_page_is_wider_than_the_window(
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", officer.username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
+    submit_login(page, officer, password)
     page.wait_for_url("**/desk/")
     page.screenshot(path=shots / "desk-queue.png", full_page=True)
     page.goto(f"{live_server.url}{reverse('desk:heatmap')}")

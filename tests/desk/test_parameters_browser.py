@@ -34,6 +34,6 @@ def test_parameter_change_reaches_the_public_disclosure_page(
     assert f"version {before + 1}" in visitor.locator("h1").inner_text()
     history = visitor.locator("#versions").inner_text()
     assert "Earlier margin calls" in history and "superseded" in history
-    assert "0.75" in visitor.locator("#in-force").inner_text()
+    assert "75.00%" in visitor.locator("#in-force").inner_text()
     visitor.context.close()
     assert csp_violations == []
