@@ -59,6 +59,9 @@ SCALAR_NAMES = (
     "price_guard_min_sources",
     "price_guard_agreement_band",
     "price_guard_source_cap",
+    "stale_materiality_share",
+    "stale_price_haircut",
+    "margin_call_deadline_s",
     "stress_ewma_lambda",
     "stress_k_sigma",
     "stress_horizon_days",
@@ -168,6 +171,19 @@ def _scalar_problems(scalars: Mapping[str, Decimal | int]) -> list[ParameterProb
         refuse(
             "price_guard_agreement_band",
             f"must lie in (0, 1), got {value['price_guard_agreement_band']}",
+        )
+    if not ZERO <= value["stale_materiality_share"] <= ONE:
+        refuse(
+            "stale_materiality_share",
+            f"a share of MM or margin balance: must lie in [0, 1], got "
+            f"{value['stale_materiality_share']}",
+        )
+    if not ZERO <= value["stale_price_haircut"] < ONE:
+        refuse("stale_price_haircut", f"must lie in [0, 1), got {value['stale_price_haircut']}")
+    if value["margin_call_deadline_s"] <= 0:
+        refuse(
+            "margin_call_deadline_s",
+            f"must be positive, got {value['margin_call_deadline_s']}",
         )
     if not ZERO < value["price_guard_source_cap"] <= ONE:
         refuse(

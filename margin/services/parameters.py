@@ -22,7 +22,12 @@ from django.utils.dateparse import parse_datetime
 from margin.desk.impact import parameter_impact
 from margin.desk.selectors import desk_book
 from margin.engine.errors import EngineInputError
-from margin.engine.parameters import NumberLimit, ParameterVersionInput, parameter_problems
+from margin.engine.parameters import (
+    SCALAR_NAMES,
+    NumberLimit,
+    ParameterVersionInput,
+    parameter_problems,
+)
 from margin.engine.stress import stress_margin
 from margin.engine.types import BracketTable, CreditTier, HaircutTier
 from margin.engine.vector import BracketMatrix, HaircutMatrix, revalue
@@ -48,28 +53,9 @@ from margin.services.proposals import DEFAULT_TTL, proposal_create
 from margin.services.reference import engine_terms, parameters_in_force
 from margin.services.volatility import stress_model
 
-# The version's own figures a change may set (its child tables are set per symbol).
-SCALAR_FIELDS = (
-    "warning_ratio",
-    "margin_call_ratio",
-    "liquidation_ratio",
-    "hysteresis",
-    "liquidation_target_ratio",
-    "liquidation_fee_rate",
-    "liquidation_slippage",
-    "taker_fee_rate",
-    "price_guard_max_move",
-    "price_guard_max_age_s",
-    "price_guard_min_sources",
-    "price_guard_agreement_band",
-    "price_guard_source_cap",
-    "stale_materiality_share",
-    "stale_price_haircut",
-    "margin_call_deadline_s",
-    "stress_ewma_lambda",
-    "stress_k_sigma",
-    "stress_horizon_days",
-)
+# The version's own figures a change may set (its child tables are set per symbol): the
+# engine's validator names them once.
+SCALAR_FIELDS = SCALAR_NAMES
 INTEGER_FIELDS = ("price_guard_max_age_s", "price_guard_min_sources", "margin_call_deadline_s")
 THRESHOLDS = ("warning_ratio", "margin_call_ratio", "liquidation_ratio")
 
