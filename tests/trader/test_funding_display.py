@@ -18,9 +18,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def settled(account, settings):
-    """A funding time one second ago, settled (no premium samples: the interest rate)."""
-    settings.FUNDING_ANCHOR = timezone.now() - timedelta(seconds=1)
-    funding_settle_due(now=timezone.now())
+    """A funding time after the account opened its position, settled a second later (no
+    premium samples: the interest rate)."""
+    settings.FUNDING_ANCHOR = timezone.now()
+    funding_settle_due(now=settings.FUNDING_ANCHOR + timedelta(seconds=1))
     return FundingPayment.objects.get(position__margin_account=account)
 
 
