@@ -8,8 +8,7 @@ from decimal import Decimal
 import numpy as np
 
 from margin.desk.selectors import risk_asset_symbols
-from margin.desk.shocks import depeg, shocked_prices, uniform_shock
-from margin.desk.stress import stress_book
+from margin.engine.book_stress import stress_book
 from margin.engine.liquidation import LiquidationPlan, LiquidationStep, liquidation_plan
 from margin.engine.reference import (
     AccountQuote,
@@ -17,6 +16,7 @@ from margin.engine.reference import (
     collateral_line_value,
     quote_account,
 )
+from margin.engine.shocks import depeg, shocked_prices, uniform_shock
 from margin.engine.types import AccountInput
 from margin.engine.vector import book_from_accounts, revalue
 from margin.models import AccountEvent, AuditEntry, MarginAccount, MarginSnapshot

@@ -20,7 +20,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Abs
 
-from margin.desk.shocks import carried_forward
+from margin.engine.shocks import carried_forward
 from margin.models import (
     Asset,
     AssetPrice,

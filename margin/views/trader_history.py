@@ -7,7 +7,7 @@ from django.core.paginator import Paginator
 from django.views.decorators.http import require_POST
 
 from accounts.access import trader_required
-from margin.forms import HistoryFilterForm
+from margin.forms.trader import HistoryFilterForm
 from margin.market.selectors import unread_notifications
 from margin.models import AccountEvent, Fill, Notification
 from margin.selectors import ledger_history

@@ -9,7 +9,6 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from margin.desk.cascade import simulate_cascade
 from margin.desk.selectors import (
     desk_book,
     insurance_fund_value,
@@ -17,6 +16,7 @@ from margin.desk.selectors import (
     queue_snapshots,
     risk_asset_symbols,
 )
+from margin.engine.cascade import simulate_cascade
 from margin.errors import ApplicationError
 from margin.filters import QueueFilter
 from margin.models import AssetPriceHistory, MarginAccount
