@@ -16,10 +16,9 @@ from margin.desk.forms import (
     NoteForm,
     ReduceOnlyForm,
 )
-from margin.desk.review import account_review
-from margin.desk.selectors import latest_complete_tick, queue_snapshots
 from margin.filters import QueueFilter
 from margin.models import Case, MarginAccount, Proposal
+from margin.selectors.desk import account_review, latest_complete_tick, queue_snapshots
 from margin.services import desk as desk_services
 from margin.services.proposals import (
     credit_tier_change_propose,
