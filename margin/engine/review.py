@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import numpy as np
 
-from margin.desk.shocks import depeg, shocked_prices, uniform_shock
-from margin.desk.stress import stress_book
+from margin.engine.book_stress import stress_book
 from margin.engine.reference import PositionQuote
+from margin.engine.shocks import depeg, shocked_prices, uniform_shock
 from margin.engine.types import AccountInput
 from margin.engine.vector import book_from_accounts, revalue
 

@@ -19,7 +19,6 @@ from django.db.models import (
 )
 from django.db.models.functions import Abs
 
-from margin.desk.shocks import carried_forward
 from margin.engine.liquidation import LiquidationPlan, LiquidationStep, liquidation_plan
 from margin.engine.reference import AccountQuote, collateral_line_value, quote_account
 from margin.engine.review import (
@@ -30,6 +29,7 @@ from margin.engine.review import (
     account_scenarios,
     exposures_by_asset,
 )
+from margin.engine.shocks import carried_forward
 from margin.engine.types import AccountInput
 from margin.models import (
     AccountEvent,

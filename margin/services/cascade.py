@@ -8,7 +8,7 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from margin.desk.cascade import CascadeRound, simulate_cascade
+from margin.engine.cascade import CascadeRound, simulate_cascade
 from margin.errors import ApplicationError
 from margin.models import Asset, CascadeRun
 from margin.selectors.book import desk_book

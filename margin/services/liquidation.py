@@ -26,11 +26,11 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_UP, Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from margin.engine.adl import AdlCandidate, adl_queue
 from margin.engine.liquidation import liquidation_plan, stale_is_material
 from margin.engine.reference import AccountQuote, quote_account
 from margin.engine.scheme import STRESS, Requirement
 from margin.engine.types import AccountInput
-from margin.market.adl import AdlCandidate, adl_queue
 from margin.models import (
     AccountEvent,
     Asset,

@@ -19,19 +19,19 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from margin.desk.impact import parameter_impact
 from margin.engine.errors import EngineInputError
+from margin.engine.parameter_impact import parameter_impact
 from margin.engine.parameters import (
     SCALAR_NAMES,
     NumberLimit,
     ParameterVersionInput,
     parameter_problems,
 )
+from margin.engine.states import Thresholds, next_levels
 from margin.engine.stress import stress_margin
 from margin.engine.types import BracketTable, CreditTier, HaircutTier
 from margin.engine.vector import BracketMatrix, HaircutMatrix, revalue
 from margin.errors import ApplicationError
-from margin.market.states import Thresholds, next_levels
 from margin.models import (
     Asset,
     Bracket,

@@ -27,10 +27,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from margin.engine.scheme import PORTFOLIO, scheme_figures
-from margin.engine.stress import stress_margin
-from margin.engine.vector import Revaluation, revalue, sum_by
-from margin.errors import ApplicationError
-from margin.market.states import (
+from margin.engine.states import (
     LEVEL,
     STATES,
     Thresholds,
@@ -38,6 +35,9 @@ from margin.market.states import (
     next_levels,
     worst_ratio,
 )
+from margin.engine.stress import stress_margin
+from margin.engine.vector import Revaluation, revalue, sum_by
+from margin.errors import ApplicationError
 from margin.models import (
     AccountEvent,
     AccountState,

@@ -1,5 +1,5 @@
 """Stress tests of the whole book: the scenario library turned into asset moves from the
-database (price history, the parameters in force), run by `margin.desk.stress`, and saved."""
+database (price history, the parameters in force), run by `margin.engine.book_stress`, and saved."""
 
 import time
 from dataclasses import dataclass
@@ -8,7 +8,8 @@ from math import sqrt
 
 import numpy as np
 
-from margin.desk.shocks import (
+from margin.engine.book_stress import RATIO_BUCKETS, StressResult, stress_book
+from margin.engine.shocks import (
     FLOOR_MOVE,
     correlated_crash,
     depeg,
@@ -16,7 +17,6 @@ from margin.desk.shocks import (
     uniform_shock,
     volatility_scaled_shock,
 )
-from margin.desk.stress import RATIO_BUCKETS, StressResult, stress_book
 from margin.errors import ApplicationError
 from margin.models import ParameterVersion, StressRun
 from margin.selectors.book import BookSlice, desk_book

@@ -7,8 +7,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.access import desk_required, proposer_required
-from margin.desk.forms import ParameterChangeForm
 from margin.errors import ApplicationError
+from margin.forms.desk import ParameterChangeForm
 from margin.market.funding import dated_futures, funding_outlooks
 from margin.selectors.parameters import parameters_in_force, version_terms
 from margin.services.parameters import (

@@ -7,7 +7,7 @@ from django.core.paginator import Paginator
 from django.views.decorators.http import require_POST
 
 from accounts.access import trader_required
-from margin.forms import HistoryFilterForm
+from margin.forms.trader import HistoryFilterForm
 from margin.models import AccountEvent, Fill, Notification
 from margin.selectors.ledger import ledger_history
 from margin.selectors.market import unread_notifications

@@ -19,9 +19,9 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from margin.engine.reference import AccountQuote, PositionQuote
 from margin.errors import ApplicationError
-from margin.forms import (
+from margin.forms.fields import IdempotentForm
+from margin.forms.trader import (
     CollateralForm,
-    IdempotentForm,
     IsolatedMarginForm,
     LeverageForm,
     MarginModeForm,

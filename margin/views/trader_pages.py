@@ -13,7 +13,7 @@ from margin.engine.explain import Step, explain_account, fill_formula, format_nu
 from margin.engine.reference import quote_account
 from margin.engine.scheme import explain_requirement
 from margin.errors import ApplicationError
-from margin.forms import AccountOpenForm
+from margin.forms.trader import AccountOpenForm
 from margin.models import Asset, MarginSnapshot, Position
 from margin.selectors.accounts import accounts_of, engine_accounts
 from margin.selectors.market import snapshot_history

@@ -16,8 +16,8 @@ from rest_framework.test import APIClient
 
 from accounts.roles import RISK_OFFICER, TRADER
 from margin.engine.prices import funding_basis_price, seconds_to_funding
+from margin.engine.quotes import PERP, SPOT, Quote
 from margin.market.demo import VENUES
-from margin.market.quotes import PERP, SPOT, Quote
 from margin.models import (
     AccountEvent,
     AccountState,

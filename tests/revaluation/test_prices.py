@@ -4,8 +4,8 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from margin.engine.quotes import PERP, SPOT, Quote
 from margin.market.demo import VENUES
-from margin.market.quotes import PERP, SPOT, Quote
 from margin.models import (
     Asset,
     AssetPrice,

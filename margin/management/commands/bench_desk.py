@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from margin.desk.cascade import simulate_cascade
+from margin.engine.cascade import simulate_cascade
 from margin.errors import ApplicationError
 from margin.filters import QueueFilter
 from margin.models import AssetPriceHistory, MarginAccount
