@@ -29,7 +29,8 @@ from margin.models import (
     MarkPriceHistory,
     Position,
 )
-from margin.selectors import account_quote, ledger_differences, ledger_history
+from margin.selectors.accounts import account_quote
+from margin.selectors.ledger import ledger_differences, ledger_history
 from margin.services import funding as funding_service
 from margin.services.funding import funding_settle_due
 from margin.services.margin_mode import position_margin_mode_switch
