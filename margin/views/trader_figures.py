@@ -22,9 +22,9 @@ from margin.engine.reference import (
 )
 from margin.engine.scheme import Requirement
 from margin.engine.types import AccountInput, CollateralLine, PositionInput
-from margin.market.funding import FundingOutlook, cumulative_funding, funding_outlooks
 from margin.models import MarginAccount, ParameterVersion
 from margin.selectors.accounts import AccountState, PositionState, account_state_load
+from margin.selectors.funding import FundingOutlook, cumulative_funding, funding_outlooks
 from margin.selectors.market import latest_snapshot
 from margin.selectors.parameters import parameters_in_force
 from margin.views.trader_gauge import Gauge, Thresholds, ratio_gauge

@@ -11,12 +11,6 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from margin.engine.funding import funding_payment
-from margin.market.funding import (
-    cumulative_funding,
-    funding_outlooks,
-    funding_rate_for_mark,
-    funding_series,
-)
 from margin.models import (
     AccountState,
     FundingPayment,
@@ -30,6 +24,12 @@ from margin.models import (
     Position,
 )
 from margin.selectors.accounts import account_quote
+from margin.selectors.funding import (
+    cumulative_funding,
+    funding_outlooks,
+    funding_rate_for_mark,
+    funding_series,
+)
 from margin.selectors.ledger import ledger_differences, ledger_history
 from margin.services import funding as funding_service
 from margin.services.funding import funding_settle_due
