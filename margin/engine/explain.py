@@ -498,8 +498,8 @@ def explain_funding(position: PositionInput, working: RateWorking) -> list[Step]
     return [
         Step(
             "P",
-            "Σ k × premium_k / Σ k over the {samples} premium samples of the interval so far",
-            {"samples": Decimal(working.samples)},
+            "Σ k × premium_k / Σ k over the {n} premium samples of the interval so far",
+            {"n": Decimal(working.samples)},
             working.average_premium,
         ),
         Step(

@@ -98,7 +98,8 @@ def test_explain_shows_the_next_funding_rate_time_and_estimated_payment(htmx, ac
     # then: the time of the next funding, the rate and what the long of 0.1 would pay at it
     upcoming = settings.FUNDING_ANCHOR + timedelta(seconds=480)
     assert f"BTCUSDT: next funding at {upcoming:%Y-%m-%d %H:%M:%S} UTC" in content
-    assert "premium samples of the interval so far" in content and "= 4 premium" in content
+    assert "over the n premium samples of the interval so far" in content
+    assert "over the 4 premium samples" in content
     assert "<b>0.002</b>" in content  # P
     assert "<b>0.0015</b>" in content  # F (0.15%), under the cap of 0.75%
     payment = funding_payment(
