@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.roles import APPROVE, PROPOSE
+from margin.engine.fills import closing_side, slipped_price
 from margin.errors import ApplicationError
 from margin.models import (
     Case,
@@ -27,7 +28,7 @@ from margin.numbers import money_text, price_text, quantity_text
 from margin.services.audit import audit_record
 from margin.services.liquidation import stale_prices_now
 from margin.services.notifications import notification_send
-from margin.services.positions import closing_side, position_fill, slipped_price
+from margin.services.positions import position_fill
 from margin.services.reference import parameters_in_force
 
 DEFAULT_TTL = timedelta(hours=24)

@@ -12,6 +12,7 @@ from accounts.access import trader_required
 from margin.engine.explain import Step, explain_account, fill_formula, format_number
 from margin.engine.reference import quote_account
 from margin.engine.scheme import explain_requirement
+from margin.engine.states import Thresholds
 from margin.errors import ApplicationError
 from margin.forms.trader import AccountOpenForm
 from margin.market.selectors import snapshot_history
@@ -21,7 +22,7 @@ from margin.services.ledger import margin_account_open
 from margin.services.reference import parameters_in_force
 from margin.views.rendering import render_page_or_fragment, render_partial
 from margin.views.trader_common import DASHBOARD, with_account
-from margin.views.trader_figures import account_figures, position_rows, thresholds_of
+from margin.views.trader_figures import account_figures, position_rows
 from margin.views.trader_gauge import account_verdict, quote_gauge
 from margin.views.trader_history import account_notices
 from margin.views.trader_operations import blank_forms
@@ -43,7 +44,7 @@ class AccountCard:
 def account_list(request, open_form: AccountOpenForm | None = None):
     accounts = list(accounts_of(request.user).select_related("credit_tier"))
     inputs = engine_accounts([a.pk for a in accounts]) if accounts else {}
-    thresholds = thresholds_of(parameters_in_force()) if accounts else None
+    thresholds = Thresholds.of(parameters_in_force()) if accounts else None
     cards = []
     for account in accounts:
         quote = quote_account(inputs[account.pk])
@@ -197,7 +198,7 @@ def chart_data(request, account):
         )
     )
     snapshots.reverse()
-    thresholds = thresholds_of(parameters_in_force())
+    thresholds = Thresholds.of(parameters_in_force())
     at = {name: n for n, name in enumerate(MarginSnapshot.POSITION_FIELDS)}
     times = [s["tick__started_at"].timestamp() * 1000 for s in snapshots]
     rows_by_tick = [{row[at["position_id"]]: row for row in s["positions"]} for s in snapshots]
