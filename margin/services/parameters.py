@@ -10,7 +10,7 @@ A change's payload:
 """
 
 from dataclasses import asdict, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 import numpy as np
@@ -49,7 +49,6 @@ from margin.models import (
     HaircutTier as HaircutTierRow,
 )
 from margin.services.audit import audit_record
-from margin.services.proposals import DEFAULT_TTL, proposal_create
 from margin.services.reference import engine_terms, parameters_in_force
 from margin.services.volatility import stress_model
 
@@ -285,21 +284,6 @@ def _trial_tick(book, book_slice, version: ParameterVersion, params: ParameterVe
     if not np.all(np.isfinite(stress.worst_loss)):
         raise ApplicationError("The proposed version gives a stress loss that is not a number.")
     return revaluation
-
-
-def parameter_change_propose(
-    *, payload: dict, reason: str, proposer, ttl: timedelta = DEFAULT_TTL
-) -> Proposal:
-    """Propose a parameter change with its impact preview attached for the approver."""
-    impact = parameter_impact_preview(payload=payload)
-    return proposal_create(
-        kind=Proposal.Kind.PARAMETER_CHANGE,
-        payload=payload,
-        reason=reason,
-        proposer=proposer,
-        impact=impact,
-        ttl=ttl,
-    )
 
 
 def _change_summary(version: ParameterVersion, scalars: dict, brackets, haircuts, tiers) -> str:

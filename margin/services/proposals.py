@@ -28,6 +28,7 @@ from margin.numbers import money_text, price_text, quantity_text
 from margin.services.audit import audit_record
 from margin.services.liquidation import stale_prices_now
 from margin.services.notifications import notification_send
+from margin.services.parameters import parameter_impact_preview, parameter_version_create
 from margin.services.positions import position_fill
 from margin.services.reference import parameters_in_force
 
@@ -171,6 +172,21 @@ def margin_scheme_change_propose(
     )
 
 
+def parameter_change_propose(
+    *, payload: dict, reason: str, proposer, ttl: timedelta = DEFAULT_TTL
+) -> Proposal:
+    """Propose a parameter change with its impact preview attached for the approver."""
+    impact = parameter_impact_preview(payload=payload)
+    return proposal_create(
+        kind=Proposal.Kind.PARAMETER_CHANGE,
+        payload=payload,
+        reason=reason,
+        proposer=proposer,
+        impact=impact,
+        ttl=ttl,
+    )
+
+
 def _locked_pending(proposal: Proposal) -> Proposal:
     proposal = Proposal.objects.select_for_update().get(pk=proposal.pk)
     if proposal.status != Proposal.Status.PENDING:
@@ -297,8 +313,6 @@ def _carry_out_forced_reduction(proposal: Proposal, approver) -> dict:
 
 
 def _carry_out_parameter_change(proposal: Proposal, approver) -> dict:
-    from margin.services.parameters import parameter_version_create
-
     version = parameter_version_create(proposal=proposal, actor=approver)
     return {"version": version.number, "effective_at": version.effective_at.isoformat()}
 

@@ -11,11 +11,8 @@ from margin.errors import ApplicationError
 from margin.forms.desk import ParameterChangeForm
 from margin.market.funding import dated_futures, funding_outlooks
 from margin.selectors import version_terms
-from margin.services.parameters import (
-    disclosed_versions,
-    parameter_change_propose,
-    parameter_impact_preview,
-)
+from margin.services.parameters import disclosed_versions, parameter_impact_preview
+from margin.services.proposals import parameter_change_propose
 from margin.services.reference import parameters_in_force
 from margin.views.desk_common import form_errors
 
