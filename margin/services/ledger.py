@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from margin.db import execute, insert, table
 from margin.engine.precision import LEDGER_QUANTUM
 from margin.errors import ApplicationError
 from margin.models import (
@@ -25,7 +26,6 @@ from margin.models import (
     LedgerAccountKind,
     MarginAccount,
 )
-from margin.services.sql import execute, insert, table
 
 # Every amount posted must already be a multiple of this (NUMERIC(38, 18)).
 QUANTUM = LEDGER_QUANTUM

@@ -41,7 +41,7 @@ from margin.models import (
     SimulatedAsset,
     SourceQuote,
 )
-from margin.services.reference import parameters_in_force
+from margin.selectors.parameters import parameters_in_force
 
 logger = logging.getLogger(__name__)
 

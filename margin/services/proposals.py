@@ -25,12 +25,12 @@ from margin.models import (
     Proposal,
 )
 from margin.numbers import money_text, price_text, quantity_text
+from margin.selectors.parameters import parameters_in_force
 from margin.services.audit import audit_record
 from margin.services.liquidation import stale_prices_now
 from margin.services.notifications import notification_send
 from margin.services.parameters import parameter_impact_preview, parameter_version_create
 from margin.services.positions import position_fill
-from margin.services.reference import parameters_in_force
 
 DEFAULT_TTL = timedelta(hours=24)
 MAX_TTL = timedelta(days=7)

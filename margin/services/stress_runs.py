@@ -8,13 +8,6 @@ from math import sqrt
 
 import numpy as np
 
-from margin.desk.selectors import (
-    desk_book,
-    insurance_fund_value,
-    latest_complete_tick,
-    price_history,
-    risk_asset_symbols,
-)
 from margin.engine.book_stress import RATIO_BUCKETS, StressResult, stress_book
 from margin.engine.shocks import (
     FLOOR_MOVE,
@@ -26,9 +19,15 @@ from margin.engine.shocks import (
 )
 from margin.errors import ApplicationError
 from margin.models import ParameterVersion, StressRun
-from margin.selectors import BookSlice
-from margin.services.reference import parameters_in_force
-from margin.services.volatility import tick_stress_model
+from margin.selectors.book import BookSlice, desk_book
+from margin.selectors.desk import (
+    insurance_fund_value,
+    latest_complete_tick,
+    price_history,
+    risk_asset_symbols,
+)
+from margin.selectors.parameters import parameters_in_force
+from margin.selectors.volatility import tick_stress_model
 
 # A replay is measured at this many evenly spaced steps of the stretch, the worst one kept.
 REPLAY_STEPS = 8

@@ -1,5 +1,5 @@
-"""Everything the desk reads about one account: the engine's quote and liquidation plan,
-exposures by asset, the library's simple scenarios on this account alone, and its history."""
+"""What the desk's review of one account computes from the engine's view of it: exposures by
+asset and the scenario library's simple shocks on this account alone."""
 
 from collections import defaultdict
 from dataclasses import dataclass
@@ -7,24 +7,13 @@ from decimal import Decimal
 
 import numpy as np
 
-from margin.desk.selectors import risk_asset_symbols
 from margin.engine.book_stress import stress_book
-from margin.engine.liquidation import LiquidationPlan, LiquidationStep, liquidation_plan
-from margin.engine.reference import (
-    AccountQuote,
-    PositionQuote,
-    collateral_line_value,
-    quote_account,
-)
+from margin.engine.reference import PositionQuote
 from margin.engine.shocks import depeg, shocked_prices, uniform_shock
 from margin.engine.types import AccountInput
 from margin.engine.vector import book_from_accounts, revalue
-from margin.models import AccountEvent, AuditEntry, MarginAccount, MarginSnapshot
-from margin.services.account_state import account_state_load
-from margin.services.reference import parameters_in_force
 
 UNIFORM_MOVES = (-0.1, -0.2, -0.3, -0.5, 0.2)
-HISTORY_POINTS = 60
 
 
 @dataclass(frozen=True)
@@ -67,23 +56,6 @@ class PositionRow:
     instrument: str
     quantity: Decimal
     quote: PositionQuote
-
-
-@dataclass(frozen=True)
-class AccountReview:
-    account: MarginAccount
-    engine_input: AccountInput
-    quote: AccountQuote
-    positions: list[PositionRow]
-    plan: LiquidationPlan
-    plan_steps: list[tuple[str, LiquidationStep]]
-    collateral: list[CollateralRow]
-    exposures: list[Exposure]
-    scenarios: list[ScenarioRow]
-    stress_loss: Decimal | None
-    ratio_history: list[float]
-    events: list[AccountEvent]
-    audit: list[AuditEntry]
 
 
 def exposures_by_asset(account: AccountInput) -> list[Exposure]:
@@ -131,52 +103,3 @@ def account_scenarios(account: AccountInput, *, moving: set[str]) -> list[Scenar
             )
         )
     return results
-
-
-def account_review(*, account: MarginAccount) -> AccountReview:
-    version = parameters_in_force()
-    state = account_state_load(account, lock=False)
-    engine_input = state.engine_input()
-    # By the tick's key: "-tick" would follow RevaluationTick's own newest-first ordering and
-    # reverse it, giving the oldest ticks.
-    snapshots = list(
-        MarginSnapshot.objects.filter(account=account).order_by("-tick_id")[:HISTORY_POINTS]
-    )
-    quote = quote_account(engine_input)
-    plan = liquidation_plan(
-        engine_input,
-        target_ratio=version.liquidation_target_ratio,
-        slippage=version.liquidation_slippage,
-    )
-    symbols = {p.engine_id: p.instrument for p in state.positions.values()}
-    sizes = {p.id: p.quantity for p in engine_input.positions}
-    return AccountReview(
-        account=account,
-        engine_input=engine_input,
-        quote=quote,
-        positions=[
-            PositionRow(symbols.get(row.id, row.id), sizes[row.id], row) for row in quote.positions
-        ],
-        plan=plan,
-        plan_steps=[(symbols.get(step.position_id, step.position_id), step) for step in plan.steps],
-        collateral=[
-            CollateralRow(
-                line.asset,
-                line.quantity,
-                line.price,
-                line.quantity * line.price,
-                collateral_line_value(line, engine_input.credit_tier.haircut_scale),
-            )
-            for line in engine_input.collateral
-        ],
-        exposures=exposures_by_asset(engine_input),
-        scenarios=account_scenarios(engine_input, moving=risk_asset_symbols()),
-        stress_loss=snapshots[0].stress_margin if snapshots else None,
-        ratio_history=[
-            float(ratio)
-            for ratio in reversed([s.margin_ratio for s in snapshots])
-            if ratio is not None
-        ],
-        events=list(AccountEvent.objects.filter(account=account)[:20]),
-        audit=list(AuditEntry.objects.filter(margin_account=account).select_related("actor")[:30]),
-    )
