@@ -40,10 +40,11 @@ from margin.selectors.desk import (
 from margin.selectors.figures import account_overview
 from margin.services import desk as desk_services
 from margin.services.cascade import cascade_run_start
-from margin.services.parameters import parameter_change_propose, parameter_impact_preview
+from margin.services.parameters import parameter_impact_preview
 from margin.services.proposals import (
     credit_tier_change_propose,
     forced_reduction_propose,
+    parameter_change_propose,
     proposal_approve,
     proposal_reject,
 )
