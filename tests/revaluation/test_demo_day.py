@@ -13,7 +13,7 @@ from django.utils import timezone
 from margin.bench.demo_day import demo_day_run
 from margin.models import (
     Fill,
-    FundingPayment,
+    FundingRate,
     Instrument,
     JournalKind,
     MarginAccount,
@@ -48,14 +48,25 @@ def test_a_demo_day_pays_funding_settles_the_demo_future_and_keeps_the_ledger(de
     assert 11 < minutes_to_expiry <= 13  # 12 market hours at the demo's speed of 60
     # when: 24 market hours (24 real minutes) of ticks every 30 s
     day = demo_day_run(start=timezone.now(), market_hours=24, step_s=30)
-    # then: the funding time just before the run (settled at its first tick; nothing was open
-    # at it, the book was seeded after it) and the day's three, of the three perpetuals; every
-    # open perpetual position paid or received at each of the three
-    assert day.ticks == 48 and day.funding_times == 4 * 3
-    perpetual_positions = Position.objects.filter(
-        instrument__kind=Instrument.Kind.PERPETUAL
-    ).exclude(quantity=0)
-    assert day.funding_payments == 3 * perpetual_positions.count() > 0
+    # then: every funding time the ticks passed is settled once per perpetual (the one due at
+    # the first tick and those of the day: 24 market hours cross three 8-hour grid points)
+    rates = list(FundingRate.objects.all())
+    funding_times = {rate.funding_time for rate in rates}
+    assert day.ticks == 48 and day.funding_times == len(rates) == 3 * len(funding_times)
+    assert len(funding_times) in (3, 4)
+    # and each one was paid by exactly the perpetual positions open at it (opened before it)
+    perpetual_positions = list(
+        Position.objects.filter(instrument__kind=Instrument.Kind.PERPETUAL).exclude(quantity=0)
+    )
+    for rate in rates:
+        open_at_it = [
+            p
+            for p in perpetual_positions
+            if p.instrument_id == rate.instrument_id and p.opened_at <= rate.funding_time
+        ]
+        assert rate.positions == len(open_at_it)
+        assert {p.position_id for p in rate.payments.all()} == {p.pk for p in open_at_it}
+    assert day.funding_payments == sum(rate.positions for rate in rates) >= 3 * 5
     # the demo future was noticed, expired, settled at its TWAP and listed again
     short_dated.refresh_from_db()
     assert short_dated.symbol in day.futures_settled and short_dated.settlement_price > 0
@@ -74,4 +85,3 @@ def test_a_demo_day_pays_funding_settles_the_demo_future_and_keeps_the_ledger(de
     assert short_dated.symbol in client.get(reverse("trader:notifications")).content.decode()
     # and the ledger check of the whole book finds no difference
     assert day.ledger.clean
-    assert FundingPayment.objects.filter(position__margin_account=demo).count() == 3 * 3
