@@ -15,14 +15,14 @@ accounts, then allocated back to each account pro rata, so splitting a holding g
 """
 
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 
 import numpy as np
 
 from margin.engine.errors import EngineInputError
 from margin.engine.precision import exact
-from margin.engine.reference import collateral_line_value
-from margin.engine.types import ONE, ZERO, CollateralLine
+from margin.engine.types import ONE, ZERO, CollateralLine, Liquidity
 
 DEFAULT_IMPACT_COEFFICIENT = Decimal("1")
 """Y of the square-root law; empirical estimates across markets lie between about 0.5 and 1
@@ -78,6 +78,39 @@ def liquidity_haircut(
 
 
 @exact
+def position_liquidity_addon(
+    notional: Decimal, owner_notional: Decimal, liquidity: Liquidity
+) -> Decimal:
+    """A position's liquidity add-on: its pro-rata part of the cost of closing all its owner
+    holds of the instrument (`owner_notional`, over all their accounts, long and short alike),
+    notional / owner_notional × impact_cost(owner_notional) = notional · Y · σ ·
+    √(owner_notional / depth). Splitting a position over accounts changes nothing."""
+    if notional == 0:
+        return ZERO
+    cost = impact_cost(owner_notional, liquidity.depth, liquidity.volatility, liquidity.coefficient)
+    return cost * notional / owner_notional
+
+
+@exact
+def holding_liquidity_haircut(owner_value: Decimal, liquidity: Liquidity) -> Decimal:
+    """The extra haircut of a holding whose owner holds `owner_value` of the asset over all
+    their accounts (`liquidity_haircut` on the owner's whole holding)."""
+    return liquidity_haircut(
+        owner_value, liquidity.depth, liquidity.volatility, liquidity.coefficient
+    )
+
+
+def impact_rate(depth: np.ndarray, volatility: np.ndarray, coefficient: float = 1.0) -> np.ndarray:
+    """Y · σ / √depth per market, what the vector engine carries (`Book.instrument_impact`,
+    `Book.asset_impact`): the add-on is then notional · rate · √owner_notional; 0 where a market
+    has no depth (nan), so it takes no add-on."""
+    depth = np.asarray(depth, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = coefficient * np.asarray(volatility, dtype=np.float64) / np.sqrt(depth)
+    return np.where(np.isfinite(rate) & (depth > 0), rate, 0.0)
+
+
+@exact
 def owner_collateral_values(
     holdings: Sequence[CollateralLine], haircut_scale: Decimal = ONE
 ) -> list[Decimal]:
@@ -97,12 +130,13 @@ def owner_collateral_values(
             raise EngineInputError(
                 f"holdings[{n}]", "every holding must be of one asset at one price and tiering"
             )
+    # The reference imports this module for its formulas.
+    from margin.engine.reference import collateral_line_value
+
     held = sum((line.quantity for line in holdings if line.quantity > 0), ZERO)
     if held == 0:
         return [line.quantity * line.price for line in holdings]
-    owner = CollateralLine(first.asset, held, first.price, first.haircut_tiers)
-    owner_value = collateral_line_value(owner, haircut_scale)
     return [
-        line.quantity * line.price if line.quantity < 0 else owner_value * line.quantity / held
+        collateral_line_value(replace(line, owner_quantity=held), haircut_scale)
         for line in holdings
     ]
