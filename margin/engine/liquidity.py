@@ -140,3 +140,40 @@ def owner_collateral_values(
         collateral_line_value(replace(line, owner_quantity=held), haircut_scale)
         for line in holdings
     ]
+
+
+@exact
+def concentration_share(owner_notional: Decimal, open_interest: Decimal, floor: Decimal) -> Decimal:
+    """An owner's share of an instrument's open interest: what they hold over all their
+    accounts (long and short, USD) over the open interest of every account, or over `floor`
+    while the open interest is smaller, so that the first traders of a thin market are not
+    each "all of it"."""
+    _check("owner_notional", owner_notional)
+    _check("open_interest", open_interest)
+    _check("floor", floor)
+    base = max(open_interest, floor)
+    return ZERO if base == 0 else owner_notional / base
+
+
+@exact
+def concentration_refusal(
+    *,
+    instrument: str,
+    owner_notional: Decimal,
+    open_interest: Decimal,
+    limit_share: Decimal,
+    floor: Decimal,
+) -> str | None:
+    """Why a trade adding to an owner's holding of `instrument` is refused, or None: above the
+    published share of open interest the instrument is reduce-only for that owner (as a
+    venue's open-interest limit, e.g. Binance's and Bybit's per-symbol position limits)."""
+    share = concentration_share(owner_notional, open_interest, floor)
+    if share <= limit_share:
+        return None
+    base = max(open_interest, floor)
+    return (
+        f"You would hold {share:.1%} of {instrument}'s open interest "
+        f"({owner_notional:,.0f} of {base:,.0f} USD over all your accounts), above the "
+        f"published limit of {limit_share:.0%}: {instrument} is reduce-only for you while you "
+        "are above it."
+    )

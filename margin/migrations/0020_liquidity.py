@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='parameterversion',
             name='concentration_floor_usd',
-            field=models.DecimalField(db_default=Decimal('5000000'), decimal_places=18, default=Decimal('5000000'), max_digits=38),
+            field=models.DecimalField(db_default=Decimal('50000000'), decimal_places=18, default=Decimal('50000000'), max_digits=38),
         ),
         migrations.AddField(
             model_name='parameterversion',

@@ -145,7 +145,7 @@ class ParameterVersion(models.Model):
         **RATIO, default=Decimal("0.25"), db_default=Decimal("0.25")
     )
     concentration_floor_usd = models.DecimalField(
-        **MONEY, default=Decimal("5000000"), db_default=Decimal("5000000")
+        **MONEY, default=Decimal("50000000"), db_default=Decimal("50000000")
     )
 
     class Meta:

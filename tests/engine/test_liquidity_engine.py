@@ -9,12 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from margin.engine.errors import EngineInputError
+from margin.engine.explain import explain_account
 from margin.engine.reference import collateral_line_value, quote_account
 from margin.engine.types import AccountInput, CollateralLine, Liquidity
 from margin.engine.vector import book_from_accounts, revalue
 from tests.engine.agreement import assert_vector_matches_reference
 from tests.engine.strategies import books, decimals, linked_books
 from tests.engine.support import btc_perp, close, usdt
+from tests.engine.test_explain import assert_steps_add_up
 from tests.engine.test_liquidity import BTC_TIERS
 
 BOUNDED = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -164,3 +166,22 @@ def test_owner_quantity_below_the_holding_is_refused():
         replace(btc_perp(quantity="10"), owner_quantity=Decimal(5))
     with pytest.raises(EngineInputError, match="depth"):
         Liquidity(depth=Decimal(0), volatility=Decimal("0.1"))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(with_liquidity(books(max_accounts=2)))
+def test_explain_adds_up_with_the_liquidity_charges(accounts):
+    for account in accounts:
+        steps = explain_account(account, quote_account(account))
+        assert_steps_add_up(steps)
+        for position in account.positions:
+            key = f"positions.{position.id}.liquidity_addon"
+            assert (key in steps) == (position.liquidity is not None)
+
+
+def test_explain_shows_the_add_on_by_hand():
+    position = replace(btc_perp(quantity="20", mark="50000", entry="50000"), liquidity=DEEP)
+    steps = explain_account(AccountInput(collateral=(usdt("200000"),), positions=(position,)))
+    addon = steps[f"positions.{position.id}.liquidity_addon"]
+    assert [step.result for step in addon] == [Decimal(1_000_000), Decimal("0.1"), Decimal(4000)]
+    assert "{liquidity_addon}" in steps[f"positions.{position.id}.maintenance_margin"][0].formula

@@ -38,7 +38,7 @@ SOUND_SCALARS = {
     "stress_horizon_days": Decimal("1"),
     "liquidity_impact_coefficient": Decimal("1"),
     "concentration_limit_share": Decimal("0.25"),
-    "concentration_floor_usd": Decimal("5000000"),
+    "concentration_floor_usd": Decimal("50000000"),
 }
 RATIO = NumberLimit(max_digits=20, decimal_places=12)
 MONEY = NumberLimit(max_digits=38, decimal_places=18)
