@@ -132,7 +132,7 @@ def version_terms(version: ParameterVersion) -> dict:
     for row in Bracket.objects.filter(version=version).select_related("instrument"):
         brackets.setdefault(row.instrument.symbol, []).append(row)
     haircuts: dict[str, list] = {}
-    for row in HaircutTier.objects.filter(version=version).select_related("asset"):
+    for row in HaircutTierRow.objects.filter(version=version).select_related("asset"):
         haircuts.setdefault(row.asset.symbol, []).append(row)
     return {
         "brackets": brackets,

@@ -26,7 +26,7 @@ def test_five_million_of_btc_split_over_five_accounts_counts_as_one_holding(refe
     # given BTC at 100,000; one owner holds 10 BTC in each of five accounts, another 50 in one
     market_prices(at=now, BTC=100000, USDT=1)
     owner = UserFactory()
-    split = [funded_account(usdt="0", BTC="10", user=owner) for _ in range(5)]
+    split = [funded_account(usdt="0", BTC="10", user=owner, name=f"Book {n}") for n in range(5)]
     whole = funded_account(usdt="0", BTC="50")
     alone = funded_account(usdt="0", BTC="10")
     # when  the book is revalued
@@ -67,8 +67,10 @@ def test_an_owners_add_on_is_taken_on_all_they_hold_of_the_instrument(reference,
     MarkPrice.objects.filter(instrument__symbol="BTCUSDT").update(depth_usd=Decimal(200_000_000))
     owner = UserFactory()
     accounts = [
-        funded_account(usdt="1000000", fills=[("BTCUSDT", "buy", "20")], user=owner)
-        for _ in range(2)
+        funded_account(
+            usdt="1000000", fills=[("BTCUSDT", "buy", "20")], user=owner, name=f"Book {n}"
+        )
+        for n in range(2)
     ]
     # when  the book is revalued
     run = revaluation_tick_run(now=now)
