@@ -14,15 +14,13 @@ Per-owner tiers: haircut tiers (and brackets) are tiered on what one owner holds
 accounts, then allocated back to each account pro rata, so splitting a holding gains nothing.
 """
 
-from collections.abc import Sequence
-from dataclasses import replace
 from decimal import Decimal
 
 import numpy as np
 
 from margin.engine.errors import EngineInputError
 from margin.engine.precision import exact
-from margin.engine.types import ONE, ZERO, CollateralLine, Liquidity
+from margin.engine.types import ONE, ZERO, Liquidity
 
 DEFAULT_IMPACT_COEFFICIENT = Decimal("1")
 """Y of the square-root law; empirical estimates across markets lie between about 0.5 and 1
@@ -108,38 +106,6 @@ def impact_rate(depth: np.ndarray, volatility: np.ndarray, coefficient: float = 
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = coefficient * np.asarray(volatility, dtype=np.float64) / np.sqrt(depth)
     return np.where(np.isfinite(rate) & (depth > 0), rate, 0.0)
-
-
-@exact
-def owner_collateral_values(
-    holdings: Sequence[CollateralLine], haircut_scale: Decimal = ONE
-) -> list[Decimal]:
-    """Each account's collateral value of one asset when the asset's haircut tiers apply to what
-    the owner holds across all the accounts: the owner's total is tiered once and each account
-    gets its share of it in proportion to its quantity. Liabilities stay whole in their own
-    account and do not offset another account's holding."""
-    if not holdings:
-        return []
-    first = holdings[0]
-    for n, line in enumerate(holdings):
-        if (line.asset, line.price, line.haircut_tiers) != (
-            first.asset,
-            first.price,
-            first.haircut_tiers,
-        ):
-            raise EngineInputError(
-                f"holdings[{n}]", "every holding must be of one asset at one price and tiering"
-            )
-    # The reference imports this module for its formulas.
-    from margin.engine.reference import collateral_line_value
-
-    held = sum((line.quantity for line in holdings if line.quantity > 0), ZERO)
-    if held == 0:
-        return [line.quantity * line.price for line in holdings]
-    return [
-        collateral_line_value(replace(line, owner_quantity=held), haircut_scale)
-        for line in holdings
-    ]
 
 
 @exact

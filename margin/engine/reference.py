@@ -5,11 +5,12 @@ function's docstring names the venue rule it follows. `margin.engine.vector` com
 figures in float64 for a whole book at once, and the tests hold the two equal.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import pairwise
 
+from margin.engine.errors import EngineInputError
 from margin.engine.liquidity import holding_liquidity_haircut, position_liquidity_addon
 from margin.engine.precision import exact
 from margin.engine.types import (
@@ -45,6 +46,7 @@ __all__ = [
     "maintenance_margin",
     "margin_ratio",
     "notional",
+    "owner_collateral_values",
     "quote_account",
     "unrealized_pnl",
     "withdrawable",
@@ -211,6 +213,35 @@ def collateral_line_value(
         return value
     tiered = sum((s.value for s in collateral_slices(line, haircut_scale)), ZERO)
     return tiered * (liquidity_keep(line) if keep is None else keep)
+
+
+@exact
+def owner_collateral_values(
+    holdings: Sequence[CollateralLine], haircut_scale: Decimal = ONE
+) -> list[Decimal]:
+    """Each account's collateral value of one asset when the asset's haircut tiers apply to what
+    the owner holds across all the accounts: the owner's total is tiered once and each account
+    gets its share of it in proportion to its quantity. Liabilities stay whole in their own
+    account and do not offset another account's holding."""
+    if not holdings:
+        return []
+    first = holdings[0]
+    for n, line in enumerate(holdings):
+        if (line.asset, line.price, line.haircut_tiers) != (
+            first.asset,
+            first.price,
+            first.haircut_tiers,
+        ):
+            raise EngineInputError(
+                f"holdings[{n}]", "every holding must be of one asset at one price and tiering"
+            )
+    held = sum((line.quantity for line in holdings if line.quantity > 0), ZERO)
+    if held == 0:
+        return [line.quantity * line.price for line in holdings]
+    return [
+        collateral_line_value(replace(line, owner_quantity=held), haircut_scale)
+        for line in holdings
+    ]
 
 
 @exact
