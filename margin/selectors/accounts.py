@@ -13,10 +13,11 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.db.models import OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
+from accounts.roles import USE_DESK
 from margin.db import decimal, rows, table
 from margin.engine.reference import AccountQuote, PositionQuote, quote_account
 from margin.engine.scheme import PORTFOLIO, STANDARD, Requirement, account_requirement
@@ -487,3 +488,24 @@ def market_load() -> dict:
         "house_ids": {(kind, symbol): pk for pk, kind, symbol in house},
         "terms": terms_in_force(),
     }
+
+
+def desk_users():
+    """The users who may use the desk (by their groups' permission, or as superusers)."""
+    perm = Q(groups__permissions__codename=USE_DESK.split(".", 1)[1])
+    return get_user_model().objects.filter(perm | Q(is_superuser=True)).distinct()
+
+
+def credit_tiers() -> QuerySet[CreditTier]:
+    return CreditTier.objects.all()
+
+
+def open_positions_of(account: MarginAccount | None) -> QuerySet[Position]:
+    """The account's open positions with their instrument; none for no account."""
+    if account is None:
+        return Position.objects.none()
+    return (
+        Position.objects.filter(margin_account=account)
+        .exclude(quantity=0)
+        .select_related("instrument")
+    )
