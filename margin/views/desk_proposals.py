@@ -10,6 +10,7 @@ from margin.forms.desk import DecisionForm
 from margin.models import Proposal
 from margin.selectors.desk import proposal_detail
 from margin.selectors.desk import proposals as proposals_of
+from margin.selectors.recalibration import backtest_of
 from margin.services.proposals import proposal_approve, proposal_reject
 from margin.views.desk_common import act, form_errors
 
@@ -33,6 +34,7 @@ def proposal(request, pk: int):
         "desk/proposal.html",
         {
             "proposal": found,
+            "backtest": backtest_of(found.impact),
             "form": DecisionForm(),
             "may_approve": request.user.has_perm(APPROVE) and request.user.pk != found.proposer_id,
             "may_reject": request.user.has_perm(APPROVE) or request.user.pk == found.proposer_id,
