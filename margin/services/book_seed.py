@@ -52,6 +52,7 @@ NEAR_LIQUIDATION_SHARE = 0.03
 # The highest own ratio (MM ÷ equity) a seeded isolated position starts at: below the warning
 # level, so the accounts at risk are the NEAR_LIQUIDATION_SHARE leveraged cross accounts.
 SURVIVOR_RATIO = 0.45
+FEE_ALLOWANCE = 0.001  # share of notional: the opening fee an isolated margin pays (taker rate)
 MIN_NOTIONAL = 10.0  # USD, as venues' minimum order: keeps every fee and margin above zero
 
 
@@ -164,7 +165,12 @@ def _generate(rng, accounts: int, positions: int, instruments: list[str], market
     max_leverage, mmr = _bracket_terms(pos_instrument, pos_notional, instruments, market)
     pos_leverage = np.minimum(leverage, max_leverage)
     pos_isolated = (rng.random(positions) < ISOLATED_SHARE) & ~risky[pos_account]
-    pos_isolated_factor = rng.uniform(1.1, 2.0, size=positions)
+    # Isolated margin = initial margin × factor, at least enough for the survivor ratio below
+    # (a 50× position in a bracket of 1 % MMR cannot start healthy on its bare initial margin).
+    pos_isolated_factor = np.maximum(
+        rng.uniform(1.1, 2.0, size=positions),
+        1.2 * pos_leverage * (mmr / SURVIVOR_RATIO + FEE_ALLOWANCE),
+    )
     move = _survivor_moves(move, pos_side, pos_isolated, pos_isolated_factor / pos_leverage, mmr)
     extra = []
     names = list(COLLATERAL_SHARES)
@@ -219,7 +225,7 @@ def _survivor_moves(move, side, isolated, margin_share, mmr) -> np.ndarray:
     the distribution keeps its shape) below the loss that would take the position's own ratio,
     MM ÷ (margin + uPnL), to SURVIVOR_RATIO; gains are left as drawn."""
     loss = side * move  # entry above the mark loses a long, below it a short (share of notional)
-    room = np.maximum(margin_share - mmr / SURVIVOR_RATIO, 0.0)
+    room = np.maximum(margin_share - FEE_ALLOWANCE - mmr / SURVIVOR_RATIO, 0.0)
     squeezed = room * np.tanh(np.maximum(loss, 0.0) / np.maximum(room, 1e-12))
     return np.where(isolated & (loss > 0), side * squeezed, move)
 
