@@ -26,8 +26,8 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
+from margin.db import execute, rows, table
 from margin.engine.funding import funding_payment
-from margin.market.funding import funding_interval, funding_rate_working, funding_time_due
 from margin.models import (
     Asset,
     Entry,
@@ -43,8 +43,8 @@ from margin.models import (
     MarkPriceHistory,
     Position,
 )
+from margin.selectors.funding import funding_interval, funding_rate_working, funding_time_due
 from margin.services.bulk import bulk_write, new_ids
-from margin.services.sql import execute, rows, table
 
 logger = logging.getLogger(__name__)
 

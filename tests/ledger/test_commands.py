@@ -4,12 +4,13 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from django.core.management import call_command
+from margin.market.states import worst_ratio
 
 from accounts.models import User
 from margin.engine.vector import revalue
-from margin.market.states import worst_ratio
 from margin.models import Fill, LedgerAccount, MarginAccount, ParameterVersion, Position
-from margin.selectors import engine_book, ledger_differences
+from margin.selectors.book import engine_book
+from margin.selectors.ledger import ledger_differences
 from margin.services.book_seed import NEAR_LIQUIDATION_SHARE, SURVIVOR_RATIO
 from margin.services.reference import reference_data_ensure
 from tests.ledger.support import fund

@@ -28,16 +28,17 @@ from margin.models import (
     Position,
     RevaluationTick,
 )
-from margin.selectors import account_quote
+from margin.selectors.accounts import account_state_load
+from margin.selectors.parameters import parameters_in_force
+from margin.selectors.volatility import MAX_RETURNS, return_period_s
 from margin.services.funding import funding_settle_due
 from margin.services.prices import market_tick_run
-from margin.services.reference import book_reference_ensure, parameters_in_force
+from margin.services.reference import book_reference_ensure
 from margin.services.revaluation import (
     revaluation_shard_run,
     revaluation_tick_start,
 )
 from margin.services.sql import connections_close_before_fork
-from margin.services.volatility import MAX_RETURNS, return_period_s
 
 
 def _shard(shard_id: int):
@@ -132,7 +133,7 @@ class Command(BaseCommand):
             started = time.perf_counter()
             for pk in chosen:
                 account = MarginAccount.objects.get(pk=pk)
-                quote = account_quote(account)
+                quote = account_state_load(account).quote()
                 MarginSnapshot.objects.create(
                     account=account,
                     tick=naive_tick,
