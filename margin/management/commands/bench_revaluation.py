@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from margin.db import connections_close_before_fork
 from margin.models import (
     Asset,
     AssetPriceHistory,
@@ -38,7 +39,6 @@ from margin.services.revaluation import (
     revaluation_shard_run,
     revaluation_tick_start,
 )
-from margin.services.sql import connections_close_before_fork
 
 
 def _shard(shard_id: int):
