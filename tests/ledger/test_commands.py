@@ -4,9 +4,9 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from django.core.management import call_command
-from margin.market.states import worst_ratio
 
 from accounts.models import User
+from margin.engine.states import worst_ratio
 from margin.engine.vector import revalue
 from margin.models import Fill, LedgerAccount, MarginAccount, ParameterVersion, Position
 from margin.selectors.book import engine_book
