@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from margin.db import execute, insert, table
 from margin.engine.fills import SIDES, FillMath, Side, fill_math, ledger_amount
+from margin.engine.liquidity import concentration_refusal
 from margin.engine.types import ZERO
 from margin.errors import ApplicationError
 from margin.models import (
@@ -28,6 +29,7 @@ from margin.models import (
 )
 from margin.numbers import money_text
 from margin.selectors.accounts import AccountState, PositionState, free_collateral
+from margin.selectors.liquidity import open_interest
 from margin.services.account_state import (
     Plan,
     Preview,
@@ -165,6 +167,10 @@ def _trade_checks(
     math = plan.math
     if state.reduce_only and math.adds_risk:
         return _refused(plan, "This account is reduce-only: it may only reduce its positions.")
+    if math.adds_risk:
+        refusal = _concentration_refusal(state, before, moved)
+        if refusal:
+            return _refused(plan, refusal)
     after_quote = plan.after.quote()
     if math.adds_risk:
         row = plan.after.position_quote(after_quote, plan.instrument)
@@ -192,6 +198,23 @@ def _trade_checks(
     if moved.is_isolated and moved.isolated_margin < 0:
         return _refused(plan, "The isolated margin cannot pay this fill's fee and loss.")
     return plan
+
+
+def _concentration_refusal(
+    state: AccountState, before: PositionState, moved: PositionState
+) -> str | None:
+    """Above the published share of an instrument's open interest (what the owner holds over
+    all their accounts), the instrument is reduce-only for the owner."""
+    owner, total = open_interest(state.instrument_ids[moved.instrument], state.owner_id)
+    change = abs(moved.quantity) - abs(before.quantity)
+    mark = state.marks[moved.instrument]
+    return concentration_refusal(
+        instrument=moved.instrument,
+        owner_notional=(owner + change) * mark,
+        open_interest=(total + change) * mark,
+        limit_share=state.terms.concentration_limit_share,
+        floor=state.terms.concentration_floor_usd,
+    )
 
 
 def _fill_book(*, operation: str, reason: str, journal_kind: str, fee_kind: str, actor):

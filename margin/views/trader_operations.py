@@ -8,10 +8,13 @@ comes back as inline errors on the form, in a 200 fragment for htmx (htmx swaps 
 otherwise.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_UP, Decimal, DecimalException
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from django.http import Http404
 from django.shortcuts import redirect
@@ -28,7 +31,6 @@ from margin.forms.trader import (
     TradeForm,
 )
 from margin.input_limits import NUMBER_OUT_OF_RANGE
-from margin.models import MarginAccount, MarginMode
 from margin.selectors.accounts import AccountState, PositionState, account_state_load
 from margin.services.collateral import (
     collateral_deposit,
@@ -51,6 +53,10 @@ from margin.services.positions import position_market_fill, position_market_fill
 from margin.templatetags.numbers import money, price, quantity, signed_money
 from margin.views.rendering import render_partial, wants_fragment
 from margin.views.trader_common import DASHBOARD, with_account
+from margin.vocabulary import MarginMode
+
+if TYPE_CHECKING:  # annotations only: views never use a model itself
+    from margin.models import MarginAccount
 
 ACCOUNT_CHANGED = "account-changed"
 CENT = Decimal("0.01")
@@ -76,8 +82,8 @@ class Operation:
     # Booked only with the fingerprint of a preview of exactly these arguments (a market order:
     # a trader never fills an order whose effect they have not been shown).
     needs_preview: bool = False
-    initial: Callable[["Subject", Mapping], dict] = lambda _subject, _query: {}
-    form_options: Callable[["Subject"], dict] = lambda _subject: {}
+    initial: Callable[[Subject, Mapping], dict] = lambda _subject, _query: {}
+    form_options: Callable[[Subject], dict] = lambda _subject: {}
     hints: Callable[[MarginAccount, IdempotentForm], dict] = lambda _account, _form: {}
 
 
