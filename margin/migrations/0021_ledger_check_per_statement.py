@@ -8,6 +8,6 @@ install, uninstall = deferred_sum_zero_per_statement(
 
 
 class Migration(migrations.Migration):
-    dependencies = [("margin", "0019_desk_notifications")]
+    dependencies = [("margin", "0020_liquidity")]
 
     operations = [migrations.RunPython(install, uninstall)]
