@@ -1,10 +1,12 @@
+import pytest
 from django.db import transaction
 
 from exchange_site.db_routers import REPLICA, ReplicaRouter, replica_reads
 from margin.models import MarginSnapshot
 
 
-def test_only_reads_a_page_opts_into_outside_a_transaction_go_to_the_replica(db):
+@pytest.mark.django_db(transaction=True)
+def test_only_reads_a_page_opts_into_outside_a_transaction_go_to_the_replica():
     router = ReplicaRouter()
     # given no opt-in: every read and write on the primary
     assert router.db_for_read(MarginSnapshot) is None
