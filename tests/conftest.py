@@ -17,6 +17,10 @@ def pytest_configure(config):
 
     from exchange_site.celery import app as celery_app
 
+    # Django's default hasher costs ~0.7 s a user here, and most tests make several: the suite
+    # hashes with MD5 (Django's advice for tests); the hashing itself is Django's, not ours.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     prefix = f"test-{os.getpid()}-{worker}:"
     # Celery processes a test starts read it from the environment (tests.celery_procs).
@@ -104,5 +108,7 @@ def login(page, live_server, password):
 def no_funding_in_ticks(settings):
     """Ticks settle no funding unless a test asks for it (`settings.FUNDING_SETTLEMENT_ENABLED =
     True`): the funding grid runs on the clock, so figures of other tests would otherwise
-    depend on when they ran. Processes a test starts (workers) keep the default, on."""
+    depend on when they ran. Processes a test starts (workers) keep the default, on. Nor do
+    they list the demo's short-dated future (a test of it turns DEMO_FUTURE_ENABLED on)."""
     settings.FUNDING_SETTLEMENT_ENABLED = False
+    settings.DEMO_FUTURE_ENABLED = False

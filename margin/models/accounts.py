@@ -2,16 +2,7 @@ from django.conf import settings
 from django.db import models
 
 from margin.models.reference import CreditTier
-
-
-class AccountState(models.TextChoices):
-    """The revaluation job moves an account along these by its margin ratio (with hysteresis)."""
-
-    HEALTHY = "healthy", "Healthy"
-    WARNING = "warning", "Warning"
-    MARGIN_CALL = "margin_call", "Margin call"
-    LIQUIDATION = "liquidation", "Liquidation"
-    BANKRUPT = "bankrupt", "Bankrupt"
+from margin.vocabulary import AccountState
 
 
 class MarginScheme(models.TextChoices):

@@ -14,6 +14,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from margin.db import execute, insert, table
+from margin.engine.precision import LEDGER_QUANTUM
 from margin.errors import ApplicationError
 from margin.models import (
     Asset,
@@ -24,10 +26,9 @@ from margin.models import (
     LedgerAccountKind,
     MarginAccount,
 )
-from margin.services.sql import execute, insert, table
 
-# NUMERIC(38, 18): every amount posted must already be a multiple of this.
-QUANTUM = Decimal("1e-18")
+# Every amount posted must already be a multiple of this (NUMERIC(38, 18)).
+QUANTUM = LEDGER_QUANTUM
 HOUSE_KINDS = (
     LedgerAccountKind.EXTERNAL,
     LedgerAccountKind.FEES,

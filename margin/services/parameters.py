@@ -10,7 +10,6 @@ A change's payload:
 """
 
 from dataclasses import asdict, replace
-from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 import numpy as np
@@ -19,20 +18,19 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from margin.desk.impact import parameter_impact
-from margin.desk.selectors import desk_book
 from margin.engine.errors import EngineInputError
+from margin.engine.parameter_impact import parameter_impact
 from margin.engine.parameters import (
     SCALAR_NAMES,
     NumberLimit,
     ParameterVersionInput,
     parameter_problems,
 )
+from margin.engine.states import Thresholds, next_levels
 from margin.engine.stress import stress_margin
 from margin.engine.types import BracketTable, CreditTier, HaircutTier
 from margin.engine.vector import BracketMatrix, HaircutMatrix, revalue
 from margin.errors import ApplicationError
-from margin.market.states import Thresholds, next_levels
 from margin.models import (
     Asset,
     Bracket,
@@ -48,10 +46,10 @@ from margin.models import CreditTier as CreditTierRow
 from margin.models import (
     HaircutTier as HaircutTierRow,
 )
+from margin.selectors.book import desk_book
+from margin.selectors.parameters import engine_terms, parameters_in_force
+from margin.selectors.volatility import stress_model
 from margin.services.audit import audit_record
-from margin.services.proposals import DEFAULT_TTL, proposal_create
-from margin.services.reference import engine_terms, parameters_in_force
-from margin.services.volatility import stress_model
 
 # The version's own figures a change may set (its child tables are set per symbol): the
 # engine's validator names them once.
@@ -287,21 +285,6 @@ def _trial_tick(book, book_slice, version: ParameterVersion, params: ParameterVe
     return revaluation
 
 
-def parameter_change_propose(
-    *, payload: dict, reason: str, proposer, ttl: timedelta = DEFAULT_TTL
-) -> Proposal:
-    """Propose a parameter change with its impact preview attached for the approver."""
-    impact = parameter_impact_preview(payload=payload)
-    return proposal_create(
-        kind=Proposal.Kind.PARAMETER_CHANGE,
-        payload=payload,
-        reason=reason,
-        proposer=proposer,
-        impact=impact,
-        ttl=ttl,
-    )
-
-
 def _change_summary(version: ParameterVersion, scalars: dict, brackets, haircuts, tiers) -> str:
     parts = [
         f"{name} {getattr(version, name)} → {value}"
@@ -418,15 +401,3 @@ def _copy_children(base, version, *, brackets, haircuts, tiers) -> None:
             for code, t in tiers.items()
         ]
     )
-
-
-def disclosed_versions(*, at: datetime | None = None):
-    """Every version, newest first, with the one in force and any scheduled ones marked; what
-    the public disclosure page lists."""
-    now = at or timezone.now()
-    in_force = parameters_in_force(now)
-    versions = list(ParameterVersion.objects.order_by("-effective_at", "-number"))
-    return in_force, [
-        {"version": v, "in_force": v.pk == in_force.pk, "scheduled": v.effective_at > now}
-        for v in versions
-    ]

@@ -1,7 +1,7 @@
 """Writes of prices: source quotes in, guarded index and mark out, history kept.
 
 `demo_market_step` is the demo market (a source); `prices_refresh` is what a real deployment
-runs too: it reads every source's latest quote, guards them (`margin.market.guard`: age limit,
+runs too: it reads every source's latest quote, guards them (`margin.engine.guard`: age limit,
 move limit, capping to the median, quorum), sets each mark to the median of three
 (`margin.engine.prices.mark_price`), and updates AssetPrice/MarkPrice (the latest prices every
 service reads, an uncertain one with why) and their history.
@@ -18,6 +18,7 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from margin.engine.guard import GuardedPrice, guarded_price
 from margin.engine.prices import (
     NO_QUORUM,
     IndexRules,
@@ -25,10 +26,15 @@ from margin.engine.prices import (
     seconds_to_funding,
     smoothed_basis,
 )
-from margin.market.demo import MarketState, market_step, start_price, venue_quotes
-from margin.market.funding import last_funding_rates
-from margin.market.guard import GuardedPrice, guarded_price
-from margin.market.quotes import PERP, SPOT, Quote
+from margin.engine.quotes import PERP, SPOT, Quote
+from margin.market.demo import (
+    PERP_DEPTH_MULTIPLE,
+    MarketState,
+    market_depth,
+    market_step,
+    start_price,
+    venue_quotes,
+)
 from margin.models import (
     Asset,
     AssetPrice,
@@ -41,7 +47,8 @@ from margin.models import (
     SimulatedAsset,
     SourceQuote,
 )
-from margin.services.reference import parameters_in_force
+from margin.selectors.funding import last_funding_rates
+from margin.selectors.parameters import parameters_in_force
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +110,7 @@ def demo_market_step(*, now: datetime, rng: np.random.Generator | None = None) -
     for sim, price in zip(simulated, state.prices, strict=True):
         sim.price, sim.regime, sim.stepped_at = Decimal(f"{price:.12g}"), state.regime, now
     SimulatedAsset.objects.bulk_update(simulated, ["price", "regime", "stepped_at"])
+    _demo_depth_publish(state)
     instruments = Instrument.objects.filter(is_active=True).values_list(
         "symbol", "underlying__symbol"
     )
@@ -114,6 +122,17 @@ def demo_market_step(*, now: datetime, rng: np.random.Generator | None = None) -
     )
     quotes_record(quotes=quotes)
     return quotes
+
+
+def _demo_depth_publish(state: MarketState) -> None:
+    """The demo market's depth of each asset's spot market and of each instrument (a multiple
+    of its underlying's), thinning in the stressed regime: what the liquidity charges read."""
+    for symbol in state.symbols:
+        depth = Decimal(f"{market_depth(symbol, state.regime):.6g}")
+        AssetPrice.objects.filter(asset__symbol=symbol).update(depth_usd=depth)
+        MarkPrice.objects.filter(instrument__underlying__symbol=symbol).update(
+            depth_usd=depth * Decimal(str(PERP_DEPTH_MULTIPLE))
+        )
 
 
 @dataclass(frozen=True)

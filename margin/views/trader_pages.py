@@ -2,28 +2,32 @@
 of a figure, the price-shock what-if and the chart data."""
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import trader_required
-from margin.engine.explain import Step, explain_account, fill_formula, format_number
-from margin.engine.reference import quote_account
+from margin.engine.explain import (
+    Step,
+    explain_account,
+    explain_funding,
+    fill_formula,
+    format_number,
+)
 from margin.engine.scheme import explain_requirement
+from margin.engine.states import Thresholds
 from margin.errors import ApplicationError
-from margin.forms import AccountOpenForm
-from margin.market.selectors import snapshot_history
-from margin.models import Asset, MarginSnapshot, Position
-from margin.selectors import accounts_of, engine_accounts
+from margin.forms.trader import AccountOpenForm
+from margin.selectors.accounts import account_notices, accounts_of
+from margin.selectors.figures import figures_now_of
+from margin.selectors.market import assets, chart_series
+from margin.selectors.parameters import parameters_in_force
 from margin.services.ledger import margin_account_open
-from margin.services.reference import parameters_in_force
 from margin.views.rendering import render_page_or_fragment, render_partial
 from margin.views.trader_common import DASHBOARD, with_account
-from margin.views.trader_figures import account_figures, position_rows, thresholds_of
+from margin.views.trader_figures import account_figures, position_rows
 from margin.views.trader_gauge import account_verdict, quote_gauge
-from margin.views.trader_history import account_notices
 from margin.views.trader_operations import blank_forms
 from margin.views.trader_whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
 
@@ -41,13 +45,13 @@ class AccountCard:
 
 @trader_required
 def account_list(request, open_form: AccountOpenForm | None = None):
-    accounts = list(accounts_of(request.user).select_related("credit_tier"))
-    inputs = engine_accounts([a.pk for a in accounts]) if accounts else {}
-    thresholds = thresholds_of(parameters_in_force()) if accounts else None
+    accounts = list(accounts_of(request.user))
+    figures = figures_now_of(a.pk for a in accounts)
     cards = []
     for account in accounts:
-        quote = quote_account(inputs[account.pk])
-        cards.append(AccountCard(account, quote, quote_gauge(quote, thresholds)))
+        now = figures[account.pk]
+        quote = now.quote
+        cards.append(AccountCard(account, quote, quote_gauge(quote, Thresholds.of(now.parameters))))
     context = {"cards": cards, "open_form": open_form or AccountOpenForm()}
     return render(request, "margin/account_list.html", context, status=422 if open_form else 200)
 
@@ -70,7 +74,7 @@ def _dashboard_context(account) -> dict:
     return {
         "account": account,
         "figures": account_figures(account),
-        "assets": Asset.objects.all(),
+        "assets": assets(),
         "shock_range": MAX_SHOCK_PERCENT,
     }
 
@@ -126,19 +130,34 @@ def explain_fragment(request, account):
     """The formula of one figure (`?figure=account.margin_ratio`) with the numbers put in."""
     figures = account_figures(account)
     key = request.GET.get("figure", "")
-    steps = {
-        **explain_account(figures.input, figures.quote),
-        **explain_requirement(figures.requirement, figures.margin_call_ratio),
-    }.get(key)
+    title = None
+    if key.endswith(".funding"):
+        steps, title = _funding_steps(key, figures)
+    else:
+        steps = {
+            **explain_account(figures.input, figures.quote),
+            **explain_requirement(figures.requirement, figures.margin_call_ratio),
+        }.get(key)
     if steps is None:
         raise Http404("No such figure")
     context = {
         "account": account,
         "figure": key,
-        "title": _figure_title(key, figures),
+        "title": title or _figure_title(key, figures),
         "steps": [_shown(step) for step in steps],
     }
     return render_partial(request, DASHBOARD, "explain", context)
+
+
+def _funding_steps(key: str, figures) -> tuple[list | None, str | None]:
+    """The next funding of the position `positions.<id>.funding` (a perpetual), and its title
+    with the funding time."""
+    row = next((r for r in figures.positions if f"{r.explain_prefix}.funding" == key), None)
+    outlook = row and figures.funding[row.symbol].outlook
+    if not outlook:
+        return None, None
+    title = f"{row.symbol}: next funding at {outlook.next_funding_time:%Y-%m-%d %H:%M:%S} UTC"
+    return explain_funding(row.input, outlook.predicted), title
 
 
 def _figure_title(key: str, figures) -> str:
@@ -183,52 +202,20 @@ def whatif_fragment(request, account):
     return render_partial(request, DASHBOARD, "whatif", context)
 
 
-def _number(value) -> float | None:
-    return None if value is None else float(Decimal(value))
-
-
 @with_account
 def chart_data(request, account):
     """Margin ratio per revaluation, and each open position's mark (the tick's) with its
     liquidation price."""
-    snapshots = list(
-        snapshot_history(account, limit=CHART_POINTS).values(
-            "tick__started_at", "tick__marks", "margin_ratio", "positions"
-        )
-    )
-    snapshots.reverse()
-    thresholds = thresholds_of(parameters_in_force())
-    at = {name: n for n, name in enumerate(MarginSnapshot.POSITION_FIELDS)}
-    times = [s["tick__started_at"].timestamp() * 1000 for s in snapshots]
-    rows_by_tick = [{row[at["position_id"]]: row for row in s["positions"]} for s in snapshots]
-    open_positions = (
-        Position.objects.filter(margin_account=account)
-        .exclude(quantity=0)
-        .values_list("pk", "instrument__symbol")
-    )
-    series = []
-    for pk, symbol in open_positions:
-        points = [
-            (t, s["tick__marks"].get(symbol), rows[pk])
-            for t, s, rows in zip(times, snapshots, rows_by_tick, strict=True)
-            if pk in rows
-        ]
-        series.append(
-            {
-                "symbol": symbol,
-                "t": [t for t, _, _ in points],
-                "mark": [_number(mark) for _, mark, _ in points],
-                "liquidation": [_number(row[at["liquidation_price"]]) for _, _, row in points],
-            }
-        )
+    series = chart_series(account, limit=CHART_POINTS)
+    thresholds = Thresholds.of(parameters_in_force())
     return JsonResponse(
         {
-            "ratio": {"t": times, "v": [_number(s["margin_ratio"]) for s in snapshots]},
+            "ratio": series["ratio"],
             "thresholds": {
                 "warning": float(thresholds.warning),
                 "margin_call": float(thresholds.margin_call),
                 "liquidation": float(thresholds.liquidation),
             },
-            "positions": series,
+            "positions": series["positions"],
         }
     )

@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from margin.desk.selectors import insurance_fund_value
 from margin.engine.reference import quote_account
 from margin.models import CascadeRun, StressRun
-from margin.selectors import engine_accounts
+from margin.selectors.accounts import engine_accounts
+from margin.selectors.desk import insurance_fund_value
 from margin.services.cascade import cascade_run_execute
 from margin.services.liquidation import insurance_fund_deposit
 from tests.desk.books import at_prices
@@ -135,8 +135,8 @@ def test_volatility_scenarios_use_the_ticks_stress_model_over_the_stress_horizon
     from datetime import timedelta
 
     from margin.models import Asset, AssetPriceHistory
+    from margin.selectors.volatility import period_end, return_period_s
     from margin.services.revaluation import revaluation_tick_run
-    from margin.services.volatility import period_end, return_period_s
     from tests.revaluation.factories import funded_account
 
     settings.DEMO_MARKET_ENABLED, settings.DEMO_MARKET_SPEED = True, 60
@@ -177,8 +177,8 @@ def test_volatility_scenario_without_a_tick_is_refused_with_a_message(client, of
 
 
 def test_desk_book_is_reused_until_the_book_changes_and_always_has_fresh_prices(book):
-    from margin.desk.selectors import desk_book
     from margin.models import MarkPrice
+    from margin.selectors.book import desk_book
     from tests.ledger.support import fund
 
     # given
@@ -224,3 +224,27 @@ def test_saved_stress_runs_page_past_the_first_25(client, officer):
     assert "page 1 of 2" in first and "page=2" in first
     assert reverse("desk:stress_detail", args=[oldest.pk]) not in first
     assert reverse("desk:stress_detail", args=[oldest.pk]) in second
+
+
+def test_a_real_event_runs_over_the_book_and_keeps_its_worst_day(client, officer, book):
+    # given the FTX week: BTC −24.1 % at the 9 November 2022 close from 6 November
+    client.force_login(officer)
+    # when the desk runs it from the stress page
+    client.post(reverse("desk:stress_run"), {"scenario": "event", "event": "november_2022"})
+    # then every day is measured and the worst kept: BTC at its 9 November fall
+    run = StressRun.objects.get()
+    assert run.label.startswith("November 2022: the FTX collapse")
+    assert run.details["moves"]["BTC"] == pytest.approx(15880.780273 / 20926.486328 - 1)
+    assert run.details["moves"]["ETH"] == run.details["moves"]["BTC"]  # no series: follows BTC
+    assert run.details["moves"]["USDT"] == 0
+    assert len(run.details["steps"]) == 8
+    assert run.accounts_under_maintenance >= 1
+
+
+def test_an_unknown_event_is_refused_with_a_message(client, officer, book):
+    client.force_login(officer)
+    response = client.post(
+        reverse("desk:stress_run"), {"scenario": "event", "event": "october_1987"}, follow=True
+    )
+    assert not StressRun.objects.exists()
+    assert response.status_code == 200

@@ -9,17 +9,18 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from margin.desk.cascade import simulate_cascade
-from margin.desk.selectors import (
-    desk_book,
+from margin.engine.cascade import simulate_cascade
+from margin.engine.events import stress_events
+from margin.errors import ApplicationError
+from margin.filters import QueueFilter
+from margin.models import AssetPriceHistory, MarginAccount
+from margin.selectors.book import desk_book
+from margin.selectors.desk import (
     insurance_fund_value,
     latest_complete_tick,
     queue_snapshots,
     risk_asset_symbols,
 )
-from margin.errors import ApplicationError
-from margin.filters import QueueFilter
-from margin.models import AssetPriceHistory, MarginAccount
 from margin.services.prices import market_tick_run
 from margin.services.revaluation import revaluation_tick_run
 from margin.services.stress_runs import scenario_build, stress_measure
@@ -31,6 +32,7 @@ SCENARIOS = (
     ("ewma", {"k_sigma": 3}),
     ("correlated", {"k_sigma": 3}),
     ("replay", {"minutes": 60}),
+    *(("event", {"event": name}) for name in stress_events()),
 )
 
 
@@ -85,8 +87,10 @@ class Command(BaseCommand):
             except ApplicationError as error:
                 self.stdout.write(f"stress {kind:<37} skipped: {error.message}")
                 continue
+            steps = len(scenario.moves)
+            name = scenario_options.get("event", kind)
             (worst, _), seconds = self._timed(
-                f"stress {kind} ({len(scenario.moves)} step{'s' * (len(scenario.moves) > 1)})",
+                f"stress {name} ({steps} step{'s' * (steps > 1)})",
                 lambda s=scenario: stress_measure(
                     book_slice=book_slice, scenario=s, insurance_fund=fund
                 ),

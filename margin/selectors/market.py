@@ -1,0 +1,258 @@
+"""Reads of the revaluation job's output for pages, the API and the job itself."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import BooleanField, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from margin.models import (
+    Asset,
+    AssetPrice,
+    AssetPriceHistory,
+    GuardRejection,
+    Instrument,
+    MarginAccount,
+    MarginSnapshot,
+    MarkPrice,
+    MarkPriceHistory,
+    Position,
+)
+
+
+def stale_symbols(*, now: datetime, max_age_s: float) -> list[str]:
+    """Assets and active instruments whose latest price is missing or older than `max_age_s`."""
+    fresh_assets = set(
+        AssetPrice.objects.filter(
+            updated_at__gte=now - timezone.timedelta(seconds=max_age_s)
+        ).values_list("asset_id", flat=True)
+    )
+    fresh_marks = set(
+        MarkPrice.objects.filter(
+            updated_at__gte=now - timezone.timedelta(seconds=max_age_s)
+        ).values_list("instrument_id", flat=True)
+    )
+    assets = [a.symbol for a in Asset.objects.order_by("symbol") if a.pk not in fresh_assets]
+    instruments = [
+        i.symbol
+        for i in Instrument.objects.filter(is_active=True).order_by("symbol")
+        if i.pk not in fresh_marks
+    ]
+    return assets + instruments
+
+
+def unfit_prices(*, now: datetime, max_age_s: float) -> dict[str, str]:
+    """Every asset and active instrument whose price is not fit to liquidate on, with why:
+    missing or older than `max_age_s` (stale), or the last index the guard held for want of a
+    quorum of agreeing sources (uncertain; a mark is uncertain with its underlying's index)."""
+    doubts = {
+        symbol: f"stale: no price within {max_age_s:g} s"
+        for symbol in stale_symbols(now=now, max_age_s=max_age_s)
+    }
+    uncertain = list(
+        AssetPrice.objects.exclude(uncertain_reason="").values_list(
+            "asset__symbol", "uncertain_reason"
+        )
+    ) + list(
+        MarkPrice.objects.filter(instrument__is_active=True)
+        .exclude(uncertain_reason="")
+        .values_list("instrument__symbol", "uncertain_reason")
+    )
+    for symbol, reason in uncertain:
+        doubts[symbol] = "; ".join(filter(None, [doubts.get(symbol), f"uncertain: {reason}"]))
+    return doubts
+
+
+def price_unfit_reason(symbol: str, *, now: datetime, max_age_s: float) -> str:
+    """Why the price of `symbol` (an asset or an instrument) is not fit to liquidate on; ""
+    when it is."""
+    return unfit_prices(now=now, max_age_s=max_age_s).get(symbol, "")
+
+
+def _with_staleness(rows: QuerySet, *, now: datetime, max_age_s: float) -> QuerySet:
+    cutoff = now - timezone.timedelta(seconds=max_age_s)
+    return rows.annotate(
+        is_stale=ExpressionWrapper(Q(updated_at__lt=cutoff), output_field=BooleanField())
+    )
+
+
+def index_prices(*, now: datetime, max_age_s: float) -> QuerySet[AssetPrice]:
+    """Every asset's latest index with `is_stale` (older than `max_age_s`) and why it is
+    uncertain, if it is: what the desk page and the API show."""
+    rows = AssetPrice.objects.select_related("asset").order_by("asset__symbol")
+    return _with_staleness(rows, now=now, max_age_s=max_age_s)
+
+
+def mark_prices(*, now: datetime, max_age_s: float) -> QuerySet[MarkPrice]:
+    """Every active instrument's latest mark with its three terms, `is_stale` and why it is
+    uncertain, if it is."""
+    rows = (
+        MarkPrice.objects.filter(instrument__is_active=True)
+        .select_related("instrument")
+        .order_by("instrument__symbol")
+    )
+    return _with_staleness(rows, now=now, max_age_s=max_age_s)
+
+
+def guard_events(*, symbol: str = "", source: str = "", reason: str = "") -> QuerySet:
+    """The quotes the price guard did not count as printed, newest first, filtered by what is
+    given."""
+    filters = {"symbol": symbol, "source": source, "reason": reason}
+    return GuardRejection.objects.filter(**{k: v for k, v in filters.items() if v})
+
+
+# Newest first: tick ids grow with time.
+NEWEST_SNAPSHOT_FIRST = "-tick_id"
+
+
+def _aged(snapshot: MarginSnapshot) -> MarginSnapshot:
+    """Set `age_s` and `is_stale` (its tick is older than SNAPSHOT_STALE_AFTER_S, or ran on
+    stale prices) on a snapshot read with its tick."""
+    snapshot.age_s = (timezone.now() - snapshot.tick.started_at).total_seconds()
+    snapshot.is_stale = (
+        snapshot.age_s > settings.SNAPSHOT_STALE_AFTER_S or snapshot.tick.prices_stale
+    )
+    return snapshot
+
+
+def _newest_first(account: MarginAccount) -> QuerySet[MarginSnapshot]:
+    return (
+        MarginSnapshot.objects.filter(account=account)
+        .select_related("tick")
+        .order_by(NEWEST_SNAPSHOT_FIRST)
+    )
+
+
+def latest_snapshot(account: MarginAccount) -> MarginSnapshot | None:
+    """The account's newest snapshot, with `age_s` and `is_stale` set on it."""
+    snapshot = _newest_first(account).first()
+    return None if snapshot is None else _aged(snapshot)
+
+
+def with_latest_snapshot_ids(accounts: QuerySet) -> QuerySet:
+    """The accounts annotated with `latest_snapshot_id` (None before the first revaluation)."""
+    newest = MarginSnapshot.objects.filter(account=OuterRef("pk")).order_by(NEWEST_SNAPSHOT_FIRST)
+    return accounts.annotate(latest_snapshot_id=Subquery(newest.values("pk")[:1]))
+
+
+def with_latest_snapshots(accounts) -> list:
+    """Accounts read through `with_latest_snapshot_ids`, each given `latest_snapshot` (as
+    `latest_snapshot` reads it, or None) in one more query whatever their number."""
+    accounts = list(accounts)
+    latest = {
+        snapshot.account_id: _aged(snapshot)
+        for snapshot in MarginSnapshot.objects.filter(
+            pk__in=[a.latest_snapshot_id for a in accounts if a.latest_snapshot_id]
+        ).select_related("tick")
+    }
+    for account in accounts:
+        account.latest_snapshot = latest.get(account.pk)
+    return accounts
+
+
+def snapshot_history(account: MarginAccount, limit: int = 120) -> QuerySet[MarginSnapshot]:
+    """The account's latest `limit` snapshots, newest first (charts of ratio and balance)."""
+    return _newest_first(account)[:limit]
+
+
+@dataclass(frozen=True)
+class PositionFigures:
+    position_id: int
+    mark_price: Decimal | None  # the tick's mark of the position's instrument
+    maintenance_margin: Decimal
+    bracket: int
+    liquidation_price: Decimal | None
+    bankruptcy_price: Decimal | None
+
+
+def _decimal(value) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def position_figures(account: MarginAccount) -> dict[int, PositionFigures]:
+    """Per-position figures of the account's latest snapshot, by position id."""
+    snapshot = _newest_first(account).first()
+    if snapshot is None:
+        return {}
+    rows = [dict(zip(MarginSnapshot.POSITION_FIELDS, v, strict=True)) for v in snapshot.positions]
+    symbols = dict(
+        Position.objects.filter(pk__in=[row["position_id"] for row in rows]).values_list(
+            "pk", "instrument__symbol"
+        )
+    )
+    return {
+        row["position_id"]: PositionFigures(
+            position_id=row["position_id"],
+            mark_price=_decimal(snapshot.tick.marks.get(symbols.get(row["position_id"]))),
+            maintenance_margin=_decimal(row["maintenance_margin"]),
+            bracket=int(row["bracket"]),
+            liquidation_price=_decimal(row["liquidation_price"]),
+            bankruptcy_price=_decimal(row["bankruptcy_price"]),
+        )
+        for row in rows
+    }
+
+
+def price_history(subject: Asset | Instrument, since: datetime) -> QuerySet:
+    """Index prices of an asset, or mark and index prices of an instrument, since `since`."""
+    if isinstance(subject, Asset):
+        rows = AssetPriceHistory.objects.filter(asset=subject)
+    else:
+        rows = MarkPriceHistory.objects.filter(instrument=subject)
+    return rows.filter(at__gte=since).order_by("at")
+
+
+def _number(value) -> float | None:
+    return None if value is None else float(Decimal(value))
+
+
+def chart_series(account: MarginAccount, limit: int) -> dict:
+    """The account's charts over its latest `limit` revaluations, oldest first: its margin
+    ratio (`ratio`: times `t` and values `v`), and for each open position the tick's mark and
+    its liquidation price (`positions`: `symbol`, `t`, `mark`, `liquidation`). Times are
+    milliseconds since the epoch; a missing figure is None."""
+    snapshots = list(
+        snapshot_history(account, limit=limit).values(
+            "tick__started_at", "tick__marks", "margin_ratio", "positions"
+        )
+    )
+    snapshots.reverse()
+    at = {name: n for n, name in enumerate(MarginSnapshot.POSITION_FIELDS)}
+    times = [s["tick__started_at"].timestamp() * 1000 for s in snapshots]
+    rows_by_tick = [{row[at["position_id"]]: row for row in s["positions"]} for s in snapshots]
+    open_positions = (
+        Position.objects.filter(margin_account=account)
+        .exclude(quantity=0)
+        .values_list("pk", "instrument__symbol")
+    )
+    series = []
+    for pk, symbol in open_positions:
+        points = [
+            (t, s["tick__marks"].get(symbol), rows[pk])
+            for t, s, rows in zip(times, snapshots, rows_by_tick, strict=True)
+            if pk in rows
+        ]
+        series.append(
+            {
+                "symbol": symbol,
+                "t": [t for t, _, _ in points],
+                "mark": [_number(mark) for _, mark, _ in points],
+                "liquidation": [_number(row[at["liquidation_price"]]) for _, _, row in points],
+            }
+        )
+    return {
+        "ratio": {"t": times, "v": [_number(s["margin_ratio"]) for s in snapshots]},
+        "positions": series,
+    }
+
+
+def assets() -> QuerySet[Asset]:
+    """Every asset (the what-if's choice of which to shock)."""
+    return Asset.objects.all()
+
+
+def active_instruments() -> QuerySet[Instrument]:
+    """The instruments open for trading."""
+    return Instrument.objects.filter(is_active=True)

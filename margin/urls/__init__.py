@@ -1,0 +1,47 @@
+from django.urls import include, path
+
+from margin.urls.desk import desk_patterns, public_patterns
+from margin.views import trader_history, trader_operations, trader_pages
+
+ACCOUNT = "<int:pk>/"
+POSITION = "<int:pk>/positions/<str:symbol>/"
+
+trader_patterns = (
+    [
+        path("", trader_pages.account_list, name="accounts"),
+        path("open/", trader_pages.account_open, name="account_open"),
+        path(ACCOUNT, trader_pages.account_detail, name="account"),
+        path(f"{ACCOUNT}overview/", trader_pages.overview_fragment, name="overview"),
+        path(f"{ACCOUNT}positions/", trader_pages.positions_fragment, name="positions"),
+        path(f"{ACCOUNT}collateral/", trader_pages.collateral_fragment, name="collateral"),
+        path(f"{ACCOUNT}explain/", trader_pages.explain_fragment, name="explain"),
+        path(f"{ACCOUNT}what-if/", trader_pages.whatif_fragment, name="whatif"),
+        path(f"{ACCOUNT}charts.json", trader_pages.chart_data, name="charts"),
+        path(f"{ACCOUNT}history/", trader_history.history, name="history"),
+        path(
+            f"{ACCOUNT}notices/acknowledge/",
+            trader_history.notices_acknowledge,
+            name="notices_acknowledge",
+        ),
+        path(
+            f"{ACCOUNT}<slug:name>/",
+            trader_operations.operation_view,
+            name="operation",
+        ),
+        path(
+            f"{POSITION}<slug:name>/",
+            trader_operations.operation_view,
+            name="position_operation",
+        ),
+        path("notifications/", trader_history.notifications, name="notifications"),
+        path("notifications/badge/", trader_history.notification_badge, name="badge"),
+        path("notifications/read/", trader_history.notifications_read, name="notifications_read"),
+    ],
+    "trader",
+)
+
+urlpatterns = [
+    path("accounts/", include(trader_patterns)),
+    path("desk/", include(desk_patterns)),
+    *public_patterns,
+]
