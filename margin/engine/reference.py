@@ -6,12 +6,14 @@ figures in float64 for a whole book at once, and the tests hold the two equal.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import pairwise
 
+from margin.engine.options import OptionQuote, PortfolioMargin, option_quote, portfolio_margin
 from margin.engine.precision import exact
 from margin.engine.types import (
+    CROSS,
     ONE,
     ZERO,
     AccountInput,
@@ -43,6 +45,7 @@ __all__ = [
     "maintenance_margin",
     "margin_ratio",
     "notional",
+    "portfolio_quote",
     "quote_account",
     "unrealized_pnl",
     "withdrawable",
@@ -82,6 +85,8 @@ class AccountQuote:
     margin_ratio: Decimal | None
     withdrawable: Decimal
     positions: tuple[PositionQuote, ...]
+    options: tuple[OptionQuote, ...] = ()
+    portfolio: PortfolioMargin | None = None
 
 
 @dataclass(frozen=True)
@@ -547,7 +552,7 @@ def quote_account(account: AccountInput) -> AccountQuote:
                 ),
             )
         )
-    return AccountQuote(
+    quote = AccountQuote(
         collateral_value=cross_collateral,
         unrealized_pnl=cross_pnl,
         margin_balance=balance,
@@ -556,4 +561,46 @@ def quote_account(account: AccountInput) -> AccountQuote:
         margin_ratio=margin_ratio(cross_maintenance, balance),
         withdrawable=withdrawable(cross_collateral, cross_pnl, cross_initial),
         positions=tuple(quotes),
+    )
+    return portfolio_quote(account, quote) if account.portfolio_margined else quote
+
+
+def _without_price_solutions(row: PositionQuote) -> PositionQuote:
+    if row.margin_mode != CROSS:
+        return row
+    return replace(
+        row,
+        liquidation_price=None,
+        bankruptcy_price=None,
+        liquidation_bracket=None,
+        liquidation_distance=None,
+    )
+
+
+@exact
+def portfolio_quote(account: AccountInput, linear: AccountQuote) -> AccountQuote:
+    """The cross pool under portfolio margin (vectors/OPTIONS.md): margin balance = collateral
+    value + Σ uPnL with options at their Black-76 mark; maintenance margin, initial margin, the
+    margin ratio and the withdrawable follow the grid's portfolio MM and IM, not the tiered
+    rules. Isolated positions keep their own figures.
+
+    A cross row's liquidation and bankruptcy prices are left out (None): under the grid the
+    requirement is the whole underlying's worst scenario, not a function of one mark, and a
+    price solved under the tiered rule would promise a trader a level the grid does not keep
+    (venues running portfolio margin publish none either)."""
+    options = tuple(option_quote(option) for option in account.options)
+    grid = portfolio_margin(account.options, account.positions)
+    pnl = linear.unrealized_pnl + sum((o.unrealized_pnl for o in options), ZERO)
+    balance = linear.collateral_value + pnl
+    return replace(
+        linear,
+        unrealized_pnl=pnl,
+        margin_balance=balance,
+        maintenance_margin=grid.maintenance_margin,
+        initial_margin=grid.initial_margin,
+        margin_ratio=margin_ratio(grid.maintenance_margin, balance),
+        withdrawable=withdrawable(linear.collateral_value, pnl, grid.initial_margin),
+        positions=tuple(_without_price_solutions(row) for row in linear.positions),
+        options=options,
+        portfolio=grid,
     )
