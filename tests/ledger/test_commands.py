@@ -5,7 +5,8 @@ from django.core.management import call_command
 
 from accounts.models import User
 from margin.models import Fill, LedgerAccount, MarginAccount, ParameterVersion, Position
-from margin.selectors import engine_book, ledger_differences
+from margin.selectors.book import engine_book
+from margin.selectors.ledger import ledger_differences
 from margin.services.reference import reference_data_ensure
 from tests.ledger.support import fund
 

@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from margin.engine.explain import format_number
 from margin.engine.reference import quote_account
-from margin.market.selectors import latest_snapshot
 from margin.models import MarkPrice, Notification
-from margin.selectors import engine_accounts
+from margin.selectors.accounts import engine_accounts
+from margin.selectors.market import latest_snapshot
 from margin.services.revaluation import revaluation_tick_run
 from margin.templatetags.numbers import money, percent, price
 from margin.views.trader_whatif import Shock, shocked_input
