@@ -87,6 +87,10 @@ class AccountQuote:
     positions: tuple[PositionQuote, ...]
     options: tuple[OptionQuote, ...] = ()
     portfolio: PortfolioMargin | None = None
+    # Under the grid, the linear positions' tiered MM and IM the account figures replaced: the
+    # margin schemes keep the tiered MM as a floor (`margin.engine.scheme`).
+    tiered_maintenance_margin: Decimal | None = None
+    tiered_initial_margin: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -603,4 +607,6 @@ def portfolio_quote(account: AccountInput, linear: AccountQuote) -> AccountQuote
         positions=tuple(_without_price_solutions(row) for row in linear.positions),
         options=options,
         portfolio=grid,
+        tiered_maintenance_margin=linear.maintenance_margin,
+        tiered_initial_margin=linear.initial_margin,
     )

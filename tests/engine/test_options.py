@@ -316,18 +316,17 @@ def test_calendar_spread_shocks_each_expiry_by_its_own_vol_scale():
 
 def test_delta_hedged_straddle_pays_the_delta_floor_only_on_its_hedge():
     """Long 1 call and 1 put at the money, hedged by a short perp of the straddle's delta: net
-    delta 0, so the delta floor is 1 % of the hedged delta × F; the scan risk is the vol
-    crush at an unchanged price (a long straddle gains from any move)."""
+    delta 0, so the delta floor is 1 % of the hedged delta × F, the hedged delta being the
+    call's (long) matched by the put's and the perp's (short); the scan risk is the vol crush
+    at an unchanged price (a long straddle gains from any move)."""
     call = option("C", strike="95000", side=1)
     put = option("P", option_type="put", strike="95000", side=1)
-    straddle_delta = (
-        black76("call", D(95000), D(95000), D("0.55"), D(30)).delta
-        + black76("put", D(95000), D(95000), D("0.55"), D(30)).delta
-    )
+    call_delta = black76("call", D(95000), D(95000), D("0.55"), D(30)).delta
+    straddle_delta = call_delta + black76("put", D(95000), D(95000), D("0.55"), D(30)).delta
     hedge = btc_perp(side=-1, quantity=str(straddle_delta), entry="95000", mark="95000")
     risk = underlying_risk("BTC", [call, put], [hedge])
     assert abs(risk.net_delta) < D("1e-40")
-    assert close(risk.min_delta_risk, D("0.01") * straddle_delta * 95000)
+    assert close(risk.min_delta_risk, D("0.01") * call_delta * 95000)
     crush = D("0.55") * (1 - D("0.22"))
     hand = -(value_of(call, vol=crush) - value_of(call) + value_of(put, vol=crush) - value_of(put))
     flat_down = next(s for s in GRID if s.spot_shock == 0 and s.vol_shock < 0)
