@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from margin.engine import options_vector
+from margin.engine.explain import explain_account
 from margin.engine.options import (
     GRID,
     _erf_series,
@@ -32,6 +33,7 @@ from margin.engine.reference import quote_account
 from margin.engine.types import AccountInput, OptionInput
 from tests.engine.strategies import decimals
 from tests.engine.support import btc_perp, close, run_python, usdt
+from tests.engine.test_explain import assert_steps_add_up
 
 D = Decimal
 ZERO = Decimal(0)
@@ -474,3 +476,17 @@ def test_missing_option_field_and_repeated_id_are_refused():
         stdin=json.dumps(_request(OPTIONS_MD_ROW, margin_scheme="tiered")),
     )
     assert run.returncode == 2 and run.stderr.startswith("account.margin_scheme")
+
+
+def test_explain_shows_the_option_mark_and_the_grid_with_its_numbers():
+    o = option("C", strike="100000", quantity="2", entry="2900")
+    account = AccountInput(collateral=(usdt("50000"),), positions=(btc_perp(),), options=(o,))
+    quote = quote_account(account)
+    steps = explain_account(account, quote)
+    assert assert_steps_add_up(steps) > 0
+    mark_steps = steps["positions.C.mark_price"]
+    assert mark_steps[-1].result == quote.options[0].mark_price
+    requirement = steps["account.maintenance_margin"]
+    assert requirement[-1].result == quote.maintenance_margin
+    assert "scenario" in requirement[0].figure
+    assert steps["account.unrealized_pnl"][0].result == quote.unrealized_pnl
