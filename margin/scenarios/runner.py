@@ -34,7 +34,7 @@ from margin.models import (
 from margin.scenarios.loader import AccountSpec, Scenario, ScenarioError
 from margin.scenarios.prices import ScenarioMarket
 from margin.scenarios.sandbox import scenario_sandbox
-from margin.selectors.accounts import account_quote
+from margin.selectors.figures import figures_now
 from margin.selectors.ledger import ledger_differences
 from margin.selectors.parameters import parameters_in_force
 from margin.services.account_state import as_text
@@ -240,7 +240,7 @@ def _net_exposure(account_id: int) -> dict[str, str]:
 
 
 def _account_result(account: MarginAccount) -> dict:
-    quote = account_quote(account)
+    quote = figures_now(account).quote
     wallet = LedgerAccount.objects.filter(
         kind=LedgerAccountKind.WALLET, margin_account=account
     ).order_by("asset__symbol")

@@ -10,7 +10,7 @@ A change's payload:
 """
 
 from dataclasses import asdict, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 import numpy as np
@@ -418,15 +418,3 @@ def _copy_children(base, version, *, brackets, haircuts, tiers) -> None:
             for code, t in tiers.items()
         ]
     )
-
-
-def disclosed_versions(*, at: datetime | None = None):
-    """Every version, newest first, with the one in force and any scheduled ones marked; what
-    the public disclosure page lists."""
-    now = at or timezone.now()
-    in_force = parameters_in_force(now)
-    versions = list(ParameterVersion.objects.order_by("-effective_at", "-number"))
-    return in_force, [
-        {"version": v, "in_force": v.pk == in_force.pk, "scheduled": v.effective_at > now}
-        for v in versions
-    ]

@@ -28,7 +28,6 @@ from margin.engine.prices import (
 )
 from margin.engine.quotes import PERP, SPOT, Quote
 from margin.market.demo import MarketState, market_step, start_price, venue_quotes
-from margin.market.funding import last_funding_rates
 from margin.models import (
     Asset,
     AssetPrice,
@@ -41,6 +40,7 @@ from margin.models import (
     SimulatedAsset,
     SourceQuote,
 )
+from margin.selectors.funding import last_funding_rates
 from margin.selectors.parameters import parameters_in_force
 
 logger = logging.getLogger(__name__)

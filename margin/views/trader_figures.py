@@ -22,11 +22,11 @@ from margin.engine.reference import (
 )
 from margin.engine.scheme import Requirement
 from margin.engine.types import AccountInput, CollateralLine, PositionInput
-from margin.market.funding import FundingOutlook, cumulative_funding, funding_outlooks
 from margin.models import MarginAccount, ParameterVersion
-from margin.selectors.accounts import AccountState, PositionState, account_state_load
+from margin.selectors.accounts import AccountState, PositionState
+from margin.selectors.figures import figures_now
+from margin.selectors.funding import FundingOutlook, cumulative_funding, funding_outlooks
 from margin.selectors.market import latest_snapshot
-from margin.selectors.parameters import parameters_in_force
 from margin.views.trader_gauge import Gauge, Thresholds, ratio_gauge
 
 
@@ -202,11 +202,10 @@ def position_rows(
 
 def account_figures(account: MarginAccount) -> AccountFigures:
     """Every figure of the account's pages; a constant number of queries whatever it holds."""
-    state = account_state_load(account)
-    account_input = state.engine_input()
-    quote = state.quote()
-    requirement = state.requirement()
-    version = parameters_in_force()
+    now = figures_now(account)
+    state, account_input, quote = now.state, now.input, now.quote
+    requirement = now.requirement
+    version = now.parameters
     thresholds = thresholds_of(version)
     return AccountFigures(
         account=account,
