@@ -405,3 +405,17 @@ def cascade_run(pk: int) -> CascadeRun:
 def audit_entries() -> QuerySet[AuditEntry]:
     """The audit trail newest first, with who acted, for `margin.filters.AuditFilter`."""
     return AuditEntry.objects.select_related("actor")
+
+
+def snapshots_exposed_to(snapshots: QuerySet[MarginSnapshot], asset: Asset) -> QuerySet:
+    """The snapshots of accounts exposed to `asset`: an open position on an instrument of it,
+    or a holding of it as collateral."""
+    positions = (
+        Position.objects.filter(instrument__underlying=asset)
+        .exclude(quantity=0)
+        .values("margin_account")
+    )
+    holdings = LedgerAccount.objects.filter(
+        kind=LedgerAccountKind.WALLET, asset=asset, balance__gt=0
+    ).values("margin_account")
+    return snapshots.filter(Q(account_id__in=positions) | Q(account_id__in=holdings))

@@ -251,3 +251,8 @@ def chart_series(account: MarginAccount, limit: int) -> dict:
 def assets() -> QuerySet[Asset]:
     """Every asset (the what-if's choice of which to shock)."""
     return Asset.objects.all()
+
+
+def active_instruments() -> QuerySet[Instrument]:
+    """The instruments open for trading."""
+    return Instrument.objects.filter(is_active=True)

@@ -10,7 +10,6 @@ A change's payload:
 """
 
 from dataclasses import asdict, replace
-from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 import numpy as np
@@ -51,7 +50,6 @@ from margin.selectors.book import desk_book
 from margin.selectors.parameters import engine_terms, parameters_in_force
 from margin.selectors.volatility import stress_model
 from margin.services.audit import audit_record
-from margin.services.proposals import DEFAULT_TTL, proposal_create
 
 # The version's own figures a change may set (its child tables are set per symbol): the
 # engine's validator names them once.
@@ -285,21 +283,6 @@ def _trial_tick(book, book_slice, version: ParameterVersion, params: ParameterVe
     if not np.all(np.isfinite(stress.worst_loss)):
         raise ApplicationError("The proposed version gives a stress loss that is not a number.")
     return revaluation
-
-
-def parameter_change_propose(
-    *, payload: dict, reason: str, proposer, ttl: timedelta = DEFAULT_TTL
-) -> Proposal:
-    """Propose a parameter change with its impact preview attached for the approver."""
-    impact = parameter_impact_preview(payload=payload)
-    return proposal_create(
-        kind=Proposal.Kind.PARAMETER_CHANGE,
-        payload=payload,
-        reason=reason,
-        proposer=proposer,
-        impact=impact,
-        ttl=ttl,
-    )
 
 
 def _change_summary(version: ParameterVersion, scalars: dict, brackets, haircuts, tiers) -> str:

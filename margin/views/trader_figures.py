@@ -5,10 +5,13 @@ Every figure comes from the reference engine (`quote_account`) on the ledger's `
 a page, a preview and an explanation always agree to the digit.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
@@ -21,13 +24,16 @@ from margin.engine.reference import (
     holding_value,
 )
 from margin.engine.scheme import Requirement
+from margin.engine.states import Thresholds
 from margin.engine.types import AccountInput, CollateralLine, PositionInput
-from margin.models import MarginAccount, ParameterVersion
 from margin.selectors.accounts import AccountState, PositionState
 from margin.selectors.figures import figures_now
 from margin.selectors.funding import FundingOutlook, cumulative_funding, funding_outlooks
 from margin.selectors.market import latest_snapshot
-from margin.views.trader_gauge import Gauge, Thresholds, ratio_gauge
+from margin.views.trader_gauge import Gauge, ratio_gauge
+
+if TYPE_CHECKING:  # annotations only: a view never touches a model itself
+    from margin.models import MarginAccount
 
 
 @dataclass(frozen=True)
@@ -155,14 +161,6 @@ class AccountFigures:
         return None if stress_loss is None else max(self.quote.maintenance_margin, stress_loss)
 
 
-def thresholds_of(version: ParameterVersion) -> Thresholds:
-    return Thresholds(
-        warning=version.warning_ratio,
-        margin_call=version.margin_call_ratio,
-        liquidation=version.liquidation_ratio,
-    )
-
-
 def _revaluation(account: MarginAccount) -> Revaluation:
     snapshot = latest_snapshot(account)
     if snapshot is None:
@@ -206,7 +204,7 @@ def account_figures(account: MarginAccount) -> AccountFigures:
     state, account_input, quote = now.state, now.input, now.quote
     requirement = now.requirement
     version = now.parameters
-    thresholds = thresholds_of(version)
+    thresholds = Thresholds.of(version)
     return AccountFigures(
         account=account,
         input=account_input,

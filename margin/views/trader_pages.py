@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from accounts.access import trader_required
 from margin.engine.explain import Step, explain_account, fill_formula, format_number
 from margin.engine.scheme import explain_requirement
+from margin.engine.states import Thresholds
 from margin.errors import ApplicationError
 from margin.forms.trader import AccountOpenForm
 from margin.selectors.accounts import account_notices, accounts_of
@@ -19,7 +20,7 @@ from margin.selectors.parameters import parameters_in_force
 from margin.services.ledger import margin_account_open
 from margin.views.rendering import render_page_or_fragment, render_partial
 from margin.views.trader_common import DASHBOARD, with_account
-from margin.views.trader_figures import account_figures, position_rows, thresholds_of
+from margin.views.trader_figures import account_figures, position_rows
 from margin.views.trader_gauge import account_verdict, quote_gauge
 from margin.views.trader_operations import blank_forms
 from margin.views.trader_whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
@@ -44,7 +45,7 @@ def account_list(request, open_form: AccountOpenForm | None = None):
     for account in accounts:
         now = figures[account.pk]
         quote = now.quote
-        cards.append(AccountCard(account, quote, quote_gauge(quote, thresholds_of(now.parameters))))
+        cards.append(AccountCard(account, quote, quote_gauge(quote, Thresholds.of(now.parameters))))
     context = {"cards": cards, "open_form": open_form or AccountOpenForm()}
     return render(request, "margin/account_list.html", context, status=422 if open_form else 200)
 
@@ -185,7 +186,7 @@ def chart_data(request, account):
     """Margin ratio per revaluation, and each open position's mark (the tick's) with its
     liquidation price."""
     series = chart_series(account, limit=CHART_POINTS)
-    thresholds = thresholds_of(parameters_in_force())
+    thresholds = Thresholds.of(parameters_in_force())
     return JsonResponse(
         {
             "ratio": series["ratio"],
