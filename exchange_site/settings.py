@@ -273,6 +273,11 @@ FUNDING_SETTLEMENT_ENABLED = env.bool("FUNDING_SETTLEMENT_ENABLED", default=True
 FUNDING_ANCHOR = datetime.fromisoformat(
     env.str("FUNDING_ANCHOR", default="2024-01-01T00:00:00+00:00")
 )
+# The demo market keeps a short-dated BTC future live (listed again after each expiry), so an
+# expiry notice and settlement show within minutes: DEMO_FUTURE_TERM_HOURS of market time (12
+# real minutes at the demo's speed of 60) from its listing to its expiry.
+DEMO_FUTURE_ENABLED = env.bool("DEMO_FUTURE_ENABLED", default=DEMO_MARKET_ENABLED)
+DEMO_FUTURE_TERM_HOURS = env.float("DEMO_FUTURE_TERM_HOURS", default=12.0)
 PRUNE_INTERVAL_S = env.float("PRUNE_INTERVAL_S", default=60.0)
 # Recalibration estimates the margin rates from the price history once a market day; the demo
 # market runs DEMO_MARKET_SPEED times faster, and its job every 5 minutes shows a proposal soon.

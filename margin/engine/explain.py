@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from margin.engine.funding import DAMPENER, RateWorking, funding_payment
 from margin.engine.options import GRID, OptionQuote, black76_d1_d2, normal_cdf, years
 from margin.engine.precision import exact
 from margin.engine.reference import (
@@ -671,3 +672,39 @@ def _portfolio_steps(account: AccountInput, quote: AccountQuote) -> dict[str, li
     steps["account.initial_margin"] = [*underlying_steps, initial]
     steps["account.maintenance_margin"] = [*underlying_steps, initial, maintenance]
     return steps
+
+
+def explain_funding(position: PositionInput, working: RateWorking) -> list[Step]:
+    """The next funding of a perpetual position: the interval's average premium so far, the
+    predicted rate F (Binance: P + clamp(I − P, ±0.05%), capped per contract) and what the
+    position would pay (−) or receive (+) at it at today's mark."""
+    signed = position.side * position.quantity
+    dampened = working.average_premium + min(
+        DAMPENER, max(-DAMPENER, working.interest - working.average_premium)
+    )
+    return [
+        Step(
+            "P",
+            "Σ k × premium_k / Σ k over the {n} premium samples of the interval so far",
+            {"n": Decimal(working.samples)},
+            working.average_premium,
+        ),
+        Step(
+            "F before the cap",
+            "{P} + clamp({I} − {P}, −0.0005, 0.0005)",
+            {"P": working.average_premium, "I": working.interest},
+            dampened,
+        ),
+        Step(
+            "F",
+            "clamp({F_before_cap}, −{cap}, {cap})",
+            {"F_before_cap": dampened, "cap": working.cap},
+            working.rate,
+        ),
+        Step(
+            "estimated payment",
+            "−{signed_quantity} × {mark_price} × {F}",
+            {"signed_quantity": signed, "mark_price": position.mark_price, "F": working.rate},
+            funding_payment(quantity=signed, mark_price=position.mark_price, rate=working.rate),
+        ),
+    ]
