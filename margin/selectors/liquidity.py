@@ -17,7 +17,6 @@ from margin.engine.liquidity import (
 )
 from margin.engine.types import Liquidity
 from margin.models import (
-    Asset,
     AssetPrice,
     Instrument,
     LedgerAccount,
@@ -114,18 +113,24 @@ def liquidity_terms(params: ParameterVersion, estimate: dict | None = None) -> L
     """The markets under `params` on the volatility `estimate` a tick froze (default: the
     latest tick's)."""
     terms = engine_terms(params)
-    names = tuple(Asset.objects.order_by("pk").values_list("symbol", flat=True))
+    asset_depths = dict(
+        AssetPrice.objects.filter(depth_usd__gt=0).values_list("asset__symbol", "depth_usd")
+    )
+    instrument_depths = {
+        symbol: (underlying, depth)
+        for symbol, underlying, depth in MarkPrice.objects.filter(depth_usd__gt=0).values_list(
+            "instrument__symbol", "instrument__underlying__symbol", "depth_usd"
+        )
+    }
+    if not asset_depths and not instrument_depths:
+        return LiquidityTerms(instruments={}, assets={})
+    names = set(asset_depths) | {underlying for underlying, _ in instrument_depths.values()}
     daily_vol = daily_volatility(terms, latest_estimate() if estimate is None else estimate, names)
     return markets_of(
         terms,
         daily_vol=daily_vol,
-        asset_depths=dict(AssetPrice.objects.values_list("asset__symbol", "depth_usd")),
-        instrument_depths={
-            symbol: (underlying, depth)
-            for symbol, underlying, depth in MarkPrice.objects.values_list(
-                "instrument__symbol", "instrument__underlying__symbol", "depth_usd"
-            )
-        },
+        asset_depths=asset_depths,
+        instrument_depths=instrument_depths,
     )
 
 
