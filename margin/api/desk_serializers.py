@@ -52,6 +52,10 @@ class QueueRowSerializer(serializers.ModelSerializer):
         "leaves the account bankrupt.",
     )
     state = serializers.ChoiceField(choices=AccountState.choices)
+    stale_blocked = serializers.BooleanField(
+        help_text="Its liquidation at this tick was held back by a material stale price "
+        "(a desk alert was raised)."
+    )
 
     class Meta:
         model = MarginSnapshot
@@ -68,6 +72,7 @@ class QueueRowSerializer(serializers.ModelSerializer):
             "stress_margin",
             "stress_cover",
             "gross_notional",
+            "stale_blocked",
         ]
 
 
