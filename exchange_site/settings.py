@@ -253,7 +253,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 HEARTBEAT_INTERVAL_S = env.float("HEARTBEAT_INTERVAL_S", default=5.0)
 HEARTBEAT_STALE_AFTER_S = env.float("HEARTBEAT_STALE_AFTER_S", default=60.0)
 
-# Revaluation (issue 6). The embedded mode (SQLite) runs a smaller book, less often.
+# Revaluation. The embedded mode (SQLite) runs a smaller book, less often.
 REVALUATION_INTERVAL_S = env.float("REVALUATION_INTERVAL_S", default=10.0 if _EMBEDDED else 5.0)
 REVALUATION_SHARD_SIZE = env.int("REVALUATION_SHARD_SIZE", default=2_000 if _EMBEDDED else 10_000)
 # A tick whose shards have not all reported after this long is abandoned (a worker died); the

@@ -408,7 +408,7 @@ def _previewed(request, account, operation, arguments: dict) -> bool:
     )
 
 
-def _book(request, account, operation, form, subject: Subject, arguments: dict):
+def _submit(request, account, operation, form, subject: Subject, arguments: dict):
     if not _previewed(request, account, operation, arguments):
         # Submitted before the preview of these values appeared: show it, book nothing.
         context = _preview_context(account, operation, form, subject, arguments)
@@ -474,7 +474,7 @@ def operation_view(request, account, name: str, symbol: str | None = None):
     try:
         if is_preview:
             return _preview(request, account, operation, form, subject, arguments)
-        return _book(request, account, operation, form, subject, arguments)
+        return _submit(request, account, operation, form, subject, arguments)
     except DecimalException:
         # Amounts beyond what the engine's Decimal context computes (a notional past 10^10
         # with 18 places): refused as the API refuses them, before anything is booked.
