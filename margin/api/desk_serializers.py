@@ -30,7 +30,7 @@ from margin.models import (
 )
 from margin.services.cascade import DEFAULT_DEPTH_USD, MAX_ROUNDS
 from margin.services.parameters import SCALAR_FIELDS
-from margin.services.stress_runs import SCENARIOS
+from margin.services.stress_runs import SCENARIOS, stress_events
 
 DECIMAL = {"max_digits": 38, "decimal_places": 18}
 USERNAME = {"slug_field": "username", "read_only": True}
@@ -52,6 +52,10 @@ class QueueRowSerializer(serializers.ModelSerializer):
         "leaves the account bankrupt.",
     )
     state = serializers.ChoiceField(choices=AccountState.choices)
+    stale_blocked = serializers.BooleanField(
+        help_text="Its liquidation at this tick was held back by a material stale price "
+        "(a desk alert was raised)."
+    )
 
     class Meta:
         model = MarginSnapshot
@@ -68,6 +72,7 @@ class QueueRowSerializer(serializers.ModelSerializer):
             "stress_margin",
             "stress_cover",
             "gross_notional",
+            "stale_blocked",
         ]
 
 
@@ -386,6 +391,9 @@ class ScenarioSerializer(serializers.Serializer):
     k_sigma = serializers.DecimalField(**SHOCK, required=False)
     asset = serializers.CharField(max_length=16, required=False)
     minutes = serializers.DecimalField(**MINUTES, required=False)
+    event = serializers.ChoiceField(
+        choices=list(stress_events()), required=False, help_text="Real event: its name."
+    )
 
     def options(self) -> dict:
         """The given options as strings (they are saved with the run as JSON)."""

@@ -63,6 +63,7 @@ urlpatterns = [
     path("parameters/", parameters.Parameters.as_view(), name="parameters"),
     path("liquidity/", liquidity.Liquidity.as_view(), name="liquidity"),
     path("recalibration/backtest/", liquidity.Backtest.as_view(), name="backtest"),
+    path("stress-events/", liquidity.StressEvents.as_view(), name="stress-events"),
     path(
         "accounts/<int:account_id>/liquidity/",
         liquidity.AccountLiquidity.as_view(),

@@ -8,7 +8,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import trader_required
-from margin.engine.explain import Step, explain_account, fill_formula, format_number
+from margin.engine.explain import (
+    Step,
+    explain_account,
+    explain_funding,
+    fill_formula,
+    format_number,
+)
 from margin.engine.scheme import explain_requirement
 from margin.engine.states import Thresholds
 from margin.engine.whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
@@ -124,19 +130,34 @@ def explain_fragment(request, account):
     """The formula of one figure (`?figure=account.margin_ratio`) with the numbers put in."""
     figures = account_figures(account)
     key = request.GET.get("figure", "")
-    steps = {
-        **explain_account(figures.input, figures.quote),
-        **explain_requirement(figures.requirement, figures.margin_call_ratio),
-    }.get(key)
+    title = None
+    if key.endswith(".funding"):
+        steps, title = _funding_steps(key, figures)
+    else:
+        steps = {
+            **explain_account(figures.input, figures.quote),
+            **explain_requirement(figures.requirement, figures.margin_call_ratio),
+        }.get(key)
     if steps is None:
         raise Http404("No such figure")
     context = {
         "account": account,
         "figure": key,
-        "title": _figure_title(key, figures),
+        "title": title or _figure_title(key, figures),
         "steps": [_shown(step) for step in steps],
     }
     return render_partial(request, DASHBOARD, "explain", context)
+
+
+def _funding_steps(key: str, figures) -> tuple[list | None, str | None]:
+    """The next funding of the position `positions.<id>.funding` (a perpetual), and its title
+    with the funding time."""
+    row = next((r for r in figures.positions if f"{r.explain_prefix}.funding" == key), None)
+    outlook = row and figures.funding[row.symbol].outlook
+    if not outlook:
+        return None, None
+    title = f"{row.symbol}: next funding at {outlook.next_funding_time:%Y-%m-%d %H:%M:%S} UTC"
+    return explain_funding(row.input, outlook.predicted), title
 
 
 def _figure_title(key: str, figures) -> str:

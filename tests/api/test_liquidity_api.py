@@ -76,3 +76,12 @@ def test_the_backtest_is_404_until_a_recalibration_ran_then_public(reference):
     (answer,) = body["rows"]
     assert answer["current"]["exceedances"] == 7 and not answer["current"]["passes"]
     assert answer["proposed"]["passes"]
+
+
+def test_the_events_library_is_public(reference):
+    body = APIClient().get(reverse("api:stress-events")).json()
+    names = [event["name"] for event in body]
+    assert names == ["march_2020", "may_2021", "may_2022", "november_2022"]
+    march = body[0]
+    assert march["closes"]["BTC"][:2] == [7911.430176, 4970.788086]
+    assert march["worst_move"] == pytest.approx(110.605873 / 194.868530 - 1)

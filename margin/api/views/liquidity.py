@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from margin.api.views.accounts import TraderView
 from margin.api.views.base import ApiView
+from margin.engine.events import stress_events
 from margin.engine.liquidity import concentration_share
 from margin.engine.reference import liquidity_keep
 from margin.selectors.accounts import account_state_load
@@ -201,3 +202,28 @@ class Backtest(ApiView):
             "created_at": proposal.created_at,
         }
         return Response(BacktestSerializer(answer).data)
+
+
+class StressEventSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    title = serializers.CharField()
+    summary = serializers.CharField()
+    source = serializers.CharField()
+    dates = serializers.ListField(child=serializers.CharField())
+    closes = serializers.DictField(child=serializers.ListField(child=serializers.FloatField()))
+    worst_move = serializers.FloatField(help_text="Deepest fall from the first close.")
+
+
+class StressEvents(ApiView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="The library of real stress events (public); run one over the book with "
+        "POST /desk/stress-runs/ {scenario: event, event: name}",
+        responses=StressEventSerializer(many=True),
+    )
+    def get(self, request):
+        rows = [
+            asdict(event) | {"worst_move": event.worst_move()} for event in stress_events().values()
+        ]
+        return Response(StressEventSerializer(rows, many=True).data)
