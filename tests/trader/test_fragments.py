@@ -13,12 +13,12 @@ from django.utils import timezone
 
 from margin.engine.explain import format_number
 from margin.engine.reference import quote_account
+from margin.engine.whatif import Shock, shocked_input
 from margin.models import MarkPrice, Notification
 from margin.selectors.accounts import engine_accounts
 from margin.selectors.market import latest_snapshot
 from margin.services.revaluation import revaluation_tick_run
 from margin.templatetags.numbers import money, percent, price
-from margin.views.trader_whatif import Shock, shocked_input
 from tests.revaluation.factories import funded_account
 from tests.trader.factories import account_with_positions, extra_perpetuals
 
