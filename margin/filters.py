@@ -50,8 +50,11 @@ class QueueFilter(django_filters.FilterSet):
     max_notional = django_filters.NumberFilter(
         field_name="gross_notional", lookup_expr="lte", label="Notional ≤"
     )
+    # A percentage, as every page shows a ratio (80 for 80 %); the snapshot stores a fraction.
     min_ratio = django_filters.NumberFilter(
-        field_name="margin_ratio", lookup_expr="gte", label="Margin ratio ≥"
+        method="filter_min_ratio",
+        label="Margin ratio ≥ (%)",
+        help_text="A percentage, as the pages show ratios: 80 finds accounts at 80 % or more.",
     )
     reduce_only = django_filters.BooleanFilter(
         field_name="account__reduce_only",
@@ -80,6 +83,9 @@ class QueueFilter(django_filters.FilterSet):
             kind=LedgerAccountKind.WALLET, asset=asset, balance__gt=0
         ).values("margin_account")
         return queryset.filter(Q(account_id__in=positions) | Q(account_id__in=holdings))
+
+    def filter_min_ratio(self, queryset, name, percent):
+        return queryset.filter(margin_ratio__gte=percent / 100)
 
     def filter_order(self, queryset, name, value):
         return queryset.order_by(*QUEUE_ORDERS[value][1])

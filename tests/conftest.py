@@ -106,3 +106,10 @@ def no_funding_in_ticks(settings):
     True`): the funding grid runs on the clock, so figures of other tests would otherwise
     depend on when they ran. Processes a test starts (workers) keep the default, on."""
     settings.FUNDING_SETTLEMENT_ENABLED = False
+
+
+@pytest.fixture(autouse=True)
+def demo_market_jumps_as_a_real_market(settings):
+    """The demo market gaps every ~15 minutes for a visitor; tests that step it keep the
+    market model's own rate (one a week), so a seeded walk does not hinge on the demo's."""
+    settings.DEMO_MARKET_JUMPS_PER_HOUR = None

@@ -6,6 +6,8 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from margin.api import display
+from margin.api.display import DisplayField
 from margin.input_limits import (
     DEPTH_USD,
     FREE_TEXT,
@@ -52,6 +54,7 @@ class QueueRowSerializer(serializers.ModelSerializer):
         "leaves the account bankrupt.",
     )
     state = serializers.ChoiceField(choices=AccountState.choices)
+    display = DisplayField(display.QUEUE_ROW)
 
     class Meta:
         model = MarginSnapshot
@@ -68,6 +71,7 @@ class QueueRowSerializer(serializers.ModelSerializer):
             "stress_margin",
             "stress_cover",
             "gross_notional",
+            "display",
         ]
 
 

@@ -5,6 +5,8 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from margin.api import display
+from margin.api.display import DisplayField
 from margin.api.quote_schema import QUOTE_ANSWER
 from margin.engine.request import render_quote
 from margin.market.funding import funding_outlooks
@@ -34,6 +36,7 @@ class QuoteField(serializers.Field):
 
 class SnapshotSerializer(serializers.ModelSerializer):
     at = serializers.DateTimeField(source="tick.started_at")
+    display = DisplayField(display.SNAPSHOT)
     age_s = serializers.FloatField(read_only=True, help_text="Seconds since its revaluation.")
     is_stale = serializers.BooleanField(
         read_only=True,
@@ -55,6 +58,7 @@ class SnapshotSerializer(serializers.ModelSerializer):
             "state",
             "age_s",
             "is_stale",
+            "display",
         ]
 
 
@@ -107,6 +111,7 @@ class PositionSerializer(serializers.ModelSerializer):
         **AMOUNT, read_only=True, help_text="Funding received (+) or paid (−) so far."
     )
     funding = serializers.SerializerMethodField()
+    display = DisplayField(display.POSITION)
 
     @extend_schema_field(FundingSerializer(allow_null=True))
     def get_funding(self, position) -> dict | None:
@@ -143,6 +148,7 @@ class PositionSerializer(serializers.ModelSerializer):
             "funding",
             "opened_at",
             "updated_at",
+            "display",
         ]
 
 

@@ -21,12 +21,14 @@ from margin.engine.reference import (
     holding_value,
 )
 from margin.engine.scheme import Requirement
+from margin.engine.stress import AccountStress, StressModel, account_stress
 from margin.engine.types import AccountInput, CollateralLine, PositionInput
 from margin.market.funding import FundingOutlook, cumulative_funding, funding_outlooks
 from margin.market.selectors import latest_snapshot
 from margin.models import MarginAccount, ParameterVersion
 from margin.services.account_state import AccountState, PositionState, account_state_load
 from margin.services.reference import parameters_in_force
+from margin.services.volatility import stress_model_now
 from margin.views.trader_gauge import Gauge, Thresholds, ratio_gauge
 
 
@@ -147,12 +149,18 @@ class AccountFigures:
         doubts = self.revaluation.price_doubts
         return [(symbol, doubts[symbol]) for symbol in sorted(mine & set(doubts))]
 
-    @property
-    def risk_requirement(self) -> Decimal | None:
-        """max(maintenance margin now, the last stress loss), as the stress margin defines it;
-        None before there is a stress loss."""
-        stress_loss = self.revaluation.stress_loss
-        return None if stress_loss is None else max(self.quote.maintenance_margin, stress_loss)
+    @cached_property
+    def stress_model(self) -> StressModel:
+        """The stress model of now: the last tick's estimate, the published floors where there
+        is none."""
+        return stress_model_now()
+
+    @cached_property
+    def stress(self) -> AccountStress:
+        """The cross pool's stress loss and risk requirement now, on the stress model of now:
+        the figures the explain drawer takes apart. The desk's queue shows the last
+        revaluation's."""
+        return account_stress(self.input, self.stress_model, quote=self.quote)
 
 
 def thresholds_of(version: ParameterVersion) -> Thresholds:

@@ -9,7 +9,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import trader_required
-from margin.engine.explain import Step, explain_account, fill_formula, format_number
+from margin.engine.explain import (
+    Step,
+    explain_account,
+    explain_stress,
+    fill_formula,
+    format_number,
+)
 from margin.engine.reference import quote_account
 from margin.engine.scheme import explain_requirement
 from margin.errors import ApplicationError
@@ -129,6 +135,7 @@ def explain_fragment(request, account):
     steps = {
         **explain_account(figures.input, figures.quote),
         **explain_requirement(figures.requirement, figures.margin_call_ratio),
+        **explain_stress(figures.input, figures.stress_model, figures.quote),
     }.get(key)
     if steps is None:
         raise Http404("No such figure")

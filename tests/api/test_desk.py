@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from margin.api.problems import problem_type
 from margin.models import AuditEntry, CascadeRun, Case, Proposal, StressRun
+from margin.numbers import money_text, percent_text
 from margin.services.revaluation import revaluation_tick_run
 from tests.api.conftest import order, post
 
@@ -30,6 +31,18 @@ def test_the_queue_lists_the_latest_ticks_accounts_with_positions(officer_api, l
     assert rows[0]["margin_ratio"] is not None
     balance, stress = Decimal(rows[0]["margin_balance"]), Decimal(rows[0]["stress_margin"])
     assert Decimal(rows[0]["stress_cover"]) == balance - stress
+    # beside the decimals, their display under the number policy: the ratio a percentage
+    assert rows[0]["display"]["margin_ratio"] == percent_text(Decimal(rows[0]["margin_ratio"]))
+    assert rows[0]["display"]["stress_margin"] == money_text(stress, "USD")
+
+
+def test_the_queue_ratio_filter_takes_a_percentage(officer_api, leveraged):
+    ratio = Decimal(officer_api.get(reverse("api:desk-queue")).json()["results"][0]["margin_ratio"])
+    above = (ratio * 100 * 2).quantize(Decimal("0.0001"))
+    below = (ratio * 100 / 2).quantize(Decimal("0.0001"))
+    assert officer_api.get(reverse("api:desk-queue"), {"min_ratio": above}).json()["results"] == []
+    listed = officer_api.get(reverse("api:desk-queue"), {"min_ratio": below}).json()["results"]
+    assert [row["account_id"] for row in listed] == [leveraged.pk]
 
 
 def test_the_queue_filters_by_state(officer_api, leveraged):
