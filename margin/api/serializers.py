@@ -72,6 +72,7 @@ class AccountSerializer(serializers.ModelSerializer):
             "id",
             "name",
             "credit_tier",
+            "margin_scheme",
             "state",
             "reduce_only",
             "created_at",

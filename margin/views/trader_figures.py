@@ -28,7 +28,7 @@ from margin.market.selectors import latest_snapshot
 from margin.models import MarginAccount, ParameterVersion
 from margin.services.account_state import AccountState, PositionState, account_state_load
 from margin.services.reference import parameters_in_force
-from margin.services.volatility import stress_model_now
+from margin.services.volatility import stress_model
 from margin.views.trader_gauge import Gauge, Thresholds, ratio_gauge
 
 
@@ -89,6 +89,8 @@ class Revaluation:
     stress_loss: Decimal | None = None
     # {symbol: why} of the prices the tick would not liquidate on (stale or uncertain).
     price_doubts: dict[str, str] = field(default_factory=dict)
+    # The tick's frozen volatility estimate (`RevaluationTick.volatility`): the stress model's.
+    volatility: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ class AccountFigures:
     # The requirement under the account's margin scheme, and what the ratio gauge reads.
     requirement: Requirement
     margin_call_ratio: Decimal
+    parameters: ParameterVersion
 
     @cached_property
     def revaluation(self) -> Revaluation:
@@ -151,9 +154,13 @@ class AccountFigures:
 
     @cached_property
     def stress_model(self) -> StressModel:
-        """The stress model of now: the last tick's estimate, the published floors where there
-        is none."""
-        return stress_model_now()
+        """The stress model over the assets this account touches: the volatility estimate of
+        the tick that last revalued it (the published floors where there is none) under the
+        parameters in force."""
+        names = {line.asset for line in self.input.collateral}
+        names |= {p.risk_asset for p in self.input.positions}
+        estimate = self.revaluation.volatility
+        return stress_model(self.parameters, estimate, tuple(sorted(names)))
 
     @cached_property
     def stress(self) -> AccountStress:
@@ -181,6 +188,7 @@ def _revaluation(account: MarginAccount) -> Revaluation:
         stale=snapshot.is_stale,
         stress_loss=snapshot.stress_margin,
         price_doubts=snapshot.tick.price_doubts,
+        volatility=snapshot.tick.volatility or {},
     )
 
 
@@ -231,4 +239,5 @@ def account_figures(account: MarginAccount) -> AccountFigures:
         collateral=collateral_rows(account_input),
         stress_k_sigma=version.stress_k_sigma,
         stress_horizon_days=version.stress_horizon_days,
+        parameters=version,
     )

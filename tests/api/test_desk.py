@@ -96,6 +96,42 @@ def test_a_second_open_case_on_one_account_is_refused(officer_api, leveraged):
     assert Case.objects.filter(margin_account=leveraged).count() == 1
 
 
+def test_the_desk_assigns_the_portfolio_scheme_over_the_api_and_the_account_shows_it(
+    officer_api, manager_api, trader_api, leveraged
+):
+    # given
+    assert (
+        trader_api.get(reverse("api:account", args=[leveraged.pk])).json()["margin_scheme"]
+        == "standard"
+    )
+    case_id = post(
+        officer_api,
+        reverse("api:desk-case-open", args=[leveraged.pk]),
+        {"summary": "Hedged book"},
+        "case-scheme",
+    ).json()["id"]
+    url = reverse("api:desk-margin-scheme-change", args=[case_id])
+    # when: an unknown scheme, then the portfolio scheme, approved by a manager
+    unknown = post(officer_api, url, {"scheme": "options", "reason": "r"}, "scheme-0")
+    proposed = post(officer_api, url, {"scheme": "portfolio", "reason": "hedged"}, "scheme-1")
+    assert proposed.status_code == 201, proposed.content
+    approved = post(
+        manager_api,
+        reverse("api:desk-proposal-approve", args=[proposed.json()["id"]]),
+        {},
+        "scheme-ap",
+    )
+    # then
+    assert unknown.status_code == 400 and "scheme" in unknown.json()["errors"]
+    assert proposed.json()["kind"] == "margin_scheme_change"
+    assert approved.status_code == 201, approved.content
+    assert approved.json()["status"] == "executed"
+    detail = trader_api.get(reverse("api:account", args=[leveraged.pk])).json()
+    assert detail["margin_scheme"] == "portfolio"
+    desk_view = officer_api.get(reverse("api:desk-account", args=[leveraged.pk])).json()
+    assert desk_view["margin_scheme"] == "portfolio"
+
+
 def test_four_eyes_an_officer_proposes_and_only_a_manager_approves(
     officer_api, manager_api, leveraged
 ):

@@ -63,17 +63,21 @@ def test_queue_ratio_filter_takes_a_percentage_as_the_pages_show_it(client, offi
     # given: the warning account's ratio as the page prints it (a percentage)
     client.force_login(officer)
     warning = (ratio(book["warning"]) * 100).quantize(Decimal("0.0001"), ROUND_FLOOR)
-    # when the filter is given that percentage, and a fraction-sized number
+    healthy = (ratio(book["healthy"]) * 100).quantize(Decimal("0.0001"), ROUND_FLOOR)
+    # when the filter is given the warning account's percentage, then the healthy one's
     at_warning = client.get(reverse("desk:landing"), {"min_ratio": str(warning)})
-    fraction = client.get(reverse("desk:landing"), {"min_ratio": str(warning / 100)})
+    at_healthy = client.get(reverse("desk:landing"), {"min_ratio": str(healthy)})
     # then the percentage keeps the warning and margin-call accounts only
     assert {s.account_id for s, _ in at_warning.context["rows"]} == {
         book["margin_call"].pk,
         book["warning"].pk,
     }
     assert "Margin ratio ≥ (%)" in at_warning.content.decode()
-    # and a fraction read as a percentage is a tiny ratio: every account passes it
-    assert fraction.context["page"].paginator.count == 3
+    assert at_healthy.context["page"].paginator.count == 3
+    # a ratio is stored as a fraction: the healthy account is below 1 %, so 1 keeps it out
+    assert healthy < 1
+    one = client.get(reverse("desk:landing"), {"min_ratio": "1"})
+    assert book["healthy"].pk not in {s.account_id for s, _ in one.context["rows"]}
 
 
 def test_queue_polls_a_fragment_for_htmx(client, officer, book):

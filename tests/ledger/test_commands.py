@@ -115,7 +115,8 @@ def test_make_run_seeds_the_demo_book_on_sqlite(tmp_path):
     probe = manage("shell", "-c", SQLITE_PROBE)
     found = json.loads(probe.strip().splitlines()[-1])
     assert found["unbalanced_journals"] == 0
-    assert found["book_accounts"] == 300 and found["insurance"] == str(DEMO_INSURANCE_FUND)
+    assert found["book_accounts"] == 300
+    assert Decimal(found["insurance"]) == DEMO_INSURANCE_FUND
     assert sum(found["states"].values()) == 303  # the three demo traders' accounts too
     assert found["states"].get("healthy", 0) < 303
 
@@ -138,7 +139,7 @@ print(json.dumps({
     # SQLite keeps decimals as floats: a cent's millionth is the float noise's bound here.
     "unbalanced_journals": sum(1 for total in sums.values() if abs(total) > Decimal("1e-8")),
     "book_accounts": MarginAccount.objects.filter(owner__username__startswith="book-").count(),
-    "insurance": str(fund.balance.normalize()),
+    "insurance": f"{fund.balance:f}",
     "states": Counter(MarginAccount.objects.values_list("state", flat=True)),
 }))
 """
