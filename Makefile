@@ -57,13 +57,13 @@ serve: bootstrap
 # Worker + beat on the embedded broker at a fast tick rate (SOAK_SECONDS, 300 by default) under
 # the runner; prints its figures and fails on any crash.
 soak: bootstrap
-	@$(UV) run python -m exchange_site.soak --seconds $${SOAK_SECONDS:-300}
+	@$(UV) run python -m margin.bench.soak --seconds $${SOAK_SECONDS:-300}
 
 # 200 simulated users for 60 s against gunicorn + worker + beat on PostgreSQL and Redis, on
 # 127.0.0.1, in a database of its own (LOADTEST_DATABASE, default exchange_load, made anew);
 # prints its figures. LOADTEST_ARGS="--users 50 --seconds 30" for a shorter one.
 loadtest: bootstrap
-	@$(UV) run python -m exchange_site.loadtest $(LOADTEST_ARGS)
+	@$(UV) run python -m margin.bench.loadtest $(LOADTEST_ARGS)
 
 test: bootstrap
 	@$(UV) run ruff check .

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from margin.market.quotes import PERP, SPOT, Quote
+from margin.engine.quotes import PERP, SPOT, Quote
 
 SECONDS_PER_YEAR = 365.0 * 24 * 3600
 VENUES = ("venue-a", "venue-b", "venue-c")

@@ -1,17 +1,18 @@
 from django.conf import settings
 from django.db import models
 
+from margin.engine import states
 from margin.models.reference import CreditTier
 
 
 class AccountState(models.TextChoices):
     """The revaluation job moves an account along these by its margin ratio (with hysteresis)."""
 
-    HEALTHY = "healthy", "Healthy"
-    WARNING = "warning", "Warning"
-    MARGIN_CALL = "margin_call", "Margin call"
-    LIQUIDATION = "liquidation", "Liquidation"
-    BANKRUPT = "bankrupt", "Bankrupt"
+    HEALTHY = states.HEALTHY, "Healthy"
+    WARNING = states.WARNING, "Warning"
+    MARGIN_CALL = states.MARGIN_CALL, "Margin call"
+    LIQUIDATION = states.LIQUIDATION, "Liquidation"
+    BANKRUPT = states.BANKRUPT, "Bankrupt"
 
 
 class MarginScheme(models.TextChoices):

@@ -27,10 +27,10 @@ class RevaluationTick(models.Model):
     # Symbols whose price was stale at the freeze: the tick revalues but does not liquidate.
     stale_symbols = models.JSONField(default=list, blank=True)
     # Every price not fit to liquidate on at the freeze, stale or uncertain, with why:
-    # {symbol: reason} (`margin.market.selectors.unfit_prices`).
+    # {symbol: reason} (`margin.selectors.market.unfit_prices`).
     price_doubts = models.JSONField(default=dict, blank=True)
     # The stress model's estimate at the freeze, so every shard stresses on the same one
-    # (`margin.services.volatility.tick_volatility`): {"assets": [symbol...], "vol": [daily σ or
+    # (`margin.selectors.volatility.tick_volatility`): {"assets": [symbol...], "vol": [daily σ or
     # null...], "cov": [[...]], "period_end", "lambda", "half_life_hours", "returns"}; null
     # where an asset has no history (its published floor stands in).
     volatility = models.JSONField(default=dict, blank=True)
@@ -78,7 +78,7 @@ class MarginSnapshot(models.Model):
     """An account's figures at one tick. `positions` holds the per-position figures the
     position row and the tick's marks cannot give back, one row per position: [position_id,
     maintenance_margin, bracket, liquidation_price, bankruptcy_price] (null where the engine has
-    no price); `margin.market.selectors.position_figures` reads them."""
+    no price); `margin.selectors.market.position_figures` reads them."""
 
     POSITION_FIELDS = (
         "position_id",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from margin.market.quotes import SPOT, Quote
+from margin.engine.quotes import SPOT, Quote
 from margin.models import (
     Asset,
     AssetPrice,

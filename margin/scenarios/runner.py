@@ -34,14 +34,16 @@ from margin.models import (
 from margin.scenarios.loader import AccountSpec, Scenario, ScenarioError
 from margin.scenarios.prices import ScenarioMarket
 from margin.scenarios.sandbox import scenario_sandbox
-from margin.selectors import account_quote, ledger_differences
+from margin.selectors.accounts import account_quote
+from margin.selectors.ledger import ledger_differences
+from margin.selectors.parameters import parameters_in_force
 from margin.services.account_state import as_text
 from margin.services.collateral import collateral_deposit
 from margin.services.liquidation import insurance_fund_deposit, liquidation_run
 from margin.services.margin_mode import position_leverage_set, position_margin_mode_switch
 from margin.services.parameters import parameter_change_read
 from margin.services.positions import ledger_amount, position_fill
-from margin.services.reference import parameters_in_force, reference_data_ensure
+from margin.services.reference import reference_data_ensure
 from margin.services.revaluation import revaluation_tick_run
 
 FUTURE_ALIAS = "BTC-FUTURE"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from django.db import connection, transaction
 
 from margin.errors import ApplicationError
-from margin.services.reference import _engine_terms
+from margin.selectors.parameters import _engine_terms
 
 
 class _RollBack(Exception):

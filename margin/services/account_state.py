@@ -1,57 +1,65 @@
-"""One margin account in memory: what every service plans on and every preview quotes.
+"""How a write runs on one margin account in memory (`margin.selectors.accounts.AccountState`).
 
 A service loads the state (locked, inside its transaction), plans the change on a copy, checks
 the plan with the engine, then books it; a preview does the same without the lock and without
 booking. The fingerprint of the state lets a confirm prove nothing moved since its preview.
 """
 
-import hashlib
-import json
-from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import connection, transaction
 
-from margin.engine.reference import AccountQuote, PositionQuote, quote_account
-from margin.engine.scheme import PORTFOLIO, STANDARD, Requirement, account_requirement
-from margin.engine.stress import account_stress
-from margin.engine.types import (
-    ISOLATED,
-    LONG,
-    SHORT,
-    ZERO,
-    AccountInput,
-    CollateralLine,
-    PositionInput,
-)
+from margin.engine.reference import AccountQuote
 from margin.errors import ApplicationError
 from margin.models import (
-    Asset,
-    AssetPrice,
-    CreditTier,
-    Instrument,
-    LedgerAccount,
-    LedgerAccountKind,
     MarginAccount,
-    MarkPrice,
-    Position,
 )
+from margin.selectors.accounts import AccountState, account_state_load, account_state_read
 from margin.services.idempotency import (
     idempotency_claim,
     idempotency_complete,
     idempotency_key_check,
 )
 from margin.services.ledger import QUANTUM, isolated_account_ensure, wallet_accounts_ensure
-from margin.services.reference import EngineTerms, terms_in_force
-from margin.services.sql import decimal, rows, table
-from margin.services.volatility import stress_model_now
 
-# The engine wants a positive isolated margin; a position past bankruptcy may hold none. It is
-# shown as the smallest amount the ledger can hold until the liquidation engine closes it.
-LEAST_ISOLATED_MARGIN = QUANTUM
 STALE_PREVIEW = "Prices or balances moved since the preview; review it again."
+
+
+def _lock(alias: str) -> str:
+    # SQLite locks the whole database instead.
+    if connection.features.has_select_for_no_key_update:
+        return f" FOR NO KEY UPDATE OF {alias}"
+    return ""
+
+
+def account_state_lock(account: MarginAccount | int) -> AccountState:
+    """The account as it stands, inside a transaction, its row, positions and own ledger
+    accounts locked in that order (see `margin.services.ledger`)."""
+    return account_state_read(account, lock=_lock)
+
+
+def wallet_id(state: AccountState, asset: str) -> int:
+    """The account's cross wallet ledger account of `asset`, created on first use."""
+    if asset in state.wallet_ids:
+        return state.wallet_ids[asset]
+    asset_id = state.asset_ids[asset]
+    return wallet_accounts_ensure(margin_account_id=state.account_id, asset_ids=[asset_id])[
+        asset_id
+    ]
+
+
+def isolated_id(state: AccountState, instrument: str, position_id: int) -> int:
+    """The isolated margin ledger account of the position, created on first use."""
+    known = state.positions.get(instrument)
+    if known is not None and known.isolated_account_id is not None:
+        return known.isolated_account_id
+    return isolated_account_ensure(
+        margin_account_id=state.account_id,
+        position_id=position_id,
+        asset_id=state.asset_ids[state.settlement],
+    )
 
 
 @dataclass(frozen=True)
@@ -89,332 +97,6 @@ class Preview:
     fingerprint: str
     refusal: str | None = None
     details: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PositionState:
-    instrument: str
-    underlying: str
-    position_id: int | None
-    quantity: Decimal  # signed: + long, − short, 0 flat
-    entry_price: Decimal
-    leverage: Decimal
-    margin_mode: str
-    isolated_margin: Decimal  # balance of its isolated ledger account (settlement asset)
-    isolated_account_id: int | None
-
-    @property
-    def is_isolated(self) -> bool:
-        return self.margin_mode == ISOLATED
-
-    @property
-    def engine_id(self) -> str:
-        """The engine's id of the position: its primary key, or its instrument before it has a
-        row (a preview of a first fill)."""
-        return self.instrument if self.position_id is None else str(self.position_id)
-
-
-@dataclass(frozen=True)
-class AccountState:
-    """A margin account's balances, positions and the market it is valued on."""
-
-    account_id: int
-    owner_id: int
-    credit_tier: str
-    reduce_only: bool
-    wallets: dict[str, Decimal]
-    wallet_ids: dict[str, int]  # asset → its cross wallet ledger account, where one exists
-    positions: dict[str, PositionState]
-    marks: dict[str, Decimal]
-    prices: dict[str, Decimal]
-    asset_ids: dict[str, int]
-    instrument_ids: dict[str, int]
-    underlyings: dict[str, str]
-    settlement: str
-    house_ids: dict[tuple[str, str], int]  # (kind, asset) → house ledger account
-    terms: EngineTerms
-    margin_scheme: str = STANDARD
-
-    def wallet_id(self, asset: str) -> int:
-        """The cross wallet ledger account of `asset`, created on first use."""
-        if asset in self.wallet_ids:
-            return self.wallet_ids[asset]
-        asset_id = self.asset_ids[asset]
-        return wallet_accounts_ensure(margin_account_id=self.account_id, asset_ids=[asset_id])[
-            asset_id
-        ]
-
-    def isolated_id(self, instrument: str, position_id: int) -> int:
-        """The isolated margin ledger account of the position, created on first use."""
-        known = self.positions.get(instrument)
-        if known is not None and known.isolated_account_id is not None:
-            return known.isolated_account_id
-        return isolated_account_ensure(
-            margin_account_id=self.account_id,
-            position_id=position_id,
-            asset_id=self.asset_ids[self.settlement],
-        )
-
-    def house_id(self, kind: str, asset: str) -> int:
-        return self.house_ids[kind, asset]
-
-    def with_wallet(self, asset: str, delta: Decimal) -> "AccountState":
-        wallets = dict(self.wallets)
-        wallets[asset] = wallets.get(asset, ZERO) + delta
-        return replace(self, wallets=wallets)
-
-    def with_position(self, position: PositionState) -> "AccountState":
-        return replace(self, positions={**self.positions, position.instrument: position})
-
-    def position(self, instrument: str) -> PositionState:
-        """The account's position in `instrument`, flat with default settings if it has none."""
-        if instrument in self.positions:
-            return self.positions[instrument]
-        return PositionState(
-            instrument=instrument,
-            underlying=self.underlyings[instrument],
-            position_id=None,
-            quantity=ZERO,
-            entry_price=ZERO,
-            leverage=Position._meta.get_field("leverage").default,
-            margin_mode=Position._meta.get_field("margin_mode").default,
-            isolated_margin=ZERO,
-            isolated_account_id=None,
-        )
-
-    def position_quote(self, quote: AccountQuote, instrument: str) -> PositionQuote | None:
-        """The row of `quote` (computed on this state) for the position in `instrument`."""
-        engine_id = self.position(instrument).engine_id
-        return next((row for row in quote.positions if row.id == engine_id), None)
-
-    def isolated_shortfall(self, quote: AccountQuote, instrument: str) -> Decimal:
-        """How far an isolated position's margin (with its unrealized loss) is under its
-        initial margin; 0 or less when it covers it."""
-        row = self.position_quote(quote, instrument)
-        if row is None or row.isolated_margin is None:
-            return ZERO
-        return row.initial_margin - row.isolated_margin - min(ZERO, row.unrealized_pnl)
-
-    def engine_input(self) -> AccountInput:
-        """The engine's view; a position's id is its primary key (see `engine_id`)."""
-        return AccountInput(
-            collateral=tuple(
-                CollateralLine(
-                    asset=asset,
-                    quantity=quantity,
-                    price=self.prices[asset],
-                    haircut_tiers=self.terms.haircuts.get(asset, ()),
-                )
-                for asset, quantity in sorted(self.wallets.items())
-                if quantity
-            ),
-            positions=tuple(
-                PositionInput(
-                    id=p.engine_id,
-                    side=LONG if p.quantity > 0 else SHORT,
-                    quantity=abs(p.quantity),
-                    entry_price=p.entry_price,
-                    mark_price=self.marks[p.instrument],
-                    leverage=p.leverage,
-                    brackets=self.terms.brackets[p.instrument],
-                    margin_mode=p.margin_mode,
-                    isolated_margin=max(p.isolated_margin, LEAST_ISOLATED_MARGIN)
-                    if p.is_isolated
-                    else None,
-                    underlying=p.underlying,
-                )
-                for p in sorted(self.positions.values(), key=lambda p: p.instrument)
-                if p.quantity
-            ),
-            credit_tier=self.terms.credit_tiers[self.credit_tier],
-            # The pool is measured in the settlement coin: USDT counts 1:1 whatever its index.
-            settlement_asset=self.settlement,
-            settlement_price=self.prices[self.settlement],
-        )
-
-    def quote(self) -> AccountQuote:
-        """The engine's figures of this state, computed once: a plan quotes its `after` to
-        check it, and the preview shows that same quote."""
-        quote = self.__dict__.get("_quote")
-        if quote is None:
-            quote = quote_account(self.engine_input())
-            # A state is never changed in place (`with_*` make new ones), so the quote holds.
-            object.__setattr__(self, "_quote", quote)
-        return quote
-
-    def requirement(self) -> Requirement:
-        """The cross pool's requirement under the account's margin scheme (the portfolio
-        scheme's stress loss on the stress model of now), computed once like the quote."""
-        requirement = self.__dict__.get("_requirement")
-        if requirement is None:
-            quote = self.quote()
-            stress_loss = None
-            if self.margin_scheme == PORTFOLIO:
-                stress = account_stress(self.engine_input(), stress_model_now(), quote=quote)
-                stress_loss = stress.worst_loss
-            requirement = account_requirement(
-                scheme=self.margin_scheme,
-                collateral_value=quote.collateral_value,
-                unrealized_pnl=quote.unrealized_pnl,
-                margin_balance=quote.margin_balance,
-                tiered_maintenance=quote.maintenance_margin,
-                tiered_initial=quote.initial_margin,
-                stress_loss=stress_loss,
-                margin_call_ratio=self.terms.margin_call_ratio,
-            )
-            object.__setattr__(self, "_requirement", requirement)
-        return requirement
-
-    def fingerprint(self) -> str:
-        """A hash of what the figures rest on: balances, positions and the prices and marks of
-        what the account holds, and the parameter version."""
-        held_assets = sorted(a for a, q in self.wallets.items() if q)
-        held = [p for _, p in sorted(self.positions.items()) if p.quantity or p.isolated_margin]
-        state = {
-            "version": self.terms.version_number,
-            "wallets": {a: str(self.wallets[a]) for a in held_assets},
-            "prices": {a: str(self.prices[a]) for a in held_assets},
-            "positions": [
-                [
-                    p.instrument,
-                    str(p.quantity),
-                    str(p.entry_price),
-                    str(p.leverage),
-                    p.margin_mode,
-                    str(p.isolated_margin),
-                    str(self.marks[p.instrument]),
-                ]
-                for p in held
-            ],
-        }
-        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
-
-
-def free_collateral(state: AccountState) -> Decimal:
-    """The cross pool's withdrawable before its floor at 0: collateral value + unrealized losses
-    − initial requirement (the tiered IM, or under the portfolio scheme the larger of it and the
-    stress requirement over the margin-call ratio). Negative means the pool does not cover it."""
-    quote = state.quote()
-    return quote.collateral_value + min(ZERO, quote.unrealized_pnl) - state.requirement().initial
-
-
-def account_state_load(account: MarginAccount | int, *, lock: bool) -> AccountState:
-    """The account as it stands. With `lock`, inside a transaction, its row, positions and own
-    ledger accounts are locked in that order (see `margin.services.ledger`)."""
-    account_id = account if isinstance(account, int) else account.pk
-    states = account_states_load([account_id], lock=lock)
-    if account_id not in states:
-        raise ApplicationError("No such margin account.")
-    return states[account_id]
-
-
-def _lock(alias: str, lock: bool) -> str:
-    # Plain SQL rather than the ORM: every write runs these reads, and compiling the querysets
-    # cost more CPU than the rest of the write. SQLite locks the whole database instead.
-    if lock and connection.features.has_select_for_no_key_update:
-        return f" FOR NO KEY UPDATE OF {alias}"
-    return ""
-
-
-def account_states_load(
-    account_ids: Iterable[int], *, lock: bool = False
-) -> dict[int, AccountState]:
-    """Several accounts in seven queries, whatever their number: id → state. With `lock`, the
-    accounts, then their positions, then their ledger accounts are locked, each by primary key."""
-    account_ids = sorted(set(account_ids))
-    if not account_ids:
-        return {}
-    ids = ", ".join(["%s"] * len(account_ids))
-    account_rows = rows(
-        f"SELECT a.id, a.owner_id, t.code, a.reduce_only, a.margin_scheme "
-        f"FROM {table(MarginAccount)} a "
-        f"JOIN {table(CreditTier)} t ON t.id = a.credit_tier_id "
-        f"WHERE a.id IN ({ids}) ORDER BY a.id" + _lock("a", lock),
-        account_ids,
-    )
-    position_rows = rows(
-        "SELECT p.id, p.margin_account_id, i.symbol, u.symbol, p.quantity, p.entry_price, "
-        f"p.leverage, p.margin_mode FROM {table(Position)} p "
-        f"JOIN {table(Instrument)} i ON i.id = p.instrument_id "
-        f"JOIN {table(Asset)} u ON u.id = i.underlying_id "
-        f"WHERE p.margin_account_id IN ({ids}) ORDER BY p.id" + _lock("p", lock),
-        account_ids,
-    )
-    ledger_rows = rows(
-        "SELECT la.id, la.margin_account_id, la.kind, a.symbol, la.position_id, la.balance "
-        f"FROM {table(LedgerAccount)} la JOIN {table(Asset)} a ON a.id = la.asset_id "
-        f"WHERE la.margin_account_id IN ({ids}) ORDER BY la.id" + _lock("la", lock),
-        account_ids,
-    )
-    wallets: dict[int, dict[str, Decimal]] = defaultdict(dict)
-    wallet_ids: dict[int, dict[str, int]] = defaultdict(dict)
-    isolated: dict[int, tuple[int, Decimal]] = {}
-    for pk, account_id, kind, symbol, position_id, balance in ledger_rows:
-        if kind == LedgerAccountKind.WALLET:
-            wallets[account_id][symbol] = decimal(balance)
-            wallet_ids[account_id][symbol] = pk
-        else:
-            isolated[position_id] = (pk, decimal(balance))
-    positions_of: dict[int, dict[str, PositionState]] = defaultdict(dict)
-    for pk, account_id, symbol, underlying, quantity, entry, leverage, mode in position_rows:
-        isolated_id, isolated_balance = isolated.get(pk, (None, ZERO))
-        positions_of[account_id][symbol] = PositionState(
-            instrument=symbol,
-            underlying=underlying,
-            position_id=pk,
-            quantity=decimal(quantity),
-            entry_price=decimal(entry),
-            leverage=decimal(leverage),
-            margin_mode=mode,
-            isolated_margin=isolated_balance,
-            isolated_account_id=isolated_id,
-        )
-    market = market_load()
-    return {
-        account_id: AccountState(
-            account_id=account_id,
-            owner_id=owner_id,
-            credit_tier=credit_tier,
-            reduce_only=bool(reduce_only),
-            wallets=wallets[account_id],
-            wallet_ids=wallet_ids[account_id],
-            positions=positions_of[account_id],
-            margin_scheme=margin_scheme,
-            **market,
-        )
-        for account_id, owner_id, credit_tier, reduce_only, margin_scheme in account_rows
-    }
-
-
-def market_load() -> dict:
-    """What every account is valued on: marks, prices, ids, house accounts and the parameters
-    in force."""
-    instruments = rows(
-        f"SELECT i.id, i.symbol, u.symbol, m.mark_price FROM {table(Instrument)} i "
-        f"JOIN {table(Asset)} u ON u.id = i.underlying_id "
-        f"LEFT JOIN {table(MarkPrice)} m ON m.instrument_id = i.id"
-    )
-    assets = rows(
-        f"SELECT a.id, a.symbol, a.is_settlement, p.price FROM {table(Asset)} a "
-        f"JOIN {table(AssetPrice)} p ON p.asset_id = a.id"
-    )
-    house = rows(
-        f"SELECT la.id, la.kind, a.symbol FROM {table(LedgerAccount)} la "
-        f"JOIN {table(Asset)} a ON a.id = la.asset_id WHERE la.margin_account_id IS NULL"
-    )
-    settlement = next((symbol for _, symbol, is_settlement, _ in assets if is_settlement), None)
-    if settlement is None:
-        raise ApplicationError("No settlement asset is priced: run `manage.py seed_reference`.")
-    return {
-        "marks": {symbol: decimal(mark) for _, symbol, _, mark in instruments if mark is not None},
-        "prices": {symbol: decimal(price) for _, symbol, _, price in assets},
-        "asset_ids": {symbol: pk for pk, symbol, _, _ in assets},
-        "instrument_ids": {symbol: pk for pk, symbol, _, _ in instruments},
-        "underlyings": {symbol: underlying for _, symbol, underlying, _ in instruments},
-        "settlement": settlement,
-        "house_ids": {(kind, symbol): pk for pk, kind, symbol in house},
-        "terms": terms_in_force(),
-    }
 
 
 # Amounts are NUMERIC(38, 18): at most 20 digits before the point.
@@ -476,7 +158,7 @@ def preview_run[P: Plan](
     *, operation: str, account: MarginAccount, plan: Callable[[AccountState], P]
 ) -> Preview:
     """The engine's before and after of `plan` on the account as it stands; writes nothing."""
-    state = account_state_load(account, lock=False)
+    state = account_state_load(account)
     planned = plan(state)
     return Preview(
         operation=operation,
@@ -510,7 +192,7 @@ def write_run[P: Plan](
         )
         if first is not None:
             return Receipt(**first, replayed=True)
-        state = account_state_load(account, lock=True)
+        state = account_state_lock(account)
         if expected_fingerprint is not None and expected_fingerprint != state.fingerprint():
             raise ApplicationError(STALE_PREVIEW, {"fingerprint": "stale"})
         planned = plan(state)

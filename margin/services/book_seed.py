@@ -26,6 +26,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from accounts.models import User
+from margin.db import execute, rows, table
 from margin.errors import ApplicationError
 from margin.models import (
     CreditTier,
@@ -39,11 +40,10 @@ from margin.models import (
     MarginMode,
     Position,
 )
-from margin.services.account_state import market_load
+from margin.selectors.accounts import market_load
 from margin.services.bulk import bulk_write, new_ids
 from margin.services.ledger import QUANTUM
 from margin.services.reference import book_reference_ensure
-from margin.services.sql import execute, rows, table
 
 BOOK_USER_PREFIX = "book-"
 CENT = Decimal("0.01")

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from django.db import connection
 
-from margin.services.sql import rows, table
+from margin.db import rows, table
 
 
 def new_ids(model, count: int) -> list[int]:

@@ -8,10 +8,11 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from margin.desk.cascade import CascadeRound, simulate_cascade
-from margin.desk.selectors import desk_book, insurance_fund_value
+from margin.engine.cascade import CascadeRound, simulate_cascade
 from margin.errors import ApplicationError
 from margin.models import Asset, CascadeRun
+from margin.selectors.book import desk_book
+from margin.selectors.desk import insurance_fund_value
 from margin.services.stress_runs import SCENARIOS, scenario_build
 
 DEFAULT_DEPTH_USD = 5_000_000.0

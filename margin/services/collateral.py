@@ -6,17 +6,16 @@ from decimal import ROUND_DOWN, Decimal
 from margin.engine.reference import effective_haircut_ratio
 from margin.engine.types import ZERO
 from margin.models import JournalKind, LedgerAccountKind, MarginAccount
+from margin.selectors.accounts import AccountState, account_state_load, free_collateral
 from margin.services.account_state import (
-    AccountState,
     Plan,
     Preview,
     Receipt,
-    account_state_load,
     amount_parse,
     as_text,
     asset_check,
-    free_collateral,
     preview_run,
+    wallet_id,
     write_run,
 )
 from margin.services.ledger import QUANTUM, Line, journal_post
@@ -47,7 +46,7 @@ def _transfer_book(*, operation: str, kind: str, sign: int, actor):
             margin_account_id=state.account_id,
             created_by_id=getattr(actor, "pk", None),
             lines=[
-                Line(state.wallet_id(asset), asset_id, sign * amount),
+                Line(wallet_id(state, asset), asset_id, sign * amount),
                 Line(external, asset_id, -sign * amount),
             ],
         )
@@ -196,5 +195,5 @@ def collateral_withdraw_preview(*, account: MarginAccount, asset: str, amount: D
 
 def collateral_max_withdrawal(*, account: MarginAccount, asset: str) -> Decimal:
     """The most of `asset` the account can withdraw now (for the withdraw form)."""
-    state = account_state_load(account, lock=False)
+    state = account_state_load(account)
     return max_withdrawal(state, asset_check(state, asset))

@@ -26,6 +26,7 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
+from margin.db import execute, rows, table
 from margin.engine.funding import funding_payment
 from margin.market.funding import funding_interval, funding_rate_working, funding_time_due
 from margin.models import (
@@ -44,7 +45,6 @@ from margin.models import (
     Position,
 )
 from margin.services.bulk import bulk_write, new_ids
-from margin.services.sql import execute, rows, table
 
 logger = logging.getLogger(__name__)
 

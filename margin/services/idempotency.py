@@ -13,9 +13,9 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from margin.db import execute, rows, table
 from margin.errors import ApplicationError
 from margin.models import IdempotencyRecord
-from margin.services.sql import execute, rows, table
 
 MAX_KEY_LENGTH = IdempotencyRecord._meta.get_field("key").max_length
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from margin.db import execute, insert, table
 from margin.errors import ApplicationError
 from margin.models import (
     Asset,
@@ -24,7 +25,6 @@ from margin.models import (
     LedgerAccountKind,
     MarginAccount,
 )
-from margin.services.sql import execute, insert, table
 
 # NUMERIC(38, 18): every amount posted must already be a multiple of this.
 QUANTUM = Decimal("1e-18")

@@ -26,12 +26,11 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_UP, Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from margin.engine.adl import AdlCandidate, adl_queue
 from margin.engine.liquidation import liquidation_plan, stale_is_material
 from margin.engine.reference import AccountQuote, quote_account
 from margin.engine.scheme import STRESS, Requirement
 from margin.engine.types import AccountInput
-from margin.market.adl import AdlCandidate, adl_queue
-from margin.market.selectors import unfit_prices
 from margin.models import (
     AccountEvent,
     Asset,
@@ -47,8 +46,9 @@ from margin.models import (
     Position,
     RevaluationTick,
 )
-from margin.selectors import engine_accounts
-from margin.services.account_state import account_state_load, as_text
+from margin.selectors.accounts import account_state_load, engine_accounts
+from margin.selectors.market import unfit_prices
+from margin.services.account_state import as_text
 from margin.services.audit import audit_record
 from margin.services.ledger import QUANTUM, Line, journal_post, wallet_accounts_ensure
 from margin.services.notifications import notification_create
@@ -783,7 +783,7 @@ def liquidation_run(*, account_id: int, tick_id: int, now: datetime | None = Non
     engine_account = engine_accounts([account_id])[account_id]
     positions = _positions_by_engine_id(account)
     quote = quote_account(engine_account)
-    requirement = account_state_load(account, lock=False).requirement()
+    requirement = account_state_load(account).requirement()
     liquidation.margin_ratio_before = _stored_ratio(requirement.margin_ratio)
     unfit = account_unfit_prices(
         engine_account,
@@ -828,7 +828,7 @@ def liquidation_run(*, account_id: int, tick_id: int, now: datetime | None = Non
         after, _ = ctx.quote()
 
     liquidation.margin_ratio_after = _stored_ratio(
-        account_state_load(account, lock=False).requirement().margin_ratio
+        account_state_load(account).requirement().margin_ratio
     )
     liquidation.status = Liquidation.Status.DONE
     liquidation.completed_at = timezone.now()

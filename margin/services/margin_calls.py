@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from margin.market.states import LEVEL
+from margin.engine.states import LEVEL
 from margin.models import AccountEvent, AccountState, AuditEntry, MarginAccount
 from margin.services.audit import audit_records
 

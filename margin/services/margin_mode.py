@@ -16,17 +16,17 @@ from margin.engine.types import CROSS, ISOLATED, ZERO
 from margin.errors import ApplicationError
 from margin.models import JournalKind, MarginAccount
 from margin.numbers import money_text
+from margin.selectors.accounts import AccountState, PositionState, free_collateral
 from margin.services.account_state import (
-    AccountState,
     Plan,
-    PositionState,
     Preview,
     Receipt,
     amount_parse,
     as_text,
-    free_collateral,
     instrument_check,
+    isolated_id,
     preview_run,
+    wallet_id,
     write_run,
 )
 from margin.services.ledger import Line, journal_post
@@ -89,8 +89,8 @@ def _book(*, operation: str, actor) -> Callable[[AccountState, PositionPlan], Re
         journal = None
         if plan.into_isolated:
             settle = state.asset_ids[state.settlement]
-            wallet = state.wallet_id(state.settlement)
-            isolated = state.isolated_id(plan.instrument, position_id)
+            wallet = wallet_id(state, state.settlement)
+            isolated = isolated_id(state, plan.instrument, position_id)
             journal = journal_post(
                 kind=JournalKind.ISOLATED_TRANSFER,
                 margin_account_id=state.account_id,

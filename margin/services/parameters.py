@@ -20,20 +20,19 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from margin.desk.impact import parameter_impact
-from margin.desk.selectors import desk_book
 from margin.engine.errors import EngineInputError
+from margin.engine.parameter_impact import parameter_impact
 from margin.engine.parameters import (
     SCALAR_NAMES,
     NumberLimit,
     ParameterVersionInput,
     parameter_problems,
 )
+from margin.engine.states import Thresholds, next_levels
 from margin.engine.stress import stress_margin
 from margin.engine.types import BracketTable, CreditTier, HaircutTier
 from margin.engine.vector import BracketMatrix, HaircutMatrix, revalue
 from margin.errors import ApplicationError
-from margin.market.states import Thresholds, next_levels
 from margin.models import (
     Asset,
     Bracket,
@@ -49,10 +48,11 @@ from margin.models import CreditTier as CreditTierRow
 from margin.models import (
     HaircutTier as HaircutTierRow,
 )
+from margin.selectors.book import desk_book
+from margin.selectors.parameters import engine_terms, parameters_in_force
+from margin.selectors.volatility import stress_model
 from margin.services.audit import audit_record
 from margin.services.proposals import DEFAULT_TTL, proposal_create
-from margin.services.reference import engine_terms, parameters_in_force
-from margin.services.volatility import stress_model
 
 # The version's own figures a change may set (its child tables are set per symbol): the
 # engine's validator names them once.

@@ -14,6 +14,7 @@ from typing import Literal
 from django.db.models import Q
 from django.utils import timezone
 
+from margin.db import execute, insert, table
 from margin.engine.types import ZERO
 from margin.errors import ApplicationError
 from margin.models import (
@@ -25,21 +26,20 @@ from margin.models import (
     Position,
 )
 from margin.numbers import money_text
+from margin.selectors.accounts import AccountState, PositionState, free_collateral
 from margin.services.account_state import (
-    AccountState,
     Plan,
-    PositionState,
     Preview,
     Receipt,
     amount_parse,
     as_text,
-    free_collateral,
     instrument_check,
+    isolated_id,
     preview_run,
+    wallet_id,
     write_run,
 )
 from margin.services.ledger import QUANTUM, Line, journal_post
-from margin.services.sql import execute, insert, table
 
 type Side = Literal["buy", "sell"]
 SIDES: dict[str, int] = {"buy": 1, "sell": -1}
@@ -263,14 +263,14 @@ def _fill_book(*, operation: str, reason: str, journal_kind: str, fee_kind: str,
             realized_pnl=plan.math.realized_pnl,
         )
         settle, symbol = state.asset_ids[state.settlement], state.settlement
-        wallet = state.wallet_id(symbol)
+        wallet = wallet_id(state, symbol)
         cash = plan.math.realized_pnl - plan.fee
         lines = [
             Line(state.house_id(LedgerAccountKind.MARKET, symbol), settle, -plan.math.realized_pnl),
             Line(state.house_id(fee_kind, symbol), settle, plan.fee),
         ]
         if moved.is_isolated:
-            isolated = state.isolated_id(plan.instrument, position_id)
+            isolated = isolated_id(state, plan.instrument, position_id)
             insurance = state.house_id(LedgerAccountKind.INSURANCE, symbol)
             lines += [
                 Line(isolated, settle, cash + plan.isolated_transfer + plan.insurance_cover),

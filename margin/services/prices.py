@@ -1,7 +1,7 @@
 """Writes of prices: source quotes in, guarded index and mark out, history kept.
 
 `demo_market_step` is the demo market (a source); `prices_refresh` is what a real deployment
-runs too: it reads every source's latest quote, guards them (`margin.market.guard`: age limit,
+runs too: it reads every source's latest quote, guards them (`margin.engine.guard`: age limit,
 move limit, capping to the median, quorum), sets each mark to the median of three
 (`margin.engine.prices.mark_price`), and updates AssetPrice/MarkPrice (the latest prices every
 service reads, an uncertain one with why) and their history.
@@ -18,6 +18,7 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from margin.engine.guard import GuardedPrice, guarded_price
 from margin.engine.prices import (
     NO_QUORUM,
     IndexRules,
@@ -25,6 +26,7 @@ from margin.engine.prices import (
     seconds_to_funding,
     smoothed_basis,
 )
+from margin.engine.quotes import PERP, SPOT, Quote
 from margin.market.demo import (
     JUMP_RATE,
     MarketState,
@@ -33,8 +35,6 @@ from margin.market.demo import (
     venue_quotes,
 )
 from margin.market.funding import last_funding_rates
-from margin.market.guard import GuardedPrice, guarded_price
-from margin.market.quotes import PERP, SPOT, Quote
 from margin.models import (
     Asset,
     AssetPrice,
@@ -47,7 +47,7 @@ from margin.models import (
     SimulatedAsset,
     SourceQuote,
 )
-from margin.services.reference import parameters_in_force
+from margin.selectors.parameters import parameters_in_force
 
 logger = logging.getLogger(__name__)
 

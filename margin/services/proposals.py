@@ -24,11 +24,11 @@ from margin.models import (
     Proposal,
 )
 from margin.numbers import money_text, price_text, quantity_text
+from margin.selectors.parameters import parameters_in_force
 from margin.services.audit import audit_record
 from margin.services.liquidation import stale_prices_now
 from margin.services.notifications import notification_send
 from margin.services.positions import closing_side, position_fill, slipped_price
-from margin.services.reference import parameters_in_force
 
 DEFAULT_TTL = timedelta(hours=24)
 MAX_TTL = timedelta(days=7)

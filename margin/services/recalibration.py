@@ -24,9 +24,9 @@ from accounts.services import user_ensure
 from margin.engine.backtest import coverage_backtest
 from margin.engine.recalibration import covering_rate, drifted
 from margin.models import AssetPriceHistory, Bracket, HaircutTier, ParameterVersion, Proposal
+from margin.selectors.parameters import parameters_in_force
 from margin.services.parameters import parameter_impact_preview
 from margin.services.proposals import proposal_create
-from margin.services.reference import parameters_in_force
 
 SERVICE_USERNAME = "recalibration"
 RATE_STEP = Decimal("0.0001")

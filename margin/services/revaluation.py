@@ -27,11 +27,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from margin.engine.scheme import PORTFOLIO, scheme_figures
-from margin.engine.stress import stress_margin
-from margin.engine.vector import Revaluation, revalue, sum_by
-from margin.errors import ApplicationError
-from margin.market.selectors import stale_symbols, unfit_prices
-from margin.market.states import (
+from margin.engine.states import (
     LEVEL,
     STATES,
     Thresholds,
@@ -39,6 +35,9 @@ from margin.market.states import (
     next_levels,
     worst_ratio,
 )
+from margin.engine.stress import stress_margin
+from margin.engine.vector import Revaluation, revalue, sum_by
+from margin.errors import ApplicationError
 from margin.models import (
     AccountEvent,
     AccountState,
@@ -51,13 +50,14 @@ from margin.models import (
     RevaluationShard,
     RevaluationTick,
 )
-from margin.selectors import engine_book
+from margin.selectors.book import engine_book
+from margin.selectors.market import stale_symbols, unfit_prices
+from margin.selectors.parameters import parameters_in_force
+from margin.selectors.volatility import tick_stress_model, tick_volatility
 from margin.services.audit import audit_records
 from margin.services.expiry import futures_expiry_run
 from margin.services.funding import funding_settle_due
 from margin.services.margin_calls import deadline_of, margin_call_deadlines_apply
-from margin.services.reference import parameters_in_force
-from margin.services.volatility import tick_stress_model, tick_volatility
 
 logger = logging.getLogger(__name__)
 

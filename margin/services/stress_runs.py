@@ -1,5 +1,5 @@
 """Stress tests of the whole book: the scenario library turned into asset moves from the
-database (price history, the parameters in force), run by `margin.desk.stress`, and saved."""
+database (price history, the parameters in force), run by `margin.engine.book_stress`, and saved."""
 
 import time
 from dataclasses import dataclass
@@ -8,14 +8,8 @@ from math import sqrt
 
 import numpy as np
 
-from margin.desk.selectors import (
-    desk_book,
-    insurance_fund_value,
-    latest_complete_tick,
-    price_history,
-    risk_asset_symbols,
-)
-from margin.desk.shocks import (
+from margin.engine.book_stress import RATIO_BUCKETS, StressResult, stress_book
+from margin.engine.shocks import (
     FLOOR_MOVE,
     correlated_crash,
     depeg,
@@ -23,12 +17,17 @@ from margin.desk.shocks import (
     uniform_shock,
     volatility_scaled_shock,
 )
-from margin.desk.stress import RATIO_BUCKETS, StressResult, stress_book
 from margin.errors import ApplicationError
 from margin.models import ParameterVersion, StressRun
-from margin.selectors import BookSlice
-from margin.services.reference import parameters_in_force
-from margin.services.volatility import tick_stress_model
+from margin.selectors.book import BookSlice, desk_book
+from margin.selectors.desk import (
+    insurance_fund_value,
+    latest_complete_tick,
+    price_history,
+    risk_asset_symbols,
+)
+from margin.selectors.parameters import parameters_in_force
+from margin.selectors.volatility import tick_stress_model
 
 # A replay is measured at this many evenly spaced steps of the stretch, the worst one kept.
 REPLAY_STEPS = 8

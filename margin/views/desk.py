@@ -5,7 +5,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import desk_required, proposer_required
-from margin.desk.forms import (
+from margin.filters import QueueFilter
+from margin.forms.desk import (
     AssignForm,
     CaseOpenForm,
     CloseForm,
@@ -16,10 +17,8 @@ from margin.desk.forms import (
     NoteForm,
     ReduceOnlyForm,
 )
-from margin.desk.review import account_review
-from margin.desk.selectors import latest_complete_tick, queue_snapshots
-from margin.filters import QueueFilter
 from margin.models import Case, MarginAccount, Proposal
+from margin.selectors.desk import account_review, latest_complete_tick, queue_snapshots
 from margin.services import desk as desk_services
 from margin.services.proposals import (
     credit_tier_change_propose,

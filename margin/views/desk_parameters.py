@@ -7,16 +7,15 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.access import desk_required, proposer_required
-from margin.desk.forms import ParameterChangeForm
 from margin.errors import ApplicationError
+from margin.forms.desk import ParameterChangeForm
 from margin.market.funding import dated_futures, funding_outlooks
-from margin.selectors import version_terms
+from margin.selectors.parameters import parameters_in_force, version_terms
 from margin.services.parameters import (
     disclosed_versions,
     parameter_change_propose,
     parameter_impact_preview,
 )
-from margin.services.reference import parameters_in_force
 from margin.views.desk_common import form_errors
 
 

@@ -6,9 +6,9 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.access import desk_required
-from margin.market.selectors import guard_events, index_prices, mark_prices
 from margin.models import GuardRejection
-from margin.services.reference import parameters_in_force
+from margin.selectors.market import guard_events, index_prices, mark_prices
+from margin.selectors.parameters import parameters_in_force
 from margin.views.rendering import query_without_page
 
 

@@ -6,7 +6,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import approver_required, desk_required
 from accounts.roles import APPROVE
-from margin.desk.forms import DecisionForm
+from margin.forms.desk import DecisionForm
 from margin.models import Proposal
 from margin.services.proposals import proposal_approve, proposal_reject
 from margin.views.desk_common import act, form_errors

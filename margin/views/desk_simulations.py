@@ -7,10 +7,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import desk_required
-from margin.desk.forms import CascadeForm, ScenarioForm
-from margin.desk.selectors import exposure_heat_map, latest_complete_tick, ratio_heat_map
 from margin.errors import ApplicationError
+from margin.forms.desk import CascadeForm, ScenarioForm
 from margin.models import CascadeRun, StressRun
+from margin.selectors.desk import exposure_heat_map, latest_complete_tick, ratio_heat_map
 from margin.services.cascade import cascade_run_start
 from margin.services.stress_runs import stress_run_create
 from margin.views.desk_common import form_errors, sparkline

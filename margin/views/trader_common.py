@@ -3,7 +3,7 @@
 from functools import wraps
 
 from accounts.access import trader_required
-from margin.selectors import account_of_user_or_404
+from margin.selectors.accounts import account_of_user_or_404
 
 DASHBOARD = "margin/account_detail.html"
 

@@ -24,11 +24,11 @@ from margin.engine.scheme import Requirement
 from margin.engine.stress import AccountStress, StressModel, account_stress
 from margin.engine.types import AccountInput, CollateralLine, PositionInput
 from margin.market.funding import FundingOutlook, cumulative_funding, funding_outlooks
-from margin.market.selectors import latest_snapshot
 from margin.models import MarginAccount, ParameterVersion
-from margin.services.account_state import AccountState, PositionState, account_state_load
-from margin.services.reference import parameters_in_force
-from margin.services.volatility import stress_model
+from margin.selectors.accounts import AccountState, PositionState, account_state_load
+from margin.selectors.market import latest_snapshot
+from margin.selectors.parameters import parameters_in_force
+from margin.selectors.volatility import stress_model
 from margin.views.trader_gauge import Gauge, Thresholds, ratio_gauge
 
 
@@ -218,7 +218,7 @@ def position_rows(
 
 def account_figures(account: MarginAccount) -> AccountFigures:
     """Every figure of the account's pages; a constant number of queries whatever it holds."""
-    state = account_state_load(account, lock=False)
+    state = account_state_load(account)
     account_input = state.engine_input()
     quote = state.quote()
     requirement = state.requirement()

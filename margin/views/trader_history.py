@@ -7,10 +7,10 @@ from django.core.paginator import Paginator
 from django.views.decorators.http import require_POST
 
 from accounts.access import trader_required
-from margin.forms import HistoryFilterForm
-from margin.market.selectors import unread_notifications
+from margin.forms.trader import HistoryFilterForm
 from margin.models import AccountEvent, Fill, Notification
-from margin.selectors import ledger_history
+from margin.selectors.ledger import ledger_history
+from margin.selectors.market import unread_notifications
 from margin.services.notifications import notifications_acknowledge, notifications_mark_read
 from margin.views.rendering import (
     query_without_page,

@@ -19,9 +19,9 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from margin.engine.reference import AccountQuote, PositionQuote
 from margin.errors import ApplicationError
-from margin.forms import (
+from margin.forms.fields import IdempotentForm
+from margin.forms.trader import (
     CollateralForm,
-    IdempotentForm,
     IsolatedMarginForm,
     LeverageForm,
     MarginModeForm,
@@ -29,7 +29,7 @@ from margin.forms import (
 )
 from margin.input_limits import NUMBER_OUT_OF_RANGE
 from margin.models import MarginAccount, MarginMode
-from margin.services.account_state import AccountState, PositionState, account_state_load
+from margin.selectors.accounts import AccountState, PositionState, account_state_load
 from margin.services.collateral import (
     collateral_deposit,
     collateral_deposit_preview,
@@ -268,7 +268,7 @@ class Subject:
 
 
 def _subject(account: MarginAccount, symbol: str | None) -> Subject:
-    state = account_state_load(account, lock=False)
+    state = account_state_load(account)
     if symbol is None:
         return Subject(state, None)
     position = state.positions.get(symbol)

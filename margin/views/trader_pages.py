@@ -19,12 +19,12 @@ from margin.engine.explain import (
 from margin.engine.reference import quote_account
 from margin.engine.scheme import explain_requirement
 from margin.errors import ApplicationError
-from margin.forms import AccountOpenForm
-from margin.market.selectors import snapshot_history
+from margin.forms.trader import AccountOpenForm
 from margin.models import Asset, MarginSnapshot, Position
-from margin.selectors import accounts_of, engine_accounts
+from margin.selectors.accounts import accounts_of, engine_accounts
+from margin.selectors.market import snapshot_history
+from margin.selectors.parameters import parameters_in_force
 from margin.services.ledger import margin_account_open
-from margin.services.reference import parameters_in_force
 from margin.views.rendering import render_page_or_fragment, render_partial
 from margin.views.trader_common import DASHBOARD, with_account
 from margin.views.trader_figures import account_figures, position_rows, thresholds_of

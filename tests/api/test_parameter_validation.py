@@ -5,12 +5,12 @@ and approval answered 500 on the numbers too large to store)."""
 import pytest
 from django.urls import reverse
 
-from margin.desk.selectors import desk_book
 from margin.errors import ApplicationError
 from margin.models import ParameterVersion, Proposal
+from margin.selectors.book import desk_book
+from margin.selectors.parameters import parameters_in_force
 from margin.services.parameters import _trial_tick
 from margin.services.proposals import proposal_create
-from margin.services.reference import parameters_in_force
 from tests.api.conftest import post
 from tests.api.test_desk import leveraged  # noqa: F401  (fixture)
 

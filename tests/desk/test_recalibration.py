@@ -9,9 +9,9 @@ import pytest
 from django.utils import timezone
 
 from margin.models import Asset, AssetPriceHistory, Bracket, Proposal
+from margin.selectors.parameters import parameters_in_force
 from margin.services.proposals import proposal_approve
 from margin.services.recalibration import POLICY, recalibration_propose
-from margin.services.reference import parameters_in_force
 
 SAMPLE_S = POLICY.sample_s
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from margin.desk import review as review_module
 from margin.models import MarginSnapshot
+from margin.selectors import desk as review_module
 from margin.services.revaluation import revaluation_tick_run
 from tests.desk.conftest import move_btc
 
@@ -20,7 +20,7 @@ def test_review_plots_the_latest_ratios_oldest_first(client, officer, book, mark
     for price in (84000, 83000, 82000):
         move_btc(market, price)
         revaluation_tick_run(now=market())
-    monkeypatch.setattr(review_module, "HISTORY_POINTS", 3)
+    monkeypatch.setattr(review_module, "RATIO_HISTORY_POINTS", 3)
     newest = list(
         MarginSnapshot.objects.filter(account=account)
         .order_by("-tick_id")

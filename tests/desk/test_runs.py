@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from margin.desk.selectors import insurance_fund_value
 from margin.engine.reference import quote_account
 from margin.models import CascadeRun, StressRun
-from margin.selectors import engine_accounts
+from margin.selectors.accounts import engine_accounts
+from margin.selectors.desk import insurance_fund_value
 from margin.services.cascade import cascade_run_execute
 from margin.services.liquidation import insurance_fund_deposit
 from tests.desk.books import at_prices
@@ -135,8 +135,8 @@ def test_volatility_scenarios_use_the_ticks_stress_model_over_the_stress_horizon
     from datetime import timedelta
 
     from margin.models import Asset, AssetPriceHistory
+    from margin.selectors.volatility import period_end, return_period_s
     from margin.services.revaluation import revaluation_tick_run
-    from margin.services.volatility import period_end, return_period_s
     from tests.revaluation.factories import funded_account
 
     settings.DEMO_MARKET_ENABLED, settings.DEMO_MARKET_SPEED = True, 60
@@ -177,8 +177,8 @@ def test_volatility_scenario_without_a_tick_is_refused_with_a_message(client, of
 
 
 def test_desk_book_is_reused_until_the_book_changes_and_always_has_fresh_prices(book):
-    from margin.desk.selectors import desk_book
     from margin.models import MarkPrice
+    from margin.selectors.book import desk_book
     from tests.ledger.support import fund
 
     # given

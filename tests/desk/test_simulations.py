@@ -6,10 +6,10 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from margin.desk.cascade import simulate_cascade
-from margin.desk.shocks import correlated_crash, depeg, replay_moves, uniform_shock
-from margin.desk.stress import stress_book
+from margin.engine.book_stress import stress_book
+from margin.engine.cascade import simulate_cascade
 from margin.engine.reference import quote_account
+from margin.engine.shocks import correlated_crash, depeg, replay_moves, uniform_shock
 from margin.engine.vector import book_from_accounts
 from tests.desk.books import PRICES, at_prices, random_accounts
 

@@ -22,7 +22,7 @@ def test_demo_tables_are_binance_tables(symbol):
 def test_benchmark_prints_its_figures_last():
     run = run_python(
         "-m",
-        "margin.engine.bench",
+        "margin.bench.engine",
         "--positions",
         "3000",
         "--accounts",

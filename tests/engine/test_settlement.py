@@ -14,8 +14,8 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from margin.desk.shocks import depeg, shocked_prices
 from margin.engine.reference import quote_account
+from margin.engine.shocks import depeg, shocked_prices
 from margin.engine.types import AccountInput, CollateralLine
 from margin.engine.vector import book_from_accounts, revalue
 from tests.engine.agreement import assert_vector_matches_reference

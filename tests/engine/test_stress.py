@@ -230,7 +230,7 @@ def test_a_scenario_loss_is_minus_the_exposures_moved():
 
 
 def test_blocks_and_threads_change_nothing(monkeypatch):
-    from margin.engine.bench import random_book
+    from margin.bench.engine import random_book
 
     demo = random_book(4000, 700, seed=5)
     vol, cov = ewma_covariance(demo.price_history)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from margin.bench.engine import random_book
 from margin.engine import vector
-from margin.engine.bench import random_book
 from margin.engine.demo import INSTRUMENTS
 from margin.engine.vector import BracketMatrix, FloorGrid, revalue
 

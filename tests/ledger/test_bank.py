@@ -24,7 +24,8 @@ from psycopg.errors import DeadlockDetected
 
 from margin.errors import ApplicationError
 from margin.models import AssetPrice, LedgerAccount, MarkPrice, Position
-from margin.selectors import ledger_differences
+from margin.selectors.ledger import ledger_differences
+from margin.selectors.parameters import engine_terms
 from margin.services.collateral import collateral_deposit, collateral_withdraw
 from margin.services.margin_mode import (
     isolated_margin_add,
@@ -32,7 +33,7 @@ from margin.services.margin_mode import (
     position_margin_mode_switch,
 )
 from margin.services.positions import position_market_fill
-from margin.services.reference import engine_terms, reference_data_ensure
+from margin.services.reference import reference_data_ensure
 from tests.factories import MarginAccountFactory
 from tests.ledger.support import new_key
 

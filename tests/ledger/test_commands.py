@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from margin.models import Fill, LedgerAccount, MarginAccount, ParameterVersion, Position
-from margin.selectors import engine_book, ledger_differences
+from margin.selectors.book import engine_book
+from margin.selectors.ledger import ledger_differences
 from margin.services.demo_book import DEMO_INSURANCE_FUND
 from margin.services.prices import market_tick_run
 from margin.services.reference import reference_data_ensure

@@ -5,7 +5,8 @@ from decimal import Decimal
 from django.utils import timezone
 
 from margin.models import Asset, Bracket, CreditTierTerms, HaircutTier, Instrument, ParameterVersion
-from margin.services.reference import engine_terms, parameters_in_force, reference_data_ensure
+from margin.selectors.parameters import engine_terms, parameters_in_force
+from margin.services.reference import reference_data_ensure
 from tests.engine.support import VECTORS_DIR
 
 VECTORS = VECTORS_DIR / "binance_brackets_2024_10.json"

@@ -7,13 +7,9 @@ from django.http import Http404
 from margin.engine.reference import quote_account
 from margin.engine.vector import revalue
 from margin.models import CreditTier, JournalKind
-from margin.selectors import (
-    account_of_user_or_404,
-    accounts_of,
-    engine_accounts,
-    engine_book,
-    ledger_history,
-)
+from margin.selectors.accounts import account_of_user_or_404, accounts_of, engine_accounts
+from margin.selectors.book import engine_book
+from margin.selectors.ledger import ledger_history
 from margin.services.margin_mode import position_margin_mode_switch
 from margin.services.positions import position_market_fill
 from tests.factories import MarginAccountFactory

@@ -3,8 +3,8 @@
 from decimal import Decimal
 from itertools import count
 
+from margin.engine.quotes import PERP, SPOT, Quote
 from margin.market.demo import VENUES
-from margin.market.quotes import PERP, SPOT, Quote
 from margin.models import CreditTier, Instrument, MarginAccount
 from margin.services.collateral import collateral_deposit
 from margin.services.positions import position_market_fill

@@ -20,7 +20,7 @@ from margin.models import (
     Notification,
     Position,
 )
-from margin.selectors import ledger_differences, ledger_history
+from margin.selectors.ledger import ledger_differences, ledger_history
 from margin.services.expiry import futures_expiry_run, next_quarterly_expiry
 from margin.services.margin_mode import position_margin_mode_switch
 from margin.services.positions import position_market_fill

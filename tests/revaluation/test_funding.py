@@ -28,7 +28,8 @@ from margin.models import (
     MarkPriceHistory,
     Position,
 )
-from margin.selectors import account_quote, ledger_differences, ledger_history
+from margin.selectors.accounts import account_quote
+from margin.selectors.ledger import ledger_differences, ledger_history
 from margin.services.funding import funding_settle_due
 from margin.services.margin_mode import position_margin_mode_switch
 from margin.services.revaluation import revaluation_tick_run

@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from margin.models import FundingPayment, FundingRate, Journal, JournalKind, LedgerAccount, Position
-from margin.selectors import ledger_differences
+from margin.selectors.ledger import ledger_differences
 from margin.services.reference import reference_data_ensure
 from margin.tasks import revaluation_tick
 from tests.celery_procs import celery_env, wait_for

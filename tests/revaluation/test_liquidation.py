@@ -20,7 +20,8 @@ from margin.models import (
     Proposal,
     SimulatedAsset,
 )
-from margin.selectors import account_quote, ledger_differences
+from margin.selectors.accounts import account_quote
+from margin.selectors.ledger import ledger_differences
 from margin.services.liquidation import insurance_fund_deposit, liquidation_run
 from margin.services.margin_mode import position_margin_mode_switch
 from margin.services.prices import demo_market_step, prices_refresh

@@ -16,9 +16,8 @@ from rest_framework.test import APIClient
 
 from accounts.roles import RISK_OFFICER, TRADER
 from margin.engine.prices import funding_basis_price, seconds_to_funding
+from margin.engine.quotes import PERP, SPOT, Quote
 from margin.market.demo import VENUES
-from margin.market.quotes import PERP, SPOT, Quote
-from margin.market.selectors import latest_snapshot, price_unfit_reason
 from margin.models import (
     AccountEvent,
     AccountState,
@@ -31,6 +30,7 @@ from margin.models import (
     ParameterVersion,
     SourceQuote,
 )
+from margin.selectors.market import latest_snapshot, price_unfit_reason
 from margin.services.liquidation import liquidation_run
 from margin.services.prices import prices_refresh, quotes_record
 from margin.services.revaluation import revaluation_tick_run

@@ -4,9 +4,8 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from margin.engine.quotes import PERP, SPOT, Quote
 from margin.market.demo import VENUES
-from margin.market.quotes import PERP, SPOT, Quote
-from margin.market.selectors import price_history, stale_symbols
 from margin.models import (
     Asset,
     AssetPrice,
@@ -16,6 +15,7 @@ from margin.models import (
     MarkPrice,
     SourceQuote,
 )
+from margin.selectors.market import price_history, stale_symbols
 from margin.services.prices import (
     demo_market_step,
     market_tick_run,

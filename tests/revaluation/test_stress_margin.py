@@ -10,7 +10,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from margin.errors import ApplicationError
-from margin.market.selectors import latest_snapshot
 from margin.models import (
     AccountState,
     Asset,
@@ -22,12 +21,13 @@ from margin.models import (
     Position,
     VolatilityFloor,
 )
-from margin.selectors import ledger_differences
-from margin.services.account_state import account_state_load
+from margin.selectors.accounts import account_state_load
+from margin.selectors.ledger import ledger_differences
+from margin.selectors.market import latest_snapshot
+from margin.selectors.volatility import PERIODS_PER_DAY, period_end, return_period_s
 from margin.services.collateral import collateral_max_withdrawal, collateral_withdraw
 from margin.services.liquidation import liquidation_run
 from margin.services.revaluation import revaluation_tick_run
-from margin.services.volatility import PERIODS_PER_DAY, period_end, return_period_s
 from tests.revaluation.factories import funded_account, market_prices
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +54,7 @@ def test_without_history_the_stress_margin_is_the_floor_never_zero(market, later
 def test_a_new_asset_the_estimate_never_saw_takes_the_highest_floor(market, later):
     # given: an asset listed after version 1 was published, with no floor of its own
     Asset.objects.create(symbol="NEWCOIN", name="New coin")
-    from margin.services.reference import engine_terms
+    from margin.selectors.parameters import engine_terms
 
     terms = engine_terms(ParameterVersion.objects.get(number=1))
     # then
@@ -186,7 +186,7 @@ def test_a_portfolio_account_is_liquidated_on_its_stress_requirement(market, lat
     assert liquidation.margin_ratio_before >= 1
     position = Position.objects.get(margin_account=account)
     assert 0 < position.quantity < Decimal("0.2")
-    requirement = account_state_load(account, lock=False).requirement()
+    requirement = account_state_load(account).requirement()
     assert requirement.binding == "stress"
     assert requirement.margin_ratio < Decimal("0.8")
     assert liquidation.margin_ratio_after == pytest.approx(
@@ -201,7 +201,7 @@ def test_under_the_portfolio_scheme_a_withdrawal_keeps_the_stress_requirement_co
     # 0.8 that is an initial requirement of about 3,040, above the tiered IM.
     standard = funded_account(usdt="5000", fills=[("SOLUSDT", "buy", "100")])
     portfolio = _portfolio(funded_account(usdt="5000", fills=[("SOLUSDT", "buy", "100")]))
-    requirement = account_state_load(portfolio, lock=False).requirement()
+    requirement = account_state_load(portfolio).requirement()
     assert requirement.binding == "stress"
     assert requirement.initial == pytest.approx(requirement.maintenance / Decimal("0.8"))
     # when / then: 2,300 USDT leaves the standard account, not the portfolio one

@@ -2,12 +2,6 @@ from decimal import Decimal
 
 import pytest
 
-from margin.market.selectors import (
-    latest_snapshot,
-    position_figures,
-    snapshot_history,
-    unread_notifications,
-)
 from margin.models import (
     AccountEvent,
     AccountState,
@@ -17,7 +11,13 @@ from margin.models import (
     RevaluationShard,
     RevaluationTick,
 )
-from margin.selectors import account_quote
+from margin.selectors.accounts import account_quote
+from margin.selectors.market import (
+    latest_snapshot,
+    position_figures,
+    snapshot_history,
+    unread_notifications,
+)
 from margin.services.margin_mode import position_margin_mode_switch
 from margin.services.notifications import (
     notification_create,

@@ -15,7 +15,7 @@ from margin.models import (
     MarkPrice,
     ParameterVersion,
 )
-from margin.services.reference import parameters_in_force
+from margin.selectors.parameters import parameters_in_force
 from tests.revaluation.factories import funded_account
 
 

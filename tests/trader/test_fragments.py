@@ -15,9 +15,9 @@ from margin.engine.explain import format_number
 from margin.engine.reference import quote_account
 from margin.engine.stress import account_stress
 from margin.models import MarkPrice, Notification
-from margin.selectors import engine_accounts
+from margin.selectors.accounts import engine_accounts
+from margin.selectors.volatility import stress_model_now
 from margin.services.revaluation import revaluation_tick_run
-from margin.services.volatility import stress_model_now
 from margin.templatetags.numbers import money, percent, price
 from margin.views.trader_whatif import Shock, shocked_input
 from tests.revaluation.factories import funded_account

@@ -25,7 +25,6 @@ from margin.api.views.base import ApiView
 from margin.engine.explain import explain_account
 from margin.engine.reference import quote_account
 from margin.engine.request import render_quote
-from margin.market.selectors import with_latest_snapshot_ids, with_latest_snapshots
 from margin.models import (
     Entry,
     FundingPayment,
@@ -34,13 +33,14 @@ from margin.models import (
     MarginAccount,
     Position,
 )
-from margin.selectors import (
+from margin.selectors.accounts import (
     account_of_user_or_404,
     account_quote,
+    account_state_load,
     accounts_of,
-    ledger_history,
 )
-from margin.services.account_state import account_state_load
+from margin.selectors.ledger import ledger_history
+from margin.selectors.market import with_latest_snapshot_ids, with_latest_snapshots
 
 
 def _own_accounts(user):
@@ -178,7 +178,7 @@ class AccountExplain(TraderView):
         responses={200: QUOTE_ANSWER},
     )
     def get(self, request, account_id: int):
-        state = account_state_load(self.account(), lock=False)
+        state = account_state_load(self.account())
         symbols = {p.engine_id: p.instrument for p in state.positions.values()}
         engine_input = state.engine_input()
         engine_input = replace(

@@ -20,7 +20,6 @@ from margin.api.idempotency import idempotent
 from margin.api.permissions import IsApprover, IsDesk, IsProposer
 from margin.api.views.accounts import account_detail
 from margin.api.views.base import ApiView
-from margin.desk.selectors import latest_complete_tick, queue_snapshots
 from margin.errors import ApplicationError
 from margin.filters import QueueFilter
 from margin.models import (
@@ -33,6 +32,7 @@ from margin.models import (
     Proposal,
     StressRun,
 )
+from margin.selectors.desk import latest_complete_tick, queue_snapshots
 from margin.services import desk as desk_services
 from margin.services.cascade import cascade_run_start
 from margin.services.parameters import parameter_change_propose, parameter_impact_preview

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from margin.api.desk_serializers import ParameterVersionSerializer
-from margin.selectors import version_terms
+from margin.selectors.parameters import version_terms
 from margin.services.parameters import SCALAR_FIELDS, disclosed_versions
 
 # The version's own columns; its child tables are grouped by symbol beside them.

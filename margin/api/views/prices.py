@@ -11,8 +11,8 @@ from rest_framework.response import Response
 from margin.api import serializers as s
 from margin.api.permissions import IsDesk
 from margin.api.views.base import ApiView
-from margin.market.selectors import guard_events, index_prices, mark_prices
-from margin.services.reference import parameters_in_force
+from margin.selectors.market import guard_events, index_prices, mark_prices
+from margin.selectors.parameters import parameters_in_force
 
 
 class Prices(ApiView):

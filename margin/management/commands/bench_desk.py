@@ -9,17 +9,17 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from margin.desk.cascade import simulate_cascade
-from margin.desk.selectors import (
-    desk_book,
+from margin.engine.cascade import simulate_cascade
+from margin.errors import ApplicationError
+from margin.filters import QueueFilter
+from margin.models import AssetPriceHistory, MarginAccount
+from margin.selectors.book import desk_book
+from margin.selectors.desk import (
     insurance_fund_value,
     latest_complete_tick,
     queue_snapshots,
     risk_asset_symbols,
 )
-from margin.errors import ApplicationError
-from margin.filters import QueueFilter
-from margin.models import AssetPriceHistory, MarginAccount
 from margin.services.prices import market_tick_run
 from margin.services.revaluation import revaluation_tick_run
 from margin.services.stress_runs import scenario_build, stress_measure

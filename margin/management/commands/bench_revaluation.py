@@ -28,15 +28,15 @@ from margin.models import (
     Position,
     RevaluationTick,
 )
-from margin.selectors import account_quote
+from margin.selectors.accounts import account_quote
+from margin.selectors.parameters import parameters_in_force
+from margin.selectors.volatility import MAX_RETURNS, return_period_s
 from margin.services.funding import funding_settle_due
 from margin.services.prices import market_tick_run
-from margin.services.reference import parameters_in_force
 from margin.services.revaluation import (
     revaluation_shard_run,
     revaluation_tick_start,
 )
-from margin.services.volatility import MAX_RETURNS, return_period_s
 
 
 def _shard(shard_id: int):

@@ -2,7 +2,7 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from margin.selectors import ledger_differences
+from margin.selectors.ledger import ledger_differences
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from margin.desk.stress import cross_hit
+from margin.engine.book_stress import cross_hit
 from margin.engine.vector import Revaluation
 
 

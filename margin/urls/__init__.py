@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from margin.desk.urls import desk_patterns, public_patterns
+from margin.urls.desk import desk_patterns, public_patterns
 from margin.views import trader_history, trader_operations, trader_pages
 
 ACCOUNT = "<int:pk>/"

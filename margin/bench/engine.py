@@ -1,4 +1,4 @@
-"""Benchmark: `python -m margin.engine.bench --positions N --accounts M`.
+"""Benchmark: `python -m margin.bench.engine --positions N --accounts M`.
 
 Builds a deterministic random book on the demo market (real Binance bracket tables and scaled
 ones, multi-asset collateral with haircut tiers, credit tiers, some isolated positions, a few
@@ -284,7 +284,7 @@ def disagreements(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m margin.engine.bench", description=__doc__.splitlines()[0]
+        prog="python -m margin.bench.engine", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--positions", type=int, default=1_000_000)
     parser.add_argument("--accounts", type=int, help="default: positions / 5")

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from accounts.roles import USE_DESK
-from margin.forms import PositiveAmountField
+from margin.forms.fields import PositiveAmountField
 from margin.input_limits import (
     DEPTH_USD,
     FREE_TEXT,

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from margin.desk.shocks import FLOOR_MOVE, shocked_prices
-from margin.desk.stress import cross_hit, isolated_positions
+from margin.engine.book_stress import cross_hit, isolated_positions
+from margin.engine.shocks import FLOOR_MOVE, shocked_prices
 from margin.engine.vector import POSITION_FIELDS, Book, revalue
 
 

@@ -1,4 +1,4 @@
-"""Plain SQL for the statements every write runs: compiling the equivalent querysets cost more
+"""Plain SQL helpers for reads and writes alike: compiling the equivalent querysets cost more
 CPU than the rest of a write, and the bank test runs thousands of writes a minute."""
 
 from collections.abc import Sequence

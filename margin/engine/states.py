@@ -11,17 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from margin.models import AccountState
-
-STATES = (
-    AccountState.HEALTHY,
-    AccountState.WARNING,
-    AccountState.MARGIN_CALL,
-    AccountState.LIQUIDATION,
-    AccountState.BANKRUPT,
-)
+# The states' stored values, best to worst (margin.models.AccountState names them for people).
+HEALTHY = "healthy"
+WARNING = "warning"
+MARGIN_CALL = "margin_call"
+LIQUIDATION = "liquidation"
+BANKRUPT = "bankrupt"
+STATES = (HEALTHY, WARNING, MARGIN_CALL, LIQUIDATION, BANKRUPT)
 LEVEL = {state: level for level, state in enumerate(STATES)}
-BANKRUPT_LEVEL = LEVEL[AccountState.BANKRUPT]
+BANKRUPT_LEVEL = LEVEL[BANKRUPT]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
-"""The desk's reads from the database: the insurance fund, the price history behind the
-volatility scenarios and the replay, the latest revaluation tick."""
+"""The desk's reads: the insurance fund, the price history behind the volatility scenarios
+and the replay, the latest revaluation tick and its queue, the heat maps, one account's review,
+and the cases, proposals and simulation runs the desk works through."""
 
-import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from math import ceil
@@ -13,33 +13,41 @@ from django.db.models import (
     DecimalField,
     ExpressionWrapper,
     F,
-    Max,
     Q,
     QuerySet,
     Sum,
 )
 from django.db.models.functions import Abs
 
-from margin.desk.shocks import carried_forward
+from margin.engine.liquidation import LiquidationPlan, LiquidationStep, liquidation_plan
+from margin.engine.reference import AccountQuote, collateral_line_value, quote_account
+from margin.engine.review import (
+    CollateralRow,
+    Exposure,
+    PositionRow,
+    ScenarioRow,
+    account_scenarios,
+    exposures_by_asset,
+)
+from margin.engine.shocks import carried_forward
+from margin.engine.types import AccountInput
 from margin.models import (
+    AccountEvent,
     Asset,
-    AssetPrice,
     AssetPriceHistory,
     AuditEntry,
     CreditTier,
-    Journal,
     LedgerAccount,
     LedgerAccountKind,
     MarginAccount,
     MarginSnapshot,
-    MarkPrice,
     Position,
     RevaluationTick,
 )
-from margin.selectors import BookSlice, engine_book
-from margin.services.reference import parameters_in_force
+from margin.selectors.accounts import account_state_load
+from margin.selectors.parameters import parameters_in_force
 
-HISTORY_POINTS = 2000
+PRICE_HISTORY_POINTS = 2000
 
 
 def insurance_fund_value() -> Decimal:
@@ -58,16 +66,16 @@ def price_history(
     asset_names: tuple[str, ...], *, since: datetime | None = None, until: datetime | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Recorded index prices as (times, steps × assets), oldest first, the last
-    `HISTORY_POINTS` times at most; a time missing an asset's print repeats its previous one,
+    `PRICE_HISTORY_POINTS` times at most; a time missing an asset's print repeats its previous one,
     and leading times before every asset has printed are dropped (no price to repeat)."""
     rows = AssetPriceHistory.objects.filter(asset__symbol__in=asset_names)
     if since:
         rows = rows.filter(at__gte=since)
     if until:
         rows = rows.filter(at__lte=until)
-    times = list(rows.order_by("-at").values_list("at", flat=True).distinct()[:HISTORY_POINTS])[
-        ::-1
-    ]
+    times = list(
+        rows.order_by("-at").values_list("at", flat=True).distinct()[:PRICE_HISTORY_POINTS]
+    )[::-1]
     if not times:
         return np.array([]), np.empty((0, len(asset_names)))
     column = {name: i for i, name in enumerate(asset_names)}
@@ -224,37 +232,71 @@ def risk_asset_symbols() -> set[str]:
     )
 
 
-_book_lock = threading.Lock()
-_book_cache: dict[tuple, BookSlice] = {}
+# How many of the account's latest margin ratios the review plots.
+RATIO_HISTORY_POINTS = 60
 
 
-def _book_version() -> tuple:
-    """What the book's arrays depend on, read in a few cheap queries: every money movement is
-    a journal, every desk change (credit tier...) an audit line, a leverage change touches the
-    position, a new account gets a new key, and the parameters in force set the terms."""
-    return (
-        Journal.objects.aggregate(top=Max("pk"))["top"],
-        AuditEntry.objects.aggregate(top=Max("pk"))["top"],
-        Position.objects.aggregate(top=Max("updated_at"))["top"],
-        MarginAccount.objects.aggregate(top=Max("pk"))["top"],
-        parameters_in_force().pk,
+@dataclass(frozen=True)
+class AccountReview:
+    account: MarginAccount
+    engine_input: AccountInput
+    quote: AccountQuote
+    positions: list[PositionRow]
+    plan: LiquidationPlan
+    plan_steps: list[tuple[str, LiquidationStep]]
+    collateral: list[CollateralRow]
+    exposures: list[Exposure]
+    scenarios: list[ScenarioRow]
+    stress_loss: Decimal | None
+    ratio_history: list[float]
+    events: list[AccountEvent]
+    audit: list[AuditEntry]
+
+
+def account_review(*, account: MarginAccount) -> AccountReview:
+    version = parameters_in_force()
+    state = account_state_load(account)
+    engine_input = state.engine_input()
+    # By the tick's key: "-tick" would follow RevaluationTick's own newest-first ordering and
+    # reverse it, giving the oldest ticks.
+    snapshots = list(
+        MarginSnapshot.objects.filter(account=account).order_by("-tick_id")[:RATIO_HISTORY_POINTS]
     )
-
-
-def desk_book() -> BookSlice:
-    """The whole book for the desk's simulations: loaded once (seconds at 100,000 accounts)
-    and reused while nothing in it has changed, with the latest marks and prices each time."""
-    version = _book_version()
-    with _book_lock:
-        cached = _book_cache.get(version)
-        if cached is None:
-            cached = engine_book()
-            _book_cache.clear()
-            _book_cache[version] = cached
-    marks = dict(MarkPrice.objects.values_list("instrument_id", "mark_price"))
-    prices = dict(AssetPrice.objects.values_list("asset_id", "price"))
-    return replace(
-        cached,
-        marks=np.array([float(marks.get(pk, np.nan)) for pk in cached.instrument_ids]),
-        asset_prices=np.array([float(prices.get(pk, np.nan)) for pk in cached.asset_ids]),
+    quote = quote_account(engine_input)
+    plan = liquidation_plan(
+        engine_input,
+        target_ratio=version.liquidation_target_ratio,
+        slippage=version.liquidation_slippage,
+    )
+    symbols = {p.engine_id: p.instrument for p in state.positions.values()}
+    sizes = {p.id: p.quantity for p in engine_input.positions}
+    return AccountReview(
+        account=account,
+        engine_input=engine_input,
+        quote=quote,
+        positions=[
+            PositionRow(symbols.get(row.id, row.id), sizes[row.id], row) for row in quote.positions
+        ],
+        plan=plan,
+        plan_steps=[(symbols.get(step.position_id, step.position_id), step) for step in plan.steps],
+        collateral=[
+            CollateralRow(
+                line.asset,
+                line.quantity,
+                line.price,
+                line.quantity * line.price,
+                collateral_line_value(line, engine_input.credit_tier.haircut_scale),
+            )
+            for line in engine_input.collateral
+        ],
+        exposures=exposures_by_asset(engine_input),
+        scenarios=account_scenarios(engine_input, moving=risk_asset_symbols()),
+        stress_loss=snapshots[0].stress_margin if snapshots else None,
+        ratio_history=[
+            float(ratio)
+            for ratio in reversed([s.margin_ratio for s in snapshots])
+            if ratio is not None
+        ],
+        events=list(AccountEvent.objects.filter(account=account)[:20]),
+        audit=list(AuditEntry.objects.filter(margin_account=account).select_related("actor")[:30]),
     )

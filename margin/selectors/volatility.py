@@ -24,7 +24,7 @@ from django.conf import settings
 
 from margin.engine.stress import StressModel, ewma_covariance, half_life
 from margin.models import Asset, AssetPriceHistory, ParameterVersion, RevaluationTick
-from margin.services.reference import engine_terms, parameters_in_force
+from margin.selectors.parameters import engine_terms, parameters_in_force
 
 RETURN_PERIOD_S = 3600.0
 """One return per hour of market time."""

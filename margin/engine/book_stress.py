@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from margin.desk.shocks import shocked_prices
+from margin.engine.shocks import shocked_prices
 from margin.engine.vector import Book, Revaluation, revalue, sum_by
 
 # Margin-ratio buckets of the run's histogram: [0, 50%), [50%, 80%), ...

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from margin.engine.prices import IndexResult, IndexRules, SourcePrice, SourceVerdict, index_price
-from margin.market.quotes import Quote
+from margin.engine.quotes import Quote
 
 
 @dataclass(frozen=True)
