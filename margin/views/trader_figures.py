@@ -5,7 +5,7 @@ Every figure comes from the reference engine (`quote_account`) on the ledger's `
 a page, a preview and an explanation always agree to the digit.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
@@ -20,7 +20,12 @@ from margin.engine.reference import (
     collateral_slices,
     holding_value,
 )
-from margin.engine.scheme import Requirement
+from margin.engine.scheme import (
+    PORTFOLIO,
+    PortfolioLiquidation,
+    Requirement,
+    portfolio_liquidation_price,
+)
 from margin.engine.stress import AccountStress, StressModel, account_stress
 from margin.engine.types import AccountInput, CollateralLine, PositionInput
 from margin.market.funding import FundingOutlook, cumulative_funding, funding_outlooks
@@ -28,7 +33,7 @@ from margin.models import MarginAccount, ParameterVersion
 from margin.selectors.accounts import AccountState, PositionState, account_state_load
 from margin.selectors.market import latest_snapshot
 from margin.selectors.parameters import parameters_in_force
-from margin.selectors.volatility import stress_model
+from margin.selectors.volatility import stress_model, stress_model_now
 from margin.views.trader_gauge import Gauge, Thresholds, ratio_gauge
 
 
@@ -37,6 +42,23 @@ class PositionRow:
     position: PositionState
     input: PositionInput
     quote: PositionQuote
+    # Under the portfolio scheme, a cross position's liquidation price where the margin
+    # balance meets max(tiered MM, stress loss); None under the standard scheme.
+    portfolio: PortfolioLiquidation | None = None
+
+    @property
+    def liquidation_price(self) -> Decimal | None:
+        return self.quote.liquidation_price if self.portfolio is None else self.portfolio.price
+
+    @property
+    def liquidation_distance(self) -> Decimal | None:
+        """How far the mark may move before liquidation, as a share of the mark."""
+        if self.portfolio is None:
+            return self.quote.liquidation_distance
+        if self.portfolio.price is None:
+            return None
+        mark = self.input.mark_price
+        return abs(mark - self.portfolio.price) / mark
 
     @property
     def symbol(self) -> str:
@@ -58,7 +80,7 @@ class PositionRow:
     @property
     def distance_class(self) -> str:
         """Red within 5% of liquidation, amber within 15% (Bybit's colouring of the same)."""
-        distance = self.quote.liquidation_distance
+        distance = self.liquidation_distance
         if distance is None:
             return ""
         if distance < Decimal("0.05"):
@@ -224,6 +246,21 @@ def account_figures(account: MarginAccount) -> AccountFigures:
     requirement = state.requirement()
     version = parameters_in_force()
     thresholds = thresholds_of(version)
+    rows = position_rows(state, account_input, quote)
+    if requirement.scheme == PORTFOLIO:
+        # The model the requirement itself used (`AccountState.requirement`).
+        model = stress_model_now()
+        rows = tuple(
+            row
+            if row.is_isolated
+            else replace(
+                row,
+                portfolio=portfolio_liquidation_price(
+                    account_input, model, row.input, row.quote.liquidation_price
+                ),
+            )
+            for row in rows
+        )
     return AccountFigures(
         account=account,
         input=account_input,
@@ -235,7 +272,7 @@ def account_figures(account: MarginAccount) -> AccountFigures:
         requirement=requirement,
         margin_call_ratio=version.margin_call_ratio,
         state=state,
-        positions=position_rows(state, account_input, quote),
+        positions=rows,
         collateral=collateral_rows(account_input),
         stress_k_sigma=version.stress_k_sigma,
         stress_horizon_days=version.stress_horizon_days,

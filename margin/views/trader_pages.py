@@ -17,7 +17,7 @@ from margin.engine.explain import (
     format_number,
 )
 from margin.engine.reference import quote_account
-from margin.engine.scheme import explain_requirement
+from margin.engine.scheme import explain_portfolio_liquidation, explain_requirement
 from margin.errors import ApplicationError
 from margin.forms.trader import AccountOpenForm
 from margin.models import Asset, MarginSnapshot, Position
@@ -139,6 +139,11 @@ def explain_fragment(request, account):
     }.get(key)
     if steps is None:
         raise Http404("No such figure")
+    for row in figures.positions:
+        if row.portfolio is not None and key == f"{row.explain_prefix}.liquidation_price":
+            steps = steps + explain_portfolio_liquidation(
+                row.portfolio, row.quote.liquidation_price, row.input.risk_asset
+            )
     context = {
         "account": account,
         "figure": key,

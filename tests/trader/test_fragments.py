@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from margin.engine.explain import format_number
 from margin.engine.reference import quote_account
+from margin.engine.scheme import portfolio_liquidation_price
 from margin.engine.stress import account_stress
-from margin.models import MarkPrice, Notification
+from margin.models import MarginAccount, MarkPrice, Notification
 from margin.selectors.accounts import engine_accounts
 from margin.selectors.volatility import stress_model_now
 from margin.services.revaluation import revaluation_tick_run
@@ -311,3 +312,30 @@ def test_positions_show_the_liquidation_price_with_the_btc_collateral_moving_too
     assert Decimal("0.22") < (mark - linked) / mark < Decimal("0.26") < (mark - alone) / mark
     assert price(linked) in content
     assert price(alone) not in content
+
+
+def test_a_portfolio_accounts_liquidation_price_meets_the_stress_requirement(
+    htmx, reference, trader
+):
+    # given: a thinly funded BTC long under the portfolio scheme (the desk assigned it)
+    account = funded_account(user=trader, usdt="3000", fills=[("BTCUSDT", "buy", "0.2")])
+    account_input = engine_accounts([account.pk])[account.pk]
+    tiered = quote_account(account_input).positions[0].liquidation_price
+    MarginAccount.objects.filter(pk=account.pk).update(margin_scheme="portfolio")
+    # when
+    content = htmx.get(reverse("trader:positions", args=[account.pk])).content.decode()
+    position_id = account_input.positions[0].id
+    explain = htmx.get(
+        reverse("trader:explain", args=[account.pk]),
+        {"figure": f"positions.{position_id}.liquidation_price"},
+    ).content.decode()
+    # then: the page shows the portfolio scheme's price, nearer the mark than the tiered one
+    found = portfolio_liquidation_price(
+        account_input, stress_model_now(), account_input.positions[0], tiered
+    )
+    assert found.price > tiered
+    assert re.search(
+        r'data-testid="liquidation-price"[^>]*>' + re.escape(price(found.price)), content
+    )
+    assert "portfolio scheme" in explain and "binds" in explain
+    assert format_number(found.price) in explain
