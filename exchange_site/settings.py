@@ -321,6 +321,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "MarginModeEnum": "margin.models.positions.MarginMode",
+        "MarginSchemeEnum": "margin.models.accounts.MarginScheme",
         "CaseStatusEnum": "margin.models.desk.Case.Status",
         "ProposalStatusEnum": "margin.models.desk.Proposal.Status",
         "CascadeRunStatusEnum": "margin.models.desk.CascadeRun.Status",
