@@ -2,19 +2,17 @@
 
 import django_filters
 from django import forms
-from django.db.models import F, Q
+from django.db.models import F
 
 from margin.input_limits import TIME_VALIDATORS
 from margin.models import (
     AccountState,
-    Asset,
     AuditEntry,
-    CreditTier,
-    LedgerAccount,
-    LedgerAccountKind,
     MarginSnapshot,
-    Position,
 )
+from margin.selectors.accounts import credit_tiers
+from margin.selectors.desk import snapshots_exposed_to
+from margin.selectors.market import assets
 
 QUEUE_ORDERS = {
     "ratio": ("Margin ratio, highest first", ["-margin_ratio", "account_id"]),
@@ -33,12 +31,12 @@ class QueueFilter(django_filters.FilterSet):
     )
     credit_tier = django_filters.ModelChoiceFilter(
         field_name="account__credit_tier",
-        queryset=CreditTier.objects.all(),
+        queryset=credit_tiers(),
         label="Credit tier",
         empty_label="Any tier",
     )
     asset = django_filters.ModelChoiceFilter(
-        queryset=Asset.objects.all(),
+        queryset=assets(),
         method="filter_asset",
         label="Exposed to",
         to_field_name="symbol",
@@ -74,15 +72,7 @@ class QueueFilter(django_filters.FilterSet):
 
     def filter_asset(self, queryset, name, asset):
         """An open position on an instrument of the asset, or a holding of it as collateral."""
-        positions = (
-            Position.objects.filter(instrument__underlying=asset)
-            .exclude(quantity=0)
-            .values("margin_account")
-        )
-        holdings = LedgerAccount.objects.filter(
-            kind=LedgerAccountKind.WALLET, asset=asset, balance__gt=0
-        ).values("margin_account")
-        return queryset.filter(Q(account_id__in=positions) | Q(account_id__in=holdings))
+        return snapshots_exposed_to(queryset, asset)
 
     def filter_min_ratio(self, queryset, name, percent):
         return queryset.filter(margin_ratio__gte=percent / 100)

@@ -1,9 +1,9 @@
 from celery import shared_task
 from django.utils import timezone
 
-from margin.services.cascade import cascade_run_execute
+from margin.services.cascade import CASCADE_RUN_TASK, cascade_run_execute
 from margin.services.liquidation import liquidation_run
-from margin.services.notifications import notification_email_send
+from margin.services.notifications import NOTIFICATION_EMAIL_TASK, notification_email_send
 from margin.services.ops import heartbeat_record
 from margin.services.prices import market_tick_run, price_history_prune
 from margin.services.proposals import proposals_expire
@@ -20,7 +20,7 @@ def heartbeat() -> None:
     heartbeat_record(name="heartbeat", worker=heartbeat.request.hostname or "")
 
 
-# Revaluation (issue 6): the demo market and price refresh, the tick, its shards, liquidations.
+# Revaluation: the demo market and price refresh, the tick, its shards, liquidations.
 
 
 @shared_task(name="margin.market_tick", ignore_result=True)
@@ -49,7 +49,7 @@ def liquidation(account_id: int, tick_id: int) -> None:
     liquidation_run(account_id=account_id, tick_id=tick_id)
 
 
-@shared_task(name="margin.notification_email", ignore_result=True, acks_late=True)
+@shared_task(name=NOTIFICATION_EMAIL_TASK, ignore_result=True, acks_late=True)
 def notification_email(notification_id: int) -> None:
     notification_email_send(notification_id=notification_id)
 
@@ -60,10 +60,10 @@ def revaluation_prune() -> None:
     snapshots_prune()
 
 
-# Risk desk (issue 8): cascade simulations and the expiry of four-eyes proposals.
+# Risk desk: cascade simulations and the expiry of four-eyes proposals.
 
 
-@shared_task(name="margin.desk_cascade_run", ignore_result=True, acks_late=True)
+@shared_task(name=CASCADE_RUN_TASK, ignore_result=True, acks_late=True)
 def desk_cascade_run(run_id: int) -> None:
     cascade_run_execute(run_id=run_id)
 

@@ -17,6 +17,10 @@ def pytest_configure(config):
 
     from exchange_site.celery import app as celery_app
 
+    # Django's default hasher costs ~0.7 s a user here, and most tests make several: the suite
+    # hashes with MD5 (Django's advice for tests); the hashing itself is Django's, not ours.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     prefix = f"test-{os.getpid()}-{worker}:"
     # Celery processes a test starts read it from the environment (tests.celery_procs).

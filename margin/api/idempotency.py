@@ -19,6 +19,7 @@ from rest_framework.response import Response
 
 from margin.api.errors import IdempotencyKeyMissing, IdempotencyKeyReused
 from margin.models import IdempotencyRecord
+from margin.services.idempotency import idempotency_record_answer, idempotency_record_lock
 
 HEADER = "Idempotency-Key"
 KEY_PATTERN = r"^[\x21-\x7e]{1,100}$"
@@ -60,23 +61,26 @@ def run_once(request, *, key: str, operation: str, run: Callable[[], Response]) 
     """Answer with the stored response of `key`, or run the view and store its response."""
     fingerprint = request_fingerprint(request)
     with transaction.atomic():
-        record, created = IdempotencyRecord.objects.select_for_update().get_or_create(
+        record, created = idempotency_record_lock(
             user=request.user,
             key=f"{RECORD_PREFIX}{key}",
-            defaults={"operation": operation, "request_hash": fingerprint, "response": {}},
+            operation=operation,
+            request_hash=fingerprint,
         )
         if not created:
             if record.request_hash != fingerprint:
                 raise IdempotencyKeyReused
             return _as_http(record, replayed=True)
         answer = run()
-        record.response = {
-            "status": answer.status_code,
-            "content_type": "application/json",
-            "body": JSONRenderer().render(answer.data).decode(),
-            "headers": {name: answer[name] for name in KEPT_HEADERS if name in answer},
-        }
-        record.save(update_fields=["response"])
+        idempotency_record_answer(
+            record,
+            {
+                "status": answer.status_code,
+                "content_type": "application/json",
+                "body": JSONRenderer().render(answer.data).decode(),
+                "headers": {name: answer[name] for name in KEPT_HEADERS if name in answer},
+            },
+        )
     return _as_http(record, replayed=False)
 
 

@@ -9,7 +9,6 @@ from margin.api import display
 from margin.api.display import DisplayField
 from margin.api.quote_schema import QUOTE_ANSWER
 from margin.engine.request import render_quote
-from margin.market.funding import funding_outlooks
 from margin.models import (
     AccountState,
     AssetPrice,
@@ -22,6 +21,7 @@ from margin.models import (
     MarkPrice,
     Position,
 )
+from margin.selectors.funding import funding_outlooks
 
 AMOUNT = {"max_digits": 38, "decimal_places": 18}
 

@@ -1,7 +1,7 @@
 """The decimal arithmetic every Decimal path of the engine runs under."""
 
 from collections.abc import Callable
-from decimal import ROUND_HALF_EVEN, Context, getcontext, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal, getcontext, localcontext
 from functools import wraps
 
 # 50 significant digits, as the published test vectors are written: far beyond any exchange's
@@ -32,3 +32,7 @@ def exact[**P, R](function: Callable[P, R]) -> Callable[P, R]:
             return function(*args, **kwargs)
 
     return run
+
+
+# The ledger's amounts are NUMERIC(38, 18): what a booked amount is rounded to.
+LEDGER_QUANTUM = Decimal("1e-18")

@@ -8,6 +8,7 @@ is negative, or nil while maintenance margin is still asked.
 """
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 
@@ -24,25 +25,51 @@ BANKRUPT_LEVEL = LEVEL[BANKRUPT]
 
 @dataclass(frozen=True)
 class Thresholds:
-    warning: float
-    margin_call: float
-    liquidation: float
-    hysteresis: float
+    """The margin-ratio lines of a parameter version (the ratio is maintenance margin ÷ margin
+    balance) and the hysteresis a state is left by.
+
+    One rule for an account or isolated position that has no ratio (None on the Decimal side,
+    NaN in the vector: its margin balance is nil or negative): with maintenance margin to meet
+    (`at_risk`) it is past liquidation, with none (nothing held) it is healthy. `next_levels`
+    then marks the at-risk ones bankrupt."""
+
+    warning: Decimal
+    margin_call: Decimal
+    liquidation: Decimal
+    hysteresis: Decimal = Decimal(0)
 
     @classmethod
     def of(cls, params) -> "Thresholds":
+        """From anything holding the parameter version's ratios (a version row, a payload)."""
         return cls(
-            warning=float(params.warning_ratio),
-            margin_call=float(params.margin_call_ratio),
-            liquidation=float(params.liquidation_ratio),
-            hysteresis=float(params.hysteresis),
+            warning=_decimal(params.warning_ratio),
+            margin_call=_decimal(params.margin_call_ratio),
+            liquidation=_decimal(params.liquidation_ratio),
+            hysteresis=_decimal(getattr(params, "hysteresis", 0)),
         )
 
+    def level(self, ratio: Decimal | None, *, at_risk: bool = True) -> str:
+        """The state the ratio alone points to, without hysteresis (the reference of
+        `levels`)."""
+        if ratio is None:
+            return LIQUIDATION if at_risk else HEALTHY
+        if ratio >= self.liquidation:
+            return LIQUIDATION
+        if ratio >= self.margin_call:
+            return MARGIN_CALL
+        if ratio >= self.warning:
+            return WARNING
+        return HEALTHY
 
-def _level(ratio: np.ndarray, thresholds: Thresholds) -> np.ndarray:
-    ratio = np.nan_to_num(ratio, nan=0.0)
-    lines = np.array([thresholds.warning, thresholds.margin_call, thresholds.liquidation])
-    return np.searchsorted(lines, ratio, side="right")
+    def levels(self, ratio: np.ndarray, *, at_risk: np.ndarray) -> np.ndarray:
+        """`level` of every ratio, as indices into STATES."""
+        ratio = np.where(np.isnan(ratio), np.where(at_risk, np.inf, 0.0), ratio)
+        lines = np.array([float(self.warning), float(self.margin_call), float(self.liquidation)])
+        return np.searchsorted(lines, ratio, side="right")
+
+
+def _decimal(value) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
 def next_levels(
@@ -54,8 +81,9 @@ def next_levels(
     thresholds: Thresholds,
 ) -> np.ndarray:
     """The new state level (index into STATES) of every account."""
-    entered = _level(margin_ratio, thresholds)
-    kept = _level(margin_ratio + thresholds.hysteresis, thresholds)
+    at_risk = maintenance_margin > 0
+    entered = thresholds.levels(margin_ratio, at_risk=at_risk)
+    kept = thresholds.levels(margin_ratio + float(thresholds.hysteresis), at_risk=at_risk)
     levels = np.maximum(entered, np.minimum(current, kept))
     bankrupt = (margin_balance < 0) | ((margin_balance <= 0) & (maintenance_margin > 0))
     return np.where(bankrupt, BANKRUPT_LEVEL, levels)

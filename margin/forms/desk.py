@@ -4,10 +4,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django import forms
-from django.contrib.auth import get_user_model
-from django.db.models import Q
 
-from accounts.roles import USE_DESK
 from margin.forms.fields import PositiveAmountField
 from margin.input_limits import (
     DEPTH_USD,
@@ -28,10 +25,10 @@ from margin.models import (
     Instrument,
     MarginScheme,
     ParameterVersion,
-    Position,
     VolatilityFloor,
 )
 from margin.numbers import quantity_text
+from margin.selectors.accounts import credit_tiers, desk_users, open_positions_of
 from margin.services.cascade import DEFAULT_DEPTH_USD, MAX_ROUNDS
 from margin.services.parameters import SCALAR_FIELDS
 from margin.services.stress_runs import SCENARIOS
@@ -60,11 +57,6 @@ def _check_column(model, name: str, text: str) -> None:
         check_fits_column(model, name, number)
     except forms.ValidationError as error:
         raise forms.ValidationError(f"{name}: {' '.join(error.messages)}") from None
-
-
-def desk_users():
-    perm = Q(groups__permissions__codename=USE_DESK.split(".", 1)[1])
-    return get_user_model().objects.filter(perm | Q(is_superuser=True)).distinct()
 
 
 class TtlMixin(forms.Form):
@@ -115,25 +107,21 @@ class ReduceOnlyForm(forms.Form):
 
 
 class ForcedReductionForm(TtlMixin):
-    position = forms.ModelChoiceField(queryset=Position.objects.none(), label="Position")
+    position = forms.ModelChoiceField(queryset=open_positions_of(None), label="Position")
     quantity = PositiveAmountField("Reduce by")
     reason = forms.CharField(**FREE_TEXT, widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
     field_order = ["position", "quantity", "reason", "ttl_hours"]
 
     def __init__(self, *args, account, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["position"].queryset = (
-            Position.objects.filter(margin_account=account)
-            .exclude(quantity=0)
-            .select_related("instrument")
-        )
+        self.fields["position"].queryset = open_positions_of(account)
         self.fields["position"].label_from_instance = lambda p: (
             f"{p.instrument.symbol} {p.side} {quantity_text(abs(p.quantity))}"
         )
 
 
 class CreditTierForm(TtlMixin):
-    tier = forms.ModelChoiceField(queryset=CreditTier.objects.all(), label="New credit tier")
+    tier = forms.ModelChoiceField(queryset=credit_tiers(), label="New credit tier")
     reason = forms.CharField(**FREE_TEXT, widget=forms.Textarea(attrs={"rows": 2}), label="Reason")
     field_order = ["tier", "reason", "ttl_hours"]
 

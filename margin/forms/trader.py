@@ -10,14 +10,15 @@ from django import forms
 
 from margin.forms.fields import IdempotentForm, PositiveAmountField
 from margin.input_limits import DATE_VALIDATORS
-from margin.models import Asset, Instrument, MarginMode
+from margin.models import MarginMode
+from margin.selectors.market import active_instruments, assets
 
 
 class CollateralForm(IdempotentForm):
     """Deposit (demo) or withdraw one asset of the cross wallet."""
 
     asset = forms.ModelChoiceField(
-        queryset=Asset.objects.all(), to_field_name="symbol", empty_label=None, initial="USDT"
+        queryset=assets(), to_field_name="symbol", empty_label=None, initial="USDT"
     )
     amount = PositiveAmountField("Amount")
 
@@ -30,7 +31,7 @@ class TradeForm(IdempotentForm):
     SELL = "sell"
 
     instrument = forms.ModelChoiceField(
-        queryset=Instrument.objects.filter(is_active=True),
+        queryset=active_instruments(),
         to_field_name="symbol",
         empty_label=None,
     )

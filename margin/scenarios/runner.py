@@ -15,6 +15,7 @@ from itertools import count
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from margin.engine.fills import ledger_amount
 from margin.errors import ApplicationError
 from margin.models import (
     AccountEvent,
@@ -34,7 +35,7 @@ from margin.models import (
 from margin.scenarios.loader import AccountSpec, Scenario, ScenarioError
 from margin.scenarios.prices import ScenarioMarket
 from margin.scenarios.sandbox import scenario_sandbox
-from margin.selectors.accounts import account_quote
+from margin.selectors.figures import figures_now
 from margin.selectors.ledger import ledger_differences
 from margin.selectors.parameters import parameters_in_force
 from margin.services.account_state import as_text
@@ -42,7 +43,7 @@ from margin.services.collateral import collateral_deposit
 from margin.services.liquidation import insurance_fund_deposit, liquidation_run
 from margin.services.margin_mode import position_leverage_set, position_margin_mode_switch
 from margin.services.parameters import parameter_change_read
-from margin.services.positions import ledger_amount, position_fill
+from margin.services.positions import position_fill
 from margin.services.reference import reference_data_ensure
 from margin.services.revaluation import revaluation_tick_run
 
@@ -240,7 +241,7 @@ def _net_exposure(account_id: int) -> dict[str, str]:
 
 
 def _account_result(account: MarginAccount) -> dict:
-    quote = account_quote(account)
+    quote = figures_now(account).quote
     wallet = LedgerAccount.objects.filter(
         kind=LedgerAccountKind.WALLET, margin_account=account
     ).order_by("asset__symbol")

@@ -12,9 +12,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
+from accounts.roles import USE_DESK
 from margin.db import decimal, rows, table
 from margin.engine.reference import AccountQuote, PositionQuote, quote_account
 from margin.engine.scheme import PORTFOLIO, STANDARD, Requirement, account_requirement
@@ -30,32 +33,133 @@ from margin.engine.types import (
 )
 from margin.errors import ApplicationError
 from margin.models import (
+    AccountEvent,
     Asset,
     AssetPrice,
     CreditTier,
+    Fill,
+    FundingPayment,
     Instrument,
     LedgerAccount,
     LedgerAccountKind,
     MarginAccount,
     MarkPrice,
+    Notification,
     Position,
 )
+from margin.selectors.ledger import ledger_history
 from margin.selectors.parameters import EngineTerms, terms_in_force
 from margin.selectors.volatility import stress_model_now
 
 
 def accounts_of(user) -> QuerySet[MarginAccount]:
+    """The user's own margin accounts, oldest first; none for no user (an API schema being
+    described has none)."""
+    if user is None:
+        return MarginAccount.objects.none()
     return MarginAccount.objects.filter(owner=user).select_related("credit_tier").order_by("pk")
+
+
+def all_accounts() -> QuerySet[MarginAccount]:
+    """Every margin account, oldest first: what the desk may look up."""
+    return MarginAccount.objects.select_related("credit_tier").order_by("pk")
+
+
+def user_named(username: str):
+    """The user with this username, or None."""
+    return get_user_model().objects.filter(username=username).first()
+
+
+def credit_tier_coded(code: str) -> CreditTier | None:
+    """The credit tier with this code, or None."""
+    return CreditTier.objects.filter(code=code).first()
+
+
+def position_in(account: MarginAccount, instrument: str) -> Position | None:
+    """The account's position in the instrument (by symbol), or None."""
+    return Position.objects.filter(margin_account=account, instrument__symbol=instrument).first()
+
+
+def positions_of(account: MarginAccount | None) -> QuerySet[Position]:
+    """The account's positions with their instrument, isolated margin (None in cross) and the
+    funding they have paid (−) or received (+) so far; none for no account."""
+    if account is None:
+        return Position.objects.none()
+    fenced = LedgerAccount.objects.filter(
+        position=OuterRef("pk"), kind=LedgerAccountKind.ISOLATED
+    ).values("balance")[:1]
+    funding = (
+        FundingPayment.objects.filter(position=OuterRef("pk"))
+        .values("position")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    return (
+        Position.objects.filter(margin_account=account)
+        .select_related("instrument")
+        .annotate(
+            isolated_margin=Subquery(fenced),
+            cumulative_funding=Coalesce(Subquery(funding), Value(Decimal(0))),
+        )
+    )
+
+
+def wallet_balances(account: MarginAccount) -> list[dict]:
+    """The account's cross wallets by asset symbol: [{"asset", "balance"}]."""
+    return [
+        {"asset": asset, "balance": balance}
+        for asset, balance in LedgerAccount.objects.filter(
+            margin_account=account, kind=LedgerAccountKind.WALLET
+        )
+        .order_by("asset__symbol")
+        .values_list("asset__symbol", "balance")
+    ]
+
+
+def _dated(rows: QuerySet, field: str, bounds: dict) -> QuerySet:
+    if "since" in bounds:
+        rows = rows.filter(**{f"{field}__gte": bounds["since"]})
+    if "until" in bounds:
+        rows = rows.filter(**{f"{field}__lt": bounds["until"]})
+    return rows
+
+
+def account_history(account: MarginAccount, kind: str, bounds: dict) -> QuerySet:
+    """One kind of the account's history, newest first, with what its rows print joined in:
+    `fills`, `states` (state changes), `calls` (notifications) or else the ledger's entries;
+    `bounds` may hold `since` / `until` (datetimes, until excluded)."""
+    if kind == "fills":
+        rows = Fill.objects.filter(position__margin_account=account).select_related(
+            "position__instrument"
+        )
+        return _dated(rows.order_by("-pk"), "created_at", bounds)
+    if kind == "states":
+        rows = AccountEvent.objects.filter(account=account)
+        return _dated(rows.order_by("-at", "-pk"), "at", bounds)
+    if kind == "calls":
+        rows = Notification.objects.filter(account=account)
+        return _dated(rows.order_by("-created_at", "-pk"), "created_at", bounds)
+    return ledger_history(account=account, filters=bounds)
+
+
+def notifications_of(user) -> QuerySet[Notification]:
+    """The user's notifications with their account, newest first."""
+    return Notification.objects.filter(user=user).select_related("account")
+
+
+def unread_notifications(user) -> QuerySet[Notification]:
+    return Notification.objects.filter(user=user, read_at__isnull=True).order_by("-created_at")
+
+
+def account_notices(user, account: MarginAccount) -> list[Notification]:
+    """What the account's page shows until the trader acknowledges it: every unread notice on
+    the account (the desk's actions, margin calls, liquidations), newest first."""
+    return list(unread_notifications(user).filter(account=account)[:20])
 
 
 def account_of_user_or_404(user, pk: int) -> MarginAccount:
     """The user's own margin account `pk`; anyone else's is a 404, as if it did not exist."""
     return get_object_or_404(accounts_of(user), pk=pk)
-
-
-def account_quote(account: MarginAccount) -> AccountQuote:
-    """The engine's figures of the account now (positions' ids are their primary keys)."""
-    return account_state_load(account).quote()
 
 
 def engine_accounts(account_ids: Iterable[int]) -> dict[int, AccountInput]:
@@ -384,3 +488,24 @@ def market_load() -> dict:
         "house_ids": {(kind, symbol): pk for pk, kind, symbol in house},
         "terms": terms_in_force(),
     }
+
+
+def desk_users():
+    """The users who may use the desk (by their groups' permission, or as superusers)."""
+    perm = Q(groups__permissions__codename=USE_DESK.split(".", 1)[1])
+    return get_user_model().objects.filter(perm | Q(is_superuser=True)).distinct()
+
+
+def credit_tiers() -> QuerySet[CreditTier]:
+    return CreditTier.objects.all()
+
+
+def open_positions_of(account: MarginAccount | None) -> QuerySet[Position]:
+    """The account's open positions with their instrument; none for no account."""
+    if account is None:
+        return Position.objects.none()
+    return (
+        Position.objects.filter(margin_account=account)
+        .exclude(quantity=0)
+        .select_related("instrument")
+    )

@@ -2,6 +2,7 @@
 and the replay, the latest revaluation tick and its queue, the heat maps, one account's review,
 and the cases, proposals and simulation runs the desk works through."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -13,14 +14,16 @@ from django.db.models import (
     DecimalField,
     ExpressionWrapper,
     F,
+    Prefetch,
     Q,
     QuerySet,
     Sum,
 )
 from django.db.models.functions import Abs
+from django.shortcuts import get_object_or_404
 
 from margin.engine.liquidation import LiquidationPlan, LiquidationStep, liquidation_plan
-from margin.engine.reference import AccountQuote, collateral_line_value, quote_account
+from margin.engine.reference import AccountQuote, collateral_line_value
 from margin.engine.review import (
     CollateralRow,
     Exposure,
@@ -36,16 +39,20 @@ from margin.models import (
     Asset,
     AssetPriceHistory,
     AuditEntry,
+    CascadeRun,
+    Case,
+    CaseNote,
     CreditTier,
     LedgerAccount,
     LedgerAccountKind,
     MarginAccount,
     MarginSnapshot,
     Position,
+    Proposal,
     RevaluationTick,
+    StressRun,
 )
-from margin.selectors.accounts import account_state_load
-from margin.selectors.parameters import parameters_in_force
+from margin.selectors.figures import figures_now
 
 PRICE_HISTORY_POINTS = 2000
 
@@ -103,7 +110,9 @@ def latest_complete_tick() -> RevaluationTick | None:
 
 def queue_snapshots(tick: RevaluationTick | None) -> QuerySet[MarginSnapshot]:
     """The tick's snapshots with what a queue row shows of the account (owner, credit tier),
-    for `margin.filters.QueueFilter` to filter and order."""
+    for `margin.filters.QueueFilter` to filter and order; none before the first tick."""
+    if tick is None:
+        return MarginSnapshot.objects.none()
     return MarginSnapshot.objects.filter(tick=tick).select_related(
         "account__owner", "account__credit_tier"
     )
@@ -254,15 +263,13 @@ class AccountReview:
 
 
 def account_review(*, account: MarginAccount) -> AccountReview:
-    version = parameters_in_force()
-    state = account_state_load(account)
-    engine_input = state.engine_input()
+    now = figures_now(account)
+    version, state, engine_input, quote = now.parameters, now.state, now.input, now.quote
     # By the tick's key: "-tick" would follow RevaluationTick's own newest-first ordering and
     # reverse it, giving the oldest ticks.
     snapshots = list(
         MarginSnapshot.objects.filter(account=account).order_by("-tick_id")[:RATIO_HISTORY_POINTS]
     )
-    quote = quote_account(engine_input)
     plan = liquidation_plan(
         engine_input,
         target_ratio=version.liquidation_target_ratio,
@@ -300,3 +307,115 @@ def account_review(*, account: MarginAccount) -> AccountReview:
         events=list(AccountEvent.objects.filter(account=account)[:20]),
         audit=list(AuditEntry.objects.filter(margin_account=account).select_related("actor")[:30]),
     )
+
+
+def open_case_ids(account_ids: Iterable[int]) -> dict[int, int]:
+    """Account id → its open case's id, for the accounts that have one."""
+    return dict(
+        Case.objects.filter(
+            status=Case.Status.OPEN, margin_account__in=list(account_ids)
+        ).values_list("margin_account_id", "pk")
+    )
+
+
+def desk_account(pk: int) -> MarginAccount:
+    """Any margin account, with its owner and credit tier; a 404 when there is none."""
+    return get_object_or_404(MarginAccount.objects.select_related("owner", "credit_tier"), pk=pk)
+
+
+def open_case(account: MarginAccount) -> Case | None:
+    return (
+        Case.objects.filter(margin_account=account, status=Case.Status.OPEN)
+        .select_related("assignee", "opened_by")
+        .first()
+    )
+
+
+def closed_cases(account: MarginAccount) -> QuerySet[Case]:
+    return Case.objects.filter(margin_account=account, status=Case.Status.CLOSED)
+
+
+def cases(status: str | None = None) -> QuerySet[Case]:
+    """Cases newest first, with what a list shows of them (the account's owner, who opened it,
+    who has it); of one status when given."""
+    rows = Case.objects.select_related("margin_account__owner", "opened_by", "assignee")
+    return rows.filter(status=status) if status is not None else rows
+
+
+def case_with_account(pk: int) -> Case:
+    """A case with its account, as an action on it needs; a 404 when there is none."""
+    return get_object_or_404(Case.objects.select_related("margin_account"), pk=pk)
+
+
+def case_detail(pk: int) -> Case:
+    """A case with its account, its notes (with their authors) and its proposals (with who
+    proposed and decided them), oldest note first; a 404 when there is none."""
+    return get_object_or_404(
+        Case.objects.select_related(
+            "margin_account__owner", "margin_account__credit_tier", "assignee", "opened_by"
+        ).prefetch_related(
+            Prefetch("notes", queryset=CaseNote.objects.select_related("author")),
+            Prefetch("proposals", queryset=Proposal.objects.select_related("proposer", "approver")),
+        ),
+        pk=pk,
+    )
+
+
+def proposals(status: str | None = None) -> QuerySet[Proposal]:
+    """Proposals with who proposed and decided them and their account, newest first; of one
+    status when given, the pending ones then soonest to expire first."""
+    rows = Proposal.objects.select_related("proposer", "approver", "margin_account")
+    if status is None:
+        return rows
+    order = "expires_at" if status == Proposal.Status.PENDING else "-pk"
+    return rows.filter(status=status).order_by(order)
+
+
+def account_proposals(account: MarginAccount, limit: int = 20) -> QuerySet[Proposal]:
+    """The account's latest `limit` proposals."""
+    return proposals().filter(margin_account=account)[:limit]
+
+
+def proposal_detail(pk: int) -> Proposal:
+    """A proposal with who proposed and decided it, its account and its case; a 404 when
+    there is none."""
+    return get_object_or_404(
+        Proposal.objects.select_related("proposer", "approver", "margin_account", "case"), pk=pk
+    )
+
+
+def stress_runs() -> QuerySet[StressRun]:
+    """Stress runs newest first, with who ran them under which parameters."""
+    return StressRun.objects.select_related("created_by", "parameter_version")
+
+
+def stress_run(pk: int) -> StressRun:
+    return get_object_or_404(stress_runs(), pk=pk)
+
+
+def cascade_runs() -> QuerySet[CascadeRun]:
+    """Cascade runs newest first, with who started them."""
+    return CascadeRun.objects.select_related("created_by")
+
+
+def cascade_run(pk: int) -> CascadeRun:
+    return get_object_or_404(cascade_runs(), pk=pk)
+
+
+def audit_entries() -> QuerySet[AuditEntry]:
+    """The audit trail newest first, with who acted, for `margin.filters.AuditFilter`."""
+    return AuditEntry.objects.select_related("actor")
+
+
+def snapshots_exposed_to(snapshots: QuerySet[MarginSnapshot], asset: Asset) -> QuerySet:
+    """The snapshots of accounts exposed to `asset`: an open position on an instrument of it,
+    or a holding of it as collateral."""
+    positions = (
+        Position.objects.filter(instrument__underlying=asset)
+        .exclude(quantity=0)
+        .values("margin_account")
+    )
+    holdings = LedgerAccount.objects.filter(
+        kind=LedgerAccountKind.WALLET, asset=asset, balance__gt=0
+    ).values("margin_account")
+    return snapshots.filter(Q(account_id__in=positions) | Q(account_id__in=holdings))

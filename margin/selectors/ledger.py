@@ -10,9 +10,14 @@ from django.db.models.functions import Coalesce
 from margin.models import Entry, LedgerAccount, MarginAccount
 
 
-def ledger_history(*, account: MarginAccount, filters: dict | None = None) -> QuerySet[Entry]:
+def ledger_history(
+    *, account: MarginAccount | None, filters: dict | None = None
+) -> QuerySet[Entry]:
     """The entries on the account's ledger accounts (cross wallets and isolated margins), newest
-    first. `filters`: `asset` (symbol), `kind` (journal kind), `since` / `until` (datetimes)."""
+    first; none for no account. `filters`: `asset` (symbol), `kind` (journal kind), `since` /
+    `until` (datetimes)."""
+    if account is None:
+        return Entry.objects.none()
     filters = filters or {}
     entries = Entry.objects.filter(ledger_account__margin_account=account)
     if filters.get("asset"):

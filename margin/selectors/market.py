@@ -18,7 +18,6 @@ from margin.models import (
     MarginSnapshot,
     MarkPrice,
     MarkPriceHistory,
-    Notification,
     Position,
 )
 
@@ -205,5 +204,55 @@ def price_history(subject: Asset | Instrument, since: datetime) -> QuerySet:
     return rows.filter(at__gte=since).order_by("at")
 
 
-def unread_notifications(user) -> QuerySet[Notification]:
-    return Notification.objects.filter(user=user, read_at__isnull=True).order_by("-created_at")
+def _number(value) -> float | None:
+    return None if value is None else float(Decimal(value))
+
+
+def chart_series(account: MarginAccount, limit: int) -> dict:
+    """The account's charts over its latest `limit` revaluations, oldest first: its margin
+    ratio (`ratio`: times `t` and values `v`), and for each open position the tick's mark and
+    its liquidation price (`positions`: `symbol`, `t`, `mark`, `liquidation`). Times are
+    milliseconds since the epoch; a missing figure is None."""
+    snapshots = list(
+        snapshot_history(account, limit=limit).values(
+            "tick__started_at", "tick__marks", "margin_ratio", "positions"
+        )
+    )
+    snapshots.reverse()
+    at = {name: n for n, name in enumerate(MarginSnapshot.POSITION_FIELDS)}
+    times = [s["tick__started_at"].timestamp() * 1000 for s in snapshots]
+    rows_by_tick = [{row[at["position_id"]]: row for row in s["positions"]} for s in snapshots]
+    open_positions = (
+        Position.objects.filter(margin_account=account)
+        .exclude(quantity=0)
+        .values_list("pk", "instrument__symbol")
+    )
+    series = []
+    for pk, symbol in open_positions:
+        points = [
+            (t, s["tick__marks"].get(symbol), rows[pk])
+            for t, s, rows in zip(times, snapshots, rows_by_tick, strict=True)
+            if pk in rows
+        ]
+        series.append(
+            {
+                "symbol": symbol,
+                "t": [t for t, _, _ in points],
+                "mark": [_number(mark) for _, mark, _ in points],
+                "liquidation": [_number(row[at["liquidation_price"]]) for _, _, row in points],
+            }
+        )
+    return {
+        "ratio": {"t": times, "v": [_number(s["margin_ratio"]) for s in snapshots]},
+        "positions": series,
+    }
+
+
+def assets() -> QuerySet[Asset]:
+    """Every asset (the what-if's choice of which to shock)."""
+    return Asset.objects.all()
+
+
+def active_instruments() -> QuerySet[Instrument]:
+    """The instruments open for trading."""
+    return Instrument.objects.filter(is_active=True)

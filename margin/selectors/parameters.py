@@ -124,7 +124,7 @@ def version_terms(version: ParameterVersion) -> dict:
     for row in Bracket.objects.filter(version=version).select_related("instrument"):
         brackets.setdefault(row.instrument.symbol, []).append(row)
     haircuts: dict[str, list] = {}
-    for row in HaircutTier.objects.filter(version=version).select_related("asset"):
+    for row in HaircutTierRow.objects.filter(version=version).select_related("asset"):
         haircuts.setdefault(row.asset.symbol, []).append(row)
     return {
         "brackets": brackets,
@@ -136,3 +136,15 @@ def version_terms(version: ParameterVersion) -> dict:
         .select_related("asset")
         .order_by("asset__symbol"),
     }
+
+
+def disclosed_versions(*, at: datetime | None = None):
+    """Every version, newest first, with the one in force and any scheduled ones marked; what
+    the public disclosure page lists."""
+    now = at or timezone.now()
+    in_force = parameters_in_force(now)
+    versions = list(ParameterVersion.objects.order_by("-effective_at", "-number"))
+    return in_force, [
+        {"version": v, "in_force": v.pk == in_force.pk, "scheduled": v.effective_at > now}
+        for v in versions
+    ]

@@ -5,6 +5,7 @@ import time
 from decimal import Decimal
 
 import numpy as np
+from celery import signature
 from django.db import transaction
 from django.utils import timezone
 
@@ -20,6 +21,9 @@ MAX_ROUNDS = 50
 # Rounds kept whole in the saved run; beyond this many liquidated accounts a round keeps ids of
 # the first ones only (the counts stay exact).
 LISTED_ACCOUNTS = 50
+# The task that runs a queued cascade, queued by name: `margin.tasks` imports the services, never
+# the other way round.
+CASCADE_RUN_TASK = "margin.desk_cascade_run"
 
 
 def _options(options: dict) -> dict:
@@ -42,8 +46,6 @@ def _options(options: dict) -> dict:
 
 def cascade_run_start(*, actor, options: dict) -> CascadeRun:
     """Queue a cascade run; the task starts once the row is committed."""
-    from margin.tasks import desk_cascade_run
-
     options = _options(options)
     with transaction.atomic():
         run = CascadeRun.objects.create(
@@ -54,7 +56,7 @@ def cascade_run_start(*, actor, options: dict) -> CascadeRun:
             ),
             created_by=actor,
         )
-        transaction.on_commit(lambda: desk_cascade_run.delay(run.pk))
+        transaction.on_commit(lambda: signature(CASCADE_RUN_TASK, args=(run.pk,)).delay())
     return run
 
 

@@ -1,9 +1,9 @@
 """Deposits and withdrawals of collateral between the outside world and a cross wallet."""
 
 from collections.abc import Callable
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
-from margin.engine.reference import effective_haircut_ratio
+from margin.engine.fills import max_withdrawal
 from margin.engine.types import ZERO
 from margin.models import JournalKind, LedgerAccountKind, MarginAccount
 from margin.selectors.accounts import AccountState, account_state_load, free_collateral
@@ -18,7 +18,7 @@ from margin.services.account_state import (
     wallet_id,
     write_run,
 )
-from margin.services.ledger import QUANTUM, Line, journal_post
+from margin.services.ledger import Line, journal_post
 
 
 def _deposit_plan(*, asset: str, amount) -> Callable[[AccountState], Plan]:
@@ -91,36 +91,17 @@ def collateral_deposit_preview(*, account: MarginAccount, asset: str, amount: De
     )
 
 
-def max_withdrawal(state: AccountState, asset: str) -> Decimal:
-    """The most of `asset` that can leave the cross wallet: what it holds, and no more than
-    its share of the free collateral (collateral + unrealized losses − initial margin; gains
-    stay in). Its haircut tiers are walked from the top, the first USD to leave being the ones
-    counted at the highest tier's ratio."""
+def _max_withdrawal(state: AccountState, asset: str) -> Decimal:
+    """The engine's `max_withdrawal` of `asset` on the state (its free collateral is only
+    computed when the wallet holds some)."""
     balance = state.wallets.get(asset, ZERO)
-    if balance <= 0:
-        return ZERO
-    free = free_collateral(state)
-    if free <= 0:
-        return ZERO
-    price = state.prices[asset]
-    value = balance * price
-    scale = state.terms.credit_tiers[state.credit_tier].haircut_scale
-    tiers = state.terms.haircuts.get(asset) or ()
-    floors = [tier.floor for tier in tiers] or [ZERO]
-    ratios = [effective_haircut_ratio(tier.ratio, scale) for tier in tiers] or [Decimal(1)]
-    caps = [*floors[1:], None]
-    released = ZERO
-    for floor, cap, ratio in reversed(list(zip(floors, caps, ratios, strict=True))):
-        if value <= floor:
-            continue
-        width = (value if cap is None else min(value, cap)) - floor
-        if ratio == 0 or width * ratio <= free:
-            released += width
-            free -= width * ratio
-        else:
-            released += free / ratio
-            break
-    return min(balance, (released / price).quantize(QUANTUM, rounding=ROUND_DOWN))
+    return max_withdrawal(
+        balance=balance,
+        price=state.prices[asset],
+        free_collateral=free_collateral(state) if balance > 0 else ZERO,
+        haircut_tiers=state.terms.haircuts.get(asset) or (),
+        haircut_scale=state.terms.credit_tiers[state.credit_tier].haircut_scale,
+    )
 
 
 def _withdraw_plan(*, asset: str, amount) -> Callable[[AccountState], Plan]:
@@ -147,7 +128,7 @@ def _withdraw_plan(*, asset: str, amount) -> Callable[[AccountState], Plan]:
                 details=details,
             )
         if free_collateral(after) < 0:
-            most = max_withdrawal(state, symbol)
+            most = _max_withdrawal(state, symbol)
             return Plan(
                 after=after,
                 refusal=f"You can withdraw at most {as_text(most)} {symbol} now: open positions' "
@@ -171,7 +152,7 @@ def collateral_withdraw(
     actor=None,
 ) -> Receipt:
     """Pay `amount` of `asset` out of the cross wallet: never more than it holds, nor more than
-    the engine's withdrawable allows (see `max_withdrawal`)."""
+    the engine's withdrawable allows (see `margin.engine.fills.max_withdrawal`)."""
     return write_run(
         operation="collateral_withdraw",
         account=account,
@@ -196,4 +177,4 @@ def collateral_withdraw_preview(*, account: MarginAccount, asset: str, amount: D
 def collateral_max_withdrawal(*, account: MarginAccount, asset: str) -> Decimal:
     """The most of `asset` the account can withdraw now (for the withdraw form)."""
     state = account_state_load(account)
-    return max_withdrawal(state, asset_check(state, asset))
+    return _max_withdrawal(state, asset_check(state, asset))

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from margin.engine.fills import closing_side
 from margin.engine.funding import SETTLEMENT_WINDOW, settlement_price
 from margin.market.clock import real_duration
 from margin.models import (
@@ -28,7 +29,7 @@ from margin.models import (
     Notification,
     Position,
 )
-from margin.services.positions import closing_side, position_fill
+from margin.services.positions import position_fill
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,6 @@ from django.db import connection, transaction
 
 from margin.db import execute, rows, table
 from margin.engine.funding import funding_payment
-from margin.market.funding import funding_interval, funding_rate_working, funding_time_due
 from margin.models import (
     Asset,
     Entry,
@@ -44,6 +43,7 @@ from margin.models import (
     MarkPriceHistory,
     Position,
 )
+from margin.selectors.funding import funding_interval, funding_rate_working, funding_time_due
 from margin.services.bulk import bulk_write, new_ids
 
 logger = logging.getLogger(__name__)

@@ -84,3 +84,22 @@ def idempotency_complete(*, record_id: int, response: dict) -> None:
         f"UPDATE {table(IdempotencyRecord)} SET response = %s WHERE id = %s",
         [json.dumps(response), record_id],
     )
+
+
+def idempotency_record_lock(
+    *, user, key: str, operation: str, request_hash: str
+) -> tuple[IdempotencyRecord, bool]:
+    """The user's record of `key`, created empty if it is new (then True), and locked: inside
+    the caller's transaction, a second request with the same key waits here until the first
+    commits its answer."""
+    return IdempotencyRecord.objects.select_for_update().get_or_create(
+        user=user,
+        key=key,
+        defaults={"operation": operation, "request_hash": request_hash, "response": {}},
+    )
+
+
+def idempotency_record_answer(record: IdempotencyRecord, response: dict) -> None:
+    """Store the answer a replay of the record's key gives."""
+    record.response = response
+    record.save(update_fields=["response"])

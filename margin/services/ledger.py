@@ -15,6 +15,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from margin.db import execute, insert, table
+from margin.engine.precision import LEDGER_QUANTUM
 from margin.errors import ApplicationError
 from margin.models import (
     Asset,
@@ -26,8 +27,8 @@ from margin.models import (
     MarginAccount,
 )
 
-# NUMERIC(38, 18): every amount posted must already be a multiple of this.
-QUANTUM = Decimal("1e-18")
+# Every amount posted must already be a multiple of this (NUMERIC(38, 18)).
+QUANTUM = LEDGER_QUANTUM
 HOUSE_KINDS = (
     LedgerAccountKind.EXTERNAL,
     LedgerAccountKind.FEES,

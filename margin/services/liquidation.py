@@ -27,6 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from margin.engine.adl import AdlCandidate, adl_queue
+from margin.engine.fills import closing_side, slipped_price
 from margin.engine.liquidation import liquidation_plan, stale_is_material
 from margin.engine.reference import AccountQuote, quote_account
 from margin.engine.scheme import STRESS, Requirement
@@ -52,7 +53,7 @@ from margin.services.account_state import as_text
 from margin.services.audit import audit_record
 from margin.services.ledger import QUANTUM, Line, journal_post, wallet_accounts_ensure
 from margin.services.notifications import notification_create
-from margin.services.positions import closing_side, position_fill, slipped_price
+from margin.services.positions import position_fill
 
 CENT = Decimal("0.00000001")
 # NUMERIC(20, 12) holds ratios below 10^8; a pool with next to no balance left has a ratio

@@ -1,11 +1,16 @@
 """Notifications to traders: in the app (Notification rows) and by e-mail."""
 
+from celery import signature
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
 from margin.models import MarginAccount, Notification
+
+# The task that e-mails a notification, queued by name: `margin.tasks` imports the services,
+# never the other way round.
+NOTIFICATION_EMAIL_TASK = "margin.notification_email"
 
 
 def notification_create(*, account: MarginAccount, kind: str, text: str) -> Notification:
@@ -17,10 +22,10 @@ def notification_create(*, account: MarginAccount, kind: str, text: str) -> Noti
 def notification_send(*, account: MarginAccount, kind: str, text: str) -> Notification:
     """A notification in the app now, and its e-mail once the caller's transaction commits
     (a rolled-back action sends nothing)."""
-    from margin.tasks import notification_email
-
     notification = notification_create(account=account, kind=kind, text=text)
-    transaction.on_commit(lambda: notification_email.delay(notification.pk))
+    transaction.on_commit(
+        lambda: signature(NOTIFICATION_EMAIL_TASK, args=(notification.pk,)).delay()
+    )
     return notification
 
 

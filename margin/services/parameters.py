@@ -11,7 +11,7 @@ left out). A volatility floor is an asset's published daily σ floor in the stre
 """
 
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 import numpy as np
@@ -52,7 +52,6 @@ from margin.selectors.book import desk_book
 from margin.selectors.parameters import engine_terms, parameters_in_force
 from margin.selectors.volatility import stress_model
 from margin.services.audit import audit_record
-from margin.services.proposals import DEFAULT_TTL, proposal_create
 
 # The version's own figures a change may set (its child tables are set per symbol): the
 # engine's validator names them once.
@@ -330,21 +329,6 @@ def _trial_tick(
     return revaluation
 
 
-def parameter_change_propose(
-    *, payload: dict, reason: str, proposer, ttl: timedelta = DEFAULT_TTL
-) -> Proposal:
-    """Propose a parameter change with its impact preview attached for the approver."""
-    impact = parameter_impact_preview(payload=payload)
-    return proposal_create(
-        kind=Proposal.Kind.PARAMETER_CHANGE,
-        payload=payload,
-        reason=reason,
-        proposer=proposer,
-        impact=impact,
-        ttl=ttl,
-    )
-
-
 def _change_summary(version: ParameterVersion, change: ParameterChange) -> str:
     parts = [
         f"{name} {getattr(version, name)} → {value}"
@@ -477,15 +461,3 @@ def _copy_children(base, version, change: ParameterChange) -> None:
             for code, t in tiers.items()
         ]
     )
-
-
-def disclosed_versions(*, at: datetime | None = None):
-    """Every version, newest first, with the one in force and any scheduled ones marked; what
-    the public disclosure page lists."""
-    now = at or timezone.now()
-    in_force = parameters_in_force(now)
-    versions = list(ParameterVersion.objects.order_by("-effective_at", "-number"))
-    return in_force, [
-        {"version": v, "in_force": v.pk == in_force.pk, "scheduled": v.effective_at > now}
-        for v in versions
-    ]

@@ -8,13 +8,14 @@ initial margin; one that closes hands what is left back to the cross wallet.
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Literal
 
 from django.db.models import Q
 from django.utils import timezone
 
 from margin.db import execute, insert, table
+from margin.engine.fills import SIDES, FillMath, Side, fill_math, ledger_amount
 from margin.engine.types import ZERO
 from margin.errors import ApplicationError
 from margin.models import (
@@ -41,8 +42,6 @@ from margin.services.account_state import (
 )
 from margin.services.ledger import QUANTUM, Line, journal_post
 
-type Side = Literal["buy", "sell"]
-SIDES: dict[str, int] = {"buy": 1, "sell": -1}
 FORCED_REASONS = (
     Fill.Reason.LIQUIDATION,
     Fill.Reason.ADL,
@@ -55,64 +54,6 @@ FORCED_JOURNAL_KINDS = {
     Fill.Reason.DESK: JournalKind.FILL,
     Fill.Reason.SETTLEMENT: JournalKind.SETTLEMENT,
 }
-
-
-# Forced fills (liquidation, desk) are priced to this step: a slipped mark has more decimals
-# than a price may carry.
-FORCED_PRICE_STEP = Decimal("0.00000001")
-
-
-def ledger_amount(value: Decimal) -> Decimal:
-    """To the ledger's quantum (1e-18), as amounts are booked; `margin.numbers.money_text`
-    is what people read (to the cent)."""
-    return value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
-
-
-def closing_side(quantity: Decimal) -> Side:
-    """The side of an order that reduces a position of signed `quantity`."""
-    return "sell" if quantity > 0 else "buy"
-
-
-def slipped_price(mark: Decimal, quantity: Decimal, slippage: Decimal) -> Decimal:
-    """A forced reducing fill's price: the mark moved against the position of signed
-    `quantity` by `slippage`, to FORCED_PRICE_STEP."""
-    price = mark * (1 - slippage) if quantity > 0 else mark * (1 + slippage)
-    return price.quantize(FORCED_PRICE_STEP)
-
-
-@dataclass(frozen=True)
-class FillMath:
-    """What one fill does to a position: its new size and entry, the PnL it realizes."""
-
-    kind: Literal["open", "increase", "reduce", "close", "flip"]
-    quantity: Decimal
-    entry_price: Decimal
-    realized_pnl: Decimal
-
-    @property
-    def adds_risk(self) -> bool:
-        return self.kind in ("open", "increase", "flip")
-
-
-def fill_math(
-    *, quantity: Decimal, entry_price: Decimal, delta: Decimal, price: Decimal
-) -> FillMath:
-    """Binance one-way mode: buying into a long (or selling into a short) averages the entry
-    price by size; trading against it realizes side × closed size × (price − entry), and a fill
-    larger than the position flips it at the fill price."""
-    after = quantity + delta
-    if quantity == 0:
-        return FillMath("open", after, price, ZERO)
-    if (quantity > 0) == (delta > 0):
-        entry = ledger_amount((abs(quantity) * entry_price + abs(delta) * price) / abs(after))
-        return FillMath("increase", after, entry, ZERO)
-    closed = min(abs(quantity), abs(delta))
-    realized = ledger_amount((1 if quantity > 0 else -1) * closed * (price - entry_price))
-    if after == 0:
-        return FillMath("close", after, ZERO, realized)
-    if (after > 0) == (quantity > 0):
-        return FillMath("reduce", after, entry_price, realized)
-    return FillMath("flip", after, price, realized)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,6 @@ from margin.market.demo import (
     start_price,
     venue_quotes,
 )
-from margin.market.funding import last_funding_rates
 from margin.models import (
     Asset,
     AssetPrice,
@@ -47,6 +46,7 @@ from margin.models import (
     SimulatedAsset,
     SourceQuote,
 )
+from margin.selectors.funding import last_funding_rates
 from margin.selectors.parameters import parameters_in_force
 
 logger = logging.getLogger(__name__)

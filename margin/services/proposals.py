@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.roles import APPROVE, PROPOSE
+from margin.engine.fills import closing_side, slipped_price
 from margin.errors import ApplicationError
 from margin.models import (
     Case,
@@ -28,7 +29,8 @@ from margin.selectors.parameters import parameters_in_force
 from margin.services.audit import audit_record
 from margin.services.liquidation import stale_prices_now
 from margin.services.notifications import notification_send
-from margin.services.positions import closing_side, position_fill, slipped_price
+from margin.services.parameters import parameter_impact_preview, parameter_version_create
+from margin.services.positions import position_fill
 
 DEFAULT_TTL = timedelta(hours=24)
 MAX_TTL = timedelta(days=7)
@@ -170,6 +172,21 @@ def margin_scheme_change_propose(
     )
 
 
+def parameter_change_propose(
+    *, payload: dict, reason: str, proposer, ttl: timedelta = DEFAULT_TTL
+) -> Proposal:
+    """Propose a parameter change with its impact preview attached for the approver."""
+    impact = parameter_impact_preview(payload=payload)
+    return proposal_create(
+        kind=Proposal.Kind.PARAMETER_CHANGE,
+        payload=payload,
+        reason=reason,
+        proposer=proposer,
+        impact=impact,
+        ttl=ttl,
+    )
+
+
 def _locked_pending(proposal: Proposal) -> Proposal:
     proposal = Proposal.objects.select_for_update().get(pk=proposal.pk)
     if proposal.status != Proposal.Status.PENDING:
@@ -296,8 +313,6 @@ def _carry_out_forced_reduction(proposal: Proposal, approver) -> dict:
 
 
 def _carry_out_parameter_change(proposal: Proposal, approver) -> dict:
-    from margin.services.parameters import parameter_version_create
-
     version = parameter_version_create(proposal=proposal, actor=approver)
     return {"version": version.number, "effective_at": version.effective_at.isoformat()}
 

@@ -1,7 +1,7 @@
 """The desk's queue of at-risk accounts, the account review and case work."""
 
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import desk_required, proposer_required
@@ -17,8 +17,20 @@ from margin.forms.desk import (
     NoteForm,
     ReduceOnlyForm,
 )
-from margin.models import Case, MarginAccount, Proposal
-from margin.selectors.desk import account_review, latest_complete_tick, queue_snapshots
+from margin.models import Case
+from margin.selectors.desk import (
+    account_proposals,
+    account_review,
+    case_detail,
+    case_with_account,
+    closed_cases,
+    desk_account,
+    latest_complete_tick,
+    open_case,
+    open_case_ids,
+    queue_snapshots,
+)
+from margin.selectors.desk import cases as cases_of
 from margin.services import desk as desk_services
 from margin.services.proposals import (
     credit_tier_change_propose,
@@ -37,11 +49,7 @@ def queue(request):
     tick = latest_complete_tick()
     queue_filter = QueueFilter(request.GET, queryset=queue_snapshots(tick))
     page = Paginator(queue_filter.qs, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
-    open_cases = dict(
-        Case.objects.filter(
-            status=Case.Status.OPEN, margin_account__in=[s.account_id for s in page]
-        ).values_list("margin_account_id", "pk")
-    )
+    open_cases = open_case_ids(s.account_id for s in page)
     return render_page_or_fragment(
         request,
         "desk/queue.html",
@@ -58,14 +66,8 @@ def queue(request):
 
 @desk_required
 def account(request, pk: int):
-    margin_account = get_object_or_404(
-        MarginAccount.objects.select_related("owner", "credit_tier"), pk=pk
-    )
-    case = (
-        Case.objects.filter(margin_account=margin_account, status=Case.Status.OPEN)
-        .select_related("assignee", "opened_by")
-        .first()
-    )
+    margin_account = desk_account(pk)
+    case = open_case(margin_account)
     review = account_review(account=margin_account)
     return render(
         request,
@@ -75,12 +77,8 @@ def account(request, pk: int):
             "ratio_points": sparkline(review.ratio_history),
             "account": margin_account,
             "case": case,
-            "past_cases": Case.objects.filter(
-                margin_account=margin_account, status=Case.Status.CLOSED
-            ),
-            "proposals": Proposal.objects.filter(margin_account=margin_account).select_related(
-                "proposer", "approver"
-            )[:20],
+            "past_cases": closed_cases(margin_account),
+            "proposals": account_proposals(margin_account),
             "open_form": CaseOpenForm(),
         },
     )
@@ -89,7 +87,7 @@ def account(request, pk: int):
 @desk_required
 @require_POST
 def case_open(request, pk: int):
-    margin_account = get_object_or_404(MarginAccount, pk=pk)
+    margin_account = desk_account(pk)
     form = CaseOpenForm(request.POST)
     if not form.is_valid():
         form_errors(request, form)
@@ -108,28 +106,21 @@ def case_open(request, pk: int):
 @desk_required
 def cases(request):
     status = request.GET.get("status", Case.Status.OPEN)
-    rows = (
-        Case.objects.filter(status=status)
-        .select_related("margin_account__owner", "assignee")
-        .order_by("-pk")
-    )
-    page = Paginator(rows, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(cases_of(status), QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "desk/cases.html", {"page": page, "status": status})
 
 
 @desk_required
 def case(request, pk: int):
-    found = get_object_or_404(
-        Case.objects.select_related("margin_account__owner", "assignee", "opened_by"), pk=pk
-    )
+    found = case_detail(pk)
     return render(
         request,
         "desk/case.html",
         {
             "case": found,
             "account": found.margin_account,
-            "notes": found.notes.select_related("author"),
-            "proposals": found.proposals.select_related("proposer", "approver"),
+            "notes": found.notes.all(),
+            "proposals": found.proposals.all(),
             "forms": {
                 "note": NoteForm(),
                 "assign": AssignForm(initial={"assignee": found.assignee_id}),
@@ -147,7 +138,7 @@ def case(request, pk: int):
 
 
 def _case_action(request, pk: int, form_class, do, done: str):
-    found = get_object_or_404(Case.objects.select_related("margin_account"), pk=pk)
+    found = case_with_account(pk)
     form = form_class(request.POST)
     if not form.is_valid():
         form_errors(request, form)
@@ -232,7 +223,7 @@ def case_reduce_only(request, pk: int):
 @proposer_required
 @require_POST
 def case_propose_reduction(request, pk: int):
-    found = get_object_or_404(Case.objects.select_related("margin_account"), pk=pk)
+    found = case_with_account(pk)
     form = ForcedReductionForm(request.POST, account=found.margin_account)
     if not form.is_valid():
         form_errors(request, form)

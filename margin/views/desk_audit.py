@@ -8,15 +8,15 @@ from django.shortcuts import render
 
 from accounts.access import desk_required
 from margin.filters import AuditFilter
-from margin.models import AuditEntry
 from margin.numbers import change_text
+from margin.selectors.desk import audit_entries
 from margin.views.rendering import query_without_page
 
 CSV_COLUMNS = ("id", "at", "actor", "action", "account", "subject", "change", "reason")
 
 
 def _filtered(request) -> AuditFilter:
-    return AuditFilter(request.GET, queryset=AuditEntry.objects.select_related("actor"))
+    return AuditFilter(request.GET, queryset=audit_entries())
 
 
 @desk_required

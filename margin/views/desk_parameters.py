@@ -9,13 +9,10 @@ from django.views.decorators.http import require_POST
 from accounts.access import desk_required, proposer_required
 from margin.errors import ApplicationError
 from margin.forms.desk import ParameterChangeForm
-from margin.market.funding import dated_futures, funding_outlooks
-from margin.selectors.parameters import parameters_in_force, version_terms
-from margin.services.parameters import (
-    disclosed_versions,
-    parameter_change_propose,
-    parameter_impact_preview,
-)
+from margin.selectors.funding import dated_futures, funding_outlooks
+from margin.selectors.parameters import disclosed_versions, parameters_in_force, version_terms
+from margin.services.parameters import parameter_impact_preview
+from margin.services.proposals import parameter_change_propose
 from margin.views.desk_common import form_errors
 
 

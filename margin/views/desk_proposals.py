@@ -1,13 +1,15 @@
 """Four-eyes proposals: the list, one proposal with its impact, approve and reject."""
 
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import approver_required, desk_required
 from accounts.roles import APPROVE
 from margin.forms.desk import DecisionForm
 from margin.models import Proposal
+from margin.selectors.desk import proposal_detail
+from margin.selectors.desk import proposals as proposals_of
 from margin.services.proposals import proposal_approve, proposal_reject
 from margin.views.desk_common import act, form_errors
 
@@ -15,12 +17,7 @@ from margin.views.desk_common import act, form_errors
 @desk_required
 def proposals(request):
     status = request.GET.get("status", Proposal.Status.PENDING)
-    rows = (
-        Proposal.objects.filter(status=status)
-        .select_related("proposer", "approver", "margin_account")
-        .order_by("expires_at" if status == Proposal.Status.PENDING else "-pk")
-    )
-    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    page = Paginator(proposals_of(status), 50).get_page(request.GET.get("page"))
     return render(
         request,
         "desk/proposals.html",
@@ -30,9 +27,7 @@ def proposals(request):
 
 @desk_required
 def proposal(request, pk: int):
-    found = get_object_or_404(
-        Proposal.objects.select_related("proposer", "approver", "margin_account", "case"), pk=pk
-    )
+    found = proposal_detail(pk)
     return render(
         request,
         "desk/proposal.html",
@@ -48,7 +43,7 @@ def proposal(request, pk: int):
 @approver_required
 @require_POST
 def proposal_approve_view(request, pk: int):
-    found = get_object_or_404(Proposal, pk=pk)
+    found = proposal_detail(pk)
     form = DecisionForm(request.POST)
     if not form.is_valid():  # an over-long note must not be dropped and the change carried out
         form_errors(request, form)
@@ -67,7 +62,7 @@ def proposal_approve_view(request, pk: int):
 @desk_required
 @require_POST
 def proposal_reject_view(request, pk: int):
-    found = get_object_or_404(Proposal, pk=pk)
+    found = proposal_detail(pk)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         form_errors(request, form)

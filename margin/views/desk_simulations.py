@@ -3,14 +3,22 @@ maps of the book."""
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import desk_required
 from margin.errors import ApplicationError
 from margin.forms.desk import CascadeForm, ScenarioForm
-from margin.models import CascadeRun, StressRun
-from margin.selectors.desk import exposure_heat_map, latest_complete_tick, ratio_heat_map
+from margin.models import CascadeRun
+from margin.selectors.desk import (
+    cascade_run,
+    cascade_runs,
+    exposure_heat_map,
+    latest_complete_tick,
+    ratio_heat_map,
+    stress_runs,
+)
+from margin.selectors.desk import stress_run as stress_run_of
 from margin.services.cascade import cascade_run_start
 from margin.services.stress_runs import stress_run_create
 from margin.views.desk_common import form_errors, sparkline
@@ -28,9 +36,7 @@ def _bars(values: dict[str, float]) -> list[dict]:
 
 @desk_required
 def stress(request):
-    runs = Paginator(StressRun.objects.select_related("created_by"), 25).get_page(
-        request.GET.get("page")
-    )
+    runs = Paginator(stress_runs(), 25).get_page(request.GET.get("page"))
     return render(request, "desk/stress.html", {"form": ScenarioForm(), "runs": runs})
 
 
@@ -53,7 +59,7 @@ def stress_run(request):
 
 @desk_required
 def stress_detail(request, pk: int):
-    run = get_object_or_404(StressRun.objects.select_related("created_by"), pk=pk)
+    run = stress_run_of(pk)
     return render(
         request,
         "desk/stress_run.html",
@@ -73,9 +79,7 @@ def stress_detail(request, pk: int):
 
 @desk_required
 def cascade(request):
-    runs = Paginator(CascadeRun.objects.select_related("created_by"), 25).get_page(
-        request.GET.get("page")
-    )
+    runs = Paginator(cascade_runs(), 25).get_page(request.GET.get("page"))
     return render(request, "desk/cascade.html", {"form": CascadeForm(), "runs": runs})
 
 
@@ -120,7 +124,7 @@ def _price_paths(run: CascadeRun) -> list[dict]:
 @desk_required
 def cascade_detail(request, pk: int):
     """The run's page; htmx polls its progress fragment until the run is done."""
-    run = get_object_or_404(CascadeRun.objects.select_related("created_by"), pk=pk)
+    run = cascade_run(pk)
     return render_page_or_fragment(
         request,
         "desk/cascade_run.html",

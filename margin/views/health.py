@@ -1,19 +1,8 @@
 from django.conf import settings
-from django.db import connection
 from django.http import JsonResponse
-from django.utils import timezone
 
 from exchange_site.celery import app as celery_app
-from margin.models import Heartbeat
-
-
-def _database_ok() -> bool:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return True
-    except Exception:
-        return False
+from margin.selectors.ops import database_answers, last_beat_age_s
 
 
 def _broker_ok() -> bool:
@@ -25,19 +14,11 @@ def _broker_ok() -> bool:
         return False
 
 
-def _last_beat_age_s() -> float | None:
-    try:
-        beat = Heartbeat.objects.filter(name="heartbeat").first()
-    except Exception:
-        return None
-    return None if beat is None else (timezone.now() - beat.beat_at).total_seconds()
-
-
 def healthz(request):
     """Liveness for operators: database, broker and how long ago the worker ran a beat."""
-    database = _database_ok()
+    database = database_answers()
     broker = _broker_ok()
-    age = _last_beat_age_s() if database else None
+    age = last_beat_age_s() if database else None
     beat_ok = age is not None and age <= settings.HEARTBEAT_STALE_AFTER_S
     healthy = database and broker and beat_ok
     body = {

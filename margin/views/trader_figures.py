@@ -26,15 +26,16 @@ from margin.engine.scheme import (
     Requirement,
     portfolio_liquidation_price,
 )
+from margin.engine.states import Thresholds
 from margin.engine.stress import AccountStress, StressModel, account_stress
 from margin.engine.types import AccountInput, CollateralLine, PositionInput
-from margin.market.funding import FundingOutlook, cumulative_funding, funding_outlooks
 from margin.models import MarginAccount, ParameterVersion
-from margin.selectors.accounts import AccountState, PositionState, account_state_load
+from margin.selectors.accounts import AccountState, PositionState
+from margin.selectors.figures import figures_now
+from margin.selectors.funding import FundingOutlook, cumulative_funding, funding_outlooks
 from margin.selectors.market import latest_snapshot
-from margin.selectors.parameters import parameters_in_force
 from margin.selectors.volatility import stress_model, stress_model_now
-from margin.views.trader_gauge import Gauge, Thresholds, ratio_gauge
+from margin.views.trader_gauge import Gauge, ratio_gauge
 
 
 @dataclass(frozen=True)
@@ -192,14 +193,6 @@ class AccountFigures:
         return account_stress(self.input, self.stress_model, quote=self.quote)
 
 
-def thresholds_of(version: ParameterVersion) -> Thresholds:
-    return Thresholds(
-        warning=version.warning_ratio,
-        margin_call=version.margin_call_ratio,
-        liquidation=version.liquidation_ratio,
-    )
-
-
 def _revaluation(account: MarginAccount) -> Revaluation:
     snapshot = latest_snapshot(account)
     if snapshot is None:
@@ -240,12 +233,11 @@ def position_rows(
 
 def account_figures(account: MarginAccount) -> AccountFigures:
     """Every figure of the account's pages; a constant number of queries whatever it holds."""
-    state = account_state_load(account)
-    account_input = state.engine_input()
-    quote = state.quote()
-    requirement = state.requirement()
-    version = parameters_in_force()
-    thresholds = thresholds_of(version)
+    now = figures_now(account)
+    state, account_input, quote = now.state, now.input, now.quote
+    requirement = now.requirement
+    version = now.parameters
+    thresholds = Thresholds.of(version)
     rows = position_rows(state, account_input, quote)
     if requirement.scheme == PORTFOLIO:
         # The model the requirement itself used (`AccountState.requirement`).

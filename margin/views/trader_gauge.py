@@ -6,33 +6,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from margin.engine.reference import AccountQuote
+from margin.engine.states import LEVEL, LIQUIDATION, Thresholds
 from margin.engine.types import ISOLATED
 from margin.models import AccountState
 
 # The scale runs a quarter past liquidation so that the liquidation mark is not on the edge.
 SCALE_PAST_LIQUIDATION = Decimal("1.25")
 WIDTH = Decimal(400)
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    warning: Decimal
-    margin_call: Decimal
-    liquidation: Decimal
-
-    def level(self, ratio: Decimal | None, *, at_risk: bool = True) -> str:
-        """The state the ratio alone points to (the job adds hysteresis before it moves one).
-        No ratio means no margin balance: liquidation when there is a maintenance margin to
-        meet (`at_risk`), nothing at all when there is none (an empty account)."""
-        if ratio is None:
-            return AccountState.LIQUIDATION if at_risk else AccountState.HEALTHY
-        if ratio >= self.liquidation:
-            return AccountState.LIQUIDATION
-        if ratio >= self.margin_call:
-            return AccountState.MARGIN_CALL
-        if ratio >= self.warning:
-            return AccountState.WARNING
-        return AccountState.HEALTHY
 
 
 @dataclass(frozen=True)
@@ -86,14 +66,6 @@ def quote_gauge(quote: AccountQuote, thresholds: Thresholds) -> Gauge:
     return ratio_gauge(quote.margin_ratio, thresholds, at_risk=quote.maintenance_margin > 0)
 
 
-LEVEL_ORDER = (
-    AccountState.HEALTHY,
-    AccountState.WARNING,
-    AccountState.MARGIN_CALL,
-    AccountState.LIQUIDATION,
-)
-
-
 @dataclass(frozen=True)
 class Verdict:
     """The worst state the account's figures point to, the cross pool and each isolated
@@ -121,10 +93,10 @@ def account_verdict(
             continue
         level = thresholds.level(row.isolated_margin_ratio, at_risk=row.maintenance_margin > 0)
         levels.append(level)
-        if level == AccountState.LIQUIDATION:
+        if level == LIQUIDATION:
             past.append(symbols.get(row.id, row.id))
     return Verdict(
-        level=max(levels, key=LEVEL_ORDER.index),
+        level=max(levels, key=LEVEL.__getitem__),
         pool_level=pool_level,
         isolated_past_liquidation=tuple(past),
     )

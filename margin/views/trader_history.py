@@ -8,9 +8,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import trader_required
 from margin.forms.trader import HistoryFilterForm
-from margin.models import AccountEvent, Fill, Notification
-from margin.selectors.ledger import ledger_history
-from margin.selectors.market import unread_notifications
+from margin.selectors.accounts import account_history, notifications_of, unread_notifications
 from margin.services.notifications import notifications_acknowledge, notifications_mark_read
 from margin.views.rendering import (
     query_without_page,
@@ -35,37 +33,12 @@ def _bounds(filters: dict) -> dict:
     return bounds
 
 
-def _dated(queryset, field: str, bounds: dict):
-    if "since" in bounds:
-        queryset = queryset.filter(**{f"{field}__gte": bounds["since"]})
-    if "until" in bounds:
-        queryset = queryset.filter(**{f"{field}__lt": bounds["until"]})
-    return queryset
-
-
-def _history_rows(account, kind: str, filters: dict):
-    """Each kind of history, newest first, with what its rows print joined in."""
-    bounds = _bounds(filters)
-    if kind == "fills":
-        rows = Fill.objects.filter(position__margin_account=account).select_related(
-            "position__instrument"
-        )
-        return _dated(rows.order_by("-pk"), "created_at", bounds)
-    if kind == "states":
-        rows = AccountEvent.objects.filter(account=account)
-        return _dated(rows.order_by("-at", "-pk"), "at", bounds)
-    if kind == "calls":
-        rows = Notification.objects.filter(account=account)
-        return _dated(rows.order_by("-created_at", "-pk"), "created_at", bounds)
-    return ledger_history(account=account, filters=bounds)
-
-
 @with_account
 def history(request, account):
     form = HistoryFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     kind = filters.get("kind") or "ledger"
-    page = Paginator(_history_rows(account, kind, filters), PAGE_SIZE).get_page(
+    page = Paginator(account_history(account, kind, _bounds(filters)), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     context = {
@@ -80,13 +53,9 @@ def history(request, account):
     return render_page_or_fragment(request, HISTORY, "history-table", context, status=status)
 
 
-def _notifications_of(user):
-    return Notification.objects.filter(user=user).select_related("account")
-
-
 @trader_required
 def notifications(request):
-    page = Paginator(_notifications_of(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(notifications_of(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
     return render_page_or_fragment(request, NOTIFICATIONS, "notification-list", {"page": page})
 
 
@@ -100,16 +69,10 @@ def notification_badge(request):
 @trader_required
 def notifications_read(request):
     notifications_mark_read(user=request.user)
-    page = Paginator(_notifications_of(request.user), PAGE_SIZE).get_page(1)
+    page = Paginator(notifications_of(request.user), PAGE_SIZE).get_page(1)
     response = render_partial(request, NOTIFICATIONS, "notification-list", {"page": page})
     response["HX-Trigger"] = "notifications-read"
     return response
-
-
-def account_notices(user, account) -> list[Notification]:
-    """What the account's page shows until the trader acknowledges it: every unread notice on
-    the account (the desk's actions, margin calls, liquidations), newest first."""
-    return list(unread_notifications(user).filter(account=account)[:20])
 
 
 @require_POST

@@ -2,7 +2,6 @@
 of a figure, the price-shock what-if and the chart data."""
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
@@ -16,20 +15,19 @@ from margin.engine.explain import (
     fill_formula,
     format_number,
 )
-from margin.engine.reference import quote_account
 from margin.engine.scheme import explain_portfolio_liquidation, explain_requirement
+from margin.engine.states import Thresholds
 from margin.errors import ApplicationError
 from margin.forms.trader import AccountOpenForm
-from margin.models import Asset, MarginSnapshot, Position
-from margin.selectors.accounts import accounts_of, engine_accounts
-from margin.selectors.market import snapshot_history
+from margin.selectors.accounts import account_notices, accounts_of
+from margin.selectors.figures import figures_now_of
+from margin.selectors.market import assets, chart_series
 from margin.selectors.parameters import parameters_in_force
 from margin.services.ledger import margin_account_open
 from margin.views.rendering import render_page_or_fragment, render_partial
 from margin.views.trader_common import DASHBOARD, with_account
-from margin.views.trader_figures import account_figures, position_rows, thresholds_of
+from margin.views.trader_figures import account_figures, position_rows
 from margin.views.trader_gauge import account_verdict, quote_gauge
-from margin.views.trader_history import account_notices
 from margin.views.trader_operations import blank_forms
 from margin.views.trader_whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
 
@@ -47,13 +45,13 @@ class AccountCard:
 
 @trader_required
 def account_list(request, open_form: AccountOpenForm | None = None):
-    accounts = list(accounts_of(request.user).select_related("credit_tier"))
-    inputs = engine_accounts([a.pk for a in accounts]) if accounts else {}
-    thresholds = thresholds_of(parameters_in_force()) if accounts else None
+    accounts = list(accounts_of(request.user))
+    figures = figures_now_of(a.pk for a in accounts)
     cards = []
     for account in accounts:
-        quote = quote_account(inputs[account.pk])
-        cards.append(AccountCard(account, quote, quote_gauge(quote, thresholds)))
+        now = figures[account.pk]
+        quote = now.quote
+        cards.append(AccountCard(account, quote, quote_gauge(quote, Thresholds.of(now.parameters))))
     context = {"cards": cards, "open_form": open_form or AccountOpenForm()}
     return render(request, "margin/account_list.html", context, status=422 if open_form else 200)
 
@@ -76,7 +74,7 @@ def _dashboard_context(account) -> dict:
     return {
         "account": account,
         "figures": account_figures(account),
-        "assets": Asset.objects.all(),
+        "assets": assets(),
         "shock_range": MAX_SHOCK_PERCENT,
     }
 
@@ -195,52 +193,20 @@ def whatif_fragment(request, account):
     return render_partial(request, DASHBOARD, "whatif", context)
 
 
-def _number(value) -> float | None:
-    return None if value is None else float(Decimal(value))
-
-
 @with_account
 def chart_data(request, account):
     """Margin ratio per revaluation, and each open position's mark (the tick's) with its
     liquidation price."""
-    snapshots = list(
-        snapshot_history(account, limit=CHART_POINTS).values(
-            "tick__started_at", "tick__marks", "margin_ratio", "positions"
-        )
-    )
-    snapshots.reverse()
-    thresholds = thresholds_of(parameters_in_force())
-    at = {name: n for n, name in enumerate(MarginSnapshot.POSITION_FIELDS)}
-    times = [s["tick__started_at"].timestamp() * 1000 for s in snapshots]
-    rows_by_tick = [{row[at["position_id"]]: row for row in s["positions"]} for s in snapshots]
-    open_positions = (
-        Position.objects.filter(margin_account=account)
-        .exclude(quantity=0)
-        .values_list("pk", "instrument__symbol")
-    )
-    series = []
-    for pk, symbol in open_positions:
-        points = [
-            (t, s["tick__marks"].get(symbol), rows[pk])
-            for t, s, rows in zip(times, snapshots, rows_by_tick, strict=True)
-            if pk in rows
-        ]
-        series.append(
-            {
-                "symbol": symbol,
-                "t": [t for t, _, _ in points],
-                "mark": [_number(mark) for _, mark, _ in points],
-                "liquidation": [_number(row[at["liquidation_price"]]) for _, _, row in points],
-            }
-        )
+    series = chart_series(account, limit=CHART_POINTS)
+    thresholds = Thresholds.of(parameters_in_force())
     return JsonResponse(
         {
-            "ratio": {"t": times, "v": [_number(s["margin_ratio"]) for s in snapshots]},
+            "ratio": series["ratio"],
             "thresholds": {
                 "warning": float(thresholds.warning),
                 "margin_call": float(thresholds.margin_call),
                 "liquidation": float(thresholds.liquidation),
             },
-            "positions": series,
+            "positions": series["positions"],
         }
     )

@@ -10,8 +10,8 @@ from django.urls import reverse
 from margin.errors import ApplicationError
 from margin.models import AuditEntry, Bracket, ParameterVersion, Proposal
 from margin.selectors.parameters import parameters_in_force
-from margin.services.parameters import parameter_change_propose, parameter_impact_preview
-from margin.services.proposals import proposal_approve
+from margin.services.parameters import parameter_impact_preview
+from margin.services.proposals import parameter_change_propose, proposal_approve
 
 pytestmark = pytest.mark.django_db
 

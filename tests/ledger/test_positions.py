@@ -2,41 +2,14 @@ from decimal import Decimal
 
 import pytest
 
+from margin.engine.fills import closing_side, slipped_price
 from margin.errors import ApplicationError
 from margin.models import Fill, Journal, JournalKind, LedgerAccountKind, Position
 from margin.services.margin_mode import position_leverage_set, position_margin_mode_switch
-from margin.services.positions import (
-    closing_side,
-    fill_math,
-    position_fill,
-    position_market_fill_preview,
-    slipped_price,
-)
+from margin.services.positions import position_fill, position_market_fill_preview
 from tests.ledger.support import balance, fund, house, new_key, set_mark, trade
 
 D = Decimal
-
-
-@pytest.mark.parametrize(
-    ("quantity", "entry", "delta", "price", "expected"),
-    [
-        ("0", "0", "2", "100", ("open", "2", "100", "0")),
-        ("2", "100", "2", "110", ("increase", "4", "105", "0")),
-        ("-3", "100", "-1", "120", ("increase", "-4", "105", "0")),
-        ("4", "100", "-1", "110", ("reduce", "3", "100", "10")),
-        ("-4", "100", "1", "110", ("reduce", "-3", "100", "-10")),
-        ("4", "100", "-4", "90", ("close", "0", "0", "-40")),
-        ("2", "100", "-5", "120", ("flip", "-3", "120", "40")),
-    ],
-)
-def test_fill_math_follows_one_way_mode(quantity, entry, delta, price, expected):
-    math = fill_math(quantity=D(quantity), entry_price=D(entry), delta=D(delta), price=D(price))
-    assert (math.kind, math.quantity, math.entry_price, math.realized_pnl) == (
-        expected[0],
-        D(expected[1]),
-        D(expected[2]),
-        D(expected[3]),
-    )
 
 
 def test_a_market_fill_books_pnl_against_the_market_and_the_fee_to_fees(account):

@@ -10,12 +10,6 @@ import pytest
 from django.db.models import Sum
 
 from margin.engine.funding import funding_payment
-from margin.market.funding import (
-    cumulative_funding,
-    funding_outlooks,
-    funding_rate_for_mark,
-    funding_series,
-)
 from margin.models import (
     AccountState,
     FundingPayment,
@@ -28,7 +22,13 @@ from margin.models import (
     MarkPriceHistory,
     Position,
 )
-from margin.selectors.accounts import account_quote
+from margin.selectors.figures import figures_now
+from margin.selectors.funding import (
+    cumulative_funding,
+    funding_outlooks,
+    funding_rate_for_mark,
+    funding_series,
+)
 from margin.selectors.ledger import ledger_differences, ledger_history
 from margin.services.funding import funding_settle_due
 from margin.services.margin_mode import position_margin_mode_switch
@@ -196,7 +196,7 @@ def test_funding_alone_sends_an_account_to_liquidation(market, funding_time, now
     account = funded_account(usdt="1100", fills=[("ETHUSDT", "buy", "3")])
     market_prices(at=later(1), BTC=95000, ETH=3230, SOL=230, USDT=1, USDC=1)
     market_prices(at=later(2), BTC=95000, ETH=3053, SOL=230, USDT=1, USDC=1)
-    before = account_quote(account)
+    before = figures_now(account).quote
     assert Decimal("0.5") < before.margin_ratio < 1
     # and the perpetual traded 2% over its index through the interval: F = 2% − 0.05%, above
     # the contract's published cap of 0.75%

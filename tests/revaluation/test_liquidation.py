@@ -20,7 +20,7 @@ from margin.models import (
     Proposal,
     SimulatedAsset,
 )
-from margin.selectors.accounts import account_quote
+from margin.selectors.figures import figures_now
 from margin.selectors.ledger import ledger_differences
 from margin.services.liquidation import insurance_fund_deposit, liquidation_run
 from margin.services.margin_mode import position_margin_mode_switch
@@ -61,7 +61,7 @@ def test_partial_liquidation_follows_the_plan_pays_the_fund_and_runs_once(market
     assert fill.price == Decimal(208) * (1 - params.liquidation_slippage)
     assert liquidation.status == Liquidation.Status.DONE
     assert liquidation.margin_ratio_after <= params.liquidation_target_ratio
-    assert account_quote(account).margin_ratio <= params.liquidation_target_ratio
+    assert figures_now(account).quote.margin_ratio <= params.liquidation_target_ratio
     expected_fee = -fill.quantity * fill.price * params.liquidation_fee_rate
     assert liquidation.fee == fill.fee == pytest.approx(expected_fee, abs=Decimal("1e-8"))
     assert insurance_fund().balance == liquidation.fee > 0
@@ -84,7 +84,9 @@ def test_a_bankrupt_account_is_closed_and_its_deficit_covered_by_the_insurance_f
     # then: closed at the slipped mark; the fund paid the deficit (−209.5 − 33.6 slippage)
     assert Position.objects.get(margin_account=account).quantity == 0
     assert liquidation.insurance_cover == pytest.approx(Decimal("243.1"), abs=Decimal("1e-6"))
-    assert account_quote(account).margin_balance == pytest.approx(Decimal(0), abs=Decimal("1e-6"))
+    assert figures_now(account).quote.margin_balance == pytest.approx(
+        Decimal(0), abs=Decimal("1e-6")
+    )
     assert insurance_fund().balance == Decimal("10000") - liquidation.insurance_cover
     assert ledger_differences().clean
 
@@ -95,7 +97,7 @@ def test_when_the_fund_cannot_cover_opposing_profitable_positions_are_deleverage
     cautious = funded_account(usdt="20000", fills=[("BTCUSDT", "sell", "0.1")])
     bold = funded_account(usdt="3000", fills=[("BTCUSDT", "sell", "0.15")])
     run = crash_and_tick(later, 84000)
-    quote = account_quote(bankrupt)
+    quote = figures_now(bankrupt).quote
     (row,) = quote.positions
     # when
     liquidation_run(account_id=bankrupt.pk, tick_id=run.start.tick.pk)
@@ -105,7 +107,9 @@ def test_when_the_fund_cannot_cover_opposing_profitable_positions_are_deleverage
     assert Position.objects.get(margin_account=cautious).quantity == Decimal("-0.05")
     adl_fills = Fill.objects.filter(reason=Fill.Reason.ADL)
     assert {f.price for f in adl_fills} == {row.bankruptcy_price}
-    assert account_quote(bankrupt).margin_balance == pytest.approx(Decimal(0), abs=Decimal("1e-6"))
+    assert figures_now(bankrupt).quote.margin_balance == pytest.approx(
+        Decimal(0), abs=Decimal("1e-6")
+    )
     assert insurance_fund().balance == 0
     assert ledger_differences().clean
 

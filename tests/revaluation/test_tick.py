@@ -11,13 +11,9 @@ from margin.models import (
     RevaluationShard,
     RevaluationTick,
 )
-from margin.selectors.accounts import account_quote
-from margin.selectors.market import (
-    latest_snapshot,
-    position_figures,
-    snapshot_history,
-    unread_notifications,
-)
+from margin.selectors.accounts import unread_notifications
+from margin.selectors.figures import figures_now
+from margin.selectors.market import latest_snapshot, position_figures, snapshot_history
 from margin.services.margin_mode import position_margin_mode_switch
 from margin.services.notifications import (
     notification_create,
@@ -51,7 +47,7 @@ def test_a_tick_snapshots_every_account_with_its_position_figures(market, later)
     figures = position_figures(long_btc)
     (position,) = figures.values()
     assert position.bracket == 1 and position.mark_price == Decimal("95000")
-    (reference_row,) = account_quote(long_btc).positions
+    (reference_row,) = figures_now(long_btc).quote.positions
     assert position.maintenance_margin == reference_row.maintenance_margin == Decimal("76")
     assert position.liquidation_price == pytest.approx(reference_row.liquidation_price)
     assert position.bankruptcy_price == pytest.approx(reference_row.bankruptcy_price)

@@ -8,8 +8,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from margin.market.funding import funding_time_due
 from margin.models import FundingPayment, Instrument, MarginAccount, Position
+from margin.selectors.funding import funding_time_due
 from margin.services.funding import funding_settle_due
 from tests.api.conftest import client_for
 

@@ -5,10 +5,7 @@ account is a 404, exactly like one that does not exist.
 """
 
 from dataclasses import replace
-from decimal import Decimal
 
-from django.db.models import OuterRef, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
@@ -25,43 +22,14 @@ from margin.api.views.base import ApiView
 from margin.engine.explain import explain_account
 from margin.engine.reference import quote_account
 from margin.engine.request import render_quote
-from margin.models import (
-    Entry,
-    FundingPayment,
-    LedgerAccount,
-    LedgerAccountKind,
-    MarginAccount,
-    Position,
-)
 from margin.selectors.accounts import (
     account_of_user_or_404,
-    account_quote,
-    account_state_load,
     accounts_of,
+    positions_of,
 )
+from margin.selectors.figures import account_overview, figures_now
 from margin.selectors.ledger import ledger_history
 from margin.selectors.market import with_latest_snapshot_ids, with_latest_snapshots
-
-
-def _own_accounts(user):
-    return with_latest_snapshot_ids(accounts_of(user))
-
-
-def account_detail(accounts, account_id: int) -> dict:
-    """Account `account_id` among `accounts` (else 404): balances, figures now, latest
-    revaluation."""
-    account = get_object_or_404(with_latest_snapshot_ids(accounts), pk=account_id)
-    (account,) = with_latest_snapshots([account])
-    account.wallets = [
-        {"asset": asset, "balance": balance}
-        for asset, balance in LedgerAccount.objects.filter(
-            margin_account=account, kind=LedgerAccountKind.WALLET
-        )
-        .order_by("asset__symbol")
-        .values_list("asset__symbol", "balance")
-    ]
-    account.figures = account_quote(account)
-    return s.AccountDetailSerializer(account).data
 
 
 class TraderView(ApiView):
@@ -78,9 +46,8 @@ class AccountList(TraderView, generics.ListAPIView):
     filterset_class = AccountFilter
 
     def get_queryset(self):
-        if self.describing:
-            return MarginAccount.objects.none()
-        return _own_accounts(self.request.user)
+        user = None if self.describing else self.request.user
+        return with_latest_snapshot_ids(accounts_of(user))
 
     @extend_schema(summary="Your margin accounts, each with its latest revaluation")
     def get(self, request, *args, **kwargs):
@@ -95,27 +62,8 @@ class AccountDetail(TraderView):
         responses=s.AccountDetailSerializer,
     )
     def get(self, request, account_id: int):
-        return Response(account_detail(accounts_of(request.user), account_id))
-
-
-def _positions_of(account):
-    fenced = LedgerAccount.objects.filter(
-        position=OuterRef("pk"), kind=LedgerAccountKind.ISOLATED
-    ).values("balance")[:1]
-    funding = (
-        FundingPayment.objects.filter(position=OuterRef("pk"))
-        .values("position")
-        .annotate(total=Sum("amount"))
-        .values("total")
-    )
-    return (
-        Position.objects.filter(margin_account=account)
-        .select_related("instrument")
-        .annotate(
-            isolated_margin=Subquery(fenced),
-            cumulative_funding=Coalesce(Subquery(funding), Value(Decimal(0))),
-        )
-    )
+        account = account_overview(accounts_of(request.user), account_id)
+        return Response(s.AccountDetailSerializer(account).data)
 
 
 class PositionList(TraderView, generics.ListAPIView):
@@ -125,9 +73,7 @@ class PositionList(TraderView, generics.ListAPIView):
     filterset_class = PositionFilter
 
     def get_queryset(self):
-        if self.describing:
-            return Position.objects.none()
-        return _positions_of(self.account())
+        return positions_of(None if self.describing else self.account())
 
     @extend_schema(summary="The positions of one of your accounts")
     def get(self, request, *args, **kwargs):
@@ -137,7 +83,7 @@ class PositionList(TraderView, generics.ListAPIView):
 class PositionDetail(TraderView):
     @extend_schema(summary="Your position in one instrument", responses=s.PositionSerializer)
     def get(self, request, account_id: int, instrument: str):
-        position = get_object_or_404(_positions_of(self.account()), instrument__symbol=instrument)
+        position = get_object_or_404(positions_of(self.account()), instrument__symbol=instrument)
         return Response(s.PositionSerializer(position).data)
 
 
@@ -149,9 +95,7 @@ class History(TraderView, generics.ListAPIView):
     filterset_class = HistoryFilter
 
     def get_queryset(self):
-        if self.describing:
-            return Entry.objects.none()
-        return ledger_history(account=self.account())
+        return ledger_history(account=None if self.describing else self.account())
 
     def filter_queryset(self, queryset):
         # The selector applies the filters; the FilterSet only parses and checks them.
@@ -178,7 +122,7 @@ class AccountExplain(TraderView):
         responses={200: QUOTE_ANSWER},
     )
     def get(self, request, account_id: int):
-        state = account_state_load(self.account())
+        state = figures_now(self.account()).state
         symbols = {p.engine_id: p.instrument for p in state.positions.values()}
         engine_input = state.engine_input()
         engine_input = replace(

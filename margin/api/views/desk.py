@@ -5,8 +5,6 @@ desk's pages; every endpoint refuses a trader (403)."""
 import copy
 from abc import ABC, abstractmethod
 
-from django.contrib.auth import get_user_model
-from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
@@ -18,28 +16,36 @@ from margin.api import desk_serializers as d
 from margin.api import serializers as s
 from margin.api.idempotency import idempotent
 from margin.api.permissions import IsApprover, IsDesk, IsProposer
-from margin.api.views.accounts import account_detail
 from margin.api.views.base import ApiView
 from margin.errors import ApplicationError
 from margin.filters import QueueFilter
 from margin.models import (
-    CascadeRun,
     Case,
-    CreditTier,
-    MarginAccount,
-    MarginSnapshot,
-    Position,
-    Proposal,
-    StressRun,
 )
-from margin.selectors.desk import latest_complete_tick, queue_snapshots
+from margin.selectors.accounts import all_accounts, credit_tier_coded, position_in, user_named
+from margin.selectors.desk import (
+    cascade_run,
+    cascade_runs,
+    case_detail,
+    case_with_account,
+    cases,
+    desk_account,
+    latest_complete_tick,
+    proposal_detail,
+    proposals,
+    queue_snapshots,
+    stress_run,
+    stress_runs,
+)
+from margin.selectors.figures import account_overview
 from margin.services import desk as desk_services
 from margin.services.cascade import cascade_run_start
-from margin.services.parameters import parameter_change_propose, parameter_impact_preview
+from margin.services.parameters import parameter_impact_preview
 from margin.services.proposals import (
     credit_tier_change_propose,
     forced_reduction_propose,
     margin_scheme_change_propose,
+    parameter_change_propose,
     proposal_approve,
     proposal_reject,
 )
@@ -74,7 +80,7 @@ class Queue(DeskView, generics.ListAPIView):
 
     def get_queryset(self):
         if self.describing:
-            return MarginSnapshot.objects.none()
+            return queue_snapshots(None)
         return queue_snapshots(latest_complete_tick())
 
     @extend_schema(summary="The at-risk queue")
@@ -85,7 +91,9 @@ class Queue(DeskView, generics.ListAPIView):
 class DeskAccount(DeskView):
     @extend_schema(summary="Any account, as its owner sees it", responses=s.AccountDetailSerializer)
     def get(self, request, account_id: int):
-        return Response(account_detail(MarginAccount.objects.all(), account_id))
+        return Response(
+            s.AccountDetailSerializer(account_overview(all_accounts(), account_id)).data
+        )
 
 
 class CaseOpen(DeskView):
@@ -96,7 +104,7 @@ class CaseOpen(DeskView):
     )
     @idempotent()
     def post(self, request, account_id: int, *, idempotency_key):
-        account = get_object_or_404(MarginAccount, pk=account_id)
+        account = desk_account(account_id)
         summary = self.parsed(d.SummarySerializer).validated_data["summary"]
         case = desk_services.case_open(account=account, actor=request.user, summary=summary)
         return Response(d.CaseSerializer(case).data, status=status.HTTP_201_CREATED)
@@ -104,29 +112,21 @@ class CaseOpen(DeskView):
 
 class Cases(DeskView, generics.ListAPIView):
     serializer_class = d.CaseSerializer
-    queryset = Case.objects.select_related("opened_by", "assignee")
     filter_backends = [DjangoFilterBackend]
     filterset_fields = ["status", "margin_account", "assignee"]
+
+    def get_queryset(self):
+        return cases()
 
     @extend_schema(summary="Cases, newest first")
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
 
-def _case(case_id: int) -> Case:
-    return get_object_or_404(Case.objects.select_related("margin_account"), pk=case_id)
-
-
 class CaseDetail(DeskView):
     @extend_schema(summary="A case with its notes", responses=d.CaseDetailSerializer)
     def get(self, request, case_id: int):
-        case = get_object_or_404(
-            Case.objects.select_related("opened_by", "assignee").prefetch_related(
-                "notes__author", "proposals"
-            ),
-            pk=case_id,
-        )
-        return Response(d.CaseDetailSerializer(case).data)
+        return Response(d.CaseDetailSerializer(case_detail(case_id)).data)
 
 
 class CaseAction(DeskView, ABC):
@@ -141,7 +141,7 @@ class CaseAction(DeskView, ABC):
 
     @idempotent()
     def post(self, request, case_id: int, *, idempotency_key):
-        case = _case(case_id)
+        case = case_with_account(case_id)
         done = self.act(case, self.parsed(self.input_serializer).validated_data)
         return Response(self.answer_serializer(done).data, status=status.HTTP_201_CREATED)
 
@@ -166,7 +166,7 @@ class CaseAssign(CaseAction):
     input_serializer = d.AssignSerializer
 
     def act(self, case, data):
-        assignee = get_user_model().objects.filter(username=data["assignee"]).first()
+        assignee = user_named(data["assignee"])
         if assignee is None:
             raise ApplicationError("No such user.", {"assignee": "Unknown user."})
         return desk_services.case_assign(case=case, actor=self.request.user, assignee=assignee)
@@ -225,9 +225,7 @@ class ForcedReduction(CaseProposal):
     input_serializer = d.ForcedReductionSerializer
 
     def propose(self, case, data, ttl):
-        position = Position.objects.filter(
-            margin_account=case.margin_account, instrument__symbol=data["instrument"]
-        ).first()
+        position = position_in(case.margin_account, data["instrument"])
         if position is None:
             raise ApplicationError("No such position.", {"instrument": "No position."})
         return forced_reduction_propose(
@@ -249,7 +247,7 @@ class CreditTierChange(CaseProposal):
     input_serializer = d.CreditTierChangeSerializer
 
     def propose(self, case, data, ttl):
-        tier = CreditTier.objects.filter(code=data["tier"]).first()
+        tier = credit_tier_coded(data["tier"])
         if tier is None:
             raise ApplicationError("No such credit tier.", {"tier": "Unknown tier."})
         return credit_tier_change_propose(
@@ -283,25 +281,21 @@ class MarginSchemeChange(CaseProposal):
 
 class Proposals(DeskView, generics.ListAPIView):
     serializer_class = d.ProposalSerializer
-    queryset = Proposal.objects.select_related("proposer", "approver")
     filter_backends = [DjangoFilterBackend]
     filterset_fields = ["status", "kind", "margin_account"]
+
+    def get_queryset(self):
+        return proposals()
 
     @extend_schema(summary="Four-eyes proposals, newest first")
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
 
-def _proposal(proposal_id: int) -> Proposal:
-    return get_object_or_404(
-        Proposal.objects.select_related("proposer", "approver"), pk=proposal_id
-    )
-
-
 class ProposalDetail(DeskView):
     @extend_schema(summary="A proposal", responses=d.ProposalSerializer)
     def get(self, request, proposal_id: int):
-        return Response(d.ProposalSerializer(_proposal(proposal_id)).data)
+        return Response(d.ProposalSerializer(proposal_detail(proposal_id)).data)
 
 
 class ProposalApprove(DeskView):
@@ -315,7 +309,9 @@ class ProposalApprove(DeskView):
     @idempotent()
     def post(self, request, proposal_id: int, *, idempotency_key):
         note = self.parsed(d.DecisionSerializer).validated_data["note"]
-        done = proposal_approve(proposal=_proposal(proposal_id), approver=request.user, note=note)
+        done = proposal_approve(
+            proposal=proposal_detail(proposal_id), approver=request.user, note=note
+        )
         return Response(d.ProposalSerializer(done).data, status=status.HTTP_201_CREATED)
 
 
@@ -328,7 +324,7 @@ class ProposalReject(DeskView):
     @idempotent()
     def post(self, request, proposal_id: int, *, idempotency_key):
         note = self.parsed(d.DecisionSerializer).validated_data["note"]
-        done = proposal_reject(proposal=_proposal(proposal_id), actor=request.user, note=note)
+        done = proposal_reject(proposal=proposal_detail(proposal_id), actor=request.user, note=note)
         return Response(d.ProposalSerializer(done).data, status=status.HTTP_201_CREATED)
 
 
@@ -357,9 +353,11 @@ class ParameterChange(DeskView):
 
 class StressRuns(DeskView, generics.ListAPIView):
     serializer_class = d.StressRunSerializer
-    queryset = StressRun.objects.select_related("created_by", "parameter_version")
     filter_backends = [DjangoFilterBackend]
     filterset_fields = ["scenario"]
+
+    def get_queryset(self):
+        return stress_runs()
 
     @extend_schema(summary="Stress runs, newest first")
     def get(self, request, *args, **kwargs):
@@ -382,15 +380,17 @@ class StressRuns(DeskView, generics.ListAPIView):
 class StressRunDetail(DeskView):
     @extend_schema(summary="A stress run", responses=d.StressRunSerializer)
     def get(self, request, run_id: int):
-        run = get_object_or_404(StressRuns.queryset, pk=run_id)
+        run = stress_run(run_id)
         return Response(d.StressRunSerializer(run).data)
 
 
 class CascadeRuns(DeskView, generics.ListAPIView):
     serializer_class = d.CascadeRunSerializer
-    queryset = CascadeRun.objects.select_related("created_by")
     filter_backends = [DjangoFilterBackend]
     filterset_fields = ["status"]
+
+    def get_queryset(self):
+        return cascade_runs()
 
     @extend_schema(summary="Cascade runs, newest first")
     def get(self, request, *args, **kwargs):
@@ -412,5 +412,5 @@ class CascadeRuns(DeskView, generics.ListAPIView):
 class CascadeRunDetail(DeskView):
     @extend_schema(summary="A cascade run and its progress", responses=d.CascadeRunSerializer)
     def get(self, request, run_id: int):
-        run = get_object_or_404(CascadeRuns.queryset, pk=run_id)
+        run = cascade_run(run_id)
         return Response(d.CascadeRunSerializer(run).data)

@@ -7,8 +7,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from margin.api.desk_serializers import ParameterVersionSerializer
-from margin.selectors.parameters import version_terms
-from margin.services.parameters import SCALAR_FIELDS, disclosed_versions
+from margin.selectors.parameters import disclosed_versions, version_terms
+from margin.services.parameters import SCALAR_FIELDS
 
 # The version's own columns; its child tables are grouped by symbol beside them.
 SCALARS = ("number", "effective_at", "note", *SCALAR_FIELDS)

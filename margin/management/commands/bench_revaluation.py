@@ -28,7 +28,7 @@ from margin.models import (
     Position,
     RevaluationTick,
 )
-from margin.selectors.accounts import account_quote
+from margin.selectors.accounts import account_state_load
 from margin.selectors.parameters import parameters_in_force
 from margin.selectors.volatility import MAX_RETURNS, return_period_s
 from margin.services.funding import funding_settle_due
@@ -126,7 +126,7 @@ class Command(BaseCommand):
             started = time.perf_counter()
             for pk in chosen:
                 account = MarginAccount.objects.get(pk=pk)
-                quote = account_quote(account)
+                quote = account_state_load(account).quote()
                 MarginSnapshot.objects.create(
                     account=account,
                     tick=naive_tick,
