@@ -8,6 +8,7 @@ and find its result.
 """
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -495,17 +496,23 @@ def explain_account(
 
 @exact
 def explain_stress(
-    account: AccountInput, model: StressModel, quote: AccountQuote | None = None
+    account: AccountInput,
+    model: StressModel,
+    quote: AccountQuote | None = None,
+    *,
+    position_names: Mapping[str, str] | None = None,
 ) -> dict[str, list[Step]]:
     """The stress loss and the risk requirement as steps (`account.stress_loss`,
     `account.risk_requirement`): the exposure to each asset, the closed-form covariance loss,
     the worst named scenario, the larger of them, and max(MM, stress loss). The figures are
-    `account_stress`'s own."""
+    `account_stress`'s own. `position_names` names positions by id (their symbols) in the
+    steps."""
     quote = quote_account(account) if quote is None else quote
     stress = account_stress(account, model, quote=quote)
     exposures = asset_exposures(account, quote)
     steps = [
-        _exposure_step(account, quote, asset, exposure) for asset, exposure in exposures.items()
+        _exposure_step(account, quote, asset, exposure, position_names or {})
+        for asset, exposure in exposures.items()
     ]
     reach = Decimal(model.k) * Decimal(model.horizon_days).sqrt()
     steps.append(
@@ -529,10 +536,12 @@ def explain_stress(
         name = model.scenarios.names[worst_named]
         moves = {a: m for a, m in shocks[worst_named].items() if a in exposures and m}
         loss_terms = {f"{asset}_loss": -exposures[asset] * move for asset, move in moves.items()}
+        shown = ", ".join(
+            f"{asset} {move * 100:+.1f}%".replace("-", "−") for asset, move in moves.items()
+        )
         steps.append(
             Step(
-                f"worst named scenario: {name} "
-                + ", ".join(f"{asset} {move * 100:+.1f}%" for asset, move in moves.items()),
+                f"worst named scenario ({name}: {shown})",
                 " + ".join(f"{{{term}}}" for term in loss_terms) or "0 (no exposure moves)",
                 loss_terms,
                 stress.scenario_losses[worst_named],
@@ -565,16 +574,22 @@ def explain_stress(
 
 
 def _exposure_step(
-    account: AccountInput, quote: AccountQuote, asset: str, exposure: Decimal
+    account: AccountInput,
+    quote: AccountQuote,
+    asset: str,
+    exposure: Decimal,
+    position_names: Mapping[str, str],
 ) -> Step:
     """An asset's USD exposure: side × notional of each cross position on it, plus the
     collateral value of its holdings."""
     terms: dict[str, Decimal] = {}
     for position, row in zip(account.positions, quote.positions, strict=True):
         if not position.is_isolated and position.risk_asset == asset:
-            terms[f"position_{position.id}_signed_notional"] = position.side * row.notional
+            name = position_names.get(position.id, f"position_{position.id}")
+            terms[f"{name}_signed_notional"] = position.side * row.notional
     scale = account.credit_tier.haircut_scale
-    for n, line in enumerate(account.collateral):
-        if line.asset == asset:
-            terms[f"{asset}_collateral_{n}"] = collateral_line_value(line, scale)
+    lines = [line for line in account.collateral if line.asset == asset]
+    for n, line in enumerate(lines):
+        name = f"{asset}_collateral" if len(lines) == 1 else f"{asset}_collateral_{n + 1}"
+        terms[name] = collateral_line_value(line, scale)
     return _sum_step(f"exposure to {asset}", terms, exposure)

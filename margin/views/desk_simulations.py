@@ -1,6 +1,8 @@
 """Stress tests, cascade simulations (a Celery task with a polled progress bar) and the heat
 maps of the book."""
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
@@ -10,6 +12,7 @@ from accounts.access import desk_required
 from margin.errors import ApplicationError
 from margin.forms.desk import CascadeForm, ScenarioForm
 from margin.models import CascadeRun
+from margin.numbers import money_text, percent_text
 from margin.selectors.desk import (
     cascade_run,
     cascade_runs,
@@ -25,11 +28,21 @@ from margin.views.desk_common import form_errors, sparkline
 from margin.views.rendering import render_page_or_fragment
 
 
-def _bars(values: dict[str, float]) -> list[dict]:
-    """Bars for an inline SVG chart: each value's share of the largest absolute one."""
+def _count(value) -> str:
+    return f"{value:,.0f}"
+
+
+def _bars(values: dict[str, float], show: Callable = _count) -> list[dict]:
+    """Bars for an inline SVG chart: each value's share of the largest absolute one, and its
+    text under the number policy (`show`: a count by default)."""
     top = max((abs(v) for v in values.values()), default=0) or 1
     return [
-        {"label": label, "value": value, "width": round(100 * abs(value) / top, 1)}
+        {
+            "label": label,
+            "value": value,
+            "text": show(value),
+            "width": round(100 * abs(value) / top, 1),
+        }
         for label, value in values.items()
     ]
 
@@ -65,13 +78,14 @@ def stress_detail(request, pk: int):
         "desk/stress_run.html",
         {
             "run": run,
-            "move_bars": _bars(run.details.get("moves", {})),
+            "move_bars": _bars(run.details.get("moves", {}), percent_text),
             "bucket_bars": _bars(run.details.get("ratio_buckets", {})),
             "step_bars": _bars(
                 {
                     f"step {n + 1}": s["shortfall"]
                     for n, s in enumerate(run.details.get("steps", []))
-                }
+                },
+                money_text,
             ),
         },
     )

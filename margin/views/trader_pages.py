@@ -133,7 +133,12 @@ def explain_fragment(request, account):
     steps = {
         **explain_account(figures.input, figures.quote),
         **explain_requirement(figures.requirement, figures.margin_call_ratio),
-        **explain_stress(figures.input, figures.stress_model, figures.quote),
+        **explain_stress(
+            figures.input,
+            figures.stress_model,
+            figures.quote,
+            position_names={row.input.id: row.symbol for row in figures.positions},
+        ),
     }.get(key)
     if steps is None:
         raise Http404("No such figure")
