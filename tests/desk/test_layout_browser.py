@@ -134,7 +134,7 @@ def demo_pages() -> dict[str, list[str]]:
         *(reverse("desk:cascade_detail", args=[r.pk]) for r in CascadeRun.objects.all()),
     ]
     mine = MarginAccount.objects.filter(owner__username="trader").order_by("pk")
-    trader = [reverse("trader:accounts"), reverse("trader:account_open")]
+    trader = [reverse("trader:accounts")]
     for account in mine:
         trader += [
             reverse("trader:account", args=[account.pk]),
