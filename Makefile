@@ -67,6 +67,7 @@ loadtest: bootstrap
 
 test: bootstrap
 	@$(UV) run ruff check .
+	@$(UV) run lint-imports --no-cache
 	@DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	 CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	 DJANGO_ALLOW_ASYNC_UNSAFE=true \

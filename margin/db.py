@@ -4,7 +4,7 @@ CPU than the rest of a write, and the bank test runs thousands of writes a minut
 from collections.abc import Sequence
 from decimal import Decimal
 
-from django.db import connection
+from django.db import connection, connections
 
 
 def table(model) -> str:
@@ -35,3 +35,15 @@ def insert(model, **values) -> int:
 def decimal(value) -> Decimal:
     """PostgreSQL hands NUMERIC over as Decimal; SQLite's raw cursor gives numbers or text."""
     return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def connections_close_before_fork() -> None:
+    """Close this process's connections and its connection pools before it forks: a child
+    inheriting a pool's open sockets talks over them alongside the parent (psycopg then reads
+    the other process's replies: "unexpected response from server"). Each child then opens a
+    pool of its own on first use."""
+    for database in connections.all(initialized_only=True):
+        database.close()
+        pools = getattr(type(database), "_connection_pools", {})
+        if database.alias in pools:
+            database.close_pool()

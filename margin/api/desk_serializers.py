@@ -34,7 +34,7 @@ from margin.models import (
 )
 from margin.services.cascade import DEFAULT_DEPTH_USD, MAX_ROUNDS
 from margin.services.parameters import SCALAR_FIELDS
-from margin.services.stress_runs import SCENARIOS
+from margin.services.stress_runs import SCENARIOS, stress_events
 
 DECIMAL = {"max_digits": 38, "decimal_places": 18}
 USERNAME = {"slug_field": "username", "read_only": True}
@@ -406,6 +406,9 @@ class ScenarioSerializer(serializers.Serializer):
     k_sigma = serializers.DecimalField(**SHOCK, required=False)
     asset = serializers.CharField(max_length=16, required=False)
     minutes = serializers.DecimalField(**MINUTES, required=False)
+    event = serializers.ChoiceField(
+        choices=list(stress_events()), required=False, help_text="Real event: its name."
+    )
 
     def options(self) -> dict:
         """The given options as strings (they are saved with the run as JSON)."""

@@ -2,7 +2,17 @@ from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from margin.api.problems import problem_response
-from margin.api.views import accounts, desk, docs, me, operations, parameters, prices, quote
+from margin.api.views import (
+    accounts,
+    desk,
+    docs,
+    liquidity,
+    me,
+    operations,
+    parameters,
+    prices,
+    quote,
+)
 
 
 @csrf_exempt  # It changes nothing; a CSRF refusal here would answer HTML instead of a problem.
@@ -51,6 +61,14 @@ urlpatterns = [
         name="margin-mode",
     ),
     path("parameters/", parameters.Parameters.as_view(), name="parameters"),
+    path("liquidity/", liquidity.Liquidity.as_view(), name="liquidity"),
+    path("recalibration/backtest/", liquidity.Backtest.as_view(), name="backtest"),
+    path("stress-events/", liquidity.StressEvents.as_view(), name="stress-events"),
+    path(
+        "accounts/<int:account_id>/liquidity/",
+        liquidity.AccountLiquidity.as_view(),
+        name="account-liquidity",
+    ),
     path("prices/", prices.Prices.as_view(), name="prices"),
     path("desk/price-guard-events/", prices.GuardEvents.as_view(), name="desk-guard-events"),
     path("desk/queue/", desk.Queue.as_view(), name="desk-queue"),

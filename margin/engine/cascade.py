@@ -48,7 +48,12 @@ class CascadeResult:
 def without_positions(book: Book, closed: np.ndarray) -> Book:
     """The book with the closed positions taken out (collateral untouched)."""
     kept = ~closed
-    return replace(book, **{name: getattr(book, name)[kept] for name in POSITION_FIELDS})
+    taken = {name: getattr(book, name)[kept] for name in POSITION_FIELDS}
+    if book.pos_owner_quantity is not None:
+        # What the owners held before the round: the add-on of what is left stays at least as
+        # large as the market saw it, never smaller.
+        taken["pos_owner_quantity"] = book.pos_owner_quantity[kept]
+    return replace(book, **taken)
 
 
 def impact_moves(

@@ -23,6 +23,7 @@ from margin.engine.reference import (
     holding_value,
     linked_move,
     linked_scale_root,
+    liquidity_keep,
     quote_account,
 )
 from margin.engine.stress import (
@@ -32,7 +33,7 @@ from margin.engine.stress import (
     asset_exposures,
     decimal_shocks,
 )
-from margin.engine.types import ONE, AccountInput, PositionInput
+from margin.engine.types import ONE, AccountInput, CollateralLine, PositionInput
 
 # An input's place in a formula. Not str.format: input names are position ids, and an id like
 # "1" or "0.5x" would be read as a positional field or an attribute lookup.
@@ -149,15 +150,84 @@ def _collateral_steps(account: AccountInput, quote: AccountQuote) -> list[Step]:
                 )
             )
         line_values[name] = collateral_line_value(line, haircut_scale)
+        slice_values = {f"slice_{k + 1}": p.value for k, p in enumerate(slices)}
+        keep = liquidity_keep(line)
+        if keep == ONE:
+            steps.append(_sum_step(f"{name} collateral", slice_values, line_values[name]))
+            continue
+        tiered = sum(slice_values.values(), Decimal(0))
+        steps.append(_sum_step(f"{name} tiered", slice_values, tiered))
+        steps.extend(_liquidity_haircut_steps(name, line, ONE - keep))
         steps.append(
-            _sum_step(
+            Step(
                 f"{name} collateral",
-                {f"slice_{k + 1}": p.value for k, p in enumerate(slices)},
+                "{tiered} × (1 − {liquidity_haircut})",
+                {"tiered": tiered, "liquidity_haircut": ONE - keep},
                 line_values[name],
             )
         )
     steps.append(_sum_step("collateral value", line_values, quote.collateral_value))
     return steps
+
+
+def _liquidity_haircut_steps(name: str, line: CollateralLine, haircut: Decimal) -> list[Step]:
+    """Square-root impact of selling what the owner holds of the asset into its market."""
+    market = line.liquidity
+    owner_value = (line.owner_quantity or line.quantity) * line.price
+    root = (owner_value / market.depth).sqrt()
+    return [
+        Step(
+            f"{name} owner holding",
+            "{owner_quantity} × {price}",
+            {"owner_quantity": line.owner_quantity or line.quantity, "price": line.price},
+            owner_value,
+        ),
+        Step(
+            f"{name} depth ratio root",
+            "square root of {owner_value} ÷ {depth} (USD over the close-out horizon)",
+            {"owner_value": owner_value, "depth": market.depth},
+            root,
+        ),
+        Step(
+            f"{name} liquidity haircut",
+            "min(1, {coefficient} × {volatility} × {root})",
+            {"coefficient": market.coefficient, "volatility": market.volatility, "root": root},
+            haircut,
+        ),
+    ]
+
+
+def _liquidity_addon_steps(position: PositionInput, row: PositionQuote) -> list[Step]:
+    """The position's share of the square-root cost of closing what its owner holds."""
+    market = position.liquidity
+    owner_quantity = position.owner_quantity or position.quantity
+    owner_notional = owner_quantity * position.mark_price
+    root = (owner_notional / market.depth).sqrt()
+    return [
+        Step(
+            "owner notional",
+            "{owner_quantity} × {mark_price}",
+            {"owner_quantity": owner_quantity, "mark_price": position.mark_price},
+            owner_notional,
+        ),
+        Step(
+            "depth ratio root",
+            "square root of {owner_notional} ÷ {depth} (USD over the close-out horizon)",
+            {"owner_notional": owner_notional, "depth": market.depth},
+            root,
+        ),
+        Step(
+            "liquidity add-on",
+            "{notional} × {coefficient} × {volatility} × {root}",
+            {
+                "notional": row.notional,
+                "coefficient": market.coefficient,
+                "volatility": market.volatility,
+                "root": root,
+            },
+            row.liquidity_addon,
+        ),
+    ]
 
 
 def _account_steps(account: AccountInput, quote: AccountQuote) -> dict[str, list[Step]]:
@@ -347,8 +417,20 @@ def _liquidation_steps(
             ),
         ]
     side = Decimal(position.side)
+    bankruptcy_context = list(context)
+    if row.liquidity_addon:
+        held = other_requirement + row.liquidity_addon
+        context.append(
+            Step(
+                "requirement besides the bracket MM",
+                "{other_mm} + {liquidity_addon} (the add-on held at its value at the mark)",
+                {"other_mm": other_requirement, "liquidity_addon": row.liquidity_addon},
+                held,
+            )
+        )
+        other_requirement = held
     bankruptcy = [
-        *context,
+        *bankruptcy_context,
         Step(
             "bankruptcy price",
             "{entry_price} − {other_equity} ÷ ({side} × {quantity})",
@@ -414,6 +496,12 @@ def _position_steps(
     if mm_scale != ONE:
         mm_inputs["mm_scale"] = mm_scale
         mm_formula = f"({mm_formula}) × {{mm_scale}}"
+    im_inputs = {"notional": row.notional, "leverage": position.leverage}
+    im_formula = "{notional} ÷ {leverage}"
+    if position.liquidity is not None:
+        mm_inputs["liquidity_addon"] = im_inputs["liquidity_addon"] = row.liquidity_addon
+        mm_formula += " + {liquidity_addon}"
+        im_formula += " + {liquidity_addon}"
     liquidation, bankruptcy = _liquidation_steps(account, quote, position, row)
     steps = {
         f"{key}.notional": [
@@ -426,14 +514,7 @@ def _position_steps(
         ],
         f"{key}.bracket": _bracket_steps(position, row),
         f"{key}.maintenance_margin": [Step("MM", mm_formula, mm_inputs, row.maintenance_margin)],
-        f"{key}.initial_margin": [
-            Step(
-                "IM",
-                "{notional} ÷ {leverage}",
-                {"notional": row.notional, "leverage": position.leverage},
-                row.initial_margin,
-            )
-        ],
+        f"{key}.initial_margin": [Step("IM", im_formula, im_inputs, row.initial_margin)],
         f"{key}.unrealized_pnl": [
             Step(
                 "uPnL",
@@ -450,6 +531,8 @@ def _position_steps(
         f"{key}.liquidation_price": liquidation,
         f"{key}.bankruptcy_price": bankruptcy,
     }
+    if position.liquidity is not None:
+        steps[f"{key}.liquidity_addon"] = _liquidity_addon_steps(position, row)
     if row.liquidation_distance is not None:
         steps[f"{key}.liquidation_distance"] = [
             Step(

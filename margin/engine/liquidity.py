@@ -14,15 +14,13 @@ Per-owner tiers: haircut tiers (and brackets) are tiered on what one owner holds
 accounts, then allocated back to each account pro rata, so splitting a holding gains nothing.
 """
 
-from collections.abc import Sequence
 from decimal import Decimal
 
 import numpy as np
 
 from margin.engine.errors import EngineInputError
 from margin.engine.precision import exact
-from margin.engine.reference import collateral_line_value
-from margin.engine.types import ONE, ZERO, CollateralLine
+from margin.engine.types import ONE, ZERO, Liquidity
 
 DEFAULT_IMPACT_COEFFICIENT = Decimal("1")
 """Y of the square-root law; empirical estimates across markets lie between about 0.5 and 1
@@ -78,31 +76,70 @@ def liquidity_haircut(
 
 
 @exact
-def owner_collateral_values(
-    holdings: Sequence[CollateralLine], haircut_scale: Decimal = ONE
-) -> list[Decimal]:
-    """Each account's collateral value of one asset when the asset's haircut tiers apply to what
-    the owner holds across all the accounts: the owner's total is tiered once and each account
-    gets its share of it in proportion to its quantity. Liabilities stay whole in their own
-    account and do not offset another account's holding."""
-    if not holdings:
-        return []
-    first = holdings[0]
-    for n, line in enumerate(holdings):
-        if (line.asset, line.price, line.haircut_tiers) != (
-            first.asset,
-            first.price,
-            first.haircut_tiers,
-        ):
-            raise EngineInputError(
-                f"holdings[{n}]", "every holding must be of one asset at one price and tiering"
-            )
-    held = sum((line.quantity for line in holdings if line.quantity > 0), ZERO)
-    if held == 0:
-        return [line.quantity * line.price for line in holdings]
-    owner = CollateralLine(first.asset, held, first.price, first.haircut_tiers)
-    owner_value = collateral_line_value(owner, haircut_scale)
-    return [
-        line.quantity * line.price if line.quantity < 0 else owner_value * line.quantity / held
-        for line in holdings
-    ]
+def position_liquidity_addon(
+    notional: Decimal, owner_notional: Decimal, liquidity: Liquidity
+) -> Decimal:
+    """A position's liquidity add-on: its pro-rata part of the cost of closing all its owner
+    holds of the instrument (`owner_notional`, over all their accounts, long and short alike),
+    notional / owner_notional × impact_cost(owner_notional) = notional · Y · σ ·
+    √(owner_notional / depth). Splitting a position over accounts changes nothing."""
+    if notional == 0:
+        return ZERO
+    cost = impact_cost(owner_notional, liquidity.depth, liquidity.volatility, liquidity.coefficient)
+    return cost * notional / owner_notional
+
+
+@exact
+def holding_liquidity_haircut(owner_value: Decimal, liquidity: Liquidity) -> Decimal:
+    """The extra haircut of a holding whose owner holds `owner_value` of the asset over all
+    their accounts (`liquidity_haircut` on the owner's whole holding)."""
+    return liquidity_haircut(
+        owner_value, liquidity.depth, liquidity.volatility, liquidity.coefficient
+    )
+
+
+def impact_rate(depth: np.ndarray, volatility: np.ndarray, coefficient: float = 1.0) -> np.ndarray:
+    """Y · σ / √depth per market, what the vector engine carries (`Book.instrument_impact`,
+    `Book.asset_impact`): the add-on is then notional · rate · √owner_notional; 0 where a market
+    has no depth (nan), so it takes no add-on."""
+    depth = np.asarray(depth, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = coefficient * np.asarray(volatility, dtype=np.float64) / np.sqrt(depth)
+    return np.where(np.isfinite(rate) & (depth > 0), rate, 0.0)
+
+
+@exact
+def concentration_share(owner_notional: Decimal, open_interest: Decimal, floor: Decimal) -> Decimal:
+    """An owner's share of an instrument's open interest: what they hold over all their
+    accounts (long and short, USD) over the open interest of every account, or over `floor`
+    while the open interest is smaller, so that the first traders of a thin market are not
+    each "all of it"."""
+    _check("owner_notional", owner_notional)
+    _check("open_interest", open_interest)
+    _check("floor", floor)
+    base = max(open_interest, floor)
+    return ZERO if base == 0 else owner_notional / base
+
+
+@exact
+def concentration_refusal(
+    *,
+    instrument: str,
+    owner_notional: Decimal,
+    open_interest: Decimal,
+    limit_share: Decimal,
+    floor: Decimal,
+) -> str | None:
+    """Why a trade adding to an owner's holding of `instrument` is refused, or None: above the
+    published share of open interest the instrument is reduce-only for that owner (as a
+    venue's open-interest limit, e.g. Binance's and Bybit's per-symbol position limits)."""
+    share = concentration_share(owner_notional, open_interest, floor)
+    if share <= limit_share:
+        return None
+    base = max(open_interest, floor)
+    return (
+        f"You would hold {share:.1%} of {instrument}'s open interest "
+        f"({owner_notional:,.0f} of {base:,.0f} USD over all your accounts), above the "
+        f"published limit of {limit_share:.0%}: {instrument} is reduce-only for you while you "
+        "are above it."
+    )

@@ -67,6 +67,9 @@ SCALAR_NAMES = (
     "stress_ewma_lambda",
     "stress_k_sigma",
     "stress_horizon_days",
+    "liquidity_impact_coefficient",
+    "concentration_limit_share",
+    "concentration_floor_usd",
 )
 
 
@@ -187,6 +190,22 @@ def _scalar_problems(scalars: Mapping[str, Decimal | int]) -> list[ParameterProb
         refuse(
             "margin_call_deadline_s",
             f"must be positive, got {value['margin_call_deadline_s']}",
+        )
+    if not ZERO <= value["liquidity_impact_coefficient"] <= 10:
+        refuse(
+            "liquidity_impact_coefficient",
+            "Y of the square-root law is of order 1 (0.5 to 1 measured): must lie in [0, 10], "
+            f"got {value['liquidity_impact_coefficient']}",
+        )
+    if not ZERO < value["concentration_limit_share"] <= ONE:
+        refuse(
+            "concentration_limit_share",
+            f"a share of open interest: must lie in (0, 1], got "
+            f"{value['concentration_limit_share']}",
+        )
+    if value["concentration_floor_usd"] < 0:
+        refuse(
+            "concentration_floor_usd", f"must be at least 0, got {value['concentration_floor_usd']}"
         )
     if not ZERO < value["price_guard_source_cap"] <= ONE:
         refuse(

@@ -5,11 +5,13 @@ function's docstring names the venue rule it follows. `margin.engine.vector` com
 figures in float64 for a whole book at once, and the tests hold the two equal.
 """
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import pairwise
 
+from margin.engine.errors import EngineInputError
+from margin.engine.liquidity import holding_liquidity_haircut, position_liquidity_addon
 from margin.engine.precision import exact
 from margin.engine.types import (
     ONE,
@@ -40,9 +42,11 @@ __all__ = [
     "linked_scale_root",
     "liquidation_distance",
     "liquidation_price",
+    "liquidity_keep",
     "maintenance_margin",
     "margin_ratio",
     "notional",
+    "owner_collateral_values",
     "quote_account",
     "unrealized_pnl",
     "withdrawable",
@@ -68,6 +72,9 @@ class PositionQuote:
     side: int
     liquidation_bracket: int | None
     liquidation_distance: Decimal | None
+    # Part of maintenance_margin and initial_margin: the cost of closing against the market's
+    # depth (`margin.engine.liquidity`).
+    liquidity_addon: Decimal = ZERO
 
 
 @dataclass(frozen=True)
@@ -141,27 +148,42 @@ def effective_haircut_ratio(ratio: Decimal, haircut_scale: Decimal) -> Decimal:
 
 
 @exact
+def owner_share(line: CollateralLine) -> Decimal:
+    """The part of what its owner holds of the asset over all their accounts that this holding
+    is: quantity / owner_quantity (1 for a liability, or when it is all the owner holds)."""
+    if line.owner_quantity is None or line.quantity <= 0:
+        return ONE
+    return line.quantity / line.owner_quantity
+
+
+@exact
 def collateral_slices(line: CollateralLine, haircut_scale: Decimal) -> tuple[CollateralSlice, ...]:
     """Bitget / Binance tiered collateral ratio: the holding's USD value cut at the tier floors,
     each slice counted at its own ratio (progressive, like income tax brackets). A holding
-    without tiers counts in full; a liability (negative value) has no slices."""
+    without tiers counts in full; a liability (negative value) has no slices.
+
+    The tiers apply to what the owner holds over all their accounts, and this holding takes its
+    share of each slice: cutting the owner's value at the floors and taking the share is cutting
+    this holding's value at the floors × the share, which is what is done here."""
     value = holding_value(line)
     tiers = line.haircut_tiers
     if value <= 0:
         return ()
     if not tiers:
         return (CollateralSlice(floor=ZERO, cap=None, amount=value, ratio=ONE),)
+    share = owner_share(line)
     slices = []
     for n, tier in enumerate(tiers):
-        if value <= tier.floor:
+        floor = tier.floor * share
+        if value <= floor:
             break
-        cap = tiers[n + 1].floor if n + 1 < len(tiers) else None
+        cap = tiers[n + 1].floor * share if n + 1 < len(tiers) else None
         top = value if cap is None else min(value, cap)
         slices.append(
             CollateralSlice(
-                floor=tier.floor,
+                floor=floor,
                 cap=cap,
-                amount=top - tier.floor,
+                amount=top - floor,
                 ratio=effective_haircut_ratio(tier.ratio, haircut_scale),
             )
         )
@@ -169,13 +191,57 @@ def collateral_slices(line: CollateralLine, haircut_scale: Decimal) -> tuple[Col
 
 
 @exact
-def collateral_line_value(line: CollateralLine, haircut_scale: Decimal) -> Decimal:
-    """One holding's collateral value: Σ slice × ratio; a liability counts at its full
-    (negative) value, since a debt is owed whole whatever the asset's haircut."""
+def liquidity_keep(line: CollateralLine) -> Decimal:
+    """What the liquidity haircut leaves of a holding's tiered value: 1 − the share of the
+    owner's whole holding that selling it into the asset's market would cost (1 without a
+    market depth, or for a liability)."""
+    if line.liquidity is None or line.quantity <= 0:
+        return ONE
+    owner_value = (line.owner_quantity or line.quantity) * line.price
+    return ONE - holding_liquidity_haircut(owner_value, line.liquidity)
+
+
+@exact
+def collateral_line_value(
+    line: CollateralLine, haircut_scale: Decimal, *, keep: Decimal | None = None
+) -> Decimal:
+    """One holding's collateral value: Σ slice × ratio, times what the liquidity haircut keeps
+    (`liquidity_keep`, or `keep` when the caller holds it at another price); a liability counts
+    at its full (negative) value, since a debt is owed whole whatever the asset's haircut."""
     value = holding_value(line)
     if value < 0:
         return value
-    return sum((s.value for s in collateral_slices(line, haircut_scale)), ZERO)
+    tiered = sum((s.value for s in collateral_slices(line, haircut_scale)), ZERO)
+    return tiered * (liquidity_keep(line) if keep is None else keep)
+
+
+@exact
+def owner_collateral_values(
+    holdings: Sequence[CollateralLine], haircut_scale: Decimal = ONE
+) -> list[Decimal]:
+    """Each account's collateral value of one asset when the asset's haircut tiers apply to what
+    the owner holds across all the accounts: the owner's total is tiered once and each account
+    gets its share of it in proportion to its quantity. Liabilities stay whole in their own
+    account and do not offset another account's holding."""
+    if not holdings:
+        return []
+    first = holdings[0]
+    for n, line in enumerate(holdings):
+        if (line.asset, line.price, line.haircut_tiers) != (
+            first.asset,
+            first.price,
+            first.haircut_tiers,
+        ):
+            raise EngineInputError(
+                f"holdings[{n}]", "every holding must be of one asset at one price and tiering"
+            )
+    held = sum((line.quantity for line in holdings if line.quantity > 0), ZERO)
+    if held == 0:
+        return [line.quantity * line.price for line in holdings]
+    return [
+        collateral_line_value(replace(line, owner_quantity=held), haircut_scale)
+        for line in holdings
+    ]
 
 
 @exact
@@ -301,15 +367,12 @@ class LinkedMove:
     mm_scale: Decimal
 
     def _moved_line_value(self, line: CollateralLine, scale: Decimal) -> Decimal:
+        """The holding's value at its price × `scale`, its liquidity haircut held at the one
+        taken at its price (like the liquidity add-on, it is re-taken at every revaluation)."""
         if scale == 0:  # a price of 0: the holding (or the debt) is worth nothing
             return ZERO
-        moved = CollateralLine(
-            asset=line.asset,
-            quantity=line.quantity,
-            price=line.price * scale,
-            haircut_tiers=line.haircut_tiers,
-        )
-        return collateral_line_value(moved, self.haircut_scale)
+        moved = replace(line, price=line.price * scale)
+        return collateral_line_value(moved, self.haircut_scale, keep=liquidity_keep(line))
 
     def equity(self, scale: Decimal) -> Decimal:
         """Margin balance with the linked prices × `scale`: each linked line's collateral value
@@ -350,7 +413,8 @@ class LinkedMove:
         for line in self.lines:
             value = holding_value(line)
             if value > 0:
-                kinks.update(t.floor / value for t in line.haircut_tiers if t.floor > 0)
+                share = owner_share(line)
+                kinks.update(t.floor * share / value for t in line.haircut_tiers if t.floor > 0)
         return sorted(kinks)
 
 
@@ -456,18 +520,36 @@ class _PositionFigures:
     maintenance_margin: Decimal
     initial_margin: Decimal
     unrealized_pnl: Decimal
+    liquidity_addon: Decimal
+
+
+@exact
+def liquidity_addon(position: PositionInput) -> Decimal:
+    """The position's part of the cost of closing what its owner holds of the instrument over
+    all their accounts (`margin.engine.liquidity.position_liquidity_addon`); 0 without a market
+    depth."""
+    if position.liquidity is None:
+        return ZERO
+    owner_quantity = position.owner_quantity or position.quantity
+    return position_liquidity_addon(
+        notional(position.quantity, position.mark_price),
+        notional(owner_quantity, position.mark_price),
+        position.liquidity,
+    )
 
 
 def _position_figures(position: PositionInput, mm_scale: Decimal) -> _PositionFigures:
     position_notional = notional(position.quantity, position.mark_price)
     index, bracket = position.brackets.bracket_for(position_notional)
+    addon = liquidity_addon(position)
     return _PositionFigures(
         position=position,
         notional=position_notional,
         bracket_index=index,
         bracket=bracket,
-        maintenance_margin=maintenance_margin(position_notional, bracket, mm_scale),
-        initial_margin=initial_margin(position_notional, position.leverage),
+        maintenance_margin=maintenance_margin(position_notional, bracket, mm_scale) + addon,
+        initial_margin=initial_margin(position_notional, position.leverage) + addon,
+        liquidity_addon=addon,
         unrealized_pnl=unrealized_pnl(
             position.side, position.quantity, position.entry_price, position.mark_price
         ),
@@ -503,6 +585,9 @@ def quote_account(account: AccountInput) -> AccountQuote:
             margin_balance=balance,
             cross_maintenance=cross_maintenance,
         )
+        # The add-on is held at its value at the mark while the liquidation price moves the
+        # mark (it is re-taken at every revaluation), so the price stays the root of a line.
+        other_requirement += f.liquidity_addon
         isolated_ratio = (
             margin_ratio(f.maintenance_margin, position.isolated_margin + f.unrealized_pnl)
             if position.is_isolated
@@ -545,6 +630,7 @@ def quote_account(account: AccountInput) -> AccountQuote:
                 liquidation_distance=liquidation_distance(
                     position.side, position.mark_price, liquidation
                 ),
+                liquidity_addon=f.liquidity_addon,
             )
         )
     return AccountQuote(

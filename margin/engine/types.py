@@ -162,19 +162,59 @@ class CreditTier:
 
 
 @dataclass(frozen=True)
+class Liquidity:
+    """How much of a market there is to close into: `depth`, the USD it trades over the
+    close-out horizon, and `volatility`, σ of its price over that horizon; `coefficient` is Y of
+    the square-root law (`margin.engine.liquidity`)."""
+
+    depth: Decimal
+    volatility: Decimal
+    coefficient: Decimal = ONE
+
+    def __post_init__(self) -> None:
+        if not self.depth.is_finite() or self.depth <= 0:
+            raise EngineInputError("depth", f"must be a positive number, got {self.depth}")
+        for name in ("volatility", "coefficient"):
+            value = getattr(self, name)
+            if not value.is_finite() or value < 0:
+                raise EngineInputError(name, f"must be a finite number at least 0, got {value}")
+
+
+def _check_owner_quantity(owner_quantity: Decimal | None, quantity: Decimal) -> None:
+    """What one owner holds over all their accounts includes this holding."""
+    if owner_quantity is not None and not (
+        owner_quantity.is_finite() and owner_quantity >= quantity
+    ):
+        raise EngineInputError(
+            "owner_quantity",
+            f"what the owner holds over all accounts must be at least this holding's "
+            f"{quantity}, got {owner_quantity}",
+        )
+
+
+@dataclass(frozen=True)
 class CollateralLine:
-    """A holding of one asset; a negative quantity is a liability."""
+    """A holding of one asset; a negative quantity is a liability.
+
+    `owner_quantity` is what the account's owner holds of the asset over all their accounts
+    (None: this holding alone): the haircut tiers and the liquidity haircut are taken on it and
+    this holding counts its share. `liquidity` is the asset's market, for the extra haircut of
+    a holding large against it (None: none)."""
 
     asset: str
     quantity: Decimal
     price: Decimal
     haircut_tiers: tuple[HaircutTier, ...] = ()
+    owner_quantity: Decimal | None = None
+    liquidity: Liquidity | None = None
 
     def __post_init__(self) -> None:
         if not self.asset:
             raise EngineInputError("asset", "must name an asset")
         if self.price <= 0:
             raise EngineInputError("price", f"must be positive, got {self.price}")
+        if self.quantity > 0:
+            _check_owner_quantity(self.owner_quantity, self.quantity)
         for n, tier in enumerate(self.haircut_tiers):
             if not 0 <= tier.ratio <= 1:
                 raise EngineInputError(
@@ -195,7 +235,9 @@ class CollateralLine:
 @dataclass(frozen=True)
 class PositionInput:
     """A linear USD-margined position. `underlying` names the asset it moves with under stress
-    (its own id when not given)."""
+    (its own id when not given). `liquidity` is its market, for the liquidity add-on (None:
+    none), taken on `owner_quantity`, what the owner holds of the instrument over all their
+    accounts, long and short (None: this position alone)."""
 
     id: str
     side: int
@@ -207,6 +249,8 @@ class PositionInput:
     margin_mode: MarginMode = CROSS
     isolated_margin: Decimal | None = None
     underlying: str | None = None
+    liquidity: Liquidity | None = None
+    owner_quantity: Decimal | None = None
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -231,6 +275,7 @@ class PositionInput:
             raise EngineInputError(
                 "isolated_margin", "only an isolated position carries isolated_margin"
             )
+        _check_owner_quantity(self.owner_quantity, self.quantity)
 
     @property
     def is_isolated(self) -> bool:

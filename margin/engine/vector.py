@@ -14,8 +14,9 @@ from functools import cached_property, partial
 import numpy as np
 
 from margin.engine.errors import EngineInputError
+from margin.engine.liquidity import impact_rate
 from margin.engine.parallel import run_tasks
-from margin.engine.types import AccountInput, BracketTable, HaircutTier
+from margin.engine.types import AccountInput, BracketTable, HaircutTier, Liquidity
 
 FLOAT = np.float64
 INDEX = np.int64
@@ -207,6 +208,12 @@ class Book:
     Per collateral line: `col_account`, `col_asset` (index into the asset prices and row of
     `haircuts`), `col_quantity` (negative: a liability). Per instrument: `instrument_asset`,
     the asset it moves with under stress.
+
+    Liquidity (`margin.engine.liquidity`), all optional: `instrument_impact` and `asset_impact`,
+    Y · σ / √depth of each market (0: no add-on, no liquidity haircut); `pos_owner_quantity`
+    and `col_owner_quantity`, what each position's or holding's owner holds of the instrument
+    (long and short) or asset over all their accounts (default: the row alone). Haircut tiers
+    and the liquidity charges are taken on the owner's whole holding, each row its share.
     """
 
     n_accounts: int
@@ -231,6 +238,10 @@ class Book:
     # The asset the pools settle in (USDT), or -1: collateral is valued in that coin, at each
     # asset's price over its price (`AccountInput.in_settlement_coin`).
     settlement_asset: int = -1
+    instrument_impact: np.ndarray | None = None
+    asset_impact: np.ndarray | None = None
+    pos_owner_quantity: np.ndarray | None = None
+    col_owner_quantity: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n_positions, n_lines = len(self.pos_account), len(self.col_account)
@@ -243,6 +254,22 @@ class Book:
         for name in ("haircut_scale", "mm_scale"):
             if len(getattr(self, name)) != self.n_accounts:
                 raise EngineInputError(f"book.{name}", f"must hold {self.n_accounts} accounts")
+        optional = (
+            ("instrument_impact", self.n_instruments, None),
+            ("asset_impact", self.n_assets, None),
+            ("pos_owner_quantity", n_positions, self.pos_quantity),
+            ("col_owner_quantity", n_lines, np.maximum(self.col_quantity, 0.0)),
+        )
+        for name, size, at_least in optional:
+            values = getattr(self, name)
+            if values is None:
+                continue
+            if len(values) != size:
+                raise EngineInputError(f"book.{name}", f"must hold {size} values")
+            if size and not (np.isfinite(values).all() and values.min() >= 0):
+                raise EngineInputError(f"book.{name}", "must be finite and at least 0")
+            if at_least is not None and size and (values < at_least * (1 - 1e-12)).any():
+                raise EngineInputError(f"book.{name}", "must be at least the row's own quantity")
         limits = (
             ("pos_account", self.n_accounts),
             ("col_account", self.n_accounts),
@@ -330,13 +357,29 @@ class Book:
         return LinkedPools.of(self)
 
     @cached_property
+    def col_owner_share(self) -> np.ndarray | None:
+        """Each holding's share of what its owner holds of the asset (1 for a liability), or
+        None when every holding stands alone."""
+        if self.col_owner_quantity is None:
+            return None
+        quantity = self.col_quantity
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(quantity > 0, quantity / self.col_owner_quantity, 1.0)
+        return np.where(np.isfinite(share), np.minimum(share, 1.0), 1.0)
+
+    @cached_property
     def line_tiers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per tier (rows) and collateral line (columns): the tier's floor, its cap and the ratio
-        the account's credit tier leaves of it, max(0, 1 − haircut_scale × (1 − r))."""
+        the account's credit tier leaves of it, max(0, 1 − haircut_scale × (1 − r)). Floors and
+        caps are × the holding's owner share: the owner's whole holding is cut at the floors and
+        the holding takes its share (`reference.collateral_slices`)."""
         haircuts, asset = self.haircuts, self.col_asset
         scale = self.haircut_scale[self.col_account]
         floors = np.stack([column[asset] for column in haircuts.floors.T])
         caps = np.stack([column[asset] for column in haircuts.caps.T])
+        if self.col_owner_share is not None:
+            floors = floors * self.col_owner_share
+            caps = caps * self.col_owner_share
         ratios = np.stack(
             [np.maximum(1.0 - scale * (1.0 - column[asset]), 0.0) for column in haircuts.ratios.T]
         )
@@ -368,6 +411,10 @@ class Revaluation:
     margin_ratio: np.ndarray
     withdrawable: np.ndarray
     collateral_line_value: np.ndarray
+    # Part of maintenance_margin and initial_margin per position; what the liquidity haircut
+    # leaves of each holding's tiered value (1: none).
+    liquidity_addon: np.ndarray | None = None
+    liquidity_keep: np.ndarray | None = None
 
     @cached_property
     def _bracket_cell(self) -> np.ndarray:
@@ -415,13 +462,16 @@ class _Outputs:
     unrealized_pnl: np.ndarray
     liquidation_price: np.ndarray
     bankruptcy_price: np.ndarray
+    liquidity_addon: np.ndarray
     collateral_line_value: np.ndarray
+    liquidity_keep: np.ndarray
 
     @classmethod
     def allocate(cls, n_positions: int, n_lines: int) -> "_Outputs":
         arrays = {name: np.empty(n_positions) for name in cls.__dataclass_fields__}
         arrays["bracket"] = np.empty(n_positions, dtype=BRACKET)
         arrays["collateral_line_value"] = np.empty(n_lines)
+        arrays["liquidity_keep"] = np.ones(n_lines)
         return cls(**arrays)
 
 
@@ -429,7 +479,8 @@ def _collateral_chunk(book: Book, asset_prices: np.ndarray, lines: slice, out: _
     """Each holding's collateral value: its USD value cut at its asset's tier floors, each slice
     at its ratio scaled by the account's credit tier (max(0, 1 − scale × (1 − r))); a
     liability counts at its full value (see `reference.collateral_line_value`)."""
-    holding = book.col_quantity[lines] * asset_prices[book.col_asset[lines]]
+    price = asset_prices[book.col_asset[lines]]
+    holding = book.col_quantity[lines] * price
     value = np.zeros_like(holding)
     for floor, cap, ratio in zip(*book.line_tiers, strict=True):
         # min(holding, cap) − floor is −inf on padding (floor +inf), so the slice is 0 there.
@@ -438,6 +489,20 @@ def _collateral_chunk(book: Book, asset_prices: np.ndarray, lines: slice, out: _
         np.maximum(piece, 0.0, out=piece)
         piece *= ratio[lines]
         value += piece
+    if book.asset_impact is not None:
+        # The liquidity haircut on the owner's whole holding, min(1, rate · √owner_value)
+        # (`reference.liquidity_keep`); a liability (value 0 here) keeps its full debt below.
+        owner = (
+            np.maximum(book.col_quantity[lines], 0.0)
+            if book.col_owner_quantity is None
+            else book.col_owner_quantity[lines]
+        )
+        keep = np.sqrt(owner * price)
+        keep *= book.asset_impact[book.col_asset[lines]]
+        np.minimum(keep, 1.0, out=keep)
+        np.subtract(1.0, keep, out=keep)
+        out.liquidity_keep[lines] = keep
+        value *= keep
     # A liability has no slices (value 0) and counts in full: adding min(holding, 0) is exact.
     value += np.minimum(holding, 0.0)
     out.collateral_line_value[lines] = value
@@ -457,7 +522,19 @@ def _position_chunk(book: Book, marks: np.ndarray, rows: slice, out: _Outputs) -
     )
     maintenance -= brackets.cum.ravel()[cell]
     maintenance *= book.pos_mm_scale[rows]
-    np.divide(notional, book.pos_leverage[rows], out=out.initial_margin[rows])
+    initial = np.divide(notional, book.pos_leverage[rows], out=out.initial_margin[rows])
+    addon = out.liquidity_addon[rows]
+    if book.instrument_impact is None:
+        addon[:] = 0.0
+    else:
+        # notional · Y σ / √depth · √owner_notional (`reference.liquidity_addon`).
+        owner = quantity if book.pos_owner_quantity is None else book.pos_owner_quantity[rows]
+        np.multiply(owner, mark, out=addon)
+        np.sqrt(addon, out=addon)
+        addon *= book.instrument_impact[instrument]
+        addon *= notional
+        maintenance += addon
+        initial += addon
     pnl = np.subtract(mark, book.pos_entry_price[rows], out=out.unrealized_pnl[rows])
     pnl *= quantity
     pnl *= book.pos_side[rows]
@@ -587,12 +664,13 @@ def _liquidation_chunk(
     np.subtract(mark, bankruptcy, out=bankruptcy)
     _nan_unless(bankruptcy, bankruptcy > 0)
 
-    # Equity − MM at a price of 0 is excess + MM − side × notional (the other positions' MM held
-    # as it is). Moving away from 0 it only rises for a long and only falls for a short, so a
-    # positive liquidation price exists exactly when it starts below 0 for a long, above for a
-    # short: side × (excess + MM) < notional.
+    # Equity − MM at a price of 0 is excess + MM − side × notional (the other positions' MM and
+    # the position's liquidity add-on held as they are, the bracket MM gone). Moving away from 0
+    # it only rises for a long and only falls for a short, so a positive liquidation price
+    # exists exactly when it starts below 0 for a long, above for a short:
+    # side × (excess + bracket MM) < notional.
     notional = out.notional[rows]
-    has_price = side * (excess + maintenance) < notional
+    has_price = side * (excess + maintenance - out.liquidity_addon[rows]) < notional
 
     # Solve equity = MM in the mark's bracket, P = mark − excess / (q × (side − m × mmr)), then
     # once more, for every position, in the bracket where that price lands (the same price if
@@ -742,6 +820,7 @@ class _LinkedExcess:
     maintenance: np.ndarray
     holding: np.ndarray
     line_value: np.ndarray
+    line_keep: np.ndarray
     with_maintenance: bool
 
     def members(self, groups: np.ndarray) -> tuple:
@@ -780,8 +859,9 @@ class _LinkedExcess:
         line_value -= self.line_value[line_rows]
         line_slope = np.minimum(holding, 0.0)
         positive = holding > 0
+        keep = self.line_keep[line_rows]
         for floor, cap, ratio in zip(*pools.line_tiers, strict=True):
-            floor, cap, ratio = floor[line_rows], cap[line_rows], ratio[line_rows]
+            floor, cap, ratio = floor[line_rows], cap[line_rows], ratio[line_rows] * keep
             piece = np.minimum(moved_holding, cap)
             piece -= floor
             np.maximum(piece, 0.0, out=piece)
@@ -814,7 +894,8 @@ class _LinkedExcess:
         if self.with_maintenance:
             slope = slope - self.notional[position_rows] * pools.position_top_mmr[position_rows]
         holding = self.holding[line_rows]
-        line_slope = np.where(holding > 0, holding * pools.line_last_ratio[line_rows], holding)
+        last_ratio = pools.line_last_ratio[line_rows] * self.line_keep[line_rows]
+        line_slope = np.where(holding > 0, holding * last_ratio, holding)
         n = len(groups)
         return sum_by(position_place, slope, n) + sum_by(line_place, line_slope, n)
 
@@ -982,15 +1063,20 @@ def _linked_prices(
     notional = out.notional[rows]
     side_notional = notional * book.pos_side[rows]
     holding = book.col_quantity[lines] * asset_prices[book.col_asset[lines]]
+    # The liquidity haircut is held at its value at the prices (`reference.LinkedMove`).
+    line_keep = out.liquidity_keep[lines]
     # Each group's slope at s = 1 without moving anything: the marks' brackets and the
     # holdings' tiers at their prices.
     line_slope = np.minimum(holding, 0.0)
     for floor, cap, ratio in zip(*pools.line_tiers, strict=True):
-        line_slope += ((holding >= floor) & (holding < cap) & (holding > 0)) * ratio * holding
+        inside = (holding >= floor) & (holding < cap) & (holding > 0)
+        line_slope += inside * ratio * line_keep * holding
     equity_slope = sum_by(pools.position_group, side_notional, n)
     equity_slope += sum_by(pools.line_group, line_slope, n)
     cell = pools.position_bracket_row + out.bracket[rows] - 1
     mm_slope = notional * book.brackets.mmr.ravel()[cell] * pools.position_mm_scale
+    # The MM of the members at the mark without their liquidity add-ons, which stay as they are.
+    bracket_maintenance = out.maintenance_margin[rows] - out.liquidity_addon[rows]
     mm_slope = sum_by(pools.position_group, mm_slope, n)
     line_value = out.collateral_line_value[lines]
     mark = marks[book.pos_instrument[rows]]
@@ -1032,9 +1118,10 @@ def _linked_prices(
             base=base,
             notional=notional,
             side_notional=side_notional,
-            maintenance=out.maintenance_margin[rows] if with_maintenance else np.zeros(len(rows)),
+            maintenance=bracket_maintenance if with_maintenance else np.zeros(len(rows)),
             holding=holding,
             line_value=line_value,
+            line_keep=line_keep,
             with_maintenance=with_maintenance,
         )
         slope_one = equity_slope - mm_slope if with_maintenance else equity_slope
@@ -1128,6 +1215,8 @@ def revalue(
         margin_ratio=_margin_ratio(account_maintenance, balance),
         withdrawable=np.maximum(collateral + np.minimum(account_pnl, 0.0) - account_initial, 0.0),
         collateral_line_value=out.collateral_line_value,
+        liquidity_addon=out.liquidity_addon,
+        liquidity_keep=out.liquidity_keep,
     )
 
 
@@ -1142,22 +1231,24 @@ def book_from_accounts(accounts: Sequence[AccountInput]) -> tuple[Book, np.ndarr
     asset_rows: dict[str, int] = {}
     asset_prices: list[float] = []
     asset_tiers: list[tuple[HaircutTier, ...]] = []
+    asset_impacts: list[float] = []
     asset_seen: dict[str, tuple] = {}
     settlement = {(a.settlement_asset, a.settlement_price) for a in accounts if a.settlement_asset}
     if len(settlement) > 1:
         raise EngineInputError("accounts", "one book settles in one coin at one price")
     for a, account in enumerate(accounts):
         for c, line in enumerate(account.collateral):
-            market = (line.price, line.haircut_tiers)
+            market = (line.price, line.haircut_tiers, line.liquidity)
             if line.asset not in asset_rows:
                 asset_rows[line.asset] = len(asset_prices)
                 asset_prices.append(float(line.price))
                 asset_tiers.append(line.haircut_tiers)
+                asset_impacts.append(_impact(line.liquidity))
                 asset_seen[line.asset] = market
             elif asset_seen[line.asset] != market:
                 raise EngineInputError(
                     f"accounts[{a}].collateral[{c}]",
-                    f"{line.asset} already has another price or haircut tiers in this book",
+                    f"{line.asset} already has another price, haircut tiers or depth in this book",
                 )
 
     settlement_row = -1
@@ -1167,6 +1258,7 @@ def book_from_accounts(accounts: Sequence[AccountInput]) -> tuple[Book, np.ndarr
             asset_rows[name] = len(asset_prices)
             asset_prices.append(float(price))
             asset_tiers.append(())
+            asset_impacts.append(0.0)
         elif asset_prices[asset_rows[name]] != float(price):
             raise EngineInputError("accounts", f"{name} is priced apart from its settlement price")
         settlement_row = asset_rows[name]
@@ -1176,19 +1268,23 @@ def book_from_accounts(accounts: Sequence[AccountInput]) -> tuple[Book, np.ndarr
     marks: list[float] = []
     instrument_asset: list[int] = []
     instrument_names: list[str] = []
+    instrument_impacts: list[float] = []
     columns: dict[str, list] = {name: [] for name in (*POSITION_FIELDS, *COLLATERAL_FIELDS)}
+    owner_quantity: dict[str, list[float]] = {"pos": [], "col": []}
     for a, account in enumerate(accounts):
         for position in account.positions:
-            key = (position.brackets, position.mark_price, position.risk_asset)
+            key = (position.brackets, position.mark_price, position.risk_asset, position.liquidity)
             if key not in instrument_rows:
                 instrument_rows[key] = len(tables)
                 tables.append(position.brackets)
                 marks.append(float(position.mark_price))
                 instrument_names.append(position.id)
+                instrument_impacts.append(_impact(position.liquidity))
                 if position.risk_asset not in asset_rows:
                     asset_rows[position.risk_asset] = len(asset_prices)
                     asset_prices.append(float(position.mark_price))
                     asset_tiers.append(())
+                    asset_impacts.append(0.0)
                 instrument_asset.append(asset_rows[position.risk_asset])
             columns["pos_account"].append(a)
             columns["pos_instrument"].append(instrument_rows[key])
@@ -1198,10 +1294,12 @@ def book_from_accounts(accounts: Sequence[AccountInput]) -> tuple[Book, np.ndarr
             columns["pos_leverage"].append(float(position.leverage))
             columns["pos_isolated"].append(position.is_isolated)
             columns["pos_isolated_margin"].append(float(position.isolated_margin or 0))
+            owner_quantity["pos"].append(float(position.owner_quantity or position.quantity))
         for line in account.collateral:
             columns["col_account"].append(a)
             columns["col_asset"].append(asset_rows[line.asset])
             columns["col_quantity"].append(float(line.quantity))
+            owner_quantity["col"].append(float(max(line.owner_quantity or line.quantity, 0)))
 
     book = Book(
         n_accounts=len(accounts),
@@ -1224,5 +1322,17 @@ def book_from_accounts(accounts: Sequence[AccountInput]) -> tuple[Book, np.ndarr
         asset_names=tuple(asset_rows),
         instrument_names=tuple(instrument_names),
         settlement_asset=settlement_row,
+        instrument_impact=_float(instrument_impacts),
+        asset_impact=_float(asset_impacts),
+        pos_owner_quantity=_float(owner_quantity["pos"]),
+        col_owner_quantity=_float(owner_quantity["col"]),
     )
     return book, _float(marks), _float(asset_prices)
+
+
+def _impact(liquidity: Liquidity | None) -> float:
+    """Y · σ / √depth of a market (`Book.instrument_impact`), 0 without one."""
+    if liquidity is None:
+        return 0.0
+    rate = impact_rate(float(liquidity.depth), float(liquidity.volatility))
+    return float(rate) * float(liquidity.coefficient)

@@ -31,7 +31,7 @@ from margin.numbers import quantity_text
 from margin.selectors.accounts import credit_tiers, desk_users, open_positions_of
 from margin.services.cascade import DEFAULT_DEPTH_USD, MAX_ROUNDS
 from margin.services.parameters import SCALAR_FIELDS
-from margin.services.stress_runs import SCENARIOS
+from margin.services.stress_runs import SCENARIOS, stress_events
 
 
 def _max_length(model, name: str) -> int:
@@ -152,6 +152,11 @@ class ScenarioForm(forms.Form):
     )
     minutes = forms.DecimalField(
         **MINUTES, required=False, initial=60, label="Minutes back (replay)"
+    )
+    event = forms.ChoiceField(
+        choices=[("", "—")] + [(name, e.title) for name, e in stress_events().items()],
+        required=False,
+        label="Event (real event)",
     )
 
     def options(self) -> dict:

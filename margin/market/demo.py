@@ -36,6 +36,15 @@ STABLE_DAILY_NOISE = 0.001
 STABLECOINS = frozenset({"USDT", "USDC", "USDE", "DAI", "FDUSD"})
 START_PRICES = {"BTC": 95_000.0, "ETH": 3_500.0, "SOL": 180.0}
 CALM, STRESSED = "calm", "stressed"
+# USD traded per day that a close-out can run into, calm (spot; the perpetuals trade
+# PERP_DEPTH_MULTIPLE times their spot). Of the order of a tenth of what the large venues
+# print (CoinGecko's daily spot volumes: BTC tens of billions, SOL a few), since one venue's
+# share is what a liquidation meets. In a stressed regime books thin out: depth falls with the
+# square of the volatility's rise (market makers quote size inversely to variance).
+DAILY_DEPTH_USD = {"BTC": 3e9, "ETH": 1.5e9, "SOL": 4e8}
+STABLE_DAILY_DEPTH_USD = 5e9
+DEFAULT_DAILY_DEPTH_USD = 1e8
+PERP_DEPTH_MULTIPLE = 2.0
 
 
 def is_stablecoin(symbol: str) -> bool:
@@ -80,6 +89,15 @@ def market_step(
     stable_prices = 1 + (state.prices - 1) * reversion + stable_noise
     prices = np.where(stable, stable_prices, crypto_prices)
     return MarketState(symbols=state.symbols, prices=prices, regime=regime)
+
+
+def market_depth(symbol: str, regime: str) -> float:
+    """USD of `symbol`'s spot market traded per day in the demo, thinner when stressed."""
+    if is_stablecoin(symbol):
+        depth = STABLE_DAILY_DEPTH_USD
+    else:
+        depth = DAILY_DEPTH_USD.get(symbol.upper(), DEFAULT_DAILY_DEPTH_USD)
+    return depth / STRESSED_MULTIPLIER**2 if regime == STRESSED else depth
 
 
 def _decimal(value: float) -> Decimal:

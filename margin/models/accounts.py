@@ -1,18 +1,8 @@
 from django.conf import settings
 from django.db import models
 
-from margin.engine import states
 from margin.models.reference import CreditTier
-
-
-class AccountState(models.TextChoices):
-    """The revaluation job moves an account along these by its margin ratio (with hysteresis)."""
-
-    HEALTHY = states.HEALTHY, "Healthy"
-    WARNING = states.WARNING, "Warning"
-    MARGIN_CALL = states.MARGIN_CALL, "Margin call"
-    LIQUIDATION = states.LIQUIDATION, "Liquidation"
-    BANKRUPT = states.BANKRUPT, "Bankrupt"
+from margin.vocabulary import AccountState
 
 
 class MarginScheme(models.TextChoices):

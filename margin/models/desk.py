@@ -9,14 +9,13 @@ from django.db import models
 
 from margin.models.accounts import MarginAccount
 from margin.models.reference import MONEY, RATIO, ParameterVersion
+from margin.vocabulary import CascadeRunStatus, CaseStatus, ProposalStatus
 
 
 class Case(models.Model):
     """The desk's file on one account: who looks after it, notes, and the actions taken."""
 
-    class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        CLOSED = "closed", "Closed"
+    Status = CaseStatus
 
     margin_account = models.ForeignKey(
         MarginAccount, on_delete=models.PROTECT, related_name="desk_cases"
@@ -67,11 +66,7 @@ class Proposal(models.Model):
         MARGIN_SCHEME_CHANGE = "margin_scheme_change", "Margin-scheme change"
         PARAMETER_CHANGE = "parameter_change", "Risk parameter change"
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending approval"
-        EXECUTED = "executed", "Approved and carried out"
-        REJECTED = "rejected", "Rejected"
-        EXPIRED = "expired", "Expired"
+    Status = ProposalStatus
 
     kind = models.CharField(max_length=24, choices=Kind.choices)
     status = models.CharField(
@@ -150,11 +145,7 @@ class StressRun(models.Model):
 class CascadeRun(models.Model):
     """A liquidation-cascade simulation, run by a Celery task that reports its progress here."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+    Status = CascadeRunStatus
 
     options = models.JSONField(default=dict)
     label = models.CharField(max_length=200)

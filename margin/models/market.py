@@ -9,6 +9,7 @@ EWMA volatility read.
 from django.db import models
 
 from margin.models.reference import MONEY, Asset, Instrument
+from margin.vocabulary import GuardRejectionReason
 
 
 class QuoteKind(models.TextChoices):
@@ -42,11 +43,7 @@ class GuardRejection(models.Model):
     """A quote the price guard did not count as printed, and why: left out (stale, moved too
     far alone), capped to the median, or part of a symbol whose sources made no quorum."""
 
-    class Reason(models.TextChoices):
-        MOVE = "move", "Moved too far from the last accepted index"
-        STALE = "stale", "Older than the maximum age"
-        CAPPED = "capped", "Capped to the median of the sources"
-        NO_QUORUM = "quorum", "No quorum of agreeing sources: the last index held"
+    Reason = GuardRejectionReason
 
     at = models.DateTimeField(db_index=True)
     source = models.CharField(max_length=32)

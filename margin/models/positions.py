@@ -5,11 +5,7 @@ from django.db import models
 from margin.models.accounts import MarginAccount
 from margin.models.ledger import Journal
 from margin.models.reference import MONEY, Instrument
-
-
-class MarginMode(models.TextChoices):
-    CROSS = "cross", "Cross"
-    ISOLATED = "isolated", "Isolated"
+from margin.vocabulary import MarginMode
 
 
 class Position(models.Model):

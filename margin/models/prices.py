@@ -16,6 +16,9 @@ class AssetPrice(models.Model):
     # Why this is the last index held rather than a new one (no quorum of fresh, agreeing
     # sources); "" when the price is fit. Nothing is liquidated on an uncertain price.
     uncertain_reason = models.CharField(max_length=200, blank=True, default="")
+    # USD of the asset its spot markets trade per day: what selling a holding
+    # runs into (the liquidity haircut); None when unknown (no haircut).
+    depth_usd = models.DecimalField(**MONEY, null=True, blank=True, db_default=None)
 
     @property
     def uncertain(self) -> bool:
@@ -44,6 +47,9 @@ class MarkPrice(models.Model):
     binding = models.CharField(max_length=8, choices=Binding.choices, default=Binding.BASIS)
     # Why the mark holds (its underlying's index is uncertain); "" when it is fit.
     uncertain_reason = models.CharField(max_length=200, blank=True, default="")
+    # USD of the instrument traded per day: what closing a position runs into
+    # (the liquidity add-on); None when unknown (no add-on).
+    depth_usd = models.DecimalField(**MONEY, null=True, blank=True, db_default=None)
 
     @property
     def uncertain(self) -> bool:

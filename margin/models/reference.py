@@ -134,6 +134,19 @@ class ParameterVersion(models.Model):
     stress_ewma_lambda = models.DecimalField(**RATIO, default=Decimal("0.94"))
     stress_k_sigma = models.DecimalField(**RATIO, default=Decimal("3"))
     stress_horizon_days = models.DecimalField(**RATIO, default=Decimal("1"))
+    # Liquidity (`margin.engine.liquidity`): Y of the square-root impact law, on each market's
+    # depth over the stress horizon; an owner holding more than `concentration_limit_share` of
+    # an instrument's open interest (or of the floor, while the open interest is below it) may
+    # only reduce it.
+    liquidity_impact_coefficient = models.DecimalField(
+        **RATIO, default=Decimal("1"), db_default=Decimal("1")
+    )
+    concentration_limit_share = models.DecimalField(
+        **RATIO, default=Decimal("0.25"), db_default=Decimal("0.25")
+    )
+    concentration_floor_usd = models.DecimalField(
+        **MONEY, default=Decimal("50000000"), db_default=Decimal("50000000")
+    )
 
     class Meta:
         ordering = ["-number"]

@@ -38,7 +38,6 @@ from margin.scenarios.sandbox import scenario_sandbox
 from margin.selectors.figures import figures_now
 from margin.selectors.ledger import ledger_differences
 from margin.selectors.parameters import parameters_in_force
-from margin.services.account_state import as_text
 from margin.services.collateral import collateral_deposit
 from margin.services.liquidation import insurance_fund_deposit, liquidation_run
 from margin.services.margin_mode import position_leverage_set, position_margin_mode_switch
@@ -46,6 +45,7 @@ from margin.services.parameters import parameter_change_read
 from margin.services.positions import position_fill
 from margin.services.reference import reference_data_ensure
 from margin.services.revaluation import revaluation_tick_run
+from margin.services.writes import as_text
 
 FUTURE_ALIAS = "BTC-FUTURE"
 # An AccountEvent kind whose contract name differs.

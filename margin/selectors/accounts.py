@@ -9,7 +9,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -48,6 +48,12 @@ from margin.models import (
     Position,
 )
 from margin.selectors.ledger import ledger_history
+from margin.selectors.liquidity import (
+    LiquidityTerms,
+    daily_volatility,
+    latest_estimate,
+    markets_of,
+)
 from margin.selectors.parameters import EngineTerms, terms_in_force
 from margin.selectors.volatility import stress_model_now
 
@@ -216,6 +222,20 @@ class AccountState:
     house_ids: dict[tuple[str, str], int]  # (kind, asset) → house ledger account
     terms: EngineTerms
     margin_scheme: str = STANDARD
+    # The markets' depths, and what the owner holds in their other accounts (instrument:
+    # |quantity| summed, asset: holdings summed): the liquidity charges and the haircut tiers
+    # are taken on the owner's whole holding.
+    liquidity: LiquidityTerms | None = None
+    owner_other_positions: dict[str, Decimal] = field(default_factory=dict)
+    owner_other_wallets: dict[str, Decimal] = field(default_factory=dict)
+
+    def _position_owner_quantity(self, instrument: str, quantity: Decimal) -> Decimal | None:
+        others = self.owner_other_positions.get(instrument, ZERO)
+        return abs(quantity) + others if others > 0 else None
+
+    def _wallet_owner_quantity(self, asset: str, quantity: Decimal) -> Decimal | None:
+        others = self.owner_other_wallets.get(asset, ZERO)
+        return quantity + others if others > 0 and quantity > 0 else None
 
     def house_id(self, kind: str, asset: str) -> int:
         return self.house_ids[kind, asset]
@@ -266,6 +286,8 @@ class AccountState:
                     quantity=quantity,
                     price=self.prices[asset],
                     haircut_tiers=self.terms.haircuts.get(asset, ()),
+                    owner_quantity=self._wallet_owner_quantity(asset, quantity),
+                    liquidity=self.liquidity.assets.get(asset) if self.liquidity else None,
                 )
                 for asset, quantity in sorted(self.wallets.items())
                 if quantity
@@ -284,6 +306,10 @@ class AccountState:
                     if p.is_isolated
                     else None,
                     underlying=p.underlying,
+                    liquidity=self.liquidity.instruments.get(p.instrument)
+                    if self.liquidity
+                    else None,
+                    owner_quantity=self._position_owner_quantity(p.instrument, p.quantity),
                 )
                 for p in sorted(self.positions.values(), key=lambda p: p.instrument)
                 if p.quantity
@@ -443,8 +469,17 @@ def account_states_read(account_ids: Iterable[int], *, lock: LockClause) -> dict
             isolated_account_id=isolated_id,
         )
     market = market_load()
+    owned = _owner_holdings([row[1] for row in account_rows])
     return {
         account_id: AccountState(
+            owner_other_positions=_others(
+                owned[0].get(owner_id, {}),
+                {s: abs(p.quantity) for s, p in positions_of[account_id].items()},
+            ),
+            owner_other_wallets=_others(
+                owned[1].get(owner_id, {}),
+                {a: q for a, q in wallets[account_id].items() if q > 0},
+            ),
             account_id=account_id,
             owner_id=owner_id,
             credit_tier=credit_tier,
@@ -459,35 +494,98 @@ def account_states_read(account_ids: Iterable[int], *, lock: LockClause) -> dict
     }
 
 
+def _owner_holdings(owner_ids: list[int]) -> tuple[dict, dict]:
+    """What each owner holds over all their accounts, for owners with more than one: per owner
+    {instrument: Σ |quantity|} and {asset: Σ holdings}; two queries, none for lone accounts."""
+    owners = sorted(set(owner_ids))
+    if not owners:
+        return {}, {}
+    marks = ", ".join(["%s"] * len(owners))
+    shared = (
+        f"SELECT owner_id FROM {table(MarginAccount)} WHERE owner_id IN ({marks}) "
+        "GROUP BY owner_id HAVING COUNT(*) > 1"
+    )
+    positions: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    for owner, symbol, total in rows(
+        f"SELECT a.owner_id, i.symbol, SUM(ABS(p.quantity)) FROM {table(Position)} p "
+        f"JOIN {table(MarginAccount)} a ON a.id = p.margin_account_id "
+        f"JOIN {table(Instrument)} i ON i.id = p.instrument_id "
+        f"WHERE a.owner_id IN ({shared}) AND p.quantity <> 0 GROUP BY a.owner_id, i.symbol",
+        owners,
+    ):
+        positions[owner][symbol] = decimal(total)
+    wallets: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    for owner, symbol, total in rows(
+        f"SELECT a.owner_id, s.symbol, SUM(la.balance) FROM {table(LedgerAccount)} la "
+        f"JOIN {table(MarginAccount)} a ON a.id = la.margin_account_id "
+        f"JOIN {table(Asset)} s ON s.id = la.asset_id "
+        f"WHERE a.owner_id IN ({shared}) AND la.kind = %s AND la.balance > 0 "
+        "GROUP BY a.owner_id, s.symbol",
+        [*owners, LedgerAccountKind.WALLET],
+    ):
+        wallets[owner][symbol] = decimal(total)
+    return positions, wallets
+
+
+def _others(totals: dict[str, Decimal], own: dict[str, Decimal]) -> dict[str, Decimal]:
+    """The owner's totals less this account's own holdings: what the other accounts hold."""
+    return {
+        key: total - own.get(key, ZERO)
+        for key, total in totals.items()
+        if total - own.get(key, ZERO) > 0
+    }
+
+
 def market_load() -> dict:
-    """What every account is valued on: marks, prices, ids, house accounts and the parameters
-    in force."""
+    """What every account is valued on: marks, prices, ids, house accounts, the parameters in
+    force and the markets' depths (one query more: the latest volatility estimate)."""
     instruments = rows(
-        f"SELECT i.id, i.symbol, u.symbol, m.mark_price FROM {table(Instrument)} i "
+        f"SELECT i.id, i.symbol, u.symbol, m.mark_price, m.depth_usd FROM {table(Instrument)} i "
         f"JOIN {table(Asset)} u ON u.id = i.underlying_id "
         f"LEFT JOIN {table(MarkPrice)} m ON m.instrument_id = i.id"
     )
     assets = rows(
-        f"SELECT a.id, a.symbol, a.is_settlement, p.price FROM {table(Asset)} a "
+        f"SELECT a.id, a.symbol, a.is_settlement, p.price, p.depth_usd FROM {table(Asset)} a "
         f"JOIN {table(AssetPrice)} p ON p.asset_id = a.id"
     )
     house = rows(
         f"SELECT la.id, la.kind, a.symbol FROM {table(LedgerAccount)} la "
         f"JOIN {table(Asset)} a ON a.id = la.asset_id WHERE la.margin_account_id IS NULL"
     )
-    settlement = next((symbol for _, symbol, is_settlement, _ in assets if is_settlement), None)
+    settlement = next((symbol for _, symbol, is_settlement, _, _ in assets if is_settlement), None)
     if settlement is None:
         raise ApplicationError("No settlement asset is priced: run `manage.py seed_reference`.")
+    terms = terms_in_force()
+    asset_depths = {symbol: _depth(depth) for _, symbol, _, _, depth in assets}
+    instrument_depths = {
+        symbol: (underlying, _depth(depth)) for _, symbol, underlying, _, depth in instruments
+    }
+    liquidity = None
+    if any(asset_depths.values()) or any(d for _, d in instrument_depths.values()):
+        names = {symbol for _, symbol, _, _, _ in assets}
+        liquidity = markets_of(
+            terms,
+            daily_vol=daily_volatility(terms, latest_estimate(), names),
+            asset_depths=asset_depths,
+            instrument_depths=instrument_depths,
+        )
     return {
-        "marks": {symbol: decimal(mark) for _, symbol, _, mark in instruments if mark is not None},
-        "prices": {symbol: decimal(price) for _, symbol, _, price in assets},
-        "asset_ids": {symbol: pk for pk, symbol, _, _ in assets},
-        "instrument_ids": {symbol: pk for pk, symbol, _, _ in instruments},
-        "underlyings": {symbol: underlying for _, symbol, underlying, _ in instruments},
+        "marks": {
+            symbol: decimal(mark) for _, symbol, _, mark, _ in instruments if mark is not None
+        },
+        "prices": {symbol: decimal(price) for _, symbol, _, price, _ in assets},
+        "asset_ids": {symbol: pk for pk, symbol, _, _, _ in assets},
+        "instrument_ids": {symbol: pk for pk, symbol, _, _, _ in instruments},
+        "underlyings": {symbol: underlying for _, symbol, underlying, _, _ in instruments},
         "settlement": settlement,
         "house_ids": {(kind, symbol): pk for pk, kind, symbol in house},
-        "terms": terms_in_force(),
+        "terms": terms,
+        "liquidity": liquidity,
     }
+
+
+def _depth(value) -> Decimal | None:
+    return None if value is None else decimal(value)
 
 
 def desk_users():

@@ -47,6 +47,10 @@ class EngineTerms:
     liquidation_fee_rate: Decimal
     margin_call_ratio: Decimal
     volatility_floors: dict[str, Decimal]
+    liquidity_impact_coefficient: Decimal = Decimal(1)
+    stress_horizon_days: Decimal = Decimal(1)
+    concentration_limit_share: Decimal = Decimal(1)
+    concentration_floor_usd: Decimal = Decimal(0)
 
     def volatility_floor(self, symbol: str) -> Decimal:
         """The asset's published σ floor per day; an asset the version has none for takes the
@@ -109,6 +113,10 @@ def _engine_terms(version_pk: int, version_number: int) -> EngineTerms:
         taker_fee_rate=version.taker_fee_rate,
         liquidation_fee_rate=version.liquidation_fee_rate,
         margin_call_ratio=version.margin_call_ratio,
+        liquidity_impact_coefficient=version.liquidity_impact_coefficient,
+        stress_horizon_days=version.stress_horizon_days,
+        concentration_limit_share=version.concentration_limit_share,
+        concentration_floor_usd=version.concentration_floor_usd,
         volatility_floors=dict(
             VolatilityFloor.objects.filter(version=version).values_list(
                 "asset__symbol", "daily_vol"

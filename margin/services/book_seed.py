@@ -53,6 +53,10 @@ COLLATERAL_SHARES = {"BTC": 0.45, "ETH": 0.35, "USDC": 0.25, "SOL": 0.15, "BNB":
 POPULARITY = {"BTCUSDT": 8, "ETHUSDT": 6, "SOLUSDT": 4, "BTCUSDT_261225": 2, "ETHUSDT_261225": 1}
 ISOLATED_SHARE = 0.2
 NEAR_LIQUIDATION_SHARE = 0.03
+# The highest own ratio (MM ÷ equity) a seeded isolated position starts at: below the warning
+# level, so the accounts at risk are the NEAR_LIQUIDATION_SHARE leveraged cross accounts.
+SURVIVOR_RATIO = 0.45
+FEE_ALLOWANCE = 0.001  # share of notional: the opening fee an isolated margin pays (taker rate)
 MIN_NOTIONAL = 10.0  # USD, as venues' minimum order: keeps every fee and margin above zero
 
 
@@ -142,8 +146,7 @@ def book_seed(
         with localcontext(prec=60):  # sums of 18-decimal amounts stay exact
             counts = _load(plan, market, version.taker_fee_rate)
         if postgresql:
-            # Fresh statistics before the commit runs the balance trigger once per entry:
-            # planned on an empty table, its per-journal sum would scan every entry each time.
+            # Fresh statistics before the commit runs the balance check over every journal.
             for model in locked:
                 execute(f"ANALYZE {table(model)}")
         say(f"loaded in {time.monotonic() - started:.1f} s; checking journals at commit")
@@ -204,10 +207,16 @@ def _generate(rng, accounts: int, positions: int, instruments: list[str], market
         risky[pos_account], pos_side * np.abs(rng.normal(0.012, 0.004, positions)), move
     )
     leverage = rng.choice([3, 5, 10, 20, 25, 50], size=positions).astype(float)
-    pos_leverage = np.minimum(
-        leverage, _max_leverage(pos_instrument, pos_notional, instruments, market)
-    )
+    max_leverage, mmr = _bracket_terms(pos_instrument, pos_notional, instruments, market)
+    pos_leverage = np.minimum(leverage, max_leverage)
     pos_isolated = (rng.random(positions) < ISOLATED_SHARE) & ~risky[pos_account]
+    # Isolated margin = initial margin × factor, at least enough for the survivor ratio below
+    # (a 50× position in a bracket of 1 % MMR cannot start healthy on its bare initial margin).
+    pos_isolated_factor = np.maximum(
+        rng.uniform(1.1, 2.0, size=positions),
+        1.2 * pos_leverage * (mmr / SURVIVOR_RATIO + FEE_ALLOWANCE),
+    )
+    move = _survivor_moves(move, pos_side, pos_isolated, pos_isolated_factor / pos_leverage, mmr)
     extra = []
     names = list(COLLATERAL_SHARES)
     held = rng.random((accounts, len(names))) < np.array(list(COLLATERAL_SHARES.values()))
@@ -234,21 +243,36 @@ def _generate(rng, accounts: int, positions: int, instruments: list[str], market
         pos_entry_move=move,
         pos_leverage=pos_leverage,
         pos_isolated=pos_isolated,
-        pos_isolated_factor=rng.uniform(1.1, 2.0, size=positions),
+        pos_isolated_factor=pos_isolated_factor,
         instruments=instruments,
     )
 
 
-def _max_leverage(pos_instrument, notional, instruments: list[str], market) -> np.ndarray:
-    """Each position's bracket maximum at its notional: its leverage may not exceed it."""
-    cap = np.empty(len(notional))
+def _bracket_terms(pos_instrument, notional, instruments: list[str], market) -> tuple:
+    """Each position's bracket at its notional: the maximum leverage (its leverage may not
+    exceed it) and the maintenance margin rate."""
+    cap, mmr = np.empty(len(notional)), np.empty(len(notional))
     for n, symbol in enumerate(instruments):
         table = market["terms"].brackets[symbol].brackets
         floors = np.array([float(b.floor) for b in table])
-        caps = np.array([float(b.max_leverage) for b in table])
         mine = pos_instrument == n
-        cap[mine] = caps[np.searchsorted(floors, notional[mine], side="right") - 1]
-    return cap
+        bracket = np.searchsorted(floors, notional[mine], side="right") - 1
+        cap[mine] = np.array([float(b.max_leverage) for b in table])[bracket]
+        mmr[mine] = np.array([float(b.mmr) for b in table])[bracket]
+    return cap, mmr
+
+
+def _survivor_moves(move, side, isolated, margin_share, mmr) -> np.ndarray:
+    """Entry moves of isolated positions as a live book has them: a position whose margin the
+    market had eaten would have been liquidated already, so a book seeded with σ = 3 % moves
+    at up to 50× would start with most of its isolated positions past their line (the tick then
+    measures a mass liquidation, not a revaluation). Each isolated loss is squeezed (tanh, so
+    the distribution keeps its shape) below the loss that would take the position's own ratio,
+    MM ÷ (margin + uPnL), to SURVIVOR_RATIO; gains are left as drawn."""
+    loss = side * move  # entry above the mark loses a long, below it a short (share of notional)
+    room = np.maximum(margin_share - FEE_ALLOWANCE - mmr / SURVIVOR_RATIO, 0.0)
+    squeezed = room * np.tanh(np.maximum(loss, 0.0) / np.maximum(room, 1e-12))
+    return np.where(isolated & (loss > 0), side * squeezed, move)
 
 
 def _load(plan: _Plan, market, fee_rate: Decimal) -> tuple[int, int]:

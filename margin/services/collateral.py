@@ -1,42 +1,31 @@
 """Deposits and withdrawals of collateral between the outside world and a cross wallet."""
 
-from collections.abc import Callable
 from decimal import Decimal
 
 from margin.engine.fills import max_withdrawal
 from margin.engine.types import ZERO
 from margin.models import JournalKind, LedgerAccountKind, MarginAccount
 from margin.selectors.accounts import AccountState, account_state_load, free_collateral
-from margin.services.account_state import (
-    Plan,
-    Preview,
-    Receipt,
-    amount_parse,
-    as_text,
-    asset_check,
-    preview_run,
-    wallet_id,
-    write_run,
-)
+from margin.services.account_state import wallet_id
 from margin.services.ledger import Line, journal_post
+from margin.services.validation import amount_parse, asset_check
+from margin.services.writes import Plan, Receipt, Write, as_text
 
 
-def _deposit_plan(*, asset: str, amount) -> Callable[[AccountState], Plan]:
-    def plan(state: AccountState) -> Plan:
-        symbol = asset_check(state, asset)
-        quantity = amount_parse(amount, field="amount")
-        return Plan(
-            after=state.with_wallet(symbol, quantity),
-            details={"asset": symbol, "amount": as_text(quantity)},
-        )
-
-    return plan
+def _deposit_plan(state: AccountState, *, asset: str, amount: Decimal) -> Plan:
+    """Credit `amount` of `asset` from the outside world to the account's cross wallet."""
+    symbol = asset_check(state, asset)
+    quantity = amount_parse(amount, field="amount")
+    return Plan(
+        after=state.with_wallet(symbol, quantity),
+        details={"asset": symbol, "amount": as_text(quantity)},
+    )
 
 
-def _transfer_book(*, operation: str, kind: str, sign: int, actor):
+def _transfer_book(*, kind: str, sign: int):
     """Book a plan's amount of its asset: `sign` +1 into the wallet (deposit), −1 out of it."""
 
-    def book(state: AccountState, plan: Plan) -> Receipt:
+    def book(state: AccountState, plan: Plan, *, operation: str, actor) -> Receipt:
         asset = plan.details["asset"]
         amount = Decimal(plan.details["amount"])
         asset_id = state.asset_ids[asset]
@@ -60,35 +49,11 @@ def _transfer_book(*, operation: str, kind: str, sign: int, actor):
     return book
 
 
-def collateral_deposit(
-    *,
-    account: MarginAccount,
-    asset: str,
-    amount: Decimal,
-    idempotency_key: str,
-    expected_fingerprint: str | None = None,
-    actor=None,
-) -> Receipt:
-    """Credit `amount` of `asset` from the outside world to the account's cross wallet."""
-    return write_run(
-        operation="collateral_deposit",
-        account=account,
-        request={"asset": asset, "amount": str(amount)},
-        idempotency_key=idempotency_key,
-        expected_fingerprint=expected_fingerprint,
-        plan=_deposit_plan(asset=asset, amount=amount),
-        book=_transfer_book(
-            operation="collateral_deposit", kind=JournalKind.DEPOSIT, sign=1, actor=actor
-        ),
-    )
-
-
-def collateral_deposit_preview(*, account: MarginAccount, asset: str, amount: Decimal) -> Preview:
-    return preview_run(
-        operation="collateral_deposit",
-        account=account,
-        plan=_deposit_plan(asset=asset, amount=amount),
-    )
+collateral_deposit = Write(
+    operation="collateral_deposit",
+    plan=_deposit_plan,
+    book=_transfer_book(kind=JournalKind.DEPOSIT, sign=1),
+)
 
 
 def _max_withdrawal(state: AccountState, asset: str) -> Decimal:
@@ -104,74 +69,48 @@ def _max_withdrawal(state: AccountState, asset: str) -> Decimal:
     )
 
 
-def _withdraw_plan(*, asset: str, amount) -> Callable[[AccountState], Plan]:
-    def plan(state: AccountState) -> Plan:
-        symbol = asset_check(state, asset)
-        quantity = amount_parse(amount, field="amount")
-        after = state.with_wallet(symbol, -quantity)
-        details = {"asset": symbol, "amount": as_text(quantity)}
-        held = state.wallets.get(symbol, ZERO)
-        if state.reduce_only:
-            return Plan(
-                after=None,
-                refusal="This account is reduce-only (an unanswered margin call or the desk): "
-                "nothing can be withdrawn until it is lifted.",
-                refusal_field="amount",
-                details=details,
-            )
-        if quantity > held:
-            return Plan(
-                after=None,
-                refusal=f"The wallet holds {as_text(held)} {symbol}; "
-                f"{as_text(quantity)} {symbol} cannot be withdrawn.",
-                refusal_field="amount",
-                details=details,
-            )
-        if free_collateral(after) < 0:
-            most = _max_withdrawal(state, symbol)
-            return Plan(
-                after=after,
-                refusal=f"You can withdraw at most {as_text(most)} {symbol} now: open positions' "
-                "initial margin and unrealized losses stay covered, and unrealized profit "
-                "cannot be withdrawn.",
-                refusal_field="amount",
-                details=details,
-            )
-        return Plan(after=after, details=details)
-
-    return plan
-
-
-def collateral_withdraw(
-    *,
-    account: MarginAccount,
-    asset: str,
-    amount: Decimal,
-    idempotency_key: str,
-    expected_fingerprint: str | None = None,
-    actor=None,
-) -> Receipt:
+def _withdraw_plan(state: AccountState, *, asset: str, amount: Decimal) -> Plan:
     """Pay `amount` of `asset` out of the cross wallet: never more than it holds, nor more than
-    the engine's withdrawable allows (see `margin.engine.fills.max_withdrawal`)."""
-    return write_run(
-        operation="collateral_withdraw",
-        account=account,
-        request={"asset": asset, "amount": str(amount)},
-        idempotency_key=idempotency_key,
-        expected_fingerprint=expected_fingerprint,
-        plan=_withdraw_plan(asset=asset, amount=amount),
-        book=_transfer_book(
-            operation="collateral_withdraw", kind=JournalKind.WITHDRAWAL, sign=-1, actor=actor
-        ),
-    )
+    the engine's withdrawable allows (`margin.engine.fills.max_withdrawal`)."""
+    symbol = asset_check(state, asset)
+    quantity = amount_parse(amount, field="amount")
+    after = state.with_wallet(symbol, -quantity)
+    details = {"asset": symbol, "amount": as_text(quantity)}
+    held = state.wallets.get(symbol, ZERO)
+    if state.reduce_only:
+        return Plan(
+            after=None,
+            refusal="This account is reduce-only (an unanswered margin call or the desk): "
+            "nothing can be withdrawn until it is lifted.",
+            refusal_field="amount",
+            details=details,
+        )
+    if quantity > held:
+        return Plan(
+            after=None,
+            refusal=f"The wallet holds {as_text(held)} {symbol}; "
+            f"{as_text(quantity)} {symbol} cannot be withdrawn.",
+            refusal_field="amount",
+            details=details,
+        )
+    if free_collateral(after) < 0:
+        most = _max_withdrawal(state, symbol)
+        return Plan(
+            after=after,
+            refusal=f"You can withdraw at most {as_text(most)} {symbol} now: open positions' "
+            "initial margin and unrealized losses stay covered, and unrealized profit "
+            "cannot be withdrawn.",
+            refusal_field="amount",
+            details=details,
+        )
+    return Plan(after=after, details=details)
 
 
-def collateral_withdraw_preview(*, account: MarginAccount, asset: str, amount: Decimal) -> Preview:
-    return preview_run(
-        operation="collateral_withdraw",
-        account=account,
-        plan=_withdraw_plan(asset=asset, amount=amount),
-    )
+collateral_withdraw = Write(
+    operation="collateral_withdraw",
+    plan=_withdraw_plan,
+    book=_transfer_book(kind=JournalKind.WITHDRAWAL, sign=-1),
+)
 
 
 def collateral_max_withdrawal(*, account: MarginAccount, asset: str) -> Decimal:

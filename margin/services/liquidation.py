@@ -49,11 +49,11 @@ from margin.models import (
 )
 from margin.selectors.accounts import account_state_load, engine_accounts
 from margin.selectors.market import unfit_prices
-from margin.services.account_state import as_text
 from margin.services.audit import audit_record
 from margin.services.ledger import QUANTUM, Line, journal_post, wallet_accounts_ensure
 from margin.services.notifications import notification_create
 from margin.services.positions import position_fill
+from margin.services.writes import as_text
 
 CENT = Decimal("0.00000001")
 # NUMERIC(20, 12) holds ratios below 10^8; a pool with next to no balance left has a ratio

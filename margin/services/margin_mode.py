@@ -7,30 +7,20 @@ Whatever moves, neither the cross pool nor an isolated position may end under it
 margin (unrealized losses included).
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
 
 from margin.engine.types import CROSS, ISOLATED, ZERO
 from margin.errors import ApplicationError
-from margin.models import JournalKind, MarginAccount
+from margin.models import JournalKind
 from margin.numbers import money_text
 from margin.selectors.accounts import AccountState, PositionState, free_collateral
-from margin.services.account_state import (
-    Plan,
-    Preview,
-    Receipt,
-    amount_parse,
-    as_text,
-    instrument_check,
-    isolated_id,
-    preview_run,
-    wallet_id,
-    write_run,
-)
+from margin.services.account_state import isolated_id, wallet_id
 from margin.services.ledger import Line, journal_post
 from margin.services.positions import position_save
+from margin.services.validation import amount_parse, instrument_check
+from margin.services.writes import Plan, Receipt, Write, as_text
 
 MAX_LEVERAGE_DECIMALS = Decimal("0.01")
 
@@ -80,97 +70,63 @@ def _margin_checks(state: AccountState, plan: PositionPlan, field: str) -> Posit
     return plan
 
 
-def _book(*, operation: str, actor) -> Callable[[AccountState, PositionPlan], Receipt]:
+def _book(state: AccountState, plan: PositionPlan, *, operation: str, actor) -> Receipt:
     """Save the position's settings and move `into_isolated` between wallet and isolated."""
-
-    def book(state: AccountState, plan: PositionPlan) -> Receipt:
-        moved = plan.after.positions[plan.instrument]
-        position_id = position_save(state, moved, opened=False)
-        journal = None
-        if plan.into_isolated:
-            settle = state.asset_ids[state.settlement]
-            wallet = wallet_id(state, state.settlement)
-            isolated = isolated_id(state, plan.instrument, position_id)
-            journal = journal_post(
-                kind=JournalKind.ISOLATED_TRANSFER,
-                margin_account_id=state.account_id,
-                created_by_id=getattr(actor, "pk", None),
-                memo=f"{operation} {plan.instrument}",
-                lines=[
-                    Line(wallet, settle, -plan.into_isolated),
-                    Line(isolated, settle, plan.into_isolated),
-                ],
-            )
-        return Receipt(
-            operation=operation,
+    moved = plan.after.positions[plan.instrument]
+    position_id = position_save(state, moved, opened=False)
+    journal = None
+    if plan.into_isolated:
+        settle = state.asset_ids[state.settlement]
+        wallet = wallet_id(state, state.settlement)
+        isolated = isolated_id(state, plan.instrument, position_id)
+        journal = journal_post(
+            kind=JournalKind.ISOLATED_TRANSFER,
             margin_account_id=state.account_id,
-            journal_id=journal.pk if journal else None,
-            position_id=position_id,
-            details=plan.details,
+            created_by_id=getattr(actor, "pk", None),
+            memo=f"{operation} {plan.instrument}",
+            lines=[
+                Line(wallet, settle, -plan.into_isolated),
+                Line(isolated, settle, plan.into_isolated),
+            ],
         )
-
-    return book
-
-
-def _leverage_plan(*, instrument: str, leverage) -> Callable[[AccountState], PositionPlan]:
-    def plan(state: AccountState) -> PositionPlan:
-        symbol = instrument_check(state, instrument)
-        wanted = amount_parse(leverage, field="leverage")
-        if wanted < 1 or wanted != wanted.quantize(MAX_LEVERAGE_DECIMALS):
-            raise ApplicationError(
-                f"Leverage must be at least 1 with at most 2 decimals, got {leverage}.",
-                {"leverage": "at least 1, 2 decimals"},
-            )
-        position = state.position(symbol)
-        notional = abs(position.quantity) * state.marks[symbol]
-        _, bracket = state.terms.brackets[symbol].bracket_for(notional)
-        moved = replace(position, leverage=wanted)
-        planned = PositionPlan(
-            after=state.with_position(moved),
-            instrument=symbol,
-            details={"instrument": symbol, "leverage": as_text(wanted)},
-        )
-        if wanted > bracket.max_leverage:
-            return _refused(
-                planned,
-                f"Leverage {as_text(wanted)}x is above the {as_text(bracket.max_leverage)}x "
-                f"maximum of {symbol}'s bracket at a notional of {money_text(notional, 'USD')}.",
-                "leverage",
-            )
-        return _margin_checks(state, planned, "leverage")
-
-    return plan
+    return Receipt(
+        operation=operation,
+        margin_account_id=state.account_id,
+        journal_id=journal.pk if journal else None,
+        position_id=position_id,
+        details=plan.details,
+    )
 
 
-def position_leverage_set(
-    *,
-    account: MarginAccount,
-    instrument: str,
-    leverage: Decimal,
-    idempotency_key: str,
-    expected_fingerprint: str | None = None,
-    actor=None,
-) -> Receipt:
+def _leverage_plan(state: AccountState, *, instrument: str, leverage: Decimal) -> PositionPlan:
     """Set a position's leverage (before opening it, or while open) within its bracket's cap."""
-    return write_run(
-        operation="position_leverage_set",
-        account=account,
-        request={"instrument": instrument, "leverage": str(leverage)},
-        idempotency_key=idempotency_key,
-        expected_fingerprint=expected_fingerprint,
-        plan=_leverage_plan(instrument=instrument, leverage=leverage),
-        book=_book(operation="position_leverage_set", actor=actor),
+    symbol = instrument_check(state, instrument)
+    wanted = amount_parse(leverage, field="leverage")
+    if wanted < 1 or wanted != wanted.quantize(MAX_LEVERAGE_DECIMALS):
+        raise ApplicationError(
+            f"Leverage must be at least 1 with at most 2 decimals, got {leverage}.",
+            {"leverage": "at least 1, 2 decimals"},
+        )
+    position = state.position(symbol)
+    notional = abs(position.quantity) * state.marks[symbol]
+    _, bracket = state.terms.brackets[symbol].bracket_for(notional)
+    moved = replace(position, leverage=wanted)
+    planned = PositionPlan(
+        after=state.with_position(moved),
+        instrument=symbol,
+        details={"instrument": symbol, "leverage": as_text(wanted)},
     )
+    if wanted > bracket.max_leverage:
+        return _refused(
+            planned,
+            f"Leverage {as_text(wanted)}x is above the {as_text(bracket.max_leverage)}x "
+            f"maximum of {symbol}'s bracket at a notional of {money_text(notional, 'USD')}.",
+            "leverage",
+        )
+    return _margin_checks(state, planned, "leverage")
 
 
-def position_leverage_set_preview(
-    *, account: MarginAccount, instrument: str, leverage: Decimal
-) -> Preview:
-    return preview_run(
-        operation="position_leverage_set",
-        account=account,
-        plan=_leverage_plan(instrument=instrument, leverage=leverage),
-    )
+position_leverage_set = Write(operation="position_leverage_set", plan=_leverage_plan, book=_book)
 
 
 def _isolated_position(state: AccountState, instrument: str) -> PositionState:
@@ -184,178 +140,93 @@ def _isolated_position(state: AccountState, instrument: str) -> PositionState:
 
 
 def _isolated_transfer_plan(
-    *, instrument: str, amount, direction: int
-) -> Callable[[AccountState], PositionPlan]:
+    state: AccountState, *, instrument: str, amount, direction: int
+) -> PositionPlan:
     """`direction` +1 adds margin from the cross wallet, −1 takes it back."""
-
-    def plan(state: AccountState) -> PositionPlan:
-        position = _isolated_position(state, instrument)
-        moved_amount = direction * amount_parse(amount, field="amount")
-        if direction < 0 and state.reduce_only:
-            raise ApplicationError(
-                "This account is reduce-only (an unanswered margin call or the desk): isolated "
-                "margin cannot be removed until it is lifted.",
-                {"amount": "reduce-only"},
-            )
-        if direction < 0 and -moved_amount > position.isolated_margin:
-            raise ApplicationError(
-                f"{instrument} holds {as_text(position.isolated_margin)} of isolated margin; "
-                f"{as_text(-moved_amount)} cannot be removed.",
-                {"amount": "more than the isolated margin"},
-            )
-        moved = replace(position, isolated_margin=position.isolated_margin + moved_amount)
-        planned = PositionPlan(
-            after=state.with_position(moved).with_wallet(state.settlement, -moved_amount),
-            instrument=position.instrument,
-            into_isolated=moved_amount,
-            details={"instrument": position.instrument, "amount": as_text(abs(moved_amount))},
+    position = _isolated_position(state, instrument)
+    moved_amount = direction * amount_parse(amount, field="amount")
+    if direction < 0 and state.reduce_only:
+        raise ApplicationError(
+            "This account is reduce-only (an unanswered margin call or the desk): isolated "
+            "margin cannot be removed until it is lifted.",
+            {"amount": "reduce-only"},
         )
-        return _margin_checks(state, planned, "amount")
+    if direction < 0 and -moved_amount > position.isolated_margin:
+        raise ApplicationError(
+            f"{instrument} holds {as_text(position.isolated_margin)} of isolated margin; "
+            f"{as_text(-moved_amount)} cannot be removed.",
+            {"amount": "more than the isolated margin"},
+        )
+    moved = replace(position, isolated_margin=position.isolated_margin + moved_amount)
+    planned = PositionPlan(
+        after=state.with_position(moved).with_wallet(state.settlement, -moved_amount),
+        instrument=position.instrument,
+        into_isolated=moved_amount,
+        details={"instrument": position.instrument, "amount": as_text(abs(moved_amount))},
+    )
+    return _margin_checks(state, planned, "amount")
 
-    return plan
 
-
-def isolated_margin_add(
-    *,
-    account: MarginAccount,
-    instrument: str,
-    amount: Decimal,
-    idempotency_key: str,
-    expected_fingerprint: str | None = None,
-    actor=None,
-) -> Receipt:
+def _isolated_add_plan(state: AccountState, *, instrument: str, amount: Decimal) -> PositionPlan:
     """Move `amount` of the settlement asset from the cross wallet to an isolated position."""
-    return write_run(
-        operation="isolated_margin_add",
-        account=account,
-        request={"instrument": instrument, "amount": str(amount)},
-        idempotency_key=idempotency_key,
-        expected_fingerprint=expected_fingerprint,
-        plan=_isolated_transfer_plan(instrument=instrument, amount=amount, direction=1),
-        book=_book(operation="isolated_margin_add", actor=actor),
-    )
+    return _isolated_transfer_plan(state, instrument=instrument, amount=amount, direction=1)
 
 
-def isolated_margin_add_preview(
-    *, account: MarginAccount, instrument: str, amount: Decimal
-) -> Preview:
-    return preview_run(
-        operation="isolated_margin_add",
-        account=account,
-        plan=_isolated_transfer_plan(instrument=instrument, amount=amount, direction=1),
-    )
-
-
-def isolated_margin_remove(
-    *,
-    account: MarginAccount,
-    instrument: str,
-    amount: Decimal,
-    idempotency_key: str,
-    expected_fingerprint: str | None = None,
-    actor=None,
-) -> Receipt:
+def _isolated_remove_plan(state: AccountState, *, instrument: str, amount: Decimal) -> PositionPlan:
     """Move `amount` back from an isolated position to the cross wallet, leaving the position
     at least its initial margin."""
-    return write_run(
-        operation="isolated_margin_remove",
-        account=account,
-        request={"instrument": instrument, "amount": str(amount)},
-        idempotency_key=idempotency_key,
-        expected_fingerprint=expected_fingerprint,
-        plan=_isolated_transfer_plan(instrument=instrument, amount=amount, direction=-1),
-        book=_book(operation="isolated_margin_remove", actor=actor),
-    )
+    return _isolated_transfer_plan(state, instrument=instrument, amount=amount, direction=-1)
 
 
-def isolated_margin_remove_preview(
-    *, account: MarginAccount, instrument: str, amount: Decimal
-) -> Preview:
-    return preview_run(
-        operation="isolated_margin_remove",
-        account=account,
-        plan=_isolated_transfer_plan(instrument=instrument, amount=amount, direction=-1),
-    )
+isolated_margin_add = Write(operation="isolated_margin_add", plan=_isolated_add_plan, book=_book)
+isolated_margin_remove = Write(
+    operation="isolated_margin_remove", plan=_isolated_remove_plan, book=_book
+)
 
 
 def _switch_plan(
-    *, instrument: str, mode: str, isolated_margin
-) -> Callable[[AccountState], PositionPlan]:
-    def plan(state: AccountState) -> PositionPlan:
-        symbol = instrument_check(state, instrument)
-        if mode not in (CROSS, ISOLATED):
-            raise ApplicationError(
-                f"Margin mode must be cross or isolated, got {mode!r}.", {"mode": "unknown mode"}
-            )
-        position = state.position(symbol)
-        if position.margin_mode == mode:
-            raise ApplicationError(f"{symbol} is already in {mode} margin.", {"mode": "unchanged"})
-        if mode == ISOLATED:
-            fenced = (
-                amount_parse(isolated_margin, field="isolated_margin")
-                if position.quantity or isolated_margin is not None
-                else ZERO
-            )
-        else:
-            if isolated_margin is not None:
-                raise ApplicationError(
-                    "Moving to cross releases all the isolated margin: give no amount.",
-                    {"isolated_margin": "not for a move to cross"},
-                )
-            fenced = -position.isolated_margin
-        moved = replace(
-            position, margin_mode=mode, isolated_margin=position.isolated_margin + fenced
-        )
-        details = {"instrument": symbol, "mode": mode, "isolated_margin": as_text(abs(fenced))}
-        planned = PositionPlan(
-            after=state.with_position(moved).with_wallet(state.settlement, -fenced),
-            instrument=symbol,
-            into_isolated=fenced,
-            details=details,
-        )
-        return _margin_checks(state, planned, "isolated_margin" if mode == ISOLATED else "mode")
-
-    return plan
-
-
-def position_margin_mode_switch(
+    state: AccountState,
     *,
-    account: MarginAccount,
     instrument: str,
     mode: Literal["cross", "isolated"],
     isolated_margin: Decimal | None = None,
-    idempotency_key: str,
-    expected_fingerprint: str | None = None,
-    actor=None,
-) -> Receipt:
+) -> PositionPlan:
     """Switch a position between cross and isolated, open or flat. To isolated: fence
     `isolated_margin` (at least the position's initial margin plus its unrealized loss) from
     the cross wallet; to cross: release it all. Refused, with the reason, when either side would
     end under its initial margin."""
-    return write_run(
-        operation="position_margin_mode_switch",
-        account=account,
-        request={
-            "instrument": instrument,
-            "mode": mode,
-            "isolated_margin": None if isolated_margin is None else str(isolated_margin),
-        },
-        idempotency_key=idempotency_key,
-        expected_fingerprint=expected_fingerprint,
-        plan=_switch_plan(instrument=instrument, mode=mode, isolated_margin=isolated_margin),
-        book=_book(operation="position_margin_mode_switch", actor=actor),
+    symbol = instrument_check(state, instrument)
+    if mode not in (CROSS, ISOLATED):
+        raise ApplicationError(
+            f"Margin mode must be cross or isolated, got {mode!r}.", {"mode": "unknown mode"}
+        )
+    position = state.position(symbol)
+    if position.margin_mode == mode:
+        raise ApplicationError(f"{symbol} is already in {mode} margin.", {"mode": "unchanged"})
+    if mode == ISOLATED:
+        fenced = (
+            amount_parse(isolated_margin, field="isolated_margin")
+            if position.quantity or isolated_margin is not None
+            else ZERO
+        )
+    else:
+        if isolated_margin is not None:
+            raise ApplicationError(
+                "Moving to cross releases all the isolated margin: give no amount.",
+                {"isolated_margin": "not for a move to cross"},
+            )
+        fenced = -position.isolated_margin
+    moved = replace(position, margin_mode=mode, isolated_margin=position.isolated_margin + fenced)
+    details = {"instrument": symbol, "mode": mode, "isolated_margin": as_text(abs(fenced))}
+    planned = PositionPlan(
+        after=state.with_position(moved).with_wallet(state.settlement, -fenced),
+        instrument=symbol,
+        into_isolated=fenced,
+        details=details,
     )
+    return _margin_checks(state, planned, "isolated_margin" if mode == ISOLATED else "mode")
 
 
-def position_margin_mode_switch_preview(
-    *,
-    account: MarginAccount,
-    instrument: str,
-    mode: Literal["cross", "isolated"],
-    isolated_margin: Decimal | None = None,
-) -> Preview:
-    return preview_run(
-        operation="position_margin_mode_switch",
-        account=account,
-        plan=_switch_plan(instrument=instrument, mode=mode, isolated_margin=isolated_margin),
-    )
+position_margin_mode_switch = Write(
+    operation="position_margin_mode_switch", plan=_switch_plan, book=_book
+)

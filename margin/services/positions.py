@@ -6,7 +6,6 @@ isolated. An isolated position that opens or grows is topped up from the cross w
 initial margin; one that closes hands what is left back to the cross wallet.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
@@ -16,6 +15,7 @@ from django.utils import timezone
 
 from margin.db import execute, insert, table
 from margin.engine.fills import SIDES, FillMath, Side, fill_math, ledger_amount
+from margin.engine.liquidity import concentration_refusal
 from margin.engine.types import ZERO
 from margin.errors import ApplicationError
 from margin.models import (
@@ -28,19 +28,11 @@ from margin.models import (
 )
 from margin.numbers import money_text
 from margin.selectors.accounts import AccountState, PositionState, free_collateral
-from margin.services.account_state import (
-    Plan,
-    Preview,
-    Receipt,
-    amount_parse,
-    as_text,
-    instrument_check,
-    isolated_id,
-    preview_run,
-    wallet_id,
-    write_run,
-)
+from margin.selectors.liquidity import open_interest
+from margin.services.account_state import isolated_id, wallet_id
 from margin.services.ledger import QUANTUM, Line, journal_post
+from margin.services.validation import amount_parse, instrument_check
+from margin.services.writes import Plan, Receipt, Write, as_text, write_run
 
 FORCED_REASONS = (
     Fill.Reason.LIQUIDATION,
@@ -74,6 +66,7 @@ def _refused(plan: FillPlan, message: str, field: str = "quantity") -> FillPlan:
 
 
 def _fill_plan(
+    state: AccountState,
     *,
     instrument: str,
     side: str,
@@ -81,60 +74,54 @@ def _fill_plan(
     price=None,
     fee=None,
     forced: bool = False,
-) -> Callable[[AccountState], FillPlan]:
+) -> FillPlan:
     """A market fill at the mark with the taker fee (`price` None), or a forced fill at `price`
     with `fee` (liquidation, ADL, desk: no margin checks, losses may exceed the margin)."""
-
-    def plan(state: AccountState) -> FillPlan:
-        symbol = instrument_check(state, instrument)
-        if side not in SIDES:
-            raise ApplicationError(
-                f"Side must be buy or sell, got {side!r}.", {"side": "buy or sell"}
-            )
-        size = amount_parse(quantity, field="quantity")
-        fill_price = state.marks[symbol] if price is None else amount_parse(price, field="price")
-        if fee is None:
-            fill_fee = ledger_amount(size * fill_price * state.terms.taker_fee_rate)
-        else:
-            fill_fee = amount_parse(fee, field="fee", allow_zero=True)
-        delta = SIDES[side] * size
-        before = state.position(symbol)
-        math = fill_math(
-            quantity=before.quantity, entry_price=before.entry_price, delta=delta, price=fill_price
-        )
-        moved = replace(before, quantity=math.quantity, entry_price=math.entry_price)
-        cash = math.realized_pnl - fill_fee
-        transfer = cover = ZERO
-        if before.is_isolated:
-            moved, transfer, cover = _isolated_settlement(state, moved, math, cash)
-            after = state.with_position(moved).with_wallet(state.settlement, -transfer)
-        else:
-            after = state.with_position(moved).with_wallet(state.settlement, cash)
-        details = {
-            "instrument": symbol,
-            "side": side,
-            "quantity": as_text(size),
-            "price": as_text(fill_price),
-            "fee": as_text(fill_fee),
-            "realized_pnl": as_text(math.realized_pnl),
-            "fill": math.kind,
-            "position_quantity": as_text(math.quantity),
-            "entry_price": as_text(math.entry_price),
-        }
-        planned = FillPlan(
-            after=after,
-            details=details,
-            instrument=symbol,
-            delta=delta,
-            price=fill_price,
-            fee=fill_fee,
-            math=math,
-            isolated_transfer=transfer,
-            insurance_cover=cover,
-        )
-        return planned if forced else _trade_checks(state, planned, before, moved)
-
-    return plan
+    symbol = instrument_check(state, instrument)
+    if side not in SIDES:
+        raise ApplicationError(f"Side must be buy or sell, got {side!r}.", {"side": "buy or sell"})
+    size = amount_parse(quantity, field="quantity")
+    fill_price = state.marks[symbol] if price is None else amount_parse(price, field="price")
+    if fee is None:
+        fill_fee = ledger_amount(size * fill_price * state.terms.taker_fee_rate)
+    else:
+        fill_fee = amount_parse(fee, field="fee", allow_zero=True)
+    delta = SIDES[side] * size
+    before = state.position(symbol)
+    math = fill_math(
+        quantity=before.quantity, entry_price=before.entry_price, delta=delta, price=fill_price
+    )
+    moved = replace(before, quantity=math.quantity, entry_price=math.entry_price)
+    cash = math.realized_pnl - fill_fee
+    transfer = cover = ZERO
+    if before.is_isolated:
+        moved, transfer, cover = _isolated_settlement(state, moved, math, cash)
+        after = state.with_position(moved).with_wallet(state.settlement, -transfer)
+    else:
+        after = state.with_position(moved).with_wallet(state.settlement, cash)
+    details = {
+        "instrument": symbol,
+        "side": side,
+        "quantity": as_text(size),
+        "price": as_text(fill_price),
+        "fee": as_text(fill_fee),
+        "realized_pnl": as_text(math.realized_pnl),
+        "fill": math.kind,
+        "position_quantity": as_text(math.quantity),
+        "entry_price": as_text(math.entry_price),
+    }
+    planned = FillPlan(
+        after=after,
+        details=details,
+        instrument=symbol,
+        delta=delta,
+        price=fill_price,
+        fee=fill_fee,
+        math=math,
+        isolated_transfer=transfer,
+        insurance_cover=cover,
+    )
+    return planned if forced else _trade_checks(state, planned, before, moved)
 
 
 def _isolated_settlement(
@@ -165,6 +152,10 @@ def _trade_checks(
     math = plan.math
     if state.reduce_only and math.adds_risk:
         return _refused(plan, "This account is reduce-only: it may only reduce its positions.")
+    if math.adds_risk:
+        refusal = _concentration_refusal(state, before, moved)
+        if refusal:
+            return _refused(plan, refusal)
     after_quote = plan.after.quote()
     if math.adds_risk:
         row = plan.after.position_quote(after_quote, plan.instrument)
@@ -194,8 +185,25 @@ def _trade_checks(
     return plan
 
 
-def _fill_book(*, operation: str, reason: str, journal_kind: str, fee_kind: str, actor):
-    def book(state: AccountState, plan: FillPlan) -> Receipt:
+def _concentration_refusal(
+    state: AccountState, before: PositionState, moved: PositionState
+) -> str | None:
+    """Above the published share of an instrument's open interest (what the owner holds over
+    all their accounts), the instrument is reduce-only for the owner."""
+    owner, total = open_interest(state.instrument_ids[moved.instrument], state.owner_id)
+    change = abs(moved.quantity) - abs(before.quantity)
+    mark = state.marks[moved.instrument]
+    return concentration_refusal(
+        instrument=moved.instrument,
+        owner_notional=(owner + change) * mark,
+        open_interest=(total + change) * mark,
+        limit_share=state.terms.concentration_limit_share,
+        floor=state.terms.concentration_floor_usd,
+    )
+
+
+def _fill_book(*, reason: str, journal_kind: str, fee_kind: str):
+    def book(state: AccountState, plan: FillPlan, *, operation: str, actor) -> Receipt:
         moved = plan.after.positions[plan.instrument]
         position_id = position_save(
             state,
@@ -250,7 +258,7 @@ def _fill_book(*, operation: str, reason: str, journal_kind: str, fee_kind: str,
     return book
 
 
-def _refuse_expired(instrument: str) -> None:
+def _refuse_expired(*, instrument: str, **_order) -> None:
     """A dated future trades until its expiry; after it, only its settlement closes positions."""
     expired = Instrument.objects.filter(symbol=instrument, kind=Instrument.Kind.FUTURE).filter(
         Q(is_active=False) | Q(expiry__lte=timezone.now())
@@ -291,44 +299,21 @@ def position_save(
     return moved.position_id
 
 
-def position_market_fill(
-    *,
-    account: MarginAccount,
-    instrument: str,
-    side: Side,
-    quantity: Decimal,
-    idempotency_key: str,
-    expected_fingerprint: str | None = None,
-    actor=None,
-) -> Receipt:
+def _market_fill_plan(
+    state: AccountState, *, instrument: str, side: Side, quantity: Decimal
+) -> FillPlan:
     """A simulated market fill at the current mark plus the taker fee of the version in force."""
-    _refuse_expired(instrument)
-    return write_run(
-        operation="position_market_fill",
-        account=account,
-        request={"instrument": instrument, "side": side, "quantity": str(quantity)},
-        idempotency_key=idempotency_key,
-        expected_fingerprint=expected_fingerprint,
-        plan=_fill_plan(instrument=instrument, side=side, quantity=quantity),
-        book=_fill_book(
-            operation="position_market_fill",
-            reason=Fill.Reason.TRADE,
-            journal_kind=JournalKind.FILL,
-            fee_kind=LedgerAccountKind.FEES,
-            actor=actor,
-        ),
-    )
+    return _fill_plan(state, instrument=instrument, side=side, quantity=quantity)
 
 
-def position_market_fill_preview(
-    *, account: MarginAccount, instrument: str, side: Side, quantity: Decimal
-) -> Preview:
-    _refuse_expired(instrument)
-    return preview_run(
-        operation="position_market_fill",
-        account=account,
-        plan=_fill_plan(instrument=instrument, side=side, quantity=quantity),
-    )
+position_market_fill = Write(
+    operation="position_market_fill",
+    plan=_market_fill_plan,
+    book=_fill_book(
+        reason=Fill.Reason.TRADE, journal_kind=JournalKind.FILL, fee_kind=LedgerAccountKind.FEES
+    ),
+    check=_refuse_expired,
+)
 
 
 def position_fill(
@@ -353,6 +338,13 @@ def position_fill(
             f"Reason must be one of {', '.join(FORCED_REASONS)}, got {reason!r}.",
             {"reason": "unknown reason"},
         )
+    book = _fill_book(
+        reason=reason,
+        journal_kind=FORCED_JOURNAL_KINDS[reason],
+        fee_kind=LedgerAccountKind.FEES
+        if reason == Fill.Reason.DESK
+        else LedgerAccountKind.INSURANCE,
+    )
     return write_run(
         operation="position_fill",
         account=account,
@@ -366,16 +358,14 @@ def position_fill(
         },
         idempotency_key=f"system:{reason}:{reference}",
         expected_fingerprint=None,
-        plan=_fill_plan(
-            instrument=instrument, side=side, quantity=quantity, price=price, fee=fee, forced=True
+        plan=lambda state: _fill_plan(
+            state,
+            instrument=instrument,
+            side=side,
+            quantity=quantity,
+            price=price,
+            fee=fee,
+            forced=True,
         ),
-        book=_fill_book(
-            operation="position_fill",
-            reason=reason,
-            journal_kind=FORCED_JOURNAL_KINDS[reason],
-            fee_kind=LedgerAccountKind.FEES
-            if reason == Fill.Reason.DESK
-            else LedgerAccountKind.INSURANCE,
-            actor=actor,
-        ),
+        book=lambda state, planned: book(state, planned, operation="position_fill", actor=actor),
     )

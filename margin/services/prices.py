@@ -29,7 +29,9 @@ from margin.engine.prices import (
 from margin.engine.quotes import PERP, SPOT, Quote
 from margin.market.demo import (
     JUMP_RATE,
+    PERP_DEPTH_MULTIPLE,
     MarketState,
+    market_depth,
     market_step,
     start_price,
     venue_quotes,
@@ -117,6 +119,7 @@ def demo_market_step(*, now: datetime, rng: np.random.Generator | None = None) -
     for sim, price in zip(simulated, state.prices, strict=True):
         sim.price, sim.regime, sim.stepped_at = Decimal(f"{price:.12g}"), state.regime, now
     SimulatedAsset.objects.bulk_update(simulated, ["price", "regime", "stepped_at"])
+    _demo_depth_publish(state)
     instruments = Instrument.objects.filter(is_active=True).values_list(
         "symbol", "underlying__symbol"
     )
@@ -128,6 +131,17 @@ def demo_market_step(*, now: datetime, rng: np.random.Generator | None = None) -
     )
     quotes_record(quotes=quotes)
     return quotes
+
+
+def _demo_depth_publish(state: MarketState) -> None:
+    """The demo market's depth of each asset's spot market and of each instrument (a multiple
+    of its underlying's), thinning in the stressed regime: what the liquidity charges read."""
+    for symbol in state.symbols:
+        depth = Decimal(f"{market_depth(symbol, state.regime):.6g}")
+        AssetPrice.objects.filter(asset__symbol=symbol).update(depth_usd=depth)
+        MarkPrice.objects.filter(instrument__underlying__symbol=symbol).update(
+            depth_usd=depth * Decimal(str(PERP_DEPTH_MULTIPLE))
+        )
 
 
 @dataclass(frozen=True)

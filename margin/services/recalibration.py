@@ -25,10 +25,11 @@ from margin.engine.backtest import coverage_backtest
 from margin.engine.recalibration import covering_rate, drifted
 from margin.models import AssetPriceHistory, Bracket, HaircutTier, ParameterVersion, Proposal
 from margin.selectors.parameters import parameters_in_force
+from margin.selectors.recalibration import RECALIBRATION_USERNAME
 from margin.services.parameters import parameter_impact_preview
 from margin.services.proposals import proposal_create
 
-SERVICE_USERNAME = "recalibration"
+SERVICE_USERNAME = RECALIBRATION_USERNAME
 RATE_STEP = Decimal("0.0001")
 
 

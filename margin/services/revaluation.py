@@ -410,7 +410,9 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
 
     started = time.perf_counter()
     slice_ = engine_book(
-        account_range=(shard.first_account_id, shard.last_account_id), parameters=params
+        account_range=(shard.first_account_id, shard.last_account_id),
+        parameters=params,
+        volatility=tick.volatility or {},
     )
     # Read after the book: an account committed in between is then in this read and not in the
     # book, never the other way round.

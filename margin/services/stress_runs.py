@@ -9,6 +9,7 @@ from math import sqrt
 import numpy as np
 
 from margin.engine.book_stress import RATIO_BUCKETS, StressResult, stress_book
+from margin.engine.events import event_moves, stress_events
 from margin.engine.shocks import (
     FLOOR_MOVE,
     correlated_crash,
@@ -38,6 +39,7 @@ SCENARIOS = {
     "correlated": "Correlated crash (covariance)",
     "depeg": "De-peg of one collateral asset",
     "replay": "Replay of a recorded stretch",
+    "event": "Real event (published daily closes)",
 }
 
 
@@ -124,6 +126,19 @@ def scenario_build(*, book_slice: BookSlice, kind: str, options: dict) -> Scenar
             raise ApplicationError("The stretch holds a single price; choose a longer one.")
         picks = np.unique(np.linspace(0, len(steps) - 1, REPLAY_STEPS).round().astype(int))
         return Scenario(kind, f"Replay of the last {minutes:g} minutes", steps[picks])
+    if kind == "event":
+        events = stress_events()
+        name = str(options.get("event") or next(iter(events)))
+        if name not in events:
+            raise ApplicationError(
+                f"No event {name!r} in the library ({', '.join(events)}).",
+                extra={"event": "Unknown."},
+            )
+        event = events[name]
+        risky = risk_asset_symbols()
+        moving = [symbol in risky for symbol in names]
+        days = f"{event.dates[0]} to {event.dates[-1]}"
+        return Scenario(kind, f"{event.title} ({days})", event_moves(event, names, moving))
     raise ApplicationError(f"Unknown scenario {kind}.", extra={"scenario": "Unknown."})
 
 

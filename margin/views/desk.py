@@ -17,7 +17,6 @@ from margin.forms.desk import (
     NoteForm,
     ReduceOnlyForm,
 )
-from margin.models import Case
 from margin.selectors.desk import (
     account_proposals,
     account_review,
@@ -39,6 +38,7 @@ from margin.services.proposals import (
 )
 from margin.views.desk_common import act, form_errors, sparkline
 from margin.views.rendering import query_without_page, render_page_or_fragment
+from margin.vocabulary import CaseStatus
 
 QUEUE_PAGE_SIZE = 50
 
@@ -105,7 +105,7 @@ def case_open(request, pk: int):
 
 @desk_required
 def cases(request):
-    status = request.GET.get("status", Case.Status.OPEN)
+    status = request.GET.get("status", CaseStatus.OPEN)
     page = Paginator(cases_of(status), QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "desk/cases.html", {"page": page, "status": status})
 

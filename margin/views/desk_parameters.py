@@ -10,7 +10,9 @@ from accounts.access import desk_required, proposer_required
 from margin.errors import ApplicationError
 from margin.forms.desk import ParameterChangeForm
 from margin.selectors.funding import dated_futures, funding_outlooks
+from margin.selectors.liquidity import EXAMPLE_NOTIONAL, liquidity_disclosure
 from margin.selectors.parameters import disclosed_versions, parameters_in_force, version_terms
+from margin.selectors.recalibration import backtest_of, latest_recalibration
 from margin.services.parameters import parameter_impact_preview
 from margin.services.proposals import parameter_change_propose
 from margin.views.desk_common import form_errors
@@ -63,11 +65,16 @@ def parameters_propose(request):
 def disclosure(request):
     """Public: the risk parameters in force and every version before (and after) them."""
     in_force, versions = disclosed_versions()
+    recalibration = latest_recalibration()
     return render(
         request,
         "public/disclosure.html",
         {
             "in_force": in_force,
+            "markets": liquidity_disclosure(in_force),
+            "example_notional": EXAMPLE_NOTIONAL,
+            "recalibration": recalibration,
+            "backtest": backtest_of(recalibration.impact) if recalibration else None,
             "terms": version_terms(in_force),
             "versions": versions,
             "funding": funding_outlooks(now=timezone.now()).values(),

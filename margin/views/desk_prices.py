@@ -6,10 +6,10 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.access import desk_required
-from margin.models import GuardRejection
 from margin.selectors.market import guard_events, index_prices, mark_prices
 from margin.selectors.parameters import parameters_in_force
 from margin.views.rendering import query_without_page
+from margin.vocabulary import GuardRejectionReason
 
 
 @desk_required
@@ -30,7 +30,7 @@ def prices(request):
             "indexes": index_prices(now=now, max_age_s=max_age_s),
             "marks": mark_prices(now=now, max_age_s=max_age_s),
             "page": Paginator(events, 100).get_page(request.GET.get("page")),
-            "reasons": GuardRejection.Reason.choices,
+            "reasons": GuardRejectionReason.choices,
             "query": query_without_page(request),
         },
     )

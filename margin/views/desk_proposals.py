@@ -7,21 +7,22 @@ from django.views.decorators.http import require_POST
 from accounts.access import approver_required, desk_required
 from accounts.roles import APPROVE
 from margin.forms.desk import DecisionForm
-from margin.models import Proposal
 from margin.selectors.desk import proposal_detail
 from margin.selectors.desk import proposals as proposals_of
+from margin.selectors.recalibration import backtest_of
 from margin.services.proposals import proposal_approve, proposal_reject
 from margin.views.desk_common import act, form_errors
+from margin.vocabulary import ProposalStatus
 
 
 @desk_required
 def proposals(request):
-    status = request.GET.get("status", Proposal.Status.PENDING)
+    status = request.GET.get("status", ProposalStatus.PENDING)
     page = Paginator(proposals_of(status), 50).get_page(request.GET.get("page"))
     return render(
         request,
         "desk/proposals.html",
-        {"page": page, "status": status, "statuses": Proposal.Status.choices},
+        {"page": page, "status": status, "statuses": ProposalStatus.choices},
     )
 
 
@@ -33,6 +34,7 @@ def proposal(request, pk: int):
         "desk/proposal.html",
         {
             "proposal": found,
+            "backtest": backtest_of(found.impact),
             "form": DecisionForm(),
             "may_approve": request.user.has_perm(APPROVE) and request.user.pk != found.proposer_id,
             "may_reject": request.user.has_perm(APPROVE) or request.user.pk == found.proposer_id,

@@ -1,7 +1,10 @@
 """Stress tests, cascade simulations (a Celery task with a polled progress bar) and the heat
 maps of the book."""
 
+from __future__ import annotations
+
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -11,7 +14,6 @@ from django.views.decorators.http import require_POST
 from accounts.access import desk_required
 from margin.errors import ApplicationError
 from margin.forms.desk import CascadeForm, ScenarioForm
-from margin.models import CascadeRun
 from margin.numbers import money_text, percent_text
 from margin.selectors.desk import (
     cascade_run,
@@ -26,6 +28,10 @@ from margin.services.cascade import cascade_run_start
 from margin.services.stress_runs import stress_run_create
 from margin.views.desk_common import form_errors, sparkline
 from margin.views.rendering import render_page_or_fragment
+from margin.vocabulary import CascadeRunStatus
+
+if TYPE_CHECKING:  # annotations only: a view never touches a model itself
+    from margin.models import CascadeRun
 
 
 def _count(value) -> str:
@@ -145,7 +151,7 @@ def cascade_detail(request, pk: int):
         "cascade-progress",
         {
             "run": run,
-            "finished": run.status in (CascadeRun.Status.DONE, CascadeRun.Status.FAILED),
+            "finished": run.status in (CascadeRunStatus.DONE, CascadeRunStatus.FAILED),
             "liquidation_bars": _bars(
                 {f"round {r['number']}": r["accounts_liquidated"] for r in run.rounds}
             ),

@@ -5,10 +5,13 @@ Every figure comes from the reference engine (`quote_account`) on the ledger's `
 a page, a preview and an explanation always agree to the digit.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
@@ -29,13 +32,15 @@ from margin.engine.scheme import (
 from margin.engine.states import Thresholds
 from margin.engine.stress import AccountStress, StressModel, account_stress
 from margin.engine.types import AccountInput, CollateralLine, PositionInput
-from margin.models import MarginAccount, ParameterVersion
 from margin.selectors.accounts import AccountState, PositionState
 from margin.selectors.figures import figures_now
 from margin.selectors.funding import FundingOutlook, cumulative_funding, funding_outlooks
 from margin.selectors.market import latest_snapshot
 from margin.selectors.volatility import stress_model, stress_model_now
 from margin.views.trader_gauge import Gauge, ratio_gauge
+
+if TYPE_CHECKING:  # annotations only: a view never touches a model itself
+    from margin.models import MarginAccount, ParameterVersion
 
 
 @dataclass(frozen=True)

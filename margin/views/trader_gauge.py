@@ -8,7 +8,7 @@ from decimal import Decimal
 from margin.engine.reference import AccountQuote
 from margin.engine.states import LEVEL, LIQUIDATION, Thresholds
 from margin.engine.types import ISOLATED
-from margin.models import AccountState
+from margin.vocabulary import AccountState
 
 # The scale runs a quarter past liquidation so that the liquidation mark is not on the edge.
 SCALE_PAST_LIQUIDATION = Decimal("1.25")

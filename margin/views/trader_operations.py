@@ -8,10 +8,13 @@ comes back as inline errors on the form, in a 200 fragment for htmx (htmx swaps 
 otherwise.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_UP, Decimal, DecimalException
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from django.http import Http404
 from django.shortcuts import redirect
@@ -28,29 +31,27 @@ from margin.forms.trader import (
     TradeForm,
 )
 from margin.input_limits import NUMBER_OUT_OF_RANGE
-from margin.models import MarginAccount, MarginMode
 from margin.selectors.accounts import AccountState, PositionState, account_state_load
 from margin.services.collateral import (
     collateral_deposit,
-    collateral_deposit_preview,
     collateral_max_withdrawal,
     collateral_withdraw,
-    collateral_withdraw_preview,
 )
 from margin.services.margin_mode import (
     isolated_margin_add,
-    isolated_margin_add_preview,
     isolated_margin_remove,
-    isolated_margin_remove_preview,
     position_leverage_set,
-    position_leverage_set_preview,
     position_margin_mode_switch,
-    position_margin_mode_switch_preview,
 )
-from margin.services.positions import position_market_fill, position_market_fill_preview
+from margin.services.positions import position_market_fill
+from margin.services.writes import Write
 from margin.templatetags.numbers import money, price, quantity, signed_money
 from margin.views.rendering import render_partial, wants_fragment
 from margin.views.trader_common import DASHBOARD, with_account
+from margin.vocabulary import MarginMode
+
+if TYPE_CHECKING:  # annotations only: views never use a model itself
+    from margin.models import MarginAccount
 
 ACCOUNT_CHANGED = "account-changed"
 CENT = Decimal("0.01")
@@ -58,9 +59,9 @@ CENT = Decimal("0.01")
 
 @dataclass(frozen=True)
 class Operation:
-    """One write as the pages offer it: its form, its fragment in the dashboard template, and
-    `arguments(form, symbol)` turning a valid form into the keyword arguments its service and
-    the service's preview take (`preview` and `submit` may pick the service by them).
+    """One write as the pages offer it: its form, its fragment in the dashboard template, and the
+    service `write` it previews and books (`pick_write(form)` picks one of two instead: isolated
+    margin in or out). The write's arguments come from the valid form (`arguments`).
     `initial(subject, query)` is what its blank form starts with, `form_options(subject)` the
     form's own keyword arguments, and `hints(account, form)` what its fragment adds to the form
     (the most that can be withdrawn)."""
@@ -69,48 +70,40 @@ class Operation:
     title: str
     form_class: type[IdempotentForm]
     partial: str
-    arguments: Callable[[IdempotentForm, str | None], dict]
-    preview: Callable[..., object]
-    submit: Callable[..., object]
+    write: Write | None = None
+    pick_write: Callable[[IdempotentForm], Write] | None = None
+    # The write's arguments when the form does not name them as the write does.
+    arguments_of: Callable[[IdempotentForm, str | None], dict] | None = None
     on_position: bool = False
     # Booked only with the fingerprint of a preview of exactly these arguments (a market order:
     # a trader never fills an order whose effect they have not been shown).
     needs_preview: bool = False
-    initial: Callable[["Subject", Mapping], dict] = lambda _subject, _query: {}
-    form_options: Callable[["Subject"], dict] = lambda _subject: {}
+    initial: Callable[[Subject, Mapping], dict] = lambda _subject, _query: {}
+    form_options: Callable[[Subject], dict] = lambda _subject: {}
     hints: Callable[[MarginAccount, IdempotentForm], dict] = lambda _account, _form: {}
 
+    def write_for(self, form: IdempotentForm) -> Write:
+        return self.pick_write(form) if self.pick_write is not None else self.write
 
-def _collateral_arguments(form, _symbol) -> dict:
-    return {"asset": form.cleaned_data["asset"].symbol, "amount": form.cleaned_data["amount"]}
-
-
-def _trade_arguments(form, _symbol) -> dict:
-    return {
-        "instrument": form.cleaned_data["instrument"].symbol,
-        "side": form.cleaned_data["side"],
-        "quantity": form.cleaned_data["quantity"],
-    }
-
-
-def _leverage_arguments(form, symbol) -> dict:
-    return {"instrument": symbol, "leverage": form.cleaned_data["leverage"]}
-
-
-def _isolated_arguments(form, symbol) -> dict:
-    return {
-        "instrument": symbol,
-        "amount": form.cleaned_data["amount"],
-        "add": form.cleaned_data["direction"] == IsolatedMarginForm.ADD,
-    }
+    def arguments(self, form: IdempotentForm, symbol: str | None) -> dict:
+        """The write's arguments from the valid form: each of its parameters from the field of
+        that name (a chosen asset or instrument as its symbol); a position's panel takes the
+        instrument from its path."""
+        if self.arguments_of is not None:
+            return self.arguments_of(form, symbol)
+        arguments = {}
+        for name in self.write_for(form).parameters:
+            if name == "instrument" and symbol is not None:
+                arguments[name] = symbol
+            else:
+                value = form.cleaned_data[name]
+                arguments[name] = getattr(value, "symbol", value)
+        return arguments
 
 
-def _isolated_preview(*, add: bool, **arguments):
-    return (isolated_margin_add_preview if add else isolated_margin_remove_preview)(**arguments)
-
-
-def _isolated_submit(*, add: bool, **arguments):
-    return (isolated_margin_add if add else isolated_margin_remove)(**arguments)
+def _isolated_write(form: IdempotentForm) -> Write:
+    adding = form.cleaned_data["direction"] == IsolatedMarginForm.ADD
+    return isolated_margin_add if adding else isolated_margin_remove
 
 
 def _mode_arguments(form, symbol) -> dict:
@@ -183,18 +176,14 @@ OPERATIONS = {
             title="Deposit",
             form_class=CollateralForm,
             partial="deposit-form",
-            arguments=_collateral_arguments,
-            preview=collateral_deposit_preview,
-            submit=collateral_deposit,
+            write=collateral_deposit,
         ),
         Operation(
             name="withdraw",
             title="Withdraw",
             form_class=CollateralForm,
             partial="withdraw-form",
-            arguments=_collateral_arguments,
-            preview=collateral_withdraw_preview,
-            submit=collateral_withdraw,
+            write=collateral_withdraw,
             hints=_withdraw_hints,
         ),
         Operation(
@@ -202,9 +191,7 @@ OPERATIONS = {
             title="Market order",
             form_class=TradeForm,
             partial="trade-form",
-            arguments=_trade_arguments,
-            preview=position_market_fill_preview,
-            submit=position_market_fill,
+            write=position_market_fill,
             needs_preview=True,
             initial=_trade_initial,
         ),
@@ -213,9 +200,7 @@ OPERATIONS = {
             title="Leverage",
             form_class=LeverageForm,
             partial="leverage-panel",
-            arguments=_leverage_arguments,
-            preview=position_leverage_set_preview,
-            submit=position_leverage_set,
+            write=position_leverage_set,
             on_position=True,
             initial=_leverage_initial,
             form_options=_leverage_options,
@@ -225,9 +210,7 @@ OPERATIONS = {
             title="Isolated margin",
             form_class=IsolatedMarginForm,
             partial="isolated-panel",
-            arguments=_isolated_arguments,
-            preview=_isolated_preview,
-            submit=_isolated_submit,
+            pick_write=_isolated_write,
             on_position=True,
         ),
         Operation(
@@ -235,9 +218,8 @@ OPERATIONS = {
             title="Margin mode",
             form_class=MarginModeForm,
             partial="mode-panel",
-            arguments=_mode_arguments,
-            preview=position_margin_mode_switch_preview,
-            submit=position_margin_mode_switch,
+            write=position_margin_mode_switch,
+            arguments_of=_mode_arguments,
             on_position=True,
             initial=_mode_initial,
         ),
@@ -380,7 +362,7 @@ def _with_errors(request, account, operation, form, subject: Subject, partial: s
 def _preview_context(account, operation, form, subject: Subject, arguments: dict) -> dict:
     """The dry run's figures, or the form with the service's refusal on it."""
     try:
-        preview = operation.preview(account=account, **arguments)
+        preview = operation.write_for(form).preview(account=account, **arguments)
     except ApplicationError as error:
         _apply_refusal(form, error)
         return _context(account, operation, form, subject)
@@ -434,7 +416,7 @@ def _book(request, account, operation, form, subject: Subject, arguments: dict):
         status = 200 if wants_fragment(request) else 422
         return render_partial(request, DASHBOARD, operation.partial, context, status=status)
     try:
-        receipt = operation.submit(
+        receipt = operation.write_for(form).submit(
             account=account,
             idempotency_key=str(form.cleaned_data["idempotency_key"]),
             actor=request.user,

@@ -1,11 +1,13 @@
 """Recalibration drafts a parameter proposal from the index history, with its backtest, and a
 risk manager approves it through the four-eyes path."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
 import numpy as np
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from margin.models import Asset, AssetPriceHistory, Bracket, Proposal
@@ -104,3 +106,33 @@ def test_a_calm_history_proposes_the_volatility_floor(market, demo_speed):
     proposal = recalibration_propose(now=now)
     backtest = {row["instrument"]: row for row in proposal.impact["backtest"]}["BTCUSDT"]
     assert backtest["estimate"]["binding"] == "floor"
+
+
+@pytest.mark.django_db
+def test_the_backtest_shows_as_chart_and_table_on_the_proposal_and_the_disclosure(
+    client, market, demo_speed, manager
+):
+    # given a recalibration proposal from a crisis history
+    now = timezone.now()
+    record_history("BTC", gbm(0.004, 3000, seed=9), until=now)
+    proposal = recalibration_propose(now=now)
+    backtest = {row["instrument"]: row for row in proposal.impact["backtest"]}["BTCUSDT"]
+    # when  the manager opens it, and anyone opens the disclosure page
+    client.force_login(manager)
+    page = client.get(reverse("desk:proposal", args=[proposal.pk])).content.decode()
+    client.logout()
+    public = client.get(reverse("disclosure")).content.decode()
+    # then  both show the chart (a bar per rate and the target line) and the table's figures
+    current = backtest["current"]
+    row = (
+        rf"<td>BTCUSDT</td><td>in force</td>\s*<td class=\"num\">{re.escape(current['rate'])}</td>"
+        rf"<td class=\"num\">{current['observations']}</td>"
+        rf"<td class=\"num\">{current['exceedances']}</td>"
+    )
+    for html in (page, public):
+        assert 'class="backtest-chart"' in html and 'class="target"' in html
+        assert html.count('class="bar-current"') == html.count('class="bar-proposed"') >= 1
+        assert re.search(row, html), row
+        for side in (backtest["current"], backtest["proposed"]):
+            assert ("covers" if side["passes"] else "<b>rejected</b>") in html
+    assert f"#{proposal.pk}" in public

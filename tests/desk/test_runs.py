@@ -224,3 +224,27 @@ def test_saved_stress_runs_page_past_the_first_25(client, officer):
     assert "page 1 of 2" in first and "page=2" in first
     assert reverse("desk:stress_detail", args=[oldest.pk]) not in first
     assert reverse("desk:stress_detail", args=[oldest.pk]) in second
+
+
+def test_a_real_event_runs_over_the_book_and_keeps_its_worst_day(client, officer, book):
+    # given the FTX week: BTC −24.1 % at the 9 November 2022 close from 6 November
+    client.force_login(officer)
+    # when the desk runs it from the stress page
+    client.post(reverse("desk:stress_run"), {"scenario": "event", "event": "november_2022"})
+    # then every day is measured and the worst kept: BTC at its 9 November fall
+    run = StressRun.objects.get()
+    assert run.label.startswith("November 2022: the FTX collapse")
+    assert run.details["moves"]["BTC"] == pytest.approx(15880.780273 / 20926.486328 - 1)
+    assert run.details["moves"]["ETH"] == run.details["moves"]["BTC"]  # no series: follows BTC
+    assert run.details["moves"]["USDT"] == 0
+    assert len(run.details["steps"]) == 8
+    assert run.accounts_under_maintenance >= 1
+
+
+def test_an_unknown_event_is_refused_with_a_message(client, officer, book):
+    client.force_login(officer)
+    response = client.post(
+        reverse("desk:stress_run"), {"scenario": "event", "event": "october_1987"}, follow=True
+    )
+    assert not StressRun.objects.exists()
+    assert response.status_code == 200

@@ -61,7 +61,13 @@ def assert_vector_matches_reference(accounts: list[AccountInput]) -> None:
             else:
                 for name in ("mmr", "cum", "max_leverage"):
                     assert close(getattr(result, name)[row], getattr(expected, name)), (where, name)
-            for name in ("notional", "maintenance_margin", "initial_margin", "unrealized_pnl"):
+            for name in (
+                "notional",
+                "maintenance_margin",
+                "initial_margin",
+                "unrealized_pnl",
+                "liquidity_addon",
+            ):
                 assert close(getattr(result, name)[row], getattr(expected, name), scale=floor), (
                     where,
                     name,

@@ -12,9 +12,8 @@ from margin.engine.liquidity import (
     impact_cost,
     impact_costs,
     liquidity_haircut,
-    owner_collateral_values,
 )
-from margin.engine.reference import collateral_line_value
+from margin.engine.reference import collateral_line_value, owner_collateral_values
 from margin.engine.types import CollateralLine, HaircutTier
 from tests.engine.strategies import decimals
 from tests.engine.support import close

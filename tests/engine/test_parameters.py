@@ -36,6 +36,9 @@ SOUND_SCALARS = {
     "stress_ewma_lambda": Decimal("0.94"),
     "stress_k_sigma": Decimal("3"),
     "stress_horizon_days": Decimal("1"),
+    "liquidity_impact_coefficient": Decimal("1"),
+    "concentration_limit_share": Decimal("0.25"),
+    "concentration_floor_usd": Decimal("50000000"),
 }
 RATIO = NumberLimit(max_digits=20, decimal_places=12)
 MONEY = NumberLimit(max_digits=38, decimal_places=18)
@@ -95,6 +98,20 @@ REPROS = {
         {"liquidation_ratio": Decimal("1.5"), "liquidation_target_ratio": Decimal("1.2")},
         "liquidation_target_ratio",
     ),
+    # liquidity: no negative impact, a concentration limit is a share of open interest
+    "impact coefficient -1": (
+        {"liquidity_impact_coefficient": Decimal(-1)},
+        "liquidity_impact_coefficient",
+    ),
+    "concentration limit 0": (
+        {"concentration_limit_share": Decimal(0)},
+        "concentration_limit_share",
+    ),
+    "concentration limit 1.5": (
+        {"concentration_limit_share": Decimal("1.5")},
+        "concentration_limit_share",
+    ),
+    "concentration floor -1": ({"concentration_floor_usd": Decimal(-1)}, "concentration_floor_usd"),
     # values the database cannot store: a 500 at approval
     "stress_k_sigma 1e11": ({"stress_k_sigma": Decimal("1e11")}, "stress_k_sigma"),
     "guard age 99,999,999,999 s": (

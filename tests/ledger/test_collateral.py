@@ -6,10 +6,8 @@ from margin.errors import ApplicationError
 from margin.models import Entry, Journal, LedgerAccountKind
 from margin.services.collateral import (
     collateral_deposit,
-    collateral_deposit_preview,
     collateral_max_withdrawal,
     collateral_withdraw,
-    collateral_withdraw_preview,
 )
 from margin.services.positions import position_market_fill
 from tests.ledger.support import balance, fund, house, new_key, set_mark
@@ -112,19 +110,19 @@ def test_a_preview_shows_before_and_after_and_writes_nothing(account):
     fund(account, "USDT", "1000")
     journals = Journal.objects.count()
     # when
-    preview = collateral_withdraw_preview(account=account, asset="USDT", amount="400")
+    preview = collateral_withdraw.preview(account=account, asset="USDT", amount="400")
     # then
     assert preview.before.collateral_value == Decimal("1000")
     assert preview.after.collateral_value == Decimal("600")
     assert preview.refusal is None
     assert Journal.objects.count() == journals
-    assert collateral_withdraw_preview(account=account, asset="USDT", amount="4000").refusal
+    assert collateral_withdraw.preview(account=account, asset="USDT", amount="4000").refusal
 
 
 def test_a_confirm_on_a_stale_preview_is_refused(account):
     # given a preview of a deposit, and then the balance moves
     fund(account, "USDT", "1000")
-    preview = collateral_deposit_preview(account=account, asset="USDT", amount="50")
+    preview = collateral_deposit.preview(account=account, asset="USDT", amount="50")
     fund(account, "USDT", "1")
     # when / then
     with pytest.raises(ApplicationError, match="moved since the preview"):
@@ -137,7 +135,7 @@ def test_a_confirm_on_a_stale_preview_is_refused(account):
         )
     assert balance(account) == Decimal("1001")
     # and a fresh preview confirms
-    fresh = collateral_deposit_preview(account=account, asset="USDT", amount="50")
+    fresh = collateral_deposit.preview(account=account, asset="USDT", amount="50")
     collateral_deposit(
         account=account,
         asset="USDT",
@@ -153,7 +151,7 @@ def test_a_mark_move_makes_a_preview_stale(account):
     position_market_fill(
         account=account, instrument="ETHUSDT", side="sell", quantity="2", idempotency_key=new_key()
     )
-    preview = collateral_withdraw_preview(account=account, asset="USDT", amount="10")
+    preview = collateral_withdraw.preview(account=account, asset="USDT", amount="10")
     set_mark("ETHUSDT", "3410")
     with pytest.raises(ApplicationError, match="review it again"):
         collateral_withdraw(

@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import subprocess
@@ -5,14 +6,18 @@ import sys
 from collections import Counter
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.models import User
+from margin.engine.states import worst_ratio
+from margin.engine.vector import revalue
 from margin.models import Fill, LedgerAccount, MarginAccount, ParameterVersion, Position
 from margin.selectors.book import engine_book
 from margin.selectors.ledger import ledger_differences
+from margin.services.book_seed import NEAR_LIQUIDATION_SHARE, SURVIVOR_RATIO
 from margin.services.demo_book import DEMO_INSURANCE_FUND
 from margin.services.prices import market_tick_run
 from margin.services.reference import reference_data_ensure
@@ -75,6 +80,26 @@ def test_seed_book_loads_a_balanced_book_and_replaces_it_on_reset(capsys):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_seeded_book_has_a_few_percent_at_risk_and_no_isolated_position_past_its_line():
+    # given the demo reference data
+    reference_data_ensure()
+    # when a book is seeded and revalued at the prices it was seeded at
+    call_command("seed_book", accounts=3000, positions=12000, stdout=io.StringIO())
+    slice_ = engine_book()
+    book = slice_.book
+    revaluation = revalue(book, slice_.marks, slice_.asset_prices)
+    # then the isolated positions are survivors of the market before the seed: none at the
+    # margin-call level, next to none at the warning level (the seeder reckons MM by the
+    # bracket's rate alone, SURVIVOR_RATIO); and the accounts at risk are a few percent
+    isolated = revaluation.isolated_margin_ratio[book.pos_isolated_rows]
+    assert book.pos_isolated_rows.size > 1000 and not np.isnan(isolated).any()
+    assert np.max(isolated) < 0.8 and np.mean(isolated >= 0.5) < 0.01
+    assert np.median(isolated) < SURVIVOR_RATIO / 2
+    ratio = worst_ratio(book, revaluation, revaluation.margin_ratio)
+    at_risk = np.mean(ratio >= 0.5)
+    assert 0.01 <= at_risk <= NEAR_LIQUIDATION_SHARE + 0.01, at_risk
+
+
 def test_seed_demo_adds_a_book_with_accounts_at_risk_and_a_funded_insurance_fund(capsys):
     # when the demo is seeded twice with a small book
     call_command("seed_demo", book_accounts=400)

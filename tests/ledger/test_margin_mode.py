@@ -6,13 +6,9 @@ from margin.errors import ApplicationError
 from margin.models import Journal, LedgerAccountKind, Position
 from margin.services.margin_mode import (
     isolated_margin_add,
-    isolated_margin_add_preview,
     isolated_margin_remove,
-    isolated_margin_remove_preview,
     position_leverage_set,
-    position_leverage_set_preview,
     position_margin_mode_switch,
-    position_margin_mode_switch_preview,
 )
 from tests.ledger.support import balance, fund, new_key, set_mark, trade
 
@@ -56,7 +52,7 @@ def test_a_switch_to_isolated_under_initial_margin_is_refused_with_the_reason(ac
     journals = Journal.objects.count()
     with pytest.raises(ApplicationError, match=r"4,750\.50 USD under its initial margin"):
         switch(account, "isolated", "0.0001")
-    preview = position_margin_mode_switch_preview(
+    preview = position_margin_mode_switch.preview(
         account=account, instrument="BTCUSDT", mode="isolated", isolated_margin=D("4000")
     )
     assert "750.50 USD under its initial margin" in preview.refusal
@@ -100,7 +96,7 @@ def test_leverage_is_set_within_the_bracket_cap_at_the_current_notional(account)
         account=account, instrument="BTCUSDT", leverage="100", idempotency_key=new_key()
     )
     assert Position.objects.get(margin_account=account).leverage == D("100")
-    preview = position_leverage_set_preview(account=account, instrument="BTCUSDT", leverage="1")
+    preview = position_leverage_set.preview(account=account, instrument="BTCUSDT", leverage="1")
     assert preview.after.initial_margin == D("95010")
     assert "under its initial margin" in preview.refusal
     with pytest.raises(ApplicationError, match="at least 1"):
@@ -120,7 +116,7 @@ def test_isolated_margin_is_added_and_removed_down_to_its_initial_margin(account
     )
     # then
     assert balance(account, LedgerAccountKind.ISOLATED) == D("5750.5")
-    preview = isolated_margin_remove_preview(account=account, instrument="BTCUSDT", amount="1000")
+    preview = isolated_margin_remove.preview(account=account, instrument="BTCUSDT", amount="1000")
     assert preview.refusal is None
     assert preview.after.positions[0].isolated_margin == D("4750.5")
     with pytest.raises(ApplicationError, match="under its initial margin"):
@@ -133,7 +129,7 @@ def test_isolated_margin_is_added_and_removed_down_to_its_initial_margin(account
         )
     assert (
         "wallet holds only"
-        in isolated_margin_add_preview(
+        in isolated_margin_add.preview(
             account=account, instrument="BTCUSDT", amount="100000"
         ).refusal
     )

@@ -6,7 +6,7 @@ from margin.engine.fills import closing_side, slipped_price
 from margin.errors import ApplicationError
 from margin.models import Fill, Journal, JournalKind, LedgerAccountKind, Position
 from margin.services.margin_mode import position_leverage_set, position_margin_mode_switch
-from margin.services.positions import position_fill, position_market_fill_preview
+from margin.services.positions import position_fill, position_market_fill
 from tests.ledger.support import balance, fund, house, new_key, set_mark, trade
 
 D = Decimal
@@ -118,14 +118,14 @@ def test_an_isolated_position_is_margined_and_settled_on_its_own_account(account
 
 def test_a_preview_of_a_fill_quotes_the_new_position_without_writing(account):
     fund(account, "USDT", "10000")
-    preview = position_market_fill_preview(
+    preview = position_market_fill.preview(
         account=account, instrument="SOLUSDT", side="buy", quantity="100"
     )
     assert preview.before.initial_margin == 0
     assert preview.after.initial_margin == D("100") * D("230.05") / D("10")
     assert [row.id for row in preview.after.positions] == ["SOLUSDT"]
     assert not Position.objects.filter(margin_account=account).exists()
-    assert position_market_fill_preview(
+    assert position_market_fill.preview(
         account=account, instrument="SOLUSDT", side="buy", quantity="1000"
     ).refusal.startswith("Not enough free collateral")
 

@@ -1,7 +1,7 @@
 from decimal import Decimal
 
 import pytest
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from margin.models import Entry, Journal, JournalKind, LedgerAccount, LedgerAccountKind
 from margin.services.ledger import Line, journal_post
@@ -77,3 +77,44 @@ def test_the_posting_service_refuses_an_unbalanced_journal_before_the_database(r
             ],
         )
     assert not Journal.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_statement_of_many_journals_is_checked_at_commit_and_leaves_no_queue():
+    # given reference data, outside any test transaction
+    reference_data_ensure()
+    external, fees = _house(LedgerAccountKind.EXTERNAL), _house(LedgerAccountKind.FEES)
+
+    def lines(journal, amount):
+        return [
+            Entry(
+                journal=journal, ledger_account=external, asset_id=external.asset_id, amount=-amount
+            ),
+            Entry(journal=journal, ledger_account=fees, asset_id=fees.asset_id, amount=amount),
+        ]
+
+    # when 200 balanced journals are written by one INSERT, it commits
+    with transaction.atomic():
+        journals = Journal.objects.bulk_create(
+            Journal(kind=JournalKind.INSURANCE) for _ in range(200)
+        )
+        Entry.objects.bulk_create(e for j in journals for e in lines(j, Decimal("2")))
+    assert Entry.objects.filter(journal__in=journals).count() == 400
+    # then one unbalanced journal among 200 fails the whole transaction, naming it
+    with (
+        pytest.raises(IntegrityError, match="does not balance") as refused,
+        transaction.atomic(),
+    ):
+        more = Journal.objects.bulk_create(Journal(kind=JournalKind.INSURANCE) for _ in range(200))
+        entries = [e for j in more for e in lines(j, Decimal("2"))]
+        entries[301].amount = Decimal("2.5")  # journal 150's second line
+        Entry.objects.bulk_create(entries)
+    assert f"journal_id {more[150].pk} " in str(refused.value)
+    assert Journal.objects.filter(kind=JournalKind.INSURANCE).count() == 200
+    # and the per-transaction queues of journals to check are empty once no transaction is open
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM margin_entry_unchecked), "
+            "(SELECT count(*) FROM margin_entry_check)"
+        )
+        assert cursor.fetchone() == (0, 0)

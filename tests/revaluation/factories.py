@@ -14,11 +14,11 @@ from tests.factories import UserFactory
 _keys = count()
 
 
-def funded_account(*, usdt="1000", fills=(), tier="standard", user=None, **collateral):
+def funded_account(*, usdt="1000", fills=(), tier="standard", user=None, name="Main", **collateral):
     """A margin account holding `usdt` (and other assets by symbol) with market fills
     [(instrument, "buy"|"sell", quantity)] at the current marks."""
     account = MarginAccount.objects.create(
-        owner=user or UserFactory(), credit_tier=CreditTier.objects.get(code=tier)
+        owner=user or UserFactory(), credit_tier=CreditTier.objects.get(code=tier), name=name
     )
     for asset, amount in {"USDT": usdt, **collateral}.items():
         if Decimal(amount) == 0:

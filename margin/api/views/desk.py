@@ -2,8 +2,11 @@
 proposals, stress and cascade runs, parameter changes. The same services and selectors as the
 desk's pages; every endpoint refuses a trader (403)."""
 
+from __future__ import annotations
+
 import copy
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -19,9 +22,6 @@ from margin.api.permissions import IsApprover, IsDesk, IsProposer
 from margin.api.views.base import ApiView
 from margin.errors import ApplicationError
 from margin.filters import QueueFilter
-from margin.models import (
-    Case,
-)
 from margin.selectors.accounts import all_accounts, credit_tier_coded, position_in, user_named
 from margin.selectors.desk import (
     cascade_run,
@@ -39,6 +39,9 @@ from margin.selectors.desk import (
 )
 from margin.selectors.figures import account_overview
 from margin.services import desk as desk_services
+
+if TYPE_CHECKING:  # annotations only: a view never touches a model itself
+    from margin.models import Case
 from margin.services.cascade import cascade_run_start
 from margin.services.parameters import parameter_impact_preview
 from margin.services.proposals import (

@@ -10,18 +10,22 @@ from margin.api import serializers as s
 from margin.api.idempotency import idempotent
 from margin.api.views.accounts import TraderView
 from margin.services import collateral, margin_mode, positions
+from margin.services.writes import Write
 
 
 class WriteView(TraderView):
-    """Parse with `input_serializer`, then preview or book through the service."""
+    """Parse with `input_serializer`, then preview or book through the service's write."""
 
     input_serializer: type[s.WriteSerializer]
-    # The service and its preview, as static methods (or methods choosing one).
-    service = None
-    preview = None
+    write: Write
 
     def arguments(self, data: dict) -> dict:
         return data
+
+    def write_for(self, data: dict) -> Write:
+        """The write of this request (one of two for isolated margin); takes out of `data`
+        what only chose it."""
+        return self.write
 
     @idempotent()
     def post(self, request, *, idempotency_key, **kwargs):
@@ -29,11 +33,12 @@ class WriteView(TraderView):
         data = dict(self.parsed(self.input_serializer).validated_data)
         dry_run = data.pop("dry_run")
         fingerprint = data.pop("expected_fingerprint", None)
+        write = self.write_for(data)
         arguments = self.arguments(data)
         if dry_run:
-            preview = self.preview(account=account, **arguments)
+            preview = write.preview(account=account, **arguments)
             return Response(s.PreviewSerializer(preview).data)
-        receipt = self.service(
+        receipt = write.submit(
             account=account,
             idempotency_key=idempotency_key,
             expected_fingerprint=fingerprint,
@@ -58,8 +63,7 @@ class Deposits(WriteView):
     """Credit collateral from outside to the account's cross wallet."""
 
     input_serializer = s.TransferSerializer
-    service = staticmethod(collateral.collateral_deposit)
-    preview = staticmethod(collateral.collateral_deposit_preview)
+    write = collateral.collateral_deposit
 
 
 @write_schema("Withdraw collateral (up to the withdrawable)", s.TransferSerializer)
@@ -67,8 +71,7 @@ class Withdrawals(WriteView):
     """Send collateral out, never more than the withdrawable nor the wallet holds."""
 
     input_serializer = s.TransferSerializer
-    service = staticmethod(collateral.collateral_withdraw)
-    preview = staticmethod(collateral.collateral_withdraw_preview)
+    write = collateral.collateral_withdraw
 
 
 @write_schema(
@@ -78,8 +81,7 @@ class Orders(WriteView):
     """A simulated market fill at the current mark plus the taker fee."""
 
     input_serializer = s.OrderSerializer
-    service = staticmethod(positions.position_market_fill)
-    preview = staticmethod(positions.position_market_fill_preview)
+    write = positions.position_market_fill
 
 
 class PositionWriteView(WriteView):
@@ -94,8 +96,7 @@ class Leverage(PositionWriteView):
     """The leverage sets the initial margin; at most the bracket's maximum."""
 
     input_serializer = s.LeverageSerializer
-    service = staticmethod(margin_mode.position_leverage_set)
-    preview = staticmethod(margin_mode.position_leverage_set_preview)
+    write = margin_mode.position_leverage_set
 
 
 @write_schema("Add margin to, or remove it from, an isolated position", s.IsolatedMarginSerializer)
@@ -104,20 +105,9 @@ class IsolatedMargin(PositionWriteView):
 
     input_serializer = s.IsolatedMarginSerializer
 
-    def arguments(self, data: dict) -> dict:
-        self.adding = data.pop("action") == "add"
-        return super().arguments(data)
-
-    def service(self, **arguments):
-        book = (
-            margin_mode.isolated_margin_add if self.adding else margin_mode.isolated_margin_remove
-        )
-        return book(**arguments)
-
-    def preview(self, **arguments):
-        if self.adding:
-            return margin_mode.isolated_margin_add_preview(**arguments)
-        return margin_mode.isolated_margin_remove_preview(**arguments)
+    def write_for(self, data: dict) -> Write:
+        adding = data.pop("action") == "add"
+        return margin_mode.isolated_margin_add if adding else margin_mode.isolated_margin_remove
 
 
 @write_schema("Switch a position between cross and isolated margin", s.MarginModeSerializer)
@@ -125,5 +115,4 @@ class MarginMode(PositionWriteView):
     """To isolated fences `isolated_margin` from the cross wallet; to cross releases it."""
 
     input_serializer = s.MarginModeSerializer
-    service = staticmethod(margin_mode.position_margin_mode_switch)
-    preview = staticmethod(margin_mode.position_margin_mode_switch_preview)
+    write = margin_mode.position_margin_mode_switch

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from margin.engine.cascade import simulate_cascade
+from margin.engine.events import stress_events
 from margin.errors import ApplicationError
 from margin.filters import QueueFilter
 from margin.models import AssetPriceHistory, MarginAccount
@@ -31,6 +32,7 @@ SCENARIOS = (
     ("ewma", {"k_sigma": 3}),
     ("correlated", {"k_sigma": 3}),
     ("replay", {"minutes": 60}),
+    *(("event", {"event": name}) for name in stress_events()),
 )
 
 
@@ -85,8 +87,10 @@ class Command(BaseCommand):
             except ApplicationError as error:
                 self.stdout.write(f"stress {kind:<37} skipped: {error.message}")
                 continue
+            steps = len(scenario.moves)
+            name = scenario_options.get("event", kind)
             (worst, _), seconds = self._timed(
-                f"stress {kind} ({len(scenario.moves)} step{'s' * (len(scenario.moves) > 1)})",
+                f"stress {name} ({steps} step{'s' * (steps > 1)})",
                 lambda s=scenario: stress_measure(
                     book_slice=book_slice, scenario=s, insurance_fund=fund
                 ),

@@ -16,9 +16,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from margin.db import connections_close_before_fork
 from margin.models import (
     Asset,
     AssetPriceHistory,
@@ -33,6 +34,7 @@ from margin.selectors.parameters import parameters_in_force
 from margin.selectors.volatility import MAX_RETURNS, return_period_s
 from margin.services.funding import funding_settle_due
 from margin.services.prices import market_tick_run
+from margin.services.reference import book_reference_ensure
 from margin.services.revaluation import (
     revaluation_shard_run,
     revaluation_tick_start,
@@ -60,11 +62,17 @@ class Command(BaseCommand):
     def handle(
         self, *args, accounts: int, positions: int, sample: int, workers: int, funding: bool, **_
     ):
+        # The price history first, then the book at the prices it ends on: the history is a
+        # random walk of days of market time, and a book seeded before it would be revalued
+        # after a move no live book would still be standing in (most isolated positions past
+        # their line), so the tick would time a mass liquidation instead of a revaluation.
+        book_reference_ensure()
+        self._price_history()
         if MarginAccount.objects.count() < accounts:
             call_command("seed_book", accounts=accounts, positions=positions, stdout=self.stdout)
         n_accounts = MarginAccount.objects.count()
         n_positions = Position.objects.exclude(quantity=0).count()
-        self._price_history()
+        market_tick_run(now=timezone.now())  # fresh prices (one bounded demo step after a pause)
 
         now = timezone.now()
         if funding:
@@ -77,7 +85,7 @@ class Command(BaseCommand):
         dispatch_s = time.perf_counter() - started
         if start.tick is None:
             raise SystemExit(f"no tick: {start.skipped}")
-        connections.close_all()  # the workers fork: each opens its own connection
+        connections_close_before_fork()
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             shards = list(pool.map(_shard, start.shard_ids))
         tick_s = time.perf_counter() - started
@@ -113,7 +121,6 @@ class Command(BaseCommand):
         ):
             for n in range(MAX_RETURNS, -1, -1):
                 market_tick_run(now=now - timedelta(seconds=n * period))
-        market_tick_run(now=timezone.now())
 
     def _naive(self, tick: RevaluationTick, sample: int) -> float:
         """Seconds per account: ORM load, Decimal reference, ORM write (rolled back)."""
