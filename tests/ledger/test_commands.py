@@ -100,6 +100,7 @@ def test_a_seeded_book_has_a_few_percent_at_risk_and_no_isolated_position_past_i
     assert 0.01 <= at_risk <= NEAR_LIQUIDATION_SHARE + 0.01, at_risk
 
 
+@pytest.mark.django_db(transaction=True)
 def test_seed_demo_adds_a_book_with_accounts_at_risk_and_a_funded_insurance_fund(capsys):
     # when the demo is seeded twice with a small book
     call_command("seed_demo", book_accounts=400)
