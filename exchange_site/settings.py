@@ -119,6 +119,13 @@ else:
     else:
         DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A read replica for the pages (streaming replication of the primary): reads a view wraps
+    # in exchange_site.db_routers.replica_reads() go there; see SCALING.md.
+    if env("DATABASE_REPLICA_URL", default=""):
+        DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+        DATABASES["replica"]["OPTIONS"] = dict(DATABASES["default"].get("OPTIONS", {}))
+        DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+        DATABASE_ROUTERS = ["exchange_site.db_routers.ReplicaRouter"]
     # The test run's database, when it must not be test_<NAME> (pytest-xdist adds _gw0, _gw1…).
     if env("TEST_DATABASE_NAME", default=""):
         DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
@@ -248,6 +255,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Shard tasks on a queue of their own (workers on other machines consume it: `celery worker
+# -Q revaluation`), so a tick's shards never wait behind e-mails or desk jobs; off unless set.
+REVALUATION_QUEUE = env("REVALUATION_QUEUE", default="")
+if REVALUATION_QUEUE:
+    CELERY_TASK_ROUTES = {"margin.revaluation_shard": {"queue": REVALUATION_QUEUE}}
 
 # How often beat fires each periodic job (seconds); kept as code by `sync_schedule`.
 HEARTBEAT_INTERVAL_S = env.float("HEARTBEAT_INTERVAL_S", default=5.0)
@@ -278,6 +290,11 @@ FUNDING_SETTLEMENT_ENABLED = env.bool("FUNDING_SETTLEMENT_ENABLED", default=True
 FUNDING_ANCHOR = datetime.fromisoformat(
     env.str("FUNDING_ANCHOR", default="2024-01-01T00:00:00+00:00")
 )
+# The demo market keeps a short-dated BTC future live (listed again after each expiry), so an
+# expiry notice and settlement show within minutes: DEMO_FUTURE_TERM_HOURS of market time (12
+# real minutes at the demo's speed of 60) from its listing to its expiry.
+DEMO_FUTURE_ENABLED = env.bool("DEMO_FUTURE_ENABLED", default=DEMO_MARKET_ENABLED)
+DEMO_FUTURE_TERM_HOURS = env.float("DEMO_FUTURE_TERM_HOURS", default=12.0)
 PRUNE_INTERVAL_S = env.float("PRUNE_INTERVAL_S", default=60.0)
 # Recalibration estimates the margin rates from the price history once a market day; the demo
 # market runs DEMO_MARKET_SPEED times faster, and its job every 5 minutes shows a proposal soon.

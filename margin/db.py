@@ -42,7 +42,7 @@ def connections_close_before_fork() -> None:
     inheriting a pool's open sockets talks over them alongside the parent (psycopg then reads
     the other process's replies: "unexpected response from server"). Each child then opens a
     pool of its own on first use."""
-    for database in connections.all(initialized_only=True):
+    for database in connections.all():
         database.close()
         pools = getattr(type(database), "_connection_pools", {})
         if database.alias in pools:

@@ -59,6 +59,11 @@ class QueueFilter(django_filters.FilterSet):
         label="Reduce-only",
         widget=forms.Select(choices=[("", "Either"), ("true", "Yes"), ("false", "No")]),
     )
+    stale_blocked = django_filters.BooleanFilter(
+        field_name="stale_blocked",
+        label="Liquidation held (stale price)",
+        widget=forms.Select(choices=[("", "Either"), ("true", "Yes"), ("false", "No")]),
+    )
     order = django_filters.ChoiceFilter(
         choices=[(key, label) for key, (label, _) in QUEUE_ORDERS.items()],
         method="filter_order",

@@ -26,7 +26,14 @@ def test_database_url() -> str:
 
 
 def celery_env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": test_database_url(), **extra}
+    """The environment of a worker a test starts: the test database; no demo future listed by
+    its ticks (as in the test process, tests/conftest.py)."""
+    return {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "DEMO_FUTURE_ENABLED": "false",
+        **extra,
+    }
 
 
 @contextmanager

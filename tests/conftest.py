@@ -108,8 +108,10 @@ def login(page, live_server, password):
 def no_funding_in_ticks(settings):
     """Ticks settle no funding unless a test asks for it (`settings.FUNDING_SETTLEMENT_ENABLED =
     True`): the funding grid runs on the clock, so figures of other tests would otherwise
-    depend on when they ran. Processes a test starts (workers) keep the default, on."""
+    depend on when they ran. Processes a test starts (workers) keep the default, on. Nor do
+    they list the demo's short-dated future (a test of it turns DEMO_FUTURE_ENABLED on)."""
     settings.FUNDING_SETTLEMENT_ENABLED = False
+    settings.DEMO_FUTURE_ENABLED = False
 
 
 @pytest.fixture(autouse=True)

@@ -57,6 +57,10 @@ class QueueRowSerializer(serializers.ModelSerializer):
     )
     state = serializers.ChoiceField(choices=AccountState.choices)
     display = DisplayField(display.QUEUE_ROW)
+    stale_blocked = serializers.BooleanField(
+        help_text="Its liquidation at this tick was held back by a material stale price "
+        "(a desk alert was raised)."
+    )
 
     class Meta:
         model = MarginSnapshot
@@ -74,6 +78,7 @@ class QueueRowSerializer(serializers.ModelSerializer):
             "stress_cover",
             "gross_notional",
             "display",
+            "stale_blocked",
         ]
 
 

@@ -51,8 +51,46 @@ POSITION = _object(
         "isolated_margin": NULLABLE_DECIMAL,
         "underlying": {"type": "string", "minLength": 1, "nullable": True},
         "brackets": {"type": "array", "items": BRACKET, "minItems": 1},
+        "kind": {"type": "string", "enum": ["perpetual", "future"]},
     },
     ["id", "side", "quantity", "entry_price", "mark_price", "leverage", "brackets"],
+)
+OPTION_POSITION = _object(
+    {
+        "id": {"type": "string", "minLength": 1},
+        "kind": {"type": "string", "enum": ["option"]},
+        "underlying": {"type": "string", "minLength": 1},
+        "option_type": {"type": "string", "enum": ["call", "put"]},
+        "strike": DECIMAL,
+        "expiry_days": DECIMAL,
+        "implied_vol": DECIMAL,
+        "underlying_price": DECIMAL,
+        "side": {"type": "string", "enum": ["long", "short"]},
+        "quantity": DECIMAL,
+        "entry_price": DECIMAL,
+        "margin_mode": {
+            "type": "string",
+            "enum": ["cross"],
+            "description": "Options are margined in the cross pool only (the portfolio grid).",
+        },
+    },
+    [
+        "id",
+        "kind",
+        "underlying",
+        "option_type",
+        "strike",
+        "expiry_days",
+        "implied_vol",
+        "underlying_price",
+        "side",
+        "quantity",
+        "entry_price",
+    ],
+)
+OPTION_POSITION["description"] = (
+    "A European, cash-settled option (vectors/OPTIONS.md): Black-76 on the forward "
+    "`underlying_price`, T = expiry_days / 365, rate 0."
 )
 QUOTE_REQUEST = _object(
     {
@@ -60,7 +98,16 @@ QUOTE_REQUEST = _object(
             {
                 "credit_tier": _object({"haircut_scale": DECIMAL, "mm_scale": DECIMAL}),
                 "collateral": {"type": "array", "items": COLLATERAL_LINE},
-                "positions": {"type": "array", "items": POSITION},
+                "positions": {
+                    "type": "array",
+                    "items": {"oneOf": [POSITION, OPTION_POSITION]},
+                },
+                "margin_scheme": {
+                    "type": "string",
+                    "enum": ["standard", "portfolio"],
+                    "description": "portfolio: margin the account by the options grid even "
+                    "without options.",
+                },
             }
         )
     },
@@ -96,8 +143,53 @@ ACCOUNT_FIGURES = {
             "withdrawable",
         )
     }
-    | {"margin_ratio": NULLABLE_DECIMAL},
+    | {"margin_ratio": NULLABLE_DECIMAL}
+    | {
+        name: {"type": "object", "additionalProperties": DECIMAL}
+        for name in ("scan_risk", "min_delta_risk", "net_delta")
+    }
+    | {
+        "worst_scenario": {
+            "type": "object",
+            "description": "Per underlying, the grid scenario that sets its scan risk.",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "number": {"type": "integer"},
+                    "spot_shock": DECIMAL,
+                    "vol_shock": DECIMAL,
+                    "weight": DECIMAL,
+                    "loss": DECIMAL,
+                },
+            },
+        },
+        "portfolio_initial_margin": DECIMAL,
+        "portfolio_maintenance_margin": DECIMAL,
+    },
     "required": ["collateral_value", "margin_balance", "maintenance_margin", "margin_ratio"],
+}
+OPTION_FIGURES = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "kind": {"type": "string", "enum": ["option"]},
+        "underlying": {"type": "string"},
+        "side": {"type": "string", "enum": ["long", "short"]},
+    }
+    | {
+        name: DECIMAL
+        for name in (
+            "quantity",
+            "mark_price",
+            "unrealized_pnl",
+            "delta",
+            "gamma",
+            "vega",
+            "theta",
+            "position_delta",
+        )
+    },
+    "required": ["id", "kind", "mark_price", "unrealized_pnl", "delta", "position_delta"],
 }
 POSITION_FIGURES = {
     "type": "object",
@@ -136,7 +228,7 @@ QUOTE_ANSWER = {
     "type": "object",
     "properties": {
         "account": ACCOUNT_FIGURES,
-        "positions": {"type": "array", "items": POSITION_FIGURES},
+        "positions": {"type": "array", "items": {"oneOf": [POSITION_FIGURES, OPTION_FIGURES]}},
         "explain": EXPLANATION,
     },
     "required": ["account", "positions"],

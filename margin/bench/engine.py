@@ -13,6 +13,10 @@ borrowed balances), then times
   converted to Decimal beforehand, as the vectorized set is built beforehand);
 - for comparison, both engines without the stress margin (`revalue` against `quote_account`).
 
+With `--option-share 0.2` one position in five is an option on BTC or ETH (`margin.bench.options`),
+and the vectorized revaluation also revalues every option series under the 24 scenarios of
+the portfolio grid and sums every option account's grid (`options_vector.portfolio_grid`).
+
 The last line is `positions=N accounts=M vector_s=… reference_us_per_position=… speedup=…
 peak_mb=…`; speedup = reference time per position ÷ vectorized time per position, peak_mb the
 process's peak resident memory.
@@ -24,12 +28,15 @@ import os
 import resource
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import numpy as np
 
+from margin.bench.options import option_inputs, random_option_book
 from margin.engine.demo import ASSETS, CREDIT_TIERS, INSTRUMENTS
+from margin.engine.options import GRID
+from margin.engine.options_vector import PortfolioGrid, portfolio_grid
 from margin.engine.reference import AccountQuote, quote_account
 from margin.engine.stress import (
     AccountStress,
@@ -252,32 +259,51 @@ def disagreements(
     references: Sequence[tuple[AccountQuote, AccountStress]],
     result: Revaluation,
     stress: StressResult,
+    grid: PortfolioGrid | None = None,
+    option_account: np.ndarray | None = None,
 ) -> int:
     """How many sampled figures differ from the reference by more than 1e-9 relative: each
     position's MM, liquidation and bankruptcy price (near 0: 1e-9 of its mark), each account's
     worst scenario loss and risk requirement (near 0: 1e-9 of its gross notional and
-    collateral)."""
+    collateral). An account holding options (`grid`) is checked on its grid instead: each
+    option's mark, the portfolio MM and IM; its cross rows have no liquidation price there and
+    its risk requirement is the scheme's (`margin.engine.scheme`), not the stress module's."""
     book = demo.book
     # Positions are grouped by account: each account's rows are one run.
     starts = np.searchsorted(book.pos_account, accounts, side="left")
     ends = np.searchsorted(book.pos_account, accounts, side="right")
     wrong = 0
+    grid_option_account = option_account if option_account is not None else np.zeros(0)
     runs = zip(accounts, starts, ends, references, strict=True)
     for account, start, end, (quote, reference_stress) in runs:
         rows = range(start, end)
         checks = []
+        on_grid = quote.portfolio is not None
         for row, position in zip(rows, quote.positions, strict=True):
             mark = demo.marks[book.pos_instrument[row]]
-            checks += [
-                (result.maintenance_margin[row], position.maintenance_margin, 1e-6),
-                (result.liquidation_price[row], position.liquidation_price, mark),
-                (result.bankruptcy_price[row], position.bankruptcy_price, mark),
-            ]
+            checks.append((result.maintenance_margin[row], position.maintenance_margin, 1e-6))
+            if not on_grid or book.pos_isolated[row]:
+                checks += [
+                    (result.liquidation_price[row], position.liquidation_price, mark),
+                    (result.bankruptcy_price[row], position.bankruptcy_price, mark),
+                ]
         gross = float(sum(p.notional for p in quote.positions) + abs(quote.collateral_value))
-        checks += [
-            (stress.worst_loss[account], reference_stress.worst_loss, gross),
-            (stress.risk_requirement[account], reference_stress.risk_requirement, gross),
-        ]
+        checks.append((stress.worst_loss[account], reference_stress.worst_loss, gross))
+        if on_grid and grid is not None:
+            gross += float(sum(o.quantity * o.mark_price for o in quote.options))
+            option_rows = np.flatnonzero(grid_option_account == account)
+            checks += [
+                (grid.option_mark[row], option.mark_price, gross)
+                for row, option in zip(option_rows, quote.options, strict=True)
+            ]
+            checks += [
+                (grid.portfolio_maintenance_margin[account], quote.maintenance_margin, gross),
+                (grid.portfolio_initial_margin[account], quote.initial_margin, gross),
+            ]
+        else:
+            checks.append(
+                (stress.risk_requirement[account], reference_stress.risk_requirement, gross)
+            )
         wrong += sum(not _agrees(*check) for check in checks)
     return wrong
 
@@ -293,11 +319,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--reference-positions", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--option-share",
+        type=float,
+        default=0.0,
+        help="share of the positions that are options on BTC and ETH (0.2: one in five)",
+    )
     arguments = parser.parse_args(argv)
     n_positions = arguments.positions
     n_accounts = arguments.accounts or max(1, n_positions // 5)
+    n_options = round(n_positions * arguments.option_share)
 
-    demo = random_book(n_positions, n_accounts, seed=arguments.seed)
+    demo = random_book(n_positions - n_options, n_accounts, seed=arguments.seed)
+    options = random_option_book(demo, n_options, seed=arguments.seed + 4) if n_options else None
     vol, cov = ewma_covariance(demo.price_history)
     model = StressModel.build(
         demo.book.asset_names,
@@ -307,14 +341,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     scenarios = model.scenarios
 
-    def full_revaluation() -> tuple[Revaluation, StressResult]:
+    def full_revaluation() -> tuple[Revaluation, StressResult, PortfolioGrid | None]:
         result = revalue(demo.book, demo.marks, demo.asset_prices)
-        return result, stress_margin(
-            demo.book, demo.marks, demo.asset_prices, model, revaluation=result
-        )
+        grid = None
+        if options is not None:
+            option_book, market = options
+            grid = portfolio_grid(option_book, demo.marks, market.forwards, market.vols)
+        stress = stress_margin(demo.book, demo.marks, demo.asset_prices, model, revaluation=result)
+        return result, stress, grid
 
     first_start = time.perf_counter()
-    result, stress = full_revaluation()
+    result, stress, grid = full_revaluation()
     first_seconds = time.perf_counter() - first_start
     vector_seconds, vector_cpu = best_seconds(full_revaluation, arguments.repeat)
     revalue_seconds, _ = best_seconds(
@@ -323,7 +360,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     accounts = reference_sample(demo, arguments.reference_positions, seed=arguments.seed)
     inputs = account_inputs(demo, accounts)
-    sampled = sum(len(account.positions) for account in inputs)
+    if options is not None:
+        inputs = [
+            replace(account, options=option_inputs(*options, n))
+            for account, n in zip(inputs, accounts, strict=True)
+        ]
+    sampled = sum(len(account.positions) + len(account.options) for account in inputs)
     shocks = decimal_shocks(scenarios)
 
     def reference_revaluation() -> list[tuple[AccountQuote, AccountStress]]:
@@ -340,11 +382,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     quote_us, revalue_us = quote_seconds / sampled * 1e6, revalue_seconds / n_positions * 1e6
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    differing = disagreements(demo, accounts, reference_revaluation(), result, stress)
+    differing = disagreements(
+        demo,
+        accounts,
+        reference_revaluation(),
+        result,
+        stress,
+        grid,
+        None if options is None else options[0].positions.account,
+    )
     print(
         f"named scenarios={scenarios.n_scenarios} beside the covariance loss "
         f"assets={len(ASSETS)} instruments={len(INSTRUMENTS)}"
     )
+    if options is not None:
+        option_book = options[0]
+        print(
+            f"options: {n_options} positions on {len(option_book.series)} series, "
+            f"{int(option_book.holds_options.sum())} accounts on the grid "
+            f"({len(GRID)} scenarios each underlying), linear positions {demo.book.n_positions}"
+        )
     print(f"first revaluation, building the book's price-independent arrays: {first_seconds:.4f} s")
     print(
         f"cpu time (steadier when other processes share the cores): vector_cpu_s={vector_cpu:.4f} "

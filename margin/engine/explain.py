@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from margin.engine.funding import DAMPENER, RateWorking, funding_payment
+from margin.engine.options import GRID, OptionQuote, black76_d1_d2, normal_cdf, years
 from margin.engine.precision import exact
 from margin.engine.reference import (
     AccountQuote,
@@ -33,7 +35,7 @@ from margin.engine.stress import (
     asset_exposures,
     decimal_shocks,
 )
-from margin.engine.types import ONE, AccountInput, CollateralLine, PositionInput
+from margin.engine.types import ONE, AccountInput, CollateralLine, OptionInput, PositionInput
 
 # An input's place in a formula. Not str.format: input names are position ids, and an id like
 # "1" or "0.5x" would be read as a positional field or an attribute lookup.
@@ -574,6 +576,8 @@ def explain_account(
     steps = _account_steps(account, quote)
     for position, row in zip(account.positions, quote.positions, strict=True):
         steps.update(_position_steps(account, quote, position, row))
+    if quote.portfolio is not None:
+        steps.update(_portfolio_steps(account, quote))
     return steps
 
 
@@ -676,3 +680,140 @@ def _exposure_step(
         name = f"{asset}_collateral" if len(lines) == 1 else f"{asset}_collateral_{n + 1}"
         terms[name] = collateral_line_value(line, scale)
     return _sum_step(f"exposure to {asset}", terms, exposure)
+
+
+def _option_steps(option: OptionInput, row: OptionQuote) -> dict[str, list[Step]]:
+    """An option's mark by Black-76 with its inputs, and its uPnL."""
+    d1, d2 = black76_d1_d2(
+        option.underlying_price, option.strike, option.implied_vol, option.expiry_days
+    )
+    inputs = {
+        "F": option.underlying_price,
+        "K": option.strike,
+        "σ": option.implied_vol,
+        "T": years(option.expiry_days),
+    }
+    d1_step = Step("d1", "(ln(F/K) + σ²T/2) / (σ√T)", inputs, d1)
+    d2_step = Step("d2", "{d1} − {σ√T}", {"d1": d1, "σ√T": d1 - d2}, d2)
+    if option.is_call:
+        value_step = Step(
+            "mark (Black-76 call)",
+            "{F} × {N(d1)} − {K} × {N(d2)}",
+            {
+                "F": option.underlying_price,
+                "N(d1)": normal_cdf(d1),
+                "K": option.strike,
+                "N(d2)": normal_cdf(d2),
+            },
+            row.mark_price,
+        )
+    else:
+        value_step = Step(
+            "mark (Black-76 put)",
+            "{K} × {N(−d2)} − {F} × {N(−d1)}",
+            {
+                "K": option.strike,
+                "N(−d2)": normal_cdf(-d2),
+                "F": option.underlying_price,
+                "N(−d1)": normal_cdf(-d1),
+            },
+            row.mark_price,
+        )
+    pnl_step = Step(
+        "uPnL",
+        "{side} × {quantity} × ({mark} − {entry})",
+        {
+            "side": Decimal(option.side),
+            "quantity": option.quantity,
+            "mark": row.mark_price,
+            "entry": option.entry_price,
+        },
+        row.unrealized_pnl,
+    )
+    return {
+        f"positions.{option.id}.mark_price": [d1_step, d2_step, value_step],
+        f"positions.{option.id}.unrealized_pnl": [value_step, pnl_step],
+    }
+
+
+def _portfolio_steps(account: AccountInput, quote: AccountQuote) -> dict[str, list[Step]]:
+    """The grid's requirement with its numbers: per underlying the binding scenario's loss and
+    the delta floor, the larger of them, their sum and its half."""
+    steps: dict[str, list[Step]] = {}
+    for option, row in zip(account.options, quote.options, strict=True):
+        steps.update(_option_steps(option, row))
+    grid = quote.portfolio
+    underlying_steps = []
+    for risk in grid.underlyings:
+        scenario = GRID[risk.worst_scenario]
+        underlying_steps.append(
+            Step(
+                f"{risk.underlying} requirement (scenario {risk.worst_scenario + 1}: price "
+                f"{scenario.spot_shock:+%}, vol {scenario.vol_shock:+%}, weight "
+                f"{scenario.weight})",
+                "max({scan_risk}, {min_delta_risk})",
+                {"scan_risk": risk.scan_risk, "min_delta_risk": risk.min_delta_risk},
+                risk.initial_margin,
+            )
+        )
+    initial = _sum_step(
+        "portfolio IM",
+        {risk.underlying: risk.initial_margin for risk in grid.underlyings},
+        grid.initial_margin,
+    )
+    maintenance = Step(
+        "portfolio MM",
+        "0.5 × {portfolio_im}",
+        {"portfolio_im": grid.initial_margin},
+        grid.maintenance_margin,
+    )
+    linear = {
+        p.id: q.unrealized_pnl
+        for p, q in zip(account.positions, quote.positions, strict=True)
+        if not p.is_isolated
+    }
+    options = {
+        o.id: row.unrealized_pnl for o, row in zip(account.options, quote.options, strict=True)
+    }
+    steps["account.unrealized_pnl"] = [
+        _sum_step("cross uPnL, options at their mark", linear | options, quote.unrealized_pnl)
+    ]
+    steps["account.initial_margin"] = [*underlying_steps, initial]
+    steps["account.maintenance_margin"] = [*underlying_steps, initial, maintenance]
+    return steps
+
+
+def explain_funding(position: PositionInput, working: RateWorking) -> list[Step]:
+    """The next funding of a perpetual position: the interval's average premium so far, the
+    predicted rate F (Binance: P + clamp(I − P, ±0.05%), capped per contract) and what the
+    position would pay (−) or receive (+) at it at today's mark."""
+    signed = position.side * position.quantity
+    dampened = working.average_premium + min(
+        DAMPENER, max(-DAMPENER, working.interest - working.average_premium)
+    )
+    return [
+        Step(
+            "P",
+            "Σ k × premium_k / Σ k over the {n} premium samples of the interval so far",
+            {"n": Decimal(working.samples)},
+            working.average_premium,
+        ),
+        Step(
+            "F before the cap",
+            "{P} + clamp({I} − {P}, −0.0005, 0.0005)",
+            {"P": working.average_premium, "I": working.interest},
+            dampened,
+        ),
+        Step(
+            "F",
+            "clamp({F_before_cap}, −{cap}, {cap})",
+            {"F_before_cap": dampened, "cap": working.cap},
+            working.rate,
+        ),
+        Step(
+            "estimated payment",
+            "−{signed_quantity} × {mark_price} × {F}",
+            {"signed_quantity": signed, "mark_price": position.mark_price, "F": working.rate},
+            funding_payment(quantity=signed, mark_price=position.mark_price, rate=working.rate),
+        ),
+    ]

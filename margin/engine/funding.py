@@ -17,8 +17,9 @@ Decimal face for one value and a NumPy face for the whole book; the tests hold t
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
 import numpy as np
 
@@ -33,6 +34,8 @@ DAMPENER = Decimal("0.0005")
 # rounded away from zero so that a long and a short of the same size pay exactly each other.
 PAYMENT_QUANTUM = Decimal("1e-8")
 SETTLEMENT_WINDOW = timedelta(minutes=30)
+# A settled rate is kept to 12 decimals (0.0000001%), as FundingRate.rate stores it.
+RATE_QUANTUM = Decimal("1e-12")
 
 
 def clamp(value, low, high):
@@ -108,6 +111,41 @@ def next_funding_time(after: datetime, *, interval_s: float, anchor: datetime) -
     elapsed = (after - anchor).total_seconds()
     k = int(elapsed // interval_s) + 1
     return anchor + timedelta(seconds=k * interval_s)
+
+
+def last_funding_time(now: datetime, *, interval_s: float, anchor: datetime) -> datetime:
+    """The latest funding time at or before `now` on the grid anchor + k × interval."""
+    return next_funding_time(now, interval_s=interval_s, anchor=anchor) - timedelta(
+        seconds=interval_s
+    )
+
+
+@dataclass(frozen=True)
+class RateWorking:
+    """A funding rate and how it was reached (for the ledger's record and for explain)."""
+
+    average_premium: Decimal
+    interest: Decimal
+    cap: Decimal
+    rate: Decimal
+    samples: int
+
+
+def interval_rate_working(
+    samples: Sequence[Decimal], *, interval_s: int, interest_per_8h: Decimal, cap: Decimal
+) -> RateWorking:
+    """The rate of one funding interval from its premium samples, oldest first (Binance),
+    rounded to RATE_QUANTUM as it is settled."""
+    interest = interval_interest(interest_per_8h=interest_per_8h, interval_s=interval_s)
+    premium = average_premium(samples)
+    rate = funding_rate(average_premium=premium, interest=interest, cap=cap)
+    return RateWorking(
+        average_premium=premium.quantize(RATE_QUANTUM, rounding=ROUND_HALF_EVEN),
+        interest=interest,
+        cap=cap,
+        rate=rate.quantize(RATE_QUANTUM, rounding=ROUND_HALF_EVEN),
+        samples=len(samples),
+    )
 
 
 # The vectorized faces (float64) of the same rules, for the whole book at once.

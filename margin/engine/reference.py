@@ -12,8 +12,10 @@ from itertools import pairwise
 
 from margin.engine.errors import EngineInputError
 from margin.engine.liquidity import holding_liquidity_haircut, position_liquidity_addon
+from margin.engine.options import OptionQuote, PortfolioMargin, option_quote, portfolio_margin
 from margin.engine.precision import exact
 from margin.engine.types import (
+    CROSS,
     ONE,
     ZERO,
     AccountInput,
@@ -47,6 +49,7 @@ __all__ = [
     "margin_ratio",
     "notional",
     "owner_collateral_values",
+    "portfolio_quote",
     "quote_account",
     "unrealized_pnl",
     "withdrawable",
@@ -89,6 +92,12 @@ class AccountQuote:
     margin_ratio: Decimal | None
     withdrawable: Decimal
     positions: tuple[PositionQuote, ...]
+    options: tuple[OptionQuote, ...] = ()
+    portfolio: PortfolioMargin | None = None
+    # Under the grid, the linear positions' tiered MM and IM the account figures replaced: the
+    # margin schemes keep the tiered MM as a floor (`margin.engine.scheme`).
+    tiered_maintenance_margin: Decimal | None = None
+    tiered_initial_margin: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -633,7 +642,7 @@ def quote_account(account: AccountInput) -> AccountQuote:
                 liquidity_addon=f.liquidity_addon,
             )
         )
-    return AccountQuote(
+    quote = AccountQuote(
         collateral_value=cross_collateral,
         unrealized_pnl=cross_pnl,
         margin_balance=balance,
@@ -642,4 +651,48 @@ def quote_account(account: AccountInput) -> AccountQuote:
         margin_ratio=margin_ratio(cross_maintenance, balance),
         withdrawable=withdrawable(cross_collateral, cross_pnl, cross_initial),
         positions=tuple(quotes),
+    )
+    return portfolio_quote(account, quote) if account.portfolio_margined else quote
+
+
+def _without_price_solutions(row: PositionQuote) -> PositionQuote:
+    if row.margin_mode != CROSS:
+        return row
+    return replace(
+        row,
+        liquidation_price=None,
+        bankruptcy_price=None,
+        liquidation_bracket=None,
+        liquidation_distance=None,
+    )
+
+
+@exact
+def portfolio_quote(account: AccountInput, linear: AccountQuote) -> AccountQuote:
+    """The cross pool under portfolio margin (vectors/OPTIONS.md): margin balance = collateral
+    value + Σ uPnL with options at their Black-76 mark; maintenance margin, initial margin, the
+    margin ratio and the withdrawable follow the grid's portfolio MM and IM, not the tiered
+    rules. Isolated positions keep their own figures.
+
+    A cross row's liquidation and bankruptcy prices are left out (None): under the grid the
+    requirement is the whole underlying's worst scenario, not a function of one mark, and a
+    price solved under the tiered rule would promise a trader a level the grid does not keep
+    (venues running portfolio margin publish none either)."""
+    options = tuple(option_quote(option) for option in account.options)
+    grid = portfolio_margin(account.options, account.positions)
+    pnl = linear.unrealized_pnl + sum((o.unrealized_pnl for o in options), ZERO)
+    balance = linear.collateral_value + pnl
+    return replace(
+        linear,
+        unrealized_pnl=pnl,
+        margin_balance=balance,
+        maintenance_margin=grid.maintenance_margin,
+        initial_margin=grid.initial_margin,
+        margin_ratio=margin_ratio(grid.maintenance_margin, balance),
+        withdrawable=withdrawable(linear.collateral_value, pnl, grid.initial_margin),
+        positions=tuple(_without_price_solutions(row) for row in linear.positions),
+        options=options,
+        portfolio=grid,
+        tiered_maintenance_margin=linear.maintenance_margin,
+        tiered_initial_margin=linear.initial_margin,
     )

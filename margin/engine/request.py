@@ -15,22 +15,31 @@ from decimal import Decimal
 
 from margin.engine.errors import EngineInputError
 from margin.engine.explain import Step, step_as_dict
+from margin.engine.options import GRID, OptionQuote, PortfolioMargin
 from margin.engine.precision import engine_context
 from margin.engine.reference import AccountQuote, PositionQuote
 from margin.engine.types import (
     CROSS,
+    ISOLATED,
     LONG,
     MARGIN_MODES,
+    MARGIN_SCHEMES,
+    OPTION_TYPES,
     SHORT,
+    STANDARD,
     AccountInput,
     BracketTable,
     CollateralLine,
     CreditTier,
     HaircutTier,
+    OptionInput,
     PositionInput,
 )
 
 SIDES = {"long": LONG, "short": SHORT}
+OPTION = "option"
+LINEAR_KINDS = ("perpetual", "future")
+POSITION_KINDS = (*LINEAR_KINDS, OPTION)
 SIDE_NAMES = {value: name for name, value in SIDES.items()}
 # Plain decimal notation with an optional exponent; no NaN, Infinity, spaces or underscores.
 DECIMAL_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
@@ -160,13 +169,59 @@ def _brackets(value: object, path: str) -> BracketTable:
     return _build(path, BracketTable.build, rows=rows)
 
 
+def _option(data: dict, path: str) -> OptionInput:
+    """An option row of vectors/OPTIONS.md. Options live in the cross pool only: the grid
+    margins them against everything else on their underlying, which an isolated pool of one
+    position cannot do."""
+    _object(
+        data,
+        path,
+        required=(
+            "id",
+            "kind",
+            "underlying",
+            "option_type",
+            "strike",
+            "expiry_days",
+            "implied_vol",
+            "underlying_price",
+            "side",
+            "quantity",
+            "entry_price",
+        ),
+        optional=("margin_mode",),
+    )
+    if data.get("margin_mode", CROSS) == ISOLATED:
+        raise EngineInputError(
+            f"{path}.margin_mode",
+            "an option cannot be isolated: options are margined by the portfolio grid of the "
+            "cross pool, against every other position on their underlying",
+        )
+    _text(data.get("margin_mode", CROSS), f"{path}.margin_mode", (CROSS,))
+    return _build(
+        path,
+        OptionInput,
+        id=_text(data["id"], f"{path}.id"),
+        underlying=_text(data["underlying"], f"{path}.underlying"),
+        option_type=_text(data["option_type"], f"{path}.option_type", OPTION_TYPES),
+        strike=_decimal(data["strike"], f"{path}.strike"),
+        expiry_days=_decimal(data["expiry_days"], f"{path}.expiry_days"),
+        implied_vol=_decimal(data["implied_vol"], f"{path}.implied_vol"),
+        underlying_price=_decimal(data["underlying_price"], f"{path}.underlying_price"),
+        side=SIDES[_text(data["side"], f"{path}.side", tuple(SIDES))],
+        quantity=_decimal(data["quantity"], f"{path}.quantity"),
+        entry_price=_decimal(data["entry_price"], f"{path}.entry_price"),
+    )
+
+
 def _position(value: object, path: str) -> PositionInput:
     data = _object(
         value,
         path,
         required=("id", "side", "quantity", "entry_price", "mark_price", "leverage", "brackets"),
-        optional=("margin_mode", "isolated_margin", "underlying"),
+        optional=("margin_mode", "isolated_margin", "underlying", "kind"),
     )
+    _text(data.get("kind", LINEAR_KINDS[0]), f"{path}.kind", POSITION_KINDS)
     position = _build(
         path,
         PositionInput,
@@ -203,7 +258,7 @@ def parse_quote_request(data: object) -> AccountInput:
         request["account"],
         "account",
         required=(),
-        optional=("credit_tier", "collateral", "positions"),
+        optional=("credit_tier", "collateral", "positions", "margin_scheme"),
     )
     credit_tier = (
         _credit_tier(account["credit_tier"], "account.credit_tier")
@@ -214,13 +269,30 @@ def parse_quote_request(data: object) -> AccountInput:
         _collateral_line(item, f"account.collateral[{n}]")
         for n, item in enumerate(_list(account.get("collateral", []), "account.collateral"))
     )
-    positions = tuple(
-        _position(item, f"account.positions[{n}]")
-        for n, item in enumerate(_list(account.get("positions", []), "account.positions"))
-    )
+    positions, options = [], []
+    seen: set[str] = set()
+    for n, item in enumerate(_list(account.get("positions", []), "account.positions")):
+        path = f"account.positions[{n}]"
+        row = _option(item, path) if _is_option(item) else _position(item, path)
+        if row.id in seen:
+            raise EngineInputError(f"{path}.id", f"repeats the position id {row.id!r}")
+        seen.add(row.id)
+        (options if isinstance(row, OptionInput) else positions).append(row)
     return _build(
-        "account", AccountInput, collateral=collateral, positions=positions, credit_tier=credit_tier
+        "account",
+        AccountInput,
+        collateral=collateral,
+        positions=tuple(positions),
+        credit_tier=credit_tier,
+        options=tuple(options),
+        margin_scheme=_text(
+            account.get("margin_scheme", STANDARD), "account.margin_scheme", MARGIN_SCHEMES
+        ),
     )
+
+
+def _is_option(item: object) -> bool:
+    return isinstance(item, dict) and item.get("kind") == OPTION
 
 
 def _text_of(value: Decimal | None) -> str | None:
@@ -249,6 +321,46 @@ def _position_answer(row: PositionQuote) -> dict:
     }
 
 
+def _option_answer(row: OptionQuote) -> dict:
+    return {
+        "id": row.id,
+        "kind": OPTION,
+        "underlying": row.underlying,
+        "side": SIDE_NAMES[row.side],
+        "quantity": _text_of(row.quantity),
+        "mark_price": _text_of(row.mark_price),
+        "unrealized_pnl": _text_of(row.unrealized_pnl),
+        "delta": _text_of(row.delta),
+        "gamma": _text_of(row.gamma),
+        "vega": _text_of(row.vega),
+        "theta": _text_of(row.theta),
+        "position_delta": _text_of(row.position_delta),
+    }
+
+
+def _portfolio_answer(portfolio: PortfolioMargin) -> dict:
+    """The grid's figures per underlying and summed (vectors/OPTIONS.md), with the scenario
+    that sets each underlying's scan risk."""
+    by_underlying = {risk.underlying: risk for risk in portfolio.underlyings}
+    return {
+        "scan_risk": {name: _text_of(r.scan_risk) for name, r in by_underlying.items()},
+        "min_delta_risk": {name: _text_of(r.min_delta_risk) for name, r in by_underlying.items()},
+        "net_delta": {name: _text_of(r.net_delta) for name, r in by_underlying.items()},
+        "worst_scenario": {
+            name: {
+                "number": r.worst_scenario + 1,
+                "spot_shock": _text_of(GRID[r.worst_scenario].spot_shock),
+                "vol_shock": _text_of(GRID[r.worst_scenario].vol_shock),
+                "weight": _text_of(GRID[r.worst_scenario].weight),
+                "loss": _text_of(r.losses[r.worst_scenario]),
+            }
+            for name, r in by_underlying.items()
+        },
+        "portfolio_initial_margin": _text_of(portfolio.initial_margin),
+        "portfolio_maintenance_margin": _text_of(portfolio.maintenance_margin),
+    }
+
+
 def render_quote(quote: AccountQuote, explain: Mapping[str, list[Step]] | None = None) -> dict:
     """The quote answer of vectors/README.md: decimals as JSON strings, null where none; with
     `explain`, every figure's steps under "explain"."""
@@ -262,8 +374,11 @@ def render_quote(quote: AccountQuote, explain: Mapping[str, list[Step]] | None =
             "margin_ratio": _text_of(quote.margin_ratio),
             "withdrawable": _text_of(quote.withdrawable),
         },
-        "positions": [_position_answer(row) for row in quote.positions],
+        "positions": [_position_answer(row) for row in quote.positions]
+        + [_option_answer(row) for row in quote.options],
     }
+    if quote.portfolio is not None:
+        answer["account"] |= _portfolio_answer(quote.portfolio)
     if explain is not None:
         answer["explain"] = {
             key: [step_as_dict(step) for step in steps] for key, steps in explain.items()

@@ -13,8 +13,16 @@ max(tiered IM, requirement / margin-call ratio), so that a withdrawal or a new o
 leaves the account past a margin call under stress (MM is then 80 % of IM at the default 0.8,
 as in Deribit's portfolio margin); and the withdrawable built on it.
 
-`maintenance_requirement` is the one rule; a scheme with more terms (an options grid) joins it
-there, in both faces.
+An account holding options is margined by the portfolio grid as well (`margin.engine.options`,
+Paradex's scan risk and delta floor, MM = 50 % of the grid IM), under either scheme: its
+requirement is max(tiered MM of its linear positions, grid MM) under `standard`, max(tiered MM,
+stress loss, grid MM) under `portfolio`. The tiered MM stays a floor as above; the grid alone
+can revalue an option (the stress loss is linear in the exposures), so it is never left out
+for an account that holds one. Its initial requirement is at least the grid IM. The quote
+format's `"margin_scheme": "portfolio"` (vectors/OPTIONS.md) asks for the grid without a
+stress model, which only the book's revaluation has; there the grid alone answers.
+
+`maintenance_requirement` is the one rule, in both faces.
 """
 
 from dataclasses import dataclass, replace
@@ -23,17 +31,24 @@ from decimal import Decimal
 import numpy as np
 
 from margin.engine.errors import EngineInputError
+from margin.engine.options_vector import PortfolioGrid
 from margin.engine.precision import exact
 from margin.engine.reference import margin_ratio, quote_account, withdrawable
 from margin.engine.stress import StressModel, account_stress
-from margin.engine.types import ONE, ZERO, AccountInput, PositionInput
+from margin.engine.types import (
+    MARGIN_SCHEMES,
+    ONE,
+    PORTFOLIO,
+    STANDARD,
+    ZERO,
+    AccountInput,
+    PositionInput,
+)
 from margin.engine.vector import Revaluation
 
-STANDARD = "standard"
-PORTFOLIO = "portfolio"
-MARGIN_SCHEMES = (STANDARD, PORTFOLIO)
 TIERED = "tiered"
 STRESS = "stress"
+GRID = "grid"
 
 
 def _check(scheme: str) -> None:
@@ -43,8 +58,8 @@ def _check(scheme: str) -> None:
 
 @dataclass(frozen=True)
 class Requirement:
-    """An account's requirement under its scheme, the term that binds (`tiered` or `stress`)
-    and the figures built on it."""
+    """An account's requirement under its scheme, the term that binds (`tiered`, `stress` or
+    `grid`) and the figures built on it."""
 
     scheme: str
     collateral_value: Decimal
@@ -58,22 +73,35 @@ class Requirement:
     initial: Decimal
     margin_ratio: Decimal | None
     withdrawable: Decimal
+    grid_maintenance: Decimal | None = None
+    grid_initial: Decimal | None = None
 
 
 @exact
 def maintenance_requirement(
-    *, scheme: str, tiered_maintenance: Decimal, stress_loss: Decimal | None
+    *,
+    scheme: str,
+    tiered_maintenance: Decimal,
+    stress_loss: Decimal | None,
+    grid_maintenance: Decimal | None = None,
 ) -> tuple[Decimal, str]:
     """standard: the tiered MM. portfolio: max(tiered MM, stress loss); with no stress loss the
-    portfolio scheme cannot be computed and is refused (fail closed, never the smaller)."""
+    portfolio scheme cannot be computed and is refused (fail closed, never the smaller). An
+    account holding options (`grid_maintenance` given) also answers for the grid's MM, under
+    either scheme. A tie names the earlier of tiered, stress, grid."""
     _check(scheme)
-    if scheme == STANDARD:
-        return tiered_maintenance, TIERED
-    if stress_loss is None:
-        raise EngineInputError("stress_loss", "the portfolio scheme needs a stress loss")
-    if stress_loss > tiered_maintenance:
-        return stress_loss, STRESS
-    return tiered_maintenance, TIERED
+    terms = [(tiered_maintenance, TIERED)]
+    if scheme == PORTFOLIO:
+        if stress_loss is None:
+            raise EngineInputError("stress_loss", "the portfolio scheme needs a stress loss")
+        terms.append((stress_loss, STRESS))
+    if grid_maintenance is not None:
+        terms.append((grid_maintenance, GRID))
+    best = terms[0]
+    for term in terms[1:]:
+        if term[0] > best[0]:
+            best = term
+    return best
 
 
 @exact
@@ -87,16 +115,26 @@ def account_requirement(
     tiered_initial: Decimal,
     stress_loss: Decimal | None,
     margin_call_ratio: Decimal,
+    grid_maintenance: Decimal | None = None,
+    grid_initial: Decimal | None = None,
 ) -> Requirement:
-    """Decimal reference of `scheme_figures` for one cross pool."""
+    """Decimal reference of `scheme_figures` for one cross pool; `grid_maintenance` and
+    `grid_initial` for an account holding options (both or neither)."""
     if margin_call_ratio <= 0:
         raise EngineInputError("margin_call_ratio", "must be positive")
+    if (grid_maintenance is None) != (grid_initial is None):
+        raise EngineInputError("grid_initial", "the grid's MM and IM come together")
     maintenance, binding = maintenance_requirement(
-        scheme=scheme, tiered_maintenance=tiered_maintenance, stress_loss=stress_loss
+        scheme=scheme,
+        tiered_maintenance=tiered_maintenance,
+        stress_loss=stress_loss,
+        grid_maintenance=grid_maintenance,
     )
     initial = tiered_initial
     if scheme == PORTFOLIO:
         initial = max(tiered_initial, maintenance / margin_call_ratio)
+    if grid_initial is not None:
+        initial = max(initial, grid_initial)
     return Requirement(
         scheme=scheme,
         collateral_value=collateral_value,
@@ -110,6 +148,8 @@ def account_requirement(
         initial=initial,
         margin_ratio=margin_ratio(maintenance, margin_balance),
         withdrawable=withdrawable(collateral_value, unrealized_pnl, initial),
+        grid_maintenance=grid_maintenance,
+        grid_initial=grid_initial,
     )
 
 
@@ -123,6 +163,7 @@ class SchemeFigures:
     initial: np.ndarray
     margin_ratio: np.ndarray
     withdrawable: np.ndarray
+    grid_binds: np.ndarray
 
 
 def scheme_figures(
@@ -131,10 +172,13 @@ def scheme_figures(
     portfolio: np.ndarray,
     *,
     margin_call_ratio: float,
+    grid: PortfolioGrid | None = None,
 ) -> SchemeFigures:
     """Vectorized `account_requirement` over a book: `portfolio` marks the accounts under the
     portfolio scheme, `stress_loss` their worst loss (nan where there is none: a portfolio
-    account without one is refused, as in the reference)."""
+    account without one is refused, as in the reference); `grid` the options grid
+    (`options_vector.portfolio_grid`), whose MM and IM count for the accounts holding options,
+    their options' uPnL in the margin balance."""
     if margin_call_ratio <= 0:
         raise EngineInputError("margin_call_ratio", "must be positive")
     tiered = revaluation.account_maintenance_margin
@@ -149,9 +193,21 @@ def scheme_figures(
     )
     balance = revaluation.margin_balance
     pnl = revaluation.account_unrealized_pnl
+    grid_binds = np.zeros(len(tiered), dtype=bool)
+    if grid is not None:
+        # The grid of an account under the portfolio scheme without options is the quote
+        # format's; the book's accounts answer for it only when they hold an option.
+        holds = grid.holds_options
+        grid_binds = holds & (grid.portfolio_maintenance_margin > maintenance)
+        maintenance = np.where(grid_binds, grid.portfolio_maintenance_margin, maintenance)
+        stress_binds &= ~grid_binds
+        initial = np.where(holds, np.maximum(initial, grid.portfolio_initial_margin), initial)
+        pnl = pnl + grid.account_option_pnl
+        balance = balance + grid.account_option_pnl
     return SchemeFigures(
         maintenance=maintenance,
         stress_binds=stress_binds,
+        grid_binds=grid_binds,
         initial=initial,
         margin_ratio=np.divide(
             maintenance, balance, out=np.full_like(balance, np.nan), where=balance > 0
@@ -170,7 +226,7 @@ def explain_requirement(requirement: Requirement, margin_call_ratio: Decimal) ->
     from margin.engine.explain import Step
 
     r = requirement
-    if r.scheme == STANDARD:
+    if r.scheme == STANDARD and r.grid_maintenance is None:
         return {
             "account.requirement": [
                 Step(
@@ -181,26 +237,38 @@ def explain_requirement(requirement: Requirement, margin_call_ratio: Decimal) ->
                 )
             ]
         }
-    binds = "the stress loss binds" if r.binding == STRESS else "the tiered MM binds"
-    ratio_formula = "{requirement} ÷ {margin_balance}"
-    if r.margin_ratio is None:
-        ratio_formula += " (none: the margin balance is not positive)"
-    inputs = {"tiered_maintenance": r.tiered_maintenance, "stress_loss": r.stress_loss}
+    binds = {
+        STRESS: "the stress loss binds",
+        GRID: "the options grid binds",
+        TIERED: "the tiered MM binds",
+    }[r.binding]
+    terms = ["{tiered_maintenance}"]
+    inputs = {"tiered_maintenance": r.tiered_maintenance}
+    if r.scheme == PORTFOLIO:
+        terms.append("{stress_loss}")
+        inputs["stress_loss"] = r.stress_loss
+    if r.grid_maintenance is not None:
+        terms.append("{grid_maintenance}")
+        inputs["grid_maintenance"] = r.grid_maintenance
     requirement_step = Step(
-        f"maintenance requirement (portfolio scheme: {binds})",
-        "max({tiered_maintenance}, {stress_loss})",
+        f"maintenance requirement ({r.scheme} scheme: {binds})",
+        f"max({', '.join(terms)})",
         inputs,
         r.maintenance,
     )
+    ratio_formula = "{requirement} ÷ {margin_balance}"
+    if r.margin_ratio is None:
+        ratio_formula += " (none: the margin balance is not positive)"
+    initial_terms = ["{tiered_initial}"]
+    initial_inputs = {"tiered_initial": r.tiered_initial}
+    if r.scheme == PORTFOLIO:
+        initial_terms.append("{requirement} ÷ {margin_call_ratio}")
+        initial_inputs |= {"requirement": r.maintenance, "margin_call_ratio": margin_call_ratio}
+    if r.grid_initial is not None:
+        initial_terms.append("{grid_initial}")
+        initial_inputs["grid_initial"] = r.grid_initial
     initial_step = Step(
-        "initial requirement",
-        "max({tiered_initial}, {requirement} ÷ {margin_call_ratio})",
-        {
-            "tiered_initial": r.tiered_initial,
-            "requirement": r.maintenance,
-            "margin_call_ratio": margin_call_ratio,
-        },
-        r.initial,
+        "initial requirement", f"max({', '.join(initial_terms)})", initial_inputs, r.initial
     )
     return {
         "account.requirement": [requirement_step],

@@ -20,6 +20,13 @@ CROSS = "cross"
 ISOLATED = "isolated"
 MARGIN_MODES = (CROSS, ISOLATED)
 type MarginMode = Literal["cross", "isolated"]
+CALL = "call"
+PUT = "put"
+OPTION_TYPES = (CALL, PUT)
+type OptionType = Literal["call", "put"]
+STANDARD = "standard"
+PORTFOLIO = "portfolio"
+MARGIN_SCHEMES = (STANDARD, PORTFOLIO)
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -287,6 +294,46 @@ class PositionInput:
 
 
 @dataclass(frozen=True)
+class OptionInput:
+    """A European, cash-settled option position on `underlying`, one contract = one unit.
+
+    `underlying_price` is the forward F (the mark of the underlying), `expiry_days` the time to
+    expiry in days (T = days / 365), `implied_vol` σ annualized; `entry_price` the premium per
+    contract it was opened at."""
+
+    id: str
+    underlying: str
+    option_type: OptionType
+    strike: Decimal
+    expiry_days: Decimal
+    implied_vol: Decimal
+    underlying_price: Decimal
+    side: int
+    quantity: Decimal
+    entry_price: Decimal
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise EngineInputError("id", "must name the position")
+        if not self.underlying:
+            raise EngineInputError("underlying", "must name the underlying asset")
+        if self.option_type not in OPTION_TYPES:
+            raise EngineInputError("option_type", f"must be call or put, got {self.option_type}")
+        if self.side not in (LONG, SHORT):
+            raise EngineInputError("side", f"must be +1 (long) or -1 (short), got {self.side}")
+        for name in ("strike", "expiry_days", "implied_vol", "underlying_price", "quantity"):
+            value = getattr(self, name)
+            if value <= 0:
+                raise EngineInputError(name, f"must be a positive decimal, got {value}")
+        if self.entry_price < 0:
+            raise EngineInputError("entry_price", f"must be at least 0, got {self.entry_price}")
+
+    @property
+    def is_call(self) -> bool:
+        return self.option_type == CALL
+
+
+@dataclass(frozen=True)
 class AccountInput:
     """One account: its cross collateral, its positions (cross and isolated), its credit tier.
 
@@ -295,13 +342,24 @@ class AccountInput:
     valued in it too, at price / `settlement_price` (each asset's price and the settlement
     coin's own, in the same unit, e.g. USD index prices). The settlement coin then counts 1:1
     whatever its index does, as Binance's USDⓈ-M wallet counts USDT; without a settlement asset
-    prices are taken as they come."""
+    prices are taken as they come.
+
+    `options` sit in the cross pool beside the linear positions; an account holding any, or
+    quoted under the `portfolio` margin scheme, is margined by the portfolio grid
+    (`margin.engine.options`)."""
 
     collateral: tuple[CollateralLine, ...] = ()
     positions: tuple[PositionInput, ...] = ()
     credit_tier: CreditTier = field(default_factory=CreditTier)
     settlement_asset: str | None = None
     settlement_price: Decimal = ONE
+    options: tuple[OptionInput, ...] = ()
+    margin_scheme: str = STANDARD
+
+    @property
+    def portfolio_margined(self) -> bool:
+        """Margined by the portfolio grid: holding options, or quoted under that scheme."""
+        return bool(self.options) or self.margin_scheme == PORTFOLIO
 
     def in_settlement_coin(self) -> "AccountInput":
         """The same account with every collateral price in the settlement coin."""
@@ -320,6 +378,10 @@ class AccountInput:
             )
         if self.settlement_asset is None and self.settlement_price != ONE:
             raise EngineInputError("settlement_price", "needs the settlement_asset it prices")
+        if self.margin_scheme not in MARGIN_SCHEMES:
+            raise EngineInputError(
+                "margin_scheme", f"must be standard or portfolio, got {self.margin_scheme!r}"
+            )
         seen: set[str] = set()
         for n, position in enumerate(self.positions):
             if position.id in seen:
@@ -327,6 +389,10 @@ class AccountInput:
                     f"positions[{n}].id", f"repeats the position id {position.id!r}"
                 )
             seen.add(position.id)
+        for n, option in enumerate(self.options):
+            if option.id in seen:
+                raise EngineInputError(f"options[{n}].id", f"repeats the position id {option.id!r}")
+            seen.add(option.id)
         # With mm_scale × mmr ≥ 1 the maintenance margin would outgrow the notional itself: equity
         # could never cover it and the liquidation price would stop being unique.
         with engine_context():

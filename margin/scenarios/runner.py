@@ -23,6 +23,8 @@ from margin.models import (
     Asset,
     AssetPrice,
     CreditTier,
+    Fill,
+    FundingPayment,
     Instrument,
     LedgerAccount,
     LedgerAccountKind,
@@ -59,6 +61,9 @@ class _Run:
     events: list[dict] = field(default_factory=list)
     timeline: list[dict] = field(default_factory=list)
     keys: count = field(default_factory=count)
+    # The last funding payment and settlement fill reported: each step reports those after.
+    last_payment: int = 0
+    last_settlement: int = 0
 
     def key(self) -> str:
         return f"scenario-{next(self.keys)}"
@@ -209,6 +214,8 @@ def _tick(run: _Run, at_s: Decimal, now: datetime) -> None:
             "cross_net_exposure_after": _net_exposure(account_id),
         }
     text = as_text(at_s)
+    # Funding and expiry settle before the tick values the accounts: their events come first.
+    run.events += _cash_flow_events(run, text)
     for event in AccountEvent.objects.filter(tick=tick).order_by("pk"):
         row = _event(run, text, event)
         if row is not None:
@@ -228,6 +235,55 @@ def _tick(run: _Run, at_s: Decimal, now: datetime) -> None:
             "liquidation_runs": Liquidation.objects.filter(tick=tick).count(),
         }
     )
+
+
+def _cash_flow_events(run: _Run, at_s: str) -> list[dict]:
+    """The funding payments and futures settlements booked since the last step: `funding`
+    (`amount` signed for the account: + received) per position and funding time, then
+    `settlement` per position a future's expiry closed (at the TWAP settlement price)."""
+    events = []
+    payments = (
+        FundingPayment.objects.filter(pk__gt=run.last_payment)
+        .select_related("funding_rate__instrument", "position")
+        .order_by("pk")
+    )
+    for payment in payments:
+        run.last_payment = payment.pk
+        rate = payment.funding_rate
+        events.append(
+            {
+                "at_s": at_s,
+                "account": run.names[payment.position.margin_account_id],
+                "kind": "funding",
+                "symbol": rate.instrument.symbol,
+                "amount": as_text(payment.amount),
+                "rate": as_text(rate.rate),
+                "mark_price": as_text(rate.mark_price),
+                "funding_time_s": as_text(
+                    Decimal(str((rate.funding_time - run.start).total_seconds()))
+                ),
+            }
+        )
+    fills = (
+        Fill.objects.filter(pk__gt=run.last_settlement, reason=Fill.Reason.SETTLEMENT)
+        .select_related("position__instrument")
+        .order_by("pk")
+    )
+    for fill in fills:
+        run.last_settlement = fill.pk
+        events.append(
+            {
+                "at_s": at_s,
+                "account": run.names[fill.position.margin_account_id],
+                "kind": "settlement",
+                "symbol": fill.position.instrument.symbol,
+                "side": "long" if fill.quantity < 0 else "short",
+                "quantity": as_text(abs(fill.quantity)),
+                "price": as_text(fill.price),
+                "realized_pnl": as_text(fill.realized_pnl),
+            }
+        )
+    return events
 
 
 def _net_exposure(account_id: int) -> dict[str, str]:

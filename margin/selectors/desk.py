@@ -12,8 +12,10 @@ import numpy as np
 from django.db.models import (
     Count,
     DecimalField,
+    Exists,
     ExpressionWrapper,
     F,
+    OuterRef,
     Prefetch,
     Q,
     QuerySet,
@@ -45,6 +47,7 @@ from margin.models import (
     CreditTier,
     LedgerAccount,
     LedgerAccountKind,
+    Liquidation,
     MarginAccount,
     MarginSnapshot,
     Position,
@@ -109,12 +112,20 @@ def latest_complete_tick() -> RevaluationTick | None:
 
 
 def queue_snapshots(tick: RevaluationTick | None) -> QuerySet[MarginSnapshot]:
-    """The tick's snapshots with what a queue row shows of the account (owner, credit tier),
+    """The tick's snapshots with what a queue row shows of the account (owner, credit tier,
+    `stale_blocked`: its liquidation at this tick was held back by a material stale price),
     for `margin.filters.QueueFilter` to filter and order; none before the first tick."""
     if tick is None:
         return MarginSnapshot.objects.none()
-    return MarginSnapshot.objects.filter(tick=tick).select_related(
-        "account__owner", "account__credit_tier"
+    held = Liquidation.objects.filter(
+        tick_id=OuterRef("tick_id"),
+        account_id=OuterRef("account_id"),
+        status=Liquidation.Status.HELD,
+    )
+    return (
+        MarginSnapshot.objects.filter(tick=tick)
+        .select_related("account__owner", "account__credit_tier")
+        .annotate(stale_blocked=Exists(held))
     )
 
 

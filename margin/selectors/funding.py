@@ -9,23 +9,19 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import OuterRef, Subquery, Sum
 
 from margin.engine.funding import (
-    average_premium,
-    funding_rate,
-    interval_interest,
-    next_funding_time,
+    RateWorking,
+    interval_rate_working,
+    last_funding_time,
     premium_index,
 )
 from margin.market.clock import real_duration
 from margin.models import FundingPayment, FundingRate, Instrument, MarkPriceHistory
-
-# FundingRate.rate is NUMERIC(20, 12): a rate is settled at 12 decimals (0.0000001%).
-RATE_QUANTUM = Decimal("1e-12")
 
 
 def funding_interval(instrument: Instrument) -> timedelta:
@@ -35,20 +31,9 @@ def funding_interval(instrument: Instrument) -> timedelta:
 
 def funding_time_due(instrument: Instrument, *, now: datetime) -> datetime:
     """The latest funding time at or before `now`."""
-    interval = funding_interval(instrument).total_seconds()
-    upcoming = next_funding_time(now, interval_s=interval, anchor=settings.FUNDING_ANCHOR)
-    return upcoming - timedelta(seconds=interval)
-
-
-@dataclass(frozen=True)
-class RateWorking:
-    """A funding rate and how it was reached (for the ledger's record and for explain)."""
-
-    average_premium: Decimal
-    interest: Decimal
-    cap: Decimal
-    rate: Decimal
-    samples: int
+    return last_funding_time(
+        now, interval_s=funding_interval(instrument).total_seconds(), anchor=settings.FUNDING_ANCHOR
+    )
 
 
 def premium_samples(instrument: Instrument, *, since: datetime, until: datetime) -> list[Decimal]:
@@ -64,21 +49,12 @@ def premium_samples(instrument: Instrument, *, since: datetime, until: datetime)
 
 
 def rate_working(instrument: Instrument, samples: list[Decimal]) -> RateWorking:
-    """The rate of a funding interval from its premium samples, oldest first (Binance)."""
-    interval_s = instrument.funding_interval_hours * 3600
-    interest = interval_interest(
-        interest_per_8h=instrument.funding_interest_per_8h, interval_s=interval_s
-    )
-    premium = average_premium(samples)
-    rate = funding_rate(
-        average_premium=premium, interest=interest, cap=instrument.funding_rate_cap
-    ).quantize(RATE_QUANTUM, rounding=ROUND_HALF_EVEN)
-    return RateWorking(
-        average_premium=premium.quantize(RATE_QUANTUM, rounding=ROUND_HALF_EVEN),
-        interest=interest,
+    """The rate of a funding interval of `instrument` from its premium samples, oldest first."""
+    return interval_rate_working(
+        samples,
+        interval_s=instrument.funding_interval_hours * 3600,
+        interest_per_8h=instrument.funding_interest_per_8h,
         cap=instrument.funding_rate_cap,
-        rate=rate,
-        samples=len(samples),
     )
 
 

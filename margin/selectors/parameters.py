@@ -64,16 +64,21 @@ class EngineTerms:
 
 
 def engine_terms(version: ParameterVersion) -> EngineTerms:
-    """The engine objects of `version`; built once per version (versions are immutable)."""
+    """The engine objects of `version`; built once per version and listing (a version's terms
+    never change, but a future listed at an expiry adds its brackets to the versions)."""
     # The primary key rides along with the number: a test database reuses numbers, never pks.
-    return _engine_terms(version.pk, version.number)
+    listed = rows(
+        f"SELECT COALESCE(max(id), 0) FROM {table(Bracket)} WHERE version_id = %s", [version.pk]
+    )[0][0]
+    return _engine_terms(version.pk, version.number, listed)
 
 
 def terms_in_force(at: datetime | None = None) -> EngineTerms:
     """`engine_terms(parameters_in_force(at))` for the hot path: one small query when cached."""
     found = rows(
-        f"SELECT id, number FROM {table(ParameterVersion)} WHERE effective_at <= %s "
-        "ORDER BY effective_at DESC, number DESC LIMIT 1",
+        f"SELECT v.id, v.number, (SELECT COALESCE(max(b.id), 0) FROM {table(Bracket)} b "
+        f"WHERE b.version_id = v.id) FROM {table(ParameterVersion)} v WHERE v.effective_at <= %s "
+        "ORDER BY v.effective_at DESC, v.number DESC LIMIT 1",
         [at or timezone.now()],
     )
     if not found:
@@ -82,7 +87,9 @@ def terms_in_force(at: datetime | None = None) -> EngineTerms:
 
 
 @lru_cache(maxsize=16)
-def _engine_terms(version_pk: int, version_number: int) -> EngineTerms:
+def _engine_terms(version_pk: int, version_number: int, brackets_listed: int) -> EngineTerms:
+    """`brackets_listed` (the version's highest bracket id) only keys the cache: a listing
+    builds the terms again, in every process."""
     version = ParameterVersion.objects.get(pk=version_pk)
     bracket_rows: dict[str, list[dict[str, Decimal]]] = {}
     for symbol, floor, mmr, max_leverage in (

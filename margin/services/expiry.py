@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 
 from margin.engine.fills import closing_side
@@ -191,6 +192,58 @@ def _list_next_quarterly(expired: Instrument) -> str | None:
     return symbol
 
 
+def demo_future_ensure(*, now: datetime) -> str | None:
+    """The demo market keeps a short-dated BTC future live, so that an expiry, its notice and
+    its settlement happen within minutes of real time: when no live BTC future expires within
+    twice DEMO_FUTURE_TERM_HOURS of market time, one is listed expiring that term from now,
+    with the quarterly's brackets and its index as its first mark. None when one is live (or
+    the demo future is off, or there is no quarterly to copy)."""
+    if not (settings.DEMO_MARKET_ENABLED and settings.DEMO_FUTURE_ENABLED):
+        return None
+    term = real_duration(timedelta(hours=settings.DEMO_FUTURE_TERM_HOURS))
+    live = Instrument.objects.filter(
+        kind=Instrument.Kind.FUTURE, underlying__symbol="BTC", is_active=True, expiry__gt=now
+    )
+    if live.filter(expiry__lte=now + 2 * term).exists():
+        return None
+    template = live.select_related("underlying").order_by("-expiry").first()
+    if template is None:
+        return None
+    expiry = (now + term).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    symbol = f"{template.underlying.symbol}USDT_{expiry:%y%m%d_%H%M}"
+    with transaction.atomic():
+        listed, created = Instrument.objects.get_or_create(
+            symbol=symbol,
+            defaults={
+                "kind": Instrument.Kind.FUTURE,
+                "underlying_id": template.underlying_id,
+                "expiry": expiry,
+            },
+        )
+        if not created:
+            return None
+        Bracket.objects.bulk_create(
+            Bracket(
+                version_id=b.version_id,
+                instrument=listed,
+                floor=b.floor,
+                mmr=b.mmr,
+                max_leverage=b.max_leverage,
+            )
+            for b in Bracket.objects.filter(instrument=template)
+        )
+        mark = MarkPrice.objects.filter(instrument=template).first()
+        if mark is not None:
+            MarkPrice.objects.create(
+                instrument=listed,
+                mark_price=mark.index_price,
+                index_price=mark.index_price,
+                updated_at=now,
+            )
+    logger.info("demo future %s listed, expiring at %s", symbol, expiry)
+    return symbol
+
+
 def futures_expiry_run(*, now: datetime) -> ExpiryRun:
     run = ExpiryRun(notified=_notify_holders(now=now))
     due = Instrument.objects.filter(
@@ -216,4 +269,7 @@ def futures_expiry_run(*, now: datetime) -> ExpiryRun:
             )
         if listed:
             run.listed.append(listed)
+    demo = demo_future_ensure(now=now)
+    if demo:
+        run.listed.append(demo)
     return run

@@ -25,12 +25,14 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection, transaction
+from django.db.models import Q
 
 from margin.db import execute, rows, table
 from margin.engine.funding import funding_payment
 from margin.models import (
     Asset,
     Entry,
+    Fill,
     FundingPayment,
     FundingRate,
     Instrument,
@@ -138,36 +140,69 @@ def _claim(candidates: list[FundingRate]) -> list[FundingRate]:
     return claimed
 
 
-def _open_positions(instrument_ids: list[int], settlement_id: int) -> list[tuple]:
-    """(position, account, instrument, quantity, ledger account paying) of every open position
-    on the instruments (SQLite: the transaction holds the whole database, nothing to lock)."""
-    marks = ", ".join(["%s"] * len(instrument_ids))
-    # Cross positions pay from the settlement-asset wallet; create the missing ones.
-    execute(
-        f"INSERT INTO {table(LedgerAccount)} (kind, asset_id, margin_account_id, balance) "
-        f"SELECT DISTINCT %s, %s, p.margin_account_id, 0 FROM {table(Position)} p "
-        f"WHERE p.instrument_id IN ({marks}) AND p.quantity <> 0 AND p.margin_mode = %s "
-        "ON CONFLICT DO NOTHING",
-        [LedgerAccountKind.WALLET, settlement_id, *instrument_ids, MarginMode.CROSS],
+def _moved_after(claimed: list[FundingRate]) -> dict[int, Decimal]:
+    """Position id → the signed quantity its fills added after its instrument's funding time
+    (the fills between the funding time and this settlement): its size at the funding time is
+    its size now less that."""
+    funding_time = {rate.instrument_id: rate.funding_time for rate in claimed}
+    moved: dict[int, Decimal] = defaultdict(Decimal)
+    for position_id, instrument_id, quantity, at in Fill.objects.filter(
+        position__instrument_id__in=list(funding_time),
+        created_at__gt=min(funding_time.values()),
+    ).values_list("position_id", "position__instrument_id", "quantity", "created_at"):
+        if at > funding_time[instrument_id]:
+            moved[position_id] += quantity
+    return moved
+
+
+def _held_at_funding_time(
+    claimed: list[FundingRate], settlement_id: int
+) -> list[tuple[int, int, FundingRate, Decimal, int]]:
+    """(position, account, rate, quantity at the funding time, ledger account paying) of every
+    position open at its funding time, on the engine's Decimals (SQLite keeps NUMERIC as a
+    float). An open isolated position pays from its isolated margin; a cross one, or one closed
+    since the funding time (its isolated margin went back to the wallet), from the wallet."""
+    by_instrument = {rate.instrument_id: rate for rate in claimed}
+    moved = _moved_after(claimed)
+    held = []
+    for position_id, account_id, instrument_id, quantity, mode in (
+        Position.objects.filter(instrument_id__in=list(by_instrument))
+        .filter(~Q(quantity=0) | Q(pk__in=list(moved)))
+        .order_by("pk")
+        .values_list("pk", "margin_account_id", "instrument_id", "quantity", "margin_mode")
+    ):
+        at_funding = quantity - moved.get(position_id, Decimal(0))
+        if at_funding:
+            isolated = mode == MarginMode.ISOLATED and quantity != 0
+            held.append(
+                (position_id, account_id, by_instrument[instrument_id], at_funding, isolated)
+            )
+    wallets = {account_id for _, account_id, _, _, isolated in held if not isolated}
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table(LedgerAccount)} (kind, asset_id, margin_account_id, balance) "
+            "VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
+            [(LedgerAccountKind.WALLET, settlement_id, account) for account in sorted(wallets)],
+        )
+    wallet_of = dict(
+        LedgerAccount.objects.filter(
+            kind=LedgerAccountKind.WALLET,
+            asset_id=settlement_id,
+            margin_account_id__in=wallets,
+            position__isnull=True,
+        ).values_list("margin_account_id", "pk")
     )
-    # Two joins rather than one with an OR: each uses its own index (position, or account).
-    pick = "SELECT p.id, p.margin_account_id, p.instrument_id, p.quantity, la.id "
-    positions = f"FROM {table(Position)} p JOIN {table(LedgerAccount)} la ON la.asset_id = %s AND "
-    where = f"p.instrument_id IN ({marks}) AND p.quantity <> 0 AND p.margin_mode = %s"
-    return rows(
-        f"{pick}{positions} la.position_id = p.id WHERE {where} "
-        f"UNION ALL {pick}{positions} la.margin_account_id = p.margin_account_id "
-        f"AND la.kind = %s AND la.position_id IS NULL WHERE {where} ORDER BY 1",
-        [
-            settlement_id,
-            *instrument_ids,
-            MarginMode.ISOLATED,
-            settlement_id,
-            LedgerAccountKind.WALLET,
-            *instrument_ids,
-            MarginMode.CROSS,
-        ],
+    isolated_of = dict(
+        LedgerAccount.objects.filter(
+            asset_id=settlement_id, position_id__in=[h[0] for h in held if h[4]]
+        ).values_list("position_id", "pk")
     )
+    paying = []
+    for position_id, account_id, rate, quantity, isolated in held:
+        ledger_id = isolated_of.get(position_id) if isolated else wallet_of.get(account_id)
+        if ledger_id is not None:
+            paying.append((position_id, account_id, rate, quantity, ledger_id))
+    return paying
 
 
 @transaction.atomic
@@ -211,15 +246,11 @@ def _book_in_python(
 ) -> tuple[int, int]:
     """SQLite (the embedded demo's small book): the payments worked out here, with the engine's
     Decimal reference, and written row by row."""
-    by_instrument = {rate.instrument_id: rate for rate in claimed}
     payments = []  # (position, account, rate id, ledger account, amount)
-    for position_id, account_id, instrument_id, quantity, ledger_id in _open_positions(
-        list(by_instrument), settlement_id
+    for position_id, account_id, rate, quantity, ledger_id in _held_at_funding_time(
+        claimed, settlement_id
     ):
-        rate = by_instrument[instrument_id]
-        amount = funding_payment(
-            quantity=Decimal(quantity), mark_price=rate.mark_price, rate=rate.rate
-        )
+        amount = funding_payment(quantity=quantity, mark_price=rate.mark_price, rate=rate.rate)
         if amount:
             payments.append((position_id, account_id, rate.pk, ledger_id, amount))
             if quantity > 0:
@@ -274,35 +305,47 @@ def _book_in_sql(
         "AND p.margin_mode = %s ORDER BY p.id FOR UPDATE OF p",
         [*rate_ids, MarginMode.ISOLATED],
     )
+    # Each position's size at its funding time: its size now less what its fills added since
+    # (a position opened after the funding time held nothing at it, one closed since held its
+    # size). The fills since the earliest funding time come from the created_at index.
+    execute(
+        "CREATE TEMP TABLE funding_held ON COMMIT DROP AS "
+        "SELECT p.id AS position_id, p.margin_account_id AS account_id, fr.id AS rate_id, "
+        "p.quantity - COALESCE(m.quantity, 0) AS quantity, fr.mark_price, fr.rate, "
+        "(p.margin_mode = %s AND p.quantity <> 0) AS isolated "
+        f"FROM {table(Position)} p JOIN {table(FundingRate)} fr "
+        f"ON fr.instrument_id = p.instrument_id AND fr.id IN ({marks}) "
+        "LEFT JOIN (SELECT f.position_id, sum(f.quantity) AS quantity "
+        f"FROM {table(Fill)} f JOIN {table(Position)} fp ON fp.id = f.position_id "
+        f"JOIN {table(FundingRate)} ffr ON ffr.instrument_id = fp.instrument_id "
+        f"AND ffr.id IN ({marks}) WHERE f.created_at > %s AND f.created_at > ffr.funding_time "
+        "GROUP BY f.position_id) m ON m.position_id = p.id "
+        "WHERE p.quantity - COALESCE(m.quantity, 0) <> 0",
+        [
+            MarginMode.ISOLATED,
+            *rate_ids,
+            *rate_ids,
+            min(rate.funding_time for rate in claimed),
+        ],
+    )
+    # Cross positions, and positions closed since, pay from the settlement-asset wallet.
     execute(
         f"INSERT INTO {table(LedgerAccount)} (kind, asset_id, margin_account_id, balance) "
-        f"SELECT DISTINCT %s, %s, p.margin_account_id, 0 FROM {table(Position)} p "
-        f"JOIN {table(FundingRate)} fr ON fr.instrument_id = p.instrument_id "
-        f"WHERE fr.id IN ({marks}) AND p.quantity <> 0 AND p.margin_mode = %s "
+        "SELECT DISTINCT %s, %s, account_id, 0 FROM funding_held WHERE NOT isolated "
         "ON CONFLICT DO NOTHING",
-        [LedgerAccountKind.WALLET, settlement_id, *rate_ids, MarginMode.CROSS],
+        [LedgerAccountKind.WALLET, settlement_id],
     )
     pick = (
-        "SELECT p.id AS position_id, p.margin_account_id AS account_id, fr.id AS rate_id, "
-        "la.id AS ledger_id, p.quantity, round(-p.quantity * fr.mark_price * fr.rate, 8) "
-        f"AS amount FROM {table(Position)} p JOIN {table(FundingRate)} fr "
-        f"ON fr.instrument_id = p.instrument_id AND fr.id IN ({marks}) "
+        "SELECT h.position_id, h.account_id, h.rate_id, la.id AS ledger_id, h.quantity, "
+        "round(-h.quantity * h.mark_price * h.rate, 8) AS amount FROM funding_held h "
         f"JOIN {table(LedgerAccount)} la ON la.asset_id = %s AND "
     )
     execute(
         "CREATE TEMP TABLE funding_due ON COMMIT DROP AS "
-        f"{pick} la.position_id = p.id WHERE p.quantity <> 0 AND p.margin_mode = %s "
-        f"UNION ALL {pick} la.margin_account_id = p.margin_account_id AND la.kind = %s "
-        "AND la.position_id IS NULL WHERE p.quantity <> 0 AND p.margin_mode = %s",
-        [
-            *rate_ids,
-            settlement_id,
-            MarginMode.ISOLATED,
-            *rate_ids,
-            settlement_id,
-            LedgerAccountKind.WALLET,
-            MarginMode.CROSS,
-        ],
+        f"{pick} la.position_id = h.position_id WHERE h.isolated "
+        f"UNION ALL {pick} la.margin_account_id = h.account_id AND la.kind = %s "
+        "AND la.position_id IS NULL WHERE NOT h.isolated",
+        [settlement_id, settlement_id, LedgerAccountKind.WALLET],
     )
     execute("DELETE FROM funding_due WHERE amount = 0")
     journal_sequence = f"pg_get_serial_sequence('{table(Journal)}', 'id')"
@@ -349,7 +392,7 @@ def _book_in_sql(
         "FROM funding_due GROUP BY rate_id) c WHERE fr.id = c.rate_id"
     )
     counts = rows("SELECT (SELECT count(*) FROM funding_due), (SELECT count(*) FROM funding_payer)")
-    execute("DROP TABLE funding_due, funding_payer")
+    execute("DROP TABLE funding_held, funding_due, funding_payer")
     return counts[0][0], counts[0][1]
 
 

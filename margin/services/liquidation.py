@@ -350,22 +350,47 @@ def _adl_candidates(ctx: _Context, position: Position) -> list[AdlCandidate]:
     return candidates
 
 
+def adl_fill_price(bankruptcy_price: Decimal, candidate: AdlCandidate) -> Decimal:
+    """The price a counterparty is deleveraged at: the bankrupt position's bankruptcy price,
+    but never worse for the counterparty than its own entry. ADL hands over a profitable
+    position's unrealized profit (that is what it is ranked on), never more: in a cross pool
+    whose whole deficit sits on one position the bankruptcy price can lie past the
+    counterparty's entry, and filling there would book it a realized loss, possibly a negative
+    wallet nobody audited. What the clamp leaves unpaid stays with the bankrupt account, for
+    the fund and then a write-off."""
+    if candidate.side < 0:  # a short counterparty buys back: no higher than its entry
+        return min(bankruptcy_price, candidate.entry_price)
+    return max(bankruptcy_price, candidate.entry_price)
+
+
 def _auto_deleverage(ctx: _Context, position: Position, price: Decimal) -> Decimal:
-    """Close as much of `position` as the ADL queue takes at `price` (its bankruptcy price);
-    the quantity left that nobody opposite could take."""
+    """Close as much of `position` as the ADL queue takes at `price` (its bankruptcy price,
+    clamped per counterparty by `adl_fill_price`); the quantity left that nobody opposite
+    could take. An isolated position's shortfall from the clamp is covered into its margin
+    (fund, then write-off) before it trades, so its closing fill never draws on the fund."""
     remaining = abs(position.quantity)
     mark = position.instrument.mark.mark_price
     for candidate in adl_queue(_adl_candidates(ctx, position), mark=mark):
         if remaining <= 0:
             break
         quantity = min(remaining, candidate.quantity)
+        fill = adl_fill_price(price, candidate)
+        shortfall = quantity * abs(fill - price)
+        if shortfall and position.margin_mode == "isolated":
+            isolated_id, _ = _isolated_margin(position)
+            _cover(
+                ctx,
+                ledger_account=isolated_id,
+                deficit=shortfall * ctx.settlement.price.price,
+                where=f"isolated {position.instrument.symbol}: ADL past the counterparty's entry",
+            )
         counterparty = MarginAccount.objects.get(pk=candidate.account_id)
         receipt = position_fill(
             account=counterparty,
             instrument=position.instrument.symbol,
             side=closing_side(Decimal(candidate.side)),
             quantity=quantity,
-            price=price,
+            price=fill,
             reason="adl",
             reference=f"adl:{ctx.tick.pk}:{ctx.account.pk}:{candidate.position_id}",
         )
@@ -374,14 +399,14 @@ def _auto_deleverage(ctx: _Context, position: Position, price: Decimal) -> Decim
             position=candidate.position_id,
             account=candidate.account_id,
             quantity=quantity,
-            price=price,
+            price=fill,
             journal=receipt.journal_id,
         )
         _reduce(
             ctx,
             position,
             quantity=quantity,
-            price=price,
+            price=fill,
             reason="adl",
             against=candidate.position_id,
         )
@@ -390,7 +415,7 @@ def _auto_deleverage(ctx: _Context, position: Position, price: Decimal) -> Decim
             counterparty=candidate.account_id,
             symbol=position.instrument.symbol,
             quantity=quantity,
-            price=price,
+            price=fill,
         )
         remaining -= quantity
         notification_create(
@@ -398,7 +423,7 @@ def _auto_deleverage(ctx: _Context, position: Position, price: Decimal) -> Decim
             kind=Notification.Kind.ADL,
             text=(
                 f"{quantity} {position.instrument.symbol} of your position was "
-                f"auto-deleveraged at {price:.2f} against a bankrupt account."
+                f"auto-deleveraged at {fill:.2f} against a bankrupt account."
             ),
         )
     return remaining

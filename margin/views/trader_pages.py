@@ -11,6 +11,7 @@ from accounts.access import trader_required
 from margin.engine.explain import (
     Step,
     explain_account,
+    explain_funding,
     explain_stress,
     fill_formula,
     format_number,
@@ -130,16 +131,20 @@ def explain_fragment(request, account):
     """The formula of one figure (`?figure=account.margin_ratio`) with the numbers put in."""
     figures = account_figures(account)
     key = request.GET.get("figure", "")
-    steps = {
-        **explain_account(figures.input, figures.quote),
-        **explain_requirement(figures.requirement, figures.margin_call_ratio),
-        **explain_stress(
-            figures.input,
-            figures.stress_model,
-            figures.quote,
-            position_names={row.input.id: row.symbol for row in figures.positions},
-        ),
-    }.get(key)
+    title = None
+    if key.endswith(".funding"):
+        steps, title = _funding_steps(key, figures)
+    else:
+        steps = {
+            **explain_account(figures.input, figures.quote),
+            **explain_requirement(figures.requirement, figures.margin_call_ratio),
+            **explain_stress(
+                figures.input,
+                figures.stress_model,
+                figures.quote,
+                position_names={row.input.id: row.symbol for row in figures.positions},
+            ),
+        }.get(key)
     if steps is None:
         raise Http404("No such figure")
     for row in figures.positions:
@@ -150,10 +155,21 @@ def explain_fragment(request, account):
     context = {
         "account": account,
         "figure": key,
-        "title": _figure_title(key, figures),
+        "title": title or _figure_title(key, figures),
         "steps": [_shown(step) for step in steps],
     }
     return render_partial(request, DASHBOARD, "explain", context)
+
+
+def _funding_steps(key: str, figures) -> tuple[list | None, str | None]:
+    """The next funding of the position `positions.<id>.funding` (a perpetual), and its title
+    with the funding time."""
+    row = next((r for r in figures.positions if f"{r.explain_prefix}.funding" == key), None)
+    outlook = row and figures.funding[row.symbol].outlook
+    if not outlook:
+        return None, None
+    title = f"{row.symbol}: next funding at {outlook.next_funding_time:%Y-%m-%d %H:%M:%S} UTC"
+    return explain_funding(row.input, outlook.predicted), title
 
 
 def _figure_title(key: str, figures) -> str:

@@ -50,6 +50,24 @@ def test_the_queue_filters_by_state(officer_api, leveraged):
     assert response.status_code == 200 and response.json()["results"] == []
 
 
+def test_the_queue_says_and_filters_which_liquidations_a_stale_price_held(officer_api, leveraged):
+    # given: the account's liquidation at the latest tick was held back by a stale price
+    from margin.models import Liquidation, RevaluationTick
+
+    rows = officer_api.get(reverse("api:desk-queue")).json()["results"]
+    assert [row["stale_blocked"] for row in rows] == [False]
+    tick = RevaluationTick.objects.filter(status=RevaluationTick.Status.COMPLETE).latest("pk")
+    Liquidation.objects.create(account=leveraged, tick=tick, status=Liquidation.Status.HELD)
+    # when
+    held = officer_api.get(reverse("api:desk-queue"), {"stale_blocked": "true"}).json()
+    free = officer_api.get(reverse("api:desk-queue"), {"stale_blocked": "false"}).json()
+    # then
+    assert [(r["account_id"], r["stale_blocked"]) for r in held["results"]] == [
+        (leveraged.pk, True)
+    ]
+    assert free["results"] == []
+
+
 def test_a_case_is_opened_annotated_assigned_and_closed_on_the_audit_trail(
     officer_api, manager, leveraged
 ):

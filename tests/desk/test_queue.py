@@ -129,3 +129,23 @@ def test_queue_shows_stress_figures_and_orders_by_stress_cover(client, officer, 
         assert snapshot.stress_margin > 0
         assert snapshot.stress_cover == snapshot.margin_balance - snapshot.stress_margin
         assert f'data-testid="stress-loss">{money_text(snapshot.stress_margin)}<' in content
+
+
+def test_a_liquidation_held_by_a_stale_price_is_flagged_and_filtered(client, officer, book):
+    # given: the margin-call account's liquidation at the latest tick was held back
+    from margin.models import Liquidation, RevaluationTick
+
+    tick = RevaluationTick.objects.filter(status=RevaluationTick.Status.COMPLETE).latest("pk")
+    Liquidation.objects.create(
+        account=book["margin_call"], tick=tick, status=Liquidation.Status.HELD
+    )
+    client.force_login(officer)
+    # when
+    held = client.get(reverse("desk:landing"), {"stale_blocked": "true"})
+    others = client.get(reverse("desk:landing"), {"stale_blocked": "false"})
+    # then
+    assert [s.account_id for s, _ in held.context["rows"]] == [book["margin_call"].pk]
+    assert 'data-testid="stale-blocked"' in held.content.decode()
+    assert book["margin_call"].pk not in {s.account_id for s, _ in others.context["rows"]}
+    assert others.context["page"].paginator.count == 2
+    assert 'data-testid="stale-blocked"' not in others.content.decode()

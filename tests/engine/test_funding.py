@@ -158,3 +158,39 @@ def test_next_funding_time_is_on_the_8_hour_grid():
     assert next_funding_time(exactly, interval_s=8 * 3600, anchor=anchor) == exactly.replace(
         hour=0
     ) + timedelta(days=1)
+
+
+def test_the_published_worked_example_of_binances_formula():
+    """The worked example published for Binance's funding formula, number for number.
+
+    Binance's FAQ "Introduction to Binance Futures Funding Rates"
+    (https://www.binance.com/en/support/faq/introduction-to-binance-futures-funding-rates-360033525031)
+    publishes F = P + clamp(I − P, 0.05%, −0.05%) with I = 0.01% per 8-hour interval and
+    "Funding Amount = Nominal Value of Positions × Funding Rate (Nominal Value of Positions =
+    Mark Price × Size of a Contract)", but no worked rate example (its one number is the impact
+    margin notional, 200 USDT / 0.8% = 25,000 USDT). The example below is Hyperliquid's, which
+    publishes the same formula with the same interest and dampener and works it through
+    (https://hyperliquid.gitbook.io/hyperliquid-docs/trading/funding, "Numerical Example"):
+    interest 0.01%; impact bid 10,100 against a spot (index) price of 10,000; premium =
+    (10,100 − 10,000) / 10,000 = 1%; clamp(0.01% − 1%, −0.05%, 0.05%) = −0.05%; funding rate =
+    1% + (−0.05%) = 0.95%; a long of 10 BTC.
+    Our premium samples the mark where Binance samples the impact price (we have no book).
+    """
+    # the premium of one sample, and of a whole interval of equal samples (Binance averages
+    # 5,760 samples with time weights; equal samples average to themselves)
+    premium = premium_index(mark_price=D("10100"), index_price=D("10000"))
+    assert premium == D("0.01")
+    assert average_premium([premium] * 5760) == D("0.01")
+    interest = interval_interest(interest_per_8h=D("0.0001"), interval_s=8 * 3600)
+    assert interest == D("0.0001")
+    # the dampener: clamp(0.01% − 1%) = −0.05%; the rate 0.95% (a cap of 4% does not bind)
+    rate = funding_rate(average_premium=premium, interest=interest, cap=D("0.04"))
+    assert rate == D("0.0095")
+    # and the long of 10 BTC pays its nominal value at the mark times the rate (Binance)
+    assert funding_payment(quantity=D("10"), mark_price=D("10100"), rate=rate) == D("-959.5")
+    assert funding_payment(quantity=D("-10"), mark_price=D("10100"), rate=rate) == D("959.5")
+    # the vectorized face gives the same figures
+    vector_rate = funding_rate_vector(np.array([0.01]), np.array([0.0001]), np.array([0.04]))
+    assert vector_rate[0] == pytest.approx(0.0095, abs=1e-15)
+    payment = funding_payment_vector(np.array([10.0]), np.array([10100.0]), vector_rate)
+    assert payment[0] == pytest.approx(-959.5, abs=1e-9)

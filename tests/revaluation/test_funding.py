@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db.models import Sum
+from django.utils import timezone
 
 from margin.engine.funding import funding_payment
 from margin.models import (
@@ -30,14 +31,24 @@ from margin.selectors.funding import (
     funding_series,
 )
 from margin.selectors.ledger import ledger_differences, ledger_history
+from margin.services import funding as funding_service
 from margin.services.funding import funding_settle_due
 from margin.services.margin_mode import position_margin_mode_switch
+from margin.services.positions import position_market_fill
 from margin.services.revaluation import revaluation_tick_run
 from tests.revaluation.factories import funded_account, market_prices
 
 pytestmark = pytest.mark.django_db
 
 INTERVAL_S = 8 * 3600 / 60  # 8 hours of market time at the demo's speed of 60
+
+
+@pytest.fixture
+def now():
+    """The test's clock runs a minute ahead of the wall clock, which stamps the fills: the
+    positions a test opens while it sets up its book are open at the funding time just before
+    `now`, as they would be at a real funding time (only positions open at it pay)."""
+    return timezone.now() + timedelta(minutes=1)
 
 
 @pytest.fixture
@@ -235,3 +246,81 @@ def test_the_mark_price_reads_the_last_settled_rate_and_the_time_left(market, fu
     )
     # then: index × (1 + rate × left) is the mark's funding basis
     assert rate == Decimal("0.0001") and left == pytest.approx(0.75)
+
+
+@pytest.fixture(params=["postgresql", "embedded"])
+def booked_by(request, monkeypatch):
+    """The settlement's two ways of booking: set-based SQL on PostgreSQL, and the embedded
+    demo's Decimal path (SQLite in `make run`), here run on PostgreSQL too."""
+    if request.param == "embedded":
+        monkeypatch.setattr(funding_service, "_book_in_sql", funding_service._book_in_python)
+    return request.param
+
+
+def test_only_positions_open_at_the_funding_time_pay_on_their_size_at_it(
+    market, settings, booked_by
+):
+    # given: (Binance: only traders with open positions at the funding timestamp pay or
+    # receive) before the funding time, a long that stays, a long already closed again, a long
+    # of 0.2 that will grow, and an isolated short that will close
+    settings.DEMO_MARKET_ENABLED, settings.DEMO_MARKET_SPEED = True, 60.0
+    settings.FUNDING_SETTLEMENT_ENABLED = True
+    stays = funded_account(usdt="5000", fills=[("BTCUSDT", "buy", "0.1")])
+    closed_before = funded_account(
+        usdt="5000", fills=[("BTCUSDT", "buy", "0.1"), ("BTCUSDT", "sell", "0.1")]
+    )
+    grows = funded_account(usdt="9000", fills=[("BTCUSDT", "buy", "0.2")])
+    closes_after = funded_account(usdt="9000", fills=[("ETHUSDT", "sell", "2")])
+    position_margin_mode_switch(
+        account=closes_after,
+        instrument="ETHUSDT",
+        mode="isolated",
+        isolated_margin=Decimal("1500"),
+        idempotency_key="test-isolate-closes-after",
+    )
+    # and the funding time passes; then one account opens, one grows, one closes
+    funding_time = timezone.now()
+    settings.FUNDING_ANCHOR = funding_time
+    opens_after = funded_account(usdt="5000", fills=[("BTCUSDT", "sell", "0.4")])
+    position_market_fill(
+        account=grows,
+        instrument="BTCUSDT",
+        side="buy",
+        quantity=Decimal("0.3"),
+        idempotency_key="test-grows",
+    )
+    position_market_fill(
+        account=closes_after,
+        instrument="ETHUSDT",
+        side="buy",
+        quantity=Decimal("2"),
+        idempotency_key="test-closes-after",
+    )
+    wallet_before = balance(closes_after)
+    # when: the tick after the funding time settles it (no premium: the interest rate)
+    settled = funding_settle_due(now=timezone.now())
+    # then: each position pays on what it held at the funding time
+    rates = {r.instrument.symbol: r for r in settled.rates}
+    paid = {
+        p.position.margin_account_id: p.amount
+        for p in FundingPayment.objects.select_related("position")
+    }
+
+    def owed(symbol, quantity):
+        rate = rates[symbol]
+        return funding_payment(
+            quantity=Decimal(quantity), mark_price=rate.mark_price, rate=rate.rate
+        )
+
+    assert rates["BTCUSDT"].funding_time == funding_time
+    assert paid == {
+        stays.pk: owed("BTCUSDT", "0.1"),
+        grows.pk: owed("BTCUSDT", "0.2"),
+        closes_after.pk: owed("ETHUSDT", "-2"),
+    }
+    assert opens_after.pk not in paid and closed_before.pk not in paid
+    # the closed isolated short's margin went back to its wallet: the wallet receives
+    assert balance(closes_after) - wallet_before == owed("ETHUSDT", "-2") > 0
+    assert rates["BTCUSDT"].positions == 2 and rates["ETHUSDT"].positions == 1
+    assert rates["BTCUSDT"].paid_by_longs == -(owed("BTCUSDT", "0.1") + owed("BTCUSDT", "0.2"))
+    assert ledger_differences().clean

@@ -3,7 +3,6 @@ broker: the settlement it started leaves nothing, the next tick books it once.""
 
 import os
 import signal
-from datetime import timedelta
 
 import psycopg
 import pytest
@@ -41,13 +40,13 @@ def _settlement_waiting(probe: psycopg.Connection) -> bool:
 
 def test_a_worker_killed_mid_settlement_books_the_funding_once(tmp_path):
     # given: ten accounts long or short BTC (more long than short: the funding account takes
-    # the difference), and a funding time one second before the tick
+    # the difference), and a funding time after they opened and before the tick
     reference_data_ensure()
     market_prices(at=timezone.now(), BTC=95000, ETH=3400, SOL=230, USDT=1, USDC=1)
     for n in range(10):
         side, size = ("buy", "0.1") if n % 2 else ("sell", "0.05")
         funded_account(usdt="5000", fills=[("BTCUSDT", side, size)])
-    anchor = (timezone.now() - timedelta(seconds=1)).isoformat()
+    anchor = timezone.now().isoformat()
     env = celery_env(FUNDING_ANCHOR=anchor, DEMO_MARKET_ENABLED="true", DEMO_MARKET_SPEED="60")
     logs = [tmp_path / "first.log"]
     funding_account = LedgerAccount.objects.get(kind="funding", asset__symbol="USDT")

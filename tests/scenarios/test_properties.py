@@ -7,7 +7,7 @@ positions are margined and liquidated on their own)."""
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.scenarios.support import account, assert_books_sound, position, run_scenario, scenario
@@ -56,20 +56,30 @@ def books(draw):
     return scenario(accounts, path, fund=fund)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "Known defect found when the liquidation and portfolio-scheme branches were merged "
-        "(2026-12-03): some random books end with a negative wallet and no write_off or adl "
-        "event. Open in issue 14's note; this marker goes when it is fixed."
-    ),
-    strict=False,
-)
 @settings(
     max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(doc=books())
+# A hedged cross book gapping against both legs with an empty fund: its whole deficit sat on
+# the BTC long's bankruptcy price, past the opposing short's entry, and the short was
+# deleveraged into a realized loss and a negative wallet with no event of its own.
+@example(
+    doc=scenario(
+        [
+            account(
+                "t0",
+                {"USDT": 20000},
+                position("BTCUSDT", "long", "4", 95000, "50"),
+                position("ETHUSDT", "short", "100", 3400, "50"),
+            ),
+            account("t1", {"USDT": 500}, position("BTCUSDT", "short", "1", 95000, "5")),
+        ],
+        [(10, {"BTC": "76000", "ETH": "3808"})],
+        fund="0",
+    )
+)
 def test_random_books_and_paths_keep_every_invariant(doc):
     result = run_scenario(doc)
     assert_books_sound(result)

@@ -262,3 +262,39 @@ def test_adl_ranks_an_isolated_position_on_its_own_margin():
     (first, *_) = events(result, "adl", "alice")
     assert first["counterparty"] == "carol"
     assert_books_sound(result)
+
+
+def test_adl_never_books_a_counterparty_a_loss_past_its_entry():
+    # given: an empty fund; alice cross long 4 BTC at 50x and short 100 ETH at 50x on 20,000;
+    # BTC gaps to 76,000 and ETH to 3,808 against both legs (a deficit of ~97k); bob short
+    # 1 BTC from 95,000 on 500 USDT. Her BTC long's bankruptcy price carried her whole deficit
+    # (100,481.40): bob was deleveraged there, a 5,481.40 realized loss and a wallet of
+    # −5,019.40 with no event of his
+    doc = scenario(
+        [
+            account(
+                "alice",
+                {"USDT": "20000"},
+                position("BTCUSDT", "long", "4", "95000", "50"),
+                position("ETHUSDT", "short", "100", "3400", "50"),
+            ),
+            account("bob", {"USDT": "500"}, position("BTCUSDT", "short", "1", "95000", "5")),
+        ],
+        [(10, {"BTC": "76000", "ETH": "3808"})],
+    )
+    # when
+    result = run_scenario(doc)
+    # then: bob gives up his profit and no more: deleveraged at his entry
+    (adl,) = events(result, "adl", "alice")
+    assert adl["counterparty"] == "bob" and adl["quantity"] == "1"
+    assert adl["price"] == "95000"
+    # his wallet is what his opening fill left (500 − 47.5 of taker fee): nothing realized
+    assert result["accounts"]["bob"]["wallet"] == {"USDT": "452.5"}
+    # the rest of alice's deficit is written off, audited, not left on anyone's wallet:
+    # 19,640 after fees − 100 × 415.616 (ETH bought back at 3,815.616) − 3 × 19,152 (BTC sold
+    # at 75,848) − 0 (the BTC bob took at 95,000)
+    (write_off,) = events(result, "write_off", "alice")
+    assert d(write_off["amount"]) == Decimal("79377.6")
+    assert result["accounts"]["alice"]["wallet"] == {"USDT": "0"}
+    assert result["insurance_fund"]["USDT"] == "0"
+    assert_books_sound(result)

@@ -9,6 +9,7 @@ and quotes it with the Decimal reference engine, then writes its snapshot with t
 
 import multiprocessing
 import random
+import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
@@ -89,6 +90,8 @@ class Command(BaseCommand):
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             shards = list(pool.map(_shard, start.shard_ids))
         tick_s = time.perf_counter() - started
+        # The pool has joined its workers: the largest resident set any of them reached (kB).
+        worker_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         start.tick.refresh_from_db()
         self.stdout.write(
             f"tick {start.tick.pk}: {start.tick.status}, {len(shards)} shards, "
@@ -107,6 +110,7 @@ class Command(BaseCommand):
             f"accounts={n_accounts} positions={n_positions} funding={funding} "
             f"tick_s={tick_s:.2f} dispatch_s={dispatch_s:.2f} "
             f"load_s={load_s:.2f} compute_s={compute_s:.2f} write_s={write_s:.2f} "
+            f"worker_peak_rss_mb={worker_rss_mb:.0f} workers={workers} "
             f"naive_s_per_account={naive_s:.4f} speedup={naive_s * n_accounts / tick_s:.0f}"
         )
 

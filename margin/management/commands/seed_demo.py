@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from accounts.models import User
 from accounts.roles import ADMIN, RISK_MANAGER, RISK_OFFICER, TRADER
@@ -10,6 +11,7 @@ from accounts.services import user_ensure
 from margin.models import MarginAccount
 from margin.services.collateral import collateral_deposit
 from margin.services.demo_book import demo_book_ensure
+from margin.services.expiry import demo_future_ensure
 from margin.services.ledger import margin_account_open
 from margin.services.margin_mode import position_leverage_set, position_margin_mode_switch
 from margin.services.positions import position_market_fill
@@ -101,6 +103,24 @@ def demo_accounts_ensure() -> list[MarginAccount]:
     return accounts
 
 
+def demo_future_position_open(account: MarginAccount, symbol: str) -> None:
+    """A small long on the demo's short-dated future, so the trader sees its expiry notice,
+    then its settlement in the history, within minutes."""
+    position_leverage_set(
+        account=account,
+        instrument=symbol,
+        leverage=Decimal("5"),
+        idempotency_key=f"seed-demo:{account.pk}:leverage:{symbol}",
+    )
+    position_market_fill(
+        account=account,
+        instrument=symbol,
+        side="buy",
+        quantity=Decimal("0.05"),
+        idempotency_key=f"seed-demo:{account.pk}:fill:{symbol}",
+    )
+
+
 class Command(BaseCommand):
     help = (
         "Create the demo users (one per role and a second trader and officer), the reference "
@@ -125,6 +145,14 @@ class Command(BaseCommand):
         self.stdout.write(f"demo users ready: {', '.join(u for u, _, _ in DEMO_USERS)}")
         version = reference_data_ensure()
         accounts = demo_accounts_ensure()
+        demo_future = demo_future_ensure(now=timezone.now())
+        if demo_future:
+            demo_future_position_open(accounts[0], demo_future)
+            self.stdout.write(
+                f"demo future {demo_future} listed (expires within "
+                f"{settings.DEMO_FUTURE_TERM_HOURS:g} market hours); "
+                f"{accounts[0].owner.username}/{accounts[0].name} holds it"
+            )
         self.stdout.write(
             f"reference data ready ({version}); demo margin accounts: "
             + ", ".join(f"{a.owner.username}/{a.name}" for a in accounts)
