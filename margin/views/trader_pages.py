@@ -18,6 +18,7 @@ from margin.engine.explain import (
 )
 from margin.engine.scheme import explain_portfolio_liquidation, explain_requirement
 from margin.engine.states import Thresholds
+from margin.engine.whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
 from margin.errors import ApplicationError
 from margin.forms.trader import AccountOpenForm
 from margin.selectors.accounts import account_notices, accounts_of
@@ -30,7 +31,6 @@ from margin.views.trader_common import DASHBOARD, with_account
 from margin.views.trader_figures import account_figures, position_rows
 from margin.views.trader_gauge import account_verdict, quote_gauge
 from margin.views.trader_operations import blank_forms
-from margin.views.trader_whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
 
 # Points per chart at most; the prune keeps fewer snapshots (SNAPSHOT_KEEP_TICKS, 120 by
 # default: 10 minutes at one revaluation every 5 s).

@@ -15,12 +15,12 @@ from margin.engine.explain import format_number
 from margin.engine.reference import quote_account
 from margin.engine.scheme import portfolio_liquidation_price
 from margin.engine.stress import account_stress
+from margin.engine.whatif import Shock, shocked_input
 from margin.models import MarginAccount, MarkPrice, Notification
 from margin.selectors.accounts import engine_accounts
 from margin.selectors.volatility import stress_model_now
 from margin.services.revaluation import revaluation_tick_run
 from margin.templatetags.numbers import money, percent, price
-from margin.views.trader_whatif import Shock, shocked_input
 from tests.revaluation.factories import funded_account
 from tests.trader.factories import account_with_positions, extra_perpetuals
 
