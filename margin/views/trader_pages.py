@@ -12,10 +12,11 @@ from margin.engine.explain import (
     Step,
     explain_account,
     explain_funding,
+    explain_stress,
     fill_formula,
     format_number,
 )
-from margin.engine.scheme import explain_requirement
+from margin.engine.scheme import explain_portfolio_liquidation, explain_requirement
 from margin.engine.states import Thresholds
 from margin.engine.whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
 from margin.errors import ApplicationError
@@ -137,9 +138,20 @@ def explain_fragment(request, account):
         steps = {
             **explain_account(figures.input, figures.quote),
             **explain_requirement(figures.requirement, figures.margin_call_ratio),
+            **explain_stress(
+                figures.input,
+                figures.stress_model,
+                figures.quote,
+                position_names={row.input.id: row.symbol for row in figures.positions},
+            ),
         }.get(key)
     if steps is None:
         raise Http404("No such figure")
+    for row in figures.positions:
+        if row.portfolio is not None and key == f"{row.explain_prefix}.liquidation_price":
+            steps = steps + explain_portfolio_liquidation(
+                row.portfolio, row.quote.liquidation_price, row.input.risk_asset
+            )
     context = {
         "account": account,
         "figure": key,
