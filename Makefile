@@ -74,11 +74,13 @@ test: bootstrap
 	 DATABASE_POOL_MAX_SIZE=$${DATABASE_POOL_MAX_SIZE:-24} \
 	 $(UV) run pytest -n $(TEST_PROCESSES) $(PYTEST_ARGS)
 
-# The README's screenshots: the trader journey saves them into static/screenshots/ (a plain
+# The README's screenshots: the trader journey and the seeded demo (the desk's queue, heat map
+# and a stress run; the trader's stress explain) save them into static/screenshots/ (a plain
 # `make test` saves them in a temporary folder and leaves the checkout untouched).
 screenshots:
 	@$(MAKE) --no-print-directory test TEST_PROCESSES=0 \
-	  PYTEST_ARGS="tests/trader/test_journey_browser.py" SCREENSHOTS_DIR=$(CURDIR)/static/screenshots
+	  PYTEST_ARGS="tests/trader/test_journey_browser.py tests/desk/test_layout_browser.py::test_readme_screenshots_of_the_seeded_demo" \
+	  SCREENSHOTS_DIR=$(CURDIR)/static/screenshots
 
 lint: bootstrap
 	@$(UV) run ruff check .

@@ -48,8 +48,11 @@ class QueueFilter(django_filters.FilterSet):
     max_notional = django_filters.NumberFilter(
         field_name="gross_notional", lookup_expr="lte", label="Notional ≤"
     )
+    # A percentage, as every page shows a ratio (80 for 80 %); the snapshot stores a fraction.
     min_ratio = django_filters.NumberFilter(
-        field_name="margin_ratio", lookup_expr="gte", label="Margin ratio ≥"
+        method="filter_min_ratio",
+        label="Margin ratio ≥ (%)",
+        help_text="A percentage, as the pages show ratios: 80 finds accounts at 80 % or more.",
     )
     reduce_only = django_filters.BooleanFilter(
         field_name="account__reduce_only",
@@ -75,6 +78,9 @@ class QueueFilter(django_filters.FilterSet):
     def filter_asset(self, queryset, name, asset):
         """An open position on an instrument of the asset, or a holding of it as collateral."""
         return snapshots_exposed_to(queryset, asset)
+
+    def filter_min_ratio(self, queryset, name, percent):
+        return queryset.filter(margin_ratio__gte=percent / 100)
 
     def filter_order(self, queryset, name, value):
         return queryset.order_by(*QUEUE_ORDERS[value][1])

@@ -112,3 +112,10 @@ def no_funding_in_ticks(settings):
     they list the demo's short-dated future (a test of it turns DEMO_FUTURE_ENABLED on)."""
     settings.FUNDING_SETTLEMENT_ENABLED = False
     settings.DEMO_FUTURE_ENABLED = False
+
+
+@pytest.fixture(autouse=True)
+def demo_market_jumps_as_a_real_market(settings):
+    """The demo market gaps every ~15 minutes for a visitor; tests that step it keep the
+    market model's own rate (one a week), so a seeded walk does not hinge on the demo's."""
+    settings.DEMO_MARKET_JUMPS_PER_HOUR = None

@@ -6,6 +6,8 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from margin.api import display
+from margin.api.display import DisplayField
 from margin.input_limits import (
     DEPTH_USD,
     FREE_TEXT,
@@ -23,10 +25,12 @@ from margin.models import (
     CaseNote,
     CreditTierTerms,
     HaircutTier,
+    MarginScheme,
     MarginSnapshot,
     ParameterVersion,
     Proposal,
     StressRun,
+    VolatilityFloor,
 )
 from margin.services.cascade import DEFAULT_DEPTH_USD, MAX_ROUNDS
 from margin.services.parameters import SCALAR_FIELDS
@@ -52,6 +56,7 @@ class QueueRowSerializer(serializers.ModelSerializer):
         "leaves the account bankrupt.",
     )
     state = serializers.ChoiceField(choices=AccountState.choices)
+    display = DisplayField(display.QUEUE_ROW)
     stale_blocked = serializers.BooleanField(
         help_text="Its liquidation at this tick was held back by a material stale price "
         "(a desk alert was raised)."
@@ -72,6 +77,7 @@ class QueueRowSerializer(serializers.ModelSerializer):
             "stress_margin",
             "stress_cover",
             "gross_notional",
+            "display",
             "stale_blocked",
         ]
 
@@ -282,6 +288,14 @@ class CreditTierChangeSerializer(ProposalInputSerializer):
     tier = serializers.CharField(max_length=32, help_text="Credit tier code.")
 
 
+class MarginSchemeChangeSerializer(ProposalInputSerializer):
+    scheme = serializers.ChoiceField(
+        choices=MarginScheme.choices,
+        help_text="standard: the tiered maintenance margin; portfolio: the larger of the tiered "
+        "MM and the stress loss.",
+    )
+
+
 class DecisionSerializer(serializers.Serializer):
     note = serializers.CharField(**FREE_TEXT, required=False, allow_blank=True, default="")
 
@@ -335,6 +349,12 @@ class ParameterChangeSerializer(ProposalInputSerializer):
     credit_terms = serializers.DictField(
         child=CreditTermsInputSerializer(), required=False, help_text="By credit tier code."
     )
+    volatility_floors = serializers.DictField(
+        child=DecimalText((VolatilityFloor, "daily_vol")),
+        required=False,
+        help_text="By asset: the published floor of its daily volatility (σ) in the stress "
+        "margin, a fraction in (0, 1): 0.03 is 3 % a day.",
+    )
     effective_at = serializers.DateTimeField(
         required=False, allow_null=True, validators=TIME_VALIDATORS
     )
@@ -365,7 +385,7 @@ class ParameterChangeSerializer(ProposalInputSerializer):
         data = self.validated_data
         payload = {
             name: data[name]
-            for name in ("fields", "brackets", "haircuts", "credit_terms")
+            for name in ("fields", "brackets", "haircuts", "credit_terms", "volatility_floors")
             if name in data
         }
         if data.get("effective_at"):

@@ -5,6 +5,8 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from margin.api import display
+from margin.api.display import DisplayField
 from margin.api.quote_schema import QUOTE_ANSWER
 from margin.engine.request import render_quote
 from margin.models import (
@@ -34,6 +36,7 @@ class QuoteField(serializers.Field):
 
 class SnapshotSerializer(serializers.ModelSerializer):
     at = serializers.DateTimeField(source="tick.started_at")
+    display = DisplayField(display.SNAPSHOT)
     age_s = serializers.FloatField(read_only=True, help_text="Seconds since its revaluation.")
     is_stale = serializers.BooleanField(
         read_only=True,
@@ -55,6 +58,7 @@ class SnapshotSerializer(serializers.ModelSerializer):
             "state",
             "age_s",
             "is_stale",
+            "display",
         ]
 
 
@@ -68,6 +72,7 @@ class AccountSerializer(serializers.ModelSerializer):
             "id",
             "name",
             "credit_tier",
+            "margin_scheme",
             "state",
             "reduce_only",
             "created_at",
@@ -107,6 +112,7 @@ class PositionSerializer(serializers.ModelSerializer):
         **AMOUNT, read_only=True, help_text="Funding received (+) or paid (−) so far."
     )
     funding = serializers.SerializerMethodField()
+    display = DisplayField(display.POSITION)
 
     @extend_schema_field(FundingSerializer(allow_null=True))
     def get_funding(self, position) -> dict | None:
@@ -143,6 +149,7 @@ class PositionSerializer(serializers.ModelSerializer):
             "funding",
             "opened_at",
             "updated_at",
+            "display",
         ]
 
 

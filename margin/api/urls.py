@@ -99,6 +99,11 @@ urlpatterns = [
         desk.CreditTierChange.as_view(),
         name="desk-credit-tier-change",
     ),
+    path(
+        "desk/cases/<int:case_id>/margin-scheme-changes/",
+        desk.MarginSchemeChange.as_view(),
+        name="desk-margin-scheme-change",
+    ),
     path("desk/proposals/", desk.Proposals.as_view(), name="desk-proposals"),
     path("desk/proposals/<int:proposal_id>/", desk.ProposalDetail.as_view(), name="desk-proposal"),
     path(

@@ -8,6 +8,7 @@ and find its result.
 """
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -26,6 +27,13 @@ from margin.engine.reference import (
     linked_scale_root,
     liquidity_keep,
     quote_account,
+)
+from margin.engine.stress import (
+    COVARIANCE_LOSS,
+    StressModel,
+    account_stress,
+    asset_exposures,
+    decimal_shocks,
 )
 from margin.engine.types import ONE, AccountInput, CollateralLine, OptionInput, PositionInput
 
@@ -571,6 +579,107 @@ def explain_account(
     if quote.portfolio is not None:
         steps.update(_portfolio_steps(account, quote))
     return steps
+
+
+@exact
+def explain_stress(
+    account: AccountInput,
+    model: StressModel,
+    quote: AccountQuote | None = None,
+    *,
+    position_names: Mapping[str, str] | None = None,
+) -> dict[str, list[Step]]:
+    """The stress loss and the risk requirement as steps (`account.stress_loss`,
+    `account.risk_requirement`): the exposure to each asset, the closed-form covariance loss,
+    the worst named scenario, the larger of them, and max(MM, stress loss). The figures are
+    `account_stress`'s own. `position_names` names positions by id (their symbols) in the
+    steps."""
+    quote = quote_account(account) if quote is None else quote
+    stress = account_stress(account, model, quote=quote)
+    exposures = asset_exposures(account, quote)
+    steps = [
+        _exposure_step(account, quote, asset, exposure, position_names or {})
+        for asset, exposure in exposures.items()
+    ]
+    reach = Decimal(model.k) * Decimal(model.horizon_days).sqrt()
+    steps.append(
+        Step(
+            f"covariance loss ({format_number(Decimal(model.k))}σ over "
+            f"{format_number(Decimal(model.horizon_days))} day(s), hedges credited)",
+            "{k_sigma_reach} × {portfolio_sigma}",
+            {
+                "k_sigma_reach": reach,
+                "portfolio_sigma": stress.covariance_loss / reach,
+            },
+            stress.covariance_loss,
+        )
+    )
+    shocks = decimal_shocks(model.scenarios)
+    worst_named = max(
+        range(len(stress.scenario_losses)), key=stress.scenario_losses.__getitem__, default=None
+    )
+    terms = {"covariance_loss": stress.covariance_loss}
+    if worst_named is not None:
+        name = model.scenarios.names[worst_named]
+        moves = {a: m for a, m in shocks[worst_named].items() if a in exposures and m}
+        loss_terms = {f"{asset}_loss": -exposures[asset] * move for asset, move in moves.items()}
+        shown = ", ".join(
+            f"{asset} {move * 100:+.1f}%".replace("-", "−") for asset, move in moves.items()
+        )
+        steps.append(
+            Step(
+                f"worst named scenario ({name}: {shown})",
+                " + ".join(f"{{{term}}}" for term in loss_terms) or "0 (no exposure moves)",
+                loss_terms,
+                stress.scenario_losses[worst_named],
+            )
+        )
+        terms["worst_scenario_loss"] = stress.scenario_losses[worst_named]
+    binds = (
+        "nothing loses"
+        if stress.worst_scenario is None
+        else "the covariance loss binds"
+        if stress.worst_scenario == COVARIANCE_LOSS
+        else "a named scenario binds"
+    )
+    loss_step = Step(
+        f"stress loss ({binds})",
+        "max(0, " + ", ".join(f"{{{term}}}" for term in terms) + ")",
+        terms,
+        stress.worst_loss,
+    )
+    steps.append(loss_step)
+    requirement = Step(
+        "risk requirement ("
+        + ("the stress loss binds" if stress.worst_loss > quote.maintenance_margin else "MM binds")
+        + ")",
+        "max({maintenance_margin}, {stress_loss})",
+        {"maintenance_margin": quote.maintenance_margin, "stress_loss": stress.worst_loss},
+        stress.risk_requirement,
+    )
+    return {"account.stress_loss": steps, "account.risk_requirement": [loss_step, requirement]}
+
+
+def _exposure_step(
+    account: AccountInput,
+    quote: AccountQuote,
+    asset: str,
+    exposure: Decimal,
+    position_names: Mapping[str, str],
+) -> Step:
+    """An asset's USD exposure: side × notional of each cross position on it, plus the
+    collateral value of its holdings."""
+    terms: dict[str, Decimal] = {}
+    for position, row in zip(account.positions, quote.positions, strict=True):
+        if not position.is_isolated and position.risk_asset == asset:
+            name = position_names.get(position.id, f"position_{position.id}")
+            terms[f"{name}_signed_notional"] = position.side * row.notional
+    scale = account.credit_tier.haircut_scale
+    lines = [line for line in account.collateral if line.asset == asset]
+    for n, line in enumerate(lines):
+        name = f"{asset}_collateral" if len(lines) == 1 else f"{asset}_collateral_{n + 1}"
+        terms[name] = collateral_line_value(line, scale)
+    return _sum_step(f"exposure to {asset}", terms, exposure)
 
 
 def _option_steps(option: OptionInput, row: OptionQuote) -> dict[str, list[Step]]:

@@ -1,13 +1,14 @@
-"""What a fill does to a position (one-way mode), the price of a forced fill, and what collateral
-may leave the cross wallet: the Decimal rules the trader's writes plan with."""
+"""What a fill does to a position (one-way mode), the price of a forced fill, what collateral may
+leave the cross wallet and the least margin an isolated position is switched with: the Decimal
+rules the trader's writes plan with."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal
 from typing import Literal
 
 from margin.engine.precision import LEDGER_QUANTUM
-from margin.engine.reference import effective_haircut_ratio
+from margin.engine.reference import PositionQuote, effective_haircut_ratio
 from margin.engine.types import ZERO, HaircutTier
 
 type Side = Literal["buy", "sell"]
@@ -105,3 +106,24 @@ def max_withdrawal(
             released += free / ratio
             break
     return min(balance, (released / price).quantize(LEDGER_QUANTUM, rounding=ROUND_DOWN))
+
+
+CENT = Decimal("0.01")
+# The cross → isolated suggestion leaves room for the mark to move this much against the
+# position between opening the drawer and confirming: the least the service accepts (initial
+# margin plus unrealized loss) is re-checked at the mark of the confirmation.
+SWITCH_MARK_ROOM = Decimal("0.01")
+
+
+def least_isolated_margin(row: PositionQuote) -> Decimal:
+    """What the service accepts at least now: the initial margin plus the unrealized loss."""
+    return row.initial_margin - min(Decimal(0), row.unrealized_pnl)
+
+
+def suggested_isolated_margin(row: PositionQuote) -> Decimal:
+    """The least now, plus what an adverse move of `SWITCH_MARK_ROOM` adds to it: the loss
+    grows by notional × move and the initial margin (notional ÷ leverage) by at most
+    notional × move × IM/notional; rounded up to the cent."""
+    move = row.notional * SWITCH_MARK_ROOM
+    room = move + (move * row.initial_margin / row.notional if row.notional else 0)
+    return (least_isolated_margin(row) + room).quantize(CENT, ROUND_UP)

@@ -39,6 +39,12 @@ DISTINCT_VOL_SHOCKS = np.unique(VOL_SHOCKS)
 # Each scenario's column among the distinct vol shocks: a series' shocked σ is computed once per
 # distinct shock, not once per scenario.
 SCENARIO_VOL_COLUMN = np.searchsorted(DISTINCT_VOL_SHOCKS, VOL_SHOCKS)
+# A linear exposure E loses −w·x·E in a scenario: its worst is the largest −w·x (E > 0) or
+# the largest w·x (E < 0), the first in grid order on a tie.
+LONG_EXPOSURE_WORST = int(np.argmax(-WEIGHTS * SPOT_SHOCKS))
+LONG_EXPOSURE_LOSS = float((-WEIGHTS * SPOT_SHOCKS)[LONG_EXPOSURE_WORST])
+SHORT_EXPOSURE_WORST = int(np.argmax(WEIGHTS * SPOT_SHOCKS))
+SHORT_EXPOSURE_LOSS = float((WEIGHTS * SPOT_SHOCKS)[SHORT_EXPOSURE_WORST])
 DAYS_PER_YEAR = 365.0
 SQRT_2 = np.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
@@ -297,6 +303,38 @@ class OptionBook:
     def linear_group(self) -> np.ndarray:
         return np.searchsorted(self.cells, self.linear_cell)
 
+    @cached_property
+    def linear_signed_quantity(self) -> np.ndarray:
+        rows = self.linear_rows
+        return self.book.pos_side[rows] * self.book.pos_quantity[rows]
+
+    @cached_property
+    def linear_instrument(self) -> np.ndarray:
+        return self.book.pos_instrument[self.linear_rows]
+
+    @cached_property
+    def option_cells(self) -> np.ndarray:
+        """The cells holding an option: only their groups need every scenario revalued."""
+        return np.unique(self.option_cell)
+
+    @cached_property
+    def option_group_rows(self) -> np.ndarray:
+        """Each option cell's group (its row among `cells`)."""
+        return np.searchsorted(self.cells, self.option_cells)
+
+    @cached_property
+    def option_local_group(self) -> np.ndarray:
+        """Each option position's row among `option_cells`."""
+        return np.searchsorted(self.option_cells, self.option_cell)
+
+    @cached_property
+    def option_signed_quantity(self) -> np.ndarray:
+        return self.positions.side * self.positions.quantity
+
+    @cached_property
+    def group_account(self) -> np.ndarray:
+        return self.cells // self.n_keys
+
     def prepare(self) -> None:
         for name, attribute in vars(OptionBook).items():
             if isinstance(attribute, cached_property):
@@ -318,7 +356,9 @@ class PortfolioGrid:
     option_unrealized_pnl: np.ndarray
     option_position_delta: np.ndarray
     cells: np.ndarray
-    losses: np.ndarray
+    linear_exposure: np.ndarray
+    option_group_rows: np.ndarray
+    option_losses: np.ndarray
     scan_risk: np.ndarray
     worst_scenario: np.ndarray
     net_delta: np.ndarray
@@ -329,6 +369,22 @@ class PortfolioGrid:
     portfolio_maintenance_margin: np.ndarray
     grid_account: np.ndarray
     holds_options: np.ndarray
+
+    def scenario_losses(self, groups: np.ndarray) -> np.ndarray:
+        """Each scenario's weighted loss of the given groups (groups × scenarios): kept for the
+        groups holding options, rebuilt from the linear exposure for the others."""
+        groups = np.asarray(groups, dtype=INDEX)
+        losses = -(self.linear_exposure[groups][:, None] * SPOT_SHOCKS[None, :])
+        losses *= WEIGHTS[None, :]
+        place = np.searchsorted(self.option_group_rows, groups)
+        place = np.minimum(place, max(len(self.option_group_rows) - 1, 0))
+        held = (
+            self.option_group_rows[place] == groups
+            if len(self.option_group_rows)
+            else np.zeros(len(groups), dtype=bool)
+        )
+        losses[held] = self.option_losses[place[held]]
+        return losses
 
 
 def _sum_by(index: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
@@ -364,36 +420,49 @@ def portfolio_grid(
     )
     change = shocked - now.value[:, None]
 
-    signed = positions.side * positions.quantity
+    signed = options.option_signed_quantity
     mark = now.value[positions.series]
     option_pnl = signed * (mark - positions.entry_price)
     position_delta = signed * now.delta[positions.series]
 
     n_groups = len(options.cells)
-    # Scenario-major (scenarios × groups): each scenario's option value changes summed per
-    # group by one weighted bincount, a row at a time; a gathered positions × scenarios matrix
-    # and a reduction over its rows cost several times more.
-    change_by_scenario = np.ascontiguousarray(change.T)
-    group = options.option_group
-    value_change = np.empty((N_SCENARIOS, n_groups))
-    for n in range(N_SCENARIOS):
-        value_change[n] = _sum_by(group, signed * change_by_scenario[n][positions.series], n_groups)
-    rows = options.linear_rows
-    linear_dollar_delta = (
-        book.pos_side[rows] * book.pos_quantity[rows] * marks[book.pos_instrument[rows]]
-    )
+    linear_dollar_delta = options.linear_signed_quantity * marks[options.linear_instrument]
     linear_exposure = _sum_by(options.linear_group, linear_dollar_delta, n_groups)
-    value_change += SPOT_SHOCKS[:, None] * linear_exposure[None, :]
-    value_change *= -WEIGHTS[:, None]
-    losses = value_change
-    # The first scenario with the largest loss, a row at a time (argmax down 24 rows of a
-    # scenario-major array walks memory across).
-    largest = losses[0].copy()
-    worst = np.zeros(n_groups, dtype=INDEX)
+    # A group of linear positions only loses −w·x·E in each scenario, E its dollar exposure:
+    # the largest is E times the largest −w·x for a long exposure, |E| times the largest w·x
+    # for a short one, in closed form.
+    largest = np.where(
+        linear_exposure >= 0,
+        linear_exposure * LONG_EXPOSURE_LOSS,
+        -linear_exposure * SHORT_EXPOSURE_LOSS,
+    )
+    worst = np.where(
+        linear_exposure > 0,
+        LONG_EXPOSURE_WORST,
+        np.where(linear_exposure < 0, SHORT_EXPOSURE_WORST, 0),
+    ).astype(INDEX)
+    # Groups holding options: every scenario, scenario-major (scenarios × groups), each
+    # scenario's option value changes summed per group by one weighted bincount.
+    change_by_scenario = np.ascontiguousarray(change.T)
+    option_rows = options.option_group_rows
+    n_option_groups = len(option_rows)
+    local = options.option_local_group
+    losses = np.empty((N_SCENARIOS, n_option_groups))
+    for n in range(N_SCENARIOS):
+        losses[n] = _sum_by(
+            local, signed * change_by_scenario[n][positions.series], n_option_groups
+        )
+    losses += SPOT_SHOCKS[:, None] * linear_exposure[option_rows][None, :]
+    losses *= -WEIGHTS[:, None]
+    # The first scenario with the largest loss, a row at a time.
+    option_largest = losses[0].copy()
+    option_worst = np.zeros(n_option_groups, dtype=INDEX)
     for n in range(1, N_SCENARIOS):
-        larger = losses[n] > largest
-        np.maximum(largest, losses[n], out=largest)
-        worst[larger] = n
+        larger = losses[n] > option_largest
+        np.maximum(option_largest, losses[n], out=option_largest)
+        option_worst[larger] = n
+    largest[option_rows] = option_largest
+    worst[option_rows] = option_worst
     scan = np.maximum(largest, 0.0)
 
     option_dollar_delta = position_delta * forwards[positions.series]
@@ -405,18 +474,19 @@ def portfolio_grid(
         long, -short
     )
     net_delta = _sum_by(options.option_group, position_delta, n_groups) + _sum_by(
-        options.linear_group, book.pos_side[rows] * book.pos_quantity[rows], n_groups
+        options.linear_group, options.linear_signed_quantity, n_groups
     )
     group_initial = np.maximum(scan, floor)
-    group_account = options.cells // options.n_keys
-    initial = _sum_by(group_account, group_initial, book.n_accounts)
+    initial = _sum_by(options.group_account, group_initial, book.n_accounts)
     return PortfolioGrid(
         series=now,
         option_mark=mark,
         option_unrealized_pnl=option_pnl,
         option_position_delta=position_delta,
         cells=options.cells,
-        losses=losses.T,
+        linear_exposure=linear_exposure,
+        option_group_rows=option_rows,
+        option_losses=losses.T,
         scan_risk=scan,
         worst_scenario=worst,
         net_delta=net_delta,

@@ -23,14 +23,16 @@ The rules, and whose published practice each follows:
   larger share);
 - credit tiers: haircut_scale and mm_scale > 0, and mm_scale × the top mmr < 1 (the engine's
   own rule: MM may not reach the notional);
-- stress (EWMA covariance, k σ over a horizon): 0 < λ < 1, k σ > 0, horizon > 0;
+- stress (EWMA covariance, k σ over a horizon): 0 < λ < 1, k σ > 0, horizon > 0; each
+  asset's published volatility floor (daily σ) in (0, 1): a floor of 0 would let an asset
+  with no history stress to nothing, the very failure the floor exists to close;
 - price guard: a positive move band and a positive age limit, a quorum of at least two sources
   (Binance's index never rests on one venue), an agreement band in (0, 1) and a source cap in
   (0, 1].
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from margin.engine.errors import EngineInputError
@@ -108,6 +110,7 @@ class ParameterVersionInput:
     brackets: Mapping[str, BracketTable]
     haircuts: Mapping[str, Sequence[HaircutTier]]
     credit_tiers: Mapping[str, CreditTier]
+    volatility_floors: Mapping[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -306,13 +309,23 @@ def _limit_problems(
     for code, tier in version.credit_tiers.items():
         for name in ("haircut_scale", "mm_scale"):
             checks.append((f"credit_terms.{code}.{name}", f"credit.{name}", getattr(tier, name)))
+    for asset, floor in version.volatility_floors.items():
+        checks.append((f"volatility_floors.{asset}", "volatility.daily_vol", floor))
     problems = []
-    for field, column, value in checks:
+    for name, column, value in checks:
         limit = limits.get(column)
         message = None if limit is None else limit.problem(value)
         if message:
-            problems.append(ParameterProblem(field, message))
+            problems.append(ParameterProblem(name, message))
     return problems
+
+
+def _floor_problems(floors: Mapping[str, Decimal]) -> list[ParameterProblem]:
+    return [
+        ParameterProblem(f"volatility_floors.{asset}", f"a daily σ must lie in (0, 1), got {floor}")
+        for asset, floor in floors.items()
+        if not ZERO < floor < ONE
+    ]
 
 
 @exact
@@ -332,6 +345,7 @@ def parameter_problems(
     top_mmr = max((table.brackets[-1].mmr for table in version.brackets.values()), default=ZERO)
     for code, tier in version.credit_tiers.items():
         problems += _credit_problems(code, tier, top_mmr)
+    problems += _floor_problems(version.volatility_floors)
     return problems
 
 

@@ -25,7 +25,7 @@ stress model, which only the book's revaluation has; there the grid alone answer
 `maintenance_requirement` is the one rule, in both faces.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import numpy as np
@@ -33,8 +33,17 @@ import numpy as np
 from margin.engine.errors import EngineInputError
 from margin.engine.options_vector import PortfolioGrid
 from margin.engine.precision import exact
-from margin.engine.reference import margin_ratio, withdrawable
-from margin.engine.types import MARGIN_SCHEMES, PORTFOLIO, STANDARD
+from margin.engine.reference import margin_ratio, quote_account, withdrawable
+from margin.engine.stress import StressModel, account_stress
+from margin.engine.types import (
+    MARGIN_SCHEMES,
+    ONE,
+    PORTFOLIO,
+    STANDARD,
+    ZERO,
+    AccountInput,
+    PositionInput,
+)
 from margin.engine.vector import Revaluation
 
 TIERED = "tiered"
@@ -288,3 +297,136 @@ def explain_requirement(requirement: Requirement, margin_call_ratio: Decimal) ->
             ),
         ],
     }
+
+
+@dataclass(frozen=True)
+class PortfolioLiquidation:
+    """A cross position's liquidation price under the portfolio scheme: the price of its
+    underlying (every position on it and every holding of it moving together) at which the
+    margin balance meets max(tiered MM, stress loss); the term that binds there, and the
+    balance and both terms at that price. None where no price reaches it."""
+
+    price: Decimal | None
+    binding: str
+    margin_balance: Decimal | None = None
+    tiered_maintenance: Decimal | None = None
+    stress_loss: Decimal | None = None
+
+
+def _moved(account: AccountInput, asset: str, factor: Decimal) -> AccountInput:
+    """The account with the marks of every position on `asset`, and its holdings of `asset`,
+    times `factor`."""
+    return replace(
+        account,
+        positions=tuple(
+            replace(p, mark_price=p.mark_price * factor) if p.risk_asset == asset else p
+            for p in account.positions
+        ),
+        collateral=tuple(
+            replace(line, price=line.price * factor) if line.asset == asset else line
+            for line in account.collateral
+        ),
+    )
+
+
+def _portfolio_terms(account: AccountInput, model: StressModel, asset: str, factor: Decimal):
+    """(margin balance − requirement, binding term, balance, tiered MM, stress loss) with
+    `asset` moved by `factor`."""
+    moved = _moved(account, asset, factor)
+    quote = quote_account(moved)
+    stress = account_stress(moved, model, quote=quote)
+    requirement, binding = maintenance_requirement(
+        scheme=PORTFOLIO, tiered_maintenance=quote.maintenance_margin, stress_loss=stress.worst_loss
+    )
+    return (
+        quote.margin_balance - requirement,
+        binding,
+        quote.margin_balance,
+        quote.maintenance_margin,
+        stress.worst_loss,
+    )
+
+
+# The search stops when the price is pinned to this share of the mark (far below any tick).
+PRICE_PRECISION = Decimal("1e-10")
+# With no tiered liquidation price, the search reaches this far: a 99.99 % fall, a 100× rise.
+FARTHEST_FALL, FARTHEST_RISE = Decimal("0.0001"), Decimal(100)
+
+
+@exact
+def portfolio_liquidation_price(
+    account: AccountInput, model: StressModel, position: PositionInput, tiered_price: Decimal | None
+) -> PortfolioLiquidation:
+    """Decimal reference: bisection on the underlying's price between the mark (where the
+    account stands clear, or it is liquidating now) and the tiered liquidation price (where the
+    balance meets the tiered MM, so the portfolio requirement, never smaller, is met too). The
+    headroom is continuous in the price; the stress loss makes it non-linear, so there is no
+    closed form as for the tiered price."""
+    asset = position.risk_asset
+    now = _portfolio_terms(account, model, asset, ONE)
+    if now[0] <= 0:
+        return PortfolioLiquidation(position.mark_price, now[1], *now[2:])
+    far = None if tiered_price is None else tiered_price / position.mark_price
+    if far is None or _portfolio_terms(account, model, asset, far)[0] > 0:
+        exposure = sum(
+            (
+                p.side * p.quantity
+                for p in account.positions
+                if p.risk_asset == asset and not p.is_isolated
+            ),
+            ZERO,
+        ) + sum((line.quantity for line in account.collateral if line.asset == asset), ZERO)
+        far = FARTHEST_FALL if exposure > 0 else FARTHEST_RISE
+        if _portfolio_terms(account, model, asset, far)[0] > 0:
+            return PortfolioLiquidation(None, STRESS)
+    clear, met = ONE, far  # headroom > 0 at `clear`, ≤ 0 at `met`
+    while abs(clear - met) > PRICE_PRECISION:
+        middle = (clear + met) / 2
+        if _portfolio_terms(account, model, asset, middle)[0] > 0:
+            clear = middle
+        else:
+            met = middle
+    found = _portfolio_terms(account, model, asset, met)
+    return PortfolioLiquidation(position.mark_price * met, found[1], *found[2:])
+
+
+def explain_portfolio_liquidation(
+    found: PortfolioLiquidation, tiered_price: Decimal | None, asset: str
+) -> list:
+    """The steps a portfolio account's liquidation price adds to the tiered one's: the price
+    of `asset` at which the balance meets the requirement, and which term binds there."""
+    from margin.engine.explain import Step
+
+    if found.price is None:
+        return [
+            Step(
+                "liquidation price (portfolio scheme)",
+                f"none: no price of {asset} brings the margin balance down to the requirement",
+                {},
+                None,
+            )
+        ]
+    binds = "the stress loss binds" if found.binding == STRESS else "the tiered MM binds"
+    inputs = {
+        "margin_balance": found.margin_balance,
+        "tiered_maintenance": found.tiered_maintenance,
+        "stress_loss": found.stress_loss,
+    }
+    steps = [
+        Step(
+            f"requirement at {asset} {found.price:,.2f} (portfolio scheme: {binds})",
+            "max({tiered_maintenance}, {stress_loss})",
+            {k: inputs[k] for k in ("tiered_maintenance", "stress_loss")},
+            max(found.tiered_maintenance, found.stress_loss),
+        ),
+        Step(
+            f"liquidation price (portfolio scheme: {binds}; the tiered price alone "
+            + ("is none" if tiered_price is None else f"is {tiered_price:,.2f}")
+            + ")",
+            f"the price of {asset} (its positions and holdings moving together) at which "
+            "{margin_balance} meets the requirement",
+            {"margin_balance": found.margin_balance},
+            found.price,
+        ),
+    ]
+    return steps

@@ -25,6 +25,7 @@ from margin.models import (
     Instrument,
     MarginScheme,
     ParameterVersion,
+    VolatilityFloor,
 )
 from margin.numbers import quantity_text
 from margin.selectors.accounts import credit_tiers, desk_users, open_positions_of
@@ -204,6 +205,12 @@ class ParameterChangeForm(TtlMixin):
     )
     haircut_scale = _column_decimal(CreditTierTerms, "haircut_scale", required=False)
     mm_scale = _column_decimal(CreditTierTerms, "mm_scale", required=False)
+    volatility_floors = forms.CharField(
+        **FREE_TEXT,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Volatility floors: one 'asset daily_σ' per line (0.03: 3 % a day)",
+    )
     effective_at = forms.DateTimeField(
         required=False, validators=TIME_VALIDATORS, label="Effective at (blank: on approval)"
     )
@@ -265,6 +272,23 @@ class ParameterChangeForm(TtlMixin):
                     "mm_scale": str(data.get("mm_scale") or 1),
                 }
             }
+        if data.get("volatility_floors"):
+            payload["volatility_floors"] = self._floors(data["volatility_floors"])
         if data.get("effective_at"):
             payload["effective_at"] = data["effective_at"].isoformat()
         return payload
+
+    @staticmethod
+    def _floors(text: str) -> dict[str, str]:
+        """{asset: daily σ} of 'asset σ' lines, each σ checked against its column."""
+        floors = {}
+        for line in text.splitlines():
+            parts = line.replace(",", " ").split()
+            if not parts:
+                continue
+            if len(parts) != 2:
+                raise forms.ValidationError(f"Each line needs an asset and a σ: {line!r}")
+            asset, sigma = parts
+            _check_column(VolatilityFloor, "daily_vol", sigma)
+            floors[asset.upper()] = sigma
+        return floors

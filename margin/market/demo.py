@@ -62,8 +62,11 @@ class MarketState:
     regime: str
 
 
-def market_step(state: MarketState, *, dt_s: float, rng: np.random.Generator) -> MarketState:
-    """Advance the true prices by `dt_s` simulated seconds."""
+def market_step(
+    state: MarketState, *, dt_s: float, rng: np.random.Generator, jump_rate: float = JUMP_RATE
+) -> MarketState:
+    """Advance the true prices by `dt_s` simulated seconds; jumps come at `jump_rate` per
+    simulated second (the demo raises it so that a visitor sees one)."""
     regime = state.regime
     switch_rate = CALM_TO_STRESSED_RATE if regime == CALM else STRESSED_TO_CALM_RATE
     if rng.random() < 1 - np.exp(-switch_rate * dt_s):
@@ -77,7 +80,7 @@ def market_step(state: MarketState, *, dt_s: float, rng: np.random.Generator) ->
     idiosyncratic = rng.standard_normal(len(state.symbols))
     shock = np.sqrt(CRYPTO_CORRELATION) * factor + np.sqrt(1 - CRYPTO_CORRELATION) * idiosyncratic
     log_return = -0.5 * sigma**2 * dt_years + sigma * np.sqrt(dt_years) * shock
-    if rng.random() < 1 - np.exp(-JUMP_RATE * dt_s):
+    if rng.random() < 1 - np.exp(-jump_rate * dt_s):
         log_return = log_return + rng.normal(JUMP_MEAN, JUMP_STD)
     crypto_prices = state.prices * np.exp(log_return)
 

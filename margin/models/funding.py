@@ -1,4 +1,4 @@
-"""Funding of perpetuals and delivery of dated futures (issue 16).
+"""Funding of perpetuals and delivery of dated futures.
 
 A `FundingRate` row is one funding time of one perpetual: the rate, how it was reached, and the
 settlement it triggered. Its uniqueness per (instrument, funding time) is what makes a replayed

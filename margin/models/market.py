@@ -1,4 +1,4 @@
-"""Price sources, the guard's log and price history (issue 6).
+"""Price sources, the guard's log and price history.
 
 Sources (the demo market's simulated venues, or real feeds) write their latest quote per
 symbol; the price service turns the fresh, plausible ones into the index and mark prices of

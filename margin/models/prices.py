@@ -1,4 +1,4 @@
-"""The latest prices every service reads; the revaluation job (issue 6) keeps them fresh."""
+"""The latest prices every service reads; the revaluation job keeps them fresh."""
 
 from django.db import models
 

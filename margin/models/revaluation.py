@@ -1,5 +1,5 @@
 """The revaluation job's records: ticks and their shards, margin snapshots, account events and
-liquidations (issue 6)."""
+liquidations."""
 
 from django.db import models
 

@@ -1,4 +1,4 @@
-"""Risk scenarios (issue 14): a book and a price path replayed through the real revaluation
+"""Risk scenarios: a book and a price path replayed through the real revaluation
 pipeline in a sandbox that never touches the live book. The contract is
 tests/data/scenarios/README.md; `manage.py run_scenario` and the desk's scenario page call
 `scenario_run`."""

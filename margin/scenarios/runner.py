@@ -81,7 +81,7 @@ def parameters_override(overrides: dict[str, str]) -> ParameterVersion:
     if not overrides:
         return version
     try:
-        scalars, *_ = parameter_change_read({"fields": overrides}, version=version)
+        scalars = parameter_change_read({"fields": overrides}, version=version).scalars
     except ApplicationError as error:
         raise _refusal(error, "parameters") from error
     ParameterVersion.objects.filter(pk=version.pk).update(**scalars)

@@ -192,8 +192,12 @@ def engine_book(
         settlement_asset=settlement[0] if settlement else -1,
         instrument_impact=liquidity.instrument_impact(s for _, s, _ in instruments),
         asset_impact=liquidity.asset_impact(s for _, s, _ in assets),
-        pos_owner_quantity=owner_position_quantities(owners[pos_row], pos_instrument, quantity),
-        col_owner_quantity=owner_wallet_quantities(owners[col_row], col_asset, col_quantity),
+        pos_owner_quantity=owner_position_quantities(
+            owners[pos_row], pos_instrument, quantity, candidates=accounts.values("owner_id")
+        ),
+        col_owner_quantity=owner_wallet_quantities(
+            owners[col_row], col_asset, col_quantity, candidates=accounts.values("owner_id")
+        ),
     )
     return BookSlice(
         book=book,

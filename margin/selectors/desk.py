@@ -178,6 +178,7 @@ RATIO_BUCKET_EDGES = (
 )
 RATIO_BUCKET_RISK = ("safe", "low", "watch", "call", "liquidation")
 RISK_ORDER = ("none", "safe", "low", "watch", "call", "liquidation")
+UNCOVERED_CALL_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -191,12 +192,15 @@ class RiskCell:
 
     @property
     def risk(self) -> str:
-        """The bucket's risk; at least "call" when an account in it is not covered under
-        stress (its worst scenario bankrupts it, whatever its ratio today)."""
+        """The bucket's risk, raised by the accounts in it not covered under stress (their
+        worst scenario bankrupts them, whatever their ratio today): to "call" when they are
+        `UNCOVERED_CALL_SHARE` of the cell or more, to "watch" when there are fewer. One
+        uncovered account among 1,700 safe ones does not paint the safest cell as a call."""
         if not self.accounts:
             return "none"
-        if self.uncovered and RISK_ORDER.index(self.bucket_risk) < RISK_ORDER.index("call"):
-            return "call"
+        raised = "call" if self.uncovered >= UNCOVERED_CALL_SHARE * self.accounts else "watch"
+        if self.uncovered and RISK_ORDER.index(self.bucket_risk) < RISK_ORDER.index(raised):
+            return raised
         return self.bucket_risk
 
 

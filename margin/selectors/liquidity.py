@@ -17,7 +17,6 @@ from margin.engine.liquidity import (
 )
 from margin.engine.types import Liquidity
 from margin.models import (
-    Asset,
     AssetPrice,
     Instrument,
     LedgerAccount,
@@ -114,25 +113,36 @@ def liquidity_terms(params: ParameterVersion, estimate: dict | None = None) -> L
     """The markets under `params` on the volatility `estimate` a tick froze (default: the
     latest tick's)."""
     terms = engine_terms(params)
-    names = tuple(Asset.objects.order_by("pk").values_list("symbol", flat=True))
+    asset_depths = dict(
+        AssetPrice.objects.filter(depth_usd__gt=0).values_list("asset__symbol", "depth_usd")
+    )
+    instrument_depths = {
+        symbol: (underlying, depth)
+        for symbol, underlying, depth in MarkPrice.objects.filter(depth_usd__gt=0).values_list(
+            "instrument__symbol", "instrument__underlying__symbol", "depth_usd"
+        )
+    }
+    if not asset_depths and not instrument_depths:
+        return LiquidityTerms(instruments={}, assets={})
+    names = set(asset_depths) | {underlying for underlying, _ in instrument_depths.values()}
     daily_vol = daily_volatility(terms, latest_estimate() if estimate is None else estimate, names)
     return markets_of(
         terms,
         daily_vol=daily_vol,
-        asset_depths=dict(AssetPrice.objects.values_list("asset__symbol", "depth_usd")),
-        instrument_depths={
-            symbol: (underlying, depth)
-            for symbol, underlying, depth in MarkPrice.objects.values_list(
-                "instrument__symbol", "instrument__underlying__symbol", "depth_usd"
-            )
-        },
+        asset_depths=asset_depths,
+        instrument_depths=instrument_depths,
     )
 
 
-def _shared_owners():
-    """Owners with more than one margin account: only their holdings are larger than a row."""
+def _shared_owners(candidates=None):
+    """Owners (among `candidates`, a query of owner ids; default all) with more than one margin
+    account: only their holdings are larger than a row. A shard passes its own accounts' owners,
+    so the count looks at a few thousand accounts by the owner index, not the whole table."""
+    accounts = MarginAccount.objects.all()
+    if candidates is not None:
+        accounts = accounts.filter(owner_id__in=candidates)
     return (
-        MarginAccount.objects.values("owner_id")
+        accounts.values("owner_id")
         .annotate(accounts=Count("id"))
         .filter(accounts__gt=1)
         .values("owner_id")
@@ -159,13 +169,16 @@ def _owner_totals(rows, owner_of_row: np.ndarray, key_of_row: np.ndarray, own: n
 
 
 def owner_position_quantities(
-    owner_of_position: np.ndarray, instrument_ids: np.ndarray, quantities: np.ndarray
+    owner_of_position: np.ndarray,
+    instrument_ids: np.ndarray,
+    quantities: np.ndarray,
+    candidates=None,
 ) -> np.ndarray:
     """What each position's owner holds of its instrument over all their accounts, long and
     short alike (|quantity| summed)."""
     rows = (
         Position.objects.exclude(quantity=0)
-        .filter(margin_account__owner_id__in=_shared_owners())
+        .filter(margin_account__owner_id__in=_shared_owners(candidates))
         .values("margin_account__owner_id", "instrument_id")
         .annotate(total=Sum(Abs("quantity")))
         .values_list("margin_account__owner_id", "instrument_id", "total")
@@ -174,7 +187,7 @@ def owner_position_quantities(
 
 
 def owner_wallet_quantities(
-    owner_of_line: np.ndarray, asset_ids: np.ndarray, quantities: np.ndarray
+    owner_of_line: np.ndarray, asset_ids: np.ndarray, quantities: np.ndarray, candidates=None
 ) -> np.ndarray:
     """What each wallet's owner holds of its asset over all their cross wallets (holdings only:
     a debt in one account does not offset a holding in another); 0 for a debt."""
@@ -182,7 +195,7 @@ def owner_wallet_quantities(
         LedgerAccount.objects.filter(
             kind=LedgerAccountKind.WALLET,
             balance__gt=0,
-            margin_account__owner_id__in=_shared_owners(),
+            margin_account__owner_id__in=_shared_owners(candidates),
         )
         .values("margin_account__owner_id", "asset_id")
         .annotate(total=Sum("balance"))

@@ -14,7 +14,10 @@ The estimate changes only when an hour closes, so a tick reuses the previous tic
 within the same hour instead of reading the history again.
 """
 
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import numpy as np
 from django.conf import settings
@@ -125,13 +128,20 @@ def tick_volatility(
 
 
 def stress_model(
-    params: ParameterVersion, estimate: dict, asset_names: tuple[str, ...]
+    params: ParameterVersion,
+    estimate: dict,
+    asset_names: tuple[str, ...],
+    *,
+    floors: Mapping[str, Decimal] | None = None,
 ) -> StressModel:
     """The stress model in the order of `asset_names`: the frozen `estimate` (a tick's
-    volatility), the floors and k and horizon of `params`. An asset the estimate lacks stands at
-    its floor; no estimate at all (the first ticks) is all floors."""
+    volatility), the floors and k and horizon of `params` (`floors` in place of some: a proposed
+    change). An asset the estimate lacks stands at its floor; no estimate at all (the first
+    ticks) is all floors."""
     terms = engine_terms(params)
-    floors = np.array([float(terms.volatility_floor(name)) for name in asset_names])
+    if floors:
+        terms = replace(terms, volatility_floors={**terms.volatility_floors, **floors})
+    floor_of = np.array([float(terms.volatility_floor(name)) for name in asset_names])
     column = {name: n for n, name in enumerate(estimate.get("assets", ()))}
     rows = np.array([column.get(name, -1) for name in asset_names], dtype=np.int64)
     known = rows >= 0
@@ -144,7 +154,7 @@ def stress_model(
         cov[np.ix_(known, known)] = frozen_cov[np.ix_(rows[known], rows[known])]
     return StressModel.build(
         asset_names,
-        floors,
+        floor_of,
         estimated_vol=vol,
         estimated_covariance=cov,
         k=float(params.stress_k_sigma),

@@ -1,11 +1,14 @@
-"""A realistic book at scale for benchmarks and load tests: `manage.py seed_book`.
+"""A realistic book at scale for benchmarks and load tests (`manage.py seed_book`) and for the
+demo (`seed_demo` seeds a few thousand accounts under `make run`).
 
-Rows are generated with NumPy and bulk-loaded with COPY, in one transaction, through the
-ledger's rules: every journal balances per asset (the deferred trigger checks each one at
-commit) and every balance is the sum of its entries. Per account, one journal of opening
-balances: its collateral deposited from the outside world, its isolated positions' margin, and
-the opening fills' taker fees paid to fee income. Positions were opened at an entry price away
-from today's mark, so accounts carry unrealized PnL; a few are leveraged close to liquidation.
+Rows are generated with NumPy and bulk-loaded in one transaction, through the ledger's rules:
+every journal balances per asset and every balance is the sum of its entries. On PostgreSQL
+rows go in with COPY and the deferred trigger checks each journal at commit; on SQLite (the
+embedded demo) the same rows go in with executemany and the journals are summed before commit.
+Per account, one journal of opening balances: its collateral deposited from the outside
+world, its isolated positions' margin, and the opening fills' taker fees paid to fee income.
+Positions were opened at an entry price away from today's mark, so accounts carry unrealized
+PnL; a few are leveraged close to liquidation.
 
 Book users are named `book-NNNNNN` and have no password: `book_reset` finds them by that name.
 """
@@ -38,6 +41,7 @@ from margin.models import (
     Position,
 )
 from margin.selectors.accounts import market_load
+from margin.services.bulk import bulk_write, new_ids
 from margin.services.ledger import QUANTUM
 from margin.services.reference import book_reference_ensure
 
@@ -66,16 +70,43 @@ class BookSeeded:
 
 
 def _copy(model: type[Model], columns: list[str], lines: list[str]) -> None:
-    """COPY tab-separated `lines` into `model`'s table."""
+    """COPY tab-separated `lines` (PostgreSQL's text format) into `model`'s table."""
+    if connection.vendor != "postgresql":
+        _insert_text(model, columns, lines)
+        return
     statement = f"COPY {table(model)} ({', '.join(columns)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
         for start in range(0, len(lines), 50_000):
             copy.write("\n".join(lines[start : start + 50_000]) + "\n")
 
 
+def _insert_text(model: type[Model], columns: list[str], lines: list[str]) -> None:
+    """The same rows as `_copy` for SQLite: each text value read by its field (`t`/`f`,
+    ISO dates, decimal strings, `\\N` for NULL) and inserted with executemany."""
+    by_column = {field.column: field for field in model._meta.concrete_fields}
+    fields = [by_column[column] for column in columns]
+
+    def value(field, text: str):
+        if text == "\\N":
+            return None
+        return field.get_db_prep_value(field.to_python(text), connection)
+
+    bulk_write(
+        model,
+        columns,
+        [
+            tuple(value(field, text) for field, text in zip(fields, line.split("\t"), strict=True))
+            for line in lines
+        ],
+    )
+
+
 def _reserve_ids(model: type[Model], count: int) -> int:
     """The first of `count` consecutive ids taken from the table's sequence (the table is
-    locked by the caller, so no one else draws from it meanwhile)."""
+    locked by the caller, so no one else draws from it meanwhile; SQLite lets one writer at a
+    time in, so there the ids above the largest are free)."""
+    if connection.vendor != "postgresql":
+        return new_ids(model, max(count, 1))[0]
     sequence = f"pg_get_serial_sequence('{table(model)}', 'id')"
     first = rows(f"SELECT nextval({sequence})")[0][0]
     if count > 1:
@@ -91,8 +122,6 @@ def book_seed(
     *, accounts: int, positions: int, seed: int = 7, say: Callable[[str], None] = print
 ) -> BookSeeded:
     """Seed `accounts` margin accounts (one book user each) holding `positions` positions."""
-    if connection.vendor != "postgresql":
-        raise ApplicationError("seed_book bulk-loads with COPY: it needs PostgreSQL.")
     started = time.monotonic()
     version = book_reference_ensure()
     market = market_load()
@@ -106,18 +135,34 @@ def book_seed(
     if User.objects.filter(username__startswith=BOOK_USER_PREFIX).exists():
         raise ApplicationError("A book is already seeded: pass --reset to replace it.")
     rng = np.random.default_rng(seed)
+    postgresql = connection.vendor == "postgresql"
     with transaction.atomic():
         locked = (User, MarginAccount, Position, LedgerAccount, Journal, Entry, Fill)
-        execute(f"LOCK TABLE {', '.join(table(m) for m in locked)} IN SHARE ROW EXCLUSIVE MODE")
+        if postgresql:
+            tables = ", ".join(table(m) for m in locked)
+            execute(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
         plan = _generate(rng, accounts, positions, instruments, market)
         say(f"generated in {time.monotonic() - started:.1f} s; loading")
         with localcontext(prec=60):  # sums of 18-decimal amounts stay exact
             counts = _load(plan, market, version.taker_fee_rate)
-        # Fresh statistics before the commit runs the balance check over every journal.
-        for model in locked:
-            execute(f"ANALYZE {table(model)}")
+        if postgresql:
+            # Fresh statistics before the commit runs the balance check over every journal.
+            for model in locked:
+                execute(f"ANALYZE {table(model)}")
         say(f"loaded in {time.monotonic() - started:.1f} s; checking journals at commit")
     return BookSeeded(accounts, positions, counts[0], counts[1], time.monotonic() - started)
+
+
+def _journals_check(entry_rows: list[tuple[int, int, int, Decimal]]) -> None:
+    """SQLite has no deferred trigger (and stores decimals as floats): the planned entries are
+    summed per journal and asset here, in Decimal, before any is written."""
+    sums: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+    for journal, _, asset, amount in entry_rows:
+        sums[journal, asset] += amount
+    unbalanced = sorted(key for key, total in sums.items() if total)
+    if unbalanced:
+        journal, asset = unbalanced[0]
+        raise ApplicationError(f"Seeded journal {journal} does not balance in asset {asset}.")
 
 
 @dataclass(frozen=True)
@@ -344,6 +389,8 @@ def _load(plan: _Plan, market, fee_rate: Decimal) -> tuple[int, int]:
         entry_rows.append((a, -2, settle, total_fees))  # -2: fee income
         house_moves[LedgerAccountKind.FEES, settle] += total_fees
 
+    if connection.vendor != "postgresql":
+        _journals_check(entry_rows)
     ledger0 = _reserve_ids(LedgerAccount, len(ledger_rows))
     house = {
         (kind, asset_id): pk
@@ -411,10 +458,19 @@ def _load(plan: _Plan, market, fee_rate: Decimal) -> tuple[int, int]:
         fill_lines,
     )
     for (kind, asset_id), amount in sorted(house_moves.items(), key=lambda i: house[i[0]]):
-        execute(
-            f"UPDATE {table(LedgerAccount)} SET balance = balance + %s WHERE id = %s",
-            [amount, house[kind, asset_id]],
-        )
+        if connection.vendor == "postgresql":
+            execute(
+                f"UPDATE {table(LedgerAccount)} SET balance = balance + %s WHERE id = %s",
+                [amount, house[kind, asset_id]],
+            )
+        else:
+            # SQLite adds decimals as floats: the balance is set to the very SUM of its entries
+            # that `check_ledger` compares it with, not to a float sum taken in another order.
+            execute(
+                f"UPDATE {table(LedgerAccount)} SET balance = (SELECT COALESCE(SUM(amount), 0) "
+                f"FROM {table(Entry)} WHERE ledger_account_id = %s) WHERE id = %s",
+                [house[kind, asset_id], house[kind, asset_id]],
+            )
     return n_accounts, sum(1 for *_, amount in entry_rows if amount)
 
 

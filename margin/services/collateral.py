@@ -22,10 +22,10 @@ def _deposit_plan(state: AccountState, *, asset: str, amount: Decimal) -> Plan:
     )
 
 
-def _transfer_book(*, kind: str, sign: int):
+def _transfer_post(*, kind: str, sign: int):
     """Book a plan's amount of its asset: `sign` +1 into the wallet (deposit), −1 out of it."""
 
-    def book(state: AccountState, plan: Plan, *, operation: str, actor) -> Receipt:
+    def post(state: AccountState, plan: Plan, *, operation: str, actor) -> Receipt:
         asset = plan.details["asset"]
         amount = Decimal(plan.details["amount"])
         asset_id = state.asset_ids[asset]
@@ -46,13 +46,13 @@ def _transfer_book(*, kind: str, sign: int):
             details={**plan.details, "balance": as_text(plan.after.wallets[asset])},
         )
 
-    return book
+    return post
 
 
 collateral_deposit = Write(
     operation="collateral_deposit",
     plan=_deposit_plan,
-    book=_transfer_book(kind=JournalKind.DEPOSIT, sign=1),
+    post=_transfer_post(kind=JournalKind.DEPOSIT, sign=1),
 )
 
 
@@ -109,7 +109,7 @@ def _withdraw_plan(state: AccountState, *, asset: str, amount: Decimal) -> Plan:
 collateral_withdraw = Write(
     operation="collateral_withdraw",
     plan=_withdraw_plan,
-    book=_transfer_book(kind=JournalKind.WITHDRAWAL, sign=-1),
+    post=_transfer_post(kind=JournalKind.WITHDRAWAL, sign=-1),
 )
 
 

@@ -1,4 +1,4 @@
-"""Margin-call deadlines (issue 14): a call gives the account until `margin_call_deadline_s`
+"""Margin-call deadlines: a call gives the account until `margin_call_deadline_s`
 after it to get back under the margin-call line; past it the account turns reduce-only
 automatically, and the job lifts that again once the account is back (state warning or
 healthy). Reduce-only set by the desk is never lifted here. Every change is an account event

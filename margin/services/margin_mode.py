@@ -70,7 +70,7 @@ def _margin_checks(state: AccountState, plan: PositionPlan, field: str) -> Posit
     return plan
 
 
-def _book(state: AccountState, plan: PositionPlan, *, operation: str, actor) -> Receipt:
+def _post(state: AccountState, plan: PositionPlan, *, operation: str, actor) -> Receipt:
     """Save the position's settings and move `into_isolated` between wallet and isolated."""
     moved = plan.after.positions[plan.instrument]
     position_id = position_save(state, moved, opened=False)
@@ -126,7 +126,7 @@ def _leverage_plan(state: AccountState, *, instrument: str, leverage: Decimal) -
     return _margin_checks(state, planned, "leverage")
 
 
-position_leverage_set = Write(operation="position_leverage_set", plan=_leverage_plan, book=_book)
+position_leverage_set = Write(operation="position_leverage_set", plan=_leverage_plan, post=_post)
 
 
 def _isolated_position(state: AccountState, instrument: str) -> PositionState:
@@ -178,9 +178,9 @@ def _isolated_remove_plan(state: AccountState, *, instrument: str, amount: Decim
     return _isolated_transfer_plan(state, instrument=instrument, amount=amount, direction=-1)
 
 
-isolated_margin_add = Write(operation="isolated_margin_add", plan=_isolated_add_plan, book=_book)
+isolated_margin_add = Write(operation="isolated_margin_add", plan=_isolated_add_plan, post=_post)
 isolated_margin_remove = Write(
-    operation="isolated_margin_remove", plan=_isolated_remove_plan, book=_book
+    operation="isolated_margin_remove", plan=_isolated_remove_plan, post=_post
 )
 
 
@@ -228,5 +228,5 @@ def _switch_plan(
 
 
 position_margin_mode_switch = Write(
-    operation="position_margin_mode_switch", plan=_switch_plan, book=_book
+    operation="position_margin_mode_switch", plan=_switch_plan, post=_post
 )

@@ -5,11 +5,13 @@ the changes), effective now or at a chosen time. Versions are never edited.
 A change's payload:
 `{"fields": {"warning_ratio": "0.55", ...}, "brackets": {"BTCUSDT": [{"floor", "mmr",
 "max_leverage"}, ...]}, "haircuts": {"BTC": [{"floor", "ratio"}, ...]},
-"credit_terms": {"standard": {"haircut_scale", "mm_scale"}}, "effective_at": ISO time | null}`
-(every number a decimal string; any part may be left out).
+"credit_terms": {"standard": {"haircut_scale", "mm_scale"}}, "volatility_floors": {"BTC":
+"0.03", ...}, "effective_at": ISO time | null}` (every number a decimal string; any part may be
+left out). A volatility floor is an asset's published daily σ floor in the stress margin.
 """
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 import numpy as np
@@ -98,6 +100,7 @@ def parameter_column_limits() -> dict[str, NumberLimit]:
         "bracket": (Bracket, ("floor", "mmr", "max_leverage")),
         "haircut": (HaircutTierRow, ("floor", "ratio")),
         "credit": (CreditTierTerms, ("haircut_scale", "mm_scale")),
+        "volatility": (VolatilityFloor, ("daily_vol",)),
     }
     for prefix, (model, names) in children.items():
         for name in names:
@@ -106,7 +109,12 @@ def parameter_column_limits() -> dict[str, NumberLimit]:
 
 
 def parameter_version_check(
-    version: ParameterVersion, scalars: dict, brackets: dict, haircuts: dict, tiers: dict
+    version: ParameterVersion,
+    scalars: dict,
+    brackets: dict,
+    haircuts: dict,
+    tiers: dict,
+    floors: dict | None = None,
 ) -> None:
     """The whole version that `version` with these changes would be, through the engine's
     validator: an ApplicationError naming every broken rule (each under its field)."""
@@ -116,6 +124,7 @@ def parameter_version_check(
         brackets={**terms.brackets, **brackets},
         haircuts={**terms.haircuts, **haircuts},
         credit_tiers={**terms.credit_tiers, **tiers},
+        volatility_floors={**terms.volatility_floors, **(floors or {})},
     )
     problems = parameter_problems(whole, limits=parameter_column_limits())
     if problems:
@@ -175,32 +184,61 @@ def _known(model, field: str, symbols) -> None:
         raise ApplicationError(f"Unknown: {', '.join(unknown)}.")
 
 
-def parameter_change_read(payload: dict, *, version: ParameterVersion):
-    """The change as engine objects, validated against the version it changes:
-    (scalars, bracket tables, haircut tiers, credit tiers, effective_at)."""
+@dataclass(frozen=True)
+class ParameterChange:
+    """A change as engine objects, validated against the version it changes."""
+
+    scalars: dict
+    brackets: dict[str, BracketTable]
+    haircuts: dict[str, tuple[HaircutTier, ...]]
+    tiers: dict[str, CreditTier]
+    floors: dict[str, Decimal]
+    effective_at: datetime | None
+
+
+def parameter_change_read(payload: dict, *, version: ParameterVersion) -> ParameterChange:
+    """The change as engine objects, validated against the version it changes."""
     scalars = _scalars(version, payload.get("fields", {}))
     brackets = {s: _bracket_table(s, rows) for s, rows in payload.get("brackets", {}).items()}
     haircuts = {s: _haircut_tiers(s, rows) for s, rows in payload.get("haircuts", {}).items()}
     tiers = {c: _credit_tier(c, terms) for c, terms in payload.get("credit_terms", {}).items()}
+    floors = {
+        symbol: _decimal(value, f"volatility_floors.{symbol}")
+        for symbol, value in _mapping(payload, "volatility_floors").items()
+    }
     _known(Instrument, "symbol", brackets)
     _known(Asset, "symbol", haircuts)
     _known(CreditTierRow, "code", tiers)
+    _known(Asset, "symbol", floors)
     effective_at = None
     if payload.get("effective_at"):
         effective_at = parse_datetime(payload["effective_at"])
         if effective_at is None:
             raise ApplicationError("Unreadable effective time.", extra={"effective_at": "Bad."})
-    if not (payload.get("fields") or brackets or haircuts or tiers):
+    if not (payload.get("fields") or brackets or haircuts or tiers or floors):
         raise ApplicationError("The proposal changes nothing.")
-    parameter_version_check(version, scalars, brackets, haircuts, tiers)
-    return scalars, brackets, haircuts, tiers, effective_at
+    parameter_version_check(version, scalars, brackets, haircuts, tiers, floors)
+    return ParameterChange(scalars, brackets, haircuts, tiers, floors, effective_at)
+
+
+def _mapping(payload: dict, name: str) -> dict:
+    value = payload.get(name) or {}
+    if not isinstance(value, dict):
+        raise ApplicationError(f"{name} must map symbols to values.", extra={name: "A mapping."})
+    return value
 
 
 def parameter_impact_preview(*, payload: dict) -> dict:
     """The whole book revalued at today's prices under the version in force and under the
     proposal: accounts at or past each threshold, total MM and collateral value."""
     version = parameters_in_force()
-    scalars, brackets, haircuts, tiers, _ = parameter_change_read(payload, version=version)
+    change = parameter_change_read(payload, version=version)
+    scalars, brackets, haircuts, tiers = (
+        change.scalars,
+        change.brackets,
+        change.haircuts,
+        change.tiers,
+    )
     terms = engine_terms(version)
     book_slice = desk_book()
     book = book_slice.book
@@ -223,7 +261,9 @@ def parameter_impact_preview(*, payload: dict) -> dict:
         )
     except EngineInputError as error:
         raise ApplicationError(f"The proposal breaks the engine: {error}") from error
-    proposed_revaluation = _trial_tick(proposed, book_slice, version, ParameterVersion(**scalars))
+    proposed_revaluation = _trial_tick(
+        proposed, book_slice, version, ParameterVersion(**scalars), change.floors
+    )
     impact = parameter_impact(
         revalue(book, book_slice.marks, book_slice.asset_prices, liquidation_prices=False),
         proposed_revaluation,
@@ -243,10 +283,12 @@ def parameter_impact_preview(*, payload: dict) -> dict:
     }
 
 
-def _trial_stress_model(version: ParameterVersion, params: ParameterVersion, asset_names):
+def _trial_stress_model(
+    version: ParameterVersion, params: ParameterVersion, asset_names, floors: dict
+):
     """The stress model the next tick would use under the proposal: the latest tick's estimate
-    and the floors in force, with the proposed k σ and horizon (a model that refuses them
-    raises, as the tick would)."""
+    and the floors in force with the proposed ones, the proposed k σ and horizon (a model that
+    refuses them raises, as the tick would)."""
     latest = (
         RevaluationTick.objects.exclude(volatility={})
         .order_by("-pk")
@@ -254,13 +296,15 @@ def _trial_stress_model(version: ParameterVersion, params: ParameterVersion, ass
         .first()
     )
     return replace(
-        stress_model(version, latest or {}, asset_names),
+        stress_model(version, latest or {}, asset_names, floors=floors),
         k=float(params.stress_k_sigma),
         horizon_days=float(params.stress_horizon_days),
     )
 
 
-def _trial_tick(book, book_slice, version: ParameterVersion, params: ParameterVersion):
+def _trial_tick(
+    book, book_slice, version: ParameterVersion, params: ParameterVersion, floors: dict
+):
     """What one revaluation tick does with the proposed version, on a copy of the book at
     today's prices: every figure with liquidation prices, the stress margin with the proposed
     k σ and horizon, the state of every account under the proposed thresholds. A version under
@@ -269,7 +313,7 @@ def _trial_tick(book, book_slice, version: ParameterVersion, params: ParameterVe
     try:
         with np.errstate(all="raise"):
             revaluation = revalue(book, marks, prices)
-        model = _trial_stress_model(version, params, book.asset_names)
+        model = _trial_stress_model(version, params, book.asset_names, floors)
         stress = stress_margin(book, marks, prices, model, revaluation=revaluation)
         next_levels(
             np.zeros(book.n_accounts, dtype=np.int64),
@@ -285,15 +329,20 @@ def _trial_tick(book, book_slice, version: ParameterVersion, params: ParameterVe
     return revaluation
 
 
-def _change_summary(version: ParameterVersion, scalars: dict, brackets, haircuts, tiers) -> str:
+def _change_summary(version: ParameterVersion, change: ParameterChange) -> str:
     parts = [
         f"{name} {getattr(version, name)} → {value}"
-        for name, value in scalars.items()
+        for name, value in change.scalars.items()
         if Decimal(getattr(version, name)) != Decimal(value)
     ]
-    parts += [f"{s} brackets" for s in brackets]
-    parts += [f"{s} haircut tiers" for s in haircuts]
-    parts += [f"credit tier {c}" for c in tiers]
+    parts += [f"{s} brackets" for s in change.brackets]
+    parts += [f"{s} haircut tiers" for s in change.haircuts]
+    parts += [f"credit tier {c}" for c in change.tiers]
+    floors = engine_terms(version).volatility_floors
+    parts += [
+        f"{s} volatility floor {floors.get(s, 'none')} → {floor}"
+        for s, floor in change.floors.items()
+    ]
     return "; ".join(parts) or "no change"
 
 
@@ -305,20 +354,18 @@ def parameter_version_create(*, proposal: Proposal, actor) -> ParameterVersion:
         list(ParameterVersion.objects.select_for_update().order_by("-number")[:1])
         now = timezone.now()
         base = parameters_in_force(now)
-        scalars, brackets, haircuts, tiers, effective_at = parameter_change_read(
-            proposal.payload, version=base
-        )
-        effective_at = max(effective_at or now, now)
+        change = parameter_change_read(proposal.payload, version=base)
+        effective_at = max(change.effective_at or now, now)
         number = (ParameterVersion.objects.aggregate(top=Max("number"))["top"] or 0) + 1
-        summary = _change_summary(base, scalars, brackets, haircuts, tiers)
+        summary = _change_summary(base, change)
         version = ParameterVersion.objects.create(
             number=number,
             effective_at=effective_at,
             created_by=actor,
             note=f"{summary}. {proposal.reason}",
-            **scalars,
+            **change.scalars,
         )
-        _copy_children(base, version, brackets=brackets, haircuts=haircuts, tiers=tiers)
+        _copy_children(base, version, change)
         audit_record(
             action="params.version",
             actor=actor,
@@ -336,7 +383,13 @@ def parameter_version_create(*, proposal: Proposal, actor) -> ParameterVersion:
     return version
 
 
-def _copy_children(base, version, *, brackets, haircuts, tiers) -> None:
+def _copy_children(base, version, change: ParameterChange) -> None:
+    brackets, haircuts, tiers, floors = (
+        change.brackets,
+        change.haircuts,
+        change.tiers,
+        change.floors,
+    )
     instruments = dict(Instrument.objects.values_list("symbol", "pk"))
     assets = dict(Asset.objects.values_list("symbol", "pk"))
     codes = dict(CreditTierRow.objects.values_list("code", "pk"))
@@ -377,8 +430,15 @@ def _copy_children(base, version, *, brackets, haircuts, tiers) -> None:
         ]
     )
     VolatilityFloor.objects.bulk_create(
-        VolatilityFloor(version=version, asset_id=row.asset_id, daily_vol=row.daily_vol)
-        for row in base.volatility_floors.all()
+        [
+            VolatilityFloor(version=version, asset_id=row.asset_id, daily_vol=row.daily_vol)
+            for row in base.volatility_floors.select_related("asset")
+            if row.asset.symbol not in floors
+        ]
+        + [
+            VolatilityFloor(version=version, asset_id=assets[symbol], daily_vol=floor)
+            for symbol, floor in floors.items()
+        ]
     )
     CreditTierTerms.objects.bulk_create(
         [

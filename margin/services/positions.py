@@ -202,8 +202,8 @@ def _concentration_refusal(
     )
 
 
-def _fill_book(*, reason: str, journal_kind: str, fee_kind: str):
-    def book(state: AccountState, plan: FillPlan, *, operation: str, actor) -> Receipt:
+def _fill_post(*, reason: str, journal_kind: str, fee_kind: str):
+    def post(state: AccountState, plan: FillPlan, *, operation: str, actor) -> Receipt:
         moved = plan.after.positions[plan.instrument]
         position_id = position_save(
             state,
@@ -255,7 +255,7 @@ def _fill_book(*, reason: str, journal_kind: str, fee_kind: str):
             details=plan.details,
         )
 
-    return book
+    return post
 
 
 def _refuse_expired(*, instrument: str, **_order) -> None:
@@ -309,7 +309,7 @@ def _market_fill_plan(
 position_market_fill = Write(
     operation="position_market_fill",
     plan=_market_fill_plan,
-    book=_fill_book(
+    post=_fill_post(
         reason=Fill.Reason.TRADE, journal_kind=JournalKind.FILL, fee_kind=LedgerAccountKind.FEES
     ),
     check=_refuse_expired,
@@ -338,7 +338,7 @@ def position_fill(
             f"Reason must be one of {', '.join(FORCED_REASONS)}, got {reason!r}.",
             {"reason": "unknown reason"},
         )
-    book = _fill_book(
+    post = _fill_post(
         reason=reason,
         journal_kind=FORCED_JOURNAL_KINDS[reason],
         fee_kind=LedgerAccountKind.FEES
@@ -367,5 +367,5 @@ def position_fill(
             fee=fee,
             forced=True,
         ),
-        book=lambda state, planned: book(state, planned, operation="position_fill", actor=actor),
+        post=lambda state, planned: post(state, planned, operation="position_fill", actor=actor),
     )

@@ -28,6 +28,7 @@ from margin.engine.prices import (
 )
 from margin.engine.quotes import PERP, SPOT, Quote
 from margin.market.demo import (
+    JUMP_RATE,
     PERP_DEPTH_MULTIPLE,
     MarketState,
     market_depth,
@@ -73,6 +74,13 @@ def quotes_record(*, quotes: Iterable[Quote]) -> int:
     return len(rows)
 
 
+def _demo_jump_rate() -> float:
+    """Jumps per simulated second: DEMO_MARKET_JUMPS_PER_HOUR is per hour of wall-clock time
+    (None: the market model's own rate)."""
+    per_hour = settings.DEMO_MARKET_JUMPS_PER_HOUR
+    return JUMP_RATE if per_hour is None else per_hour / 3600 / settings.DEMO_MARKET_SPEED
+
+
 @transaction.atomic
 def demo_market_step(*, now: datetime, rng: np.random.Generator | None = None) -> list[Quote]:
     """Move the demo market's true prices to `now` and record every venue's quotes."""
@@ -106,6 +114,7 @@ def demo_market_step(*, now: datetime, rng: np.random.Generator | None = None) -
         ),
         dt_s=elapsed * settings.DEMO_MARKET_SPEED,
         rng=rng,
+        jump_rate=_demo_jump_rate(),
     )
     for sim, price in zip(simulated, state.prices, strict=True):
         sim.price, sim.regime, sim.stepped_at = Decimal(f"{price:.12g}"), state.regime, now

@@ -1,9 +1,9 @@
 """How a write on one margin account runs, and how each is declared once.
 
 A write loads the state (locked, inside its transaction), plans the change on it, checks the
-plan with the engine, then books it; its preview does the same without the lock and without
-booking. The fingerprint of the state lets a confirm prove nothing moved since its preview.
-Each trader write is one `Write`: its plan and its booking, from which `preview` and `submit`
+plan with the engine, then posts it; its preview does the same without the lock and without
+posting. The fingerprint of the state lets a confirm prove nothing moved since its preview.
+Each trader write is one `Write`: its plan and its posting, from which `preview` and `submit`
 are made with the same arguments.
 """
 
@@ -100,10 +100,10 @@ def write_run[P: Plan](
     idempotency_key: str,
     expected_fingerprint: str | None,
     plan: Callable[[AccountState], P],
-    book: Callable[[AccountState, P], Receipt],
+    post: Callable[[AccountState, P], Receipt],
 ) -> Receipt:
     """One write in one transaction: claim the idempotency key, lock the account (see the lock
-    order in `margin.services.ledger`), refuse a stale preview, plan, refuse or book."""
+    order in `margin.services.ledger`), refuse a stale preview, plan, refuse or post."""
     idempotency_key_check(idempotency_key)
     with transaction.atomic():
         record_id, first = idempotency_claim(
@@ -120,7 +120,7 @@ def write_run[P: Plan](
         planned = plan(state)
         if planned.refusal is not None:
             raise ApplicationError(planned.refusal, {planned.refusal_field or "__all__": "refused"})
-        receipt = book(state, planned)
+        receipt = post(state, planned)
         idempotency_complete(record_id=record_id, response=receipt.as_json())
     return receipt
 
@@ -128,19 +128,20 @@ def write_run[P: Plan](
 @dataclass(frozen=True)
 class Write[P: Plan]:
     """One write, declared once. `plan(state, **arguments)` works the change out on the loaded
-    state without touching the database: a Plan with the state after it, or its refusal (an
-    ApplicationError for input that cannot be planned at all). `book(state, plan, *, operation,
-    actor)` writes the plan and returns its Receipt. `check(**arguments)`, when given, runs
-    before the state is loaded, for what the state does not hold (an expired instrument).
+    state and writes nothing: a Plan with the state after it, or its refusal (an
+    ApplicationError for input that cannot be planned at all). `post(state, plan, *, operation,
+    actor)` writes the plan (its journal, fill and position rows) and returns its Receipt.
+    `check(**arguments)`, when given, runs before the state is loaded, for what the state does
+    not hold (an expired instrument).
 
     `preview(account=, **arguments)` is the dry run, `submit(account=, idempotency_key=,
-    expected_fingerprint=, actor=, **arguments)` books once per key; calling the write is its
+    expected_fingerprint=, actor=, **arguments)` posts once per key; calling the write is its
     `submit`. The arguments are the plan's keyword parameters (`parameters`), each stored as
     text in the idempotency record's request."""
 
     operation: str
     plan: Callable[..., P]
-    book: Callable[..., Receipt]
+    post: Callable[..., Receipt]
     check: Callable[..., None] | None = None
 
     @cached_property
@@ -189,7 +190,7 @@ class Write[P: Plan]:
             idempotency_key=idempotency_key,
             expected_fingerprint=expected_fingerprint,
             plan=lambda state: self.plan(state, **arguments),
-            book=lambda state, planned: self.book(
+            post=lambda state, planned: self.post(
                 state, planned, operation=self.operation, actor=actor
             ),
         )

@@ -3,6 +3,7 @@ maps of the book."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from django.contrib import messages
@@ -13,6 +14,7 @@ from django.views.decorators.http import require_POST
 from accounts.access import desk_required
 from margin.errors import ApplicationError
 from margin.forms.desk import CascadeForm, ScenarioForm
+from margin.numbers import money_text, percent_text
 from margin.selectors.desk import (
     cascade_run,
     cascade_runs,
@@ -32,11 +34,21 @@ if TYPE_CHECKING:  # annotations only: a view never touches a model itself
     from margin.models import CascadeRun
 
 
-def _bars(values: dict[str, float]) -> list[dict]:
-    """Bars for an inline SVG chart: each value's share of the largest absolute one."""
+def _count(value) -> str:
+    return f"{value:,.0f}"
+
+
+def _bars(values: dict[str, float], show: Callable = _count) -> list[dict]:
+    """Bars for an inline SVG chart: each value's share of the largest absolute one, and its
+    text under the number policy (`show`: a count by default)."""
     top = max((abs(v) for v in values.values()), default=0) or 1
     return [
-        {"label": label, "value": value, "width": round(100 * abs(value) / top, 1)}
+        {
+            "label": label,
+            "value": value,
+            "text": show(value),
+            "width": round(100 * abs(value) / top, 1),
+        }
         for label, value in values.items()
     ]
 
@@ -72,13 +84,14 @@ def stress_detail(request, pk: int):
         "desk/stress_run.html",
         {
             "run": run,
-            "move_bars": _bars(run.details.get("moves", {})),
+            "move_bars": _bars(run.details.get("moves", {}), percent_text),
             "bucket_bars": _bars(run.details.get("ratio_buckets", {})),
             "step_bars": _bars(
                 {
                     f"step {n + 1}": s["shortfall"]
                     for n, s in enumerate(run.details.get("steps", []))
-                }
+                },
+                money_text,
             ),
         },
     )

@@ -7,7 +7,7 @@ a page, a preview and an explanation always agree to the digit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
@@ -23,17 +23,24 @@ from margin.engine.reference import (
     collateral_slices,
     holding_value,
 )
-from margin.engine.scheme import Requirement
+from margin.engine.scheme import (
+    PORTFOLIO,
+    PortfolioLiquidation,
+    Requirement,
+    portfolio_liquidation_price,
+)
 from margin.engine.states import Thresholds
+from margin.engine.stress import AccountStress, StressModel, account_stress
 from margin.engine.types import AccountInput, CollateralLine, PositionInput
 from margin.selectors.accounts import AccountState, PositionState
 from margin.selectors.figures import figures_now
 from margin.selectors.funding import FundingOutlook, cumulative_funding, funding_outlooks
 from margin.selectors.market import latest_snapshot
+from margin.selectors.volatility import stress_model, stress_model_now
 from margin.views.trader_gauge import Gauge, ratio_gauge
 
 if TYPE_CHECKING:  # annotations only: a view never touches a model itself
-    from margin.models import MarginAccount
+    from margin.models import MarginAccount, ParameterVersion
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,23 @@ class PositionRow:
     position: PositionState
     input: PositionInput
     quote: PositionQuote
+    # Under the portfolio scheme, a cross position's liquidation price where the margin
+    # balance meets max(tiered MM, stress loss); None under the standard scheme.
+    portfolio: PortfolioLiquidation | None = None
+
+    @property
+    def liquidation_price(self) -> Decimal | None:
+        return self.quote.liquidation_price if self.portfolio is None else self.portfolio.price
+
+    @property
+    def liquidation_distance(self) -> Decimal | None:
+        """How far the mark may move before liquidation, as a share of the mark."""
+        if self.portfolio is None:
+            return self.quote.liquidation_distance
+        if self.portfolio.price is None:
+            return None
+        mark = self.input.mark_price
+        return abs(mark - self.portfolio.price) / mark
 
     @property
     def symbol(self) -> str:
@@ -62,7 +86,7 @@ class PositionRow:
     @property
     def distance_class(self) -> str:
         """Red within 5% of liquidation, amber within 15% (Bybit's colouring of the same)."""
-        distance = self.quote.liquidation_distance
+        distance = self.liquidation_distance
         if distance is None:
             return ""
         if distance < Decimal("0.05"):
@@ -93,6 +117,8 @@ class Revaluation:
     stress_loss: Decimal | None = None
     # {symbol: why} of the prices the tick would not liquidate on (stale or uncertain).
     price_doubts: dict[str, str] = field(default_factory=dict)
+    # The tick's frozen volatility estimate (`RevaluationTick.volatility`): the stress model's.
+    volatility: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,6 +153,7 @@ class AccountFigures:
     # The requirement under the account's margin scheme, and what the ratio gauge reads.
     requirement: Requirement
     margin_call_ratio: Decimal
+    parameters: ParameterVersion
 
     @cached_property
     def revaluation(self) -> Revaluation:
@@ -153,12 +180,22 @@ class AccountFigures:
         doubts = self.revaluation.price_doubts
         return [(symbol, doubts[symbol]) for symbol in sorted(mine & set(doubts))]
 
-    @property
-    def risk_requirement(self) -> Decimal | None:
-        """max(maintenance margin now, the last stress loss), as the stress margin defines it;
-        None before there is a stress loss."""
-        stress_loss = self.revaluation.stress_loss
-        return None if stress_loss is None else max(self.quote.maintenance_margin, stress_loss)
+    @cached_property
+    def stress_model(self) -> StressModel:
+        """The stress model over the assets this account touches: the volatility estimate of
+        the tick that last revalued it (the published floors where there is none) under the
+        parameters in force."""
+        names = {line.asset for line in self.input.collateral}
+        names |= {p.risk_asset for p in self.input.positions}
+        estimate = self.revaluation.volatility
+        return stress_model(self.parameters, estimate, tuple(sorted(names)))
+
+    @cached_property
+    def stress(self) -> AccountStress:
+        """The cross pool's stress loss and risk requirement now, on the stress model of now:
+        the figures the explain drawer takes apart. The desk's queue shows the last
+        revaluation's."""
+        return account_stress(self.input, self.stress_model, quote=self.quote)
 
 
 def _revaluation(account: MarginAccount) -> Revaluation:
@@ -171,6 +208,7 @@ def _revaluation(account: MarginAccount) -> Revaluation:
         stale=snapshot.is_stale,
         stress_loss=snapshot.stress_margin,
         price_doubts=snapshot.tick.price_doubts,
+        volatility=snapshot.tick.volatility or {},
     )
 
 
@@ -205,6 +243,21 @@ def account_figures(account: MarginAccount) -> AccountFigures:
     requirement = now.requirement
     version = now.parameters
     thresholds = Thresholds.of(version)
+    rows = position_rows(state, account_input, quote)
+    if requirement.scheme == PORTFOLIO:
+        # The model the requirement itself used (`AccountState.requirement`).
+        model = stress_model_now()
+        rows = tuple(
+            row
+            if row.is_isolated
+            else replace(
+                row,
+                portfolio=portfolio_liquidation_price(
+                    account_input, model, row.input, row.quote.liquidation_price
+                ),
+            )
+            for row in rows
+        )
     return AccountFigures(
         account=account,
         input=account_input,
@@ -216,8 +269,9 @@ def account_figures(account: MarginAccount) -> AccountFigures:
         requirement=requirement,
         margin_call_ratio=version.margin_call_ratio,
         state=state,
-        positions=position_rows(state, account_input, quote),
+        positions=rows,
         collateral=collateral_rows(account_input),
         stress_k_sigma=version.stress_k_sigma,
         stress_horizon_days=version.stress_horizon_days,
+        parameters=version,
     )

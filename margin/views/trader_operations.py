@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import ROUND_UP, Decimal, DecimalException
+from decimal import Decimal, DecimalException
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,7 @@ from django.http import Http404
 from django.shortcuts import redirect
 from django.utils.crypto import constant_time_compare, salted_hmac
 
+from margin.engine.fills import SWITCH_MARK_ROOM, least_isolated_margin, suggested_isolated_margin
 from margin.engine.reference import AccountQuote, PositionQuote
 from margin.errors import ApplicationError
 from margin.forms.fields import IdempotentForm
@@ -54,7 +55,6 @@ if TYPE_CHECKING:  # annotations only: views never use a model itself
     from margin.models import MarginAccount
 
 ACCOUNT_CHANGED = "account-changed"
-CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -124,26 +124,6 @@ def _leverage_initial(subject, _query) -> dict:
 
 def _leverage_options(subject) -> dict:
     return {"max_leverage": subject.row.max_leverage}
-
-
-# The cross → isolated suggestion leaves room for the mark to move this much against the
-# position between opening the drawer and confirming: the least the service accepts (initial
-# margin plus unrealized loss) is re-checked at the mark of the confirmation.
-SWITCH_MARK_ROOM = Decimal("0.01")
-
-
-def least_isolated_margin(row: PositionQuote) -> Decimal:
-    """What the service accepts at least now: the initial margin plus the unrealized loss."""
-    return row.initial_margin - min(Decimal(0), row.unrealized_pnl)
-
-
-def suggested_isolated_margin(row: PositionQuote) -> Decimal:
-    """The least now, plus what an adverse move of `SWITCH_MARK_ROOM` adds to it: the loss
-    grows by notional × move and the initial margin (notional ÷ leverage) by at most
-    notional × move × IM/notional; rounded up to the cent."""
-    move = row.notional * SWITCH_MARK_ROOM
-    room = move + (move * row.initial_margin / row.notional if row.notional else 0)
-    return (least_isolated_margin(row) + room).quantize(CENT, ROUND_UP)
 
 
 def _mode_initial(subject, _query) -> dict:
@@ -408,7 +388,7 @@ def _previewed(request, account, operation, arguments: dict) -> bool:
     )
 
 
-def _book(request, account, operation, form, subject: Subject, arguments: dict):
+def _submit(request, account, operation, form, subject: Subject, arguments: dict):
     if not _previewed(request, account, operation, arguments):
         # Submitted before the preview of these values appeared: show it, book nothing.
         context = _preview_context(account, operation, form, subject, arguments)
@@ -474,7 +454,7 @@ def operation_view(request, account, name: str, symbol: str | None = None):
     try:
         if is_preview:
             return _preview(request, account, operation, form, subject, arguments)
-        return _book(request, account, operation, form, subject, arguments)
+        return _submit(request, account, operation, form, subject, arguments)
     except DecimalException:
         # Amounts beyond what the engine's Decimal context computes (a notional past 10^10
         # with 18 places): refused as the API refuses them, before anything is booked.

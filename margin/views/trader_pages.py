@@ -12,11 +12,13 @@ from margin.engine.explain import (
     Step,
     explain_account,
     explain_funding,
+    explain_stress,
     fill_formula,
     format_number,
 )
-from margin.engine.scheme import explain_requirement
+from margin.engine.scheme import explain_portfolio_liquidation, explain_requirement
 from margin.engine.states import Thresholds
+from margin.engine.whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
 from margin.errors import ApplicationError
 from margin.forms.trader import AccountOpenForm
 from margin.selectors.accounts import account_notices, accounts_of
@@ -29,7 +31,6 @@ from margin.views.trader_common import DASHBOARD, with_account
 from margin.views.trader_figures import account_figures, position_rows
 from margin.views.trader_gauge import account_verdict, quote_gauge
 from margin.views.trader_operations import blank_forms
-from margin.views.trader_whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
 
 # Points per chart at most; the prune keeps fewer snapshots (SNAPSHOT_KEEP_TICKS, 120 by
 # default: 10 minutes at one revaluation every 5 s).
@@ -137,9 +138,20 @@ def explain_fragment(request, account):
         steps = {
             **explain_account(figures.input, figures.quote),
             **explain_requirement(figures.requirement, figures.margin_call_ratio),
+            **explain_stress(
+                figures.input,
+                figures.stress_model,
+                figures.quote,
+                position_names={row.input.id: row.symbol for row in figures.positions},
+            ),
         }.get(key)
     if steps is None:
         raise Http404("No such figure")
+    for row in figures.positions:
+        if row.portfolio is not None and key == f"{row.explain_prefix}.liquidation_price":
+            steps = steps + explain_portfolio_liquidation(
+                row.portfolio, row.quote.liquidation_price, row.input.risk_asset
+            )
     context = {
         "account": account,
         "figure": key,

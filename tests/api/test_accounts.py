@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -7,6 +8,7 @@ from django.utils import timezone
 
 from margin.api.problems import PROBLEM_CONTENT_TYPE, problem_type
 from margin.models import Fill, Journal, JournalKind, Position
+from margin.numbers import money_text, percent_text, price_text
 from margin.services.revaluation import revaluation_tick_run
 from tests.api.conftest import funded_account, order, post
 
@@ -283,3 +285,29 @@ def test_the_latest_snapshot_says_how_old_it_is_and_whether_it_is_stale(
     # then
     assert rows[0]["latest_snapshot"]["is_stale"] is False
     assert 0 <= rows[0]["latest_snapshot"]["age_s"] < settings.SNAPSHOT_STALE_AFTER_S
+
+
+def test_display_fields_print_the_figures_as_the_pages_do(trader_api, account):
+    # given: a position and a revaluation
+    response = post(
+        trader_api,
+        reverse("api:orders", args=[account.pk]),
+        {"instrument": "BTCUSDT", "side": "buy", "quantity": "0.01"},
+        "order-display",
+    )
+    assert response.status_code == 201, response.content
+    revaluation_tick_run(now=timezone.now())
+    # when
+    snapshot = trader_api.get(reverse("api:account", args=[account.pk])).json()["latest_snapshot"]
+    position = trader_api.get(reverse("api:position", args=[account.pk, "BTCUSDT"])).json()
+    # then: beside each exact decimal, its text under the number policy
+    shown = snapshot["display"]
+    assert shown["margin_ratio"] == percent_text(Decimal(snapshot["margin_ratio"]))
+    assert shown["margin_ratio"].endswith("%")
+    assert shown["margin_balance"] == money_text(Decimal(snapshot["margin_balance"]), "USD")
+    assert re.fullmatch(r"[\d,]+\.\d\d USD", shown["maintenance_margin"])
+    assert position["display"]["quantity"] == "0.01"
+    assert position["display"]["entry_price"] == price_text(Decimal(position["entry_price"]))
+    assert position["display"]["isolated_margin"] == "—"
+    for text in [*shown.values(), *position["display"].values()]:
+        assert not re.search(r"\d\.\d{3,}\b(?! ?%)|E\+|Decimal\(", text), text

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from margin.api.problems import problem_type
 from margin.models import AuditEntry, CascadeRun, Case, Proposal, StressRun
+from margin.numbers import money_text, percent_text
 from margin.services.revaluation import revaluation_tick_run
 from tests.api.conftest import order, post
 
@@ -30,6 +31,18 @@ def test_the_queue_lists_the_latest_ticks_accounts_with_positions(officer_api, l
     assert rows[0]["margin_ratio"] is not None
     balance, stress = Decimal(rows[0]["margin_balance"]), Decimal(rows[0]["stress_margin"])
     assert Decimal(rows[0]["stress_cover"]) == balance - stress
+    # beside the decimals, their display under the number policy: the ratio a percentage
+    assert rows[0]["display"]["margin_ratio"] == percent_text(Decimal(rows[0]["margin_ratio"]))
+    assert rows[0]["display"]["stress_margin"] == money_text(stress, "USD")
+
+
+def test_the_queue_ratio_filter_takes_a_percentage(officer_api, leveraged):
+    ratio = Decimal(officer_api.get(reverse("api:desk-queue")).json()["results"][0]["margin_ratio"])
+    above = (ratio * 100 * 2).quantize(Decimal("0.0001"))
+    below = (ratio * 100 / 2).quantize(Decimal("0.0001"))
+    assert officer_api.get(reverse("api:desk-queue"), {"min_ratio": above}).json()["results"] == []
+    listed = officer_api.get(reverse("api:desk-queue"), {"min_ratio": below}).json()["results"]
+    assert [row["account_id"] for row in listed] == [leveraged.pk]
 
 
 def test_the_queue_filters_by_state(officer_api, leveraged):
@@ -99,6 +112,42 @@ def test_a_second_open_case_on_one_account_is_refused(officer_api, leveraged):
     assert response.status_code == 400
     assert response.json()["type"] == problem_type("refused")
     assert Case.objects.filter(margin_account=leveraged).count() == 1
+
+
+def test_the_desk_assigns_the_portfolio_scheme_over_the_api_and_the_account_shows_it(
+    officer_api, manager_api, trader_api, leveraged
+):
+    # given
+    assert (
+        trader_api.get(reverse("api:account", args=[leveraged.pk])).json()["margin_scheme"]
+        == "standard"
+    )
+    case_id = post(
+        officer_api,
+        reverse("api:desk-case-open", args=[leveraged.pk]),
+        {"summary": "Hedged book"},
+        "case-scheme",
+    ).json()["id"]
+    url = reverse("api:desk-margin-scheme-change", args=[case_id])
+    # when: an unknown scheme, then the portfolio scheme, approved by a manager
+    unknown = post(officer_api, url, {"scheme": "options", "reason": "r"}, "scheme-0")
+    proposed = post(officer_api, url, {"scheme": "portfolio", "reason": "hedged"}, "scheme-1")
+    assert proposed.status_code == 201, proposed.content
+    approved = post(
+        manager_api,
+        reverse("api:desk-proposal-approve", args=[proposed.json()["id"]]),
+        {},
+        "scheme-ap",
+    )
+    # then
+    assert unknown.status_code == 400 and "scheme" in unknown.json()["errors"]
+    assert proposed.json()["kind"] == "margin_scheme_change"
+    assert approved.status_code == 201, approved.content
+    assert approved.json()["status"] == "executed"
+    detail = trader_api.get(reverse("api:account", args=[leveraged.pk])).json()
+    assert detail["margin_scheme"] == "portfolio"
+    desk_view = officer_api.get(reverse("api:desk-account", args=[leveraged.pk])).json()
+    assert desk_view["margin_scheme"] == "portfolio"
 
 
 def test_four_eyes_an_officer_proposes_and_only_a_manager_approves(

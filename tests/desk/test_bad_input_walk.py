@@ -144,6 +144,10 @@ def api_baselines(world, officer) -> dict[str, dict]:
             "quantity": "0.1",
         },
         "/api/v1/desk/cases/{case_id}/margin-call/": {"message": "Add collateral"},
+        "/api/v1/desk/cases/{case_id}/margin-scheme-changes/": {
+            "reason": "r",
+            "scheme": "portfolio",
+        },
         "/api/v1/desk/cases/{case_id}/notes/": {"body": "note"},
         "/api/v1/desk/cases/{case_id}/reduce-only/": {"reduce_only": True, "reason": "r"},
         "/api/v1/desk/parameter-changes/": {

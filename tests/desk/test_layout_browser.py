@@ -5,13 +5,28 @@ visitor."""
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
+from accounts.models import User
 from accounts.roles import TRADER
-from margin.models import Proposal
+from margin.management.commands.seed_demo import DEMO_USERS
+from margin.models import (
+    CascadeRun,
+    MarginAccount,
+    MarginSnapshot,
+    Position,
+    Proposal,
+    RevaluationTick,
+    StressRun,
+)
+from margin.services.cascade import cascade_run_execute, cascade_run_start
 from margin.services.desk import case_open
+from margin.services.prices import market_tick_run
 from margin.services.proposals import forced_reduction_propose
 from margin.services.revaluation import revaluation_tick_run
+from margin.services.stress_runs import stress_run_create
 from tests.browser import screenshots_dir
 from tests.desk.conftest import DESK_PAGES
 from tests.revaluation.factories import funded_account
@@ -44,7 +59,7 @@ def overflowing(browser, live_server, password, user, paths) -> dict[str, int]:
 
 
 def test_no_page_is_wider_than_the_window(
-    browser, live_server, password, book, market, officer, manager, make_user, tmp_path
+    browser, live_server, password, book, market, officer, manager, make_user
 ):
     # given: a trader with positions, a case and a proposal on the book, a tick
     trader = make_user(TRADER)
@@ -87,14 +102,130 @@ def test_no_page_is_wider_than_the_window(
         }
     # then
     assert found == {}
-    # the README's desk screenshots (saved only under `make screenshots`)
+
+
+def demo_pages() -> dict[str, list[str]]:
+    """Every page of the seeded demo, by the demo user who sees it."""
+    officer = User.objects.get(username="officer")
+    stress_run_create(actor=officer, kind="uniform", options={"move": -0.2})
+    cascade = cascade_run_start(actor=officer, options={"scenario": "uniform", "move": -0.15})
+    cascade_run_execute(run_id=cascade.pk)
+    at_risk = (
+        MarginSnapshot.objects.filter(maintenance_margin__gt=0, margin_ratio__isnull=False)
+        .order_by("-margin_ratio")
+        .first()
+        .account
+    )
+    case = case_open(account=at_risk, actor=officer, summary="demo review")
+    position = Position.objects.filter(margin_account=at_risk).exclude(quantity=0).first()
+    forced_reduction_propose(
+        position=position,
+        quantity=abs(position.quantity) / 3,
+        reason="cut",
+        proposer=officer,
+        case=case,
+    )
+    desk = [reverse(name) for name in DESK_PAGES] + [
+        reverse("desk:landing") + "?state=warning&state=margin_call&state=liquidation",
+        reverse("desk:account", args=[at_risk.pk]),
+        reverse("desk:case", args=[case.pk]),
+        *(reverse("desk:proposal", args=[p.pk]) for p in Proposal.objects.all()),
+        *(reverse("desk:stress_detail", args=[r.pk]) for r in StressRun.objects.all()),
+        *(reverse("desk:cascade_detail", args=[r.pk]) for r in CascadeRun.objects.all()),
+    ]
+    mine = MarginAccount.objects.filter(owner__username="trader").order_by("pk")
+    trader = [reverse("trader:accounts")]
+    for account in mine:
+        trader += [
+            reverse("trader:account", args=[account.pk]),
+            reverse("trader:history", args=[account.pk]),
+            reverse("trader:history", args=[account.pk]) + "?kind=fills",
+            reverse("trader:history", args=[account.pk]) + "?kind=states",
+        ]
+    trader += [
+        reverse("trader:notifications"),
+        reverse("api_tokens"),
+        reverse("disclosure"),
+        "/no-such-page/",
+    ]
+    return {
+        "trader": trader,
+        "officer": desk,
+        "manager": desk,
+        "visitor": ["/login/", reverse("disclosure"), "/no-such-page/"],
+    }
+
+
+def test_no_page_of_the_seeded_demo_is_wider_than_the_window(browser, live_server, settings):
+    # given: the demo as `make run` seeds it (a smaller book), ticked twice, with a stress
+    # run, a cascade run, and a case with a proposal on the account most at risk
+    settings.DEMO_MARKET_ENABLED = True
+    call_command("seed_demo", book_accounts=300)
+    for _ in range(2):
+        market_tick_run(now=timezone.now())
+        revaluation_tick_run(now=timezone.now())
+    pages = demo_pages()
+    passwords = {username: password for username, password, _ in DEMO_USERS}
+    # when
+    found = {}
+    for username, paths in pages.items():
+        user = None if username == "visitor" else User.objects.get(username=username)
+        password = passwords.get(username, "")
+        found |= {
+            f"{username} {k}": v
+            for k, v in overflowing(browser, live_server, password, user, paths).items()
+        }
+    # then
+    assert found == {}
+
+
+def test_readme_screenshots_of_the_seeded_demo(browser, live_server, settings, tmp_path):
+    """The README's desk and trader pictures, taken from the demo a visitor sees (saved into
+    static/screenshots/ only under `make screenshots`): the queue with its accounts at risk,
+    the heat map, a stress run's matrix, and the trader's stress-loss explain."""
+    settings.DEMO_MARKET_ENABLED = True
+    call_command("seed_demo", book_accounts=3000)
+    for _ in range(2):
+        market_tick_run(now=timezone.now())
+        revaluation_tick_run(now=timezone.now())
+    officer = User.objects.get(username="officer")
+    run = stress_run_create(actor=officer, kind="uniform", options={"move": -0.25})
+    at_risk = MarginSnapshot.objects.filter(
+        tick=RevaluationTick.objects.order_by("-pk").first(),
+        state__in=["warning", "margin_call", "liquidation"],
+    )
+    assert at_risk.count() >= 20
     shots = screenshots_dir(default=tmp_path)
+    passwords = {username: password for username, password, _ in DEMO_USERS}
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.goto(f"{live_server.url}/login/")
-    submit_login(page, officer, password)
+    submit_login(page, officer, passwords["officer"])
     page.wait_for_url("**/desk/")
-    page.screenshot(path=shots / "desk-queue.png", full_page=True)
+    page.screenshot(path=shots / "desk-queue.png")
     page.goto(f"{live_server.url}{reverse('desk:heatmap')}")
     page.screenshot(path=shots / "desk-heatmap.png", full_page=True)
+    page.goto(f"{live_server.url}{reverse('desk:stress_detail', args=[run.pk])}")
+    page.screenshot(path=shots / "desk-stress-run.png")
     context.close()
+    trader = User.objects.get(username="trader")
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(f"{live_server.url}/login/")
+    submit_login(page, trader, passwords["trader"])
+    main = MarginAccount.objects.get(owner=trader, name="Main")
+    page.goto(f"{live_server.url}{reverse('trader:account', args=[main.pk])}")
+    page.click('[data-testid="stress-loss"]')
+    page.wait_for_selector('[data-testid="explain-steps"]')
+    assert "covariance loss" in page.inner_text('[data-testid="explain-steps"]')
+    page.screenshot(path=shots / "explain-stress-loss.png")
+    context.close()
+    assert all((shots / name).stat().st_size > 10_000 for name in SCREENSHOTS)
+
+
+SCREENSHOTS = (
+    "desk-queue.png",
+    "desk-heatmap.png",
+    "desk-stress-run.png",
+    "explain-stress-loss.png",
+)

@@ -6,15 +6,28 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
+from accounts.models import User
 from accounts.roles import TRADER
-from margin.models import Position, Proposal, StressRun
+from margin.models import (
+    CascadeRun,
+    MarginAccount,
+    MarginSnapshot,
+    Position,
+    Proposal,
+    StressRun,
+)
+from margin.services.cascade import cascade_run_execute, cascade_run_start
 from margin.services.desk import account_reduce_only_set, case_open
 from margin.services.liquidation import insurance_fund_deposit
 from margin.services.margin_mode import position_margin_mode_switch
+from margin.services.prices import market_tick_run
 from margin.services.proposals import credit_tier_change_propose, forced_reduction_propose
 from margin.services.revaluation import revaluation_tick_run
+from margin.services.stress_runs import stress_run_create
 from tests.desk.conftest import DESK_PAGES
 from tests.revaluation.factories import funded_account
 from tests.trader.factories import new_key
@@ -135,4 +148,85 @@ def test_no_raw_number_on_any_page(client, worked_book, officer, manager):
             if hits := raw_numbers(body):
                 found[f"{user.username} {url}"] = hits[:3]
     # then
+    assert found == {}, "\n".join(f"{page}: {hits}" for page, hits in found.items())
+
+
+FIGURE_KEY = re.compile(r"figure=([\w.]+)")
+
+
+@pytest.fixture
+def seeded_demo(transactional_db, settings):
+    """`make run`'s demo with a small book: the demo users and traders, 200 book accounts, a
+    funded insurance fund; two market ticks and revaluations; a stress run, a cascade run and
+    a case with a proposal on the account most at risk."""
+    settings.DEMO_MARKET_ENABLED = True
+    call_command("seed_demo", book_accounts=200)
+    for _ in range(2):
+        market_tick_run(now=timezone.now())
+        revaluation_tick_run(now=timezone.now())
+    officer = User.objects.get(username="officer")
+    stress_run_create(actor=officer, kind="uniform", options={"move": -0.2})
+    run = cascade_run_start(actor=officer, options={"scenario": "uniform", "move": -0.15})
+    cascade_run_execute(run_id=run.pk)
+    at_risk = (
+        MarginSnapshot.objects.filter(maintenance_margin__gt=0, margin_ratio__isnull=False)
+        .order_by("-margin_ratio")
+        .select_related("account")
+        .first()
+        .account
+    )
+    case = case_open(account=at_risk, actor=officer, summary="demo review")
+    position = Position.objects.filter(margin_account=at_risk).exclude(quantity=0).first()
+    forced_reduction_propose(
+        position=position,
+        quantity=abs(position.quantity) / 3,
+        reason="cut",
+        proposer=officer,
+        case=case,
+    )
+    return {"case": case, "at_risk": at_risk}
+
+
+def test_no_raw_number_on_any_page_of_the_seeded_demo(client, seeded_demo):
+    found: dict[str, list[str]] = {}
+
+    def visit(url: str) -> str:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        body = (
+            b"".join(response.streaming_content) if response.streaming else response.content
+        ).decode()
+        if hits := raw_numbers(body):
+            found[url] = hits[:3]
+        return body
+
+    # the desk, as an officer and a manager: every page, the queue's pages, each detail
+    desk = [reverse(name) for name in DESK_PAGES]
+    desk += [reverse("desk:landing") + f"?page={n}" for n in (2, 3)]
+    desk += [reverse("desk:landing") + "?min_ratio=50", reverse("desk:audit_csv")]
+    desk += [reverse("desk:account", args=[seeded_demo["at_risk"].pk])]
+    desk += [reverse("desk:case", args=[seeded_demo["case"].pk])]
+    desk += [reverse("desk:proposal", args=[p.pk]) for p in Proposal.objects.all()]
+    desk += [reverse("desk:stress_detail", args=[r.pk]) for r in StressRun.objects.all()]
+    desk += [reverse("desk:cascade_detail", args=[r.pk]) for r in CascadeRun.objects.all()]
+    for username in ("officer", "manager"):
+        client.force_login(User.objects.get(username=username))
+        for url in desk:
+            visit(url)
+    # the demo trader: each account, every figure's explain, the what-if, history
+    client.force_login(User.objects.get(username="trader"))
+    visit(reverse("trader:accounts"))
+    visit(reverse("trader:notifications"))
+    explained = 0
+    for account in MarginAccount.objects.filter(owner__username="trader"):
+        page = visit(reverse("trader:account", args=[account.pk]))
+        for key in sorted(set(FIGURE_KEY.findall(page))):
+            visit(reverse("trader:explain", args=[account.pk]) + f"?figure={key}")
+            explained += 1
+        visit(reverse("trader:history", args=[account.pk]))
+        visit(reverse("trader:whatif", args=[account.pk]) + "?shock=-23")
+    client.logout()
+    visit(reverse("disclosure"))
+    # then
+    assert explained > 20
     assert found == {}, "\n".join(f"{page}: {hits}" for page, hits in found.items())

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
+from margin.selectors.desk import RiskCell
 from margin.services.desk import case_open
 from margin.services.proposals import forced_reduction_propose
 from tests.desk.conftest import DESK_PAGES
@@ -66,6 +67,21 @@ def test_ratio_heat_map_is_coloured_by_risk_not_by_count(client, officer, book):
     assert risks["80% – 100%"] == {"call"}
     assert {c.risk for c in rows["25% – 50%"]["cells"]} == {"none"}
     assert 'data-risk="safe"' in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("bucket_risk", "accounts", "uncovered", "risk"),
+    [
+        ("safe", 1700, 0, "safe"),
+        ("safe", 1700, 26, "watch"),  # a few uncovered: a warning, not a margin call
+        ("safe", 20, 2, "call"),  # a tenth of the cell uncovered
+        ("low", 3, 3, "call"),
+        ("liquidation", 9, 9, "liquidation"),
+        ("safe", 0, 0, "none"),
+    ],
+)
+def test_a_ratio_cell_is_raised_by_its_uncovered_share(bucket_risk, accounts, uncovered, risk):
+    assert RiskCell(accounts, uncovered, bucket_risk).risk == risk
 
 
 def test_disclosure_is_public(client, book):

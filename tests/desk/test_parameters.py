@@ -1,11 +1,13 @@
 """Parameter changes: impact preview over the book, four-eyes approval writing a new version,
 and the public disclosure page."""
 
+import re
 from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 
+from margin.errors import ApplicationError
 from margin.models import AuditEntry, Bracket, ParameterVersion, Proposal
 from margin.selectors.parameters import parameters_in_force
 from margin.services.parameters import parameter_impact_preview
@@ -141,3 +143,64 @@ def test_preview_fragment_and_proposal_through_the_desk_page(client, officer, bo
             ]
         },
     }
+
+
+def test_a_volatility_floor_is_changed_through_the_four_eyes_proposal(
+    client, officer, manager, book
+):
+    # given: BTC's published floor is 2 % a day
+    before = parameters_in_force()
+    assert before.volatility_floors.get(asset__symbol="BTC").daily_vol == Decimal("0.02")
+    # when: raising it to 4.5 % is previewed, proposed and approved
+    payload = {"volatility_floors": {"BTC": "0.045"}}
+    impact = parameter_impact_preview(payload=payload)
+    proposal = parameter_change_propose(
+        payload=payload, reason="thin BTC history", proposer=officer
+    )
+    proposal_approve(proposal=proposal, approver=manager)
+    # then: a new version with BTC's floor raised and every other floor carried over
+    after = parameters_in_force()
+    floors = dict(after.volatility_floors.values_list("asset__symbol", "daily_vol"))
+    assert floors["BTC"] == Decimal("0.045")
+    others = dict(
+        before.volatility_floors.exclude(asset__symbol="BTC").values_list(
+            "asset__symbol", "daily_vol"
+        )
+    )
+    assert {a: f for a, f in floors.items() if a != "BTC"} == others
+    assert impact["accounts"] == 3
+    note = AuditEntry.objects.get(action="params.version").after["changes"]
+    assert "BTC volatility floor 0.02" in note and "→ 0.045" in note
+    public = client.get(reverse("disclosure")).content.decode()
+    assert '<td>BTC</td><td class="num">4.50%</td>' in public
+
+
+@pytest.mark.parametrize(
+    ("floor", "refusal"),
+    [("0", "must lie in (0, 1)"), ("1", "must lie in (0, 1)"), ("-0.01", "must lie in (0, 1)")],
+)
+def test_a_volatility_floor_outside_0_1_is_refused(officer, book, floor, refusal):
+    with pytest.raises(ApplicationError, match=re.escape(refusal)) as refused:
+        parameter_change_propose(
+            payload={"volatility_floors": {"ETH": floor}}, reason="x", proposer=officer
+        )
+    assert "volatility_floors.ETH" in refused.value.extra
+    assert not Proposal.objects.exists()
+
+
+def test_a_volatility_floor_of_an_unknown_asset_is_refused(officer, book):
+    with pytest.raises(ApplicationError, match="Unknown: NOPE"):
+        parameter_change_propose(
+            payload={"volatility_floors": {"NOPE": "0.03"}}, reason="x", proposer=officer
+        )
+
+
+def test_the_desk_page_proposes_a_volatility_floor(client, officer, book):
+    client.force_login(officer)
+    response = client.post(
+        reverse("desk:parameters_propose"),
+        {"volatility_floors": "eth 0.05", "reason": "ETH floor", "ttl_hours": "24"},
+    )
+    assert response.status_code in (200, 302), response.content[:500]
+    proposal = Proposal.objects.get()
+    assert proposal.payload["volatility_floors"] == {"ETH": "0.05"}

@@ -1,3 +1,5 @@
+from decimal import ROUND_FLOOR, Decimal
+
 import numpy as np
 import pytest
 from django.urls import reverse
@@ -55,6 +57,27 @@ def test_queue_filters_by_notional_and_exposure(client, officer, book):
     small = client.get(reverse("desk:landing"), {"max_notional": "42000"})
     assert big.context["page"].paginator.count == 3
     assert small.context["page"].paginator.count == 0
+
+
+def test_queue_ratio_filter_takes_a_percentage_as_the_pages_show_it(client, officer, book):
+    # given: the warning account's ratio as the page prints it (a percentage)
+    client.force_login(officer)
+    warning = (ratio(book["warning"]) * 100).quantize(Decimal("0.0001"), ROUND_FLOOR)
+    healthy = (ratio(book["healthy"]) * 100).quantize(Decimal("0.0001"), ROUND_FLOOR)
+    # when the filter is given the warning account's percentage, then the healthy one's
+    at_warning = client.get(reverse("desk:landing"), {"min_ratio": str(warning)})
+    at_healthy = client.get(reverse("desk:landing"), {"min_ratio": str(healthy)})
+    # then the percentage keeps the warning and margin-call accounts only
+    assert {s.account_id for s, _ in at_warning.context["rows"]} == {
+        book["margin_call"].pk,
+        book["warning"].pk,
+    }
+    assert "Margin ratio ≥ (%)" in at_warning.content.decode()
+    assert at_healthy.context["page"].paginator.count == 3
+    # a ratio is stored as a fraction: the healthy account is below 1 %, so 1 keeps it out
+    assert healthy < 1
+    one = client.get(reverse("desk:landing"), {"min_ratio": "1"})
+    assert book["healthy"].pk not in {s.account_id for s, _ in one.context["rows"]}
 
 
 def test_queue_polls_a_fragment_for_htmx(client, officer, book):

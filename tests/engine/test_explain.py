@@ -3,14 +3,17 @@
 import re
 from decimal import Decimal
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 
-from margin.engine.explain import Step, explain_account, render_step
+from margin.engine.explain import Step, explain_account, explain_stress, render_step
 from margin.engine.precision import engine_context
 from margin.engine.reference import quote_account
 from margin.engine.request import parse_quote_request
+from margin.engine.stress import StressModel, account_stress
+from margin.engine.types import AccountInput, CollateralLine, PositionInput
 from tests.engine.strategies import books
-from tests.engine.support import quote_cases
+from tests.engine.support import BINANCE_BTC, quote_cases
 
 PLACEHOLDER = re.compile(r"\{([^}]+)\}")
 SYMBOLS = str.maketrans({"×": "*", "÷": "/", "−": "-"})
@@ -93,3 +96,54 @@ def test_random_accounts_explain_consistently(market_and_accounts):
     _, accounts = market_and_accounts
     for account in accounts:
         assert_steps_add_up(explain_account(account, quote_account(account)))
+
+
+def test_the_stress_loss_and_risk_requirement_are_explained_and_add_up():
+    # given: BTC collateral and a long, an ETH short (a partial hedge), BTC's σ known
+    account = AccountInput(
+        collateral=(
+            CollateralLine(asset="USDT", quantity=Decimal(20_000), price=Decimal(1)),
+            CollateralLine(asset="BTC", quantity=Decimal("0.5"), price=Decimal(60_000)),
+        ),
+        positions=(
+            PositionInput(
+                id="BTCUSDT",
+                side=1,
+                quantity=Decimal(1),
+                entry_price=Decimal(58_000),
+                mark_price=Decimal(60_000),
+                leverage=Decimal(10),
+                brackets=BINANCE_BTC,
+                underlying="BTC",
+            ),
+            PositionInput(
+                id="ETHUSDT",
+                side=-1,
+                quantity=Decimal(10),
+                entry_price=Decimal(3_000),
+                mark_price=Decimal(3_100),
+                leverage=Decimal(10),
+                brackets=BINANCE_BTC,
+                underlying="ETH",
+            ),
+        ),
+    )
+    covariance = np.array([[0.03**2, 0.8 * 0.03 * 0.04], [0.8 * 0.03 * 0.04, 0.04**2]])
+    model = StressModel.build(
+        ("BTC", "ETH", "USDT"),
+        np.array([0.03, 0.04, 0.0005]),
+        estimated_vol=np.array([0.03, 0.04, np.nan]),
+        estimated_covariance=np.pad(covariance, ((0, 1), (0, 1)), constant_values=np.nan),
+        k=3.0,
+    )
+    # when
+    steps = explain_stress(account, model)
+    # then: each arithmetic step adds up, and the last ones are account_stress's figures
+    stress = account_stress(account, model)
+    assert assert_steps_add_up(steps) >= 5
+    assert steps["account.stress_loss"][-1].result == stress.worst_loss
+    assert steps["account.risk_requirement"][-1].result == stress.risk_requirement
+    figures = [step.figure for step in steps["account.stress_loss"]]
+    assert figures[:2] == ["exposure to BTC", "exposure to ETH"]
+    assert any("hedges credited" in figure for figure in figures)
+    assert any(figure.startswith("worst named scenario") for figure in figures)

@@ -1,6 +1,7 @@
 """Margin schemes: standard (tiered MM) and portfolio (max(tiered MM, stress loss)), the
 figures they drive, both faces held equal."""
 
+from dataclasses import replace
 from decimal import Decimal
 
 import numpy as np
@@ -16,15 +17,18 @@ from margin.engine.scheme import (
     STRESS,
     TIERED,
     account_requirement,
+    explain_portfolio_liquidation,
     explain_requirement,
     maintenance_requirement,
+    portfolio_liquidation_price,
     scheme_figures,
 )
 from margin.engine.stress import StressModel, account_stress, stress_margin
+from margin.engine.types import AccountInput
 from margin.engine.vector import book_from_accounts, revalue
 from tests.engine.agreement import FLOOR_FRACTION, account_size
 from tests.engine.strategies import books
-from tests.engine.support import close
+from tests.engine.support import btc_perp, close, usdt
 from tests.engine.test_explain import assert_steps_add_up
 
 MARGIN_CALL = Decimal("0.8")
@@ -152,3 +156,48 @@ def test_the_explain_names_the_binding_term_and_its_steps_add_up(stress_loss, bi
     )
     (step,) = explain_requirement(standard, MARGIN_CALL)["account.requirement"]
     assert "tiered MM binds" in step.figure and step.result == 200
+
+
+@pytest.mark.parametrize(("sigma", "binds"), [(0.03, STRESS), (0.0001, TIERED)])
+def test_portfolio_liquidation_price_is_where_the_balance_meets_the_larger_term(sigma, binds):
+    # given: 12,000 USDT behind a 1 BTC long at 60,000 (tiered price about 48,240); BTC's σ
+    # per day large (the stress loss binds) or tiny (the tiered MM binds)
+    account = AccountInput(collateral=(usdt("12000"),), positions=(btc_perp(),))
+    model = StressModel.build(("BTC", "USDT"), np.array([sigma, 0.0005]), k=3.0)
+    tiered = quote_account(account).positions[0].liquidation_price
+    # when
+    found = portfolio_liquidation_price(account, model, account.positions[0], tiered)
+    # then: the balance meets max(tiered MM, stress loss) there, and the term is named
+    assert found.binding == binds
+    assert found.margin_balance == pytest.approx(
+        max(found.tiered_maintenance, found.stress_loss), rel=Decimal("1e-8")
+    )
+    if binds == STRESS:
+        # 3σ of a 1 BTC exposure is 9 % of the price: the account goes well before the tiered
+        # line, and the explain says why
+        assert found.price > tiered + 1000
+        steps = explain_portfolio_liquidation(found, tiered, "BTC")
+        assert "the stress loss binds" in steps[-1].figure
+        assert steps[-1].result == found.price
+    else:
+        assert found.price == pytest.approx(tiered, rel=Decimal("1e-8"))
+    # a hair above the found price the account stands clear, a hair below it does not
+    for factor, clear in ((Decimal("1.0001"), True), (Decimal("0.9999"), False)):
+        moved = replace(
+            account,
+            positions=(replace(account.positions[0], mark_price=found.price * factor),),
+        )
+        quote = quote_account(moved)
+        requirement, _ = maintenance_requirement(
+            scheme=PORTFOLIO,
+            tiered_maintenance=quote.maintenance_margin,
+            stress_loss=account_stress(moved, model, quote=quote).worst_loss,
+        )
+        assert (quote.margin_balance > requirement) is clear
+
+
+def test_portfolio_liquidation_price_of_an_account_past_it_is_the_mark():
+    account = AccountInput(collateral=(usdt("700"),), positions=(btc_perp(),))
+    model = StressModel.build(("BTC", "USDT"), np.array([0.03, 0.0005]), k=3.0)
+    found = portfolio_liquidation_price(account, model, account.positions[0], None)
+    assert found.price == Decimal(60000) and found.binding == STRESS

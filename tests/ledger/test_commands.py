@@ -1,9 +1,15 @@
 import io
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
 from decimal import Decimal
 
 import numpy as np
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from accounts.models import User
 from margin.engine.states import worst_ratio
@@ -12,7 +18,10 @@ from margin.models import Fill, LedgerAccount, MarginAccount, ParameterVersion, 
 from margin.selectors.book import engine_book
 from margin.selectors.ledger import ledger_differences
 from margin.services.book_seed import NEAR_LIQUIDATION_SHARE, SURVIVOR_RATIO
+from margin.services.demo_book import DEMO_INSURANCE_FUND
+from margin.services.prices import market_tick_run
 from margin.services.reference import reference_data_ensure
+from margin.services.revaluation import revaluation_tick_run
 from tests.ledger.support import fund
 
 
@@ -35,9 +44,9 @@ def test_check_ledger_passes_on_a_sound_book_and_names_a_tampered_balance(accoun
 
 def test_seed_demo_gives_both_traders_funded_accounts_and_is_safe_to_rerun(db):
     # when
-    call_command("seed_demo")
+    call_command("seed_demo", book_accounts=0)
     counts = (MarginAccount.objects.count(), Position.objects.count(), Fill.objects.count())
-    call_command("seed_demo")
+    call_command("seed_demo", book_accounts=0)
     # then
     assert (MarginAccount.objects.count(), Position.objects.count(), Fill.objects.count()) == counts
     for username in ("trader", "trader2"):
@@ -89,3 +98,75 @@ def test_a_seeded_book_has_a_few_percent_at_risk_and_no_isolated_position_past_i
     ratio = worst_ratio(book, revaluation, revaluation.margin_ratio)
     at_risk = np.mean(ratio >= 0.5)
     assert 0.01 <= at_risk <= NEAR_LIQUIDATION_SHARE + 0.01, at_risk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_demo_adds_a_book_with_accounts_at_risk_and_a_funded_insurance_fund(capsys):
+    # when the demo is seeded twice with a small book
+    call_command("seed_demo", book_accounts=400)
+    call_command("seed_demo", book_accounts=400)
+    # then one book of 400 accounts (two positions each), kept on the rerun
+    out = capsys.readouterr().out
+    assert "demo book seeded: 400 accounts, 800 positions" in out
+    assert "demo book: already seeded" in out
+    assert User.objects.filter(username__startswith="book-").count() == 400
+    fund = LedgerAccount.objects.get(kind="insurance", asset__symbol="USDT", margin_account=None)
+    assert fund.balance == DEMO_INSURANCE_FUND
+    assert out.count("insurance fund funded") == 1
+    assert ledger_differences().clean
+    # and a tick finds a spread of states, not a book of healthy accounts only
+    market_tick_run(now=timezone.now())
+    revaluation_tick_run(now=timezone.now())
+    states = Counter(MarginAccount.objects.values_list("state", flat=True))
+    assert states["healthy"] > 300
+    assert states["warning"] + states["margin_call"] + states["liquidation"] >= 4, states
+
+
+def test_make_run_seeds_the_demo_book_on_sqlite(tmp_path):
+    """`make run`'s path: migrate and seed_demo on a fresh SQLite file, then one market tick
+    and one revaluation tick; every seeded journal balances in Decimal."""
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+
+    def manage(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    manage("migrate", "-v0")
+    assert "demo book seeded: 300 accounts, 600 positions" in manage(
+        "seed_demo", "--book-accounts", "300"
+    )
+    probe = manage("shell", "-c", SQLITE_PROBE)
+    found = json.loads(probe.strip().splitlines()[-1])
+    assert found["unbalanced_journals"] == 0
+    assert found["book_accounts"] == 300
+    assert Decimal(found["insurance"]) == DEMO_INSURANCE_FUND
+    assert sum(found["states"].values()) == 303  # the three demo traders' accounts too
+    assert found["states"].get("healthy", 0) < 303
+
+
+SQLITE_PROBE = """
+import json
+from collections import Counter, defaultdict
+from decimal import Decimal
+from django.utils import timezone
+from margin.models import Entry, LedgerAccount, MarginAccount
+from margin.services.prices import market_tick_run
+from margin.services.revaluation import revaluation_tick_run
+market_tick_run(now=timezone.now())
+revaluation_tick_run(now=timezone.now())
+sums = defaultdict(Decimal)
+for journal, asset, amount in Entry.objects.values_list("journal_id", "asset_id", "amount"):
+    sums[journal, asset] += Decimal(str(amount))
+fund = LedgerAccount.objects.get(kind="insurance", asset__symbol="USDT", margin_account=None)
+print(json.dumps({
+    # SQLite keeps decimals as floats: a cent's millionth is the float noise's bound here.
+    "unbalanced_journals": sum(1 for total in sums.values() if abs(total) > Decimal("1e-8")),
+    "book_accounts": MarginAccount.objects.filter(owner__username__startswith="book-").count(),
+    "insurance": f"{fund.balance:f}",
+    "states": Counter(MarginAccount.objects.values_list("state", flat=True)),
+}))
+"""

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from margin.engine.quotes import PERP, SPOT, Quote
-from margin.market.demo import VENUES
+from margin.market.demo import JUMP_RATE, VENUES, MarketState, market_step
 from margin.models import (
     Asset,
     AssetPrice,
@@ -17,6 +17,7 @@ from margin.models import (
 )
 from margin.selectors.market import price_history, stale_symbols
 from margin.services.prices import (
+    _demo_jump_rate,
     demo_market_step,
     market_tick_run,
     price_history_prune,
@@ -149,3 +150,25 @@ def test_market_tick_runs_the_demo_market_then_the_refresh(reference, now):
     assert set(result.marks) == set(
         Instrument.objects.filter(is_active=True).values_list("symbol", flat=True)
     )
+
+
+def test_the_demo_market_gaps_about_every_15_minutes_of_wall_clock(settings):
+    # given: the demo's rate (jumps per wall-clock hour) at its speed of 60
+    settings.DEMO_MARKET_JUMPS_PER_HOUR, settings.DEMO_MARKET_SPEED = 4.0, 60.0
+    rate = _demo_jump_rate()
+    # when: an hour of wall clock, one market tick a second (60 simulated seconds each)
+    state = MarketState(symbols=("BTC",), prices=np.array([95_000.0]), regime="calm")
+    rng = np.random.default_rng(3)
+    jumps, hours = 0, 6
+    for _ in range(hours * 3600):
+        before = state.prices[0]
+        state = market_step(state, dt_s=60.0, rng=rng, jump_rate=rate)
+        # a diffusion step of 60 s at the stressed 137 % a year is ~0.2 %: 1 % is a jump
+        jumps += abs(np.log(state.prices[0] / before)) > 0.01
+    # then: about 4 an hour, three in four of them larger than 1 % (jumps are −1 % ± 3 %): a
+    # Poisson count of 18 expected over 6 hours
+    assert rate == pytest.approx(4 / 3600 / 60)
+    assert 8 <= jumps <= 32
+    # and tests keep the model's own rate (one a week)
+    settings.DEMO_MARKET_JUMPS_PER_HOUR = None
+    assert _demo_jump_rate() == JUMP_RATE

@@ -13,12 +13,14 @@ from django.utils import timezone
 
 from margin.engine.explain import format_number
 from margin.engine.reference import quote_account
-from margin.models import MarkPrice, Notification
+from margin.engine.scheme import portfolio_liquidation_price
+from margin.engine.stress import account_stress
+from margin.engine.whatif import Shock, shocked_input
+from margin.models import MarginAccount, MarkPrice, Notification
 from margin.selectors.accounts import engine_accounts
-from margin.selectors.market import latest_snapshot
+from margin.selectors.volatility import stress_model_now
 from margin.services.revaluation import revaluation_tick_run
 from margin.templatetags.numbers import money, percent, price
-from margin.views.trader_whatif import Shock, shocked_input
 from tests.revaluation.factories import funded_account
 from tests.trader.factories import account_with_positions, extra_perpetuals
 
@@ -243,21 +245,44 @@ def test_history_filters_by_day(htmx, account, days, shown):
 
 
 def test_overview_shows_the_stress_loss_and_the_risk_requirement(htmx, account):
-    # given: no revaluation yet, then one (before any price history: the floors stand in)
-    before = htmx.get(reverse("trader:overview", args=[account.pk])).content.decode()
-    revaluation_tick_run(now=timezone.now())
+    # given: no revaluation yet (before any price history: the floors stand in)
+    model = stress_model_now()
+    stress = account_stress(engine_accounts([account.pk])[account.pk], model)
     # when
-    after = htmx.get(reverse("trader:overview", args=[account.pk])).content.decode()
-    # then
-    assert re.search(r'data-testid="stress-loss"><span class="muted">not revalued yet', before)
-    stress_loss = latest_snapshot(account).stress_margin
-    assert stress_loss > 0
-    maintenance = quote_account(engine_accounts([account.pk])[account.pk]).maintenance_margin
-    assert f'data-testid="stress-loss">{money(stress_loss)}<' in after
-    requirement = money(max(maintenance, stress_loss))
-    assert f'data-testid="risk-requirement">{requirement}<' in after
+    content = htmx.get(reverse("trader:overview", args=[account.pk])).content.decode()
+    # then the figures of now, each a button that opens its explain
+    assert stress.worst_loss > 0
+    assert re.search(
+        r'data-testid="stress-loss" hx-get="[^"]*figure=account.stress_loss" [^>]*>'
+        + re.escape(money(stress.worst_loss))
+        + "<",
+        content,
+    )
+    assert re.search(
+        r'data-testid="risk-requirement" hx-get="[^"]*figure=account.risk_requirement" [^>]*>'
+        + re.escape(money(stress.risk_requirement))
+        + "<",
+        content,
+    )
+    assert stress.risk_requirement == max(stress.maintenance_margin, stress.worst_loss)
     # the standard scheme's requirement is the tiered MM, and the page says so
-    assert 'data-testid="requirement"' in after and "tiered binds" in after
+    assert 'data-testid="requirement"' in content and "tiered binds" in content
+
+
+def test_explain_takes_the_stress_loss_and_the_risk_requirement_apart(htmx, account):
+    # given
+    stress = account_stress(engine_accounts([account.pk])[account.pk], stress_model_now())
+    url = reverse("trader:explain", args=[account.pk])
+    # when
+    loss = htmx.get(url, {"figure": "account.stress_loss"}).content.decode()
+    requirement = htmx.get(url, {"figure": "account.risk_requirement"}).content.decode()
+    # then: the exposures, the covariance loss, the worst named scenario, the larger of them
+    assert "exposure to BTC" in loss and "covariance loss" in loss
+    assert "worst named scenario" in loss and "stress loss (" in loss
+    assert format_number(stress.worst_loss) in loss
+    assert "max(maintenance margin" in requirement
+    assert format_number(stress.risk_requirement) in requirement
+    assert "binds" in requirement
 
 
 def test_positions_show_the_liquidation_price_with_the_btc_collateral_moving_too(
@@ -287,3 +312,30 @@ def test_positions_show_the_liquidation_price_with_the_btc_collateral_moving_too
     assert Decimal("0.22") < (mark - linked) / mark < Decimal("0.26") < (mark - alone) / mark
     assert price(linked) in content
     assert price(alone) not in content
+
+
+def test_a_portfolio_accounts_liquidation_price_meets_the_stress_requirement(
+    htmx, reference, trader
+):
+    # given: a thinly funded BTC long under the portfolio scheme (the desk assigned it)
+    account = funded_account(user=trader, usdt="3000", fills=[("BTCUSDT", "buy", "0.2")])
+    account_input = engine_accounts([account.pk])[account.pk]
+    tiered = quote_account(account_input).positions[0].liquidation_price
+    MarginAccount.objects.filter(pk=account.pk).update(margin_scheme="portfolio")
+    # when
+    content = htmx.get(reverse("trader:positions", args=[account.pk])).content.decode()
+    position_id = account_input.positions[0].id
+    explain = htmx.get(
+        reverse("trader:explain", args=[account.pk]),
+        {"figure": f"positions.{position_id}.liquidation_price"},
+    ).content.decode()
+    # then: the page shows the portfolio scheme's price, nearer the mark than the tiered one
+    found = portfolio_liquidation_price(
+        account_input, stress_model_now(), account_input.positions[0], tiered
+    )
+    assert found.price > tiered
+    assert re.search(
+        r'data-testid="liquidation-price"[^>]*>' + re.escape(price(found.price)), content
+    )
+    assert "portfolio scheme" in explain and "binds" in explain
+    assert format_number(found.price) in explain

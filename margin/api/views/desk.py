@@ -47,6 +47,7 @@ from margin.services.parameters import parameter_impact_preview
 from margin.services.proposals import (
     credit_tier_change_propose,
     forced_reduction_propose,
+    margin_scheme_change_propose,
     parameter_change_propose,
     proposal_approve,
     proposal_reject,
@@ -255,6 +256,25 @@ class CreditTierChange(CaseProposal):
         return credit_tier_change_propose(
             account=case.margin_account,
             tier=tier,
+            reason=data["reason"],
+            proposer=self.request.user,
+            case=case,
+            ttl=ttl,
+        )
+
+
+@action_schema(
+    "Propose a margin scheme for the account: standard or portfolio (a manager approves)",
+    d.MarginSchemeChangeSerializer,
+    d.ProposalSerializer,
+)
+class MarginSchemeChange(CaseProposal):
+    input_serializer = d.MarginSchemeChangeSerializer
+
+    def propose(self, case, data, ttl):
+        return margin_scheme_change_propose(
+            account=case.margin_account,
+            scheme=data["scheme"],
             reason=data["reason"],
             proposer=self.request.user,
             case=case,

@@ -10,6 +10,7 @@ from accounts.second_factor import totp_device_ensure
 from accounts.services import user_ensure
 from margin.models import MarginAccount
 from margin.services.collateral import collateral_deposit
+from margin.services.demo_book import demo_book_ensure
 from margin.services.expiry import demo_future_ensure
 from margin.services.ledger import margin_account_open
 from margin.services.margin_mode import position_leverage_set, position_margin_mode_switch
@@ -123,8 +124,16 @@ def demo_future_position_open(account: MarginAccount, symbol: str) -> None:
 class Command(BaseCommand):
     help = (
         "Create the demo users (one per role and a second trader and officer), the reference "
-        "data, and the demo traders' funded margin accounts with a few positions; safe to rerun."
+        "data, the demo traders' funded margin accounts with a few positions, a synthetic book "
+        "of --book-accounts accounts (seed_book's generator) and a funded insurance fund; safe "
+        "to rerun (an existing book is kept)."
     )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--book-accounts", type=int, default=settings.DEMO_BOOK_ACCOUNTS)
+        parser.add_argument(
+            "--book-positions", type=int, help="positions of the book (default: 2 per account)"
+        )
 
     def handle(self, *args, **options) -> None:
         for username, password, role in DEMO_USERS:
@@ -147,4 +156,24 @@ class Command(BaseCommand):
         self.stdout.write(
             f"reference data ready ({version}); demo margin accounts: "
             + ", ".join(f"{a.owner.username}/{a.name}" for a in accounts)
+        )
+        book_accounts = options["book_accounts"]
+        positions = options["book_positions"]
+        book = demo_book_ensure(
+            accounts=book_accounts, positions=2 * book_accounts if positions is None else positions
+        )
+        self.stdout.write(
+            (
+                f"demo book seeded: {book.accounts_seeded} accounts, "
+                f"{book.positions_seeded} positions"
+                if book.accounts_seeded
+                else "demo book: already seeded"
+                if book_accounts
+                else "no demo book (--book-accounts 0)"
+            )
+            + (
+                f"; insurance fund funded with {book.insurance_deposit:,} USDT"
+                if book.insurance_deposit
+                else ""
+            )
         )
