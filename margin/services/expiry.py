@@ -13,7 +13,7 @@ dispatcher that dies half-way is finished by the next tick.
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -35,6 +35,7 @@ from margin.services.positions import position_fill
 logger = logging.getLogger(__name__)
 
 EXPIRY_NOTICE = timedelta(days=1)
+SETTLEMENT_PRICE_QUANTUM = Decimal("1e-8")
 # Binance quarterly contracts deliver on the last Friday of March, June, September and
 # December at 08:00 UTC.
 QUARTER_MONTHS = (3, 6, 9, 12)
@@ -80,7 +81,11 @@ def settlement_price_of(instrument: Instrument) -> Decimal:
     if not samples:
         mark = MarkPrice.objects.get(instrument=instrument)
         return mark.index_price
-    return settlement_price(samples, until=instrument.expiry, window=window)
+    # Published, like a fill's price, to 8 decimals: a TWAP's division has no end, and a
+    # realized PnL on all of it would not survive the embedded demo's floating-point columns.
+    return settlement_price(samples, until=instrument.expiry, window=window).quantize(
+        SETTLEMENT_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN
+    )
 
 
 def _notify_holders(*, now: datetime) -> int:
