@@ -25,9 +25,12 @@ from tests.revaluation.factories import funded_account
 from tests.trader.factories import account_with_positions, extra_perpetuals
 
 LIVE_FRAGMENTS = ["trader:overview", "trader:positions", "trader:collateral"]
-# The most queries a live fragment may take: session, user, account, the account's state (six,
-# whatever it holds), parameters, snapshot.
-FRAGMENT_QUERIES = 14
+# The most queries a live fragment may take, whatever the account holds: session, user and its
+# permissions (three), account, the account's state (eight: account, positions, ledger accounts,
+# marks with depth, asset prices with depth, system accounts, and the owner's holdings over all
+# their accounts for the per-owner tiers, two), the parameters in force and their listing (three),
+# snapshot.
+FRAGMENT_QUERIES = 17
 # The positions fragment also reads funding: the perpetuals with their last rate, the premium
 # samples of the current interval, the funding each position has paid.
 FUNDING_QUERIES = 3
