@@ -4,6 +4,8 @@ The engine (`margin.engine.request`) is the validator; these only describe the f
 clients and the fuzzer know its shape. Every number is a decimal string.
 """
 
+from margin.engine.request import OPTION_REQUIRED
+
 DECIMAL = {
     "type": "string",
     "pattern": r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$",
@@ -74,19 +76,7 @@ OPTION_POSITION = _object(
             "description": "Options are margined in the cross pool only (the portfolio grid).",
         },
     },
-    [
-        "id",
-        "kind",
-        "underlying",
-        "option_type",
-        "strike",
-        "expiry_days",
-        "implied_vol",
-        "underlying_price",
-        "side",
-        "quantity",
-        "entry_price",
-    ],
+    list(OPTION_REQUIRED),
 )
 OPTION_POSITION["description"] = (
     "A European, cash-settled option (vectors/OPTIONS.md): Black-76 on the forward "

@@ -40,6 +40,20 @@ SIDES = {"long": LONG, "short": SHORT}
 OPTION = "option"
 LINEAR_KINDS = ("perpetual", "future")
 POSITION_KINDS = (*LINEAR_KINDS, OPTION)
+# An option row's fields (vectors/OPTIONS.md); the API's schema lists the same.
+OPTION_REQUIRED = (
+    "id",
+    "kind",
+    "underlying",
+    "option_type",
+    "strike",
+    "expiry_days",
+    "implied_vol",
+    "underlying_price",
+    "side",
+    "quantity",
+    "entry_price",
+)
 SIDE_NAMES = {value: name for name, value in SIDES.items()}
 # Plain decimal notation with an optional exponent; no NaN, Infinity, spaces or underscores.
 DECIMAL_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
@@ -176,19 +190,7 @@ def _option(data: dict, path: str) -> OptionInput:
     _object(
         data,
         path,
-        required=(
-            "id",
-            "kind",
-            "underlying",
-            "option_type",
-            "strike",
-            "expiry_days",
-            "implied_vol",
-            "underlying_price",
-            "side",
-            "quantity",
-            "entry_price",
-        ),
+        required=OPTION_REQUIRED,
         optional=("margin_mode",),
     )
     if data.get("margin_mode", CROSS) == ISOLATED:

@@ -184,17 +184,22 @@ def _list_next_quarterly(expired: Instrument) -> str | None:
         },
     )
     if created:
-        Bracket.objects.bulk_create(
-            Bracket(
-                version_id=b.version_id,
-                instrument=listed,
-                floor=b.floor,
-                mmr=b.mmr,
-                max_leverage=b.max_leverage,
-            )
-            for b in Bracket.objects.filter(instrument=expired)
-        )
+        _brackets_copy(expired, listed)
     return symbol
+
+
+def _brackets_copy(source: Instrument, listed: Instrument) -> None:
+    """A newly listed future takes the brackets of the contract it follows, in every version."""
+    Bracket.objects.bulk_create(
+        Bracket(
+            version_id=b.version_id,
+            instrument=listed,
+            floor=b.floor,
+            mmr=b.mmr,
+            max_leverage=b.max_leverage,
+        )
+        for b in Bracket.objects.filter(instrument=source)
+    )
 
 
 def demo_future_ensure(*, now: datetime) -> str | None:
@@ -227,16 +232,7 @@ def demo_future_ensure(*, now: datetime) -> str | None:
         )
         if not created:
             return None
-        Bracket.objects.bulk_create(
-            Bracket(
-                version_id=b.version_id,
-                instrument=listed,
-                floor=b.floor,
-                mmr=b.mmr,
-                max_leverage=b.max_leverage,
-            )
-            for b in Bracket.objects.filter(instrument=template)
-        )
+        _brackets_copy(template, listed)
         mark = MarkPrice.objects.filter(instrument=template).first()
         if mark is not None:
             MarkPrice.objects.create(
