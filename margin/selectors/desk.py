@@ -115,18 +115,16 @@ def queue_snapshots(tick: RevaluationTick | None) -> QuerySet[MarginSnapshot]:
     """The tick's snapshots with what a queue row shows of the account (owner, credit tier,
     `stale_blocked`: its liquidation at this tick was held back by a material stale price),
     for `margin.filters.QueueFilter` to filter and order; none before the first tick."""
-    if tick is None:
-        return MarginSnapshot.objects.none()
     held = Liquidation.objects.filter(
         tick_id=OuterRef("tick_id"),
         account_id=OuterRef("account_id"),
         status=Liquidation.Status.HELD,
     )
-    return (
-        MarginSnapshot.objects.filter(tick=tick)
-        .select_related("account__owner", "account__credit_tier")
-        .annotate(stale_blocked=Exists(held))
-    )
+    snapshots = MarginSnapshot.objects.select_related(
+        "account__owner", "account__credit_tier"
+    ).annotate(stale_blocked=Exists(held))
+    # Empty before the first tick, but with the same annotations: the filters still apply.
+    return snapshots.filter(tick=tick) if tick is not None else snapshots.none()
 
 
 HEAT_LEVELS = 5

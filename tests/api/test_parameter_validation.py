@@ -105,4 +105,4 @@ def test_the_trial_tick_refuses_a_version_under_which_the_stress_run_raises(leve
     book_slice = desk_book()
     # when / then: the stress path of the tick raises, and the trial says so
     with pytest.raises(ApplicationError, match="breaks a revaluation"):
-        _trial_tick(book_slice.book, book_slice, version, broken)
+        _trial_tick(book_slice.book, book_slice, version, broken, floors={})
