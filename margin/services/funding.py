@@ -219,8 +219,8 @@ def funding_settle_due(*, now: datetime) -> FundingSettled:
     memo = (
         "funding " + ", ".join(f"{r.instrument.symbol} {r.rate * 100:.4f}%" for r in claimed)[:180]
     )
-    book = _book_in_sql if connection.vendor == "postgresql" else _book_in_python
-    positions, journals = book(
+    post = _post_in_sql if connection.vendor == "postgresql" else _post_in_python
+    positions, journals = post(
         claimed, settlement_id=settlement.pk, funding_account=funding_account, memo=memo, now=now
     )
     for rate in claimed:
@@ -241,7 +241,7 @@ def funding_settle_due(*, now: datetime) -> FundingSettled:
     return FundingSettled(rates=claimed, positions=positions, journals=journals)
 
 
-def _book_in_python(
+def _post_in_python(
     claimed: list[FundingRate], *, settlement_id: int, funding_account: int, memo: str, now
 ) -> tuple[int, int]:
     """SQLite (the embedded demo's small book): the payments worked out here, with the engine's
@@ -292,7 +292,7 @@ def _book_in_python(
     return len(payments), len(payers)
 
 
-def _book_in_sql(
+def _post_in_sql(
     claimed: list[FundingRate], *, settlement_id: int, funding_account: int, memo: str, now
 ) -> tuple[int, int]:
     """PostgreSQL: set-based in exact NUMERIC, the same rule as the engine's reference

@@ -253,7 +253,7 @@ def booked_by(request, monkeypatch):
     """The settlement's two ways of booking: set-based SQL on PostgreSQL, and the embedded
     demo's Decimal path (SQLite in `make run`), here run on PostgreSQL too."""
     if request.param == "embedded":
-        monkeypatch.setattr(funding_service, "_book_in_sql", funding_service._book_in_python)
+        monkeypatch.setattr(funding_service, "_post_in_sql", funding_service._post_in_python)
     return request.param
 
 

@@ -44,7 +44,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--seed", type=int, default=7)
 
-    def _book(self, accounts: int, ticks: int) -> None:
+    def _seed(self, accounts: int, ticks: int) -> None:
         if MarginAccount.objects.count() < accounts:
             call_command("seed_book", accounts=accounts, stdout=self.stdout)
         if not MarginSnapshot.objects.exists():
@@ -69,7 +69,7 @@ class Command(BaseCommand):
         return sample
 
     def handle(self, *args, accounts, samples, ticks, seed, **options):
-        self._book(accounts, ticks)
+        self._seed(accounts, ticks)
         sample = self._sample(samples, seed)
         held = [
             Position.objects.filter(margin_account=a).exclude(quantity=0).count() for a in sample
