@@ -141,8 +141,10 @@ def test_volatility_scenarios_use_the_ticks_stress_model_over_the_stress_horizon
 
     settings.DEMO_MARKET_ENABLED, settings.DEMO_MARKET_SPEED = True, 60
     funded_account(usdt="5000", fills=[("BTCUSDT", "buy", "0.5")])
-    now = market()
-    end, hour = period_end(now), timedelta(seconds=return_period_s())
+    # The history closes at the period of the tick's own time: aligned to an earlier instant,
+    # a tick one second later can fall in the next period (1 run in 60 at the demo's speed).
+    tick_at = market() + timedelta(seconds=1)
+    end, hour = period_end(tick_at), timedelta(seconds=return_period_s())
     flat = {"USDT": 1, "USDC": 1, "ETH": 3400, "SOL": 230}
     btc = [95000 * (1.01 if step % 2 else 1 / 1.01) ** (step % 2) for step in range(41)]
     AssetPriceHistory.objects.bulk_create(
@@ -154,7 +156,7 @@ def test_volatility_scenarios_use_the_ticks_stress_model_over_the_stress_horizon
         for step in range(41)
         for asset in Asset.objects.all()
     )
-    revaluation_tick_run(now=now + timedelta(seconds=1))
+    revaluation_tick_run(now=tick_at)
     client.force_login(officer)
     # when
     client.post(reverse("desk:stress_run"), {"scenario": "ewma", "k_sigma": "2"})
