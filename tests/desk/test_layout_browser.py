@@ -5,9 +5,7 @@ visitor."""
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
-from django.utils import timezone
 
 from accounts.models import User
 from accounts.roles import TRADER
@@ -16,19 +14,17 @@ from margin.models import (
     CascadeRun,
     MarginAccount,
     MarginSnapshot,
-    Position,
     Proposal,
     RevaluationTick,
     StressRun,
 )
-from margin.services.cascade import cascade_run_execute, cascade_run_start
 from margin.services.desk import case_open
-from margin.services.prices import market_tick_run
 from margin.services.proposals import forced_reduction_propose
 from margin.services.revaluation import revaluation_tick_run
 from margin.services.stress_runs import stress_run_create
 from tests.browser import screenshots_dir
 from tests.desk.conftest import DESK_PAGES
+from tests.desk.demo import demo_reviewed, demo_seeded
 from tests.revaluation.factories import funded_account
 from tests.second_factor import submit_login
 
@@ -106,25 +102,8 @@ def test_no_page_is_wider_than_the_window(
 
 def demo_pages() -> dict[str, list[str]]:
     """Every page of the seeded demo, by the demo user who sees it."""
-    officer = User.objects.get(username="officer")
-    stress_run_create(actor=officer, kind="uniform", options={"move": -0.2})
-    cascade = cascade_run_start(actor=officer, options={"scenario": "uniform", "move": -0.15})
-    cascade_run_execute(run_id=cascade.pk)
-    at_risk = (
-        MarginSnapshot.objects.filter(maintenance_margin__gt=0, margin_ratio__isnull=False)
-        .order_by("-margin_ratio")
-        .first()
-        .account
-    )
-    case = case_open(account=at_risk, actor=officer, summary="demo review")
-    position = Position.objects.filter(margin_account=at_risk).exclude(quantity=0).first()
-    forced_reduction_propose(
-        position=position,
-        quantity=abs(position.quantity) / 3,
-        reason="cut",
-        proposer=officer,
-        case=case,
-    )
+    reviewed = demo_reviewed()
+    at_risk, case = reviewed["at_risk"], reviewed["case"]
     desk = [reverse(name) for name in DESK_PAGES] + [
         reverse("desk:landing") + "?state=warning&state=margin_call&state=liquidation",
         reverse("desk:account", args=[at_risk.pk]),
@@ -159,11 +138,7 @@ def demo_pages() -> dict[str, list[str]]:
 def test_no_page_of_the_seeded_demo_is_wider_than_the_window(browser, live_server, settings):
     # given: the demo as `make run` seeds it (a smaller book), ticked twice, with a stress
     # run, a cascade run, and a case with a proposal on the account most at risk
-    settings.DEMO_MARKET_ENABLED = True
-    call_command("seed_demo", book_accounts=300)
-    for _ in range(2):
-        market_tick_run(now=timezone.now())
-        revaluation_tick_run(now=timezone.now())
+    demo_seeded(settings, book_accounts=300)
     pages = demo_pages()
     passwords = {username: password for username, password, _ in DEMO_USERS}
     # when
@@ -183,11 +158,7 @@ def test_readme_screenshots_of_the_seeded_demo(browser, live_server, settings, t
     """The README's desk and trader pictures, taken from the demo a visitor sees (saved into
     static/screenshots/ only under `make screenshots`): the queue with its accounts at risk,
     the heat map, a stress run's matrix, and the trader's stress-loss explain."""
-    settings.DEMO_MARKET_ENABLED = True
-    call_command("seed_demo", book_accounts=3000)
-    for _ in range(2):
-        market_tick_run(now=timezone.now())
-        revaluation_tick_run(now=timezone.now())
+    demo_seeded(settings, book_accounts=3000)
     officer = User.objects.get(username="officer")
     run = stress_run_create(actor=officer, kind="uniform", options={"move": -0.25})
     at_risk = MarginSnapshot.objects.filter(

@@ -6,29 +6,24 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
-from django.utils import timezone
 
 from accounts.models import User
 from accounts.roles import TRADER
 from margin.models import (
     CascadeRun,
     MarginAccount,
-    MarginSnapshot,
     Position,
     Proposal,
     StressRun,
 )
-from margin.services.cascade import cascade_run_execute, cascade_run_start
 from margin.services.desk import account_reduce_only_set, case_open
 from margin.services.liquidation import insurance_fund_deposit
 from margin.services.margin_mode import position_margin_mode_switch
-from margin.services.prices import market_tick_run
 from margin.services.proposals import credit_tier_change_propose, forced_reduction_propose
 from margin.services.revaluation import revaluation_tick_run
-from margin.services.stress_runs import stress_run_create
 from tests.desk.conftest import DESK_PAGES
+from tests.desk.demo import demo_reviewed, demo_seeded
 from tests.revaluation.factories import funded_account
 from tests.trader.factories import new_key
 
@@ -159,32 +154,8 @@ def seeded_demo(transactional_db, settings):
     """`make run`'s demo with a small book: the demo users and traders, 200 book accounts, a
     funded insurance fund; two market ticks and revaluations; a stress run, a cascade run and
     a case with a proposal on the account most at risk."""
-    settings.DEMO_MARKET_ENABLED = True
-    call_command("seed_demo", book_accounts=200)
-    for _ in range(2):
-        market_tick_run(now=timezone.now())
-        revaluation_tick_run(now=timezone.now())
-    officer = User.objects.get(username="officer")
-    stress_run_create(actor=officer, kind="uniform", options={"move": -0.2})
-    run = cascade_run_start(actor=officer, options={"scenario": "uniform", "move": -0.15})
-    cascade_run_execute(run_id=run.pk)
-    at_risk = (
-        MarginSnapshot.objects.filter(maintenance_margin__gt=0, margin_ratio__isnull=False)
-        .order_by("-margin_ratio")
-        .select_related("account")
-        .first()
-        .account
-    )
-    case = case_open(account=at_risk, actor=officer, summary="demo review")
-    position = Position.objects.filter(margin_account=at_risk).exclude(quantity=0).first()
-    forced_reduction_propose(
-        position=position,
-        quantity=abs(position.quantity) / 3,
-        reason="cut",
-        proposer=officer,
-        case=case,
-    )
-    return {"case": case, "at_risk": at_risk}
+    demo_seeded(settings, book_accounts=200)
+    return demo_reviewed()
 
 
 def test_no_raw_number_on_any_page_of_the_seeded_demo(client, seeded_demo):
