@@ -7,36 +7,14 @@ import pytest
 from django.urls import reverse
 
 from margin.engine.options import black76
+from tests.engine.support import OPTIONS_MD_ROW, option_request
 
 pytestmark = pytest.mark.django_db
-
-OPTION = {
-    "id": "BTC-30D-100000-C",
-    "kind": "option",
-    "underlying": "BTC",
-    "option_type": "call",
-    "strike": "100000",
-    "expiry_days": "30",
-    "implied_vol": "0.55",
-    "underlying_price": "95000",
-    "side": "short",
-    "quantity": "2",
-    "entry_price": "2900",
-}
-
-
-def _request(*rows: dict) -> dict:
-    return {
-        "account": {
-            "collateral": [{"asset": "USDT", "quantity": "50000", "price": "1"}],
-            "positions": list(rows),
-        }
-    }
 
 
 def test_an_option_book_is_quoted_with_its_grid(trader_api):
     response = trader_api.post(
-        reverse("api:quote") + "?explain=true", _request(OPTION), format="json"
+        reverse("api:quote") + "?explain=true", option_request(OPTIONS_MD_ROW), format="json"
     )
     assert response.status_code == 200, response.content
     answer = response.json()
@@ -52,7 +30,9 @@ def test_an_option_book_is_quoted_with_its_grid(trader_api):
 
 def test_an_isolated_option_answers_400_with_the_reason(trader_api):
     response = trader_api.post(
-        reverse("api:quote"), _request(OPTION | {"margin_mode": "isolated"}), format="json"
+        reverse("api:quote"),
+        option_request(OPTIONS_MD_ROW | {"margin_mode": "isolated"}),
+        format="json",
     )
     assert response.status_code == 400
     errors = response.json()["errors"]

@@ -96,3 +96,29 @@ def close(
         return abs(present) <= RELATIVE * scale
     actual, expected = float(actual), float(expected)
     return abs(actual - expected) <= RELATIVE * max(abs(expected), scale)
+
+
+# The option row of vectors/OPTIONS.md's example, and a quote request of rows on 50,000 USDT.
+OPTIONS_MD_ROW = {
+    "id": "BTC-30D-100000-C",
+    "kind": "option",
+    "underlying": "BTC",
+    "option_type": "call",
+    "strike": "100000",
+    "expiry_days": "30",
+    "implied_vol": "0.55",
+    "underlying_price": "95000",
+    "side": "short",
+    "quantity": "2",
+    "entry_price": "2900",
+}
+
+
+def option_request(*rows: dict, **account) -> dict:
+    return {
+        "account": {
+            "collateral": [{"asset": "USDT", "quantity": "50000", "price": "1"}],
+            "positions": list(rows),
+            **account,
+        }
+    }

@@ -32,7 +32,7 @@ from margin.engine.precision import engine_context
 from margin.engine.reference import quote_account
 from margin.engine.types import AccountInput, OptionInput
 from tests.engine.strategies import decimals
-from tests.engine.support import btc_perp, close, run_python, usdt
+from tests.engine.support import OPTIONS_MD_ROW, btc_perp, close, option_request, run_python, usdt
 from tests.engine.test_explain import assert_steps_add_up
 
 D = Decimal
@@ -361,34 +361,10 @@ def test_account_with_options_is_margined_by_the_grid():
 
 # --- the quote format ---------------------------------------------------------------------------
 
-OPTIONS_MD_ROW = {
-    "id": "BTC-30D-100000-C",
-    "kind": "option",
-    "underlying": "BTC",
-    "option_type": "call",
-    "strike": "100000",
-    "expiry_days": "30",
-    "implied_vol": "0.55",
-    "underlying_price": "95000",
-    "side": "short",
-    "quantity": "2",
-    "entry_price": "2900",
-}
-
-
-def _request(*rows: dict, **account) -> dict:
-    return {
-        "account": {
-            "collateral": [{"asset": "USDT", "quantity": "50000", "price": "1"}],
-            "positions": list(rows),
-            **account,
-        }
-    }
-
 
 def test_command_line_answers_the_options_md_example(tmp_path):
     path = tmp_path / "request.json"
-    path.write_text(json.dumps(_request(OPTIONS_MD_ROW)))
+    path.write_text(json.dumps(option_request(OPTIONS_MD_ROW)))
     run = run_python("-m", "margin.engine", "quote", str(path))
     assert run.returncode == 0, run.stderr
     answer = json.loads(run.stdout)
@@ -420,14 +396,14 @@ def test_portfolio_scheme_without_options_runs_the_grid(tmp_path):
         "leverage": "10",
         "brackets": [{"floor": "0", "mmr": "0.004", "max_leverage": "125"}],
     }
-    run = run_python("-m", "margin.engine", "quote", "-", stdin=json.dumps(_request(perp)))
+    run = run_python("-m", "margin.engine", "quote", "-", stdin=json.dumps(option_request(perp)))
     standard = json.loads(run.stdout)["account"]
     run = run_python(
         "-m",
         "margin.engine",
         "quote",
         "-",
-        stdin=json.dumps(_request(perp, margin_scheme="portfolio")),
+        stdin=json.dumps(option_request(perp, margin_scheme="portfolio")),
     )
     portfolio = json.loads(run.stdout)["account"]
     assert D(standard["maintenance_margin"]) == D(380)  # 95,000 × 0.4 %
@@ -450,7 +426,7 @@ def test_portfolio_scheme_without_options_runs_the_grid(tmp_path):
 )
 def test_bad_option_input_exits_2_naming_the_field(change, field, words):
     row = OPTIONS_MD_ROW | change
-    run = run_python("-m", "margin.engine", "quote", "-", stdin=json.dumps(_request(row)))
+    run = run_python("-m", "margin.engine", "quote", "-", stdin=json.dumps(option_request(row)))
     assert run.returncode == 2
     assert run.stderr.startswith(field), run.stderr
     assert words in run.stderr
@@ -458,14 +434,14 @@ def test_bad_option_input_exits_2_naming_the_field(change, field, words):
 
 def test_missing_option_field_and_repeated_id_are_refused():
     row = {k: v for k, v in OPTIONS_MD_ROW.items() if k != "implied_vol"}
-    run = run_python("-m", "margin.engine", "quote", "-", stdin=json.dumps(_request(row)))
+    run = run_python("-m", "margin.engine", "quote", "-", stdin=json.dumps(option_request(row)))
     assert run.returncode == 2 and run.stderr.startswith("account.positions[0].implied_vol")
     run = run_python(
         "-m",
         "margin.engine",
         "quote",
         "-",
-        stdin=json.dumps(_request(OPTIONS_MD_ROW, OPTIONS_MD_ROW)),
+        stdin=json.dumps(option_request(OPTIONS_MD_ROW, OPTIONS_MD_ROW)),
     )
     assert run.returncode == 2 and run.stderr.startswith("account.positions[1].id")
     run = run_python(
@@ -473,7 +449,7 @@ def test_missing_option_field_and_repeated_id_are_refused():
         "margin.engine",
         "quote",
         "-",
-        stdin=json.dumps(_request(OPTIONS_MD_ROW, margin_scheme="tiered")),
+        stdin=json.dumps(option_request(OPTIONS_MD_ROW, margin_scheme="tiered")),
     )
     assert run.returncode == 2 and run.stderr.startswith("account.margin_scheme")
 
