@@ -8,9 +8,10 @@ locked): a redelivered task finds it done and books nothing. In order:
   and what is left of the isolated margin go to the insurance fund (Binance, Bybit);
 - the cross pool: first a position in a high risk tier cut to the top of the lower tier when
   that brings the pool back under the line (Bybit's process), else the engine's hedge-aware
-  partial plan, its cost counting slippage and the clearance fee, down to the target ratio or, failing that, just back under the liquidation
-  line (after hysteresis); when no partial step can, the pool is taken over: every position
-  closes, the fee (capped by the margin left) and any remainder go to the fund;
+  partial plan, its cost counting slippage and the clearance fee, down to the target ratio
+  or, failing that, just back under the liquidation line (after hysteresis); when no partial
+  step can, the pool is taken over: every position closes, the fee (capped by the margin
+  left) and any remainder go to the fund;
 - a deficit: the fund pays it if its balance can (never more: the fund stays ≥ 0); otherwise
   positions close at their bankruptcy price against opposing profitable positions ranked by
   profit × effective leverage (ADL); what is still owed after that is written off in an
