@@ -52,6 +52,7 @@ from margin.models import (
 from margin.selectors.accounts import account_state_load, engine_accounts
 from margin.selectors.market import unfit_prices
 from margin.services.audit import audit_record
+from margin.services.desk import case_open_for_system
 from margin.services.ledger import QUANTUM, Line, journal_post, wallet_accounts_ensure
 from margin.services.notifications import notification_create
 from margin.services.positions import position_fill
@@ -783,7 +784,9 @@ def _isolated_due(quote: AccountQuote, threshold: Decimal):
 
 
 def _hold(ctx: _Context, unfit: UnfitPrices, quote: AccountQuote) -> Liquidation:
-    """A material stale price: nothing is traded; the desk is told, every tick it lasts."""
+    """A material stale price: nothing is traded; the desk is told, every tick it lasts: an
+    alert in the audit trail and the account's case (opened by the system unless one is
+    open), which the queue and the case list show."""
     liquidation = ctx.liquidation
     for price in unfit.prices:
         ctx.event(
@@ -792,12 +795,21 @@ def _hold(ctx: _Context, unfit: UnfitPrices, quote: AccountQuote) -> Liquidation
             age_s=price.age_s if price.age_s is not None else "unknown",
             value=price.value.quantize(CENT),
         )
+    case, _ = case_open_for_system(
+        account=ctx.account,
+        summary=(
+            "Liquidation held back by a stale price: "
+            + ", ".join(f"{p.symbol} ({p.age_s} s)" for p in unfit.prices)
+            + f"; margin ratio {quote.margin_ratio}"
+        ),
+    )
     _desk_alert(
         ctx,
         what="stale_blocked",
         detail={
             "prices": {p.symbol: str(p.age_s) for p in unfit.prices},
             "margin_ratio": str(quote.margin_ratio),
+            "case": case.pk,
         },
     )
     ctx.step(action="held", reason=", ".join(p.symbol for p in unfit.prices))
