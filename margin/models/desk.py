@@ -22,8 +22,11 @@ class Case(models.Model):
     )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     summary = models.CharField(max_length=200)
+    # Null: opened by the system (a liquidation a stale price holds back). No user stands for
+    # the system: one would have to exist in every database and could be given a password,
+    # permissions or cases; the pages show "system".
     opened_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -45,6 +48,11 @@ class Case(models.Model):
 
     def __str__(self) -> str:
         return f"case {self.pk} on #{self.margin_account_id}"
+
+    @property
+    def opener(self) -> str:
+        """Who opened it, as the desk reads it."""
+        return self.opened_by.username if self.opened_by else "system"
 
 
 class CaseNote(models.Model):
