@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('margin', '0021_ledger_check_per_statement'),
+        ('margin', '0022_liq_case_opened_by_system'),
     ]
 
     operations = [
