@@ -100,7 +100,12 @@ def engine_book(
     terms = engine_terms(version)
     liquidity = liquidity_terms(version, volatility)
     accounts = MarginAccount.objects.order_by("pk")
-    positions = Position.objects.exclude(quantity=0).order_by("pk")
+    # Options are revalued by the portfolio grid, not as linear rows of the book.
+    positions = (
+        Position.objects.exclude(quantity=0)
+        .filter(instrument__kind__in=(Instrument.Kind.PERPETUAL, Instrument.Kind.FUTURE))
+        .order_by("pk")
+    )
     ledger = LedgerAccount.objects.exclude(balance=0)
     if account_range is not None:
         first, last = account_range

@@ -55,7 +55,7 @@ from margin.selectors.market import stale_symbols, unfit_prices
 from margin.selectors.parameters import parameters_in_force
 from margin.selectors.volatility import tick_stress_model, tick_volatility
 from margin.services.audit import audit_records
-from margin.services.expiry import futures_expiry_run
+from margin.services.expiry import expiry_run
 from margin.services.funding import funding_settle_due
 from margin.services.margin_calls import deadline_of, margin_call_deadlines_apply
 
@@ -184,9 +184,9 @@ def _cash_flows_settle(*, now: datetime) -> None:
     except DatabaseError:
         logger.exception("funding settlement failed; the next tick tries again")
     try:
-        futures_expiry_run(now=now)
+        expiry_run(now=now)
     except (DatabaseError, ApplicationError):
-        logger.exception("futures expiry failed; the next tick tries again")
+        logger.exception("expiry settlement failed; the next tick tries again")
 
 
 @dataclass(frozen=True)
