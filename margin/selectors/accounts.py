@@ -390,15 +390,24 @@ class AccountState:
             if self.margin_scheme == PORTFOLIO:
                 stress = account_stress(self.engine_input(), stress_model_now(), quote=quote)
                 stress_loss = stress.worst_loss
+            # Holding options, the quote's MM and IM are the grid's; the tiered ones of the
+            # linear positions stay a floor (`margin.engine.scheme`).
+            grid = quote.portfolio if quote.options else None
             requirement = account_requirement(
                 scheme=self.margin_scheme,
                 collateral_value=quote.collateral_value,
                 unrealized_pnl=quote.unrealized_pnl,
                 margin_balance=quote.margin_balance,
-                tiered_maintenance=quote.maintenance_margin,
-                tiered_initial=quote.initial_margin,
+                tiered_maintenance=quote.maintenance_margin
+                if grid is None
+                else quote.tiered_maintenance_margin,
+                tiered_initial=quote.initial_margin
+                if grid is None
+                else quote.tiered_initial_margin,
                 stress_loss=stress_loss,
                 margin_call_ratio=self.terms.margin_call_ratio,
+                grid_maintenance=None if grid is None else grid.maintenance_margin,
+                grid_initial=None if grid is None else grid.initial_margin,
             )
             object.__setattr__(self, "_requirement", requirement)
         return requirement
@@ -654,7 +663,7 @@ def _option_terms() -> dict[str, OptionTerms]:
         "WHERE i.kind = %s AND m.implied_vol IS NOT NULL",
         [Instrument.Kind.OPTION],
     ):
-        days = Decimal(str((_aware(expiry) - now).total_seconds())) * speed / 86_400
+        days = Decimal(str((aware(expiry) - now).total_seconds())) * speed / 86_400
         terms[symbol] = OptionTerms(
             underlying=underlying,
             option_type=option_type,
@@ -666,7 +675,7 @@ def _option_terms() -> dict[str, OptionTerms]:
     return terms
 
 
-def _aware(value) -> datetime:
+def aware(value) -> datetime:
     """A timestamp column as an aware datetime (SQLite hands naive UTC over, or text)."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)

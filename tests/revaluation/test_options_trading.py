@@ -6,6 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from margin.engine.options import portfolio_margin
 from margin.errors import ApplicationError
@@ -22,9 +23,11 @@ from margin.models import (
 )
 from margin.selectors.accounts import account_state_load
 from margin.selectors.ledger import ledger_differences, ledger_history
+from margin.selectors.market import latest_snapshot
 from margin.services.expiry import expiry_run
 from margin.services.margin_mode import position_margin_mode_switch
 from margin.services.positions import position_market_fill
+from margin.services.revaluation import revaluation_tick_run
 from tests.revaluation.factories import funded_account
 
 pytestmark = pytest.mark.django_db
@@ -191,3 +194,32 @@ def test_at_expiry_each_option_is_paid_its_intrinsic_value_on_the_index_twap(opt
             quantity=Decimal(1),
             idempotency_key="after-expiry",
         )
+
+
+def test_the_tick_margins_an_option_account_by_the_grid_as_the_reference_does(
+    options_market, monkeypatch
+):
+    put, call = series("put", 96000, 2), series("call", 100000, 1)
+    account = funded_account(
+        usdt="40000",
+        fills=[(put.symbol, "sell", "1"), (call.symbol, "buy", "2"), ("BTCUSDT", "buy", "0.1")],
+    )
+    linear_only = funded_account(usdt="5000", fills=[("BTCUSDT", "buy", "0.2")])
+    tick_at = options_market + timedelta(seconds=1)
+    revaluation_tick_run(now=tick_at)
+    snapshot = latest_snapshot(account)
+    # the reference at the tick's time (the same marks, days to expiry from the tick)
+    monkeypatch.setattr(timezone, "now", lambda: tick_at)
+    requirement = account_state_load(account).requirement()
+    assert requirement.binding == "grid"
+    assert float(snapshot.maintenance_margin) == pytest.approx(
+        float(requirement.maintenance), rel=1e-6
+    )
+    assert float(snapshot.initial_margin) == pytest.approx(float(requirement.initial), rel=1e-6)
+    assert float(snapshot.margin_balance) == pytest.approx(
+        float(requirement.margin_balance), rel=1e-6
+    )
+    # an account without options keeps its tiered figures
+    assert latest_snapshot(linear_only).maintenance_margin == pytest.approx(
+        Decimal("0.2") * 95000 * Decimal("0.004")
+    )
