@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("margin", "0022_liq_case_opened_by_system"),
+        ("margin", "0023_options_instruments"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
