@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from margin.engine.portfolio_prices import portfolio_liquidation_prices
 from margin.engine.scheme import PORTFOLIO, scheme_figures
 from margin.engine.states import (
     LEVEL,
@@ -212,7 +213,9 @@ def _aligned(names: tuple[str, ...], frozen: dict[str, str], fallback: np.ndarra
 
 def _stress(book, marks, asset_prices, revaluation, tick, portfolio) -> tuple:
     """Every account's worst loss under the tick's stress model (floors where there is no
-    history: never zero) and its figures under its margin scheme."""
+    history: never zero), its figures under its margin scheme, and every position's
+    liquidation price under it (for a portfolio account where the balance meets
+    max(tiered MM, stress loss), as its trader page and explain show)."""
     model = tick_stress_model(tick, book.asset_names)
     stress = stress_margin(book, marks, asset_prices, model, revaluation=revaluation)
     figures = scheme_figures(
@@ -221,7 +224,10 @@ def _stress(book, marks, asset_prices, revaluation, tick, portfolio) -> tuple:
         portfolio,
         margin_call_ratio=float(tick.parameter_version.margin_call_ratio),
     )
-    return stress.worst_loss, figures
+    liquidation = portfolio_liquidation_prices(
+        book, marks, asset_prices, revaluation, model, portfolio
+    )
+    return stress.worst_loss, figures, liquidation
 
 
 def _nullable(values: np.ndarray) -> list:
@@ -231,8 +237,9 @@ def _nullable(values: np.ndarray) -> list:
     return objects.tolist()
 
 
-def _positions_json(slice_, revaluation: Revaluation) -> list[str]:
-    """Each account's per-position figures as the compact JSON of MarginSnapshot.positions.
+def _positions_json(slice_, revaluation: Revaluation, liquidation: np.ndarray) -> list[str]:
+    """Each account's per-position figures as the compact JSON of MarginSnapshot.positions,
+    with the liquidation prices under each account's scheme (`liquidation`).
 
     One json.dumps over every position of the shard (the C encoder formats the floats), then
     the text is cut per position and joined per account: a Python step per number would cost
@@ -244,7 +251,7 @@ def _positions_json(slice_, revaluation: Revaluation) -> list[str]:
     columns = (slice_.position_ids, revaluation.maintenance_margin, revaluation.bracket)
     rows = zip(
         *(column[order].tolist() for column in columns),
-        _nullable(revaluation.liquidation_price[order]),
+        _nullable(liquidation[order]),
         _nullable(revaluation.bankruptcy_price[order]),
         strict=True,
     )
@@ -440,7 +447,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     marks = _aligned(book.instrument_names, tick.marks, slice_.marks)
     asset_prices = _aligned(book.asset_names, tick.asset_prices, slice_.asset_prices)
     revaluation = revalue(book, marks, asset_prices)
-    stress, figures = _stress(book, marks, asset_prices, revaluation, tick, portfolio)
+    stress, figures, liquidation = _stress(book, marks, asset_prices, revaluation, tick, portfolio)
     new = next_levels(
         old,
         margin_ratio=worst_ratio(book, revaluation, figures.margin_ratio),
@@ -448,7 +455,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         maintenance_margin=figures.maintenance,
         thresholds=Thresholds.of(params),
     )
-    positions_json = _positions_json(slice_, revaluation)
+    positions_json = _positions_json(slice_, revaluation, liquidation)
     computed = time.perf_counter()
 
     rows = _snapshot_rows(
