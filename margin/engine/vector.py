@@ -744,7 +744,7 @@ def _starts(sorted_groups: np.ndarray, n_groups: int) -> np.ndarray:
     return np.searchsorted(sorted_groups, np.arange(n_groups + 1)).astype(INDEX)
 
 
-def _runs(starts: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray | slice, np.ndarray]:
+def group_runs(starts: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray | slice, np.ndarray]:
     """The members of `groups` in an array sorted by group, and each one's place in `groups`
     (a run of consecutive groups, as a whole chunk is, takes one slice)."""
     if len(groups) and groups[-1] - groups[0] + 1 == len(groups):
@@ -857,7 +857,7 @@ class _LinkedExcess:
         """Rows (into the linked arrays) of the positions and lines in `groups`, and each one's
         place in `groups`."""
         pools = self.pools
-        return (*_runs(pools.position_start, groups), *_runs(pools.line_start, groups))
+        return (*group_runs(pools.position_start, groups), *group_runs(pools.line_start, groups))
 
     def at(self, groups: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Excess and slope of each of `groups` at its `scale`."""
