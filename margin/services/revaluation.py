@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from margin.engine.options_vector import PortfolioGrid, portfolio_grid
 from margin.engine.scheme import PORTFOLIO, scheme_figures
 from margin.engine.states import (
     LEVEL,
@@ -50,12 +51,12 @@ from margin.models import (
     RevaluationShard,
     RevaluationTick,
 )
-from margin.selectors.book import engine_book
+from margin.selectors.book import engine_book, option_book_of
 from margin.selectors.market import stale_symbols, unfit_prices
 from margin.selectors.parameters import parameters_in_force
 from margin.selectors.volatility import tick_stress_model, tick_volatility
 from margin.services.audit import audit_records
-from margin.services.expiry import futures_expiry_run
+from margin.services.expiry import expiry_run
 from margin.services.funding import (
     funding_claim_due,
     funding_rates_complete,
@@ -194,9 +195,9 @@ def _cash_flows_settle(*, now: datetime) -> list[int]:
     except DatabaseError:
         logger.exception("funding claim failed; the next tick tries again")
     try:
-        futures_expiry_run(now=now)
+        expiry_run(now=now)
     except (DatabaseError, ApplicationError):
-        logger.exception("futures expiry failed; the next tick tries again")
+        logger.exception("expiry settlement failed; the next tick tries again")
     return funding_rates
 
 
@@ -223,9 +224,10 @@ def _aligned(names: tuple[str, ...], frozen: dict[str, str], fallback: np.ndarra
     )
 
 
-def _stress(book, marks, asset_prices, revaluation, tick, portfolio) -> tuple:
+def _stress(book, marks, asset_prices, revaluation, tick, portfolio, grid=None) -> tuple:
     """Every account's worst loss under the tick's stress model (floors where there is no
-    history: never zero) and its figures under its margin scheme."""
+    history: never zero) and its figures under its margin scheme, the options grid's for the
+    accounts holding options (`grid`)."""
     model = tick_stress_model(tick, book.asset_names)
     stress = stress_margin(book, marks, asset_prices, model, revaluation=revaluation)
     figures = scheme_figures(
@@ -233,8 +235,18 @@ def _stress(book, marks, asset_prices, revaluation, tick, portfolio) -> tuple:
         stress.worst_loss,
         portfolio,
         margin_call_ratio=float(tick.parameter_version.margin_call_ratio),
+        grid=grid,
     )
     return stress.worst_loss, figures
+
+
+def _options_grid(slice_, marks, tick) -> PortfolioGrid | None:
+    """The portfolio grid of the shard's accounts holding options, or None."""
+    held = option_book_of(slice_, now=tick.started_at)
+    if held is None:
+        return None
+    options, market = held
+    return portfolio_grid(options, marks, market.forwards, market.vols)
 
 
 def _nullable(values: np.ndarray) -> list:
@@ -463,7 +475,15 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     marks = _aligned(book.instrument_names, tick.marks, slice_.marks)
     asset_prices = _aligned(book.asset_names, tick.asset_prices, slice_.asset_prices)
     revaluation = revalue(book, marks, asset_prices)
-    stress, figures = _stress(book, marks, asset_prices, revaluation, tick, portfolio)
+    grid = _options_grid(slice_, marks, tick)
+    stress, figures = _stress(book, marks, asset_prices, revaluation, tick, portfolio, grid)
+    if grid is not None:
+        # From here on the pool's uPnL and margin balance count the options at their value.
+        revaluation = replace(
+            revaluation,
+            account_unrealized_pnl=revaluation.account_unrealized_pnl + grid.account_option_pnl,
+            margin_balance=revaluation.margin_balance + grid.account_option_pnl,
+        )
     new = next_levels(
         old,
         margin_ratio=worst_ratio(book, revaluation, figures.margin_ratio),

@@ -29,7 +29,7 @@ def ledger_accounts_full_pages(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("margin", "0021_ledger_check_per_statement"),
+        ("margin", "0024_liq_scenario_run"),
     ]
 
     operations = [
