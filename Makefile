@@ -6,7 +6,9 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/exchange_risk
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
-# pytest-xdist processes: one per core (each gets its own test database, test_<name>_gw<N>).
+# pytest-xdist processes: one per core (each gets its own test database, test_<name>_gw<N>);
+# worksteal: a process that runs out of tests takes queued ones from the other, so the long
+# browser and worker tests do not leave one core idle at the end.
 TEST_PROCESSES ?= auto
 
 SERVE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/exchange_risk
@@ -72,7 +74,7 @@ test: bootstrap
 	 CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	 DJANGO_ALLOW_ASYNC_UNSAFE=true \
 	 DATABASE_POOL_MAX_SIZE=$${DATABASE_POOL_MAX_SIZE:-24} \
-	 $(UV) run pytest -n $(TEST_PROCESSES) $(PYTEST_ARGS)
+	 $(UV) run pytest -n $(TEST_PROCESSES) --dist worksteal $(PYTEST_ARGS)
 
 # The README's screenshots: the trader journey and the seeded demo (the desk's queue, heat map
 # and a stress run; the trader's stress explain) save them into static/screenshots/ (a plain

@@ -297,6 +297,19 @@ FUNDING_ANCHOR = datetime.fromisoformat(
 # real minutes at the demo's speed of 60) from its listing to its expiry.
 DEMO_FUTURE_ENABLED = env.bool("DEMO_FUTURE_ENABLED", default=DEMO_MARKET_ENABLED)
 DEMO_FUTURE_TERM_HOURS = env.float("DEMO_FUTURE_TERM_HOURS", default=12.0)
+# Options (`margin.services.options_listing`): BTC and ETH calls and puts on a strike ladder
+# around the money, one expiry per term (market hours), listed again as they expire. A venue's
+# weekly / monthly / quarterly (168, 720, 2160 hours) would be 2.8, 12 and 36 real hours at the
+# demo's speed, so the demo compresses them like its future: 12, 48 and 168 market hours (12,
+# 48 and 168 real minutes).
+OPTIONS_LISTING_ENABLED = env.bool("OPTIONS_LISTING_ENABLED", default=DEMO_MARKET_ENABLED)
+OPTION_TERMS_HOURS = [
+    float(hours)
+    for hours in env.list(
+        "OPTION_TERMS_HOURS",
+        default=["12", "48", "168"] if DEMO_MARKET_ENABLED else ["168", "720", "2160"],
+    )
+]
 PRUNE_INTERVAL_S = env.float("PRUNE_INTERVAL_S", default=60.0)
 # Recalibration estimates the margin rates from the price history once a market day; the demo
 # market runs DEMO_MARKET_SPEED times faster, and its job every 5 minutes shows a proposal soon.

@@ -109,9 +109,11 @@ def no_funding_in_ticks(settings):
     """Ticks settle no funding unless a test asks for it (`settings.FUNDING_SETTLEMENT_ENABLED =
     True`): the funding grid runs on the clock, so figures of other tests would otherwise
     depend on when they ran. Processes a test starts (workers) keep the default, on. Nor do
-    they list the demo's short-dated future (a test of it turns DEMO_FUTURE_ENABLED on)."""
+    they list the demo's short-dated future or its options (a test of them turns
+    DEMO_FUTURE_ENABLED or OPTIONS_LISTING_ENABLED on)."""
     settings.FUNDING_SETTLEMENT_ENABLED = False
     settings.DEMO_FUTURE_ENABLED = False
+    settings.OPTIONS_LISTING_ENABLED = False
 
 
 @pytest.fixture(autouse=True)

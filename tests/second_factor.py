@@ -41,10 +41,14 @@ def submit_login(page, user, password: str) -> None:
         authenticator_for(user)
     page.fill("#id_username", user.username)
     page.fill("#id_password", password)
-    page.click("button[type=submit]")
+    # Both forms are plain POSTs: wait for the answer's page, so the caller never acts on a
+    # page that is still navigating (a reload then fails "Not attached to an active page").
+    with page.expect_navigation():
+        page.click("button[type=submit]")
     if desk:
         # A wrong password stays on the login form; the right one asks for the code.
         page.wait_for_selector("#id_code, .form-error, #lockout")
         if page.locator("#id_code").count():
             page.fill("#id_code", fresh_code(user))
-            page.click("#second-factor button[type=submit]")
+            with page.expect_navigation():
+                page.click("#second-factor button[type=submit]")

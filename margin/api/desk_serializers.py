@@ -91,7 +91,8 @@ class NoteSerializer(serializers.ModelSerializer):
 
 
 class CaseSerializer(serializers.ModelSerializer):
-    opened_by = serializers.SlugRelatedField(**USERNAME)
+    # null: opened by the system (`Case.opened_by`)
+    opened_by = serializers.SlugRelatedField(**USERNAME, allow_null=True)
     assignee = serializers.SlugRelatedField(**USERNAME, allow_null=True)
 
     class Meta:

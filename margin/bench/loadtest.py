@@ -30,7 +30,8 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+from margin.bench import PROJECT_ROOT
+
 FRAGMENT_P95_TARGET_MS = 250
 POLL_S = 2.0
 ORDER_EVERY_S = 30.0  # a trader's mean time between orders
@@ -57,7 +58,9 @@ def prepare(env: dict[str, str], args) -> None:
     for command in (["dropdb", "--if-exists"], ["createdb"]):
         subprocess.run([*command, "-h", "127.0.0.1", "-U", "postgres", args.database], check=True)
     for step in (["migrate", "--noinput"], ["seed_demo"], ["sync_schedule"]):
-        subprocess.run([sys.executable, "manage.py", *step, "-v0"], cwd=ROOT, env=env, check=True)
+        subprocess.run(
+            [sys.executable, "manage.py", *step, "-v0"], cwd=PROJECT_ROOT, env=env, check=True
+        )
 
 
 def users_with_sessions(traders: int, officers: int) -> tuple[list[dict], list[dict]]:
@@ -252,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     with log.open("w") as out:
         stack = subprocess.Popen(
             [sys.executable, "-m", "exchange_site.runner", "--var", args.var],
-            cwd=ROOT,
+            cwd=PROJECT_ROOT,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from margin.bench import PROJECT_ROOT
+
 FAST = {
     "MARKET_TICK_INTERVAL_S": "0.25",
     "REVALUATION_INTERVAL_S": "1",
@@ -38,13 +39,15 @@ def soak_environment(var: Path) -> dict[str, str]:
 
 
 def manage(*args: str, env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "manage.py", *args, "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [sys.executable, "manage.py", *args, "-v0"], cwd=PROJECT_ROOT, env=env, check=True
+    )
 
 
 def runner_pids(var: Path, env: dict[str, str]) -> dict[str, str]:
     out = subprocess.run(
         [sys.executable, "-m", "exchange_site.runner", "--var", str(var), "--ctl", "status"],
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
         text=True,
@@ -68,14 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from margin.models import Heartbeat
 
-    processes = [line for line in (ROOT / "Procfile").read_text().splitlines() if line]
+    processes = [line for line in (PROJECT_ROOT / "Procfile").read_text().splitlines() if line]
     procfile = var / "Procfile"
     procfile.write_text("\n".join(p for p in processes if p.startswith(("worker:", "beat:"))))
     log = var / "soak.log"
     with log.open("w") as out:
         runner = subprocess.Popen(
             [sys.executable, "-m", "exchange_site.runner", str(procfile), "--var", str(var)],
-            cwd=ROOT,
+            cwd=PROJECT_ROOT,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -14,6 +14,9 @@ mark × (1 − slippage) and a short buys at mark × (1 + slippage); the realize
 the account as cash. When the cost per unit exceeds the margin a unit frees (cost > mmr), no
 reduction helps and the plan does not reach the target: the caller takes the pool over.
 Isolated positions stand alone and are not part of it.
+Before it, a position in a high risk tier is first cut to the top of the next lower tier when
+that alone brings the pool back under the liquidation line (`lower_tier_plan`, Bybit's
+process); the caller tries that first and falls back to this plan.
 """
 
 from dataclasses import dataclass, replace
@@ -176,6 +179,15 @@ def account_after(
     )
 
 
+def _check_inputs(ratio_name: str, ratio: Decimal, slippage: Decimal, step: Decimal) -> None:
+    if not 0 < ratio <= 1:
+        raise EngineInputError(ratio_name, f"must lie in (0, 1], got {ratio}")
+    if not 0 <= slippage < 1:
+        raise EngineInputError("slippage", f"must lie in [0, 1), got {slippage}")
+    if step <= 0:
+        raise EngineInputError("quantity_step", f"must be positive, got {step}")
+
+
 @exact
 def liquidation_plan(
     account: AccountInput,
@@ -190,12 +202,7 @@ def liquidation_plan(
     it already is), solved exactly one position at a time; the cross positions' bankruptcy
     prices; the insurance fund's cost should the pool be closed whole. `frozen` positions
     (priced on a stale mark) count in the pool but are never traded."""
-    if not 0 < target_ratio <= 1:
-        raise EngineInputError("target_ratio", f"must lie in (0, 1], got {target_ratio}")
-    if not 0 <= slippage < 1:
-        raise EngineInputError("slippage", f"must lie in [0, 1), got {slippage}")
-    if quantity_step <= 0:
-        raise EngineInputError("quantity_step", f"must be positive, got {quantity_step}")
+    _check_inputs("target_ratio", target_ratio, slippage, quantity_step)
     quote = quote_account(account)
     by_id = {position.id: position for position in account.positions}
     planner = _Planner(account, slippage, settlement_asset, quantity_step, quote, frozen)
@@ -227,7 +234,62 @@ def liquidation_plan(
         if _under_target(planner.current, target_ratio):
             break
         planner.reduce_pairs(underlying, target_ratio)
-    steps, current = planner.steps, planner.current
+    return _plan_of(planner, target_ratio)
+
+
+@exact
+def lower_tier_plan(
+    account: AccountInput,
+    *,
+    threshold: Decimal,
+    slippage: Decimal,
+    quantity_step: Decimal = DEFAULT_QUANTITY_STEP,
+    settlement_asset: str = DEFAULT_SETTLEMENT_ASSET,
+    frozen: frozenset[str] = frozenset(),
+) -> LiquidationPlan | None:
+    """The first partial step of a position in a high risk tier, as Bybit's liquidation process
+    publishes it ("Liquidation Process (USDT Contract)", help.bybit.com article 900000167723:
+    traders under the second or a higher margin tier get a FillOrKill order for the difference
+    between the position value and the lower tier's value that satisfies the margin
+    requirement; only if the position is still in liquidation is it taken over; the lowest
+    tier is taken over at once. Binance reduces by brackets alike). A fixed step of the
+    venue's process, not a parameter either venue publishes.
+
+    The legs on the net side of their underlying, in the plan's order, each in its second
+    bracket or above: the first whose notional cut to just under its bracket's floor (the top
+    of the next lower bracket; never past the net) brings the cross margin ratio to
+    `threshold` or under after the cost is the plan, one step. None when no leg's does (the
+    caller falls back to `liquidation_plan`)."""
+    _check_inputs("threshold", threshold, slippage, quantity_step)
+    quote = quote_account(account)
+    by_id = {position.id: position for position in account.positions}
+    rows = {row.id: row for row in quote.positions}
+    net = net_exposure(account)
+    for position_id in _net_side_order(account, quote, frozen):
+        position, row = by_id[position_id], rows[position_id]
+        if row.bracket < 2 or not position.mark_price:
+            continue
+        floor = position.brackets.brackets[row.bracket - 1].floor
+        keep = (floor / position.mark_price / quantity_step).to_integral_value(
+            rounding=ROUND_FLOOR
+        ) * quantity_step
+        if keep * position.mark_price >= floor:  # an exact floor belongs to the upper bracket
+            keep -= quantity_step
+        keep = max(keep, position.quantity - abs(net[position.risk_asset]), ZERO)
+        if not 0 < keep < position.quantity:
+            continue
+        cut = {position_id: position.quantity - keep}
+        planner = _Planner(account, slippage, settlement_asset, quantity_step, quote, frozen)
+        if _under_target(planner.quote_with(cut), threshold):
+            planner.reduce(cut)
+            return _plan_of(planner, threshold)
+    return None
+
+
+def _plan_of(planner: "_Planner", target_ratio: Decimal) -> LiquidationPlan:
+    """The plan of the planner's steps, with what closing the whole pool would cost."""
+    account, slippage, quote = planner.account, planner.slippage, planner.opening
+    current = planner.current
     cross = [p for p in account.positions if not p.is_isolated]
     full_close_equity = quote.margin_balance - sum(
         (p.quantity * p.mark_price * slippage for p in cross), ZERO
@@ -236,7 +298,7 @@ def liquidation_plan(
         target_ratio=target_ratio,
         slippage=slippage,
         margin_ratio_before=quote.margin_ratio,
-        steps=tuple(steps),
+        steps=tuple(planner.steps),
         margin_ratio_after=current.margin_ratio,
         reaches_target=_under_target(current, target_ratio),
         bankruptcy_prices={
@@ -257,7 +319,7 @@ class _Planner:
         self.by_id = {p.id: p for p in account.positions}
         self.reductions: dict[str, Decimal] = {}
         self.steps: list[LiquidationStep] = []
-        self.current = quote
+        self.current = self.opening = quote
 
     def held(self, position_id: str) -> Decimal:
         return self.by_id[position_id].quantity - self.reductions.get(position_id, ZERO)

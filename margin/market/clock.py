@@ -2,7 +2,7 @@
 rule written in market time (8 hours between fundings, a settlement TWAP over 30 minutes, a
 notice one day before expiry) lasts that many times fewer real seconds in the demo."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 
@@ -14,3 +14,9 @@ def market_speed() -> float:
 def real_duration(market: timedelta) -> timedelta:
     """How long `market` time lasts on the wall clock."""
     return market / market_speed()
+
+
+def market_days_between(start: datetime, end: datetime) -> float:
+    """Days of market time from `start` to `end` on the wall clock (negative when past): what
+    an option's time to expiry counts in the demo's compressed time."""
+    return (end - start).total_seconds() * market_speed() / 86_400

@@ -22,8 +22,11 @@ class Case(models.Model):
     )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     summary = models.CharField(max_length=200)
+    # Null: opened by the system (a liquidation a stale price holds back). No user stands for
+    # the system: one would have to exist in every database and could be given a password,
+    # permissions or cases; the pages show "system".
     opened_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -45,6 +48,11 @@ class Case(models.Model):
 
     def __str__(self) -> str:
         return f"case {self.pk} on #{self.margin_account_id}"
+
+    @property
+    def opener(self) -> str:
+        """Who opened it, as the desk reads it."""
+        return self.opened_by.username if self.opened_by else "system"
 
 
 class CaseNote(models.Model):
@@ -164,3 +172,27 @@ class CascadeRun(models.Model):
 
     class Meta:
         ordering = ["-pk"]
+
+
+class ScenarioRun(models.Model):
+    """A risk scenario a desk member ran from the desk's page (`manage.py run_scenario`'s
+    format, run in its sandbox): who, when, the input as given, what the run printed and its
+    exit status as the command has it (0 done, 1 the pipeline stopped). Bad input (the
+    command's exit 2) is refused by the form and never saved."""
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    name = models.CharField(max_length=200, help_text="The file's name, or 'pasted'.")
+    input_text = models.TextField()
+    output = models.JSONField(null=True, blank=True, help_text="The run's JSON; none if stopped.")
+    exit_status = models.PositiveSmallIntegerField()
+    error = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-pk"]
+
+    def __str__(self) -> str:
+        return f"scenario run {self.pk} ({self.name})"

@@ -8,7 +8,7 @@ EWMA volatility read.
 
 from django.db import models
 
-from margin.models.reference import MONEY, Asset, Instrument
+from margin.models.reference import MONEY, RATIO, Asset, Instrument
 from margin.vocabulary import GuardRejectionReason
 
 
@@ -84,6 +84,8 @@ class MarkPriceHistory(models.Model):
     at = models.DateTimeField()
     mark_price = models.DecimalField(**MONEY)
     index_price = models.DecimalField(**MONEY)
+    # An option's: the surface's implied vol it was marked at (the index column its forward).
+    implied_vol = models.DecimalField(**RATIO, null=True, blank=True, db_default=None)
 
     class Meta:
         ordering = ["instrument", "at"]

@@ -54,7 +54,7 @@ class Fill(models.Model):
         LIQUIDATION = "liquidation", "Liquidation"
         ADL = "adl", "Auto-deleveraging"
         DESK = "desk", "Desk forced reduction"
-        SETTLEMENT = "settlement", "Futures settlement at expiry"
+        SETTLEMENT = "settlement", "Settlement at expiry"
 
     position = models.ForeignKey(Position, on_delete=models.PROTECT, related_name="fills")
     quantity = models.DecimalField(**MONEY, help_text="Signed: + buy, − sell.")
@@ -71,5 +71,9 @@ class Fill(models.Model):
         ordering = ["-pk"]
         constraints = [
             models.CheckConstraint(condition=~models.Q(quantity=0), name="fill_nonzero"),
-            models.CheckConstraint(condition=models.Q(price__gt=0), name="fill_price_positive"),
+            # An option expiring out of the money settles at 0.
+            models.CheckConstraint(
+                condition=models.Q(price__gt=0) | models.Q(price=0, reason="settlement"),
+                name="fill_price_positive",
+            ),
         ]

@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from margin.models.reference import MONEY, Asset, Instrument
+from margin.models.reference import MONEY, RATIO, Asset, Instrument
 
 
 class AssetPrice(models.Model):
@@ -27,12 +27,16 @@ class AssetPrice(models.Model):
 
 class MarkPrice(models.Model):
     """Latest mark price of an instrument: the median of index + smoothed basis, index +
-    funding basis and the last traded price (`margin.engine.prices.mark_price`)."""
+    funding basis and the last traded price (`margin.engine.prices.mark_price`). An option's
+    mark is its Black-76 premium: `index_price` then holds the forward it was priced on (the
+    underlying perpetual's mark) and `implied_vol` the surface's vol
+    (`margin.services.option_marks`)."""
 
     class Binding(models.TextChoices):
         BASIS = "basis", "Index + smoothed basis"
         FUNDING = "funding", "Index + funding basis"
         LAST = "last", "Last traded price"
+        BLACK76 = "black76", "Black-76 on the volatility surface"
 
     instrument = models.OneToOneField(
         Instrument, on_delete=models.PROTECT, primary_key=True, related_name="mark"
@@ -50,6 +54,8 @@ class MarkPrice(models.Model):
     # USD of the instrument traded per day: what closing a position runs into
     # (the liquidity add-on); None when unknown (no add-on).
     depth_usd = models.DecimalField(**MONEY, null=True, blank=True, db_default=None)
+    # An option's: the surface's implied vol its mark was priced at.
+    implied_vol = models.DecimalField(**RATIO, null=True, blank=True, db_default=None)
 
     @property
     def uncertain(self) -> bool:

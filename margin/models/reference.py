@@ -32,11 +32,18 @@ class Asset(models.Model):
 
 
 class Instrument(models.Model):
-    """A linear USD-quoted perpetual or dated future on an underlying asset."""
+    """A linear USD-quoted perpetual or dated future on an underlying asset, or a European,
+    cash-settled option on it (one contract = one unit of the underlying, premium and
+    settlement in the settlement asset)."""
 
     class Kind(models.TextChoices):
         PERPETUAL = "perpetual", "Perpetual"
         FUTURE = "future", "Dated future"
+        OPTION = "option", "Option"
+
+    class OptionType(models.TextChoices):
+        CALL = "call", "Call"
+        PUT = "put", "Put"
 
     symbol = models.CharField(max_length=32, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PERPETUAL)
@@ -53,14 +60,25 @@ class Instrument(models.Model):
     settlement_price = models.DecimalField(**MONEY, null=True, blank=True)
     settled_at = models.DateTimeField(null=True, blank=True)
     expiry_notified_at = models.DateTimeField(null=True, blank=True)
+    # Options: the strike (USD) and call or put; "" and null for linear contracts.
+    strike = models.DecimalField(**MONEY, null=True, blank=True, db_default=None)
+    option_type = models.CharField(
+        max_length=4, choices=OptionType.choices, blank=True, default="", db_default=""
+    )
 
     class Meta:
         ordering = ["symbol"]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(kind="perpetual", expiry__isnull=True)
-                | models.Q(kind="future", expiry__isnull=False),
-                name="instrument_future_has_expiry",
+                | models.Q(kind="future", expiry__isnull=False)
+                | models.Q(
+                    kind="option",
+                    expiry__isnull=False,
+                    strike__gt=0,
+                    option_type__in=["call", "put"],
+                ),
+                name="instrument_dated_has_expiry",
             ),
             models.CheckConstraint(
                 condition=models.Q(funding_interval_hours__gte=1, funding_rate_cap__gt=0),
@@ -70,6 +88,10 @@ class Instrument(models.Model):
 
     def __str__(self) -> str:
         return self.symbol
+
+    @property
+    def is_option(self) -> bool:
+        return self.kind == self.Kind.OPTION
 
 
 class CreditTier(models.Model):

@@ -10,12 +10,14 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from accounts.roles import USE_DESK
 from margin.db import decimal, rows, table
@@ -29,9 +31,11 @@ from margin.engine.types import (
     ZERO,
     AccountInput,
     CollateralLine,
+    OptionInput,
     PositionInput,
 )
 from margin.errors import ApplicationError
+from margin.market.clock import market_speed
 from margin.models import (
     AccountEvent,
     Asset,
@@ -180,6 +184,19 @@ LEAST_ISOLATED_MARGIN = Decimal("1e-18")  # the ledger's quantum
 
 
 @dataclass(frozen=True)
+class OptionTerms:
+    """What the engine prices an option series on: its contract, the forward and implied vol
+    of its latest mark, and the market days to its expiry (`margin.services.option_marks`)."""
+
+    underlying: str
+    option_type: str
+    strike: Decimal
+    expiry_days: Decimal
+    implied_vol: Decimal
+    forward: Decimal
+
+
+@dataclass(frozen=True)
 class PositionState:
     instrument: str
     underlying: str
@@ -228,6 +245,11 @@ class AccountState:
     liquidity: LiquidityTerms | None = None
     owner_other_positions: dict[str, Decimal] = field(default_factory=dict)
     owner_other_wallets: dict[str, Decimal] = field(default_factory=dict)
+    # The option series by symbol (every instrument not here is linear).
+    options: dict[str, OptionTerms] = field(default_factory=dict)
+
+    def is_option(self, instrument: str) -> bool:
+        return instrument in self.options
 
     def _position_owner_quantity(self, instrument: str, quantity: Decimal) -> Decimal | None:
         others = self.owner_other_positions.get(instrument, ZERO)
@@ -277,8 +299,35 @@ class AccountState:
             return ZERO
         return row.initial_margin - row.isolated_margin - min(ZERO, row.unrealized_pnl)
 
+    def _option_inputs(self, held: list[PositionState]) -> tuple[OptionInput, ...]:
+        """Option positions for the engine. The premium was paid (or received) in cash when
+        the position opened, so the wallet already holds it: the position counts at its whole
+        value, entry 0 (a long adds its mark × size to the margin balance, a short takes it
+        off)."""
+        inputs = []
+        for p in held:
+            terms = self.options[p.instrument]
+            inputs.append(
+                OptionInput(
+                    id=p.engine_id,
+                    underlying=terms.underlying,
+                    option_type=terms.option_type,
+                    strike=terms.strike,
+                    expiry_days=terms.expiry_days,
+                    implied_vol=terms.implied_vol,
+                    underlying_price=terms.forward,
+                    side=LONG if p.quantity > 0 else SHORT,
+                    quantity=abs(p.quantity),
+                    entry_price=ZERO,
+                )
+            )
+        return tuple(inputs)
+
     def engine_input(self) -> AccountInput:
         """The engine's view; a position's id is its primary key (see `engine_id`)."""
+        held = [
+            p for p in sorted(self.positions.values(), key=lambda p: p.instrument) if p.quantity
+        ]
         return AccountInput(
             collateral=tuple(
                 CollateralLine(
@@ -311,9 +360,10 @@ class AccountState:
                     else None,
                     owner_quantity=self._position_owner_quantity(p.instrument, p.quantity),
                 )
-                for p in sorted(self.positions.values(), key=lambda p: p.instrument)
-                if p.quantity
+                for p in held
+                if not self.is_option(p.instrument)
             ),
+            options=self._option_inputs([p for p in held if self.is_option(p.instrument)]),
             credit_tier=self.terms.credit_tiers[self.credit_tier],
             # The pool is measured in the settlement coin: USDT counts 1:1 whatever its index.
             settlement_asset=self.settlement,
@@ -340,15 +390,24 @@ class AccountState:
             if self.margin_scheme == PORTFOLIO:
                 stress = account_stress(self.engine_input(), stress_model_now(), quote=quote)
                 stress_loss = stress.worst_loss
+            # Holding options, the quote's MM and IM are the grid's; the tiered ones of the
+            # linear positions stay a floor (`margin.engine.scheme`).
+            grid = quote.portfolio if quote.options else None
             requirement = account_requirement(
                 scheme=self.margin_scheme,
                 collateral_value=quote.collateral_value,
                 unrealized_pnl=quote.unrealized_pnl,
                 margin_balance=quote.margin_balance,
-                tiered_maintenance=quote.maintenance_margin,
-                tiered_initial=quote.initial_margin,
+                tiered_maintenance=quote.maintenance_margin
+                if grid is None
+                else quote.tiered_maintenance_margin,
+                tiered_initial=quote.initial_margin
+                if grid is None
+                else quote.tiered_initial_margin,
                 stress_loss=stress_loss,
                 margin_call_ratio=self.terms.margin_call_ratio,
+                grid_maintenance=None if grid is None else grid.maintenance_margin,
+                grid_initial=None if grid is None else grid.initial_margin,
             )
             object.__setattr__(self, "_requirement", requirement)
         return requirement
@@ -539,10 +598,16 @@ def _others(totals: dict[str, Decimal], own: dict[str, Decimal]) -> dict[str, De
 def market_load() -> dict:
     """What every account is valued on: marks, prices, ids, house accounts, the parameters in
     force and the markets' depths (one query more: the latest volatility estimate)."""
-    instruments = rows(
-        f"SELECT i.id, i.symbol, u.symbol, m.mark_price, m.depth_usd FROM {table(Instrument)} i "
+    # One read of every instrument and its mark; an option's series terms come with it.
+    listed = rows(
+        f"SELECT i.id, i.symbol, u.symbol, m.mark_price, m.depth_usd, i.kind, i.option_type, "
+        f"i.strike, i.expiry, m.implied_vol, m.index_price FROM {table(Instrument)} i "
         f"JOIN {table(Asset)} u ON u.id = i.underlying_id "
         f"LEFT JOIN {table(MarkPrice)} m ON m.instrument_id = i.id"
+    )
+    instruments = [row[:5] for row in listed]
+    options = _option_terms(
+        row[1:3] + row[6:] for row in listed if row[5] == Instrument.Kind.OPTION and row[9]
     )
     assets = rows(
         f"SELECT a.id, a.symbol, a.is_settlement, p.price, p.depth_usd FROM {table(Asset)} a "
@@ -581,7 +646,39 @@ def market_load() -> dict:
         "house_ids": {(kind, symbol): pk for pk, kind, symbol in house},
         "terms": terms,
         "liquidity": liquidity,
+        "options": options,
     }
+
+
+# An option past its expiry and not yet settled is valued one market minute from it (as its
+# mark is, `margin.services.option_marks.LEAST_EXPIRY_DAYS`).
+LEAST_EXPIRY_DAYS = Decimal(1) / 1440
+
+
+def _option_terms(series) -> dict[str, OptionTerms]:
+    """Each marked option series, (symbol, underlying, type, strike, expiry, vol, forward), as
+    the engine prices it at the time of the read."""
+    now = timezone.now()
+    speed = Decimal(str(market_speed()))
+    terms = {}
+    for symbol, underlying, option_type, strike, expiry, vol, forward in series:
+        days = Decimal(str((aware(expiry) - now).total_seconds())) * speed / 86_400
+        terms[symbol] = OptionTerms(
+            underlying=underlying,
+            option_type=option_type,
+            strike=decimal(strike),
+            expiry_days=max(days, LEAST_EXPIRY_DAYS),
+            implied_vol=decimal(vol),
+            forward=decimal(forward),
+        )
+    return terms
+
+
+def aware(value) -> datetime:
+    """A timestamp column as an aware datetime (SQLite hands naive UTC over, or text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
 
 
 def _depth(value) -> Decimal | None:

@@ -11,7 +11,9 @@ from django.db.models import BooleanField, ExpressionWrapper, FloatField, Max, Q
 from django.db.models.functions import Cast
 
 from margin.db import rows as sql_rows
+from margin.engine.options_vector import OptionBook, OptionMarket, OptionPositions, OptionSeries
 from margin.engine.vector import Book, BracketMatrix, HaircutMatrix
+from margin.market.clock import market_days_between
 from margin.models import (
     Asset,
     AssetPrice,
@@ -27,6 +29,7 @@ from margin.models import (
     Position,
 )
 from margin.packed_read import native_type, packed_columns
+from margin.selectors.accounts import LEAST_EXPIRY_DAYS, aware
 from margin.selectors.liquidity import (
     liquidity_terms,
     owner_position_quantities,
@@ -100,7 +103,12 @@ def engine_book(
     terms = engine_terms(version)
     liquidity = liquidity_terms(version, volatility)
     accounts = MarginAccount.objects.order_by("pk")
-    positions = Position.objects.exclude(quantity=0).order_by("pk")
+    # Options are revalued by the portfolio grid, not as linear rows of the book.
+    positions = (
+        Position.objects.exclude(quantity=0)
+        .filter(instrument__kind__in=(Instrument.Kind.PERPETUAL, Instrument.Kind.FUTURE))
+        .order_by("pk")
+    )
     ledger = LedgerAccount.objects.exclude(balance=0)
     if account_range is not None:
         first, last = account_range
@@ -247,3 +255,70 @@ def desk_book() -> BookSlice:
         marks=np.array([float(marks.get(pk, np.nan)) for pk in cached.instrument_ids]),
         asset_prices=np.array([float(prices.get(pk, np.nan)) for pk in cached.asset_ids]),
     )
+
+
+def option_book_of(slice_: BookSlice, *, now) -> tuple[OptionBook, OptionMarket] | None:
+    """The option positions of the slice's accounts beside its linear book, priced as their
+    latest marks were (the forward and implied vol kept on the mark), `now` setting each
+    series' market days to expiry; None when they hold none. The premium was paid in cash,
+    so each position counts at its whole value (entry 0), as in `AccountState.engine_input`."""
+    if not len(slice_.account_ids):
+        return None
+    held = sql_rows(
+        *Position.objects.exclude(quantity=0)
+        .filter(
+            instrument__kind=Instrument.Kind.OPTION,
+            margin_account_id__gte=int(slice_.account_ids[0]),
+            margin_account_id__lte=int(slice_.account_ids[-1]),
+            instrument__mark__implied_vol__isnull=False,
+        )
+        .order_by("pk")
+        .values_list(
+            "margin_account_id",
+            "instrument_id",
+            _as_float("quantity"),
+            "instrument__underlying_id",
+            "instrument__option_type",
+            _as_float("instrument__strike"),
+            "instrument__expiry",
+            _as_float("instrument__mark__index_price"),
+            _as_float("instrument__mark__implied_vol"),
+        )
+        .query.sql_with_params()
+    )
+    rows_of = {pk: n for n, pk in enumerate(slice_.account_ids.tolist())}
+    held = [row for row in held if row[0] in rows_of]
+    if not held:
+        return None
+    series_of: dict[int, int] = {}
+    series_rows = []
+    for _, instrument, _, underlying, option_type, strike, expiry, forward, vol in held:
+        if instrument not in series_of:
+            series_of[instrument] = len(series_rows)
+            days = max(market_days_between(now, aware(expiry)), float(LEAST_EXPIRY_DAYS))
+            key = int(np.searchsorted(slice_.asset_ids, underlying))
+            series_rows.append((key, option_type == "call", strike, days, forward, vol))
+    key, is_call, strike, days, forward, vol = (np.array(c) for c in zip(*series_rows, strict=True))
+    quantity = np.array([row[2] for row in held], dtype=np.float64)
+    book = slice_.book
+    options = OptionBook(
+        book=book,
+        series=OptionSeries(
+            underlying=key.astype(np.int64),
+            is_call=is_call.astype(bool),
+            strike=strike.astype(np.float64),
+            expiry_days=days.astype(np.float64),
+        ),
+        positions=OptionPositions(
+            account=np.array([rows_of[row[0]] for row in held], dtype=np.int64),
+            series=np.array([series_of[row[1]] for row in held], dtype=np.int64),
+            side=np.sign(quantity),
+            quantity=np.abs(quantity),
+            entry_price=np.zeros(len(held)),
+        ),
+        n_keys=book.n_assets,
+        portfolio=np.zeros(book.n_accounts, dtype=bool),
+        key_names=book.asset_names,
+    )
+    market = OptionMarket(forwards=forward.astype(np.float64), vols=vol.astype(np.float64))
+    return options, market

@@ -48,6 +48,30 @@ def case_open(*, account: MarginAccount, actor, summary: str) -> Case:
     return case
 
 
+def case_open_for_system(*, account: MarginAccount, summary: str) -> tuple[Case, bool]:
+    """The desk's case for something the system found on an account (a liquidation a stale
+    price holds back): its open case when it has one, so a condition found again on the next
+    tick opens no second file; else a new case opened by the system (`opened_by` null),
+    unassigned, audited. Whether it was opened now. Runs inside the caller's transaction."""
+    existing = Case.objects.filter(margin_account=account, status=Case.Status.OPEN).first()
+    if existing is not None:
+        return existing, False
+    summary = summary[: Case._meta.get_field("summary").max_length]
+    try:
+        with transaction.atomic():
+            case = Case.objects.create(margin_account=account, summary=summary, opened_by=None)
+    except IntegrityError:  # an officer opened one since
+        return Case.objects.get(margin_account=account, status=Case.Status.OPEN), False
+    audit_record(
+        action="case.open",
+        margin_account=account,
+        subject=f"case:{case.pk}",
+        after={"summary": summary, "opened_by": "system"},
+        reason="liquidation",
+    )
+    return case, True
+
+
 @transaction.atomic
 def case_assign(*, case: Case, actor, assignee) -> Case:
     if not assignee.has_perm(USE_DESK):

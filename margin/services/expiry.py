@@ -1,10 +1,12 @@
-"""Dated futures at expiry (Binance delivery contracts): holders are told a day of market time
-before; at expiry the contract stops trading and every open position is closed at the
-settlement price, the time-weighted average of the index over the last 30 minutes (market time)
-before delivery, its realized PnL booked through the ledger; the next quarterly is listed with
-the same brackets so a future is always live.
+"""Dated futures and options at expiry (Binance delivery contracts, Deribit's cash-settled
+options): holders are told a day of market time before; at expiry the contract stops trading
+and every open position is closed at the settlement price, the time-weighted average of the
+index over the last 30 minutes (market time) before delivery — an option at its intrinsic value
+there, max(0, TWAP − K) for a call, max(0, K − TWAP) for a put, paid through the ledger; the
+next quarterly is listed with the same brackets so a future is always live, and the option
+terms are listed again (`margin.services.options_listing`).
 
-`futures_expiry_run` is called by the revaluation dispatcher at each tick. Each step is its own
+`expiry_run` is called by the revaluation dispatcher at each tick. Each step is its own
 transaction and idempotent: the settlement price is fixed once (the instrument row locked), and
 each position closes through `position_fill` with a system key per (contract, position), so a
 dispatcher that dies half-way is finished by the next tick.
@@ -30,6 +32,7 @@ from margin.models import (
     Notification,
     Position,
 )
+from margin.services.options_listing import options_listing_ensure
 from margin.services.positions import position_fill
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,7 @@ SETTLEMENT_PRICE_QUANTUM = Decimal("1e-8")
 # December at 08:00 UTC.
 QUARTER_MONTHS = (3, 6, 9, 12)
 DELIVERY_HOUR = 8
+DATED_KINDS = (Instrument.Kind.FUTURE, Instrument.Kind.OPTION)
 
 
 @dataclass
@@ -89,11 +93,12 @@ def settlement_price_of(instrument: Instrument) -> Decimal:
 
 
 def _notify_holders(*, now: datetime) -> int:
-    """One notification per account holding a future that expires within a day of market time."""
+    """One notification per account holding a future or an option that expires within a day
+    of market time."""
     notice = real_duration(EXPIRY_NOTICE)
     sent = 0
     due = Instrument.objects.filter(
-        kind=Instrument.Kind.FUTURE,
+        kind__in=DATED_KINDS,
         is_active=True,
         expiry_notified_at__isnull=True,
         expiry__lte=now + notice,
@@ -112,8 +117,14 @@ def _notify_holders(*, now: datetime) -> int:
                     account_id=account_id,
                     kind=Notification.Kind.EXPIRY,
                     text=f"{instrument.symbol} expires at {instrument.expiry:%Y-%m-%d %H:%M} UTC: "
-                    "open positions will be settled at the average index price of its last "
-                    "30 minutes. Close or roll your position before then to choose your price.",
+                    + (
+                        "open positions will be cash-settled at their intrinsic value on the "
+                        "average index price of its last 30 minutes."
+                        if instrument.is_option
+                        else "open positions will be settled at the average index price of "
+                        "its last 30 minutes."
+                    )
+                    + " Close or roll your position before then to choose your price.",
                 )
                 for account_id, owner_id in holders.values_list(
                     "margin_account_id", "margin_account__owner_id"
@@ -137,8 +148,20 @@ def _fix_settlement_price(instrument: Instrument, *, now: datetime) -> bool:
     return True
 
 
+def settlement_value(instrument: Instrument) -> Decimal:
+    """What one contract settles at: a future's settlement price, an option's intrinsic value
+    on it."""
+    price = instrument.settlement_price
+    if not instrument.is_option:
+        return price
+    if instrument.option_type == Instrument.OptionType.CALL:
+        return max(Decimal(0), price - instrument.strike)
+    return max(Decimal(0), instrument.strike - price)
+
+
 def _close_at_settlement(instrument: Instrument) -> int:
     closed = 0
+    price = settlement_value(instrument)
     positions = (
         Position.objects.filter(instrument=instrument)
         .exclude(quantity=0)
@@ -151,7 +174,7 @@ def _close_at_settlement(instrument: Instrument) -> int:
             instrument=instrument.symbol,
             side=closing_side(position.quantity),
             quantity=abs(position.quantity),
-            price=instrument.settlement_price,
+            price=price,
             reason=Fill.Reason.SETTLEMENT,
             reference=f"{instrument.symbol}:{position.pk}",
         )
@@ -245,25 +268,26 @@ def demo_future_ensure(*, now: datetime) -> str | None:
     return symbol
 
 
-def futures_expiry_run(*, now: datetime) -> ExpiryRun:
+def expiry_run(*, now: datetime) -> ExpiryRun:
     run = ExpiryRun(notified=_notify_holders(now=now))
-    due = Instrument.objects.filter(
-        kind=Instrument.Kind.FUTURE, settled_at__isnull=True, expiry__lte=now
-    )
+    due = Instrument.objects.filter(kind__in=DATED_KINDS, settled_at__isnull=True, expiry__lte=now)
     for instrument in due.order_by("pk"):
         if _fix_settlement_price(instrument, now=now):
             run.settled.append(instrument.symbol)
     # every settled future still holding positions (this run's, or one a dead run left)
     holding = (
         Position.objects.filter(
-            instrument__kind=Instrument.Kind.FUTURE, instrument__settled_at__isnull=False
+            instrument__kind__in=DATED_KINDS, instrument__settled_at__isnull=False
         )
         .exclude(quantity=0)
         .values("instrument_id")
     )
     for instrument in Instrument.objects.filter(pk__in=holding).order_by("pk"):
         run.closed += _close_at_settlement(instrument)
-    for symbol in run.settled:
+    settled_futures = Instrument.objects.filter(
+        symbol__in=run.settled, kind=Instrument.Kind.FUTURE
+    ).values_list("symbol", flat=True)
+    for symbol in settled_futures:
         with transaction.atomic():
             listed = _list_next_quarterly(
                 Instrument.objects.select_related("underlying").get(symbol=symbol)
@@ -273,4 +297,5 @@ def futures_expiry_run(*, now: datetime) -> ExpiryRun:
     demo = demo_future_ensure(now=now)
     if demo:
         run.listed.append(demo)
+    run.listed += options_listing_ensure(now=now)
     return run

@@ -6,10 +6,12 @@ locked): a redelivered task finds it done and books nothing. In order:
   material (`unfit_prices`); then a `stale_blocked` event and a desk alert are recorded;
 - isolated positions past their own line close whole at the slipped mark; the clearance fee
   and what is left of the isolated margin go to the insurance fund (Binance, Bybit);
-- the cross pool: the engine's hedge-aware partial plan, its cost counting slippage and the
-  clearance fee, down to the target ratio or, failing that, just back under the liquidation
-  line (after hysteresis); when no partial step can, the pool is taken over: every position
-  closes, the fee (capped by the margin left) and any remainder go to the fund;
+- the cross pool: first a position in a high risk tier cut to the top of the lower tier when
+  that brings the pool back under the line (Bybit's process), else the engine's hedge-aware
+  partial plan, its cost counting slippage and the clearance fee, down to the target ratio
+  or, failing that, just back under the liquidation line (after hysteresis); when no partial
+  step can, the pool is taken over: every position closes, the fee (capped by the margin
+  left) and any remainder go to the fund;
 - a deficit: the fund pays it if its balance can (never more: the fund stays ≥ 0); otherwise
   positions close at their bankruptcy price against opposing profitable positions ranked by
   profit × effective leverage (ADL); what is still owed after that is written off in an
@@ -28,7 +30,7 @@ from django.utils import timezone
 
 from margin.engine.adl import AdlCandidate, adl_queue
 from margin.engine.fills import closing_side, slipped_price
-from margin.engine.liquidation import liquidation_plan, stale_is_material
+from margin.engine.liquidation import liquidation_plan, lower_tier_plan, stale_is_material
 from margin.engine.reference import AccountQuote, quote_account
 from margin.engine.scheme import STRESS, Requirement
 from margin.engine.types import AccountInput
@@ -50,6 +52,7 @@ from margin.models import (
 from margin.selectors.accounts import account_state_load, engine_accounts
 from margin.selectors.market import unfit_prices
 from margin.services.audit import audit_record
+from margin.services.desk import case_open_for_system
 from margin.services.ledger import QUANTUM, Line, journal_post, wallet_accounts_ensure
 from margin.services.notifications import notification_create
 from margin.services.positions import position_fill
@@ -609,13 +612,27 @@ def _tiered_target(target: Decimal, requirement: Requirement) -> Decimal:
 def _partial_plan(
     ctx: _Context, engine_account: AccountInput, frozen: frozenset[str], requirement: Requirement
 ):
-    """The hedge-aware partial plan that reaches the target ratio, else the liquidation line
-    less the hysteresis, with slippage and the clearance fee as its cost; None when neither
-    can be reached while keeping a position open (then the pool is taken over). Under the
+    """The partial plan, with slippage and the clearance fee as its cost: first a position in
+    a high risk tier cut to the lower tier when that brings the pool back under the
+    liquidation line less the hysteresis (`lower_tier_plan`); else the hedge-aware plan that
+    reaches the target ratio, else that line; None when none can be reached while keeping a
+    position open (then the pool is taken over). Under the
     portfolio scheme the targets are taken in tiered-MM terms (`_tiered_target`)."""
     params = ctx.params
     cost = params.liquidation_slippage + params.liquidation_fee_rate
-    targets = [params.liquidation_target_ratio, params.liquidation_ratio - params.hysteresis]
+    line = params.liquidation_ratio - params.hysteresis
+    if 0 < line <= 1:
+        # Bybit's first step: a position in a high risk tier cut to the lower tier.
+        tier = lower_tier_plan(
+            engine_account,
+            threshold=_tiered_target(line, requirement),
+            slippage=cost,
+            settlement_asset=ctx.settlement.symbol,
+            frozen=frozen,
+        )
+        if tier is not None:
+            return tier
+    targets = [params.liquidation_target_ratio, line]
     for target in sorted({t for t in targets if 0 < t <= 1}):
         plan = liquidation_plan(
             engine_account,
@@ -767,7 +784,9 @@ def _isolated_due(quote: AccountQuote, threshold: Decimal):
 
 
 def _hold(ctx: _Context, unfit: UnfitPrices, quote: AccountQuote) -> Liquidation:
-    """A material stale price: nothing is traded; the desk is told, every tick it lasts."""
+    """A material stale price: nothing is traded; the desk is told, every tick it lasts: an
+    alert in the audit trail and the account's case (opened by the system unless one is
+    open), which the queue and the case list show."""
     liquidation = ctx.liquidation
     for price in unfit.prices:
         ctx.event(
@@ -776,12 +795,21 @@ def _hold(ctx: _Context, unfit: UnfitPrices, quote: AccountQuote) -> Liquidation
             age_s=price.age_s if price.age_s is not None else "unknown",
             value=price.value.quantize(CENT),
         )
+    case, _ = case_open_for_system(
+        account=ctx.account,
+        summary=(
+            "Liquidation held back by a stale price: "
+            + ", ".join(f"{p.symbol} ({p.age_s} s)" for p in unfit.prices)
+            + f"; margin ratio {quote.margin_ratio}"
+        ),
+    )
     _desk_alert(
         ctx,
         what="stale_blocked",
         detail={
             "prices": {p.symbol: str(p.age_s) for p in unfit.prices},
             "margin_ratio": str(quote.margin_ratio),
+            "case": case.pk,
         },
     )
     ctx.step(action="held", reason=", ".join(p.symbol for p in unfit.prices))

@@ -18,7 +18,7 @@ from margin.numbers import money_text
 from margin.selectors.accounts import AccountState, PositionState, free_collateral
 from margin.services.account_state import isolated_id, wallet_id
 from margin.services.ledger import Line, journal_post
-from margin.services.positions import position_save
+from margin.services.positions import OPTIONS_CROSS_ONLY, position_save
 from margin.services.validation import amount_parse, instrument_check
 from margin.services.writes import Plan, Receipt, Write, as_text
 
@@ -106,6 +106,12 @@ def _leverage_plan(state: AccountState, *, instrument: str, leverage: Decimal) -
         raise ApplicationError(
             f"Leverage must be at least 1 with at most 2 decimals, got {leverage}.",
             {"leverage": "at least 1, 2 decimals"},
+        )
+    if state.is_option(symbol):
+        raise ApplicationError(
+            f"{symbol} is an option: it has no leverage (its premium is paid in full and the "
+            "portfolio grid sets a short's requirement).",
+            {"leverage": "not for options"},
         )
     position = state.position(symbol)
     notional = abs(position.quantity) * state.marks[symbol]
@@ -200,6 +206,8 @@ def _switch_plan(
         raise ApplicationError(
             f"Margin mode must be cross or isolated, got {mode!r}.", {"mode": "unknown mode"}
         )
+    if mode == ISOLATED and state.is_option(symbol):
+        raise ApplicationError(OPTIONS_CROSS_ONLY, {"mode": "cross only"})
     position = state.position(symbol)
     if position.margin_mode == mode:
         raise ApplicationError(f"{symbol} is already in {mode} margin.", {"mode": "unchanged"})

@@ -4,6 +4,12 @@ Realized PnL is booked against the `market` account and fees to the `fees` accou
 settlement asset, on the cross wallet, or on the position's isolated account when it is
 isolated. An isolated position that opens or grows is topped up from the cross wallet to its
 initial margin; one that closes hands what is left back to the cross wallet.
+
+An option's premium changes hands at every fill (Deribit, OKX, Bybit): a buyer pays the
+premium to the `market` account, a seller receives it (and carries the grid's requirement),
+an expiry pays the intrinsic value; options live in the cross pool only. Their fee is
+Deribit's: the taker rate on the underlying's value, at most `OPTION_FEE_PREMIUM_CAP` of the
+premium.
 """
 
 from dataclasses import dataclass, replace
@@ -48,6 +54,13 @@ FORCED_JOURNAL_KINDS = {
 }
 
 
+OPTION_FEE_PREMIUM_CAP = Decimal("0.125")
+OPTIONS_CROSS_ONLY = (
+    "Options are margined in the cross pool only (the portfolio grid nets them against the "
+    "account's other positions on the underlying); switch this position to cross."
+)
+
+
 @dataclass(frozen=True)
 class FillPlan(Plan):
     instrument: str = ""
@@ -55,6 +68,9 @@ class FillPlan(Plan):
     price: Decimal = ZERO
     fee: Decimal = ZERO
     math: FillMath | None = None
+    # What the market pays the account before the fee: a linear fill's realized PnL, an
+    # option fill's premium (− delta × price).
+    cash_flow: Decimal = ZERO
     # Settlement-asset moves between the cross wallet and the isolated account (+ into it),
     # and what the insurance fund pays in when a forced close leaves it negative.
     isolated_transfer: Decimal = ZERO
@@ -81,18 +97,30 @@ def _fill_plan(
     if side not in SIDES:
         raise ApplicationError(f"Side must be buy or sell, got {side!r}.", {"side": "buy or sell"})
     size = amount_parse(quantity, field="quantity")
-    fill_price = state.marks[symbol] if price is None else amount_parse(price, field="price")
+    option = state.is_option(symbol)
+    if price is None:
+        fill_price = state.marks[symbol]
+    else:
+        # An option expiring out of the money settles at 0.
+        fill_price = amount_parse(price, field="price", allow_zero=option and forced)
+    if option and not fill_price and not forced:
+        raise ApplicationError(
+            f"{symbol} is marked at 0: it has no premium to trade.", {"instrument": "no premium"}
+        )
     if fee is None:
-        fill_fee = ledger_amount(size * fill_price * state.terms.taker_fee_rate)
+        fill_fee = ledger_amount(_taker_fee(state, symbol, size, fill_price))
     else:
         fill_fee = amount_parse(fee, field="fee", allow_zero=True)
     delta = SIDES[side] * size
     before = state.position(symbol)
+    if option and before.is_isolated:
+        raise ApplicationError(OPTIONS_CROSS_ONLY, {"instrument": "cross only"})
     math = fill_math(
         quantity=before.quantity, entry_price=before.entry_price, delta=delta, price=fill_price
     )
     moved = replace(before, quantity=math.quantity, entry_price=math.entry_price)
-    cash = math.realized_pnl - fill_fee
+    cash_flow = ledger_amount(-delta * fill_price) if option else math.realized_pnl
+    cash = cash_flow - fill_fee
     transfer = cover = ZERO
     if before.is_isolated:
         moved, transfer, cover = _isolated_settlement(state, moved, math, cash)
@@ -110,6 +138,8 @@ def _fill_plan(
         "position_quantity": as_text(math.quantity),
         "entry_price": as_text(math.entry_price),
     }
+    if option:
+        details["premium"] = as_text(cash_flow)
     planned = FillPlan(
         after=after,
         details=details,
@@ -118,10 +148,21 @@ def _fill_plan(
         price=fill_price,
         fee=fill_fee,
         math=math,
+        cash_flow=cash_flow,
         isolated_transfer=transfer,
         insurance_cover=cover,
     )
     return planned if forced else _trade_checks(state, planned, before, moved)
+
+
+def _taker_fee(state: AccountState, symbol: str, size: Decimal, price: Decimal) -> Decimal:
+    """The taker rate on the notional; for an option on the underlying's value (its forward),
+    capped at OPTION_FEE_PREMIUM_CAP of the premium (Deribit's option fee)."""
+    rate = state.terms.taker_fee_rate
+    if not state.is_option(symbol):
+        return size * price * rate
+    forward = state.options[symbol].forward
+    return min(size * forward * rate, size * price * OPTION_FEE_PREMIUM_CAP)
 
 
 def _isolated_settlement(
@@ -157,7 +198,7 @@ def _trade_checks(
         if refusal:
             return _refused(plan, refusal)
     after_quote = plan.after.quote()
-    if math.adds_risk:
+    if math.adds_risk and not state.is_option(plan.instrument):
         row = plan.after.position_quote(after_quote, plan.instrument)
         if before.leverage > row.max_leverage:
             return _refused(
@@ -166,6 +207,7 @@ def _trade_checks(
                 f"allowed at a notional of {money_text(row.notional, 'USD')}; lower the "
                 "leverage or the size.",
             )
+    if math.adds_risk:
         free = free_collateral(plan.after)
         if free < 0:
             return _refused(
@@ -213,9 +255,9 @@ def _fill_post(*, reason: str, journal_kind: str, fee_kind: str):
         )
         settle, symbol = state.asset_ids[state.settlement], state.settlement
         wallet = wallet_id(state, symbol)
-        cash = plan.math.realized_pnl - plan.fee
+        cash = plan.cash_flow - plan.fee
         lines = [
-            Line(state.house_id(LedgerAccountKind.MARKET, symbol), settle, -plan.math.realized_pnl),
+            Line(state.house_id(LedgerAccountKind.MARKET, symbol), settle, -plan.cash_flow),
             Line(state.house_id(fee_kind, symbol), settle, plan.fee),
         ]
         if moved.is_isolated:
@@ -259,10 +301,12 @@ def _fill_post(*, reason: str, journal_kind: str, fee_kind: str):
 
 
 def _refuse_expired(*, instrument: str, **_order) -> None:
-    """A dated future trades until its expiry; after it, only its settlement closes positions."""
-    expired = Instrument.objects.filter(symbol=instrument, kind=Instrument.Kind.FUTURE).filter(
-        Q(is_active=False) | Q(expiry__lte=timezone.now())
+    """A dated future or an option trades until its expiry; after it, only its settlement
+    closes positions."""
+    dated = Instrument.objects.filter(
+        symbol=instrument, kind__in=(Instrument.Kind.FUTURE, Instrument.Kind.OPTION)
     )
+    expired = dated.filter(Q(is_active=False) | Q(expiry__lte=timezone.now()))
     if expired.exists():
         raise ApplicationError(
             f"{instrument} has expired: it no longer trades.", {"instrument": "expired"}

@@ -49,7 +49,9 @@ from margin.models import (
     SourceQuote,
 )
 from margin.selectors.funding import last_funding_rates
+from margin.selectors.options import market_regimes
 from margin.selectors.parameters import parameters_in_force
+from margin.services.option_marks import forwards_of, option_marks
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +122,11 @@ def demo_market_step(*, now: datetime, rng: np.random.Generator | None = None) -
         sim.price, sim.regime, sim.stepped_at = Decimal(f"{price:.12g}"), state.regime, now
     SimulatedAsset.objects.bulk_update(simulated, ["price", "regime", "stepped_at"])
     _demo_depth_publish(state)
-    instruments = Instrument.objects.filter(is_active=True).values_list(
-        "symbol", "underlying__symbol"
+    # Options have no venue prints: they are marked on the surface (`option_marks`).
+    instruments = (
+        Instrument.objects.filter(is_active=True)
+        .exclude(kind=Instrument.Kind.OPTION)
+        .values_list("symbol", "underlying__symbol")
     )
     quotes = venue_quotes(
         asset_prices=dict(zip(state.symbols, state.prices.tolist(), strict=True)),
@@ -139,9 +144,9 @@ def _demo_depth_publish(state: MarketState) -> None:
     for symbol in state.symbols:
         depth = Decimal(f"{market_depth(symbol, state.regime):.6g}")
         AssetPrice.objects.filter(asset__symbol=symbol).update(depth_usd=depth)
-        MarkPrice.objects.filter(instrument__underlying__symbol=symbol).update(
-            depth_usd=depth * Decimal(str(PERP_DEPTH_MULTIPLE))
-        )
+        MarkPrice.objects.filter(instrument__underlying__symbol=symbol).exclude(
+            instrument__kind=Instrument.Kind.OPTION
+        ).update(depth_usd=depth * Decimal(str(PERP_DEPTH_MULTIPLE)))
 
 
 @dataclass(frozen=True)
@@ -259,7 +264,8 @@ def prices_refresh(
 
     marks: list[MarkPrice] = []
     until_funding = seconds_to_funding(now.timestamp())
-    for instrument in Instrument.objects.filter(is_active=True).select_related("underlying"):
+    active = list(Instrument.objects.filter(is_active=True).select_related("underlying"))
+    for instrument in (i for i in active if not i.is_option):
         index = indexes.get(instrument.underlying_id)
         if index is None:
             continue
@@ -300,6 +306,14 @@ def prices_refresh(
             )
         )
 
+    marks += option_marks(
+        [i for i in active if i.is_option],
+        forwards=forwards_of(marks, {pk: p.price for pk, p in indexes.items() if not p.uncertain}),
+        regime_of=market_regimes(),
+        previous=last_mark,
+        now=now,
+    )
+
     AssetPrice.objects.bulk_create(
         indexes.values(),
         update_conflicts=True,
@@ -319,6 +333,7 @@ def prices_refresh(
             "last_price",
             "binding",
             "uncertain_reason",
+            "implied_vol",
         ],
     )
     new_indexes = [p for p in indexes.values() if not p.uncertain]
@@ -329,7 +344,11 @@ def prices_refresh(
     MarkPriceHistory.objects.bulk_create(
         [
             MarkPriceHistory(
-                instrument=m.instrument, at=now, mark_price=m.mark_price, index_price=m.index_price
+                instrument=m.instrument,
+                at=now,
+                mark_price=m.mark_price,
+                index_price=m.index_price,
+                implied_vol=m.implied_vol,
             )
             for m in new_marks
         ]

@@ -41,7 +41,8 @@ def asset_check(state: AccountState, asset: str) -> str:
 
 
 def instrument_check(state: AccountState, instrument: str) -> str:
-    if instrument not in state.instrument_ids or instrument not in state.terms.brackets:
+    known = instrument in state.terms.brackets or state.is_option(instrument)
+    if instrument not in state.instrument_ids or not known:
         raise ApplicationError(
             f"Unknown instrument {instrument!r}.", {"instrument": "unknown instrument"}
         )

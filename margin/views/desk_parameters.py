@@ -1,6 +1,7 @@
 """Risk parameters on the desk: the version in force, a change with its impact preview, its
 proposal; and the public disclosure page (no login)."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -11,6 +12,7 @@ from margin.errors import ApplicationError
 from margin.forms.desk import ParameterChangeForm
 from margin.selectors.funding import dated_futures, funding_outlooks
 from margin.selectors.liquidity import EXAMPLE_NOTIONAL, liquidity_disclosure
+from margin.selectors.options import live_options, surface_disclosure
 from margin.selectors.parameters import disclosed_versions, parameters_in_force, version_terms
 from margin.selectors.recalibration import backtest_of, latest_recalibration
 from margin.services.parameters import parameter_impact_preview
@@ -79,5 +81,9 @@ def disclosure(request):
             "versions": versions,
             "funding": funding_outlooks(now=timezone.now()).values(),
             "futures": dated_futures(),
+            "options": live_options(),
+            "surfaces": surface_disclosure(
+                [hours / 24 for hours in sorted(settings.OPTION_TERMS_HOURS)]
+            ),
         },
     )

@@ -7,7 +7,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from margin.engine.errors import EngineInputError
-from margin.engine.liquidation import account_after, apply_plan, liquidation_plan
+from margin.engine.liquidation import (
+    account_after,
+    apply_plan,
+    liquidation_plan,
+    lower_tier_plan,
+)
 from margin.engine.reference import quote_account
 from margin.engine.types import AccountInput
 from tests.engine.strategies import accounts, decimals, markets
@@ -48,6 +53,38 @@ def test_a_large_position_is_reduced_just_enough_and_its_bracket_steps_down():
     lot = Decimal("1e-8")
     short_of_it = account_after(account, {"BTC": step.quantity - lot}, slippage=slippage)
     assert quote_account(short_of_it).margin_ratio > TARGET
+
+
+def test_a_position_in_a_high_tier_is_cut_to_the_top_of_the_lower_tier():
+    # Bybit's liquidation process: from the second tier up, first a FillOrKill order down to the
+    # lower tier's value when that meets the requirement. 80 BTC at 60,000 is 4.8M notional,
+    # bracket 4 (1%): MM 36,550 on a balance of 36,500.
+    account = AccountInput(collateral=(usdt("36500"),), positions=(btc_perp("BTC", quantity="80"),))
+    assert quote_account(account).margin_ratio > 1
+    plan = lower_tier_plan(account, threshold=Decimal("0.95"), slippage=Decimal("0.007"))
+    (step,) = plan.steps
+    after = quote_account(apply_plan(account, plan))
+    (row,) = after.positions
+    assert row.bracket == 3
+    assert 3_000_000 - 60000 * Decimal("1e-8") <= row.notional < 3_000_000
+    assert step.remaining_quantity == Decimal("49.99999999")
+    # MM falls by 1% of the 1.8M sold (MM is continuous at the floor), the balance by 0.7%
+    assert plan.margin_ratio_after == after.margin_ratio < Decimal("0.78")
+    assert plan.reaches_target
+
+
+def test_the_lowest_tier_or_a_cut_that_does_not_restore_the_pool_has_no_tier_step():
+    # 1 BTC (tier 1) past its line; 1M notional in tier 3 (0.65%) where a unit sold frees less
+    # margin than it costs at 0.7%
+    tier_one = AccountInput(collateral=(usdt("200"),), positions=(btc_perp("BTC", quantity="1"),))
+    tier_three = AccountInput(
+        collateral=(usdt("5400"),), positions=(btc_perp("BTC", quantity="16.66"),)
+    )
+    for account in (tier_one, tier_three):
+        assert quote_account(account).margin_ratio > 1
+        assert (
+            lower_tier_plan(account, threshold=Decimal("0.95"), slippage=Decimal("0.007")) is None
+        )
 
 
 def test_largest_maintenance_margin_goes_first():

@@ -21,7 +21,7 @@ from margin.models import (
     Position,
 )
 from margin.selectors.ledger import ledger_differences, ledger_history
-from margin.services.expiry import futures_expiry_run, next_quarterly_expiry
+from margin.services.expiry import expiry_run, next_quarterly_expiry
 from margin.services.margin_mode import position_margin_mode_switch
 from margin.services.positions import position_market_fill
 from tests.revaluation.factories import funded_account
@@ -67,7 +67,7 @@ def test_a_future_settles_every_position_at_the_index_twap_and_the_next_is_liste
     entries = {a.pk: Position.objects.get(margin_account=a).entry_price for a in (long_, short)}
     wallets = {a.pk: wallet(a) for a in (long_, short)}
     # when: the first tick after expiry
-    run = futures_expiry_run(now=expiry + timedelta(seconds=1))
+    run = expiry_run(now=expiry + timedelta(seconds=1))
     # then: (10 × 90,000 + 15 × 96,000 + 5 × 99,000) / 30 = 94,500
     future = Instrument.objects.get(symbol=FUTURE)
     assert run.settled == [FUTURE] and run.closed == 2
@@ -92,7 +92,7 @@ def test_a_future_settles_every_position_at_the_index_twap_and_the_next_is_liste
     assert listed.is_active and listed.expiry == datetime(2027, 3, 26, 8, tzinfo=UTC)
     assert Bracket.objects.filter(instrument=listed).count() == future.brackets.count() > 0
     # a replayed tick changes nothing; the expired contract no longer trades
-    again = futures_expiry_run(now=expiry + timedelta(seconds=6))
+    again = expiry_run(now=expiry + timedelta(seconds=6))
     assert (again.settled, again.closed, again.listed) == ([], 0, [])
     assert fills.count() == 2
     with pytest.raises(ApplicationError, match="expired"):
@@ -111,9 +111,9 @@ def test_holders_are_told_a_day_of_market_time_before_expiry(market, demo_speed,
     funded_account(usdt="5000")
     Instrument.objects.filter(symbol=FUTURE).update(expiry=now + timedelta(minutes=30))
     # when / then: not yet 25 minutes out, once inside the day, and only once
-    assert futures_expiry_run(now=now).notified == 0
-    assert futures_expiry_run(now=now + timedelta(minutes=7)).notified == 1
-    assert futures_expiry_run(now=now + timedelta(minutes=8)).notified == 0
+    assert expiry_run(now=now).notified == 0
+    assert expiry_run(now=now + timedelta(minutes=7)).notified == 1
+    assert expiry_run(now=now + timedelta(minutes=8)).notified == 0
     (note,) = Notification.objects.filter(kind=Notification.Kind.EXPIRY)
     assert note.account_id == holder.pk and FUTURE in note.text
 

@@ -23,6 +23,7 @@ from margin.models import (
     AccountState,
     AssetPrice,
     AuditEntry,
+    Case,
     Fill,
     GuardRejection,
     Liquidation,
@@ -91,6 +92,40 @@ def test_a_stale_feed_is_flagged_and_nothing_is_liquidated_on_it(market, later, 
     # and a liquidation task that arrives again for it books nothing
     late = liquidation_run(account_id=account.pk, tick_id=tick.pk)
     assert late.status == Liquidation.Status.HELD
+
+
+def test_a_held_liquidation_opens_one_system_case_the_desk_sees(
+    market, later, reference, client, make_user
+):
+    # given: the stale feed of the test above holds a bankrupt long's liquidation back
+    account = funded_account(usdt="2000", fills=[("BTCUSDT", "buy", "0.2")])
+    market_prices(at=later(1), BTC=85000, USDT=1)
+    stale_at = later(reference.price_guard_max_age_s + 5)
+    prices_refresh(now=stale_at)
+    # when: the tick and its liquidation, then the next tick with the feed still silent
+    run_tick_and_liquidations(stale_at)
+    (case,) = Case.objects.all()
+    run_tick_and_liquidations(later(reference.price_guard_max_age_s + 10))
+    # then: one open case, opened by the system, unassigned, naming the stale prices; the
+    # next tick held the liquidation again and opened no second case
+    assert Liquidation.objects.filter(status=Liquidation.Status.HELD).count() == 2
+    assert list(Case.objects.all()) == [case]
+    assert case.margin_account == account and case.status == Case.Status.OPEN
+    assert case.opened_by is None and case.assignee is None
+    assert case.summary.startswith("Liquidation held back by a stale price: BTC (")
+    (opened,) = AuditEntry.objects.filter(action="case.open")
+    assert opened.actor is None and opened.after["opened_by"] == "system"
+    alerts = AuditEntry.objects.filter(action="desk.alert.stale_blocked")
+    assert [a.after["case"] for a in alerts] == [case.pk, case.pk]
+    # and the officers see it: in the case list as opened by the system, in the queue
+    client.force_login(make_user(RISK_OFFICER))
+    listed = client.get(reverse("desk:cases"), {"status": "open"}).content.decode()
+    assert f'href="{reverse("desk:case", args=[case.pk])}"' in listed
+    assert '<td class="case-opener">system</td>' in listed
+    queue = client.get(reverse("desk:landing"), {"stale_blocked": "true"}).content.decode()
+    assert f">case {case.pk}</a>" in queue
+    page = client.get(reverse("desk:case", args=[case.pk])).content.decode()
+    assert "Opened by system" in page
 
 
 def depeg_account():

@@ -6,7 +6,7 @@ to the insurance fund; partial liquidation by risk limit tier), Binance "Auto-De
 (ranking by PnL% × effective leverage; isolated positions on their own margin), OKX
 "Liquidation mechanism" (offsetting positions of one underlying are closed together)."""
 
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import pytest
 
@@ -95,6 +95,39 @@ def test_btcusdt_longs_of_every_size_pay_the_fee_and_partial_steps_happen_where_
         assert d(result["accounts"]["alice"]["margin_ratio"]) < 1
     else:
         assert result["accounts"]["alice"]["wallet"] == {"USDT": "0"}
+    assert_books_sound(result)
+
+
+def test_a_position_in_a_high_risk_tier_is_first_cut_to_the_top_of_the_lower_tier():
+    # Bybit "Liquidation Process (USDT Contract)" (help.bybit.com article 900000167723): from
+    # the second margin tier up, a FillOrKill order for the difference between the position
+    # value and the lower tier's value that meets the margin requirement comes first; the
+    # position is taken over only if that cannot restore it.
+    # given: a 5M USD BTCUSDT long at 20x (bracket 4: 1% from 3M), the mark just past its line
+    quantity = Decimal("52.631579")
+    deposit = Decimal("250000.00")
+    price = _just_past_the_line(quantity, deposit - quantity * 95000 * Decimal("0.0005"))
+    assert price == 90989
+    doc = scenario(
+        [account("alice", {"USDT": deposit}, position("BTCUSDT", "long", quantity, "95000", "20"))],
+        [(10, {"BTC": str(price)})],
+    )
+    # when
+    result = run_scenario(doc)
+    # then: one partial step sells down to just under 3M at the mark (bracket 3's top), not
+    # the 32.29442695 BTC the smallest step to the 0.7 target sold before; its fee to the fund
+    (liquidation,) = events(result, "liquidation", "alice")
+    assert liquidation["partial"] is True and liquidation["quantity"] == "19.66056053"
+    assert liquidation["price"] == "90807.022"  # 90,989 × (1 − 0.2%)
+    fee = (d(liquidation["quantity"]) * d(liquidation["price"]) * Decimal("0.005")).quantize(
+        Decimal("1e-8"), rounding=ROUND_DOWN
+    )
+    assert d(liquidation["fee"]) == fee == Decimal("8926.58476290")
+    assert d(result["insurance_fund"]["USDT"]) == fee
+    (left,) = result["accounts"]["alice"]["positions"]
+    assert left["quantity"] == "32.97101847"
+    assert 3_000_000 - 90989 * Decimal("1e-8") < d(left["quantity"]) * price < 3_000_000
+    assert d(result["accounts"]["alice"]["margin_ratio"]) == Decimal("0.77646373")
     assert_books_sound(result)
 
 
