@@ -5,6 +5,8 @@ The forms, the serializers, the API's JSON parser and the request guard all read
 bad input is refused (4xx) where it enters instead of failing in the database (500).
 """
 
+import json
+import math
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -40,6 +42,14 @@ SHOCK = {"max_digits": 12, "decimal_places": 6}
 MINUTES = {"max_digits": 12, "decimal_places": 2}
 DEPTH_USD = {"max_digits": 20, "decimal_places": 2}
 
+# A scenario the desk's page runs (upload or paste, `manage.py run_scenario`'s format): it runs
+# inside the request, so the file is at most 1 MiB (the shipped example is 2 KiB; a pasted
+# text above Django's 2.5 MB body limit is a 400 before any form sees it) and the book and the
+# price path stay small enough to answer in seconds. Bigger ones: the command.
+SCENARIO_MAX_BYTES = 1_048_576
+SCENARIO_MAX_ACCOUNTS = 50
+SCENARIO_MAX_STEPS = 60
+
 NUMBER_OUT_OF_RANGE = "A number is out of the range the engine computes with."
 
 # PostgreSQL's `integer`, the column of PositiveIntegerField.
@@ -48,6 +58,53 @@ INTEGER_COLUMN_MAX = 2_147_483_647
 
 def has_forbidden_characters(text: str) -> bool:
     return FORBIDDEN_CHARACTERS.search(text) is not None
+
+
+class JsonRefused(ValueError):
+    """JSON this site does not take (the message says why, without a leading capital)."""
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise JsonRefused(f"the number {text[:40]} is too large")
+    return number
+
+
+def _no_constant(name: str):
+    raise JsonRefused(f"{name} is not a number this site takes")
+
+
+def _check_json_value(value) -> None:
+    """Refuse nesting deeper than JSON_MAX_DEPTH and text with control characters (iterative:
+    the check itself must not recurse)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > JSON_MAX_DEPTH:
+                raise JsonRefused(f"it nests deeper than {JSON_MAX_DEPTH} levels")
+            children = item.items() if isinstance(item, dict) else ((None, v) for v in item)
+            for key, child in children:
+                if key is not None and has_forbidden_characters(key):
+                    raise JsonRefused("a name in it holds control characters")
+                pending.append((child, depth + 1))
+        elif isinstance(item, str) and has_forbidden_characters(item):
+            raise JsonRefused("text in it holds control characters")
+
+
+def json_loads_bounded(text: str):
+    """`json.loads` within the limits: a document nested deeper than JSON_MAX_DEPTH (Python's
+    decoder would otherwise die with a RecursionError: a 500), a number that is not finite
+    (`NaN`, `Infinity`, or `1e400`, which Python reads as infinity) and a string carrying
+    control characters raise `JsonRefused`; malformed JSON raises `json.JSONDecodeError` (a
+    ValueError too)."""
+    try:
+        data = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+    except RecursionError:
+        raise JsonRefused(f"it nests deeper than {JSON_MAX_DEPTH} levels") from None
+    _check_json_value(data)
+    return data
 
 
 def column_digits(model: type[models.Model], name: str) -> dict:

@@ -10,6 +10,9 @@ from margin.input_limits import (
     DEPTH_USD,
     FREE_TEXT,
     MINUTES,
+    SCENARIO_MAX_ACCOUNTS,
+    SCENARIO_MAX_BYTES,
+    SCENARIO_MAX_STEPS,
     SHOCK,
     TIME_VALIDATORS,
     check_fits_column,
@@ -28,6 +31,7 @@ from margin.models import (
     VolatilityFloor,
 )
 from margin.numbers import quantity_text
+from margin.scenarios.loader import ScenarioError, scenario_parse
 from margin.selectors.accounts import credit_tiers, desk_users, open_positions_of
 from margin.services.cascade import DEFAULT_DEPTH_USD, MAX_ROUNDS
 from margin.services.parameters import SCALAR_FIELDS
@@ -292,3 +296,60 @@ class ParameterChangeForm(TtlMixin):
             _check_column(VolatilityFloor, "daily_vol", sigma)
             floors[asset.upper()] = sigma
         return floors
+
+
+class ScenarioFileForm(forms.Form):
+    """A risk scenario in `manage.py run_scenario`'s format, uploaded or pasted, read and
+    checked before it runs: within `SCENARIO_MAX_BYTES` (1 MiB), UTF-8, JSON within the site's
+    limits (no deeper than 32 levels, no NaN or Infinity, no control characters), every field
+    the loader checks, and small enough to run inside the request (`SCENARIO_MAX_ACCOUNTS`
+    accounts, `SCENARIO_MAX_STEPS` price steps). Cleaned: `scenario`, `input_text`, `name`."""
+
+    file = forms.FileField(required=False, label="Scenario file (JSON)")
+    text = forms.CharField(
+        required=False,
+        strip=False,
+        label="or paste it",
+        widget=forms.Textarea(attrs={"rows": 14, "cols": 80, "spellcheck": "false"}),
+    )
+
+    def _text_of_upload(self, upload) -> str:
+        if upload.size > SCENARIO_MAX_BYTES:
+            raise forms.ValidationError(
+                f"The file is {upload.size:,} bytes; a scenario is at most "
+                f"{SCENARIO_MAX_BYTES:,} bytes (larger ones: manage.py run_scenario)."
+            )
+        try:
+            return upload.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise forms.ValidationError("The file is not UTF-8 text.") from None
+
+    def clean(self):
+        cleaned = super().clean()
+        upload, text = cleaned.get("file"), cleaned.get("text") or ""
+        if bool(upload) == bool(text.strip()):
+            raise forms.ValidationError("Upload a scenario file or paste one (one of the two).")
+        if upload:
+            text, name = self._text_of_upload(upload), upload.name
+        elif len(text.encode("utf-8")) > SCENARIO_MAX_BYTES:
+            raise forms.ValidationError(
+                f"The text is over {SCENARIO_MAX_BYTES:,} bytes, the most a scenario may be."
+            )
+        else:
+            name = "pasted"
+        try:
+            scenario = scenario_parse(text)
+        except ScenarioError as error:
+            raise forms.ValidationError(f"Not a scenario this runs: {error}") from None
+        if len(scenario.accounts) > SCENARIO_MAX_ACCOUNTS:
+            raise forms.ValidationError(
+                f"{len(scenario.accounts)} accounts; the page runs at most "
+                f"{SCENARIO_MAX_ACCOUNTS} (more: manage.py run_scenario)."
+            )
+        if len(scenario.prices) > SCENARIO_MAX_STEPS:
+            raise forms.ValidationError(
+                f"{len(scenario.prices)} price steps; the page runs at most "
+                f"{SCENARIO_MAX_STEPS} (more: manage.py run_scenario)."
+            )
+        cleaned.update(scenario=scenario, input_text=text, name=name)
+        return cleaned

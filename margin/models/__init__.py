@@ -1,6 +1,6 @@
 from margin.models.accounts import AccountState, MarginAccount, MarginScheme
 from margin.models.audit import AuditEntry
-from margin.models.desk import CascadeRun, Case, CaseNote, Proposal, StressRun
+from margin.models.desk import CascadeRun, Case, CaseNote, Proposal, ScenarioRun, StressRun
 from margin.models.funding import FundingPayment, FundingRate
 from margin.models.idempotency import IdempotencyRecord
 from margin.models.ledger import Entry, Journal, JournalKind, LedgerAccount, LedgerAccountKind
@@ -74,6 +74,7 @@ __all__ = [
     "QuoteKind",
     "RevaluationShard",
     "RevaluationTick",
+    "ScenarioRun",
     "SimulatedAsset",
     "SourceQuote",
     "StressRun",

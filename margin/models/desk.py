@@ -172,3 +172,27 @@ class CascadeRun(models.Model):
 
     class Meta:
         ordering = ["-pk"]
+
+
+class ScenarioRun(models.Model):
+    """A risk scenario a desk member ran from the desk's page (`manage.py run_scenario`'s
+    format, run in its sandbox): who, when, the input as given, what the run printed and its
+    exit status as the command has it (0 done, 1 the pipeline stopped). Bad input (the
+    command's exit 2) is refused by the form and never saved."""
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    name = models.CharField(max_length=200, help_text="The file's name, or 'pasted'.")
+    input_text = models.TextField()
+    output = models.JSONField(null=True, blank=True, help_text="The run's JSON; none if stopped.")
+    exit_status = models.PositiveSmallIntegerField()
+    error = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-pk"]
+
+    def __str__(self) -> str:
+        return f"scenario run {self.pk} ({self.name})"

@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from margin.input_limits import json_loads_bounded
+
 SIDES = ("long", "short")
 MARGIN_MODES = ("cross", "isolated")
 
@@ -162,11 +164,15 @@ def _step(raw, path: str) -> PriceStep:
 
 
 def scenario_parse(text: str) -> Scenario:
-    """The scenario of a JSON document, every field checked that needs no database."""
+    """The scenario of a JSON document, every field checked that needs no database; the
+    document within `json_loads_bounded`'s limits (no deeper than 32 levels, no NaN or
+    Infinity, no control characters in any name or text)."""
     try:
-        raw = json.loads(text)
+        raw = json_loads_bounded(text)
     except json.JSONDecodeError as error:
         raise ScenarioError("input", f"not JSON ({error.msg} at line {error.lineno})") from error
+    except ValueError as error:  # JsonRefused, or an integer of more digits than Python reads
+        raise ScenarioError("input", f"refused: {error}") from error
     raw = _object(raw, "input")
     if "scenario" in raw and "accounts" not in raw:
         raw = _object(raw["scenario"], "scenario")  # a file with its `expect` beside it

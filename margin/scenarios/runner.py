@@ -7,6 +7,7 @@ the price guard's rejections): any step that records an account event (funding, 
 appears here without the runner knowing it.
 """
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -379,3 +380,25 @@ def scenario_run(scenario: Scenario) -> dict:
     with scenario_sandbox():
         result = _run_in_sandbox(scenario)
     return result
+
+
+@dataclass(frozen=True)
+class ScenarioOutcome:
+    """A run as the command would end it: its output and exit status 0, or status 1 and the
+    message of the refusal that stopped the pipeline (no output)."""
+
+    output: dict | None
+    exit_status: int
+    error: str
+    duration_ms: int
+
+
+def scenario_outcome(scenario: Scenario) -> ScenarioOutcome:
+    """Run the scenario in its sandbox; bad input found there (an unknown symbol, a refused
+    parameter) still raises `ScenarioError`."""
+    started = time.monotonic()
+    try:
+        output, status, error = scenario_run(scenario), 0, ""
+    except ApplicationError as failure:
+        output, status, error = None, 1, failure.message
+    return ScenarioOutcome(output, status, error, round((time.monotonic() - started) * 1000))

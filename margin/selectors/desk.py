@@ -53,6 +53,7 @@ from margin.models import (
     Position,
     Proposal,
     RevaluationTick,
+    ScenarioRun,
     StressRun,
 )
 from margin.selectors.figures import figures_now
@@ -432,3 +433,13 @@ def snapshots_exposed_to(snapshots: QuerySet[MarginSnapshot], asset: Asset) -> Q
         kind=LedgerAccountKind.WALLET, asset=asset, balance__gt=0
     ).values("margin_account")
     return snapshots.filter(Q(account_id__in=positions) | Q(account_id__in=holdings))
+
+
+def scenario_runs() -> QuerySet[ScenarioRun]:
+    """The desk's saved scenario runs, newest first, with who ran them (not their JSON)."""
+    return ScenarioRun.objects.select_related("created_by").defer("input_text", "output")
+
+
+def scenario_run(pk: int) -> ScenarioRun:
+    """One saved scenario run; a 404 when there is none."""
+    return get_object_or_404(ScenarioRun.objects.select_related("created_by"), pk=pk)

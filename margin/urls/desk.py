@@ -8,6 +8,7 @@ from margin.views import (
     desk_parameters,
     desk_prices,
     desk_proposals,
+    desk_scenarios,
     desk_simulations,
 )
 
@@ -54,6 +55,8 @@ desk_patterns = (
         path("cascade/start/", desk_simulations.cascade_start, name="cascade_start"),
         path("cascade/<int:pk>/", desk_simulations.cascade_detail, name="cascade_detail"),
         path("heatmap/", desk_simulations.heatmap, name="heatmap"),
+        path("scenarios/", desk_scenarios.scenarios, name="scenarios"),
+        path("scenarios/<int:pk>/", desk_scenarios.scenario_detail, name="scenario_detail"),
         path("prices/", desk_prices.prices, name="prices"),
     ],
     "desk",

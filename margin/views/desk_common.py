@@ -27,13 +27,17 @@ def form_errors(request, form) -> None:
             messages.error(request, f"{label}: {error}" if label else error)
 
 
-def sparkline(values: list[float], *, width: int = 300, height: int = 60) -> str:
-    """SVG polyline points of a series scaled into the box (highest value at the top)."""
-    if len(values) < 2:
+def sparkline(values: list[float | None], *, width: int = 300, height: int = 60) -> str:
+    """SVG polyline points of a series scaled into the box (highest value at the top); a
+    missing value (None) keeps its place on the x axis and draws no point."""
+    known = [v for v in values if v is not None]
+    if len(values) < 2 or not known:
         return ""
-    low, high = min(values), max(values)
+    low, high = min(known), max(known)
     span = (high - low) or 1.0
     step = width / (len(values) - 1)
     return " ".join(
-        f"{i * step:.1f},{height - (v - low) / span * height:.1f}" for i, v in enumerate(values)
+        f"{i * step:.1f},{height - (v - low) / span * height:.1f}"
+        for i, v in enumerate(values)
+        if v is not None
     )

@@ -21,6 +21,7 @@ DESK_PAGES = (
     "desk:parameters",
     "desk:stress",
     "desk:cascade",
+    "desk:scenarios",
     "desk:heatmap",
     "desk:prices",
 )

@@ -35,6 +35,7 @@ from margin.models import (
     ParameterVersion,
     Position,
     Proposal,
+    ScenarioRun,
     StressRun,
 )
 from margin.services.desk import case_open
@@ -55,6 +56,7 @@ WRITTEN: tuple[type[Model], ...] = (
     AuditEntry,
     StressRun,
     CascadeRun,
+    ScenarioRun,
     Notification,
     ParameterVersion,
     ApiToken,
@@ -427,6 +429,7 @@ def test_every_page_form_refuses_every_class_of_bad_input(world, officer, manage
         (desk, reverse("desk:parameters")),
         (desk, reverse("desk:stress")),
         (desk, reverse("desk:cascade")),
+        (desk, reverse("desk:scenarios")),
         (desk, reverse("password_change")),
     ]
     failures, walked, probes = [], set(), 0

@@ -3,9 +3,11 @@
 import io
 import json
 from decimal import Decimal
+from pathlib import Path
 
 from django.core.management import call_command
 
+EXAMPLE = Path(__file__).parent.parent / "data" / "scenarios" / "example_liquidation.json"
 OPENING_INDEX = {"BTC": "95000", "ETH": "3400", "SOL": "230", "USDT": "1", "USDC": "1"}
 
 

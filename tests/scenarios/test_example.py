@@ -2,15 +2,12 @@
 `expect` statements is an assertion here, and a statement without one fails the test."""
 
 import json
-from pathlib import Path
 
 import pytest
 
-from tests.scenarios.support import d, events, run_scenario
+from tests.scenarios.support import EXAMPLE, d, events, run_scenario
 
 pytestmark = pytest.mark.django_db
-
-EXAMPLE = Path(__file__).parent.parent / "data" / "scenarios" / "example_liquidation.json"
 
 
 def _alice_wallet_explained(result):
