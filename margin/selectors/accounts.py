@@ -598,12 +598,20 @@ def _others(totals: dict[str, Decimal], own: dict[str, Decimal]) -> dict[str, De
 def market_load() -> dict:
     """What every account is valued on: marks, prices, ids, house accounts, the parameters in
     force and the markets' depths (one query more: the latest volatility estimate)."""
-    instruments = rows(
-        f"SELECT i.id, i.symbol, u.symbol, m.mark_price, m.depth_usd FROM {table(Instrument)} i "
+    listed = rows(
+        f"SELECT i.id, i.symbol, u.symbol, m.mark_price, m.depth_usd, i.kind, i.option_type, "
+        f"i.strike, i.expiry, m.implied_vol, m.index_price FROM {table(Instrument)} i "
         f"JOIN {table(Asset)} u ON u.id = i.underlying_id "
         f"LEFT JOIN {table(MarkPrice)} m ON m.instrument_id = i.id"
     )
-    options = _option_terms()
+    instruments = [row[:5] for row in listed]
+    options = _option_terms(
+        [
+            (symbol, underlying, *option)
+            for _, symbol, underlying, _, _, kind, *option in listed
+            if kind == Instrument.Kind.OPTION and option[3] is not None
+        ]
+    )
     assets = rows(
         f"SELECT a.id, a.symbol, a.is_settlement, p.price, p.depth_usd FROM {table(Asset)} a "
         f"JOIN {table(AssetPrice)} p ON p.asset_id = a.id"
@@ -650,19 +658,13 @@ def market_load() -> dict:
 LEAST_EXPIRY_DAYS = Decimal(1) / 1440
 
 
-def _option_terms() -> dict[str, OptionTerms]:
-    """Every marked option series as the engine prices it, at the time of the read."""
+def _option_terms(series: list[tuple]) -> dict[str, OptionTerms]:
+    """The marked option series (symbol, underlying, type, strike, expiry, implied vol,
+    forward) as the engine prices them, at the time of the read."""
     now = timezone.now()
     speed = Decimal(str(market_speed()))
     terms = {}
-    for symbol, underlying, option_type, strike, expiry, vol, forward in rows(
-        f"SELECT i.symbol, u.symbol, i.option_type, i.strike, i.expiry, m.implied_vol, "
-        f"m.index_price FROM {table(Instrument)} i "
-        f"JOIN {table(Asset)} u ON u.id = i.underlying_id "
-        f"JOIN {table(MarkPrice)} m ON m.instrument_id = i.id "
-        "WHERE i.kind = %s AND m.implied_vol IS NOT NULL",
-        [Instrument.Kind.OPTION],
-    ):
+    for symbol, underlying, option_type, strike, expiry, vol, forward in series:
         days = Decimal(str((aware(expiry) - now).total_seconds())) * speed / 86_400
         terms[symbol] = OptionTerms(
             underlying=underlying,
