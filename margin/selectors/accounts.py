@@ -598,6 +598,7 @@ def _others(totals: dict[str, Decimal], own: dict[str, Decimal]) -> dict[str, De
 def market_load() -> dict:
     """What every account is valued on: marks, prices, ids, house accounts, the parameters in
     force and the markets' depths (one query more: the latest volatility estimate)."""
+    # One read of every instrument and its mark; an option's series terms come with it.
     listed = rows(
         f"SELECT i.id, i.symbol, u.symbol, m.mark_price, m.depth_usd, i.kind, i.option_type, "
         f"i.strike, i.expiry, m.implied_vol, m.index_price FROM {table(Instrument)} i "
@@ -606,11 +607,7 @@ def market_load() -> dict:
     )
     instruments = [row[:5] for row in listed]
     options = _option_terms(
-        [
-            (symbol, underlying, *option)
-            for _, symbol, underlying, _, _, kind, *option in listed
-            if kind == Instrument.Kind.OPTION and option[3] is not None
-        ]
+        row[1:3] + row[6:] for row in listed if row[5] == Instrument.Kind.OPTION and row[9]
     )
     assets = rows(
         f"SELECT a.id, a.symbol, a.is_settlement, p.price, p.depth_usd FROM {table(Asset)} a "
@@ -658,9 +655,9 @@ def market_load() -> dict:
 LEAST_EXPIRY_DAYS = Decimal(1) / 1440
 
 
-def _option_terms(series: list[tuple]) -> dict[str, OptionTerms]:
-    """The marked option series (symbol, underlying, type, strike, expiry, implied vol,
-    forward) as the engine prices them, at the time of the read."""
+def _option_terms(series) -> dict[str, OptionTerms]:
+    """Each marked option series, (symbol, underlying, type, strike, expiry, vol, forward), as
+    the engine prices it at the time of the read."""
     now = timezone.now()
     speed = Decimal(str(market_speed()))
     terms = {}

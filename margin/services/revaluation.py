@@ -57,7 +57,11 @@ from margin.selectors.parameters import parameters_in_force
 from margin.selectors.volatility import tick_stress_model, tick_volatility
 from margin.services.audit import audit_records
 from margin.services.expiry import expiry_run
-from margin.services.funding import funding_settle_due
+from margin.services.funding import (
+    funding_claim_due,
+    funding_rates_complete,
+    funding_settle_accounts,
+)
 from margin.services.margin_calls import deadline_of, margin_call_deadlines_apply
 
 logger = logging.getLogger(__name__)
@@ -135,7 +139,7 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
             params = parameters_in_force(now)
         except ApplicationError as refusal:
             return TickStart(tick=None, skipped=refusal.message)
-        _cash_flows_settle(now=now)
+        funding_rates = _cash_flows_settle(now=now)
         marks, asset_prices = _frozen_prices()
         stale = stale_symbols(now=now, max_age_s=params.price_guard_max_age_s)
         doubts = unfit_prices(now=now, max_age_s=params.price_guard_max_age_s)
@@ -161,6 +165,7 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
                 ),
                 n_shards=len(chunks),
                 n_accounts=len(account_ids),
+                funding_rates=funding_rates,
                 status=RevaluationTick.Status.RUNNING
                 if chunks
                 else RevaluationTick.Status.COMPLETE,
@@ -172,22 +177,28 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
                 )
                 for n, chunk in enumerate(chunks)
             )
+            if not chunks:  # no account to settle
+                funding_rates_complete(rate_ids=funding_rates, now=now)
         return TickStart(tick=tick, shard_ids=[s.pk for s in shards])
 
 
-def _cash_flows_settle(*, now: datetime) -> None:
-    """Funding times and expiries that have passed are booked before the tick freezes its
-    prices, so this tick values every account after them. A failure is logged and left to the
-    next tick (each settlement is one transaction, idempotent)."""
+def _cash_flows_settle(*, now: datetime) -> list[int]:
+    """Expiries that have passed are booked before the tick freezes its prices, and funding
+    times that have passed are claimed: the ids of the open funding rates, which each shard
+    settles for its own accounts before it reads them. Either way this tick values every
+    account after them. A failure is logged and left to the next tick (each step is one
+    transaction, idempotent)."""
+    funding_rates = []
     try:
         if settings.FUNDING_SETTLEMENT_ENABLED:
-            funding_settle_due(now=now)
+            funding_rates = funding_claim_due(now=now)
     except DatabaseError:
-        logger.exception("funding settlement failed; the next tick tries again")
+        logger.exception("funding claim failed; the next tick tries again")
     try:
         expiry_run(now=now)
     except (DatabaseError, ApplicationError):
         logger.exception("expiry settlement failed; the next tick tries again")
+    return funding_rates
 
 
 @dataclass(frozen=True)
@@ -197,6 +208,8 @@ class ShardResult:
     to_liquidate: list[tuple[int, int]] = field(default_factory=list)  # (account id, tick id)
     notifications: list[int] = field(default_factory=list)
     transitions: int = 0
+    funding_positions: int = 0
+    funding_s: float = 0.0
     load_s: float = 0.0
     compute_s: float = 0.0
     write_s: float = 0.0
@@ -420,6 +433,16 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         return ShardResult(shard_id=shard_id, already_done=True)
     tick, params = shard.tick, shard.tick.parameter_version
 
+    # The tick's funding first, for this shard's accounts (its own transaction: a shard run
+    # again pays only what is still owed), so the book read next holds it. A failure leaves
+    # the shard to its redelivery or the tick to be abandoned: the funding stays owed.
+    funding_started = time.perf_counter()
+    funded = funding_settle_accounts(
+        rate_ids=tick.funding_rates,
+        first_account_id=shard.first_account_id,
+        last_account_id=shard.last_account_id,
+        now=tick.started_at,
+    )
     started = time.perf_counter()
     slice_ = engine_book(
         account_range=(shard.first_account_id, shard.last_account_id),
@@ -508,13 +531,15 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         locked.load_s, locked.compute_s = loaded - started, computed - loaded
         locked.write_s = written - computed
         locked.save(update_fields=["completed_at", "accounts", "load_s", "compute_s", "write_s"])
-    _tick_complete_if_done(tick_id=tick.pk)
+    _tick_complete_if_done(tick)
     return ShardResult(
         shard_id=shard_id,
         accounts=book.n_accounts,
         to_liquidate=_liquidation_candidates(tick, slice_, revaluation, new),
         notifications=notifications,
         transitions=int(np.count_nonzero(old != new)),
+        funding_positions=funded.positions,
+        funding_s=started - funding_started,
         load_s=locked.load_s,
         compute_s=locked.compute_s,
         write_s=locked.write_s,
@@ -537,15 +562,18 @@ def _liquidation_candidates(tick, slice_, revaluation, new) -> list[tuple[int, i
     return [(int(slice_.account_ids[row]), tick.pk) for row in rows]
 
 
-def _tick_complete_if_done(*, tick_id: int) -> bool:
-    """Outside the shard's transaction, so the last shard to commit sees all the others."""
-    if RevaluationShard.objects.filter(tick_id=tick_id, completed_at__isnull=True).exists():
+def _tick_complete_if_done(tick: RevaluationTick) -> bool:
+    """Outside the shard's transaction, so the last shard to commit sees all the others. The
+    tick's funding rates are then settled for every account."""
+    if RevaluationShard.objects.filter(tick_id=tick.pk, completed_at__isnull=True).exists():
         return False
-    return bool(
-        RevaluationTick.objects.filter(pk=tick_id, status=RevaluationTick.Status.RUNNING).update(
-            status=RevaluationTick.Status.COMPLETE, completed_at=timezone.now()
-        )
-    )
+    now = timezone.now()
+    completed = RevaluationTick.objects.filter(
+        pk=tick.pk, status=RevaluationTick.Status.RUNNING
+    ).update(status=RevaluationTick.Status.COMPLETE, completed_at=now)
+    if completed:
+        funding_rates_complete(rate_ids=tick.funding_rates, now=now)
+    return bool(completed)
 
 
 def snapshots_prune() -> int:
