@@ -2,6 +2,7 @@
 liquidations."""
 
 from django.db import models
+from django.db.models import JSONField, Value
 
 from margin.models.accounts import AccountState, MarginAccount
 from margin.models.reference import MONEY, RATIO, ParameterVersion
@@ -36,6 +37,9 @@ class RevaluationTick(models.Model):
     volatility = models.JSONField(default=dict, blank=True)
     n_shards = models.PositiveIntegerField(default=0)
     n_accounts = models.PositiveIntegerField(default=0)
+    # The ids of the funding rates (`FundingRate`) its shards settle, each for its own
+    # accounts, before they revalue them.
+    funding_rates = models.JSONField(default=list, blank=True, db_default=Value([], JSONField()))
 
     class Meta:
         ordering = ["-pk"]

@@ -136,6 +136,16 @@ def funding_rate_for_mark(*, instrument_id: int, now: datetime) -> tuple[Decimal
     return (last.rate if last else Decimal(0)), left
 
 
+def funding_rates_open() -> list[int]:
+    """The ids of the funding rates claimed and not yet settled for every account, oldest
+    first."""
+    return list(
+        FundingRate.objects.filter(completed_at__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def cumulative_funding(position_ids: Iterable[int]) -> dict[int, Decimal]:
     """Position id → what it has received (+) or paid (−) in funding, all times together."""
     totals = (

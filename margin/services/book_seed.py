@@ -32,6 +32,7 @@ from margin.models import (
     CreditTier,
     Entry,
     Fill,
+    FundingPayment,
     Journal,
     JournalKind,
     LedgerAccount,
@@ -503,18 +504,40 @@ def _delete_with_dependents(model: type[Model], where: str, seen: tuple = ()) ->
 def book_reset() -> int:
     """Remove every book user with all that hangs off them, in one transaction. The house
     accounts give back what the book's journals had moved on them, so the book still balances.
+    The book's journals are those of its accounts and those without an account (a funding
+    settlement's, one per revaluation shard) with a line on a book account; a journal of the
+    latter kind that also pays an account outside the book is refused (it cannot be removed
+    in part and still balance).
 
     Entries (and the audit trail) refuse DELETE by trigger: the triggers of the tables touched
     are disabled for this transaction only (ALTER TABLE is transactional in PostgreSQL)."""
     if connection.vendor != "postgresql":
         raise ApplicationError("book_reset needs PostgreSQL.")
     users = f"starts_with(username, '{BOOK_USER_PREFIX}')"
+    book_accounts = (
+        f"SELECT a.id FROM {table(MarginAccount)} a JOIN {table(User)} u ON u.id = a.owner_id "
+        f"WHERE starts_with(u.username, '{BOOK_USER_PREFIX}')"
+    )
+    shared_journals = (
+        f"SELECT DISTINCT e.journal_id FROM {table(Entry)} e JOIN {table(Journal)} j "
+        f"ON j.id = e.journal_id AND j.margin_account_id IS NULL JOIN {table(LedgerAccount)} la "
+        f"ON la.id = e.ledger_account_id WHERE la.margin_account_id IN ({book_accounts})"
+    )
     book_journals = (
-        f"journal_id IN (SELECT j.id FROM {table(Journal)} j JOIN {table(MarginAccount)} a "
-        f"ON a.id = j.margin_account_id JOIN {table(User)} u ON u.id = a.owner_id "
-        f"WHERE starts_with(u.username, '{BOOK_USER_PREFIX}'))"
+        f"journal_id IN (SELECT id FROM {table(Journal)} WHERE margin_account_id IN "
+        f"({book_accounts}) UNION ALL {shared_journals})"
     )
     with transaction.atomic():
+        mixed = rows(
+            f"SELECT e.journal_id FROM {table(Entry)} e JOIN {table(LedgerAccount)} la "
+            f"ON la.id = e.ledger_account_id WHERE e.journal_id IN ({shared_journals}) "
+            f"AND la.margin_account_id NOT IN ({book_accounts}) LIMIT 1"
+        )
+        if mixed:
+            raise ApplicationError(
+                f"Journal {mixed[0][0]} pays book accounts and others: the book cannot be "
+                "removed from it alone."
+            )
         execute(
             f"UPDATE {table(LedgerAccount)} la SET balance = la.balance - moved.total "
             f"FROM (SELECT ledger_account_id, SUM(amount) AS total FROM {table(Entry)} "
@@ -530,7 +553,18 @@ def book_reset() -> int:
         ]
         for name in triggered:
             execute(f"ALTER TABLE {name} DISABLE TRIGGER USER")
-        deleted = _delete_with_dependents(User, users)
+        # The account-less journals first: deleting the accounts takes their own journals.
+        shared = [journal for (journal,) in rows(shared_journals)]
+        deleted = 0
+        with connection.cursor() as cursor:
+            for model, column in (
+                (Entry, "journal_id"),
+                (FundingPayment, "journal_id"),
+                (Journal, "id"),
+            ):
+                cursor.execute(f"DELETE FROM {table(model)} WHERE {column} = ANY(%s)", [shared])
+                deleted += cursor.rowcount
+        deleted += _delete_with_dependents(User, users)
         for name in triggered:
             execute(f"ALTER TABLE {name} ENABLE TRIGGER USER")
     return deleted

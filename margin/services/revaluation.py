@@ -27,6 +27,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from margin.engine.options_vector import PortfolioGrid, portfolio_grid
+from margin.engine.portfolio_prices import portfolio_liquidation_prices
 from margin.engine.scheme import PORTFOLIO, scheme_figures
 from margin.engine.states import (
     LEVEL,
@@ -57,7 +58,11 @@ from margin.selectors.parameters import parameters_in_force
 from margin.selectors.volatility import tick_stress_model, tick_volatility
 from margin.services.audit import audit_records
 from margin.services.expiry import expiry_run
-from margin.services.funding import funding_settle_due
+from margin.services.funding import (
+    funding_claim_due,
+    funding_rates_complete,
+    funding_settle_accounts,
+)
 from margin.services.margin_calls import deadline_of, margin_call_deadlines_apply
 
 logger = logging.getLogger(__name__)
@@ -135,7 +140,7 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
             params = parameters_in_force(now)
         except ApplicationError as refusal:
             return TickStart(tick=None, skipped=refusal.message)
-        _cash_flows_settle(now=now)
+        funding_rates = _cash_flows_settle(now=now)
         marks, asset_prices = _frozen_prices()
         stale = stale_symbols(now=now, max_age_s=params.price_guard_max_age_s)
         doubts = unfit_prices(now=now, max_age_s=params.price_guard_max_age_s)
@@ -161,6 +166,7 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
                 ),
                 n_shards=len(chunks),
                 n_accounts=len(account_ids),
+                funding_rates=funding_rates,
                 status=RevaluationTick.Status.RUNNING
                 if chunks
                 else RevaluationTick.Status.COMPLETE,
@@ -172,22 +178,28 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
                 )
                 for n, chunk in enumerate(chunks)
             )
+            if not chunks:  # no account to settle
+                funding_rates_complete(rate_ids=funding_rates, now=now)
         return TickStart(tick=tick, shard_ids=[s.pk for s in shards])
 
 
-def _cash_flows_settle(*, now: datetime) -> None:
-    """Funding times and expiries that have passed are booked before the tick freezes its
-    prices, so this tick values every account after them. A failure is logged and left to the
-    next tick (each settlement is one transaction, idempotent)."""
+def _cash_flows_settle(*, now: datetime) -> list[int]:
+    """Expiries that have passed are booked before the tick freezes its prices, and funding
+    times that have passed are claimed: the ids of the open funding rates, which each shard
+    settles for its own accounts before it reads them. Either way this tick values every
+    account after them. A failure is logged and left to the next tick (each step is one
+    transaction, idempotent)."""
+    funding_rates = []
     try:
         if settings.FUNDING_SETTLEMENT_ENABLED:
-            funding_settle_due(now=now)
+            funding_rates = funding_claim_due(now=now)
     except DatabaseError:
-        logger.exception("funding settlement failed; the next tick tries again")
+        logger.exception("funding claim failed; the next tick tries again")
     try:
         expiry_run(now=now)
     except (DatabaseError, ApplicationError):
         logger.exception("expiry settlement failed; the next tick tries again")
+    return funding_rates
 
 
 @dataclass(frozen=True)
@@ -197,6 +209,8 @@ class ShardResult:
     to_liquidate: list[tuple[int, int]] = field(default_factory=list)  # (account id, tick id)
     notifications: list[int] = field(default_factory=list)
     transitions: int = 0
+    funding_positions: int = 0
+    funding_s: float = 0.0
     load_s: float = 0.0
     compute_s: float = 0.0
     write_s: float = 0.0
@@ -213,8 +227,10 @@ def _aligned(names: tuple[str, ...], frozen: dict[str, str], fallback: np.ndarra
 
 def _stress(book, marks, asset_prices, revaluation, tick, portfolio, grid=None) -> tuple:
     """Every account's worst loss under the tick's stress model (floors where there is no
-    history: never zero) and its figures under its margin scheme, the options grid's for the
-    accounts holding options (`grid`)."""
+    history: never zero), its figures under its margin scheme (the options grid's for the
+    accounts holding options, `grid`), and every position's liquidation price under it (for a
+    portfolio account where the balance meets max(tiered MM, stress loss), as its trader page
+    and explain show)."""
     model = tick_stress_model(tick, book.asset_names)
     stress = stress_margin(book, marks, asset_prices, model, revaluation=revaluation)
     figures = scheme_figures(
@@ -224,7 +240,10 @@ def _stress(book, marks, asset_prices, revaluation, tick, portfolio, grid=None) 
         margin_call_ratio=float(tick.parameter_version.margin_call_ratio),
         grid=grid,
     )
-    return stress.worst_loss, figures
+    liquidation = portfolio_liquidation_prices(
+        book, marks, asset_prices, revaluation, model, portfolio
+    )
+    return stress.worst_loss, figures, liquidation
 
 
 def _options_grid(slice_, marks, tick) -> PortfolioGrid | None:
@@ -243,8 +262,9 @@ def _nullable(values: np.ndarray) -> list:
     return objects.tolist()
 
 
-def _positions_json(slice_, revaluation: Revaluation) -> list[str]:
-    """Each account's per-position figures as the compact JSON of MarginSnapshot.positions.
+def _positions_json(slice_, revaluation: Revaluation, liquidation: np.ndarray) -> list[str]:
+    """Each account's per-position figures as the compact JSON of MarginSnapshot.positions,
+    with the liquidation prices under each account's scheme (`liquidation`).
 
     One json.dumps over every position of the shard (the C encoder formats the floats), then
     the text is cut per position and joined per account: a Python step per number would cost
@@ -256,7 +276,7 @@ def _positions_json(slice_, revaluation: Revaluation) -> list[str]:
     columns = (slice_.position_ids, revaluation.maintenance_margin, revaluation.bracket)
     rows = zip(
         *(column[order].tolist() for column in columns),
-        _nullable(revaluation.liquidation_price[order]),
+        _nullable(liquidation[order]),
         _nullable(revaluation.bankruptcy_price[order]),
         strict=True,
     )
@@ -420,6 +440,16 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         return ShardResult(shard_id=shard_id, already_done=True)
     tick, params = shard.tick, shard.tick.parameter_version
 
+    # The tick's funding first, for this shard's accounts (its own transaction: a shard run
+    # again pays only what is still owed), so the book read next holds it. A failure leaves
+    # the shard to its redelivery or the tick to be abandoned: the funding stays owed.
+    funding_started = time.perf_counter()
+    funded = funding_settle_accounts(
+        rate_ids=tick.funding_rates,
+        first_account_id=shard.first_account_id,
+        last_account_id=shard.last_account_id,
+        now=tick.started_at,
+    )
     started = time.perf_counter()
     slice_ = engine_book(
         account_range=(shard.first_account_id, shard.last_account_id),
@@ -453,7 +483,9 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     asset_prices = _aligned(book.asset_names, tick.asset_prices, slice_.asset_prices)
     revaluation = revalue(book, marks, asset_prices)
     grid = _options_grid(slice_, marks, tick)
-    stress, figures = _stress(book, marks, asset_prices, revaluation, tick, portfolio, grid)
+    stress, figures, liquidation = _stress(
+        book, marks, asset_prices, revaluation, tick, portfolio, grid
+    )
     if grid is not None:
         # From here on the pool's uPnL and margin balance count the options at their value.
         revaluation = replace(
@@ -468,7 +500,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         maintenance_margin=figures.maintenance,
         thresholds=Thresholds.of(params),
     )
-    positions_json = _positions_json(slice_, revaluation)
+    positions_json = _positions_json(slice_, revaluation, liquidation)
     computed = time.perf_counter()
 
     rows = _snapshot_rows(
@@ -508,13 +540,15 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         locked.load_s, locked.compute_s = loaded - started, computed - loaded
         locked.write_s = written - computed
         locked.save(update_fields=["completed_at", "accounts", "load_s", "compute_s", "write_s"])
-    _tick_complete_if_done(tick_id=tick.pk)
+    _tick_complete_if_done(tick)
     return ShardResult(
         shard_id=shard_id,
         accounts=book.n_accounts,
         to_liquidate=_liquidation_candidates(tick, slice_, revaluation, new),
         notifications=notifications,
         transitions=int(np.count_nonzero(old != new)),
+        funding_positions=funded.positions,
+        funding_s=started - funding_started,
         load_s=locked.load_s,
         compute_s=locked.compute_s,
         write_s=locked.write_s,
@@ -537,15 +571,18 @@ def _liquidation_candidates(tick, slice_, revaluation, new) -> list[tuple[int, i
     return [(int(slice_.account_ids[row]), tick.pk) for row in rows]
 
 
-def _tick_complete_if_done(*, tick_id: int) -> bool:
-    """Outside the shard's transaction, so the last shard to commit sees all the others."""
-    if RevaluationShard.objects.filter(tick_id=tick_id, completed_at__isnull=True).exists():
+def _tick_complete_if_done(tick: RevaluationTick) -> bool:
+    """Outside the shard's transaction, so the last shard to commit sees all the others. The
+    tick's funding rates are then settled for every account."""
+    if RevaluationShard.objects.filter(tick_id=tick.pk, completed_at__isnull=True).exists():
         return False
-    return bool(
-        RevaluationTick.objects.filter(pk=tick_id, status=RevaluationTick.Status.RUNNING).update(
-            status=RevaluationTick.Status.COMPLETE, completed_at=timezone.now()
-        )
-    )
+    now = timezone.now()
+    completed = RevaluationTick.objects.filter(
+        pk=tick.pk, status=RevaluationTick.Status.RUNNING
+    ).update(status=RevaluationTick.Status.COMPLETE, completed_at=now)
+    if completed:
+        funding_rates_complete(rate_ids=tick.funding_rates, now=now)
+    return bool(completed)
 
 
 def snapshots_prune() -> int:

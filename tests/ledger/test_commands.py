@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from datetime import timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -19,6 +20,7 @@ from margin.selectors.book import engine_book
 from margin.selectors.ledger import ledger_differences
 from margin.services.book_seed import NEAR_LIQUIDATION_SHARE, SURVIVOR_RATIO
 from margin.services.demo_book import DEMO_INSURANCE_FUND
+from margin.services.funding import funding_settle_due
 from margin.services.prices import market_tick_run
 from margin.services.reference import reference_data_ensure
 from margin.services.revaluation import revaluation_tick_run
@@ -57,13 +59,31 @@ def test_seed_demo_gives_both_traders_funded_accounts_and_is_safe_to_rerun(db):
     assert ledger_differences().clean
 
 
+def test_seed_demo_has_the_trader_hold_a_long_call_and_a_short_put(db, settings):
+    settings.OPTIONS_LISTING_ENABLED = True
+    call_command("seed_demo", book_accounts=0)
+    call_command("seed_demo", book_accounts=0)
+    main = MarginAccount.objects.get(owner__username="trader", name="Main")
+    held = {
+        (p.instrument.option_type, p.quantity > 0)
+        for p in main.positions.filter(instrument__kind="option").exclude(quantity=0)
+    }
+    assert held == {("call", True), ("put", False)}
+    assert Fill.objects.filter(position__instrument__kind="option").count() == 2
+    assert ledger_differences().clean
+
+
 @pytest.mark.django_db(transaction=True)
-def test_seed_book_loads_a_balanced_book_and_replaces_it_on_reset(capsys):
+def test_seed_book_loads_a_balanced_book_and_replaces_it_on_reset(capsys, settings):
     # given the demo reference data
     reference_data_ensure()
     # when a small book is seeded, then seeded again with --reset
     call_command("seed_book", accounts=300, positions=1200)
     first = set(User.objects.filter(username__startswith="book-").values_list("pk", flat=True))
+    # and its perpetuals settle a funding time (one journal for every account's payment)
+    settings.FUNDING_ANCHOR = timezone.now()
+    funded = funding_settle_due(now=settings.FUNDING_ANCHOR + timedelta(seconds=1))
+    assert funded.positions > 500 and funded.journals == 1
     call_command("seed_book", accounts=200, positions=700, reset=True, seed=3)
     # then the second book replaced the first, through the ledger's rules
     out = capsys.readouterr().out

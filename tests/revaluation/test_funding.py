@@ -130,7 +130,10 @@ def test_longs_pay_shorts_through_the_funding_account_and_the_book_stays_balance
         kind=LedgerAccountKind.FUNDING, asset__symbol="USDT"
     )
     assert funding_account.balance == -paid
-    assert settled.positions == 3 and settled.journals == 3
+    # one journal: a line per paying ledger account and one on the funding account
+    assert settled.positions == 3 and settled.journals == 1
+    (journal,) = Journal.objects.filter(kind=JournalKind.FUNDING)
+    assert journal.entries.count() == 4
     assert ledger_differences().clean
     # history shows it, and the position's cumulative funding
     (entry,) = ledger_history(account=long_btc, filters={"kind": JournalKind.FUNDING})
