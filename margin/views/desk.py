@@ -38,6 +38,7 @@ from margin.services.proposals import (
 )
 from margin.views.desk_common import act, form_errors, sparkline
 from margin.views.rendering import query_without_page, render_page_or_fragment
+from margin.views.risk_matrix import risk_matrices
 from margin.vocabulary import CaseStatus
 
 QUEUE_PAGE_SIZE = 50
@@ -74,6 +75,7 @@ def account(request, pk: int):
         "desk/account.html",
         {
             "review": review,
+            "matrices": risk_matrices(review.quote.portfolio),
             "ratio_points": sparkline(review.ratio_history),
             "account": margin_account,
             "case": case,
