@@ -54,3 +54,9 @@ def surface_parameters(regime: str) -> dict[str, float]:
         "vol_floor": VOL_FLOOR,
         "regime_multiplier": regime_multiplier(regime),
     }
+
+
+# The demo market's option quotes: bid and ask are Black-76 at the surface's vol less and plus
+# this many vol points, a market maker's spread in vol (orders fill at the mark, like the
+# futures; the spread shows what a venue's book would charge).
+QUOTE_HALF_SPREAD_VOL = 0.01

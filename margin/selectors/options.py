@@ -1,11 +1,19 @@
 """Reads of the options market: the demo market's regimes the surface follows, the live
 option series with their marks, and the chain (strikes × expiries) a trader picks from."""
 
+from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 
+import numpy as np
+
+from margin.engine.options_vector import black76, black76_value
+from margin.market.clock import market_days_between
 from margin.market.demo import CALM
-from margin.market.surface import atm_vol, surface_parameters
+from margin.market.surface import QUOTE_HALF_SPREAD_VOL, atm_vol, surface_parameters
 from margin.models import Instrument, SimulatedAsset
+from margin.selectors.accounts import LEAST_EXPIRY_DAYS
 
 
 def market_regimes() -> dict[int, str]:
@@ -51,3 +59,86 @@ def surface_disclosure(terms_days: list[float]) -> list[SurfaceRow]:
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class ChainQuote:
+    """One series of the chain: the quote of the surface (bid and ask in vol around the mark)
+    and the Greeks per contract (vega per vol point, theta per day)."""
+
+    symbol: str
+    bid: float
+    mark: Decimal
+    ask: float
+    implied_vol: Decimal
+    delta: float
+    gamma: float
+    vega: float
+    theta: float
+
+
+@dataclass(frozen=True)
+class ChainRow:
+    strike: Decimal
+    call: ChainQuote | None
+    put: ChainQuote | None
+
+
+@dataclass(frozen=True)
+class ChainExpiry:
+    underlying: str
+    expiry: datetime
+    days: float  # market days to expiry
+    forward: Decimal
+    rows: list[ChainRow]
+
+
+def option_chain(*, now: datetime) -> list[ChainExpiry]:
+    """The live, marked series by underlying and expiry, strikes ascending, calls beside puts."""
+    series = [o for o in live_options() if hasattr(o, "mark") and o.mark.implied_vol]
+    if not series:
+        return []
+    days = np.array(
+        [max(market_days_between(now, o.expiry), float(LEAST_EXPIRY_DAYS)) for o in series]
+    )
+    is_call = np.array([o.option_type == Instrument.OptionType.CALL for o in series])
+    forward = np.array([float(o.mark.index_price) for o in series])
+    strike = np.array([float(o.strike) for o in series])
+    vol = np.array([float(o.mark.implied_vol) for o in series])
+    greeks = black76(is_call, forward, strike, vol, days)
+    bid = black76_value(
+        is_call, forward, strike, np.maximum(vol - QUOTE_HALF_SPREAD_VOL, 0.01), days
+    )
+    ask = black76_value(is_call, forward, strike, vol + QUOTE_HALF_SPREAD_VOL, days)
+    quotes: dict[tuple, dict[Decimal, dict[str, ChainQuote]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
+    for n, option in enumerate(series):
+        key = (option.underlying.symbol, option.expiry)
+        quotes[key][option.strike][option.option_type] = ChainQuote(
+            symbol=option.symbol,
+            bid=float(bid[n]),
+            mark=option.mark.mark_price,
+            ask=float(ask[n]),
+            implied_vol=option.mark.implied_vol,
+            delta=float(greeks.delta[n]),
+            gamma=float(greeks.gamma[n]),
+            vega=float(greeks.vega[n]),
+            theta=float(greeks.theta[n]),
+        )
+    first_of = {}
+    for n, option in enumerate(series):
+        first_of.setdefault((option.underlying.symbol, option.expiry), n)
+    return [
+        ChainExpiry(
+            underlying=underlying,
+            expiry=expiry,
+            days=float(days[first_of[underlying, expiry]]),
+            forward=series[first_of[underlying, expiry]].mark.index_price,
+            rows=[
+                ChainRow(strike=k, call=by_type.get("call"), put=by_type.get("put"))
+                for k, by_type in sorted(strikes.items())
+            ],
+        )
+        for (underlying, expiry), strikes in sorted(quotes.items())
+    ]

@@ -1,7 +1,7 @@
 from django.urls import include, path
 
 from margin.urls.desk import desk_patterns, public_patterns
-from margin.views import trader_history, trader_operations, trader_pages
+from margin.views import trader_history, trader_operations, trader_options, trader_pages
 
 ACCOUNT = "<int:pk>/"
 POSITION = "<int:pk>/positions/<str:symbol>/"
@@ -18,6 +18,11 @@ trader_patterns = (
         path(f"{ACCOUNT}what-if/", trader_pages.whatif_fragment, name="whatif"),
         path(f"{ACCOUNT}charts.json", trader_pages.chart_data, name="charts"),
         path(f"{ACCOUNT}history/", trader_history.history, name="history"),
+        path(f"{ACCOUNT}options/", trader_options.options_page, name="options"),
+        path(f"{ACCOUNT}options/book/", trader_options.options_book_fragment, name="options_book"),
+        path(
+            f"{ACCOUNT}options/chain/", trader_options.options_chain_fragment, name="options_chain"
+        ),
         path(
             f"{ACCOUNT}notices/acknowledge/",
             trader_history.notices_acknowledge,

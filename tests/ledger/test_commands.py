@@ -60,6 +60,20 @@ def test_seed_demo_gives_both_traders_funded_accounts_and_is_safe_to_rerun(db):
     assert ledger_differences().clean
 
 
+def test_seed_demo_has_the_trader_hold_a_long_call_and_a_short_put(db, settings):
+    settings.OPTIONS_LISTING_ENABLED = True
+    call_command("seed_demo", book_accounts=0)
+    call_command("seed_demo", book_accounts=0)
+    main = MarginAccount.objects.get(owner__username="trader", name="Main")
+    held = {
+        (p.instrument.option_type, p.quantity > 0)
+        for p in main.positions.filter(instrument__kind="option").exclude(quantity=0)
+    }
+    assert held == {("call", True), ("put", False)}
+    assert Fill.objects.filter(position__instrument__kind="option").count() == 2
+    assert ledger_differences().clean
+
+
 def _foreign_keys() -> set[tuple[str, str]]:
     with connection.cursor() as cursor:
         cursor.execute(

@@ -9,11 +9,13 @@ from accounts.roles import ADMIN, RISK_MANAGER, RISK_OFFICER, TRADER
 from accounts.second_factor import totp_device_ensure
 from accounts.services import user_ensure
 from margin.models import MarginAccount
+from margin.selectors.options import live_options
 from margin.services.collateral import collateral_deposit
 from margin.services.demo_book import demo_book_ensure
 from margin.services.expiry import demo_future_ensure
 from margin.services.ledger import margin_account_open
 from margin.services.margin_mode import position_leverage_set, position_margin_mode_switch
+from margin.services.options_listing import options_listing_ensure
 from margin.services.positions import position_market_fill
 from margin.services.reference import reference_data_ensure
 
@@ -121,6 +123,35 @@ def demo_future_position_open(account: MarginAccount, symbol: str) -> None:
     )
 
 
+def demo_options_open(account: MarginAccount, *, now) -> list[str]:
+    """List the options (unless listed) and have the account buy a BTC call and sell a BTC
+    put, one strike out of the money each, in the longest term: the chain, the Greeks and the
+    risk matrix then have a book to show. One idempotency key per series, so a rerun holds
+    them once, and buys new ones after these expired."""
+    options_listing_ensure(now=now)
+    series = live_options().filter(underlying__symbol="BTC", mark__isnull=False)
+    longest = series.order_by("-expiry").first()
+    if longest is None:
+        return []
+    forward = longest.mark.index_price
+    term = series.filter(expiry=longest.expiry)
+    call = term.filter(option_type="call", strike__gt=forward).order_by("strike").first()
+    put = term.filter(option_type="put", strike__lt=forward).order_by("-strike").first()
+    traded = []
+    for option, side, quantity in ((call, "buy", "0.5"), (put, "sell", "0.5")):
+        if option is None:
+            continue
+        position_market_fill(
+            account=account,
+            instrument=option.symbol,
+            side=side,
+            quantity=Decimal(quantity),
+            idempotency_key=f"seed-demo:{account.pk}:fill:{option.symbol}",
+        )
+        traded.append(f"{side} {quantity} {option.symbol}")
+    return traded
+
+
 class Command(BaseCommand):
     help = (
         "Create the demo users (one per role and a second trader and officer), the reference "
@@ -152,6 +183,12 @@ class Command(BaseCommand):
                 f"demo future {demo_future} listed (expires within "
                 f"{settings.DEMO_FUTURE_TERM_HOURS:g} market hours); "
                 f"{accounts[0].owner.username}/{accounts[0].name} holds it"
+            )
+        if settings.OPTIONS_LISTING_ENABLED:
+            traded = demo_options_open(accounts[0], now=timezone.now())
+            self.stdout.write(
+                f"options listed; {accounts[0].owner.username}/{accounts[0].name}: "
+                + (", ".join(traded) or "no BTC options to trade")
             )
         self.stdout.write(
             f"reference data ready ({version}); demo margin accounts: "

@@ -1,0 +1,83 @@
+"""The options journey in real headless Chromium on PostgreSQL: from the chain, buy a call
+and sell a put through the order form's preview; the positions show their Greeks, the net
+Greeks and the risk matrix with its worst scenario; no CSP violation."""
+
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from accounts.roles import TRADER
+from margin.models import Instrument
+from margin.services.options_listing import options_listing_ensure
+from tests.browser import screenshots_dir
+from tests.revaluation.factories import funded_account
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def csp_violations():
+    return []
+
+
+@pytest.fixture
+def watched_page(page, csp_violations):
+    page.on(
+        "console",
+        lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.on("pageerror", lambda error: csp_violations.append(str(error)))
+    return page
+
+
+def series(option_type: str, strike: int) -> str:
+    return (
+        Instrument.objects.filter(
+            kind="option", underlying__symbol="BTC", option_type=option_type, strike=strike
+        )
+        .order_by("-expiry")
+        .values_list("symbol", flat=True)[0]
+    )
+
+
+def order_from_chain(page, button: str, symbol: str) -> None:
+    """Click the chain's button, wait for the form's preview, place the order."""
+    page.click(f"[data-testid={button}-{symbol}]")
+    page.locator("#trade-preview [data-testid=ratio-after]").wait_for()
+    page.click("#trade-form button[type=submit]")
+    page.locator("#trade-form [data-testid=receipt]").wait_for()
+    page.locator(f"#option-positions tr[data-symbol='{symbol}']").wait_for(timeout=10_000)
+
+
+def test_buy_a_call_and_sell_a_put_from_the_chain(
+    watched_page, login, live_server, make_user, reference, settings, csp_violations, tmp_path
+):
+    settings.DEMO_MARKET_ENABLED = True
+    settings.DEMO_MARKET_SPEED = 60.0
+    settings.OPTIONS_LISTING_ENABLED = True
+    settings.OPTION_TERMS_HOURS = [12.0, 48.0, 168.0]
+    options_listing_ensure(now=timezone.now())
+    page = watched_page
+    trader = make_user(TRADER)
+    account = funded_account(user=trader, usdt="50000")
+    login(trader)
+    page.wait_for_url("**/accounts/")
+    page.goto(f"{live_server.url}/accounts/{account.pk}/options/")
+    page.locator("#option-chain table.chain").first.wait_for()
+    assert "No option positions" in page.locator("#option-positions").inner_text()
+
+    call, put = series("call", 98000), series("put", 92000)
+    order_from_chain(page, "buy", call)
+    order_from_chain(page, "sell", put)
+
+    call_row = page.locator(f"#option-positions tr[data-symbol='{call}']")
+    put_row = page.locator(f"#option-positions tr[data-symbol='{put}']")
+    assert Decimal(call_row.locator("[data-testid=position-delta]").inner_text()) > 0
+    # a short put is long delta too
+    assert Decimal(put_row.locator("[data-testid=position-delta]").inner_text()) > 0
+    page.locator("#net-greeks tr[data-underlying=BTC]").wait_for()
+    page.locator("#risk-matrix [data-testid=worst-scenario]").wait_for()
+    assert page.locator("#risk-matrix [data-testid=worst-scenario]").count() == 1
+    page.screenshot(path=screenshots_dir(default=tmp_path) / "account-options.png", full_page=True)
+    assert csp_violations == []

@@ -1,0 +1,106 @@
+"""The options page on PostgreSQL: the chain (bid < mark < ask, Greeks), the account's option
+positions with their Greeks and net Greeks, the risk matrix with its worst scenario marked,
+an order opened from the chain, and no one else's account."""
+
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from margin.models import Instrument, MarkPrice
+from margin.selectors.accounts import account_state_load
+from margin.selectors.options import option_chain
+from margin.services.options_listing import options_listing_ensure
+from margin.views.risk_matrix import risk_matrices
+from tests.revaluation.factories import funded_account
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def listed(reference, settings):
+    settings.DEMO_MARKET_ENABLED = True
+    settings.DEMO_MARKET_SPEED = 60.0
+    settings.OPTIONS_LISTING_ENABLED = True
+    settings.OPTION_TERMS_HOURS = [12.0, 48.0, 168.0]
+    options_listing_ensure(now=timezone.now())
+
+
+def btc(option_type: str, strike: int) -> str:
+    return (
+        Instrument.objects.filter(
+            kind="option", underlying__symbol="BTC", option_type=option_type, strike=strike
+        )
+        .order_by("-expiry")
+        .values_list("symbol", flat=True)[0]
+    )
+
+
+@pytest.fixture
+def holder(listed, trader):
+    """A long BTC call, a short BTC put and a long perpetual."""
+    fills = [(btc("call", 98000), "buy", "1"), (btc("put", 92000), "sell", "1")]
+    return funded_account(user=trader, usdt="40000", fills=[*fills, ("BTCUSDT", "buy", "0.1")])
+
+
+def test_the_chain_quotes_each_strike_with_a_spread_around_the_mark(listed):
+    chain = option_chain(now=timezone.now())
+    assert len(chain) == 6  # BTC and ETH, three expiries each
+    term = chain[0]
+    assert len(term.rows) == 7
+    for row in term.rows:
+        for quote in (row.call, row.put):
+            assert quote.bid < float(quote.mark) < quote.ask
+        assert 0 < row.call.delta < 1 and -1 < row.put.delta < 0
+        # put-call parity on the forward (rate 0): C − P = F − K
+        parity = float(row.call.mark - row.put.mark)
+        assert parity == pytest.approx(float(term.forward - row.strike), abs=0.01)
+
+
+def test_the_page_shows_positions_greeks_and_the_risk_matrix(holder, trader_client):
+    page = trader_client.get(f"/accounts/{holder.pk}/options/").content.decode()
+    call, put = btc("call", 98000), btc("put", 92000)
+    assert f'<tr data-symbol="{call}">' in page and f'<tr data-symbol="{put}">' in page
+    assert 'data-testid="net-delta"' in page and 'data-testid="scan-risk"' in page
+    assert page.count('data-testid="worst-scenario"') == 1
+    # the chain's buttons open the market-order form on the series
+    assert f'data-testid="buy-{call}"' in page and f"trade/?instrument={call}" in page
+    # the matrix is the grid's: the worst cell is the scenario of the scan risk
+    quote = account_state_load(holder).quote()
+    (matrix,) = risk_matrices(quote.portfolio)
+    assert matrix.worst.pnl == matrix.risk.losses[matrix.risk.worst_scenario].copy_negate()
+    assert matrix.risk.scan_risk == matrix.worst.pnl.copy_negate() > 0
+    assert len(matrix.rows) == 2 and len(matrix.tail) == 8
+    assert matrix.rows[1][1][0] is None  # −16 % comes with vol up only
+
+
+def test_an_order_form_opens_from_the_chain_and_books_a_call(holder, htmx):
+    from tests.trader.factories import new_key, previewed
+
+    call = btc("call", 100000)
+    url = f"/accounts/{holder.pk}/trade/"
+    form = htmx.get(url, {"instrument": call, "side": "buy", "quantity": "0.1"})
+    assert call in form.content.decode()
+    data = previewed(htmx, url, {"instrument": call, "side": "buy", "quantity": "0.1"})
+    booked = htmx.post(url, {**data, "idempotency_key": new_key()})
+    assert booked.get("HX-Trigger") == "account-changed", booked.content.decode()[-2500:]
+    held = account_state_load(holder).positions[call]
+    assert held.quantity == Decimal("0.1")
+    assert held.entry_price == MarkPrice.objects.get(instrument__symbol=call).mark_price
+
+
+def test_another_traders_options_page_is_a_404(holder, client, make_user):
+    from accounts.roles import TRADER
+
+    client.force_login(make_user(TRADER))
+    assert client.get(f"/accounts/{holder.pk}/options/").status_code == 404
+    assert client.get(f"/accounts/{holder.pk}/options/book/").status_code == 404
+
+
+def test_the_dashboard_of_an_option_holder_shows_the_grid_binding(holder, trader_client):
+    page = trader_client.get(f"/accounts/{holder.pk}/")
+    assert page.status_code == 200
+    assert 'data-testid="requirement-binds">grid binds' in page.content.decode()
+    for figure in ("account.requirement", "account.margin_ratio", "account.stress_loss"):
+        explain = trader_client.get(f"/accounts/{holder.pk}/explain/", {"figure": figure})
+        assert explain.status_code == 200, figure
