@@ -164,6 +164,10 @@ def _foreign_keys_drop(models) -> list[tuple[str, str, str]]:
     to a filled table checks every row in one join. Transactional: a failed seed leaves them
     as they were. The tables are locked ACCESS EXCLUSIVE by then (a foreign key's DDL takes
     that lock; taking it first leaves no lock to upgrade and no deadlock with a reader)."""
+    # PostgreSQL refuses to alter a table with deferred checks pending (rows the caller's
+    # transaction wrote before the seed, the demo's own accounts): check them now.
+    execute("SET CONSTRAINTS ALL IMMEDIATE")
+    execute("SET CONSTRAINTS ALL DEFERRED")  # every deferrable constraint is initially deferred
     dropped = []
     for model in models:
         for name, definition in rows(
