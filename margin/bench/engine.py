@@ -13,6 +13,12 @@ borrowed balances), then times
   converted to Decimal beforehand, as the vectorized set is built beforehand);
 - for comparison, both engines without the stress margin (`revalue` against `quote_account`).
 
+With `--portfolio-share 0.05` (the default) one account in twenty is under the portfolio scheme:
+the vectorized revaluation also solves its cross positions' liquidation prices where the
+balance meets max(tiered MM, stress loss) (`margin.engine.portfolio_prices`), the reference
+does the same by its Decimal bisection (`scheme.portfolio_liquidation_price`), and those prices
+are the ones compared.
+
 With `--option-share 0.2` one position in five is an option on BTC or ETH (`margin.bench.options`),
 and the vectorized revaluation also revalues every option series under the 24 scenarios of
 the portfolio grid and sums every option account's grid (`options_vector.portfolio_grid`).
@@ -37,7 +43,9 @@ from margin.bench.options import option_inputs, random_option_book
 from margin.engine.demo import ASSETS, CREDIT_TIERS, INSTRUMENTS
 from margin.engine.options import GRID
 from margin.engine.options_vector import PortfolioGrid, portfolio_grid
+from margin.engine.portfolio_prices import portfolio_liquidation_prices
 from margin.engine.reference import AccountQuote, quote_account
+from margin.engine.scheme import portfolio_liquidation_price
 from margin.engine.stress import (
     AccountStress,
     StressModel,
@@ -225,6 +233,17 @@ def account_inputs(demo: DemoBook, accounts: Sequence[int]) -> list[AccountInput
     return inputs
 
 
+def _portfolio_prices(account: AccountInput, quote: AccountQuote, model: StressModel) -> list:
+    """The reference's liquidation price of each position of a portfolio-scheme account: the
+    bisection's for a cross one, the tiered one for an isolated one."""
+    return [
+        row.liquidation_price
+        if position.is_isolated
+        else portfolio_liquidation_price(account, model, position, row.liquidation_price).price
+        for position, row in zip(account.positions, quote.positions, strict=True)
+    ]
+
+
 def best_seconds(run: Callable[[], object], repeat: int) -> tuple[float, float]:
     """The best wall time and the best CPU time (all threads) of `repeat` runs."""
     wall = cpu = math.inf
@@ -256,9 +275,10 @@ def _agrees(vector_value: float, reference_value: Decimal | None, floor: float) 
 def disagreements(
     demo: DemoBook,
     accounts: Sequence[int],
-    references: Sequence[tuple[AccountQuote, AccountStress]],
+    references: Sequence[tuple[AccountQuote, AccountStress, list | None]],
     result: Revaluation,
     stress: StressResult,
+    liquidation: np.ndarray,
     grid: PortfolioGrid | None = None,
     option_account: np.ndarray | None = None,
 ) -> int:
@@ -267,7 +287,9 @@ def disagreements(
     worst scenario loss and risk requirement (near 0: 1e-9 of its gross notional and
     collateral). An account holding options (`grid`) is checked on its grid instead: each
     option's mark, the portfolio MM and IM; its cross rows have no liquidation price there and
-    its risk requirement is the scheme's (`margin.engine.scheme`), not the stress module's."""
+    its risk requirement is the scheme's (`margin.engine.scheme`), not the stress module's.
+    `liquidation` holds the prices under each account's scheme; a portfolio account's reference
+    (the third item, one price per position) is its bisection's."""
     book = demo.book
     # Positions are grouped by account: each account's rows are one run.
     starts = np.searchsorted(book.pos_account, accounts, side="left")
@@ -275,16 +297,19 @@ def disagreements(
     wrong = 0
     grid_option_account = option_account if option_account is not None else np.zeros(0)
     runs = zip(accounts, starts, ends, references, strict=True)
-    for account, start, end, (quote, reference_stress) in runs:
+    for account, start, end, (quote, reference_stress, portfolio_prices) in runs:
         rows = range(start, end)
         checks = []
         on_grid = quote.portfolio is not None
-        for row, position in zip(rows, quote.positions, strict=True):
+        for n, (row, position) in enumerate(zip(rows, quote.positions, strict=True)):
             mark = demo.marks[book.pos_instrument[row]]
             checks.append((result.maintenance_margin[row], position.maintenance_margin, 1e-6))
+            expected = position.liquidation_price
+            if portfolio_prices is not None:
+                expected = portfolio_prices[n]
             if not on_grid or book.pos_isolated[row]:
                 checks += [
-                    (result.liquidation_price[row], position.liquidation_price, mark),
+                    (liquidation[row], expected, mark),
                     (result.bankruptcy_price[row], position.bankruptcy_price, mark),
                 ]
         gross = float(sum(p.notional for p in quote.positions) + abs(quote.collateral_value))
@@ -320,6 +345,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--reference-positions", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--portfolio-share",
+        type=float,
+        default=0.05,
+        help="share of the accounts under the portfolio margin scheme",
+    )
+    parser.add_argument(
         "--option-share",
         type=float,
         default=0.0,
@@ -340,18 +371,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         estimated_covariance=cov,
     )
     scenarios = model.scenarios
+    portfolio = (
+        np.random.default_rng(arguments.seed + 9).random(n_accounts) < arguments.portfolio_share
+    )
 
-    def full_revaluation() -> tuple[Revaluation, StressResult, PortfolioGrid | None]:
+    def full_revaluation() -> tuple[Revaluation, StressResult, np.ndarray, PortfolioGrid | None]:
         result = revalue(demo.book, demo.marks, demo.asset_prices)
         grid = None
         if options is not None:
             option_book, market = options
             grid = portfolio_grid(option_book, demo.marks, market.forwards, market.vols)
         stress = stress_margin(demo.book, demo.marks, demo.asset_prices, model, revaluation=result)
-        return result, stress, grid
+        liquidation = portfolio_liquidation_prices(
+            demo.book, demo.marks, demo.asset_prices, result, model, portfolio
+        )
+        return result, stress, liquidation, grid
 
     first_start = time.perf_counter()
-    result, stress, grid = full_revaluation()
+    result, stress, liquidation, grid = full_revaluation()
     first_seconds = time.perf_counter() - first_start
     vector_seconds, vector_cpu = best_seconds(full_revaluation, arguments.repeat)
     revalue_seconds, _ = best_seconds(
@@ -368,11 +405,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     sampled = sum(len(account.positions) + len(account.options) for account in inputs)
     shocks = decimal_shocks(scenarios)
 
-    def reference_revaluation() -> list[tuple[AccountQuote, AccountStress]]:
+    def reference_revaluation() -> list[tuple[AccountQuote, AccountStress, list | None]]:
         quotes = [quote_account(account) for account in inputs]
         return [
-            (quote, account_stress(account, model, shocks=shocks, quote=quote))
-            for account, quote in zip(inputs, quotes, strict=True)
+            (
+                quote,
+                account_stress(account, model, shocks=shocks, quote=quote),
+                _portfolio_prices(account, quote, model) if portfolio[n] else None,
+            )
+            for n, account, quote in zip(accounts, inputs, quotes, strict=True)
         ]
 
     reference_seconds, reference_cpu = best_seconds(reference_revaluation, 3)
@@ -388,6 +429,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         reference_revaluation(),
         result,
         stress,
+        liquidation,
         grid,
         None if options is None else options[0].positions.account,
     )
@@ -402,6 +444,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{int(option_book.holds_options.sum())} accounts on the grid "
             f"({len(GRID)} scenarios each underlying), linear positions {demo.book.n_positions}"
         )
+    print(
+        f"portfolio scheme: {int(portfolio.sum())} accounts, "
+        f"{int(np.isin(demo.book.pos_account, np.flatnonzero(portfolio)).sum())} positions "
+        "whose liquidation price is bisected"
+    )
     print(f"first revaluation, building the book's price-independent arrays: {first_seconds:.4f} s")
     print(
         f"cpu time (steadier when other processes share the cores): vector_cpu_s={vector_cpu:.4f} "

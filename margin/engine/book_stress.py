@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from margin.engine.option_stress import HeldOptions, scenario_vol_shocks, with_options
 from margin.engine.shocks import shocked_prices
 from margin.engine.vector import Book, Revaluation, revalue, sum_by
 
@@ -99,6 +100,27 @@ def coverage(insurance_fund: float, deficit: float) -> float | None:
     return None if deficit <= 0 else insurance_fund / deficit
 
 
+def stressed_revaluation(
+    book: Book,
+    marks: np.ndarray,
+    asset_prices: np.ndarray,
+    moves: np.ndarray,
+    *,
+    held: HeldOptions | None = None,
+    vol_shocks: np.ndarray | None = None,
+) -> Revaluation:
+    """The book after `moves`: linear positions and holdings at the shocked prices, options
+    by Black-76 at the shocked forward and vol (`vol_shocks`, by default the library's rule of
+    `margin.engine.option_stress`), accounts holding options margined by the grid there."""
+    shocked_marks, shocked_assets = shocked_prices(book, marks, asset_prices, moves)
+    revaluation = revalue(book, shocked_marks, shocked_assets, liquidation_prices=False)
+    if held is None:
+        return revaluation
+    vol_shocks = scenario_vol_shocks(moves) if vol_shocks is None else vol_shocks
+    market = held.shocked(moves, vol_shocks, book)
+    return with_options(revaluation, held, shocked_marks, market)[0]
+
+
 def stress_book(
     book: Book,
     marks: np.ndarray,
@@ -107,10 +129,11 @@ def stress_book(
     *,
     insurance_fund: float,
     worst: int = 20,
+    held: HeldOptions | None = None,
 ) -> StressResult:
-    """Revalue the book with every asset moved by `moves` and measure the damage."""
-    shocked_marks, shocked_assets = shocked_prices(book, marks, asset_prices, moves)
-    revaluation = revalue(book, shocked_marks, shocked_assets, liquidation_prices=False)
+    """Revalue the book with every asset moved by `moves` and measure the damage; the options
+    `held` beside it revalued in full at the shocked forwards and vols."""
+    revaluation = stressed_revaluation(book, marks, asset_prices, moves, held=held)
     found = shortfalls(book, revaluation)
     total_deficit = float(found.deficit.sum())
     hit = np.flatnonzero(found.under_maintenance)

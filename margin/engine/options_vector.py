@@ -171,15 +171,19 @@ def black76(
     )
 
 
-def shocked_vol_factor(expiry_days: np.ndarray) -> np.ndarray:
-    """Per series (rows) and distinct vol shock v (columns): 1 + v·(30 / max(1, days))^p."""
+def vol_shock_scale(expiry_days: np.ndarray) -> np.ndarray:
+    """How far a vol shock v reaches per series: (30 / max(1, days))^p, so σ' = σ·(1 + v·scale)."""
     power = np.where(
         expiry_days < float(VOL_SHOCK_DAYS),
         float(SHORT_DATED_VEGA_POWER),
         float(LONG_DATED_VEGA_POWER),
     )
-    scale = (float(VOL_SHOCK_DAYS) / np.maximum(1.0, expiry_days)) ** power
-    return 1.0 + DISTINCT_VOL_SHOCKS[None, :] * scale[:, None]
+    return (float(VOL_SHOCK_DAYS) / np.maximum(1.0, expiry_days)) ** power
+
+
+def shocked_vol_factor(expiry_days: np.ndarray) -> np.ndarray:
+    """Per series (rows) and distinct vol shock v (columns): 1 + v·(30 / max(1, days))^p."""
+    return 1.0 + DISTINCT_VOL_SHOCKS[None, :] * vol_shock_scale(expiry_days)[:, None]
 
 
 @dataclass(frozen=True)

@@ -351,6 +351,11 @@ def _portfolio_terms(account: AccountInput, model: StressModel, asset: str, fact
 PRICE_PRECISION = Decimal("1e-10")
 # With no tiered liquidation price, the search reaches this far: a 99.99 % fall, a 100× rise.
 FARTHEST_FALL, FARTHEST_RISE = Decimal("0.0001"), Decimal(100)
+# At the tiered price the balance meets the tiered MM, so the headroom there is 0 where the
+# tiered MM binds: its sign is rounding. Only a headroom above this share of the account's
+# balance and tiered MM at the mark sends the search past the tiered price (a liquidity
+# add-on re-taken at that price can leave real room); both engines read it alike.
+TIERED_TIE = Decimal("1e-9")
 
 
 @exact
@@ -367,7 +372,8 @@ def portfolio_liquidation_price(
     if now[0] <= 0:
         return PortfolioLiquidation(position.mark_price, now[1], *now[2:])
     far = None if tiered_price is None else tiered_price / position.mark_price
-    if far is None or _portfolio_terms(account, model, asset, far)[0] > 0:
+    tie = TIERED_TIE * (abs(now[2]) + now[3])
+    if far is None or _portfolio_terms(account, model, asset, far)[0] > tie:
         exposure = sum(
             (
                 p.side * p.quantity

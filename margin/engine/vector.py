@@ -476,10 +476,19 @@ class _Outputs:
 
 
 def _collateral_chunk(book: Book, asset_prices: np.ndarray, lines: slice, out: _Outputs) -> None:
-    """Each holding's collateral value: its USD value cut at its asset's tier floors, each slice
-    at its ratio scaled by the account's credit tier (max(0, 1 − scale × (1 − r))); a
-    liability counts at its full value (see `reference.collateral_line_value`)."""
+    """Each holding's collateral value at its asset's price (`line_values`)."""
     price = asset_prices[book.col_asset[lines]]
+    out.collateral_line_value[lines] = line_values(book, lines, price, out.liquidity_keep[lines])
+
+
+def line_values(
+    book: Book, lines: slice | np.ndarray, price: np.ndarray, keep_out: np.ndarray | None = None
+) -> np.ndarray:
+    """The collateral value of `lines` (a slice or row numbers) at `price` (one per line): the
+    USD value cut at its asset's tier floors, each slice at its ratio scaled by the account's
+    credit tier (max(0, 1 − scale × (1 − r))), times what the liquidity haircut keeps (written
+    to `keep_out` when given); a liability counts at its full value (see
+    `reference.collateral_line_value`)."""
     holding = book.col_quantity[lines] * price
     value = np.zeros_like(holding)
     for floor, cap, ratio in zip(*book.line_tiers, strict=True):
@@ -501,43 +510,64 @@ def _collateral_chunk(book: Book, asset_prices: np.ndarray, lines: slice, out: _
         keep *= book.asset_impact[book.col_asset[lines]]
         np.minimum(keep, 1.0, out=keep)
         np.subtract(1.0, keep, out=keep)
-        out.liquidity_keep[lines] = keep
+        if keep_out is not None:
+            keep_out[:] = keep
         value *= keep
     # A liability has no slices (value 0) and counts in full: adding min(holding, 0) is exact.
     value += np.minimum(holding, 0.0)
-    out.collateral_line_value[lines] = value
+    return value
 
 
 def _position_chunk(book: Book, marks: np.ndarray, rows: slice, out: _Outputs) -> None:
     """Bracket, MM, IM and uPnL of a chunk of positions (Binance USD-M, as in the reference)."""
-    brackets = book.brackets
     instrument, quantity = book.pos_instrument[rows], book.pos_quantity[rows]
     mark = marks[instrument]
     notional = np.multiply(quantity, mark, out=out.notional[rows])
-    bracket = brackets.lookup_in_rows(book.pos_grid_row[rows], notional)
-    np.add(bracket, 1, out=out.bracket[rows])
-    cell = book.pos_bracket_row[rows] + bracket
-    maintenance = np.multiply(
-        notional, brackets.mmr.ravel()[cell], out=out.maintenance_margin[rows]
-    )
-    maintenance -= brackets.cum.ravel()[cell]
-    maintenance *= book.pos_mm_scale[rows]
-    initial = np.divide(notional, book.pos_leverage[rows], out=out.initial_margin[rows])
     addon = out.liquidity_addon[rows]
-    if book.instrument_impact is None:
-        addon[:] = 0.0
-    else:
-        # notional · Y σ / √depth · √owner_notional (`reference.liquidity_addon`).
-        owner = quantity if book.pos_owner_quantity is None else book.pos_owner_quantity[rows]
-        np.multiply(owner, mark, out=addon)
-        np.sqrt(addon, out=addon)
-        addon *= book.instrument_impact[instrument]
-        addon *= notional
-        maintenance += addon
-        initial += addon
+    bracket = position_maintenance(
+        book, rows, mark, notional, out=out.maintenance_margin[rows], addon_out=addon
+    )
+    np.add(bracket, 1, out=out.bracket[rows])
+    initial = np.divide(notional, book.pos_leverage[rows], out=out.initial_margin[rows])
+    initial += addon
     pnl = np.subtract(mark, book.pos_entry_price[rows], out=out.unrealized_pnl[rows])
     pnl *= quantity
     pnl *= book.pos_side[rows]
+
+
+def position_maintenance(
+    book: Book,
+    rows: slice | np.ndarray,
+    mark: np.ndarray,
+    notional: np.ndarray,
+    *,
+    out: np.ndarray,
+    addon_out: np.ndarray,
+) -> np.ndarray:
+    """MM of positions `rows` (a slice or row numbers) at `mark`, their notional there given:
+    (notional × mmr − cum) of its bracket × the credit tier's mm_scale, plus the liquidity
+    add-on (into `addon_out`, 0 without a depth). Answers the 0-based brackets."""
+    brackets = book.brackets
+    bracket = brackets.lookup_in_rows(book.pos_grid_row[rows], notional)
+    cell = book.pos_bracket_row[rows] + bracket
+    maintenance = np.multiply(notional, brackets.mmr.ravel()[cell], out=out)
+    maintenance -= brackets.cum.ravel()[cell]
+    maintenance *= book.pos_mm_scale[rows]
+    if book.instrument_impact is None:
+        addon_out[:] = 0.0
+    else:
+        # notional · Y σ / √depth · √owner_notional (`reference.liquidity_addon`).
+        owner = (
+            book.pos_quantity[rows]
+            if book.pos_owner_quantity is None
+            else book.pos_owner_quantity[rows]
+        )
+        np.multiply(owner, mark, out=addon_out)
+        np.sqrt(addon_out, out=addon_out)
+        addon_out *= book.instrument_impact[book.pos_instrument[rows]]
+        addon_out *= notional
+        maintenance += addon_out
+    return bracket
 
 
 def _root_in_bracket(
@@ -714,7 +744,7 @@ def _starts(sorted_groups: np.ndarray, n_groups: int) -> np.ndarray:
     return np.searchsorted(sorted_groups, np.arange(n_groups + 1)).astype(INDEX)
 
 
-def _runs(starts: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray | slice, np.ndarray]:
+def group_runs(starts: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray | slice, np.ndarray]:
     """The members of `groups` in an array sorted by group, and each one's place in `groups`
     (a run of consecutive groups, as a whole chunk is, takes one slice)."""
     if len(groups) and groups[-1] - groups[0] + 1 == len(groups):
@@ -827,7 +857,7 @@ class _LinkedExcess:
         """Rows (into the linked arrays) of the positions and lines in `groups`, and each one's
         place in `groups`."""
         pools = self.pools
-        return (*_runs(pools.position_start, groups), *_runs(pools.line_start, groups))
+        return (*group_runs(pools.position_start, groups), *group_runs(pools.line_start, groups))
 
     def at(self, groups: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Excess and slope of each of `groups` at its `scale`."""

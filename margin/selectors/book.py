@@ -9,8 +9,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 from django.db.models import BooleanField, ExpressionWrapper, FloatField, Max, Q, QuerySet
 from django.db.models.functions import Cast
+from django.utils import timezone
 
 from margin.db import rows as sql_rows
+from margin.engine.option_stress import HeldOptions
 from margin.engine.options_vector import OptionBook, OptionMarket, OptionPositions, OptionSeries
 from margin.engine.vector import Book, BracketMatrix, HaircutMatrix
 from margin.market.clock import market_days_between
@@ -322,3 +324,10 @@ def option_book_of(slice_: BookSlice, *, now) -> tuple[OptionBook, OptionMarket]
     )
     market = OptionMarket(forwards=forward.astype(np.float64), vols=vol.astype(np.float64))
     return options, market
+
+
+def held_options(slice_: BookSlice) -> HeldOptions | None:
+    """The slice's option positions at their latest marks (forward and vol), days to expiry
+    counted from now, for the desk's stress runs and cascades; None when nobody holds one."""
+    held = option_book_of(slice_, now=timezone.now())
+    return None if held is None else HeldOptions(*held)

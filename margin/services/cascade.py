@@ -12,7 +12,7 @@ from django.utils import timezone
 from margin.engine.cascade import CascadeRound, simulate_cascade
 from margin.errors import ApplicationError
 from margin.models import Asset, CascadeRun
-from margin.selectors.book import desk_book
+from margin.selectors.book import desk_book, held_options
 from margin.selectors.desk import insurance_fund_value
 from margin.services.stress_runs import SCENARIOS, scenario_build
 
@@ -109,6 +109,7 @@ def cascade_run_execute(*, run_id: int) -> CascadeRun:
             max_rounds=options["max_rounds"],
             insurance_fund=float(insurance_fund_value()),
             on_round=report,
+            held=held_options(book_slice),
         )
     except ApplicationError as error:
         CascadeRun.objects.filter(pk=run_id).update(

@@ -27,6 +27,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from margin.engine.options_vector import PortfolioGrid, portfolio_grid
+from margin.engine.portfolio_prices import portfolio_liquidation_prices
 from margin.engine.scheme import PORTFOLIO, scheme_figures
 from margin.engine.states import (
     LEVEL,
@@ -226,8 +227,10 @@ def _aligned(names: tuple[str, ...], frozen: dict[str, str], fallback: np.ndarra
 
 def _stress(book, marks, asset_prices, revaluation, tick, portfolio, grid=None) -> tuple:
     """Every account's worst loss under the tick's stress model (floors where there is no
-    history: never zero) and its figures under its margin scheme, the options grid's for the
-    accounts holding options (`grid`)."""
+    history: never zero), its figures under its margin scheme (the options grid's for the
+    accounts holding options, `grid`), and every position's liquidation price under it (for a
+    portfolio account where the balance meets max(tiered MM, stress loss), as its trader page
+    and explain show)."""
     model = tick_stress_model(tick, book.asset_names)
     stress = stress_margin(book, marks, asset_prices, model, revaluation=revaluation)
     figures = scheme_figures(
@@ -237,7 +240,10 @@ def _stress(book, marks, asset_prices, revaluation, tick, portfolio, grid=None) 
         margin_call_ratio=float(tick.parameter_version.margin_call_ratio),
         grid=grid,
     )
-    return stress.worst_loss, figures
+    liquidation = portfolio_liquidation_prices(
+        book, marks, asset_prices, revaluation, model, portfolio
+    )
+    return stress.worst_loss, figures, liquidation
 
 
 def _options_grid(slice_, marks, tick) -> PortfolioGrid | None:
@@ -256,8 +262,9 @@ def _nullable(values: np.ndarray) -> list:
     return objects.tolist()
 
 
-def _positions_json(slice_, revaluation: Revaluation) -> list[str]:
-    """Each account's per-position figures as the compact JSON of MarginSnapshot.positions.
+def _positions_json(slice_, revaluation: Revaluation, liquidation: np.ndarray) -> list[str]:
+    """Each account's per-position figures as the compact JSON of MarginSnapshot.positions,
+    with the liquidation prices under each account's scheme (`liquidation`).
 
     One json.dumps over every position of the shard (the C encoder formats the floats), then
     the text is cut per position and joined per account: a Python step per number would cost
@@ -269,7 +276,7 @@ def _positions_json(slice_, revaluation: Revaluation) -> list[str]:
     columns = (slice_.position_ids, revaluation.maintenance_margin, revaluation.bracket)
     rows = zip(
         *(column[order].tolist() for column in columns),
-        _nullable(revaluation.liquidation_price[order]),
+        _nullable(liquidation[order]),
         _nullable(revaluation.bankruptcy_price[order]),
         strict=True,
     )
@@ -476,7 +483,9 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     asset_prices = _aligned(book.asset_names, tick.asset_prices, slice_.asset_prices)
     revaluation = revalue(book, marks, asset_prices)
     grid = _options_grid(slice_, marks, tick)
-    stress, figures = _stress(book, marks, asset_prices, revaluation, tick, portfolio, grid)
+    stress, figures, liquidation = _stress(
+        book, marks, asset_prices, revaluation, tick, portfolio, grid
+    )
     if grid is not None:
         # From here on the pool's uPnL and margin balance count the options at their value.
         revaluation = replace(
@@ -491,7 +500,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         maintenance_margin=figures.maintenance,
         thresholds=Thresholds.of(params),
     )
-    positions_json = _positions_json(slice_, revaluation)
+    positions_json = _positions_json(slice_, revaluation, liquidation)
     computed = time.perf_counter()
 
     rows = _snapshot_rows(

@@ -20,7 +20,7 @@ from margin.engine.shocks import (
 )
 from margin.errors import ApplicationError
 from margin.models import ParameterVersion, StressRun
-from margin.selectors.book import BookSlice, desk_book
+from margin.selectors.book import BookSlice, desk_book, held_options
 from margin.selectors.desk import (
     insurance_fund_value,
     latest_complete_tick,
@@ -143,7 +143,9 @@ def scenario_build(*, book_slice: BookSlice, kind: str, options: dict) -> Scenar
 
 
 def stress_measure(*, book_slice: BookSlice, scenario: Scenario, insurance_fund: float):
-    """Every row of the scenario measured; the worst (largest maintenance shortfall) first."""
+    """Every row of the scenario measured, options revalued in full; the worst (largest
+    maintenance shortfall) first."""
+    held = held_options(book_slice)
     results = [
         stress_book(
             book_slice.book,
@@ -151,6 +153,7 @@ def stress_measure(*, book_slice: BookSlice, scenario: Scenario, insurance_fund:
             book_slice.asset_prices,
             moves,
             insurance_fund=insurance_fund,
+            held=held,
         )
         for moves in scenario.moves
     ]

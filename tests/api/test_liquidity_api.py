@@ -81,7 +81,15 @@ def test_the_backtest_is_404_until_a_recalibration_ran_then_public(reference):
 def test_the_events_library_is_public(reference):
     body = APIClient().get(reverse("api:stress-events")).json()
     names = [event["name"] for event in body]
-    assert names == ["march_2020", "may_2021", "may_2022", "november_2022"]
+    assert names == ["march_2020", "may_2021", "may_2022", "november_2022", "october_2025"]
     march = body[0]
     assert march["closes"]["BTC"][:2] == [7911.430176, 4970.788086]
     assert march["worst_move"] == pytest.approx(110.605873 / 194.868530 - 1)
+    # the de-peg's intraday step: a point without a cited BTC price is null, wBETH a fraction
+    # of ETH there
+    october = body[-1]
+    assert october["dates"][1] == "2025-10-10T21:40Z" and october["closes"]["BTC"][1] is None
+    assert october["depegs"]["WBETH"] == {
+        "peg": "ETH",
+        "fractions": {"2025-10-10T21:40Z": pytest.approx(430 / 3800)},
+    }

@@ -9,6 +9,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from margin.engine.reference import quote_account
+from margin.engine.scheme import portfolio_liquidation_price
 from margin.errors import ApplicationError
 from margin.models import (
     AccountState,
@@ -21,10 +23,15 @@ from margin.models import (
     Position,
     VolatilityFloor,
 )
-from margin.selectors.accounts import account_state_load
+from margin.selectors.accounts import account_state_load, engine_accounts
 from margin.selectors.ledger import ledger_differences
 from margin.selectors.market import latest_snapshot
-from margin.selectors.volatility import PERIODS_PER_DAY, period_end, return_period_s
+from margin.selectors.volatility import (
+    PERIODS_PER_DAY,
+    period_end,
+    return_period_s,
+    tick_stress_model,
+)
 from margin.services.collateral import collateral_max_withdrawal, collateral_withdraw
 from margin.services.liquidation import liquidation_run
 from margin.services.revaluation import revaluation_tick_run
@@ -215,3 +222,27 @@ def test_under_the_portfolio_scheme_a_withdrawal_keeps_the_stress_requirement_co
     most = collateral_max_withdrawal(account=portfolio, asset="USDT")
     assert most == pytest.approx(requirement.withdrawable, abs=Decimal("0.01"))
     collateral_withdraw(account=portfolio, asset="USDT", amount=most, idempotency_key="w-most")
+
+
+def test_the_tick_stores_a_portfolio_accounts_liquidation_price_under_its_scheme(market, later):
+    # given: the same 0.2 BTC long on 2,000 USDT on each scheme; at the floors the 3σ stress
+    # loss (about 1,100 at 95,000) is far above the tiered MM (about 76)
+    standard = funded_account(usdt="2000", fills=[("BTCUSDT", "buy", "0.2")])
+    portfolio = _portfolio(funded_account(usdt="2000", fills=[("BTCUSDT", "buy", "0.2")]))
+    # when
+    tick = revaluation_tick_run(now=later(1)).start.tick
+    # then: the standard account's snapshot keeps the tiered price; the portfolio account's is
+    # where its balance meets the stress loss, as the Decimal reference (its trader page and
+    # explain) finds it on the tick's own model
+    tiered = latest_snapshot(standard).positions[0][3]
+    stored = latest_snapshot(portfolio).positions[0][3]
+    account_input = engine_accounts([portfolio.pk])[portfolio.pk]
+    names = tuple(Asset.objects.order_by("pk").values_list("symbol", flat=True))
+    expected = portfolio_liquidation_price(
+        account_input,
+        tick_stress_model(tick, names),
+        account_input.positions[0],
+        quote_account(account_input).positions[0].liquidation_price,
+    ).price
+    assert stored > tiered + 5000
+    assert stored == pytest.approx(float(expected), rel=1e-8)

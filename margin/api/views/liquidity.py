@@ -204,14 +204,27 @@ class Backtest(ApiView):
         return Response(BacktestSerializer(answer).data)
 
 
+class DepegSerializer(serializers.Serializer):
+    peg = serializers.CharField(help_text="USD, or the asset the token is pegged to.")
+    fractions = serializers.DictField(
+        child=serializers.FloatField(), help_text="By point: the fraction of its peg it traded at."
+    )
+
+
 class StressEventSerializer(serializers.Serializer):
     name = serializers.CharField()
     title = serializers.CharField()
     summary = serializers.CharField()
     source = serializers.CharField()
-    dates = serializers.ListField(child=serializers.CharField())
-    closes = serializers.DictField(child=serializers.ListField(child=serializers.FloatField()))
-    worst_move = serializers.FloatField(help_text="Deepest fall from the first close.")
+    dates = serializers.ListField(
+        child=serializers.CharField(), help_text="UTC dates (closes) or times (intraday prints)."
+    )
+    closes = serializers.DictField(
+        child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
+        help_text="Per asset, its price at each point; null: no cited price, the last holds.",
+    )
+    depegs = serializers.DictField(child=DepegSerializer())
+    worst_move = serializers.FloatField(help_text="Deepest fall from the first point.")
 
 
 class StressEvents(ApiView):
