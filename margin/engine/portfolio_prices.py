@@ -24,7 +24,7 @@ from functools import partial
 import numpy as np
 
 from margin.engine.parallel import run_tasks
-from margin.engine.stress import StressModel
+from margin.engine.stress import StressModel, in_settlement_coin
 from margin.engine.vector import (
     COLLATERAL_FIELDS,
     POSITION_FIELDS,
@@ -146,13 +146,17 @@ class _PairStress:
     named_own: np.ndarray
 
     @classmethod
-    def of(cls, exposures: np.ndarray, asset: np.ndarray, model: StressModel) -> "_PairStress":
-        """`exposures`: per pair its account's row with the underlying's column at 0."""
+    def of(
+        cls, exposures: np.ndarray, asset: np.ndarray, model: StressModel, settlement: int
+    ) -> "_PairStress":
+        """`exposures`: per pair its account's row with the underlying's column at 0; the named
+        moves restated in the settlement coin (column `settlement`, −1: none)."""
         covariance = model.correlated_covariance
         apart_vol = np.where(model.correlated, 0.0, model.vol)
         weighted = exposures @ covariance
         rows = np.arange(len(asset))
-        negated_shocks = -model.scenarios.price_shocks.T  # assets × scenarios
+        # assets × scenarios
+        negated_shocks = -in_settlement_coin(model.scenarios.price_shocks, settlement).T
         return cls(
             reach=model.reach,
             quadratic=(weighted * exposures).sum(axis=1),
@@ -237,7 +241,7 @@ class _Book:
             balance=balance,
             balance_without_members=without_members,
             tiered=revaluation.account_maintenance_margin[account],
-            stress=_PairStress.of(exposures, asset, self.model),
+            stress=_PairStress.of(exposures, asset, self.model, book.settlement_asset),
             tiered_scale=tiered_scale,
             quantity=quantity,
             members=_members(book, positions, lines),

@@ -25,6 +25,12 @@ An account's risk requirement is the larger of its tiered maintenance margin and
 (Deribit's portfolio margin and Binance's portfolio-margin stress add-on take the same max; the
 scheme that charges it is `margin.engine.scheme`).
 
+A pool that settles in a coin (USDT) is measured in that coin (`AccountInput.in_settlement_coin`):
+its exposures are in the coin, and a named move, stated in USD, is restated in it, every price
+over the coin's own, (1 + m) / (1 + m_coin) − 1, the coin itself not moving (as the desk's
+`shocks.shocked_prices` moves the marks quoted in it). So a USDT de-peg raises every USD-priced
+asset in USDT: a long gains, a short loses, and the pool's USDT counts 1:1 throughout.
+
 Scenarios are linear in the exposures: a position moves with its underlying asset
 (side × quantity × mark × shock), a holding with its own (collateral value × shock, the tier
 split held as it is today). Isolated positions stay out: their loss is bounded by the isolated
@@ -43,7 +49,7 @@ from margin.engine.errors import EngineInputError
 from margin.engine.parallel import run_tasks
 from margin.engine.precision import exact
 from margin.engine.reference import AccountQuote, collateral_line_value, quote_account
-from margin.engine.types import ZERO, AccountInput
+from margin.engine.types import ONE, ZERO, AccountInput
 from margin.engine.vector import Book, Revaluation, revalue, sum_by
 
 RISKMETRICS_LAMBDA = 0.94
@@ -314,7 +320,17 @@ def _stress_of_blocks(
         out.named_loss[rows] = losses.ravel()[worst]
 
 
-def _stress_losses(exposures: np.ndarray, model: StressModel, workers: int | None) -> _Outputs:
+def in_settlement_coin(price_shocks: np.ndarray, settlement: int) -> np.ndarray:
+    """Moves in USD (scenarios × assets) restated in the settlement coin (column `settlement`,
+    −1 for none): (1 + m) / (1 + m_coin) − 1 for every asset, 0 for the coin."""
+    if settlement < 0:
+        return price_shocks
+    return (1.0 + price_shocks) / (1.0 + price_shocks[:, [settlement]]) - 1.0
+
+
+def _stress_losses(
+    exposures: np.ndarray, model: StressModel, workers: int | None, settlement: int = -1
+) -> _Outputs:
     n_accounts, n_assets = exposures.shape
     scenarios = model.scenarios
     out = _Outputs(
@@ -327,7 +343,7 @@ def _stress_losses(exposures: np.ndarray, model: StressModel, workers: int | Non
     block = max(1, SERIAL_PRODUCT_WORK // width)
     # A few blocks per task: one task per block would cost more to hand out than to run.
     per_task = block * BLOCKS_PER_TASK
-    negated_shocks = np.ascontiguousarray(-scenarios.price_shocks.T)
+    negated_shocks = np.ascontiguousarray(-in_settlement_coin(scenarios.price_shocks, settlement).T)
     run_tasks(
         [
             partial(
@@ -364,7 +380,7 @@ def stress_margin(
     if revaluation is None:
         revaluation = revalue(book, marks, asset_prices, workers=workers, liquidation_prices=False)
     exposures = account_exposures(book, revaluation)
-    losses = _stress_losses(exposures, model, workers)
+    losses = _stress_losses(exposures, model, workers, book.settlement_asset)
     covariance = losses.covariance_loss
     named_binds = losses.named_loss > covariance
     worst_loss = np.where(named_binds, losses.named_loss, covariance)
@@ -410,8 +426,10 @@ def decimal_shocks(scenarios: ScenarioSet) -> tuple[dict[str, Decimal], ...]:
 
 @exact
 def asset_exposures(account: AccountInput, quote: AccountQuote) -> dict[str, Decimal]:
-    """The account's USD exposure to each asset it touches: Σ side × notional of its cross
-    positions by underlying, plus Σ collateral value of its holdings by asset."""
+    """The account's exposure to each asset it touches, in its settlement coin (USD without
+    one): Σ side × notional of its cross positions by underlying, plus Σ collateral value of
+    its holdings by asset."""
+    account = account.in_settlement_coin()
     exposures: dict[str, Decimal] = {}
     for position, row in zip(account.positions, quote.positions, strict=True):
         if not position.is_isolated:
@@ -421,6 +439,22 @@ def asset_exposures(account: AccountInput, quote: AccountQuote) -> dict[str, Dec
         value = collateral_line_value(line, account.credit_tier.haircut_scale)
         exposures[line.asset] = exposures.get(line.asset, ZERO) + value
     return exposures
+
+
+@exact
+def shocks_in_settlement_coin(
+    moves: Mapping[str, Decimal], settlement: str | None, assets: Sequence[str]
+) -> dict[str, Decimal]:
+    """One scenario's USD moves restated in the settlement coin for `assets`:
+    (1 + m) / (1 + m_coin) − 1 (an asset absent from `moves` does not move in USD), the coin
+    itself 0; unchanged without a settlement coin."""
+    if settlement is None:
+        return dict(moves)
+    coin = ONE + moves.get(settlement, ZERO)
+    return {
+        asset: ZERO if asset == settlement else (ONE + moves.get(asset, ZERO)) / coin - ONE
+        for asset in assets
+    }
 
 
 @exact
@@ -471,12 +505,18 @@ def account_stress(
 ) -> AccountStress:
     """Decimal reference of `stress_margin` for one account: worst loss = max(0, covariance
     loss, the loss of each named scenario (`shocks`, the model's own by default)), risk
-    requirement = max(tiered MM, worst loss). Pass the account's quote when you have it."""
+    requirement = max(tiered MM, worst loss); the moves restated in the account's settlement
+    coin. Pass the account's quote when you have it."""
     quote = quote_account(account) if quote is None else quote
     shocks = decimal_shocks(model.scenarios) if shocks is None else shocks
     exposures = asset_exposures(account, quote)
     closed_form = covariance_loss(exposures, model)
-    losses = tuple(scenario_loss(exposures, moves) for moves in shocks)
+    losses = tuple(
+        scenario_loss(
+            exposures, shocks_in_settlement_coin(moves, account.settlement_asset, list(exposures))
+        )
+        for moves in shocks
+    )
     worst_loss, worst_scenario = ZERO, None
     if closed_form > worst_loss:
         worst_loss, worst_scenario = closed_form, COVARIANCE_LOSS

@@ -30,6 +30,7 @@ from margin.selectors.desk import (
     queue_snapshots,
 )
 from margin.selectors.desk import cases as cases_of
+from margin.selectors.options import option_grids
 from margin.services import desk as desk_services
 from margin.services.proposals import (
     credit_tier_change_propose,
@@ -38,7 +39,7 @@ from margin.services.proposals import (
 )
 from margin.views.desk_common import act, form_errors, sparkline
 from margin.views.rendering import query_without_page, render_page_or_fragment
-from margin.views.risk_matrix import risk_matrices
+from margin.views.risk_matrix import binding_scenarios, risk_matrices
 from margin.vocabulary import CaseStatus
 
 QUEUE_PAGE_SIZE = 50
@@ -51,6 +52,7 @@ def queue(request):
     queue_filter = QueueFilter(request.GET, queryset=queue_snapshots(tick))
     page = Paginator(queue_filter.qs, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
     open_cases = open_case_ids(s.account_id for s in page)
+    grids = option_grids(s.account_id for s in page)
     return render_page_or_fragment(
         request,
         "desk/queue.html",
@@ -59,7 +61,14 @@ def queue(request):
             "tick": tick,
             "filter": queue_filter,
             "page": page,
-            "rows": [(s, open_cases.get(s.account_id)) for s in page],
+            "rows": [
+                (
+                    s,
+                    open_cases.get(s.account_id),
+                    binding_scenarios(grids[s.account_id]) if s.account_id in grids else [],
+                )
+                for s in page
+            ],
             "query": query_without_page(request),
         },
     )
@@ -70,12 +79,13 @@ def account(request, pk: int):
     margin_account = desk_account(pk)
     case = open_case(margin_account)
     review = account_review(account=margin_account)
+    grid = review.quote.portfolio if review.quote.options else None
     return render(
         request,
         "desk/account.html",
         {
             "review": review,
-            "matrices": risk_matrices(review.quote.portfolio),
+            "matrices": risk_matrices(grid),
             "ratio_points": sparkline(review.ratio_history),
             "account": margin_account,
             "case": case,

@@ -8,6 +8,7 @@ USDT wobble to 0.998 moved an all-USDT account's ratio, and a USDT de-peg stress
 collateral down while its position, quoted in USDT, did not move: the wrong sign for longs.
 """
 
+import math
 from dataclasses import replace
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ import pytest
 
 from margin.engine.reference import quote_account
 from margin.engine.shocks import depeg, shocked_prices
+from margin.engine.stress import StressModel, account_stress, stress_margin
 from margin.engine.types import AccountInput, CollateralLine
 from margin.engine.vector import book_from_accounts, revalue
 from tests.engine.agreement import assert_vector_matches_reference
@@ -108,3 +110,58 @@ def test_engines_agree_with_a_settlement_price():
         revalue(*book_from_accounts(accounts)).margin_balance[0],
         quote_account(accounts[0]).margin_balance,
     )
+
+
+def _settled(*, side: int, collateral: tuple[CollateralLine, ...]) -> AccountInput:
+    return AccountInput(
+        collateral=collateral,
+        positions=(btc_perp(side=side),),
+        settlement_asset="USDT",
+        settlement_price=Decimal(1),
+    )
+
+
+@pytest.mark.parametrize(("side", "loss"), [(1, Decimal(-15000)), (-1, Decimal(15000))])
+def test_a_usdt_de_peg_scenario_moves_a_long_and_a_short_the_right_way(side, loss):
+    """10,000 USDT behind 1 BTC (BTCUSDT at 60,000) in a USDT pool; USDT loses 20 % in USD and
+    BTC holds in USD. In USDT, BTC is then 60,000 / 0.8 = 75,000: the long gains 15,000 (a
+    loss of −15,000), the short loses 15,000; the pool's USDT counts 1:1 and does not move.
+    Before, the move was taken in USD: the USDT lost 10,000 × 20 % = 2,000 and BTC did not
+    move, a loss of 2,000 for the long and the short alike."""
+    account = _settled(side=side, collateral=(_usdt("10000", "1"),))
+    model = StressModel.build(("USDT", "BTC"), np.array([0.05, 0.03]))
+    stress = account_stress(account, model, shocks=({"USDT": Decimal("-0.2")},))
+    assert stress.scenario_losses == (loss,)
+
+
+def test_a_usdt_de_peg_scenario_raises_crypto_collateral_in_the_pool():
+    """1 BTC of collateral (no haircut, 60,000 USD) in a USDT pool, USDT −20 %: 75,000 USDT,
+    15,000 more."""
+    account = AccountInput(
+        collateral=(CollateralLine("BTC", Decimal(1), Decimal(60000)),),
+        settlement_asset="USDT",
+        settlement_price=Decimal(1),
+    )
+    model = StressModel.build(("USDT", "BTC"), np.array([0.05, 0.03]))
+    stress = account_stress(account, model, shocks=({"USDT": Decimal("-0.2")},))
+    assert stress.scenario_losses == (Decimal(-15000),)
+
+
+def test_both_engines_charge_a_short_its_usdt_de_peg_loss():
+    """A short of 1 BTC at 60,000 on 10,000 USDT in a USDT pool; σ per day 5 % for USDT, 0.1 %
+    for BTC, uncorrelated, k = 3. The named move USDT −3σ is e^−0.15 − 1 = −13.93 % in USD, so
+    BTC rises by e^0.15 − 1 = 16.18 % in USDT: the short loses 60,000 × 0.161834 = 9,710.05.
+    The covariance loss, 3 × (0.001 × 60,000 + 0.05 × 10,000) = 1,680, binds below it. (Taken
+    in USD, the worst named loss was the USDT's own, 10,000 × 13.93 % = 1,392.92, and the
+    covariance loss bound at 1,680: a de-peg that hurts the short most went unseen.)"""
+    account = _settled(side=-1, collateral=(_usdt("10000", "1"),))
+    book, marks, prices = book_from_accounts([account])
+    floors = {"USDT": 0.05, "BTC": 0.001}
+    model = StressModel.build(book.asset_names, np.array([floors[a] for a in book.asset_names]))
+    reference = account_stress(account, model)
+    vector = stress_margin(book, marks, prices, model)
+    expected = 60000 * math.expm1(0.15)
+    assert float(reference.worst_loss) == pytest.approx(expected, rel=1e-12)
+    assert round(expected, 2) == 9710.05
+    assert close(vector.worst_loss[0], reference.worst_loss)
+    assert float(reference.covariance_loss) == pytest.approx(1680)

@@ -1,8 +1,10 @@
-"""The desk sees an option holder's grid (PostgreSQL): the tick keeps each account's scan risk
-and binding scenario on its snapshot, the queue shows them, and the account review draws the
-account's risk matrix; a trader sees none of it."""
+"""The desk over a book holding options (PostgreSQL): the tick keeps each account's scan risk
+and binding scenario on its snapshot and the API's queue carries them; the book's exposure by
+Greek per underlying (page and API), refused to a trader. (The queue page's scan risk and the
+account review's risk matrix: tests/desk/test_options_review.py.)"""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -51,39 +53,23 @@ def test_the_tick_keeps_the_grids_scan_risk_and_binding_scenario(ticked):
     assert (plain.scan_risk, plain.binding_scenario) == (0, "")
 
 
-def test_the_queue_shows_the_scan_risk_and_binding_scenario(client, make_user, ticked):
+def test_the_api_queue_carries_the_ticks_scan_risk_and_binding_scenario(make_user, ticked):
     # given
     holder, linear_only = ticked
-    client.force_login(make_user(RISK_OFFICER))
     snapshot = latest_snapshot(holder)
+    api = client_for(make_user(RISK_OFFICER))
     # when
-    html = client.get(reverse("desk:landing")).content.decode()
+    rows = {r["account_id"]: r for r in api.get(reverse("api:desk-queue")).json()["results"]}
     # then
-    row = html.split(f'data-account="{holder.pk}"')[1].split("</tr>")[0]
-    assert snapshot.binding_scenario in row.replace("&#x27;", "'")
-    assert 'data-testid="scan-risk"' in row
-    plain = html.split(f'data-account="{linear_only.pk}"')[1].split("</tr>")[0]
-    assert 'data-testid="binding-scenario"' not in plain
-
-
-def test_the_account_review_draws_the_risk_matrix(client, make_user, ticked):
-    # given
-    holder, linear_only = ticked
-    client.force_login(make_user(RISK_OFFICER))
-    # when
-    html = client.get(reverse("desk:account", args=[holder.pk])).content.decode()
-    plain = client.get(reverse("desk:account", args=[linear_only.pk])).content.decode()
-    # then: one heat map for BTC, its worst scenario marked once
-    assert 'id="risk-matrix"' in html and 'data-underlying="BTC"' in html
-    assert html.count('data-testid="worst-scenario"') == 1
-    assert 'id="risk-matrix"' not in plain
-
-
-def test_a_trader_sees_neither_the_queue_nor_the_review(client, ticked):
-    holder, _ = ticked
-    client.force_login(holder.owner)
-    assert client.get(reverse("desk:landing")).status_code in (302, 403)
-    assert client.get(reverse("desk:account", args=[holder.pk])).status_code in (302, 403)
+    assert Decimal(rows[holder.pk]["scan_risk"]) == snapshot.scan_risk > 0
+    assert rows[holder.pk]["binding_scenario"] == snapshot.binding_scenario
+    assert (
+        Decimal(rows[linear_only.pk]["scan_risk"]),
+        rows[linear_only.pk]["binding_scenario"],
+    ) == (
+        0,
+        "",
+    )
 
 
 def _reference_greeks(*accounts) -> dict[str, float]:
