@@ -28,19 +28,19 @@ def test_queue_lists_accounts_most_at_risk_first(client, officer, book):
     response = client.get(reverse("desk:landing"))
     # then
     assert response.status_code == 200
-    rows = [s.account_id for s, _ in response.context["rows"]]
+    rows = [s.account_id for s, *_ in response.context["rows"]]
     assert rows == [book[k].pk for k in ("margin_call", "warning", "healthy")]
 
 
 def test_queue_filters_by_state_and_orders_by_distance(client, officer, book):
     client.force_login(officer)
     response = client.get(reverse("desk:landing"), {"state": ["margin_call", "warning"]})
-    assert {s.account_id for s, _ in response.context["rows"]} == {
+    assert {s.account_id for s, *_ in response.context["rows"]} == {
         book["margin_call"].pk,
         book["warning"].pk,
     }
     response = client.get(reverse("desk:landing"), {"order": "buffer"})
-    buffers = [s.buffer for s, _ in response.context["rows"]]
+    buffers = [s.buffer for s, *_ in response.context["rows"]]
     assert buffers == sorted(buffers)
 
 
@@ -68,7 +68,7 @@ def test_queue_ratio_filter_takes_a_percentage_as_the_pages_show_it(client, offi
     at_warning = client.get(reverse("desk:landing"), {"min_ratio": str(warning)})
     at_healthy = client.get(reverse("desk:landing"), {"min_ratio": str(healthy)})
     # then the percentage keeps the warning and margin-call accounts only
-    assert {s.account_id for s, _ in at_warning.context["rows"]} == {
+    assert {s.account_id for s, *_ in at_warning.context["rows"]} == {
         book["margin_call"].pk,
         book["warning"].pk,
     }
@@ -77,7 +77,7 @@ def test_queue_ratio_filter_takes_a_percentage_as_the_pages_show_it(client, offi
     # a ratio is stored as a fraction: the healthy account is below 1 %, so 1 keeps it out
     assert healthy < 1
     one = client.get(reverse("desk:landing"), {"min_ratio": "1"})
-    assert book["healthy"].pk not in {s.account_id for s, _ in one.context["rows"]}
+    assert book["healthy"].pk not in {s.account_id for s, *_ in one.context["rows"]}
 
 
 def test_queue_polls_a_fragment_for_htmx(client, officer, book):
@@ -92,7 +92,9 @@ def test_queue_query_count_does_not_grow_with_rows(
     client, officer, book, django_assert_max_num_queries
 ):
     client.force_login(officer)
-    with django_assert_max_num_queries(12):
+    # 13: one of them asks which of the page's accounts hold options (their grid is loaded for
+    # all of them together, a fixed number more when there are any).
+    with django_assert_max_num_queries(13):
         client.get(reverse("desk:landing"))
 
 
@@ -121,8 +123,8 @@ def test_queue_shows_stress_figures_and_orders_by_stress_cover(client, officer, 
     by_ratio = client.get(reverse("desk:landing"), {"order": "ratio"})
     by_cover = client.get(reverse("desk:landing"), {"order": "stress"})
     # then
-    assert [s.account_id for s, _ in by_ratio.context["rows"]] == [cash.pk, coin.pk]
-    rows = [snapshot for snapshot, _ in by_cover.context["rows"]]
+    assert [s.account_id for s, *_ in by_ratio.context["rows"]] == [cash.pk, coin.pk]
+    rows = [snapshot for snapshot, *_ in by_cover.context["rows"]]
     assert [s.account_id for s in rows] == [coin.pk, cash.pk]
     content = by_cover.content.decode()
     for snapshot in rows:
@@ -144,8 +146,8 @@ def test_a_liquidation_held_by_a_stale_price_is_flagged_and_filtered(client, off
     held = client.get(reverse("desk:landing"), {"stale_blocked": "true"})
     others = client.get(reverse("desk:landing"), {"stale_blocked": "false"})
     # then
-    assert [s.account_id for s, _ in held.context["rows"]] == [book["margin_call"].pk]
+    assert [s.account_id for s, *_ in held.context["rows"]] == [book["margin_call"].pk]
     assert 'data-testid="stale-blocked"' in held.content.decode()
-    assert book["margin_call"].pk not in {s.account_id for s, _ in others.context["rows"]}
+    assert book["margin_call"].pk not in {s.account_id for s, *_ in others.context["rows"]}
     assert others.context["page"].paginator.count == 2
     assert 'data-testid="stale-blocked"' not in others.content.decode()

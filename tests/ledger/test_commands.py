@@ -10,6 +10,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
@@ -73,12 +74,23 @@ def test_seed_demo_has_the_trader_hold_a_long_call_and_a_short_put(db, settings)
     assert ledger_differences().clean
 
 
+def _foreign_keys() -> set[tuple[str, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f'"
+        )
+        return set(cursor.fetchall())
+
+
 @pytest.mark.django_db(transaction=True)
 def test_seed_book_loads_a_balanced_book_and_replaces_it_on_reset(capsys, settings):
     # given the demo reference data
     reference_data_ensure()
+    foreign_keys = _foreign_keys()
     # when a small book is seeded, then seeded again with --reset
     call_command("seed_book", accounts=300, positions=1200)
+    # (the seed drops the loaded tables' foreign keys and adds them back, validated)
+    assert _foreign_keys() == foreign_keys and len(foreign_keys) > 10
     first = set(User.objects.filter(username__startswith="book-").values_list("pk", flat=True))
     # and its perpetuals settle a funding time (one journal for every account's payment)
     settings.FUNDING_ANCHOR = timezone.now()
