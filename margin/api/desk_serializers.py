@@ -77,9 +77,36 @@ class QueueRowSerializer(serializers.ModelSerializer):
             "stress_margin",
             "stress_cover",
             "gross_notional",
+            "scan_risk",
+            "binding_scenario",
             "display",
             "stale_blocked",
         ]
+        extra_kwargs = {
+            "scan_risk": {
+                "help_text": "Options grid (OPTIONS.md): scan risk summed over the account's "
+                "underlyings (USD); 0 for an account holding no option."
+            },
+            "binding_scenario": {
+                "help_text": "The grid scenario setting the largest scan risk, e.g. "
+                "'BTC −16 % · vol +40 %'; empty for an account holding no option."
+            },
+        }
+
+
+class GreekRowSerializer(serializers.Serializer):
+    """One underlying's exposure by Greek over every account (`margin.selectors.greeks`)."""
+
+    underlying = serializers.CharField()
+    price = serializers.FloatField(allow_null=True, help_text="Its price (USD); null if none.")
+    net_delta = serializers.FloatField(help_text="Σ delta × side × quantity (units).")
+    option_delta = serializers.FloatField(help_text="The options' part of the net delta.")
+    linear_delta = serializers.FloatField(help_text="Perpetuals' and futures' ±quantity.")
+    dollar_delta = serializers.FloatField(allow_null=True, help_text="Net delta × price (USD).")
+    gamma = serializers.FloatField(help_text="Σ gamma × side × quantity (per unit).")
+    vega = serializers.FloatField(help_text="Σ vega × side × quantity (USD per vol point).")
+    theta = serializers.FloatField(help_text="Σ theta × side × quantity (USD per day).")
+    holders = serializers.IntegerField(help_text="Accounts holding an option on it.")
 
 
 class NoteSerializer(serializers.ModelSerializer):

@@ -76,6 +76,7 @@ QUEUE_ROW = {
     "stress_margin": usd,
     "stress_cover": signed_usd,
     "gross_notional": usd,
+    "scan_risk": usd,
 }
 POSITION = {
     "quantity": quantity_text,

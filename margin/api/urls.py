@@ -72,6 +72,7 @@ urlpatterns = [
     path("prices/", prices.Prices.as_view(), name="prices"),
     path("desk/price-guard-events/", prices.GuardEvents.as_view(), name="desk-guard-events"),
     path("desk/queue/", desk.Queue.as_view(), name="desk-queue"),
+    path("desk/greeks/", desk.Greeks.as_view(), name="desk-greeks"),
     path("desk/accounts/<int:account_id>/", desk.DeskAccount.as_view(), name="desk-account"),
     path("desk/accounts/<int:account_id>/cases/", desk.CaseOpen.as_view(), name="desk-case-open"),
     path("desk/cases/", desk.Cases.as_view(), name="desk-cases"),

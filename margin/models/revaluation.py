@@ -108,6 +108,10 @@ class MarginSnapshot(models.Model):
     stress_margin = models.DecimalField(**MONEY, default=0)
     # Σ |quantity| × mark of every position, cross and isolated: the desk filters on size.
     gross_notional = models.DecimalField(**MONEY, default=0)
+    # The options grid (OPTIONS.md) of an account on it: Σ scan risk over its underlyings, and
+    # the scenario that sets the largest one ("BTC −16 % · vol +40 %"), for the desk's queue.
+    scan_risk = models.DecimalField(**MONEY, db_default=0)
+    binding_scenario = models.CharField(max_length=48, blank=True, db_default="")
     state = models.CharField(max_length=16, choices=AccountState.choices)
     positions = models.JSONField(default=list)
 

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from margin.engine.grid_summary import AccountScanRisk, account_scan_risk
 from margin.engine.options_vector import PortfolioGrid, portfolio_grid
 from margin.engine.portfolio_prices import portfolio_liquidation_prices
 from margin.engine.scheme import PORTFOLIO, scheme_figures
@@ -302,16 +303,28 @@ SNAPSHOT_COLUMNS = (
     "withdrawable",
     "stress_margin",
     "gross_notional",
+    "scan_risk",
     "state",
+    "binding_scenario",
     "positions",
 )
-# The account's figures: every column between the keys and (state, positions).
-FIGURE_COLUMNS = SNAPSHOT_COLUMNS[2:-2]
+# The account's figures: every column between the keys and (state, binding, positions).
+FIGURE_COLUMNS = SNAPSHOT_COLUMNS[2:-3]
 
 
-def _snapshot_rows(slice_, tick_id, revaluation, figures, stress, states, positions_json):
+def _scan_risk(slice_, grid: PortfolioGrid | None) -> AccountScanRisk:
+    """Each account's scan risk and binding scenario on the options grid (0 and "" off it)."""
+    n = slice_.book.n_accounts
+    if grid is None:
+        return AccountScanRisk(scan_risk=np.zeros(n), binding_scenario=[""] * n)
+    names = slice_.book.asset_names
+    return account_scan_risk(grid, names, len(names), n)
+
+
+def _snapshot_rows(slice_, tick_id, revaluation, figures, stress, scan, states, positions_json):
     """The account's figures under its margin scheme: MM is the requirement the ratio divides
-    by (the tiered MM under the standard scheme), IM and withdrawable follow it."""
+    by (the tiered MM under the standard scheme), IM and withdrawable follow it; the grid's
+    scan risk and binding scenario (`scan`)."""
     columns = (
         revaluation.collateral_value.tolist(),
         revaluation.account_unrealized_pnl.tolist(),
@@ -322,11 +335,17 @@ def _snapshot_rows(slice_, tick_id, revaluation, figures, stress, states, positi
         figures.withdrawable.tolist(),
         stress.tolist(),
         sum_by(slice_.book.pos_account, revaluation.notional, slice_.book.n_accounts).tolist(),
+        scan.scan_risk.tolist(),
     )
-    for account_id, figures, state, positions in zip(
-        slice_.account_ids.tolist(), zip(*columns, strict=True), states, positions_json, strict=True
+    for account_id, figures, state, binding, positions in zip(
+        slice_.account_ids.tolist(),
+        zip(*columns, strict=True),
+        states,
+        scan.binding_scenario,
+        positions_json,
+        strict=True,
     ):
-        yield account_id, tick_id, figures, state, positions
+        yield account_id, tick_id, figures, state, binding, positions
 
 
 def _snapshots_write_postgresql(rows) -> None:
@@ -340,8 +359,8 @@ def _snapshots_write_postgresql(rows) -> None:
         "\t".join(
             (str(account_id), str(tick_id), *("\\N" if f is None else repr(f) for f in figures))
         )
-        + f"\t{state}\t{positions}\n"
-        for account_id, tick_id, figures, state, positions in rows
+        + f"\t{state}\t{binding}\t{positions}\n"
+        for account_id, tick_id, figures, state, binding, positions in rows
     )
     with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
         copy.write(buffer.getvalue())
@@ -354,7 +373,7 @@ def _decimal_or_none(value: float) -> Decimal | None:
 def _snapshots_write_orm(rows) -> None:
     """The embedded mode (SQLite): bulk_create, conflicts ignored."""
     snapshots = []
-    for account_id, tick_id, figures, state, positions in rows:
+    for account_id, tick_id, figures, state, binding, positions in rows:
         values = [None if v is None else _decimal_or_none(v) for v in figures]
         snapshots.append(
             MarginSnapshot(
@@ -362,6 +381,7 @@ def _snapshots_write_orm(rows) -> None:
                 tick_id=tick_id,
                 **dict(zip(FIGURE_COLUMNS, values, strict=True)),
                 state=state,
+                binding_scenario=binding,
                 positions=json.loads(positions),
             )
         )
@@ -504,7 +524,14 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     computed = time.perf_counter()
 
     rows = _snapshot_rows(
-        slice_, tick.pk, revaluation, figures, stress, [STATES[n] for n in new], positions_json
+        slice_,
+        tick.pk,
+        revaluation,
+        figures,
+        stress,
+        _scan_risk(slice_, grid),
+        [STATES[n] for n in new],
+        positions_json,
     )
     with transaction.atomic():
         locked = RevaluationShard.objects.select_for_update().get(pk=shard_id)

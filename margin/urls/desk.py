@@ -5,6 +5,7 @@ from django.urls import path
 from margin.views import (
     desk,
     desk_audit,
+    desk_greeks,
     desk_parameters,
     desk_prices,
     desk_proposals,
@@ -43,6 +44,7 @@ desk_patterns = (
             desk_proposals.proposal_reject_view,
             name="proposal_reject",
         ),
+        path("greeks/", desk_greeks.greeks, name="greeks"),
         path("audit/", desk_audit.audit, name="audit"),
         path("audit.csv", desk_audit.audit_csv, name="audit_csv"),
         path("parameters/", desk_parameters.parameters, name="parameters"),

@@ -38,6 +38,7 @@ from margin.selectors.desk import (
     stress_runs,
 )
 from margin.selectors.figures import account_overview
+from margin.selectors.greeks import book_greeks
 from margin.services import desk as desk_services
 
 if TYPE_CHECKING:  # annotations only: a view never touches a model itself
@@ -89,6 +90,15 @@ class Queue(DeskView, generics.ListAPIView):
     @extend_schema(summary="The at-risk queue")
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+
+class Greeks(DeskView):
+    @extend_schema(
+        summary="The book's exposure by Greek per underlying",
+        responses=d.GreekRowSerializer(many=True),
+    )
+    def get(self, request):
+        return Response(d.GreekRowSerializer(book_greeks(), many=True).data)
 
 
 class DeskAccount(DeskView):
