@@ -9,7 +9,8 @@ p50/p95/max per kind, revaluation ticks started and complete against the ticks d
 average. Exit 1 when a target is missed (0 errors, fragment p95 <= 250 ms, no tick missed).
 
 Users are logged in by creating their sessions in the database, as Django's test client's
-force_login does, so the load test does not depend on the login form (or a second factor).
+force_login does, an officer's with the second factor verified as a code would leave it (each
+officer gets an authenticator of its own), so the load test does not depend on the login form.
 """
 
 import argparse
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from base64 import b32encode
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -70,19 +72,24 @@ def users_with_sessions(traders: int, officers: int) -> tuple[list[dict], list[d
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.auth.models import Group
     from django.contrib.sessions.backends.db import SessionStore
+    from django_otp import DEVICE_ID_SESSION_KEY
 
     from accounts.authentication import api_token_create
     from accounts.models import User
     from accounts.roles import RISK_OFFICER, TRADER
+    from accounts.second_factor import totp_device_ensure
     from margin.services.collateral import collateral_deposit
     from margin.services.ledger import margin_account_open
     from margin.services.positions import position_market_fill
 
-    def session_for(user) -> str:
+    def session_for(user, *, second_factor=None) -> str:
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
         session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[-1]
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        if second_factor is not None:
+            # What a verified code leaves in the session (django_otp.login): the desk answers.
+            session[DEVICE_ID_SESSION_KEY] = second_factor.persistent_id
         session.create()
         return session.session_key
 
@@ -113,7 +120,9 @@ def users_with_sessions(traders: int, officers: int) -> tuple[list[dict], list[d
         _, token = api_token_create(user=owner, name="loadtest")
         trader_rows.append({"account": account.pk, "session": session_for(owner), "token": token})
     for n in range(officers):
-        officer_rows.append({"session": session_for(user(f"load-officer-{run}-{n}", RISK_OFFICER))})
+        officer = user(f"load-officer-{run}-{n}", RISK_OFFICER)
+        device = totp_device_ensure(user=officer, secret=b32encode(os.urandom(20)).decode())
+        officer_rows.append({"session": session_for(officer, second_factor=device)})
     return trader_rows, officer_rows
 
 

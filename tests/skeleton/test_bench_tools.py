@@ -2,10 +2,31 @@
 checkout's root: when the tools moved into margin/bench/ their root silently became margin/,
 and both failed at their first step ("can't open file .../margin/manage.py")."""
 
+import asyncio
+
+import pytest
+from django.utils import timezone
+
 from margin.bench import loadtest, soak
+from margin.services.reference import reference_data_ensure
+from tests.revaluation.factories import market_prices
 
 
 def test_the_soak_and_load_tools_start_processes_from_the_checkouts_root():
     for tool in (soak, loadtest):
         assert (tool.PROJECT_ROOT / "manage.py").is_file(), tool.__name__
         assert (tool.PROJECT_ROOT / "Procfile").is_file(), tool.__name__
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_load_tests_users_are_answered_by_the_pages_they_poll(live_server):
+    """The load test's users, made as `make loadtest` makes them, drive the real server for a
+    few seconds without an error: its officers once got 403 on every queue page, because the
+    desk asks for a second factor and their sessions had none."""
+    reference_data_ensure()
+    market_prices(at=timezone.now(), BTC=95000, ETH=3400, SOL=230, USDT=1, USDC=1)
+    traders, officers = loadtest.users_with_sessions(2, 2)
+    record = loadtest.Recorder()
+    asyncio.run(loadtest.drive(live_server.url, traders, officers, 6, record))
+    assert record.error_samples == []
+    assert len(record.times_ms["fragment"]) >= 6 and len(record.times_ms["queue"]) >= 2

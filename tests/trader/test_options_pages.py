@@ -101,6 +101,7 @@ def test_the_dashboard_of_an_option_holder_shows_the_grid_binding(holder, trader
     page = trader_client.get(f"/accounts/{holder.pk}/")
     assert page.status_code == 200
     assert 'data-testid="requirement-binds">grid binds' in page.content.decode()
+    assert "2 option positions, margined by the portfolio grid" in page.content.decode()
     for figure in ("account.requirement", "account.margin_ratio", "account.stress_loss"):
         explain = trader_client.get(f"/accounts/{holder.pk}/explain/", {"figure": figure})
         assert explain.status_code == 200, figure
