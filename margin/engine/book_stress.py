@@ -111,8 +111,12 @@ def stressed_revaluation(
 ) -> Revaluation:
     """The book after `moves`: linear positions and holdings at the shocked prices, options
     by Black-76 at the shocked forward and vol (`vol_shocks`, by default the library's rule of
-    `margin.engine.option_stress`), accounts holding options margined by the grid there."""
-    shocked_marks, shocked_assets = shocked_prices(book, marks, asset_prices, moves)
+    `margin.engine.option_stress`), accounts holding options margined by the grid there.
+    `moves` may run on past the book's assets over the option-only underlyings of `held`."""
+    moves = np.asarray(moves, dtype=float)
+    shocked_marks, shocked_assets = shocked_prices(
+        book, marks, asset_prices, moves[: book.n_assets]
+    )
     revaluation = revalue(book, shocked_marks, shocked_assets, liquidation_prices=False)
     if held is None:
         return revaluation

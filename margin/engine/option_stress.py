@@ -53,13 +53,13 @@ class HeldOptions:
     market: OptionMarket
 
     def shocked(self, moves: np.ndarray, vol_shocks: np.ndarray, book: Book) -> OptionMarket:
-        """Each series' forward and vol after its underlying asset moves by `moves` (relative,
-        clipped at −99 %) with vol shock `vol_shocks` (both over the book's assets); an
-        underlying the linear book lacks holds still."""
+        """Each series' forward and vol after its underlying moves by `moves` (relative,
+        clipped at −99 %) with vol shock `vol_shocks`, both over the option book's keys (the
+        book's assets, then option-only underlyings); a key past their end holds still."""
         series = self.options.series
         moves = np.maximum(np.asarray(moves, dtype=float), FLOOR_MOVE)
         vol_shocks = np.asarray(vol_shocks, dtype=float)
-        on_book = series.underlying < book.n_assets
+        on_book = series.underlying < len(moves)
         asset = np.where(on_book, series.underlying, 0)
         move = np.where(on_book, moves[asset] if len(moves) else 0.0, 0.0)
         shock = np.where(on_book, vol_shocks[asset] if len(moves) else 0.0, 0.0)

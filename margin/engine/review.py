@@ -7,11 +7,13 @@ from decimal import Decimal
 
 import numpy as np
 
-from margin.engine.book_stress import stress_book
+from margin.engine.book_stress import stress_book, stressed_revaluation
+from margin.engine.option_stress import HeldOptions
+from margin.engine.options_vector import option_book_from_accounts
 from margin.engine.reference import PositionQuote
-from margin.engine.shocks import depeg, shocked_prices, uniform_shock
+from margin.engine.shocks import depeg, uniform_shock
 from margin.engine.types import AccountInput
-from margin.engine.vector import book_from_accounts, revalue
+from margin.engine.vector import book_from_accounts
 
 UNIFORM_MOVES = (-0.1, -0.2, -0.3, -0.5, 0.2)
 
@@ -74,25 +76,29 @@ def exposures_by_asset(account: AccountInput) -> list[Exposure]:
 
 def account_scenarios(account: AccountInput, *, moving: set[str]) -> list[ScenarioRow]:
     """The library's uniform shocks of the `moving` assets and a de-peg of every other one
-    held, on this account."""
-    if not account.positions:
+    held, on this account; its options revalued in full at the shocked forward and vol
+    (`margin.engine.option_stress`)."""
+    if not account.positions and not account.options:
         return []
     book, marks, prices = book_from_accounts([account])
-    names = book.asset_names
+    options = HeldOptions(*option_book_from_accounts([account], book)) if account.options else None
+    # The book's assets, then the underlyings only its options are on: a shock moves both.
+    names = options.options.key_names if options else book.asset_names
     held = [i for i, name in enumerate(names) if name not in moving]
     rows = [
         (f"Every coin {move:+.0%}", uniform_shock(len(names), move, held=held))
         for move in UNIFORM_MOVES
     ]
-    rows += [(f"{names[i]} de-pegs −10%", depeg(len(names), i, -0.1)) for i in held]
-    balance_now = float(revalue(book, marks, prices, liquidation_prices=False).margin_balance[0])
+    rows += [
+        (f"{names[i]} de-pegs −10%", depeg(len(names), i, -0.1)) for i in held if i < book.n_assets
+    ]
+    now = stressed_revaluation(book, marks, prices, np.zeros(len(names)), held=options)
+    balance_now = float(now.margin_balance[0])
     results = []
     for label, moves in rows:
         moves = np.asarray(moves)
-        found = stress_book(book, marks, prices, moves, insurance_fund=0.0)
-        shocked = revalue(
-            book, *shocked_prices(book, marks, prices, moves), liquidation_prices=False
-        )
+        found = stress_book(book, marks, prices, moves, insurance_fund=0.0, held=options)
+        shocked = stressed_revaluation(book, marks, prices, moves, held=options)
         results.append(
             ScenarioRow(
                 label,

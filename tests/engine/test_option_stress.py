@@ -32,6 +32,7 @@ from margin.engine.book_stress import stress_book, stressed_revaluation
 from margin.engine.cascade import simulate_cascade
 from margin.engine.option_stress import HeldOptions, scenario_vol_shocks
 from margin.engine.options_vector import option_book_from_accounts
+from margin.engine.review import account_scenarios
 from margin.engine.types import AccountInput, CollateralLine, OptionInput
 from margin.engine.vector import book_from_accounts
 
@@ -147,3 +148,19 @@ def test_a_cascade_unwinds_the_options_delta_through_the_underlying():
     assert first.asset_prices[btc] / first.prices_before[btc] - 1 == pytest.approx(
         -0.00060308, abs=1e-8
     )
+
+
+def test_the_account_reviews_scenarios_revalue_its_options_in_full():
+    # given: the hand account alone, BTC an underlying only its options are on
+    account = AccountInput(
+        collateral=(CollateralLine(asset="USDT", quantity=Decimal(1000), price=Decimal(1)),),
+        options=(_option("put", "90000", -1), _option("call", "110000", 1)),
+    )
+    # when
+    rows = {row.label: row for row in account_scenarios(account, moving={"BTC"})}
+    # then
+    crash = rows["Every coin -30%"]
+    assert crash.pnl == pytest.approx(-FULL_LOSS, abs=1e-5)
+    assert crash.deficit == pytest.approx(-STRESSED_BALANCE, abs=1e-5)
+    assert crash.under_maintenance
+    assert "USDT de-pegs −10%" in rows
