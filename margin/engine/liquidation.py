@@ -532,6 +532,7 @@ def option_close_plan(
     quantity_step: Decimal = DEFAULT_QUANTITY_STEP,
     settlement_asset: str = DEFAULT_SETTLEMENT_ASSET,
     frozen: frozenset[str] = frozenset(),
+    prices: dict[str, Decimal] | None = None,
 ) -> OptionClosePlan:
     """The option closes that take the account's requirement ratio (`requirement_ratio`) to
     `target_ratio` or under, nothing when it already is.
@@ -541,7 +542,8 @@ def option_close_plan(
     the margin balance of the account, liquidation will stop" (Deribit support, "Liquidations",
     support.deribit.com/hc/en-us/articles/25944769313309; "Auto Liquidation",
     deribit.com/docs/auto-liquidation/: options are closed so as to reduce the risk). Here
-    each option closes at its Black-76 mark, the fee its only cost; the option that frees the
+    each option closes at its mark (`prices` by id, the published marks the closes will fill
+    at; by default its Black-76 value), the fee its only cost; the option that frees the
     most requirement per unit of fee when closed whole goes first (one that costs nothing
     before any that costs, by what it frees). The last one needed is closed by the least
     multiple of `quantity_step` that reaches the target (bisection: the grid's loss shrinks
@@ -550,7 +552,7 @@ def option_close_plan(
     option whose close frees no requirement (a long that hedges the book) is kept."""
     _check_inputs("target_ratio", target_ratio, fee_rate, quantity_step, "fee_rate")
     quote = quote_account(account)
-    marks = {row.id: row.mark_price for row in quote.options}
+    marks = {row.id: row.mark_price for row in quote.options} | (prices or {})
 
     def after(closes: dict[str, Decimal]) -> AccountQuote:
         return quote_account(

@@ -680,12 +680,14 @@ def _option_plan(
     line = params.liquidation_ratio - params.hysteresis
     if not engine_account.options or not 0 < line <= 1:
         return None
+    positions = _positions_by_engine_id(ctx.account)
     return option_close_plan(
         engine_account,
         target_ratio=line,
         fee_rate=params.liquidation_fee_rate,
         settlement_asset=ctx.settlement.symbol,
         frozen=frozen,
+        prices={o.id: positions[o.id].instrument.mark.mark_price for o in engine_account.options},
     )
 
 
