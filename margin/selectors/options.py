@@ -8,13 +8,12 @@ from decimal import Decimal
 
 import numpy as np
 
-from margin.engine.options import PortfolioMargin
 from margin.engine.options_vector import black76, black76_value
 from margin.market.clock import market_days_between
 from margin.market.demo import CALM
 from margin.market.surface import QUOTE_HALF_SPREAD_VOL, atm_vol, surface_parameters
-from margin.models import Instrument, Position, SimulatedAsset
-from margin.selectors.accounts import LEAST_EXPIRY_DAYS, account_states_load
+from margin.models import Instrument, SimulatedAsset
+from margin.selectors.accounts import LEAST_EXPIRY_DAYS
 
 
 def market_regimes() -> dict[int, str]:
@@ -143,22 +142,3 @@ def option_chain(*, now: datetime) -> list[ChainExpiry]:
         )
         for (underlying, expiry), strikes in sorted(quotes.items())
     ]
-
-
-def option_grids(account_ids) -> dict[int, PortfolioMargin]:
-    """The portfolio grid now of those of these accounts that hold options (the reference
-    engine on their state: a page's worth of accounts, the queue's)."""
-    holders = (
-        Position.objects.filter(
-            margin_account_id__in=list(account_ids), instrument__kind=Instrument.Kind.OPTION
-        )
-        .exclude(quantity=0)
-        .values_list("margin_account_id", flat=True)
-        .distinct()
-    )
-    grids = {}
-    for pk, state in account_states_load(holders).items():
-        quote = state.quote()
-        if quote.options:
-            grids[pk] = quote.portfolio
-    return grids

@@ -30,7 +30,6 @@ from margin.selectors.desk import (
     queue_snapshots,
 )
 from margin.selectors.desk import cases as cases_of
-from margin.selectors.options import option_grids
 from margin.services import desk as desk_services
 from margin.services.proposals import (
     credit_tier_change_propose,
@@ -39,7 +38,7 @@ from margin.services.proposals import (
 )
 from margin.views.desk_common import act, form_errors, sparkline
 from margin.views.rendering import query_without_page, render_page_or_fragment
-from margin.views.risk_matrix import binding_scenarios, risk_matrices
+from margin.views.risk_matrix import risk_matrices
 from margin.vocabulary import CaseStatus
 
 QUEUE_PAGE_SIZE = 50
@@ -52,7 +51,6 @@ def queue(request):
     queue_filter = QueueFilter(request.GET, queryset=queue_snapshots(tick))
     page = Paginator(queue_filter.qs, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
     open_cases = open_case_ids(s.account_id for s in page)
-    grids = option_grids(s.account_id for s in page)
     return render_page_or_fragment(
         request,
         "desk/queue.html",
@@ -61,14 +59,7 @@ def queue(request):
             "tick": tick,
             "filter": queue_filter,
             "page": page,
-            "rows": [
-                (
-                    s,
-                    open_cases.get(s.account_id),
-                    binding_scenarios(grids[s.account_id]) if s.account_id in grids else [],
-                )
-                for s in page
-            ],
+            "rows": [(s, open_cases.get(s.account_id)) for s in page],
             "query": query_without_page(request),
         },
     )

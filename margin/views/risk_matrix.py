@@ -74,28 +74,3 @@ def risk_matrices(portfolio: PortfolioMargin | None) -> list[UnderlyingMatrix]:
             )
         )
     return matrices
-
-
-@dataclass(frozen=True)
-class BindingScenario:
-    """What the desk's queue shows of an underlying's grid: its scan risk and the scenario
-    that sets it."""
-
-    underlying: str
-    scan_risk: Decimal
-    spot_shock: Decimal
-    vol_shock: Decimal
-    weight: Decimal
-
-
-def binding_scenarios(portfolio: PortfolioMargin) -> list[BindingScenario]:
-    return [
-        BindingScenario(
-            underlying=risk.underlying,
-            scan_risk=risk.scan_risk,
-            spot_shock=GRID[risk.worst_scenario].spot_shock,
-            vol_shock=GRID[risk.worst_scenario].vol_shock,
-            weight=GRID[risk.worst_scenario].weight,
-        )
-        for risk in portfolio.underlyings
-    ]

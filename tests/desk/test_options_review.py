@@ -1,17 +1,16 @@
 """The desk sees options (PostgreSQL): the queue shows an option holder's scan risk and the
 scenario that sets it, the account review its risk matrix."""
 
-import re
-
 import pytest
 from django.urls import reverse
 
+from margin.engine.grid_summary import scenario_label
 from margin.engine.options import GRID
-from margin.models import Instrument
+from margin.models import Instrument, MarginSnapshot
 from margin.selectors.accounts import account_state_load
 from margin.services.options_listing import options_listing_ensure
 from margin.services.revaluation import revaluation_tick_run
-from margin.templatetags.numbers import percent
+from margin.templatetags.numbers import money
 from tests.revaluation.factories import funded_account
 
 pytestmark = pytest.mark.django_db
@@ -35,15 +34,19 @@ def holder(market, settings):
 
 
 def test_the_queue_shows_the_scan_risk_and_the_binding_scenario(client, officer, holder):
+    # given: the tick's grid for the holder (the reference's scan risk at that tick:
+    # tests/revaluation/test_options_desk_queue.py holds the snapshot to it)
+    snapshot = MarginSnapshot.objects.filter(account=holder).latest("tick_id")
+    (risk,) = account_state_load(holder).quote().portfolio.underlyings
+    assert snapshot.scan_risk > 0
+    assert snapshot.binding_scenario == scenario_label("BTC", GRID[risk.worst_scenario])
+    # when
     client.force_login(officer)
     page = client.get(reverse("desk:landing")).content.decode()
-    (risk,) = account_state_load(holder).quote().portfolio.underlyings
-    worst = GRID[risk.worst_scenario]
+    # then: the queue shows the tick's figures, as every other column of its row
     row = page.split(f'<tr data-account="{holder.pk}">')[1].split("</tr>")[0]
-    # the scan risk of the page's read (a moment before this one: time to expiry moved on)
-    shown = re.search(r"BTC ([\d,.]+) · spot (\S+), vol (\S+) ×", row)
-    assert float(shown[1].replace(",", "")) == pytest.approx(float(risk.scan_risk), rel=1e-3)
-    assert (shown[2], shown[3]) == (percent(worst.spot_shock), percent(worst.vol_shock))
+    cell = row.split('data-testid="scan-risk">')[1].split("</td>")[0]
+    assert cell == f"{money(snapshot.scan_risk)} · {snapshot.binding_scenario}"
     others = page.split('data-testid="scan-risk">')[1:]
     assert sum("—" in cell.split("</td>")[0] for cell in others) == 1  # the perpetual's
 

@@ -92,9 +92,7 @@ def test_queue_query_count_does_not_grow_with_rows(
     client, officer, book, django_assert_max_num_queries
 ):
     client.force_login(officer)
-    # 13: one of them asks which of the page's accounts hold options (their grid is loaded for
-    # all of them together, a fixed number more when there are any).
-    with django_assert_max_num_queries(13):
+    with django_assert_max_num_queries(12):
         client.get(reverse("desk:landing"))
 
 
