@@ -14,6 +14,8 @@ mark × (1 − slippage) and a short buys at mark × (1 + slippage); the realize
 the account as cash. When the cost per unit exceeds the margin a unit frees (cost > mmr), no
 reduction helps and the plan does not reach the target: the caller takes the pool over.
 Isolated positions stand alone and are not part of it.
+An account holding options is first brought back by closing options at their mark
+(`option_close_plan`, Deribit's incremental liquidation); the linear steps follow if needed.
 Before it, a position in a high risk tier is first cut to the top of the next lower tier when
 that alone brings the pool back under the liquidation line (`lower_tier_plan`, Bybit's
 process); the caller tries that first and falls back to this plan.
@@ -24,7 +26,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 from margin.engine.errors import EngineInputError
 from margin.engine.precision import exact
-from margin.engine.reference import AccountQuote, PositionQuote, quote_account
+from margin.engine.reference import AccountQuote, PositionQuote, margin_ratio, quote_account
 from margin.engine.types import ISOLATED, ONE, ZERO, AccountInput, CollateralLine, PositionInput
 
 DEFAULT_QUANTITY_STEP = Decimal("1e-8")
@@ -171,19 +173,25 @@ def account_after(
         realized += realized_pnl(position, reduced, slippage)
         if reduced < position.quantity:
             positions.append(replace(position, quantity=position.quantity - reduced))
-    settlement = CollateralLine(asset=settlement_asset, quantity=realized, price=ONE)
-    return AccountInput(
+    # The account's options, settlement coin and scheme stay as they are: the cash line counts
+    # at the settlement coin's own price, 1:1 in the pool.
+    settlement = CollateralLine(
+        asset=settlement_asset, quantity=realized, price=account.settlement_price
+    )
+    return replace(
+        account,
         collateral=(*account.collateral, settlement) if reductions else account.collateral,
         positions=tuple(positions),
-        credit_tier=account.credit_tier,
     )
 
 
-def _check_inputs(ratio_name: str, ratio: Decimal, slippage: Decimal, step: Decimal) -> None:
+def _check_inputs(
+    ratio_name: str, ratio: Decimal, slippage: Decimal, step: Decimal, cost_name: str = "slippage"
+) -> None:
     if not 0 < ratio <= 1:
         raise EngineInputError(ratio_name, f"must lie in (0, 1], got {ratio}")
     if not 0 <= slippage < 1:
-        raise EngineInputError("slippage", f"must lie in [0, 1), got {slippage}")
+        raise EngineInputError(cost_name, f"must lie in [0, 1), got {slippage}")
     if step <= 0:
         raise EngineInputError("quantity_step", f"must be positive, got {step}")
 
@@ -445,3 +453,171 @@ def apply_plan(
         slippage=plan.slippage,
         settlement_asset=settlement_asset,
     )
+
+
+# Options: closed at their mark before the linear steps.
+
+
+@dataclass(frozen=True)
+class OptionClose:
+    position_id: str
+    quantity: Decimal
+    remaining_quantity: Decimal
+    mark_price: Decimal
+    fee: Decimal
+    margin_ratio_after: Decimal | None
+
+
+@dataclass(frozen=True)
+class OptionClosePlan:
+    target_ratio: Decimal
+    fee_rate: Decimal
+    margin_ratio_before: Decimal | None
+    closes: tuple[OptionClose, ...]
+    margin_ratio_after: Decimal | None
+    reaches_target: bool
+
+
+def _requirement(quote: AccountQuote) -> Decimal:
+    return max(quote.maintenance_margin, quote.tiered_maintenance_margin or ZERO)
+
+
+@exact
+def requirement_ratio(quote: AccountQuote) -> Decimal | None:
+    """The cross pool's ratio with the linear positions' tiered MM as the grid's floor, as the
+    account's requirement takes it (`margin.engine.scheme.maintenance_requirement`)."""
+    return margin_ratio(_requirement(quote), quote.margin_balance)
+
+
+def _ratio_under(ratio: Decimal | None, target_ratio: Decimal) -> bool:
+    return ratio is not None and ratio <= target_ratio
+
+
+@exact
+def options_closed(
+    account: AccountInput,
+    closes: dict[str, Decimal],
+    *,
+    marks: dict[str, Decimal],
+    fee_rate: Decimal,
+    settlement_asset: str = DEFAULT_SETTLEMENT_ASSET,
+) -> AccountInput:
+    """The account once each option id in `closes` is closed by that quantity at its mark (a
+    short bought back, a long sold): what the position's value at the mark held (side ×
+    quantity × (mark − entry)) becomes cash, less the fee quantity × mark × `fee_rate`, one
+    cash line in the settlement coin. At the mark the close moves no value: only the fee
+    costs."""
+    cash = ZERO
+    options = []
+    for option in account.options:
+        closed = closes.get(option.id, ZERO)
+        mark = marks[option.id]
+        cash += option.side * closed * (mark - option.entry_price) - closed * mark * fee_rate
+        if closed < option.quantity:
+            options.append(replace(option, quantity=option.quantity - closed))
+    line = CollateralLine(asset=settlement_asset, quantity=cash, price=account.settlement_price)
+    return replace(
+        account,
+        collateral=(*account.collateral, line) if closes else account.collateral,
+        options=tuple(options),
+    )
+
+
+@exact
+def option_close_plan(
+    account: AccountInput,
+    *,
+    target_ratio: Decimal,
+    fee_rate: Decimal,
+    quantity_step: Decimal = DEFAULT_QUANTITY_STEP,
+    settlement_asset: str = DEFAULT_SETTLEMENT_ASSET,
+    frozen: frozenset[str] = frozenset(),
+    prices: dict[str, Decimal] | None = None,
+) -> OptionClosePlan:
+    """The option closes that take the account's requirement ratio (`requirement_ratio`) to
+    `target_ratio` or under, nothing when it already is.
+
+    Deribit liquidates a portfolio-margin account incrementally: part of the positions is
+    closed, options included, and "as soon as the required maintenance margin is lower than
+    the margin balance of the account, liquidation will stop" (Deribit support, "Liquidations",
+    support.deribit.com/hc/en-us/articles/25944769313309; "Auto Liquidation",
+    deribit.com/docs/auto-liquidation/: options are closed so as to reduce the risk). Here
+    each option closes at its mark (`prices` by id, the published marks the closes will fill
+    at; by default its Black-76 value), the fee its only cost; the option that frees the
+    most requirement per unit of fee when closed whole goes first (one that costs nothing
+    before any that costs, by what it frees). The last one needed is closed by the least
+    multiple of `quantity_step` that reaches the target (bisection: the grid's loss shrinks
+    as the position does). `frozen` options (on a stale price) are never traded. When every
+    helping option is closed and the target is not reached the linear steps take over; an
+    option whose close frees no requirement (a long that hedges the book) is kept."""
+    _check_inputs("target_ratio", target_ratio, fee_rate, quantity_step, "fee_rate")
+    quote = quote_account(account)
+    marks = {row.id: row.mark_price for row in quote.options} | (prices or {})
+
+    def after(closes: dict[str, Decimal]) -> AccountQuote:
+        return quote_account(
+            options_closed(
+                account, closes, marks=marks, fee_rate=fee_rate, settlement_asset=settlement_asset
+            )
+        )
+
+    def reaches(closes: dict[str, Decimal]) -> bool:
+        return _ratio_under(requirement_ratio(after(closes)), target_ratio)
+
+    freed = {
+        option.id: _requirement(quote) - _requirement(after({option.id: option.quantity}))
+        for option in account.options
+        if option.id not in frozen
+    }
+
+    def frees_most_per_cost(option) -> tuple:
+        cost = option.quantity * marks[option.id] * fee_rate
+        gain = freed[option.id]
+        return (0, -gain, option.id) if cost <= 0 else (1, -gain / cost, option.id)
+
+    # An option whose close frees nothing (a long hedging the book) is kept.
+    helping = [o for o in account.options if freed.get(o.id, ZERO) > 0]
+    candidates = sorted(helping, key=frees_most_per_cost)
+    closes: dict[str, Decimal] = {}
+    steps: list[OptionClose] = []
+    current = requirement_ratio(quote)
+    for option in candidates:
+        if _ratio_under(current, target_ratio):
+            break
+        quantity = option.quantity
+        if reaches({**closes, option.id: quantity}):
+            quantity = _least_close(reaches, closes, option.id, quantity, quantity_step)
+        closes[option.id] = quantity
+        current = requirement_ratio(after(closes))
+        steps.append(
+            OptionClose(
+                position_id=option.id,
+                quantity=quantity,
+                remaining_quantity=option.quantity - quantity,
+                mark_price=marks[option.id],
+                fee=quantity * marks[option.id] * fee_rate,
+                margin_ratio_after=current,
+            )
+        )
+    return OptionClosePlan(
+        target_ratio=target_ratio,
+        fee_rate=fee_rate,
+        margin_ratio_before=requirement_ratio(quote),
+        closes=tuple(steps),
+        margin_ratio_after=current,
+        reaches_target=_ratio_under(current, target_ratio),
+    )
+
+
+def _least_close(reaches, closes, option_id: str, quantity: Decimal, step: Decimal) -> Decimal:
+    """The least multiple of `step` of this option whose close (with `closes`) reaches the
+    target, given that closing all of `quantity` does."""
+    lots = int(quantity / step)
+    low, high = 0, lots  # high reaches the target, low does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if reaches({**closes, option_id: middle * step}):
+            high = middle
+        else:
+            low = middle
+    return quantity if high == lots else high * step

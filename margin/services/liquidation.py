@@ -6,7 +6,11 @@ locked): a redelivered task finds it done and books nothing. In order:
   material (`unfit_prices`); then a `stale_blocked` event and a desk alert are recorded;
 - isolated positions past their own line close whole at the slipped mark; the clearance fee
   and what is left of the isolated margin go to the insurance fund (Binance, Bybit);
-- the cross pool: first a position in a high risk tier cut to the top of the lower tier when
+- the cross pool: an account holding options first closes options at their mark, the one
+  that frees the most requirement per unit of fee first, until the pool is back under the
+  liquidation line (after hysteresis), the fee (capped by the margin left) to the fund
+  (Deribit's incremental liquidation of a portfolio-margin account); then, if still needed,
+  a position in a high risk tier cut to the top of the lower tier when
   that brings the pool back under the line (Bybit's process), else the engine's hedge-aware
   partial plan, its cost counting slippage and the clearance fee, down to the target ratio
   or, failing that, just back under the liquidation line (after hysteresis); when no partial
@@ -30,7 +34,13 @@ from django.utils import timezone
 
 from margin.engine.adl import AdlCandidate, adl_queue
 from margin.engine.fills import closing_side, slipped_price
-from margin.engine.liquidation import liquidation_plan, lower_tier_plan, stale_is_material
+from margin.engine.liquidation import (
+    OptionClosePlan,
+    liquidation_plan,
+    lower_tier_plan,
+    option_close_plan,
+    stale_is_material,
+)
 from margin.engine.reference import AccountQuote, quote_account
 from margin.engine.scheme import STRESS, Requirement
 from margin.engine.types import AccountInput
@@ -243,16 +253,22 @@ def account_unfit_prices(
     price is too old, or flagged uncertain by the price guard), what each values in the
     account, and whether together they are material.
 
-    A position is priced on its instrument's mark and its underlying's index; a holding on its
-    asset's index."""
+    A position (an option too) is priced on its instrument's mark and its underlying's index;
+    a holding on its asset's index."""
     found: dict[str, Decimal] = {}
     frozen = set()
-    for p in engine_account.positions:
-        names = {positions[p.id].instrument.symbol, p.risk_asset} & stale
+    option_marks = {row.id: row.mark_price for row in quote.options}
+    held_at = [(p.id, p.risk_asset, p.quantity * p.mark_price) for p in engine_account.positions]
+    # An option is priced on its own mark and its underlying's; it values its premium.
+    held_at += [
+        (o.id, o.underlying, o.quantity * option_marks[o.id]) for o in engine_account.options
+    ]
+    for engine_id, underlying, value in held_at:
+        names = {positions[engine_id].instrument.symbol, underlying} & stale
         for name in names:
-            found[name] = found.get(name, ZERO) + p.quantity * p.mark_price
+            found[name] = found.get(name, ZERO) + value
         if names:
-            frozen.add(p.id)
+            frozen.add(engine_id)
     held = set()
     for line in engine_account.collateral:
         if line.asset in stale and line.quantity:
@@ -654,6 +670,53 @@ def _partial_plan(
     return None
 
 
+def _option_plan(
+    ctx: _Context, engine_account: AccountInput, frozen: frozenset[str]
+) -> OptionClosePlan | None:
+    """The option closes that bring the pool back under the liquidation line less the
+    hysteresis (the linear partial steps' line), the liquidation fee as their cost; None when
+    the account holds no option."""
+    params = ctx.params
+    line = params.liquidation_ratio - params.hysteresis
+    if not engine_account.options or not 0 < line <= 1:
+        return None
+    positions = _positions_by_engine_id(ctx.account)
+    return option_close_plan(
+        engine_account,
+        target_ratio=line,
+        fee_rate=params.liquidation_fee_rate,
+        settlement_asset=ctx.settlement.symbol,
+        frozen=frozen,
+        prices={o.id: positions[o.id].instrument.mark.mark_price for o in engine_account.options},
+    )
+
+
+def _close_options(ctx: _Context, plan: OptionClosePlan, margin_balance: Decimal) -> None:
+    """Each close is an option fill at the instrument's mark (the premium through the ledger
+    as any option fill, `position_fill`), its liquidation fee to the fund, the fees together
+    capped by the margin balance left (closing at the mark moves none of it)."""
+    fee_rate = ctx.params.liquidation_fee_rate
+    positions = _positions_by_engine_id(ctx.account)
+    fee_room = max(margin_balance, ZERO)
+    for close in plan.closes:
+        position = positions[close.position_id]
+        price = position.instrument.mark.mark_price
+        fee = min(close.quantity * price * fee_rate, fee_room).quantize(CENT, rounding=ROUND_DOWN)
+        fee_room -= fee
+        _reduce(ctx, position, quantity=close.quantity, price=price, reason="liquidation", fee=fee)
+        ctx.liquidation.fee += fee
+        ctx.event(
+            AccountEvent.Kind.LIQUIDATION,
+            symbol=position.instrument.symbol,
+            quantity=close.quantity,
+            price=price,
+            fee=fee,
+            partial=close.remaining_quantity > 0,
+            margin_mode="cross",
+            option=True,
+        )
+
+
 def _liquidate_partially(ctx: _Context, engine_account: AccountInput, plan) -> None:
     fee_rate, slippage = ctx.params.liquidation_fee_rate, ctx.params.liquidation_slippage
     marks = {p.id: p.mark_price for p in engine_account.positions}
@@ -767,9 +830,9 @@ def _take_over(ctx: _Context, quote: AccountQuote, frozen: frozenset[str]) -> No
 
 def _cross_due(quote: AccountQuote, requirement: Requirement, threshold: Decimal) -> bool:
     """The cross pool is due when its ratio under the account's margin scheme (requirement ÷
-    margin balance) reaches the threshold."""
+    margin balance) reaches the threshold; options are held in the cross pool."""
     cross = [row for row in quote.positions if row.margin_mode == "cross"]
-    if not cross:
+    if not (cross or quote.options):
         return False
     return requirement.margin_ratio is None or requirement.margin_ratio >= threshold
 
@@ -781,6 +844,21 @@ def _isolated_due(quote: AccountQuote, threshold: Decimal):
         if row.margin_mode == "isolated"
         and (row.isolated_margin_ratio is None or row.isolated_margin_ratio >= threshold)
     ]
+
+
+def _cross_now(ctx: _Context, unfit: UnfitPrices) -> tuple[AccountInput, AccountQuote, Requirement]:
+    """The account as it stands after a first step: its engine input (stale holdings haircut
+    as before), quote and requirement."""
+    engine_account = engine_accounts([ctx.account.pk])[ctx.account.pk]
+    if unfit.assets:
+        engine_account = _haircut_stale_holdings(
+            engine_account, unfit.assets, ctx.params.stale_price_haircut
+        )
+    return (
+        engine_account,
+        quote_account(engine_account),
+        account_state_load(ctx.account).requirement(),
+    )
 
 
 def _hold(ctx: _Context, unfit: UnfitPrices, quote: AccountQuote) -> Liquidation:
@@ -866,12 +944,23 @@ def liquidation_run(*, account_id: int, tick_id: int, now: datetime | None = Non
 
     for row in isolated:
         _liquidate_isolated(ctx, positions[row.id], row.bankruptcy_price)
+    pool = quote
+    if cross:
+        options = _option_plan(ctx, engine_account, unfit.positions)
+        if options is not None and options.closes:
+            _close_options(ctx, options, quote.margin_balance)
+            # Then the linear steps, when the pool is still past the line.
+            engine_account, pool, requirement = _cross_now(ctx, unfit)
+            line = params.liquidation_ratio - params.hysteresis
+            cross = any(row.margin_mode == "cross" for row in pool.positions) and (
+                requirement.margin_ratio is None or requirement.margin_ratio > line
+            )
     if cross:
         plan = _partial_plan(ctx, engine_account, unfit.positions, requirement)
         if plan is not None:
             _liquidate_partially(ctx, engine_account, plan)
         else:
-            _take_over(ctx, quote, unfit.positions)
+            _take_over(ctx, pool, unfit.positions)
     after, _ = ctx.quote()
     if after.margin_balance < 0:
         _sweep_holdings(ctx)

@@ -571,7 +571,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     return ShardResult(
         shard_id=shard_id,
         accounts=book.n_accounts,
-        to_liquidate=_liquidation_candidates(tick, slice_, revaluation, new),
+        to_liquidate=_liquidation_candidates(tick, slice_, revaluation, new, grid),
         notifications=notifications,
         transitions=int(np.count_nonzero(old != new)),
         funding_positions=funded.positions,
@@ -582,10 +582,11 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     )
 
 
-def _liquidation_candidates(tick, slice_, revaluation, new) -> list[tuple[int, int]]:
-    """Accounts at or past liquidation, and accounts with an isolated position past its own
-    line. One exposed to a stale price is handed on too: the liquidation decides whether that
-    price is material (and then holds back, with a `stale_blocked` event and a desk alert)."""
+def _liquidation_candidates(tick, slice_, revaluation, new, grid) -> list[tuple[int, int]]:
+    """Accounts at or past liquidation holding positions (options too: `grid`), and accounts
+    with an isolated position past its own line. One exposed to a stale price is handed on
+    too: the liquidation decides whether that price is material (and then holds back, with a
+    `stale_blocked` event and a desk alert)."""
     book = slice_.book
     threshold = float(tick.parameter_version.liquidation_ratio)
     due = new >= LEVEL[AccountState.LIQUIDATION]
@@ -594,6 +595,8 @@ def _liquidation_candidates(tick, slice_, revaluation, new) -> list[tuple[int, i
     )
     due[book.pos_account[isolated_due]] = True
     has_positions = np.bincount(book.pos_account, minlength=book.n_accounts) > 0
+    if grid is not None:
+        has_positions |= grid.holds_options
     rows = np.flatnonzero(due & has_positions)
     return [(int(slice_.account_ids[row]), tick.pk) for row in rows]
 
