@@ -2,13 +2,10 @@
 (tables scroll inside their card, the header wraps), for a trader, an officer, a manager and a
 visitor."""
 
-from decimal import Decimal
-
 import pytest
 from django.urls import reverse
 
 from accounts.models import User
-from accounts.roles import TRADER
 from margin.management.commands.seed_demo import DEMO_USERS
 from margin.models import (
     CascadeRun,
@@ -18,14 +15,10 @@ from margin.models import (
     RevaluationTick,
     StressRun,
 )
-from margin.services.desk import case_open
-from margin.services.proposals import forced_reduction_propose
-from margin.services.revaluation import revaluation_tick_run
 from margin.services.stress_runs import stress_run_create
 from tests.browser import screenshots_dir
 from tests.desk.conftest import DESK_PAGES
 from tests.desk.demo import demo_reviewed, demo_seeded
-from tests.revaluation.factories import funded_account
 from tests.second_factor import submit_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -57,58 +50,13 @@ def overflowing(browser, live_server, password, user, paths) -> dict[str, int]:
     return found
 
 
-def test_no_page_is_wider_than_the_window(
-    browser, live_server, password, book, market, officer, manager, make_user
-):
-    # given: a trader with positions, a case and a proposal on the book, a tick
-    trader = make_user(TRADER)
-    mine = funded_account(
-        user=trader,
-        usdt="25000",
-        BTC="0.3",
-        fills=[("BTCUSDT", "buy", "0.1"), ("ETHUSDT", "sell", "2")],
-    )
-    case = case_open(account=book["margin_call"], actor=officer, summary="at risk")
-    position = book["margin_call"].positions.get()
-    forced_reduction_propose(
-        position=position, quantity=Decimal("0.1"), reason="cut", proposer=officer, case=case
-    )
-    revaluation_tick_run(now=market())
-    desk = [reverse(name) for name in DESK_PAGES] + [
-        reverse("desk:account", args=[book["margin_call"].pk]),
-        reverse("desk:case", args=[case.pk]),
-        reverse("desk:proposal", args=[Proposal.objects.get().pk]),
-    ]
-    trader_pages = [
-        reverse("trader:accounts"),
-        reverse("trader:account", args=[mine.pk]),
-        reverse("trader:history", args=[mine.pk]),
-        reverse("trader:notifications"),
-        reverse("api_tokens"),
-        reverse("disclosure"),
-    ]
-    # when
-    found = {}
-    for user, paths in (
-        (trader, trader_pages),
-        (officer, desk),
-        (manager, desk),
-        (None, ["/login/", reverse("disclosure")]),
-    ):
-        found |= {
-            f"{user.username if user else 'visitor'} {k}": v
-            for k, v in overflowing(browser, live_server, password, user, paths).items()
-        }
-    # then
-    assert found == {}
-
-
 def demo_pages() -> dict[str, list[str]]:
     """Every page of the seeded demo, by the demo user who sees it."""
     reviewed = demo_reviewed()
     at_risk, case = reviewed["at_risk"], reviewed["case"]
     desk = [reverse(name) for name in DESK_PAGES] + [
         reverse("desk:landing") + "?state=warning&state=margin_call&state=liquidation",
+        reverse("desk:greeks"),
         reverse("desk:account", args=[at_risk.pk]),
         reverse("desk:case", args=[case.pk]),
         *(reverse("desk:proposal", args=[p.pk]) for p in Proposal.objects.all()),
@@ -120,6 +68,7 @@ def demo_pages() -> dict[str, list[str]]:
     for account in mine:
         trader += [
             reverse("trader:account", args=[account.pk]),
+            reverse("trader:options", args=[account.pk]),
             reverse("trader:history", args=[account.pk]),
             reverse("trader:history", args=[account.pk]) + "?kind=fills",
             reverse("trader:history", args=[account.pk]) + "?kind=states",
