@@ -203,6 +203,33 @@ def _reduce(
     return receipt
 
 
+def _liquidation_fill(
+    ctx: _Context,
+    position: Position,
+    *,
+    quantity: Decimal,
+    price: Decimal,
+    partial: bool,
+    margin_mode: str,
+    fee: Decimal = ZERO,
+    **detail,
+) -> None:
+    """One liquidation fill: the reduction, its fee counted on the liquidation, and the event
+    the account's history and the scenario timeline show."""
+    _reduce(ctx, position, quantity=quantity, price=price, reason="liquidation", fee=fee)
+    ctx.liquidation.fee += fee
+    ctx.event(
+        AccountEvent.Kind.LIQUIDATION,
+        symbol=position.instrument.symbol,
+        quantity=quantity,
+        price=price,
+        fee=fee,
+        partial=partial,
+        margin_mode=margin_mode,
+        **detail,
+    )
+
+
 # Prices not fit to liquidate on.
 
 
@@ -593,15 +620,8 @@ def _liquidate_isolated(ctx: _Context, position: Position, bankruptcy_price) -> 
             ctx, ledger_account=isolated_id, amount=deficit - available, where=f"isolated {symbol}"
         )
     cover = min(deficit, available)
-    _reduce(ctx, position, quantity=quantity, price=price, reason="liquidation")
-    ctx.event(
-        AccountEvent.Kind.LIQUIDATION,
-        symbol=symbol,
-        quantity=quantity,
-        price=price,
-        fee=ZERO,
-        partial=False,
-        margin_mode="isolated",
+    _liquidation_fill(
+        ctx, position, quantity=quantity, price=price, partial=False, margin_mode="isolated"
     )
     if cover > 0:
         ctx.liquidation.insurance_cover += cover
@@ -703,11 +723,9 @@ def _close_options(ctx: _Context, plan: OptionClosePlan, margin_balance: Decimal
         price = position.instrument.mark.mark_price
         fee = min(close.quantity * price * fee_rate, fee_room).quantize(CENT, rounding=ROUND_DOWN)
         fee_room -= fee
-        _reduce(ctx, position, quantity=close.quantity, price=price, reason="liquidation", fee=fee)
-        ctx.liquidation.fee += fee
-        ctx.event(
-            AccountEvent.Kind.LIQUIDATION,
-            symbol=position.instrument.symbol,
+        _liquidation_fill(
+            ctx,
+            position,
             quantity=close.quantity,
             price=price,
             fee=fee,
@@ -727,11 +745,9 @@ def _liquidate_partially(ctx: _Context, engine_account: AccountInput, plan) -> N
         position = positions[step.position_id]
         price = slipped_price(marks[step.position_id], position.quantity, slippage)
         fee = (step.quantity * price * fee_rate).quantize(CENT, rounding=ROUND_DOWN)
-        _reduce(ctx, position, quantity=step.quantity, price=price, reason="liquidation", fee=fee)
-        ctx.liquidation.fee += fee
-        ctx.event(
-            AccountEvent.Kind.LIQUIDATION,
-            symbol=position.instrument.symbol,
+        _liquidation_fill(
+            ctx,
+            position,
             quantity=step.quantity,
             price=price,
             fee=fee,
@@ -779,14 +795,11 @@ def _take_over(ctx: _Context, quote: AccountQuote, frozen: frozenset[str]) -> No
             bankruptcy = now_row.bankruptcy_price or position.instrument.mark.mark_price
             unmatched = _auto_deleverage(ctx, position, bankruptcy.quantize(CENT))
             if unmatched > 0:
-                price = prices[row.id]
-                _reduce(ctx, position, quantity=unmatched, price=price, reason="liquidation")
-                ctx.event(
-                    AccountEvent.Kind.LIQUIDATION,
-                    symbol=position.instrument.symbol,
+                _liquidation_fill(
+                    ctx,
+                    position,
                     quantity=unmatched,
-                    price=price,
-                    fee=ZERO,
+                    price=prices[row.id],
                     partial=False,
                     margin_mode="cross",
                 )
@@ -799,14 +812,9 @@ def _take_over(ctx: _Context, quote: AccountQuote, frozen: frozenset[str]) -> No
             CENT, rounding=ROUND_DOWN
         )
         fee_room -= fee
-        symbol = position.instrument.symbol
-        _reduce(
-            ctx, position, quantity=quantity, price=prices[row.id], reason="liquidation", fee=fee
-        )
-        ctx.liquidation.fee += fee
-        ctx.event(
-            AccountEvent.Kind.LIQUIDATION,
-            symbol=symbol,
+        _liquidation_fill(
+            ctx,
+            position,
             quantity=quantity,
             price=prices[row.id],
             fee=fee,

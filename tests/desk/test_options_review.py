@@ -6,11 +6,11 @@ from django.urls import reverse
 
 from margin.engine.grid_summary import scenario_label
 from margin.engine.options import GRID
-from margin.models import Instrument, MarginSnapshot
+from margin.models import MarginSnapshot
 from margin.selectors.accounts import account_state_load
-from margin.services.options_listing import options_listing_ensure
 from margin.services.revaluation import revaluation_tick_run
 from margin.templatetags.numbers import money
+from tests.options_support import options_listed, series
 from tests.revaluation.factories import funded_account
 
 pytestmark = pytest.mark.django_db
@@ -18,15 +18,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def holder(market, settings):
-    settings.DEMO_MARKET_ENABLED = True
-    settings.DEMO_MARKET_SPEED = 60.0
-    settings.OPTIONS_LISTING_ENABLED = True
-    settings.OPTION_TERMS_HOURS = [12.0, 48.0, 168.0]
-    now = market()
-    options_listing_ensure(now=now)
-    put = Instrument.objects.filter(
-        kind="option", underlying__symbol="BTC", option_type="put", strike=94000
-    ).order_by("-expiry")[0]
+    options_listed(settings, now=market())
+    put = series("put", 94000, -1)
     account = funded_account(usdt="30000", fills=[(put.symbol, "sell", "1")])
     funded_account(usdt="5000", fills=[("BTCUSDT", "buy", "0.1")])
     revaluation_tick_run(now=market())

@@ -3,8 +3,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from margin.services.options_listing import options_listing_ensure
 from margin.services.reference import reference_data_ensure
+from tests.options_support import options_listed
 from tests.revaluation.factories import market_prices
 
 
@@ -38,9 +38,5 @@ def market(reference, now):
 def options_market(market, settings):
     """The demo market's speed (60) with options listed on BTC and ETH at `market`'s prices:
     terms of 12, 48 and 168 market hours (as many real minutes)."""
-    settings.DEMO_MARKET_ENABLED = True
-    settings.DEMO_MARKET_SPEED = 60.0
-    settings.OPTIONS_LISTING_ENABLED = True
-    settings.OPTION_TERMS_HOURS = [12.0, 48.0, 168.0]
-    options_listing_ensure(now=market)
+    options_listed(settings, now=market)
     return market

@@ -11,8 +11,9 @@ from margin.selectors.book import desk_book, held_options
 from margin.services.cascade import cascade_run_execute
 from margin.services.stress_runs import stress_run_create
 from tests.factories import UserFactory
+from tests.options_support import series
 from tests.revaluation.factories import funded_account
-from tests.revaluation.test_options_trading import series, wallet
+from tests.revaluation.test_options_trading import wallet
 
 pytestmark = pytest.mark.django_db
 

@@ -17,8 +17,8 @@ from margin.selectors.accounts import account_state_load
 from margin.selectors.market import latest_snapshot
 from margin.services.revaluation import revaluation_tick_run
 from tests.api.conftest import client_for
+from tests.options_support import series
 from tests.revaluation.factories import funded_account
-from tests.revaluation.test_options_trading import series
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,6 @@ from margin.errors import ApplicationError
 from margin.models import (
     AssetPriceHistory,
     Fill,
-    Instrument,
     JournalKind,
     LedgerAccount,
     LedgerAccountKind,
@@ -28,16 +27,10 @@ from margin.services.expiry import expiry_run
 from margin.services.margin_mode import position_margin_mode_switch
 from margin.services.positions import position_market_fill
 from margin.services.revaluation import revaluation_tick_run
+from tests.options_support import series
 from tests.revaluation.factories import funded_account
 
 pytestmark = pytest.mark.django_db
-
-
-def series(option_type: str, strike: int, term: int = 0) -> Instrument:
-    """The BTC option of that type and strike in the `term`-th expiry (0: the nearest)."""
-    return Instrument.objects.filter(
-        kind="option", underlying__symbol="BTC", option_type=option_type, strike=strike
-    ).order_by("expiry")[term]
 
 
 def wallet(account) -> Decimal:

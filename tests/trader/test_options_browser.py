@@ -8,9 +8,8 @@ import pytest
 from django.utils import timezone
 
 from accounts.roles import TRADER
-from margin.models import Instrument
-from margin.services.options_listing import options_listing_ensure
 from tests.browser import screenshots_dir
+from tests.options_support import options_listed, series
 from tests.revaluation.factories import funded_account
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -31,16 +30,6 @@ def watched_page(page, csp_violations):
     return page
 
 
-def series(option_type: str, strike: int) -> str:
-    return (
-        Instrument.objects.filter(
-            kind="option", underlying__symbol="BTC", option_type=option_type, strike=strike
-        )
-        .order_by("-expiry")
-        .values_list("symbol", flat=True)[0]
-    )
-
-
 def order_from_chain(page, button: str, symbol: str) -> None:
     """Click the chain's button, wait for the form's preview, place the order."""
     page.click(f"[data-testid={button}-{symbol}]")
@@ -53,11 +42,7 @@ def order_from_chain(page, button: str, symbol: str) -> None:
 def test_buy_a_call_and_sell_a_put_from_the_chain(
     watched_page, login, live_server, make_user, reference, settings, csp_violations, tmp_path
 ):
-    settings.DEMO_MARKET_ENABLED = True
-    settings.DEMO_MARKET_SPEED = 60.0
-    settings.OPTIONS_LISTING_ENABLED = True
-    settings.OPTION_TERMS_HOURS = [12.0, 48.0, 168.0]
-    options_listing_ensure(now=timezone.now())
+    options_listed(settings, now=timezone.now())
     page = watched_page
     trader = make_user(TRADER)
     account = funded_account(user=trader, usdt="50000")
@@ -67,7 +52,7 @@ def test_buy_a_call_and_sell_a_put_from_the_chain(
     page.locator("#option-chain table.chain").first.wait_for()
     assert "No option positions" in page.locator("#option-positions").inner_text()
 
-    call, put = series("call", 98000), series("put", 92000)
+    call, put = series("call", 98000, -1).symbol, series("put", 92000, -1).symbol
     order_from_chain(page, "buy", call)
     order_from_chain(page, "sell", put)
 

@@ -7,11 +7,11 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from margin.models import Instrument, MarkPrice
+from margin.models import MarkPrice
 from margin.selectors.accounts import account_state_load
 from margin.selectors.options import option_chain
-from margin.services.options_listing import options_listing_ensure
 from margin.views.risk_matrix import risk_matrices
+from tests.options_support import options_listed, series
 from tests.revaluation.factories import funded_account
 
 pytestmark = pytest.mark.django_db
@@ -19,21 +19,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def listed(reference, settings):
-    settings.DEMO_MARKET_ENABLED = True
-    settings.DEMO_MARKET_SPEED = 60.0
-    settings.OPTIONS_LISTING_ENABLED = True
-    settings.OPTION_TERMS_HOURS = [12.0, 48.0, 168.0]
-    options_listing_ensure(now=timezone.now())
+    options_listed(settings, now=timezone.now())
 
 
 def btc(option_type: str, strike: int) -> str:
-    return (
-        Instrument.objects.filter(
-            kind="option", underlying__symbol="BTC", option_type=option_type, strike=strike
-        )
-        .order_by("-expiry")
-        .values_list("symbol", flat=True)[0]
-    )
+    """The longest-dated BTC series of that type and strike."""
+    return series(option_type, strike, -1).symbol
 
 
 @pytest.fixture
