@@ -21,6 +21,7 @@ from tests.engine.strategies import books, decimals, linked_books
 from tests.engine.support import btc_perp, close, usdt
 from tests.engine.test_explain import assert_steps_add_up
 from tests.engine.test_liquidation import assert_back_under_target
+from tests.engine.test_portfolio_prices import assert_portfolio_prices_agree
 
 BOUNDED = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MARK = "100000"
@@ -143,6 +144,13 @@ def test_vector_matches_reference_with_owners_over_accounts(accounts):
 @given(owned_books(linked_books()))
 def test_linked_prices_match_with_owners_over_accounts(accounts):
     assert_vector_matches_reference(accounts)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(owned_books(linked_books(max_accounts=3)), st.integers(0, 2**32 - 1))
+def test_portfolio_scheme_prices_match_with_owners_over_accounts(accounts, seed):
+    # the portfolio scheme's floor is the tiered MM, taken in the owner's bracket
+    assert_portfolio_prices_agree(accounts, seed)
 
 
 def test_the_liquidation_price_moves_when_the_owners_other_account_grows():
