@@ -32,6 +32,11 @@ class OptionRow:
         return self.position.instrument
 
     @property
+    def explain_prefix(self) -> str:
+        """Its figures' keys in the explain (`margin.engine.explain`): by engine id."""
+        return f"positions.{self.quote.id}"
+
+    @property
     def signed_quantity(self) -> Decimal:
         return self.position.quantity
 

@@ -127,8 +127,9 @@ def explain_fragment(request, account):
     if key.endswith(".funding"):
         steps, title = _funding_steps(key, figures)
     else:
+        symbols = {p.engine_id: p.instrument for p in figures.state.positions.values()}
         steps = {
-            **explain_account(figures.input, figures.quote),
+            **explain_account(figures.input, figures.quote, position_names=symbols),
             **explain_requirement(figures.requirement, figures.margin_call_ratio),
             **explain_stress(
                 figures.input,
@@ -165,12 +166,16 @@ def _funding_steps(key: str, figures) -> tuple[list | None, str | None]:
 
 
 def _figure_title(key: str, figures) -> str:
-    """`positions.17.liquidation_price` → `BTCUSDT: liquidation price`."""
+    """`positions.17.liquidation_price` → `BTCUSDT: liquidation price`; an option's
+    `positions.18.vega` → `BTC-…-C: vega`; the grid's `grid.BTC.scan_risk` → `BTC: scan
+    risk`."""
     parts = key.split(".")
     name = parts[-1].replace("_", " ")
     if parts[0] == "positions":
-        symbol = next((r.symbol for r in figures.positions if r.input.id == parts[1]), parts[1])
-        return f"{symbol}: {name}"
+        symbols = {p.engine_id: p.instrument for p in figures.state.positions.values()}
+        return f"{symbols.get(parts[1], parts[1])}: {name}"
+    if parts[0] == "grid":
+        return f"{parts[1]} (portfolio grid): {name}"
     return f"Account: {name}"
 
 
