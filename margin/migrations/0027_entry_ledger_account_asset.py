@@ -28,6 +28,21 @@ def entry_asset_index_create(apps, schema_editor):
     schema_editor.execute("CREATE INDEX margin_entry_asset_id ON margin_entry (asset_id)")
 
 
+def payment_ids_cached(apps, schema_editor):
+    """Each connection takes funding payment ids 1,000 at a time: the shards settling in
+    parallel each insert ~108,000 payments, and drawing every id from the one sequence made
+    them wait on each other (a 25,000-account shard's payments: 0.47 s beside another shard,
+    0.34 s cached, 0.25 s alone). The ids stay unique and grow within a connection; the
+    payments are read by position and rate, never in id order across connections."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE margin_fundingpayment ALTER COLUMN id SET CACHE 1000")
+
+
+def payment_ids_one_at_a_time(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE margin_fundingpayment ALTER COLUMN id SET CACHE 1")
+
+
 class Migration(migrations.Migration):
     dependencies = [("margin", "0026_optdesk_snapshot_scan_risk")]
 
@@ -69,4 +84,5 @@ class Migration(migrations.Migration):
                 migrations.RunPython(entry_asset_index_drop, entry_asset_index_create),
             ],
         ),
+        migrations.RunPython(payment_ids_cached, payment_ids_one_at_a_time),
     ]
