@@ -102,18 +102,10 @@ def account_detail(request, account):
 
 
 @with_account
-def overview_fragment(request, account):
-    return render_page_or_fragment(request, DASHBOARD, "overview", _dashboard_context(account))
-
-
-@with_account
-def positions_fragment(request, account):
-    return render_page_or_fragment(request, DASHBOARD, "positions", _dashboard_context(account))
-
-
-@with_account
-def collateral_fragment(request, account):
-    return render_page_or_fragment(request, DASHBOARD, "collateral", _dashboard_context(account))
+def live_fragment(request, account):
+    """The dashboard's poll: the overview, with the positions and the collateral as htmx
+    out-of-band swaps, all from one read of the account (three polls each read it before)."""
+    return render_page_or_fragment(request, DASHBOARD, "live", _dashboard_context(account))
 
 
 @dataclass(frozen=True)
