@@ -136,7 +136,7 @@ def test_the_explain_of_the_grid_lists_its_scenarios_and_the_binding_one(
     assert len(steps) == 25 and sum("(binds)" in step.figure for step in steps) == 1
     assert btc("put", 92000) in steps[0].with_numbers or btc("put", 92000) in steps[0].formula
     assert scan.context["title"] == "BTC (portfolio grid): scan risk"
-    assert steps[-1].result == format_number(net.scan_risk)
+    assert steps[-1].result == format_number(net.risk.scan_risk)
     requirement = trader_client.get(
         f"/accounts/{holder.pk}/explain/", {"figure": "account.maintenance_margin"}
     ).context["steps"]
@@ -145,3 +145,34 @@ def test_the_explain_of_the_grid_lists_its_scenarios_and_the_binding_one(
     assert (
         trader_client.get(f"/accounts/{holder.pk}/explain/", {"figure": "grid.XYZ.scan_risk"})
     ).status_code == 404
+
+
+def test_the_what_if_shocks_the_options_vol_beside_the_price(holder, htmx):
+    url = f"/accounts/{holder.pk}/what-if/"
+    up = htmx.get(url, {"shock": "0", "vol": "50"})
+    assert 'id="whatif-options"' in up.content.decode()
+    assert 'data-testid="vol-shock">+50%' in up.content.decode()
+    rows = {row.symbol: row for row in up.context["shocked_options"]}
+    call, put = rows[btc("call", 98000)], rows[btc("put", 92000)]
+    # vol up at an unchanged price: the long call gains, the short put loses
+    assert call.after.implied_vol > call.now.implied_vol
+    assert call.after.underlying_price == call.now.underlying_price
+    assert call.pnl > 0 > put.pnl
+    shocked, now = up.context["shocked"], up.context["figures"].quote
+    # the options are the pool's only mover: the balance changes by their P&L (28 digits)
+    assert abs(shocked.margin_balance - now.margin_balance - (call.pnl + put.pnl)) < Decimal(
+        "1e-20"
+    )
+    assert shocked.maintenance_margin != now.maintenance_margin  # the grid at the shocked vol
+    down = {row.symbol: row for row in htmx.get(url, {"vol": "-40"}).context["shocked_options"]}
+    assert down[call.symbol].pnl < 0 < down[put.symbol].pnl
+    # a price rise with vols held: the call and the short put both gain
+    rise = {row.symbol: row for row in htmx.get(url, {"shock": "10"}).context["shocked_options"]}
+    assert rise[call.symbol].pnl > 0 and rise[put.symbol].pnl > 0
+
+
+@pytest.mark.parametrize(("asked", "taken"), [("500", 100), ("-90", -50), ("x", 0), ("25", 25)])
+def test_the_what_if_clamps_the_vol_shock(holder, htmx, asked, taken):
+    response = htmx.get(f"/accounts/{holder.pk}/what-if/", {"vol": asked})
+    assert response.status_code == 200
+    assert response.context["shock"].vol_percent == taken
