@@ -1,7 +1,8 @@
 """The trader's account pages: the list, the dashboard and its live fragments, the explanation
-of a figure, the price-shock what-if and the chart data."""
+of a figure, the price- and vol-shock what-if and the chart data."""
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
@@ -12,18 +13,29 @@ from margin.engine.explain import (
     Step,
     explain_account,
     explain_funding,
+    explain_option,
     explain_stress,
     fill_formula,
     format_number,
 )
+from margin.engine.options import OptionQuote
+from margin.engine.reference import AccountQuote
 from margin.engine.scheme import explain_portfolio_liquidation, explain_requirement
 from margin.engine.states import Thresholds
-from margin.engine.whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
+from margin.engine.types import AccountInput, OptionInput
+from margin.engine.whatif import (
+    MAX_SHOCK_PERCENT,
+    MAX_VOL_SHOCK_PERCENT,
+    MIN_VOL_SHOCK_PERCENT,
+    Shock,
+    shocked_quote,
+)
 from margin.errors import ApplicationError
 from margin.forms.trader import AccountOpenForm
 from margin.selectors.accounts import account_notices, accounts_of
 from margin.selectors.figures import figures_now_of
 from margin.selectors.market import assets, chart_series
+from margin.selectors.options import series_as_marked
 from margin.selectors.parameters import parameters_in_force
 from margin.services.ledger import margin_account_open
 from margin.views.rendering import render_page_or_fragment, render_partial
@@ -77,6 +89,7 @@ def _dashboard_context(account) -> dict:
         "figures": account_figures(account),
         "assets": assets(),
         "shock_range": MAX_SHOCK_PERCENT,
+        "vol_shock_range": (MIN_VOL_SHOCK_PERCENT, MAX_VOL_SHOCK_PERCENT),
     }
 
 
@@ -126,6 +139,8 @@ def explain_fragment(request, account):
     title = None
     if key.endswith(".funding"):
         steps, title = _funding_steps(key, figures)
+    elif key.startswith("series."):
+        steps, title = _series_steps(key)
     else:
         symbols = {p.engine_id: p.instrument for p in figures.state.positions.values()}
         steps = {
@@ -165,6 +180,17 @@ def _funding_steps(key: str, figures) -> tuple[list | None, str | None]:
     return explain_funding(row.input, outlook.predicted), title
 
 
+def _series_steps(key: str) -> tuple[list | None, str | None]:
+    """A chain row's mark or Greek (`series.<symbol>.<figure>`) as its published mark was
+    computed, and its title."""
+    symbol, _, figure = key.removeprefix("series.").rpartition(".")
+    option = series_as_marked(symbol)
+    if option is None:
+        return None, None
+    title = f"{symbol}: {figure.replace('_', ' ')} (the chain's, as marked)"
+    return explain_option(option, f"series.{symbol}").get(key), title
+
+
 def _figure_title(key: str, figures) -> str:
     """`positions.17.liquidation_price` → `BTCUSDT: liquidation price`; an option's
     `positions.18.vega` → `BTC-…-C: vega`; the grid's `grid.BTC.scan_risk` → `BTC: scan
@@ -179,13 +205,51 @@ def _figure_title(key: str, figures) -> str:
     return f"Account: {name}"
 
 
-def _shock_from(query) -> Shock:
+def _percent_from(query, name: str, low: int, high: int) -> int:
+    """A whole percent from the query, 0 when unreadable, clamped to [low, high]."""
     try:
-        percent = int(query.get("shock", "0"))
+        percent = int(query.get(name, "0"))
     except ValueError:
         percent = 0
-    percent = max(-MAX_SHOCK_PERCENT, min(MAX_SHOCK_PERCENT, percent))
-    return Shock(percent=percent, asset=query.get("asset") or None)
+    return max(low, min(high, percent))
+
+
+def _shock_from(query) -> Shock:
+    return Shock(
+        percent=_percent_from(query, "shock", -MAX_SHOCK_PERCENT, MAX_SHOCK_PERCENT),
+        asset=query.get("asset") or None,
+        vol_percent=_percent_from(query, "vol", MIN_VOL_SHOCK_PERCENT, MAX_VOL_SHOCK_PERCENT),
+    )
+
+
+@dataclass(frozen=True)
+class ShockedOption:
+    """An option of the account before and after the what-if's shock: its vol, its mark and
+    what the shock makes or loses on it (the change of the engine's uPnL)."""
+
+    symbol: str
+    now: OptionInput
+    after: OptionInput
+    quote_now: OptionQuote
+    quote_after: OptionQuote
+
+    @property
+    def pnl(self) -> Decimal:
+        return self.quote_after.unrealized_pnl - self.quote_now.unrealized_pnl
+
+
+def _shocked_options(figures, moved: AccountInput, shocked: AccountQuote) -> list[ShockedOption]:
+    symbols = {p.engine_id: p.instrument for p in figures.state.positions.values()}
+    return [
+        ShockedOption(symbols[now.id], now, after, quote_now, quote_after)
+        for now, after, quote_now, quote_after in zip(
+            figures.input.options,
+            moved.options,
+            figures.quote.options,
+            shocked.options,
+            strict=True,
+        )
+    ]
 
 
 @with_account
@@ -199,6 +263,7 @@ def whatif_fragment(request, account):
         "figures": figures,
         "shock": shock,
         "shocked": shocked,
+        "shocked_options": _shocked_options(figures, shocked_input, shocked),
         "shocked_verdict": account_verdict(
             shocked, figures.thresholds, {r.input.id: r.symbol for r in figures.positions}
         ),

@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from margin.engine.explain import format_number
+from margin.engine.explain import explain_option, format_number
 from margin.models import MarkPrice
 from margin.selectors.accounts import account_state_load
-from margin.selectors.options import option_chain
+from margin.selectors.options import option_chain, series_as_marked
 from margin.views.risk_matrix import risk_matrices
 from tests.options_support import options_listed, series
 from tests.revaluation.factories import funded_account
@@ -136,7 +136,7 @@ def test_the_explain_of_the_grid_lists_its_scenarios_and_the_binding_one(
     assert len(steps) == 25 and sum("(binds)" in step.figure for step in steps) == 1
     assert btc("put", 92000) in steps[0].with_numbers or btc("put", 92000) in steps[0].formula
     assert scan.context["title"] == "BTC (portfolio grid): scan risk"
-    assert steps[-1].result == format_number(net.scan_risk)
+    assert steps[-1].result == format_number(net.risk.scan_risk)
     requirement = trader_client.get(
         f"/accounts/{holder.pk}/explain/", {"figure": "account.maintenance_margin"}
     ).context["steps"]
@@ -145,3 +145,60 @@ def test_the_explain_of_the_grid_lists_its_scenarios_and_the_binding_one(
     assert (
         trader_client.get(f"/accounts/{holder.pk}/explain/", {"figure": "grid.XYZ.scan_risk"})
     ).status_code == 404
+
+
+def test_the_what_if_shocks_the_options_vol_beside_the_price(holder, htmx):
+    url = f"/accounts/{holder.pk}/what-if/"
+    up = htmx.get(url, {"shock": "0", "vol": "50"})
+    assert 'id="whatif-options"' in up.content.decode()
+    assert 'data-testid="vol-shock">+50%' in up.content.decode()
+    rows = {row.symbol: row for row in up.context["shocked_options"]}
+    call, put = rows[btc("call", 98000)], rows[btc("put", 92000)]
+    # vol up at an unchanged price: the long call gains, the short put loses
+    assert call.after.implied_vol > call.now.implied_vol
+    assert call.after.underlying_price == call.now.underlying_price
+    assert call.pnl > 0 > put.pnl
+    shocked, now = up.context["shocked"], up.context["figures"].quote
+    # the options are the pool's only mover: the balance changes by their P&L (28 digits)
+    assert abs(shocked.margin_balance - now.margin_balance - (call.pnl + put.pnl)) < Decimal(
+        "1e-20"
+    )
+    assert shocked.maintenance_margin != now.maintenance_margin  # the grid at the shocked vol
+    down = {row.symbol: row for row in htmx.get(url, {"vol": "-40"}).context["shocked_options"]}
+    assert down[call.symbol].pnl < 0 < down[put.symbol].pnl
+    # a price rise with vols held: the call and the short put both gain
+    rise = {row.symbol: row for row in htmx.get(url, {"shock": "10"}).context["shocked_options"]}
+    assert rise[call.symbol].pnl > 0 and rise[put.symbol].pnl > 0
+
+
+@pytest.mark.parametrize(("asked", "taken"), [("500", 100), ("-90", -50), ("x", 0), ("25", 25)])
+def test_the_what_if_clamps_the_vol_shock(holder, htmx, asked, taken):
+    response = htmx.get(f"/accounts/{holder.pk}/what-if/", {"vol": asked})
+    assert response.status_code == 200
+    assert response.context["shock"].vol_percent == taken
+
+
+def test_the_explain_of_a_chain_row_gives_the_published_mark(holder, trader_client):
+    page = trader_client.get(f"/accounts/{holder.pk}/options/")
+    quotes = [q for term in page.context["chain"] for row in term.rows for q in (row.call, row.put)]
+    assert len(quotes) == 84
+    # every series: Black-76 at the published forward, vol and the mark's time to expiry gives
+    # the published mark (`services.option_marks` rounds it to 0.000001)
+    for quote in quotes:
+        steps = explain_option(series_as_marked(quote.symbol), "series")
+        assert abs(steps["series.mark_price"][-1].result - quote.mark) <= Decimal("0.0000005")
+    call = next(q for q in quotes if q.symbol == btc("call", 98000))
+    key = f"series.{call.symbol}.mark_price"
+    assert f"figure={key}" in page.content.decode()
+    shown = trader_client.get(f"/accounts/{holder.pk}/explain/", {"figure": key})
+    assert shown.context["title"] == f"{call.symbol}: mark price (the chain's, as marked)"
+    result = Decimal(shown.context["steps"][-1].result.replace(",", ""))
+    assert abs(result - call.mark) <= Decimal("0.000001")
+    gamma = trader_client.get(
+        f"/accounts/{holder.pk}/explain/", {"figure": f"series.{call.symbol}.gamma"}
+    )
+    assert gamma.context["steps"][-1].figure == "gamma (per contract)"
+    missing = trader_client.get(
+        f"/accounts/{holder.pk}/explain/", {"figure": "series.BTC-NOPE-1-C.mark_price"}
+    )
+    assert missing.status_code == 404
