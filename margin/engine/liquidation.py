@@ -14,8 +14,10 @@ mark × (1 − slippage) and a short buys at mark × (1 + slippage); the realize
 the account as cash. When the cost per unit exceeds the margin a unit frees (cost > mmr), no
 reduction helps and the plan does not reach the target: the caller takes the pool over.
 Isolated positions stand alone and are not part of it.
-An account holding options is first brought back by closing options at their mark
-(`option_close_plan`, Deribit's incremental liquidation); the linear steps follow if needed.
+An account holding options is planned in Deribit's order by `margin.engine.book_liquidation`
+(futures first under the standard scheme, the largest contributor first under the portfolio
+one), which ends with this plan when its own steps are not enough; the pool's ratio here is
+`requirement_ratio` (the grid's MM, floored by the tiered MM, for an account holding options).
 Before it, a position in a high risk tier is first cut to the top of the next lower tier when
 that alone brings the pool back under the liquidation line (`lower_tier_plan`, Bybit's
 process); the caller tries that first and falls back to this plan.
@@ -63,7 +65,8 @@ class LiquidationPlan:
 
 
 def _under_target(quote: AccountQuote, target_ratio: Decimal) -> bool:
-    return quote.margin_ratio is not None and quote.margin_ratio <= target_ratio
+    ratio = requirement_ratio(quote)
+    return ratio is not None and ratio <= target_ratio
 
 
 def net_exposure(account: AccountInput) -> dict[str, Decimal]:
@@ -305,9 +308,9 @@ def _plan_of(planner: "_Planner", target_ratio: Decimal) -> LiquidationPlan:
     return LiquidationPlan(
         target_ratio=target_ratio,
         slippage=slippage,
-        margin_ratio_before=quote.margin_ratio,
+        margin_ratio_before=requirement_ratio(quote),
         steps=tuple(planner.steps),
-        margin_ratio_after=current.margin_ratio,
+        margin_ratio_after=requirement_ratio(current),
         reaches_target=_under_target(current, target_ratio),
         bankruptcy_prices={
             row.id: row.bankruptcy_price for row in quote.positions if row.margin_mode != ISOLATED
@@ -355,7 +358,7 @@ class _Planner:
                     execution_price=execution_price(position, self.slippage),
                     slippage_loss=quantity * position.mark_price * self.slippage,
                     realized_pnl=realized_pnl(position, quantity, self.slippage),
-                    margin_ratio_after=self.current.margin_ratio,
+                    margin_ratio_after=requirement_ratio(self.current),
                 )
             )
 
@@ -455,42 +458,20 @@ def apply_plan(
     )
 
 
-# Options: closed at their mark before the linear steps.
+# Options: what closing them does to the account (the plan is `margin.engine.book_liquidation`).
 
 
-@dataclass(frozen=True)
-class OptionClose:
-    position_id: str
-    quantity: Decimal
-    remaining_quantity: Decimal
-    mark_price: Decimal
-    fee: Decimal
-    margin_ratio_after: Decimal | None
-
-
-@dataclass(frozen=True)
-class OptionClosePlan:
-    target_ratio: Decimal
-    fee_rate: Decimal
-    margin_ratio_before: Decimal | None
-    closes: tuple[OptionClose, ...]
-    margin_ratio_after: Decimal | None
-    reaches_target: bool
-
-
-def _requirement(quote: AccountQuote) -> Decimal:
+def requirement(quote: AccountQuote) -> Decimal:
+    """The cross pool's requirement as the plans weigh it: its MM (the grid's, for an account
+    holding options) with the linear positions' tiered MM as the grid's floor, as the
+    account's requirement takes it (`margin.engine.scheme.maintenance_requirement`)."""
     return max(quote.maintenance_margin, quote.tiered_maintenance_margin or ZERO)
 
 
 @exact
 def requirement_ratio(quote: AccountQuote) -> Decimal | None:
-    """The cross pool's ratio with the linear positions' tiered MM as the grid's floor, as the
-    account's requirement takes it (`margin.engine.scheme.maintenance_requirement`)."""
-    return margin_ratio(_requirement(quote), quote.margin_balance)
-
-
-def _ratio_under(ratio: Decimal | None, target_ratio: Decimal) -> bool:
-    return ratio is not None and ratio <= target_ratio
+    """`requirement` over the margin balance: a linear account's margin ratio."""
+    return margin_ratio(requirement(quote), quote.margin_balance)
 
 
 @exact
@@ -521,103 +502,3 @@ def options_closed(
         collateral=(*account.collateral, line) if closes else account.collateral,
         options=tuple(options),
     )
-
-
-@exact
-def option_close_plan(
-    account: AccountInput,
-    *,
-    target_ratio: Decimal,
-    fee_rate: Decimal,
-    quantity_step: Decimal = DEFAULT_QUANTITY_STEP,
-    settlement_asset: str = DEFAULT_SETTLEMENT_ASSET,
-    frozen: frozenset[str] = frozenset(),
-    prices: dict[str, Decimal] | None = None,
-) -> OptionClosePlan:
-    """The option closes that take the account's requirement ratio (`requirement_ratio`) to
-    `target_ratio` or under, nothing when it already is.
-
-    Deribit liquidates a portfolio-margin account incrementally: part of the positions is
-    closed, options included, and "as soon as the required maintenance margin is lower than
-    the margin balance of the account, liquidation will stop" (Deribit support, "Liquidations",
-    support.deribit.com/hc/en-us/articles/25944769313309; "Auto Liquidation",
-    deribit.com/docs/auto-liquidation/: options are closed so as to reduce the risk). Here
-    each option closes at its mark (`prices` by id, the published marks the closes will fill
-    at; by default its Black-76 value), the fee its only cost; the option that frees the
-    most requirement per unit of fee when closed whole goes first (one that costs nothing
-    before any that costs, by what it frees). The last one needed is closed by the least
-    multiple of `quantity_step` that reaches the target (bisection: the grid's loss shrinks
-    as the position does). `frozen` options (on a stale price) are never traded. When every
-    helping option is closed and the target is not reached the linear steps take over; an
-    option whose close frees no requirement (a long that hedges the book) is kept."""
-    _check_inputs("target_ratio", target_ratio, fee_rate, quantity_step, "fee_rate")
-    quote = quote_account(account)
-    marks = {row.id: row.mark_price for row in quote.options} | (prices or {})
-
-    def after(closes: dict[str, Decimal]) -> AccountQuote:
-        return quote_account(
-            options_closed(
-                account, closes, marks=marks, fee_rate=fee_rate, settlement_asset=settlement_asset
-            )
-        )
-
-    def reaches(closes: dict[str, Decimal]) -> bool:
-        return _ratio_under(requirement_ratio(after(closes)), target_ratio)
-
-    freed = {
-        option.id: _requirement(quote) - _requirement(after({option.id: option.quantity}))
-        for option in account.options
-        if option.id not in frozen
-    }
-
-    def frees_most_per_cost(option) -> tuple:
-        cost = option.quantity * marks[option.id] * fee_rate
-        gain = freed[option.id]
-        return (0, -gain, option.id) if cost <= 0 else (1, -gain / cost, option.id)
-
-    # An option whose close frees nothing (a long hedging the book) is kept.
-    helping = [o for o in account.options if freed.get(o.id, ZERO) > 0]
-    candidates = sorted(helping, key=frees_most_per_cost)
-    closes: dict[str, Decimal] = {}
-    steps: list[OptionClose] = []
-    current = requirement_ratio(quote)
-    for option in candidates:
-        if _ratio_under(current, target_ratio):
-            break
-        quantity = option.quantity
-        if reaches({**closes, option.id: quantity}):
-            quantity = _least_close(reaches, closes, option.id, quantity, quantity_step)
-        closes[option.id] = quantity
-        current = requirement_ratio(after(closes))
-        steps.append(
-            OptionClose(
-                position_id=option.id,
-                quantity=quantity,
-                remaining_quantity=option.quantity - quantity,
-                mark_price=marks[option.id],
-                fee=quantity * marks[option.id] * fee_rate,
-                margin_ratio_after=current,
-            )
-        )
-    return OptionClosePlan(
-        target_ratio=target_ratio,
-        fee_rate=fee_rate,
-        margin_ratio_before=requirement_ratio(quote),
-        closes=tuple(steps),
-        margin_ratio_after=current,
-        reaches_target=_ratio_under(current, target_ratio),
-    )
-
-
-def _least_close(reaches, closes, option_id: str, quantity: Decimal, step: Decimal) -> Decimal:
-    """The least multiple of `step` of this option whose close (with `closes`) reaches the
-    target, given that closing all of `quantity` does."""
-    lots = int(quantity / step)
-    low, high = 0, lots  # high reaches the target, low does not
-    while high - low > 1:
-        middle = (low + high) // 2
-        if reaches({**closes, option_id: middle * step}):
-            high = middle
-        else:
-            low = middle
-    return quantity if high == lots else high * step

@@ -24,7 +24,7 @@ from django.db.models import (
 from django.db.models.functions import Abs
 from django.shortcuts import get_object_or_404
 
-from margin.engine.liquidation import LiquidationPlan, LiquidationStep, liquidation_plan
+from margin.engine.book_liquidation import BookStep, CrossPlan
 from margin.engine.reference import AccountQuote, collateral_line_value
 from margin.engine.review import (
     CollateralRow,
@@ -57,6 +57,7 @@ from margin.models import (
     StressRun,
 )
 from margin.selectors.figures import figures_now
+from margin.selectors.liquidation import cross_liquidation_plan
 
 PRICE_HISTORY_POINTS = 2000
 
@@ -265,8 +266,8 @@ class AccountReview:
     engine_input: AccountInput
     quote: AccountQuote
     positions: list[PositionRow]
-    plan: LiquidationPlan
-    plan_steps: list[tuple[str, LiquidationStep]]
+    plan: CrossPlan
+    plan_steps: list[tuple[str, BookStep]]
     collateral: list[CollateralRow]
     exposures: list[Exposure]
     scenarios: list[ScenarioRow]
@@ -284,10 +285,8 @@ def account_review(*, account: MarginAccount) -> AccountReview:
     snapshots = list(
         MarginSnapshot.objects.filter(account=account).order_by("-tick_id")[:RATIO_HISTORY_POINTS]
     )
-    plan = liquidation_plan(
-        engine_input,
-        target_ratio=version.liquidation_target_ratio,
-        slippage=version.liquidation_slippage,
+    plan = cross_liquidation_plan(
+        state, engine_input, version=version, requirement=state.requirement()
     )
     symbols = {p.engine_id: p.instrument for p in state.positions.values()}
     sizes = {p.id: p.quantity for p in engine_input.positions}

@@ -6,16 +6,19 @@ locked): a redelivered task finds it done and books nothing. In order:
   material (`unfit_prices`); then a `stale_blocked` event and a desk alert are recorded;
 - isolated positions past their own line close whole at the slipped mark; the clearance fee
   and what is left of the isolated margin go to the insurance fund (Binance, Bybit);
-- the cross pool: an account holding options first closes options at their mark, the one
-  that frees the most requirement per unit of fee first, until the pool is back under the
-  liquidation line (after hysteresis), the fee (capped by the margin left) to the fund
-  (Deribit's incremental liquidation of a portfolio-margin account); then, if still needed,
-  a position in a high risk tier cut to the top of the lower tier when
-  that brings the pool back under the line (Bybit's process), else the engine's hedge-aware
-  partial plan, its cost counting slippage and the clearance fee, down to the target ratio
-  or, failing that, just back under the liquidation line (after hysteresis); when no partial
-  step can, the pool is taken over: every position closes, the fee (capped by the margin
-  left) and any remainder go to the fund;
+- the cross pool: the engine's plan under the account's scheme
+  (`margin.engine.book_liquidation`, through `margin.selectors.liquidation`, the plan the
+  desk's review previews): a linear account's position in a high risk tier cut to the top of
+  the lower tier when that brings the pool back under the line (Bybit's process), else the
+  hedge-aware partial plan, its cost counting slippage and the clearance fee, down to the
+  target ratio or, failing that, just back under the liquidation line (after hysteresis); an
+  account holding options in Deribit's order: under the standard scheme futures first and
+  options after (options first when their delta is larger than and opposite to the
+  futures'), under the portfolio scheme the instrument contributing most to the requirement
+  first, then a delta hedge through the perpetual; options close at their mark, the fee
+  (capped by the margin left) to the fund. When no partial step can, the pool is taken over:
+  every linear position closes, the fee (capped by the margin left) and any remainder go to
+  the fund;
 - a deficit: the fund pays it if its balance can (never more: the fund stays ≥ 0); otherwise
   positions close at their bankruptcy price against opposing profitable positions ranked by
   profit × effective leverage (ADL); what is still owed after that is written off in an
@@ -33,16 +36,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from margin.engine.adl import AdlCandidate, adl_queue
+from margin.engine.book_liquidation import HEDGE, OPTION, CrossPlan
 from margin.engine.fills import closing_side, slipped_price
-from margin.engine.liquidation import (
-    OptionClosePlan,
-    liquidation_plan,
-    lower_tier_plan,
-    option_close_plan,
-    stale_is_material,
-)
+from margin.engine.liquidation import stale_is_material
 from margin.engine.reference import AccountQuote, quote_account
-from margin.engine.scheme import STRESS, Requirement
+from margin.engine.scheme import Requirement
 from margin.engine.types import AccountInput
 from margin.models import (
     AccountEvent,
@@ -60,6 +58,7 @@ from margin.models import (
     RevaluationTick,
 )
 from margin.selectors.accounts import account_state_load, engine_accounts
+from margin.selectors.liquidation import cross_liquidation_plan
 from margin.selectors.market import unfit_prices
 from margin.services.audit import audit_record
 from margin.services.desk import case_open_for_system
@@ -214,12 +213,10 @@ def _liquidation_fill(
     fee: Decimal = ZERO,
     **detail,
 ) -> None:
-    """One liquidation fill: the reduction, its fee counted on the liquidation, and the event
-    the account's history and the scenario timeline show."""
+    """One liquidation fill: the reduction, then what it books on the liquidation."""
     _reduce(ctx, position, quantity=quantity, price=price, reason="liquidation", fee=fee)
-    ctx.liquidation.fee += fee
-    ctx.event(
-        AccountEvent.Kind.LIQUIDATION,
+    _liquidation_booked(
+        ctx,
         symbol=position.instrument.symbol,
         quantity=quantity,
         price=price,
@@ -228,6 +225,13 @@ def _liquidation_fill(
         margin_mode=margin_mode,
         **detail,
     )
+
+
+def _liquidation_booked(ctx: _Context, *, symbol: str, fee: Decimal, **detail) -> None:
+    """A liquidation fill's fee counted on the liquidation, and the event the account's
+    history and the scenario timeline show."""
+    ctx.liquidation.fee += fee
+    ctx.event(AccountEvent.Kind.LIQUIDATION, symbol=symbol, fee=fee, **detail)
 
 
 # Prices not fit to liquidate on.
@@ -633,127 +637,86 @@ def _liquidate_isolated(ctx: _Context, position: Position, bankruptcy_price) -> 
 # The cross pool.
 
 
-def _tiered_target(target: Decimal, requirement: Requirement) -> Decimal:
-    """The tiered-MM ratio the engine's plan aims at so that the account's requirement lands on
-    `target`: the target itself under the standard scheme or when the tiered MM binds; scaled by
-    tiered MM ÷ requirement when the stress loss binds. The stress loss shrinks with the
-    exposures the plan closes much as the tiered MM does (a linear book's k·√(eᵀΣe) is
-    proportional to a uniform cut), so this lands near the target, not on it; an account still
-    past the line is found again by the next tick."""
-    if requirement.binding != STRESS or requirement.maintenance <= 0:
-        return target
-    return target * requirement.tiered_maintenance / requirement.maintenance
-
-
-def _partial_plan(
-    ctx: _Context, engine_account: AccountInput, frozen: frozenset[str], requirement: Requirement
-):
-    """The partial plan, with slippage and the clearance fee as its cost: first a position in
-    a high risk tier cut to the lower tier when that brings the pool back under the
-    liquidation line less the hysteresis (`lower_tier_plan`); else the hedge-aware plan that
-    reaches the target ratio, else that line; None when none can be reached while keeping a
-    position open (then the pool is taken over). Under the
-    portfolio scheme the targets are taken in tiered-MM terms (`_tiered_target`)."""
-    params = ctx.params
-    cost = params.liquidation_slippage + params.liquidation_fee_rate
-    line = params.liquidation_ratio - params.hysteresis
-    if 0 < line <= 1:
-        # Bybit's first step: a position in a high risk tier cut to the lower tier.
-        tier = lower_tier_plan(
-            engine_account,
-            threshold=_tiered_target(line, requirement),
-            slippage=cost,
-            settlement_asset=ctx.settlement.symbol,
-            frozen=frozen,
-        )
-        if tier is not None:
-            return tier
-    targets = [params.liquidation_target_ratio, line]
-    for target in sorted({t for t in targets if 0 < t <= 1}):
-        plan = liquidation_plan(
-            engine_account,
-            target_ratio=_tiered_target(target, requirement),
-            slippage=cost,
-            settlement_asset=ctx.settlement.symbol,
-            frozen=frozen,
-        )
-        reduced: dict[str, Decimal] = {}
-        for step in plan.steps:
-            reduced[step.position_id] = reduced.get(step.position_id, ZERO) + step.quantity
-        keeps_one = any(
-            p.quantity > reduced.get(p.id, ZERO)
-            for p in engine_account.positions
-            if not p.is_isolated and p.id not in frozen
-        )
-        if plan.reaches_target and keeps_one:
-            return plan
-    return None
-
-
-def _option_plan(
-    ctx: _Context, engine_account: AccountInput, frozen: frozenset[str]
-) -> OptionClosePlan | None:
-    """The option closes that bring the pool back under the liquidation line less the
-    hysteresis (the linear partial steps' line), the liquidation fee as their cost; None when
-    the account holds no option."""
-    params = ctx.params
-    line = params.liquidation_ratio - params.hysteresis
-    if not engine_account.options or not 0 < line <= 1:
-        return None
-    positions = _positions_by_engine_id(ctx.account)
-    return option_close_plan(
+def _cross_plan(ctx: _Context, engine_account: AccountInput, frozen: frozenset[str]) -> CrossPlan:
+    """The engine's plan of the pool under the account's scheme, as the desk previews it."""
+    state = account_state_load(ctx.account)
+    return cross_liquidation_plan(
+        state,
         engine_account,
-        target_ratio=line,
-        fee_rate=params.liquidation_fee_rate,
-        settlement_asset=ctx.settlement.symbol,
+        version=ctx.params,
+        requirement=state.requirement(),
         frozen=frozen,
-        prices={o.id: positions[o.id].instrument.mark.mark_price for o in engine_account.options},
     )
 
 
-def _close_options(ctx: _Context, plan: OptionClosePlan, margin_balance: Decimal) -> None:
-    """Each close is an option fill at the instrument's mark (the premium through the ledger
-    as any option fill, `position_fill`), its liquidation fee to the fund, the fees together
-    capped by the margin balance left (closing at the mark moves none of it)."""
-    fee_rate = ctx.params.liquidation_fee_rate
-    positions = _positions_by_engine_id(ctx.account)
-    fee_room = max(margin_balance, ZERO)
-    for close in plan.closes:
-        position = positions[close.position_id]
-        price = position.instrument.mark.mark_price
-        fee = min(close.quantity * price * fee_rate, fee_room).quantize(CENT, rounding=ROUND_DOWN)
-        fee_room -= fee
-        _liquidation_fill(
-            ctx,
-            position,
-            quantity=close.quantity,
-            price=price,
-            fee=fee,
-            partial=close.remaining_quantity > 0,
-            margin_mode="cross",
-            option=True,
-        )
-
-
-def _liquidate_partially(ctx: _Context, engine_account: AccountInput, plan) -> None:
+def _liquidate_partially(ctx: _Context, plan: CrossPlan) -> None:
+    """Each step of the plan, in its order. A linear leg fills at the slipped mark, the
+    clearance fee on top; an option at its mark (the premium through the ledger as any option
+    fill, `position_fill`), its fee capped by the margin balance left (closing at the mark
+    moves none of it); a hedge opens or adds to the perpetual at the slipped mark. Every fee
+    goes to the insurance fund."""
     fee_rate, slippage = ctx.params.liquidation_fee_rate, ctx.params.liquidation_slippage
-    marks = {p.id: p.mark_price for p in engine_account.positions}
-    positions = _positions_by_engine_id(ctx.account)
     for step in plan.steps:
         if step.quantity <= 0:
             continue
+        positions = _positions_by_engine_id(ctx.account)
+        if step.kind == HEDGE:
+            _hedge(ctx, step.position_id, side=step.side, quantity=step.quantity)
+            continue
         position = positions[step.position_id]
-        price = slipped_price(marks[step.position_id], position.quantity, slippage)
-        fee = (step.quantity * price * fee_rate).quantize(CENT, rounding=ROUND_DOWN)
+        mark = position.instrument.mark.mark_price
+        if step.kind == OPTION:
+            room = max(ctx.quote()[0].margin_balance, ZERO)
+            price = mark
+            fee = min(step.quantity * price * fee_rate, room)
+        else:
+            price = slipped_price(mark, position.quantity, slippage)
+            fee = step.quantity * price * fee_rate
         _liquidation_fill(
             ctx,
             position,
             quantity=step.quantity,
             price=price,
-            fee=fee,
-            partial=True,
+            fee=fee.quantize(CENT, rounding=ROUND_DOWN),
+            partial=step.remaining_quantity > 0,
             margin_mode="cross",
+            **({"option": True} if step.kind == OPTION else {}),
         )
+
+
+def _hedge(ctx: _Context, engine_id: str, *, side: int, quantity: Decimal) -> None:
+    """Deribit's last resort for a portfolio-margin account: the perpetual bought or sold
+    against the net delta at the mark moved against the account, the clearance fee to the
+    fund. `engine_id` is the account's leg on it, or the symbol of a leg it opens."""
+    held = _positions_by_engine_id(ctx.account).get(engine_id)
+    symbol = held.instrument.symbol if held is not None else engine_id
+    mark = MarkPrice.objects.get(instrument__symbol=symbol).mark_price
+    price = slipped_price(mark, Decimal(-side), ctx.params.liquidation_slippage)
+    fee = (quantity * price * ctx.params.liquidation_fee_rate).quantize(CENT, rounding=ROUND_DOWN)
+    ctx.fills += 1
+    receipt = position_fill(
+        account=ctx.account,
+        instrument=symbol,
+        side="buy" if side > 0 else "sell",
+        quantity=quantity,
+        price=price,
+        reason="liquidation",
+        reference=f"hedge:{ctx.tick.pk}:{ctx.account.pk}:{symbol}:{ctx.fills}",
+        fee=fee,
+    )
+    ctx.step(
+        action="hedge", symbol=symbol, quantity=quantity, price=price, journal=receipt.journal_id
+    )
+    _liquidation_booked(
+        ctx,
+        symbol=symbol,
+        quantity=quantity,
+        price=price,
+        fee=fee,
+        partial=True,
+        margin_mode="cross",
+        hedge="buy" if side > 0 else "sell",
+    )
 
 
 def _take_over(ctx: _Context, quote: AccountQuote, frozen: frozenset[str]) -> None:
@@ -952,22 +915,20 @@ def liquidation_run(*, account_id: int, tick_id: int, now: datetime | None = Non
 
     for row in isolated:
         _liquidate_isolated(ctx, positions[row.id], row.bankruptcy_price)
-    pool = quote
     if cross:
-        options = _option_plan(ctx, engine_account, unfit.positions)
-        if options is not None and options.closes:
-            _close_options(ctx, options, quote.margin_balance)
-            # Then the linear steps, when the pool is still past the line.
+        plan = _cross_plan(ctx, engine_account, unfit.positions)
+        _liquidate_partially(ctx, plan)
+        pool = quote
+        if plan.steps:
             engine_account, pool, requirement = _cross_now(ctx, unfit)
-            line = params.liquidation_ratio - params.hysteresis
-            cross = any(row.margin_mode == "cross" for row in pool.positions) and (
-                requirement.margin_ratio is None or requirement.margin_ratio > line
-            )
-    if cross:
-        plan = _partial_plan(ctx, engine_account, unfit.positions, requirement)
-        if plan is not None:
-            _liquidate_partially(ctx, engine_account, plan)
-        else:
+        line = params.liquidation_ratio - params.hysteresis
+        linear = [
+            row
+            for row in pool.positions
+            if row.margin_mode == "cross" and row.id not in unfit.positions
+        ]
+        past = requirement.margin_ratio is None or requirement.margin_ratio > line
+        if not plan.reaches_target and linear and (past or not plan.steps):
             _take_over(ctx, pool, unfit.positions)
     after, _ = ctx.quote()
     if after.margin_balance < 0:

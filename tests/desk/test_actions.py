@@ -233,7 +233,15 @@ def test_account_review_shows_plan_exposures_and_stress(client, officer, book):
     client.force_login(officer)
     response = client.get(reverse("desk:account", args=[book["margin_call"].pk]))
     review = response.context["review"]
-    assert review.plan.steps  # above the 0.7 target: the engine plans a reduction
+    # The preview is the liquidation's own plan: a reduction costs slippage and the fee (0.7 %
+    # of the notional together) against the 0.4 % of maintenance margin a unit frees, so no
+    # partial step brings the ratio down and the pool would be taken over, as the liquidation
+    # would (tests/revaluation/test_liquidation.py)
+    plan = review.plan
+    assert plan.margin_ratio_before > plan.target_ratio
+    assert plan.slippage > review.quote.positions[0].mmr
+    assert plan.steps == () and not plan.reaches_target
+    assert b"the pool would be taken over" in response.content
     btc = next(e for e in review.exposures if e.asset == "BTC")
     assert btc.position_delta_usd == Decimal("0.5") * Decimal("85400")
     crash = next(s for s in review.scenarios if s.label == "Every coin -10%")

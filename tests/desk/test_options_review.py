@@ -1,5 +1,5 @@
 """The desk sees options (PostgreSQL): the queue shows an option holder's scan risk and the
-scenario that sets it, the account review its risk matrix."""
+scenario that sets it, the account review its risk matrix and its liquidation plan."""
 
 import pytest
 from django.urls import reverse
@@ -11,7 +11,7 @@ from margin.selectors.accounts import account_state_load
 from margin.services.revaluation import revaluation_tick_run
 from margin.templatetags.numbers import money
 from tests.options_support import options_listed, series
-from tests.revaluation.factories import funded_account
+from tests.revaluation.factories import funded_account, market_prices
 
 pytestmark = pytest.mark.django_db
 
@@ -49,3 +49,27 @@ def test_the_account_review_shows_the_risk_matrix(client, officer, holder):
     page = client.get(reverse("desk:account", args=[holder.pk])).content.decode()
     assert 'id="risk-matrix"' in page
     assert page.count('data-testid="worst-scenario"') == 1
+
+
+def test_the_account_review_shows_the_liquidation_plan_with_its_option_steps(
+    client, officer, market, settings
+):
+    # given: long 0.5 BTCUSDT and short a put, BTC down from 95,000 to 80,000: past the line
+    # (tests/revaluation/test_option_liquidation_order.py books this very plan)
+    options_listed(settings, now=market())
+    put = series("put", 94000, 1)
+    account = funded_account(
+        usdt="26000", fills=[("BTCUSDT", "buy", "0.5"), (put.symbol, "sell", "1")]
+    )
+    market_prices(at=market(), BTC=80000, USDT=1)
+    revaluation_tick_run(now=market())
+    # when
+    client.force_login(officer)
+    page = client.get(reverse("desk:account", args=[account.pk])).content.decode()
+    # then: the future first, then the put, each row named by its instrument
+    table = page.split('id="liquidation-plan"')[1].split("</table>")[0]
+    rows = table.split("<tbody>")[1].split("</tr>")[:-1]
+    assert len(rows) == 2
+    assert "<td>future</td><td>BTCUSDT</td>" in rows[0]
+    assert f"<td>option</td><td>{put.symbol}</td>" in rows[1]
+    assert "Order: futures first, then options." in page
