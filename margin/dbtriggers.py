@@ -191,3 +191,75 @@ def deferred_sum_zero_per_statement(table: str, *, group: str, per: str, amount:
         deferred_sum_zero(table, group=group, per=per, amount=amount)(apps, schema_editor)
 
     return install, uninstall
+
+
+def composite_foreign_key(
+    table: str,
+    *,
+    name: str,
+    columns: tuple[str, ...],
+    target: str,
+    target_columns: tuple[str, ...],
+    replaces: dict[str, str],
+):
+    """A migration operation body: one foreign key over `columns` of `table` to the unique
+    `target_columns` of `target`, in place of the single-column foreign keys of `replaces`
+    (column → the table whose id it holds), whose references it implies.
+
+    PostgreSQL checks a foreign key with a query per inserted row, so one key over both
+    columns is one check where there were two, and the pair must exist together. It is added
+    NOT VALID and then validated: the rows already there are checked in one pass. SQLite
+    cannot add a constraint to a table without rebuilding it (which would drop its
+    append-only triggers): there a BEFORE INSERT trigger refuses the same rows, the declared
+    single-column foreign keys stay, and the rows already there are checked once here.
+    """
+    matched = " AND ".join(
+        f"t.{ref} = {{row}}.{col}" for col, ref in zip(columns, target_columns, strict=True)
+    )
+
+    def install(apps, schema_editor) -> None:
+        connection = schema_editor.connection
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                found = connection.introspection.get_constraints(cursor, table)
+            for key, info in sorted(found.items()):
+                if (
+                    info["foreign_key"]
+                    and len(info["columns"]) == 1
+                    and info["columns"][0] in replaces
+                ):
+                    schema_editor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {key}")
+            schema_editor.execute(
+                f"ALTER TABLE {table} ADD CONSTRAINT {name} FOREIGN KEY ({', '.join(columns)}) "
+                f"REFERENCES {target} ({', '.join(target_columns)}) "
+                "DEFERRABLE INITIALLY DEFERRED NOT VALID"
+            )
+            schema_editor.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT count(*) FROM {table} e "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {matched.format(row='e')})"
+            )
+            (orphans,) = cursor.fetchone()
+        if orphans:
+            raise ValueError(f"{orphans} rows of {table} break {name}")
+        schema_editor.execute(
+            f"CREATE TRIGGER {name} BEFORE INSERT ON {table} "
+            f"WHEN NOT EXISTS (SELECT 1 FROM {target} t WHERE {matched.format(row='NEW')}) "
+            f"BEGIN SELECT RAISE(ABORT, 'FOREIGN KEY constraint {name} failed'); END",
+            params=None,
+        )
+
+    def uninstall(apps, schema_editor) -> None:
+        if schema_editor.connection.vendor != "postgresql":
+            schema_editor.execute(f"DROP TRIGGER {name}")
+            return
+        schema_editor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        for column, referenced in replaces.items():
+            schema_editor.execute(
+                f"ALTER TABLE {table} ADD CONSTRAINT {table}_{column}_fk FOREIGN KEY ({column}) "
+                f"REFERENCES {referenced} (id) DEFERRABLE INITIALLY DEFERRED"
+            )
+
+    return install, uninstall

@@ -55,7 +55,11 @@ class ProblemAutoSchema(AutoSchema):
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         problems = dict(ALWAYS)
-        if self.method in ("POST", "PUT", "PATCH") or self._has_query_parameters():
+        if (
+            self.method in ("POST", "PUT", "PATCH")
+            or self._has_query_parameters()
+            or self._declared_query_parameters()
+        ):
             problems |= WITH_BODY if self.method != "GET" else {"400": "Invalid request"}
         if self._idempotency() is not None:
             problems |= WITH_KEY | {"400": "Invalid request"}
@@ -71,6 +75,15 @@ class ProblemAutoSchema(AutoSchema):
 
     def _has_query_parameters(self) -> bool:
         return bool(self._get_filter_parameters() or self._get_pagination_parameters())
+
+    def _declared_query_parameters(self) -> bool:
+        """Query parameters of `extend_schema(parameters=...)`: a serializer of them (the
+        options chain's filters), or OpenApiParameters in the query."""
+        return any(
+            not isinstance(parameter, OpenApiParameter)
+            or parameter.location == OpenApiParameter.QUERY
+            for parameter in self.get_override_parameters()
+        )
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):

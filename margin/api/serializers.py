@@ -8,6 +8,7 @@ from rest_framework import serializers
 from margin.api import display
 from margin.api.display import DisplayField
 from margin.api.quote_schema import QUOTE_ANSWER
+from margin.engine.options import account_greeks
 from margin.engine.request import render_quote
 from margin.models import (
     AccountState,
@@ -22,6 +23,7 @@ from margin.models import (
     Position,
 )
 from margin.selectors.funding import funding_outlooks
+from margin.selectors.options import held_options
 
 AMOUNT = {"max_digits": 38, "decimal_places": 18}
 
@@ -86,12 +88,66 @@ class WalletSerializer(serializers.Serializer):
     balance = serializers.DecimalField(**AMOUNT)
 
 
+class ScenarioSerializer(serializers.Serializer):
+    """A scenario of the portfolio grid (vectors/OPTIONS.md): its number (1–24), relative
+    moves of the underlying's price and implied vol, loss weight and the weighted loss."""
+
+    number = serializers.IntegerField()
+    spot_shock = serializers.DecimalField(max_digits=10, decimal_places=6)
+    vol_shock = serializers.DecimalField(max_digits=10, decimal_places=6)
+    weight = serializers.DecimalField(max_digits=10, decimal_places=6)
+    loss = serializers.DecimalField(**AMOUNT)
+
+
+class NetGreeksSerializer(serializers.Serializer):
+    """The account's Greeks on one underlying of its portfolio grid and the grid's figures."""
+
+    underlying = serializers.CharField()
+    net_delta = serializers.DecimalField(
+        **AMOUNT,
+        source="delta",
+        help_text="In units of the underlying: options and the linear positions (±1 each).",
+    )
+    gamma = serializers.DecimalField(**AMOUNT)
+    vega = serializers.DecimalField(**AMOUNT, help_text="USD per vol point.")
+    theta = serializers.DecimalField(**AMOUNT, help_text="USD per day.")
+    scan_risk = serializers.DecimalField(**AMOUNT, source="risk.scan_risk")
+    min_delta_risk = serializers.DecimalField(**AMOUNT, source="risk.min_delta_risk")
+    initial_margin = serializers.DecimalField(
+        **AMOUNT, source="risk.initial_margin", help_text="max(scan risk, minimum delta risk)."
+    )
+    binding_scenario = serializers.SerializerMethodField()
+
+    @extend_schema_field(ScenarioSerializer)
+    def get_binding_scenario(self, greeks) -> dict:
+        """The scenario whose weighted loss is the scan risk."""
+        n = greeks.risk.worst_scenario
+        scenario = greeks.binding_scenario
+        return ScenarioSerializer(
+            {
+                "number": n + 1,
+                "spot_shock": scenario.spot_shock,
+                "vol_shock": scenario.vol_shock,
+                "weight": scenario.weight,
+                "loss": greeks.risk.losses[n],
+            }
+        ).data
+
+
 class AccountDetailSerializer(AccountSerializer):
     wallets = WalletSerializer(many=True, read_only=True)
     figures = QuoteField(read_only=True, help_text="The engine's figures now, at current marks.")
+    option_greeks = serializers.SerializerMethodField()
+
+    @extend_schema_field(NetGreeksSerializer(many=True))
+    def get_option_greeks(self, account) -> list:
+        """Per underlying of the portfolio grid (empty off it): net delta, gamma, vega, theta,
+        scan risk, minimum delta risk, the requirement and the binding scenario."""
+        quote = account.figures
+        return NetGreeksSerializer(account_greeks(quote.options, quote.portfolio), many=True).data
 
     class Meta(AccountSerializer.Meta):
-        fields = [*AccountSerializer.Meta.fields, "wallets", "figures"]
+        fields = [*AccountSerializer.Meta.fields, "wallets", "figures", "option_greeks"]
 
 
 class FundingSerializer(serializers.Serializer):
@@ -104,15 +160,85 @@ class FundingSerializer(serializers.Serializer):
     interval_hours = serializers.IntegerField(help_text="Hours of market time between fundings.")
 
 
+class OptionPositionSerializer(serializers.Serializer):
+    """An option position: the contract, the premium, and (while open) the engine's Black-76
+    mark at the forward and the surface's implied vol, with the Greeks per contract."""
+
+    underlying = serializers.CharField()
+    option_type = serializers.ChoiceField(choices=["call", "put"])
+    strike = serializers.DecimalField(**AMOUNT)
+    expiry = serializers.DateTimeField()
+    premium = serializers.DecimalField(
+        **AMOUNT, help_text="Premium per contract the position was opened at."
+    )
+    premium_paid = serializers.DecimalField(
+        **AMOUNT, help_text="Signed size × premium: paid by a long (+), received by a short (−)."
+    )
+    forward = serializers.DecimalField(**AMOUNT, allow_null=True)
+    implied_vol = serializers.DecimalField(**AMOUNT, allow_null=True)
+    expiry_days = serializers.DecimalField(
+        **AMOUNT, allow_null=True, help_text="Market days to expiry (T = days / 365)."
+    )
+    mark = serializers.DecimalField(**AMOUNT, allow_null=True)
+    unrealized_pnl = serializers.DecimalField(**AMOUNT, allow_null=True)
+    delta = serializers.DecimalField(**AMOUNT, allow_null=True)
+    gamma = serializers.DecimalField(**AMOUNT, allow_null=True)
+    vega = serializers.DecimalField(**AMOUNT, allow_null=True, help_text="Per vol point.")
+    theta = serializers.DecimalField(**AMOUNT, allow_null=True, help_text="Per day.")
+    position_delta = serializers.DecimalField(
+        **AMOUNT, allow_null=True, help_text="Signed size × delta."
+    )
+
+
 class PositionSerializer(serializers.ModelSerializer):
     instrument = serializers.SlugRelatedField(slug_field="symbol", read_only=True)
+    kind = serializers.ChoiceField(
+        source="instrument.kind", choices=["perpetual", "future", "option"], read_only=True
+    )
     side = serializers.ChoiceField(choices=["long", "short", "flat"], read_only=True)
     isolated_margin = serializers.DecimalField(**AMOUNT, allow_null=True, read_only=True)
     cumulative_funding = serializers.DecimalField(
         **AMOUNT, read_only=True, help_text="Funding received (+) or paid (−) so far."
     )
     funding = serializers.SerializerMethodField()
+    option = serializers.SerializerMethodField()
     display = DisplayField(display.POSITION)
+
+    @extend_schema_field(OptionPositionSerializer(allow_null=True))
+    def get_option(self, position) -> dict | None:
+        """The option's contract, premium, mark, IV and Greeks; null for a perpetual or a
+        future. Mark and Greeks are null once the position is flat."""
+        instrument = position.instrument
+        if instrument.kind != "option":
+            return None
+        root = self.root
+        if not hasattr(root, "_held_options"):
+            root._held_options = {}
+        account_id = position.margin_account_id
+        if account_id not in root._held_options:
+            root._held_options[account_id] = held_options(account_id)
+        held = root._held_options[account_id].get(instrument.symbol)
+        terms, quote = (held.terms, held.quote) if held else (None, None)
+        return OptionPositionSerializer(
+            {
+                "underlying": instrument.underlying.symbol,
+                "option_type": instrument.option_type,
+                "strike": instrument.strike,
+                "expiry": instrument.expiry,
+                "premium": position.entry_price,
+                "premium_paid": position.quantity * position.entry_price,
+                "forward": terms and terms.forward,
+                "implied_vol": terms and terms.implied_vol,
+                "expiry_days": terms and terms.expiry_days,
+                "mark": quote and quote.mark_price,
+                "unrealized_pnl": quote and quote.unrealized_pnl,
+                "delta": quote and quote.delta,
+                "gamma": quote and quote.gamma,
+                "vega": quote and quote.vega,
+                "theta": quote and quote.theta,
+                "position_delta": quote and quote.position_delta,
+            }
+        ).data
 
     @extend_schema_field(FundingSerializer(allow_null=True))
     def get_funding(self, position) -> dict | None:
@@ -138,6 +264,7 @@ class PositionSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "instrument",
+            "kind",
             "side",
             "quantity",
             "entry_price",
@@ -147,6 +274,7 @@ class PositionSerializer(serializers.ModelSerializer):
             "realized_pnl",
             "cumulative_funding",
             "funding",
+            "option",
             "opened_at",
             "updated_at",
             "display",
@@ -298,3 +426,41 @@ class GuardEventSerializer(serializers.ModelSerializer):
             "reason",
             "detail",
         ]
+
+
+class ChainQuoteSerializer(serializers.Serializer):
+    """One series of the chain: bid and ask are Black-76 at the surface's vol ∓ one vol point,
+    the mark at its vol; the Greeks per contract (vega per vol point, theta per day)."""
+
+    symbol = serializers.CharField()
+    bid = serializers.FloatField()
+    mark = serializers.DecimalField(**AMOUNT)
+    ask = serializers.FloatField()
+    implied_vol = serializers.DecimalField(**AMOUNT)
+    delta = serializers.FloatField()
+    gamma = serializers.FloatField()
+    vega = serializers.FloatField()
+    theta = serializers.FloatField()
+
+
+class ChainRowSerializer(serializers.Serializer):
+    strike = serializers.DecimalField(**AMOUNT)
+    call = ChainQuoteSerializer(allow_null=True)
+    put = ChainQuoteSerializer(allow_null=True)
+
+
+class ChainExpirySerializer(serializers.Serializer):
+    underlying = serializers.CharField()
+    expiry = serializers.DateTimeField()
+    days = serializers.FloatField(help_text="Market days to expiry.")
+    forward = serializers.DecimalField(**AMOUNT, help_text="The underlying's forward (its mark).")
+    strikes = ChainRowSerializer(many=True, source="rows")
+
+
+class ChainFilterSerializer(serializers.Serializer):
+    underlying = serializers.CharField(
+        required=False, max_length=16, help_text="An underlying asset, e.g. BTC."
+    )
+    expiry = serializers.DateTimeField(
+        required=False, help_text="One expiry (ISO 8601, as the chain lists it)."
+    )

@@ -2,11 +2,12 @@
 
 Its own PostgreSQL database (LOADTEST_DATABASE, dropped and made anew) and Redis key prefix;
 gunicorn + worker + beat from the Procfile under the runner, as `make serve` runs them. Then, for
-`--seconds`: traders (`--users` less `--officers`) poll their dashboard's three fragments every
-2 s as the page does (htmx requests) and place a small market order now and then through the API;
-officers page through the desk's at-risk queue. It prints one line of figures: requests, errors,
-p50/p95/max per kind, revaluation ticks started and complete against the ticks due, and the load
-average. Exit 1 when a target is missed (0 errors, fragment p95 <= 250 ms, no tick missed).
+`--seconds`: traders (`--users` less `--officers`) poll their dashboard every 2 s as the page
+does (one htmx request for its three live sections, `trader:live`) and place a small market
+order now and then through the API; officers page through the desk's at-risk queue. It prints
+one line of figures: requests, errors, p50/p95/max per kind, revaluation ticks started and
+complete against the ticks due, and the load average. Exit 1 when a target is missed (0 errors,
+fragment p95 <= 250 ms, no tick missed).
 
 Users are logged in by creating their sessions in the database, as Django's test client's
 force_login does, an officer's with the second factor verified as a code would leave it (each
@@ -156,13 +157,8 @@ async def trader(base: str, row: dict, deadline: float, record: Recorder, rng: r
         next_order = time.monotonic() + rng.expovariate(1 / ORDER_EVERY_S)
         while time.monotonic() < deadline:
             round_started = time.monotonic()
-            await asyncio.gather(
-                *(
-                    record.request(
-                        client, "fragment", "GET", f"/accounts/{account}/{name}/", headers=headers
-                    )
-                    for name in ("overview", "positions", "collateral")
-                )
+            await record.request(
+                client, "fragment", "GET", f"/accounts/{account}/live/", headers=headers
             )
             if time.monotonic() >= next_order:
                 next_order += rng.expovariate(1 / ORDER_EVERY_S)

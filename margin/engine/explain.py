@@ -13,7 +13,21 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from margin.engine.funding import DAMPENER, RateWorking, funding_payment
-from margin.engine.options import GRID, OptionQuote, black76_d1_d2, normal_cdf, years
+from margin.engine.options import (
+    DAYS_PER_YEAR,
+    GRID,
+    HEDGED_DELTA_RATE,
+    MAINTENANCE_SHARE,
+    NET_DELTA_RATE,
+    OptionQuote,
+    UnderlyingRisk,
+    black76_d1_d2,
+    linear_value_change,
+    normal_cdf,
+    normal_pdf,
+    option_value_change,
+    years,
+)
 from margin.engine.precision import exact
 from margin.engine.reference import (
     AccountQuote,
@@ -35,7 +49,7 @@ from margin.engine.stress import (
     asset_exposures,
     decimal_shocks,
 )
-from margin.engine.types import ONE, AccountInput, CollateralLine, OptionInput, PositionInput
+from margin.engine.types import ONE, ZERO, AccountInput, CollateralLine, OptionInput, PositionInput
 
 # An input's place in a formula. Not str.format: input names are position ids, and an id like
 # "1" or "0.5x" would be read as a positional field or an attribute lookup.
@@ -566,10 +580,15 @@ def _position_steps(
 
 @exact
 def explain_account(
-    account: AccountInput, quote: AccountQuote | None = None
+    account: AccountInput,
+    quote: AccountQuote | None = None,
+    *,
+    position_names: Mapping[str, str] | None = None,
 ) -> dict[str, list[Step]]:
-    """Every figure of the account's quote as steps, keyed `account.<figure>` and
-    `positions.<id>.<figure>`. Pass the quote when you already have it."""
+    """Every figure of the account's quote as steps, keyed `account.<figure>`,
+    `positions.<id>.<figure>` and, on the portfolio grid, `grid.<underlying>.<figure>`. Pass
+    the quote when you already have it; `position_names` names positions by id (their
+    symbols) where the grid's steps add them up."""
     account = account.in_settlement_coin()
     if quote is None:
         quote = quote_account(account)
@@ -577,7 +596,7 @@ def explain_account(
     for position, row in zip(account.positions, quote.positions, strict=True):
         steps.update(_position_steps(account, quote, position, row))
     if quote.portfolio is not None:
-        steps.update(_portfolio_steps(account, quote))
+        steps.update(_portfolio_steps(account, quote, position_names or {}))
     return steps
 
 
@@ -683,42 +702,70 @@ def _exposure_step(
 
 
 def _option_steps(option: OptionInput, row: OptionQuote) -> dict[str, list[Step]]:
-    """An option's mark by Black-76 with its inputs, and its uPnL."""
-    d1, d2 = black76_d1_d2(
-        option.underlying_price, option.strike, option.implied_vol, option.expiry_days
+    """An option's mark by Black-76 with its inputs (F, K, T, σ, rate 0), d1, d2 and their
+    normal probabilities, each Greek per contract, and the uPnL. Every result is the engine's
+    own (`margin.engine.options.black76`, through the quote's row)."""
+    forward, strike, vol = option.underlying_price, option.strike, option.implied_vol
+    d1, d2 = black76_d1_d2(forward, strike, vol, option.expiry_days)
+    time = years(option.expiry_days)
+    root_t = time.sqrt()
+    time_step = Step(
+        "T (years)",
+        "{expiry_days} ÷ {days_per_year}",
+        {"expiry_days": option.expiry_days, "days_per_year": DAYS_PER_YEAR},
+        time,
     )
-    inputs = {
-        "F": option.underlying_price,
-        "K": option.strike,
-        "σ": option.implied_vol,
-        "T": years(option.expiry_days),
-    }
+    market_steps = [
+        Step("F (forward: the underlying's mark)", "{F}", {"F": forward}, forward),
+        Step("K (strike)", "{K}", {"K": strike}, strike),
+        time_step,
+        Step("σ (the surface's implied vol at this expiry and strike)", "{σ}", {"σ": vol}, vol),
+        Step("r (Black-76 on the forward: rate 0, as crypto option venues quote)", "0", {}, ZERO),
+    ]
+    inputs = {"F": forward, "K": strike, "σ": vol, "T": time}
     d1_step = Step("d1", "(ln(F/K) + σ²T/2) / (σ√T)", inputs, d1)
     d2_step = Step("d2", "{d1} − {σ√T}", {"d1": d1, "σ√T": d1 - d2}, d2)
+    probability_steps = [
+        Step("N(d1)", "the standard normal distribution at {d1}", {"d1": d1}, normal_cdf(d1)),
+        Step("N(d2)", "the standard normal distribution at {d2}", {"d2": d2}, normal_cdf(d2)),
+    ]
     if option.is_call:
         value_step = Step(
             "mark (Black-76 call)",
             "{F} × {N(d1)} − {K} × {N(d2)}",
-            {
-                "F": option.underlying_price,
-                "N(d1)": normal_cdf(d1),
-                "K": option.strike,
-                "N(d2)": normal_cdf(d2),
-            },
+            {"F": forward, "N(d1)": normal_cdf(d1), "K": strike, "N(d2)": normal_cdf(d2)},
             row.mark_price,
         )
+        delta_step = Step("delta (call)", "{N(d1)}", {"N(d1)": normal_cdf(d1)}, row.delta)
     else:
         value_step = Step(
             "mark (Black-76 put)",
             "{K} × {N(−d2)} − {F} × {N(−d1)}",
-            {
-                "K": option.strike,
-                "N(−d2)": normal_cdf(-d2),
-                "F": option.underlying_price,
-                "N(−d1)": normal_cdf(-d1),
-            },
+            {"K": strike, "N(−d2)": normal_cdf(-d2), "F": forward, "N(−d1)": normal_cdf(-d1)},
             row.mark_price,
         )
+        delta_step = Step("delta (put)", "−{N(−d1)}", {"N(−d1)": normal_cdf(-d1)}, row.delta)
+    density = normal_pdf(d1)
+    density_step = Step("n(d1)", "the standard normal density at {d1}", {"d1": d1}, density)
+    root_step = Step("√T", "square root of {T}", {"T": time}, root_t)
+    gamma_step = Step(
+        "gamma (per contract)",
+        "{n(d1)} ÷ ({F} × {σ} × {√T})",
+        {"n(d1)": density, "F": forward, "σ": vol, "√T": root_t},
+        row.gamma,
+    )
+    vega_step = Step(
+        "vega (per contract, per vol point)",
+        "{F} × {n(d1)} × {√T} ÷ 100",
+        {"F": forward, "n(d1)": density, "√T": root_t},
+        row.vega,
+    )
+    theta_step = Step(
+        "theta (per contract, per day)",
+        "−{F} × {n(d1)} × {σ} ÷ (2 × {√T}) ÷ {days_per_year}",
+        {"F": forward, "n(d1)": density, "σ": vol, "√T": root_t, "days_per_year": DAYS_PER_YEAR},
+        row.theta,
+    )
     pnl_step = Step(
         "uPnL",
         "{side} × {quantity} × ({mark} − {entry})",
@@ -730,56 +777,181 @@ def _option_steps(option: OptionInput, row: OptionQuote) -> dict[str, list[Step]
         },
         row.unrealized_pnl,
     )
+    mark_steps = [*market_steps, d1_step, d2_step, *probability_steps, value_step]
+    slope = [*market_steps, d1_step, density_step, root_step]
+    prefix = f"positions.{option.id}"
     return {
-        f"positions.{option.id}.mark_price": [d1_step, d2_step, value_step],
-        f"positions.{option.id}.unrealized_pnl": [value_step, pnl_step],
+        f"{prefix}.mark_price": mark_steps,
+        f"{prefix}.unrealized_pnl": [value_step, pnl_step],
+        f"{prefix}.delta": [*market_steps, d1_step, delta_step],
+        f"{prefix}.gamma": [*slope, gamma_step],
+        f"{prefix}.vega": [*slope, vega_step],
+        f"{prefix}.theta": [*slope, theta_step],
     }
 
 
-def _portfolio_steps(account: AccountInput, quote: AccountQuote) -> dict[str, list[Step]]:
-    """The grid's requirement with its numbers: per underlying the binding scenario's loss and
-    the delta floor, the larger of them, their sum and its half."""
-    steps: dict[str, list[Step]] = {}
-    for option, row in zip(account.options, quote.options, strict=True):
-        steps.update(_option_steps(option, row))
-    grid = quote.portfolio
-    underlying_steps = []
-    for risk in grid.underlyings:
-        scenario = GRID[risk.worst_scenario]
-        underlying_steps.append(
+def _scenario_steps(
+    risk: UnderlyingRisk,
+    options: list[tuple[OptionInput, OptionQuote]],
+    positions: list[PositionInput],
+    names: Mapping[str, str],
+) -> list[Step]:
+    """Each scenario of the grid on one underlying: every position's change in value at the
+    shocked forward and vol (`option_value_change`, `linear_value_change`: the engine's own),
+    their sum negated and weighted; then the largest weighted loss, the scan risk."""
+    steps = []
+    for n, (scenario, loss) in enumerate(zip(GRID, risk.losses, strict=True)):
+        changes = {
+            names.get(o.id, o.id): option_value_change(o, scenario, row.mark_price)
+            for o, row in options
+        } | {names.get(p.id, p.id): linear_value_change(p, scenario) for p in positions}
+        change_sum = " + ".join(f"{{{name}}}" for name in changes) or "0"
+        binds = " (binds)" if n == risk.worst_scenario else ""
+        steps.append(
             Step(
-                f"{risk.underlying} requirement (scenario {risk.worst_scenario + 1}: price "
-                f"{scenario.spot_shock:+%}, vol {scenario.vol_shock:+%}, weight "
-                f"{scenario.weight})",
-                "max({scan_risk}, {min_delta_risk})",
-                {"scan_risk": risk.scan_risk, "min_delta_risk": risk.min_delta_risk},
-                risk.initial_margin,
+                f"{risk.underlying} scenario {n + 1}{binds}: price {scenario.spot_shock:+.0%}, vol "
+                f"{scenario.vol_shock:+.0%}, loss weight {scenario.weight}",
+                f"−({change_sum}) × {{weight}}",
+                changes | {"weight": scenario.weight},
+                loss,
             )
         )
+    worst = GRID[risk.worst_scenario]
+    steps.append(
+        Step(
+            f"{risk.underlying} scan risk (scenario {risk.worst_scenario + 1}: price "
+            f"{worst.spot_shock:+.0%}, vol {worst.vol_shock:+.0%})",
+            "max(0, {worst_weighted_loss})",
+            {"worst_weighted_loss": risk.losses[risk.worst_scenario]},
+            risk.scan_risk,
+        )
+    )
+    return steps
+
+
+def _delta_floor_steps(
+    risk: UnderlyingRisk,
+    options: list[tuple[OptionInput, OptionQuote]],
+    positions: list[PositionInput],
+    names: Mapping[str, str],
+) -> list[Step]:
+    """Paradex's minimum delta risk with its numbers: each position's dollar delta, the long
+    and short sums, |net| and hedged, and 2 % × |net| + 1 % × hedged."""
+    steps = []
+    dollar: dict[str, Decimal] = {}
+    for o, row in options:
+        name = names.get(o.id, o.id)
+        dollar[name] = row.position_delta * o.underlying_price
+        steps.append(
+            Step(
+                f"{name} dollar delta",
+                "{position_delta} × {F}",
+                {"position_delta": row.position_delta, "F": o.underlying_price},
+                dollar[name],
+            )
+        )
+    for p in positions:
+        name = names.get(p.id, p.id)
+        dollar[name] = p.side * p.quantity * p.mark_price
+        steps.append(
+            Step(
+                f"{name} dollar delta",
+                "{side} × {quantity} × {mark}",
+                {"side": Decimal(p.side), "quantity": p.quantity, "mark": p.mark_price},
+                dollar[name],
+            )
+        )
+    long = {name: d for name, d in dollar.items() if d > 0}
+    short = {name: d for name, d in dollar.items() if d < 0}
+    long_total, short_total = sum(long.values(), ZERO), sum(short.values(), ZERO)
+    net = long_total + short_total
+    hedged = min(long_total, -short_total)
+    steps += [
+        _sum_step(f"{risk.underlying} long delta (USD)", long, long_total),
+        _sum_step(f"{risk.underlying} short delta (USD)", short, short_total),
+        Step(
+            f"{risk.underlying} |net delta| (USD)",
+            "max({long} + {short}, −({long} + {short}))",
+            {"long": long_total, "short": short_total},
+            abs(net),
+        ),
+        Step(
+            f"{risk.underlying} hedged delta (USD)",
+            "min({long}, −{short})",
+            {"long": long_total, "short": short_total},
+            hedged,
+        ),
+        Step(
+            f"{risk.underlying} minimum delta risk",
+            "{net_rate} × {abs_net} + {hedged_rate} × {hedged}",
+            {
+                "net_rate": NET_DELTA_RATE,
+                "abs_net": abs(net),
+                "hedged_rate": HEDGED_DELTA_RATE,
+                "hedged": hedged,
+            },
+            risk.min_delta_risk,
+        ),
+    ]
+    return steps
+
+
+def _portfolio_steps(
+    account: AccountInput, quote: AccountQuote, names: Mapping[str, str]
+) -> dict[str, list[Step]]:
+    """The grid's requirement with its numbers: per underlying the 24 scenarios with each
+    position's P&L, the binding one, the delta floor and the larger of the two; their sum
+    (IM) and its half (MM). Positions are named by `names` (their id where absent)."""
+    steps: dict[str, list[Step]] = {}
+    quoted = list(zip(account.options, quote.options, strict=True))
+    for option, row in quoted:
+        steps.update(_option_steps(option, row))
+    grid = quote.portfolio
+    requirement_steps = []
+    for risk in grid.underlyings:
+        options = [(o, row) for o, row in quoted if o.underlying == risk.underlying]
+        # The grid's pool: isolated positions stand alone (`options.portfolio_margin`).
+        linear = [
+            p for p in account.positions if not p.is_isolated and p.risk_asset == risk.underlying
+        ]
+        scan = _scenario_steps(risk, options, linear, names)
+        floor = _delta_floor_steps(risk, options, linear, names)
+        larger = Step(
+            f"{risk.underlying} requirement ("
+            + ("the scan risk" if risk.scan_risk >= risk.min_delta_risk else "the delta floor")
+            + " binds)",
+            "max({scan_risk}, {min_delta_risk})",
+            {"scan_risk": risk.scan_risk, "min_delta_risk": risk.min_delta_risk},
+            risk.initial_margin,
+        )
+        steps[f"grid.{risk.underlying}.scan_risk"] = scan
+        steps[f"grid.{risk.underlying}.min_delta_risk"] = floor
+        steps[f"grid.{risk.underlying}.initial_margin"] = [scan[-1], floor[-1], larger]
+        requirement_steps += [*scan, *floor, larger]
     initial = _sum_step(
-        "portfolio IM",
+        "portfolio IM = Σ max(scan risk, minimum delta risk)",
         {risk.underlying: risk.initial_margin for risk in grid.underlyings},
         grid.initial_margin,
     )
     maintenance = Step(
         "portfolio MM",
-        "0.5 × {portfolio_im}",
-        {"portfolio_im": grid.initial_margin},
+        "{maintenance_share} × {portfolio_im}",
+        {"maintenance_share": MAINTENANCE_SHARE, "portfolio_im": grid.initial_margin},
         grid.maintenance_margin,
     )
-    linear = {
-        p.id: q.unrealized_pnl
+    linear_pnl = {
+        names.get(p.id, p.id): q.unrealized_pnl
         for p, q in zip(account.positions, quote.positions, strict=True)
         if not p.is_isolated
     }
-    options = {
-        o.id: row.unrealized_pnl for o, row in zip(account.options, quote.options, strict=True)
-    }
+    option_pnl = {names.get(o.id, o.id): row.unrealized_pnl for o, row in quoted}
     steps["account.unrealized_pnl"] = [
-        _sum_step("cross uPnL, options at their mark", linear | options, quote.unrealized_pnl)
+        _sum_step(
+            "cross uPnL, options at their mark", linear_pnl | option_pnl, quote.unrealized_pnl
+        )
     ]
-    steps["account.initial_margin"] = [*underlying_steps, initial]
-    steps["account.maintenance_margin"] = [*underlying_steps, initial, maintenance]
+    steps["account.initial_margin"] = [*requirement_steps, initial]
+    steps["account.maintenance_margin"] = [*requirement_steps, initial, maintenance]
     return steps
 
 

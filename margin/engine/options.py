@@ -360,3 +360,57 @@ def portfolio_margin(
     return PortfolioMargin(
         underlyings=risks, initial_margin=initial, maintenance_margin=MAINTENANCE_SHARE * initial
     )
+
+
+@dataclass(frozen=True)
+class NetGreeks:
+    """An account's Greeks on one underlying of its grid: delta in units of the underlying
+    (options and the linear positions on it, each ±1 per contract), gamma, vega per vol point
+    and theta per day summed as side × quantity × the contract's; the grid's figures beside."""
+
+    risk: UnderlyingRisk
+    gamma: Decimal
+    vega: Decimal
+    theta: Decimal
+
+    @property
+    def underlying(self) -> str:
+        return self.risk.underlying
+
+    @property
+    def delta(self) -> Decimal:
+        return self.risk.net_delta
+
+    @property
+    def binding_scenario(self) -> Scenario:
+        return GRID[self.risk.worst_scenario]
+
+
+@exact
+def account_greeks(
+    options: Iterable[OptionQuote], portfolio: PortfolioMargin | None
+) -> tuple[NetGreeks, ...]:
+    """Per underlying of the account's grid (none off the grid), its net Greeks."""
+    options = tuple(options)
+    if portfolio is None:
+        return ()
+
+    def total(underlying: str, greek: str) -> Decimal:
+        return sum(
+            (
+                o.side * o.quantity * getattr(o, greek)
+                for o in options
+                if o.underlying == underlying
+            ),
+            ZERO,
+        )
+
+    return tuple(
+        NetGreeks(
+            risk=risk,
+            gamma=total(risk.underlying, "gamma"),
+            vega=total(risk.underlying, "vega"),
+            theta=total(risk.underlying, "theta"),
+        )
+        for risk in portfolio.underlyings
+    )

@@ -4,6 +4,11 @@ Every movement of money is a `Journal` of `Entry` rows whose amounts sum to zero
 PostgreSQL enforces it with a deferred constraint trigger, and refuses UPDATE and DELETE of
 entries (migration `ledger_triggers`). `LedgerAccount.balance` is kept equal to the sum of its
 entries by the posting service, and `manage.py check_ledger` proves it over the whole book.
+
+An entry's (ledger account, asset) is one foreign key in the database, to the ledger account's
+(id, asset) (migration `entry_ledger_account_asset`): an entry in another asset than its ledger
+account's cannot be written, and PostgreSQL checks one key per entry where the two
+single-column keys cost two queries (a funding settlement writes ~45,000 entries per shard).
 """
 
 from django.conf import settings
@@ -61,6 +66,8 @@ class LedgerAccount(models.Model):
                 condition=models.Q(margin_account__isnull=True),
                 name="ledger_account_unique_house",
             ),
+            # What the entries' foreign key to (ledger account, asset) references.
+            models.UniqueConstraint(fields=["id", "asset"], name="ledger_account_id_asset"),
             models.CheckConstraint(
                 condition=models.Q(
                     kind__in=["wallet"], margin_account__isnull=False, position__isnull=True
@@ -118,10 +125,13 @@ class Entry(models.Model):
     """A signed movement on one ledger account; + increases its balance. Never updated."""
 
     journal = models.ForeignKey(Journal, on_delete=models.PROTECT, related_name="entries")
+    # Both checked in the database by one foreign key to the ledger account's (id, asset).
     ledger_account = models.ForeignKey(
-        LedgerAccount, on_delete=models.PROTECT, related_name="entries"
+        LedgerAccount, on_delete=models.PROTECT, related_name="entries", db_constraint=False
     )
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    asset = models.ForeignKey(
+        Asset, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
+    )
     amount = models.DecimalField(**MONEY)
 
     class Meta:

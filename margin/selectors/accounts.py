@@ -106,7 +106,7 @@ def positions_of(account: MarginAccount | None) -> QuerySet[Position]:
     )
     return (
         Position.objects.filter(margin_account=account)
-        .select_related("instrument")
+        .select_related("instrument__underlying")
         .annotate(
             isolated_margin=Subquery(fenced),
             cumulative_funding=Coalesce(Subquery(funding), Value(Decimal(0))),

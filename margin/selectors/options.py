@@ -1,5 +1,6 @@
 """Reads of the options market: the demo market's regimes the surface follows, the live
-option series with their marks, and the chain (strikes × expiries) a trader picks from."""
+option series with their marks, the chain (strikes × expiries) a trader picks from, and the
+options an account holds as the engine prices them now."""
 
 from collections import defaultdict
 from dataclasses import dataclass
@@ -8,12 +9,14 @@ from decimal import Decimal
 
 import numpy as np
 
+from margin.engine.options import OptionQuote
 from margin.engine.options_vector import black76, black76_value
 from margin.market.clock import market_days_between
 from margin.market.demo import CALM
 from margin.market.surface import QUOTE_HALF_SPREAD_VOL, atm_vol, surface_parameters
-from margin.models import Instrument, SimulatedAsset
-from margin.selectors.accounts import LEAST_EXPIRY_DAYS
+from margin.models import Instrument, MarginAccount, SimulatedAsset
+from margin.selectors.accounts import LEAST_EXPIRY_DAYS, OptionTerms
+from margin.selectors.figures import figures_now
 
 
 def market_regimes() -> dict[int, str]:
@@ -142,3 +145,27 @@ def option_chain(*, now: datetime) -> list[ChainExpiry]:
         )
         for (underlying, expiry), strikes in sorted(quotes.items())
     ]
+
+
+@dataclass(frozen=True)
+class HeldOption:
+    """An option the account holds, as the engine prices it now: the series' terms (forward,
+    implied vol, market days to expiry) and the quote's row (mark, Greeks per contract)."""
+
+    terms: OptionTerms
+    quote: OptionQuote
+
+
+def held_options(account: MarginAccount | int) -> dict[str, HeldOption]:
+    """Per option symbol the account holds (open), its terms and quote from `figures_now`: the
+    figures the account's page, explain and API all read."""
+    figures = figures_now(account)
+    by_engine_id = {row.id: row for row in figures.quote.options}
+    return {
+        position.instrument: HeldOption(
+            terms=figures.state.options[position.instrument],
+            quote=by_engine_id[position.engine_id],
+        )
+        for position in figures.state.positions.values()
+        if position.engine_id in by_engine_id
+    }

@@ -465,6 +465,7 @@ def _post_in_sql(
         "CREATE TEMP TABLE funding_payer ON COMMIT DROP AS SELECT ledger_id, sum(amount) AS amount "
         "FROM funding_due GROUP BY ledger_id HAVING sum(amount) <> 0"
     )
+    execute("ANALYZE funding_payer")
     positions = rows("SELECT count(*) FROM funding_due")[0][0]
     if positions:
         journal = rows(
@@ -475,8 +476,9 @@ def _post_in_sql(
         # The payers' rows locked in id order first (their entries' foreign-key checks then
         # find them locked already); the rows every settlement shares come last.
         execute(
-            f"SELECT id FROM {table(LedgerAccount)} WHERE margin_account_id BETWEEN %s AND %s "
-            "AND id IN (SELECT ledger_id FROM funding_payer) ORDER BY id FOR UPDATE",
+            f"SELECT la.id FROM {table(LedgerAccount)} la JOIN funding_payer p "
+            "ON p.ledger_id = la.id WHERE la.margin_account_id BETWEEN %s AND %s "
+            "ORDER BY la.id FOR UPDATE OF la",
             [first, last],
         )
         # One statement for both sides: the ledger's balance check runs after it.

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from margin.engine.options import OptionQuote
+from margin.engine.options import OptionQuote, account_greeks
 from margin.selectors.accounts import PositionState
 from margin.selectors.options import option_chain
 from margin.views.rendering import render_page_or_fragment
@@ -30,6 +30,11 @@ class OptionRow:
     @property
     def symbol(self) -> str:
         return self.position.instrument
+
+    @property
+    def explain_prefix(self) -> str:
+        """Its figures' keys in the explain (`margin.engine.explain`): by engine id."""
+        return f"positions.{self.quote.id}"
 
     @property
     def signed_quantity(self) -> Decimal:
@@ -60,43 +65,15 @@ class OptionRow:
         return self.position_greek("theta")
 
 
-@dataclass(frozen=True)
-class NetGreeks:
-    underlying: str
-    delta: Decimal  # options and the linear positions on the underlying, in its units
-    gamma: Decimal
-    vega: Decimal
-    theta: Decimal
-    scan_risk: Decimal
-    min_delta_risk: Decimal
-    initial_margin: Decimal
-
-
 def _book_context(account) -> dict:
     figures = account_figures(account)
     quote = figures.quote
     by_engine_id = {p.engine_id: p for p in figures.state.positions.values()}
-    rows = [OptionRow(position=by_engine_id[o.id], quote=o) for o in quote.options]
-    net = []
-    for risk in quote.portfolio.underlyings if quote.portfolio else ():
-        mine = [r for r in rows if r.quote.underlying == risk.underlying]
-        net.append(
-            NetGreeks(
-                underlying=risk.underlying,
-                delta=risk.net_delta,
-                gamma=sum((r.gamma for r in mine), Decimal(0)),
-                vega=sum((r.vega for r in mine), Decimal(0)),
-                theta=sum((r.theta for r in mine), Decimal(0)),
-                scan_risk=risk.scan_risk,
-                min_delta_risk=risk.min_delta_risk,
-                initial_margin=risk.initial_margin,
-            )
-        )
     return {
         "account": account,
         "figures": figures,
-        "option_rows": rows,
-        "net_greeks": net,
+        "option_rows": [OptionRow(position=by_engine_id[o.id], quote=o) for o in quote.options],
+        "net_greeks": account_greeks(quote.options, quote.portfolio),
         "matrices": risk_matrices(quote.portfolio if quote.options else None),
     }
 

@@ -1,7 +1,8 @@
 """The trader's account pages: the list, the dashboard and its live fragments, the explanation
-of a figure, the price-shock what-if and the chart data."""
+of a figure, the price- and vol-shock what-if and the chart data."""
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
@@ -16,9 +17,18 @@ from margin.engine.explain import (
     fill_formula,
     format_number,
 )
+from margin.engine.options import OptionQuote
+from margin.engine.reference import AccountQuote
 from margin.engine.scheme import explain_portfolio_liquidation, explain_requirement
 from margin.engine.states import Thresholds
-from margin.engine.whatif import MAX_SHOCK_PERCENT, Shock, shocked_quote
+from margin.engine.types import AccountInput, OptionInput
+from margin.engine.whatif import (
+    MAX_SHOCK_PERCENT,
+    MAX_VOL_SHOCK_PERCENT,
+    MIN_VOL_SHOCK_PERCENT,
+    Shock,
+    shocked_quote,
+)
 from margin.errors import ApplicationError
 from margin.forms.trader import AccountOpenForm
 from margin.selectors.accounts import account_notices, accounts_of
@@ -77,6 +87,7 @@ def _dashboard_context(account) -> dict:
         "figures": account_figures(account),
         "assets": assets(),
         "shock_range": MAX_SHOCK_PERCENT,
+        "vol_shock_range": (MIN_VOL_SHOCK_PERCENT, MAX_VOL_SHOCK_PERCENT),
     }
 
 
@@ -91,18 +102,10 @@ def account_detail(request, account):
 
 
 @with_account
-def overview_fragment(request, account):
-    return render_page_or_fragment(request, DASHBOARD, "overview", _dashboard_context(account))
-
-
-@with_account
-def positions_fragment(request, account):
-    return render_page_or_fragment(request, DASHBOARD, "positions", _dashboard_context(account))
-
-
-@with_account
-def collateral_fragment(request, account):
-    return render_page_or_fragment(request, DASHBOARD, "collateral", _dashboard_context(account))
+def live_fragment(request, account):
+    """The dashboard's poll: the overview, with the positions and the collateral as htmx
+    out-of-band swaps, all from one read of the account (three polls each read it before)."""
+    return render_page_or_fragment(request, DASHBOARD, "live", _dashboard_context(account))
 
 
 @dataclass(frozen=True)
@@ -135,8 +138,9 @@ def explain_fragment(request, account):
     if key.endswith(".funding"):
         steps, title = _funding_steps(key, figures)
     else:
+        symbols = {p.engine_id: p.instrument for p in figures.state.positions.values()}
         steps = {
-            **explain_account(figures.input, figures.quote),
+            **explain_account(figures.input, figures.quote, position_names=symbols),
             **explain_requirement(figures.requirement, figures.margin_call_ratio),
             **explain_stress(
                 figures.input,
@@ -173,22 +177,64 @@ def _funding_steps(key: str, figures) -> tuple[list | None, str | None]:
 
 
 def _figure_title(key: str, figures) -> str:
-    """`positions.17.liquidation_price` → `BTCUSDT: liquidation price`."""
+    """`positions.17.liquidation_price` → `BTCUSDT: liquidation price`; an option's
+    `positions.18.vega` → `BTC-…-C: vega`; the grid's `grid.BTC.scan_risk` → `BTC: scan
+    risk`."""
     parts = key.split(".")
     name = parts[-1].replace("_", " ")
     if parts[0] == "positions":
-        symbol = next((r.symbol for r in figures.positions if r.input.id == parts[1]), parts[1])
-        return f"{symbol}: {name}"
+        symbols = {p.engine_id: p.instrument for p in figures.state.positions.values()}
+        return f"{symbols.get(parts[1], parts[1])}: {name}"
+    if parts[0] == "grid":
+        return f"{parts[1]} (portfolio grid): {name}"
     return f"Account: {name}"
 
 
-def _shock_from(query) -> Shock:
+def _percent_from(query, name: str, low: int, high: int) -> int:
+    """A whole percent from the query, 0 when unreadable, clamped to [low, high]."""
     try:
-        percent = int(query.get("shock", "0"))
+        percent = int(query.get(name, "0"))
     except ValueError:
         percent = 0
-    percent = max(-MAX_SHOCK_PERCENT, min(MAX_SHOCK_PERCENT, percent))
-    return Shock(percent=percent, asset=query.get("asset") or None)
+    return max(low, min(high, percent))
+
+
+def _shock_from(query) -> Shock:
+    return Shock(
+        percent=_percent_from(query, "shock", -MAX_SHOCK_PERCENT, MAX_SHOCK_PERCENT),
+        asset=query.get("asset") or None,
+        vol_percent=_percent_from(query, "vol", MIN_VOL_SHOCK_PERCENT, MAX_VOL_SHOCK_PERCENT),
+    )
+
+
+@dataclass(frozen=True)
+class ShockedOption:
+    """An option of the account before and after the what-if's shock: its vol, its mark and
+    what the shock makes or loses on it (the change of the engine's uPnL)."""
+
+    symbol: str
+    now: OptionInput
+    after: OptionInput
+    quote_now: OptionQuote
+    quote_after: OptionQuote
+
+    @property
+    def pnl(self) -> Decimal:
+        return self.quote_after.unrealized_pnl - self.quote_now.unrealized_pnl
+
+
+def _shocked_options(figures, moved: AccountInput, shocked: AccountQuote) -> list[ShockedOption]:
+    symbols = {p.engine_id: p.instrument for p in figures.state.positions.values()}
+    return [
+        ShockedOption(symbols[now.id], now, after, quote_now, quote_after)
+        for now, after, quote_now, quote_after in zip(
+            figures.input.options,
+            moved.options,
+            figures.quote.options,
+            shocked.options,
+            strict=True,
+        )
+    ]
 
 
 @with_account
@@ -202,6 +248,7 @@ def whatif_fragment(request, account):
         "figures": figures,
         "shock": shock,
         "shocked": shocked,
+        "shocked_options": _shocked_options(figures, shocked_input, shocked),
         "shocked_verdict": account_verdict(
             shocked, figures.thresholds, {r.input.id: r.symbol for r in figures.positions}
         ),

@@ -32,8 +32,8 @@ CALLERS_OWN = {
     ("POST", "/api/v1/quote/"),
     ("GET", "/api/v1/accounts/"),
 }
-# Market data every signed-in user reads alike (no account in it).
-MARKET_DATA = {("GET", "/api/v1/prices/")}
+# Market data every signed-in user reads alike (no account in it): prices, the options chain.
+MARKET_DATA = {("GET", "/api/v1/prices/"), ("GET", "/api/v1/options/chain/")}
 MISSING_ID = 987_654_321
 
 

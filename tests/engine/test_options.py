@@ -34,6 +34,7 @@ from margin.engine.types import AccountInput, OptionInput
 from tests.engine.strategies import decimals
 from tests.engine.support import OPTIONS_MD_ROW, btc_perp, close, option_request, run_python, usdt
 from tests.engine.test_explain import assert_steps_add_up
+from tests.engine.test_options_vector import option_books
 
 D = Decimal
 ZERO = Decimal(0)
@@ -466,3 +467,64 @@ def test_explain_shows_the_option_mark_and_the_grid_with_its_numbers():
     assert requirement[-1].result == quote.maintenance_margin
     assert "scenario" in requirement[0].figure
     assert steps["account.unrealized_pnl"][0].result == quote.unrealized_pnl
+
+
+def test_explain_takes_an_option_apart_into_black76_and_each_greek():
+    # a 7-day put: every Greek's last step is the quote's own figure, and black76's
+    o = option("P", option_type="put", strike="90000", days="7", side=1, entry="800")
+    account = AccountInput(collateral=(usdt("50000"),), options=(o,))
+    quote = quote_account(account)
+    steps = explain_account(account, quote)
+    assert assert_steps_add_up(steps) > 0
+    expected = black76("put", D(95000), D(90000), D("0.55"), D(7))
+    (row,) = quote.options
+    for name in ("mark_price", "delta", "gamma", "vega", "theta"):
+        last = steps[f"positions.P.{name}"][-1]
+        assert last.result == getattr(row, name)
+        assert last.result == getattr(expected, "value" if name == "mark_price" else name)
+    figures = {step.figure.split(" ")[0]: step.result for step in steps["positions.P.mark_price"]}
+    assert figures["F"] == D(95000) and figures["K"] == D(90000) and figures["σ"] == D("0.55")
+    assert figures["T"] == D(7) / 365 and figures["r"] == 0
+    d1 = figures["d1"]
+    assert figures["N(d1)"] == normal_cdf(d1) and figures["d2"] < d1
+
+
+def test_explain_lists_the_grid_scenarios_the_binding_one_and_the_delta_floor():
+    # a short strangle beside a long perpetual on the same underlying (Paradex's method)
+    call = option("C", strike="105000", quantity="2")
+    put = option("P", option_type="put", strike="85000", quantity="2")
+    perp = btc_perp()
+    account = AccountInput(collateral=(usdt("80000"),), positions=(perp,), options=(call, put))
+    quote = quote_account(account)
+    steps = explain_account(account, quote, position_names={"C": "BTC-C", "P": "BTC-P"})
+    assert assert_steps_add_up(steps) > 0
+    (risk,) = quote.portfolio.underlyings
+    scan = steps["grid.BTC.scan_risk"]
+    assert [step.result for step in scan[:-1]] == list(risk.losses) and len(scan) == 25
+    assert set(scan[0].inputs) == {"BTC-C", "BTC-P", perp.id, "weight"}
+    (binding,) = [step for step in scan if "(binds)" in step.figure]
+    assert binding is scan[risk.worst_scenario] and scan[-1].result == risk.scan_risk
+    floor = steps["grid.BTC.min_delta_risk"]
+    assert floor[-1].result == risk.min_delta_risk
+    assert floor[-1].inputs["net_rate"] == D("0.02") and floor[-1].inputs["hedged_rate"] == D(
+        "0.01"
+    )
+    requirement = steps["account.maintenance_margin"]
+    assert requirement[-2].result == quote.portfolio.initial_margin == risk.initial_margin
+    assert requirement[-1].result == quote.maintenance_margin == risk.initial_margin / 2
+    assert steps["grid.BTC.initial_margin"][-1].result == max(risk.scan_risk, risk.min_delta_risk)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(option_books())
+def test_random_option_books_explain_their_grid_consistently(books):
+    for account in books:
+        quote = quote_account(account)
+        steps = explain_account(account, quote)
+        assert_steps_add_up(steps)
+        for risk in quote.portfolio.underlyings if quote.portfolio else ():
+            scan = steps[f"grid.{risk.underlying}.scan_risk"]
+            assert [step.result for step in scan[:-1]] == list(risk.losses)
+            assert steps[f"grid.{risk.underlying}.min_delta_risk"][-1].result == (
+                risk.min_delta_risk
+            )

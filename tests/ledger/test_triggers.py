@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
-from margin.models import Entry, Journal, JournalKind, LedgerAccount, LedgerAccountKind
+from margin.models import Asset, Entry, Journal, JournalKind, LedgerAccount, LedgerAccountKind
 from margin.services.ledger import Line, journal_post
 from margin.services.reference import reference_data_ensure
 from tests.ledger.support import fund
@@ -118,3 +118,28 @@ def test_one_statement_of_many_journals_is_checked_at_commit_and_leaves_no_queue
             "(SELECT count(*) FROM margin_entry_check)"
         )
         assert cursor.fetchone() == (0, 0)
+
+
+def test_an_entry_in_another_asset_than_its_ledger_account_is_refused(reference):
+    # given a balanced journal whose two lines are in BTC, on USDT house accounts
+    external, fees = _house(LedgerAccountKind.EXTERNAL), _house(LedgerAccountKind.FEES)
+    btc = Asset.objects.get(symbol="BTC")
+    journal = Journal.objects.create(kind=JournalKind.INSURANCE)
+    # when / then the one foreign key on (ledger account, asset) refuses them
+    with pytest.raises(IntegrityError, match="entry_ledger_account_asset"), transaction.atomic():
+        Entry.objects.bulk_create(
+            [
+                Entry(journal=journal, ledger_account=external, asset=btc, amount=Decimal("-1")),
+                Entry(journal=journal, ledger_account=fees, asset=btc, amount=Decimal("1")),
+            ]
+        )
+    # and in the ledger account's own asset the same journal is taken
+    Entry.objects.bulk_create(
+        [
+            Entry(
+                journal=journal, ledger_account=external, asset=external.asset, amount=Decimal("-1")
+            ),
+            Entry(journal=journal, ledger_account=fees, asset=fees.asset, amount=Decimal("1")),
+        ]
+    )
+    assert Entry.objects.filter(journal=journal).count() == 2

@@ -367,7 +367,7 @@ def test_the_account_page_says_why_it_is_not_liquidated(market, later, client):
     run_tick_and_liquidations(later(3))
     client.force_login(account.owner)
     # when
-    page = client.get(reverse("trader:overview", args=[account.pk])).content.decode()
+    page = client.get(reverse("trader:account", args=[account.pk])).content.decode()
     # then
     assert 'data-testid="price-doubts"' in page
     assert "No liquidation on BTC (uncertain: sources disagree" in page

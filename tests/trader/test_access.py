@@ -8,9 +8,7 @@ from margin.models import Journal
 
 ACCOUNT_PAGES = [
     ("trader:account", {}),
-    ("trader:overview", {}),
-    ("trader:positions", {}),
-    ("trader:collateral", {}),
+    ("trader:live", {}),
     ("trader:explain", {"figure": "account.margin_ratio"}),
     ("trader:whatif", {"shock": "-10"}),
     ("trader:charts", {}),

@@ -1,5 +1,6 @@
-"""The live fragments: only the fragment for htmx, the whole page otherwise; a fixed number of
-queries whatever the number of positions; figures equal to the reference engine's."""
+"""The dashboard's live poll: only its fragments for htmx, the whole page otherwise; one request
+refreshes the overview, the positions and the collateral; a fixed number of queries whatever the
+number of positions; figures equal to the reference engine's."""
 
 import re
 from dataclasses import replace
@@ -24,32 +25,46 @@ from margin.templatetags.numbers import money, percent, price
 from tests.revaluation.factories import funded_account
 from tests.trader.factories import account_with_positions, extra_perpetuals
 
-LIVE_FRAGMENTS = ["trader:overview", "trader:positions", "trader:collateral"]
-# The most queries a live fragment may take, whatever the account holds: session, user and its
-# permissions (three), account, the account's state (eight: account, positions, ledger accounts,
-# marks with depth, asset prices with depth, system accounts, and the owner's holdings over all
-# their accounts for the per-owner tiers, two), the parameters in force and their listing (three),
-# snapshot.
-FRAGMENT_QUERIES = 17
-# The positions fragment also reads funding: the perpetuals with their last rate, the premium
-# samples of the current interval, the funding each position has paid.
-FUNDING_QUERIES = 3
+# The most queries the dashboard's poll may take, whatever the account holds: session, user and
+# its permissions (four), account, the account's state (nine: account, positions, ledger
+# accounts, marks with depth, asset prices with depth, system accounts, the terms in force, and
+# the owner's holdings over all their accounts for the per-owner tiers, two), the parameters in
+# force and their listing (two), the snapshot, and for the positions their funding (three: the
+# perpetuals with their last rate, the premium samples of the current interval, the funding each
+# position has paid).
+LIVE_QUERIES = 20
+SECTIONS = ("overview", "positions", "collateral")
 
 
-@pytest.mark.parametrize("name", LIVE_FRAGMENTS)
-def test_htmx_gets_only_the_fragment(htmx, account, name):
+def live_url(account) -> str:
+    return reverse("trader:live", args=[account.pk])
+
+
+def test_htmx_gets_the_three_sections_in_one_answer(htmx, account):
     # when
-    response = htmx.get(reverse(name, args=[account.pk]))
-    # then
-    content = response.content.decode()
-    assert content.lstrip().startswith("<section id=")
+    content = htmx.get(live_url(account)).content.decode()
+    # then: the overview replaces the polling element, the others swap in out of band
+    assert content.lstrip().startswith('<section id="overview"')
     assert "<html" not in content
+    assert '<section id="positions" class="card" hx-swap-oob="true">' in content
+    assert '<section id="collateral" class="card" hx-swap-oob="true">' in content
 
 
-@pytest.mark.parametrize("name", LIVE_FRAGMENTS)
-def test_a_browser_reload_gets_the_whole_page(trader_client, account, name):
+def test_the_page_polls_once_for_its_three_sections(trader_client, account):
     # when
-    response = trader_client.get(reverse(name, args=[account.pk]))
+    content = trader_client.get(reverse("trader:account", args=[account.pk])).content.decode()
+    # then: one element polls, the live URL; the sections it refreshes are not out of band here
+    assert content.count('hx-trigger="every 2s') == 1
+    assert f'hx-get="{live_url(account)}" hx-trigger="every 2s, account-changed from:body"' in (
+        content
+    )
+    assert all(f'<section id="{name}" class="card' in content for name in SECTIONS)
+    assert "hx-swap-oob" not in content
+
+
+def test_a_browser_reload_gets_the_whole_page(trader_client, account):
+    # when
+    response = trader_client.get(live_url(account))
     # then
     assert "<html" in response.content.decode()
 
@@ -60,23 +75,19 @@ def queries_of(client, url) -> int:
     return len(captured)
 
 
-@pytest.mark.parametrize("name", LIVE_FRAGMENTS)
-def test_fragment_queries_do_not_grow_with_positions(
-    htmx, reference, trader, name, django_assert_max_num_queries
+def test_live_queries_do_not_grow_with_positions(
+    htmx, reference, trader, django_assert_max_num_queries
 ):
     # given
     symbols = extra_perpetuals(20)
     one = account_with_positions(trader, symbols[:1], name="One")
     twenty = account_with_positions(trader, symbols, name="Twenty")
-    htmx.get(reverse(name, args=[one.pk]))  # warm the per-version engine terms
+    htmx.get(live_url(one))  # warm the per-version engine terms
     # when
-    budget = FRAGMENT_QUERIES + (FUNDING_QUERIES if name == "trader:positions" else 0)
-    with django_assert_max_num_queries(budget):
-        htmx.get(reverse(name, args=[twenty.pk]))
+    with django_assert_max_num_queries(LIVE_QUERIES):
+        htmx.get(live_url(twenty))
     # then
-    assert queries_of(htmx, reverse(name, args=[one.pk])) == queries_of(
-        htmx, reverse(name, args=[twenty.pk])
-    )
+    assert queries_of(htmx, live_url(one)) == queries_of(htmx, live_url(twenty))
 
 
 def test_the_positions_fragment_shows_every_position(htmx, reference, trader):
@@ -84,7 +95,7 @@ def test_the_positions_fragment_shows_every_position(htmx, reference, trader):
     symbols = extra_perpetuals(20)
     account = account_with_positions(trader, symbols, name="Twenty")
     # when
-    content = htmx.get(reverse("trader:positions", args=[account.pk])).content.decode()
+    content = htmx.get(live_url(account)).content.decode()
     # then
     assert all(f'data-symbol="{symbol}"' in content for symbol in symbols)
 
@@ -93,7 +104,7 @@ def test_overview_shows_the_engines_margin_ratio(htmx, account):
     # given
     quote = quote_account(engine_accounts([account.pk])[account.pk])
     # when
-    content = htmx.get(reverse("trader:overview", args=[account.pk])).content.decode()
+    content = htmx.get(live_url(account)).content.decode()
     # then
     assert percent(quote.margin_ratio) in content
     assert 'data-testid="revalued-at"' in content
@@ -101,7 +112,7 @@ def test_overview_shows_the_engines_margin_ratio(htmx, account):
 
 def test_overview_shows_a_missing_revaluation_as_stale(htmx, account):
     # when
-    content = htmx.get(reverse("trader:overview", args=[account.pk])).content.decode()
+    content = htmx.get(live_url(account)).content.decode()
     # then
     assert "Not revalued yet · stale" in content
 
@@ -110,7 +121,7 @@ def test_overview_shows_the_time_of_a_fresh_revaluation(htmx, account):
     # given
     tick = revaluation_tick_run(now=timezone.now())
     # when
-    content = htmx.get(reverse("trader:overview", args=[account.pk])).content.decode()
+    content = htmx.get(live_url(account)).content.decode()
     # then
     assert f"Revalued {tick.start.tick.started_at:%H:%M:%S} UTC" in content
     assert "stale" not in content
@@ -252,7 +263,7 @@ def test_overview_shows_the_stress_loss_and_the_risk_requirement(htmx, account):
     model = stress_model_now()
     stress = account_stress(engine_accounts([account.pk])[account.pk], model)
     # when
-    content = htmx.get(reverse("trader:overview", args=[account.pk])).content.decode()
+    content = htmx.get(live_url(account)).content.decode()
     # then the figures of now, each a button that opens its explain
     assert stress.worst_loss > 0
     assert re.search(
@@ -309,7 +320,7 @@ def test_positions_show_the_liquidation_price_with_the_btc_collateral_moving_too
         .liquidation_price
     )
     # when
-    content = htmx.get(reverse("trader:positions", args=[account.pk])).content.decode()
+    content = htmx.get(live_url(account)).content.decode()
     # then: the linked price (about 23.8 % below the mark, not 31 %), not the one holding BTC
     mark = account_input.positions[0].mark_price
     assert Decimal("0.22") < (mark - linked) / mark < Decimal("0.26") < (mark - alone) / mark
@@ -326,7 +337,7 @@ def test_a_portfolio_accounts_liquidation_price_meets_the_stress_requirement(
     tiered = quote_account(account_input).positions[0].liquidation_price
     MarginAccount.objects.filter(pk=account.pk).update(margin_scheme="portfolio")
     # when
-    content = htmx.get(reverse("trader:positions", args=[account.pk])).content.decode()
+    content = htmx.get(live_url(account)).content.decode()
     position_id = account_input.positions[0].id
     explain = htmx.get(
         reverse("trader:explain", args=[account.pk]),

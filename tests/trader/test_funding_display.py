@@ -30,7 +30,7 @@ def settled(account, settings):
 def test_the_positions_fragment_shows_next_funding_predicted_rate_and_funding_paid(
     htmx, account, settled
 ):
-    content = htmx.get(reverse("trader:positions", args=[account.pk])).content.decode()
+    content = htmx.get(reverse("trader:live", args=[account.pk])).content.decode()
     btc = Instrument.objects.get(symbol="BTCUSDT")
     upcoming = funding_time_due(btc, now=timezone.now()) + timedelta(seconds=480)
     assert 'data-testid="funding"' in content

@@ -161,3 +161,35 @@ def test_trader_journey(
     assert "Not found" in page.content()
 
     assert csp_violations == []
+
+
+def test_one_poll_refreshes_the_overview_the_positions_and_the_collateral(
+    trader_page, login, live_server, make_user, reference, csp_violations
+):
+    # given: BTC held both as collateral and as a position, the dashboard open
+    page = trader_page
+    trader = make_user(TRADER)
+    account = funded_account(user=trader, usdt="20000", BTC="1", fills=[("BTCUSDT", "buy", "1")])
+    login(trader)
+    page.wait_for_url("**/accounts/")
+    page.goto(f"{live_server.url}/accounts/{account.pk}/")
+    mark = page.locator("#positions tr[data-symbol=BTCUSDT] td").nth(3)
+    btc_price = page.locator("#collateral tr[data-asset=BTC] td").nth(2)
+    before = [margin_ratio(page), mark.inner_text(), btc_price.inner_text()]
+    polled = []
+    page.on("request", lambda request: polled.append(request.url.split("?")[0]))
+    # when: BTC moves and the book is revalued
+    reprice(btc=Decimal("80000"))
+    # then: all three sections show it, and the only request the page made was its one poll
+    page.wait_for_function(
+        """before => [
+            document.querySelector('[data-testid=margin-ratio]').innerText,
+            document.querySelector('#positions tr[data-symbol=BTCUSDT]').cells[3].innerText,
+            document.querySelector('#collateral tr[data-asset=BTC]').cells[2].innerText,
+        ].every((now, n) => now !== before[n])""",
+        arg=before,
+        timeout=10_000,
+    )
+    assert "80,000" in mark.inner_text() and "80,000" in btc_price.inner_text()
+    assert polled and set(polled) == {f"{live_server.url}/accounts/{account.pk}/live/"}
+    assert csp_violations == []

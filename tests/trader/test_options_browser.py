@@ -1,6 +1,7 @@
 """The options journey in real headless Chromium on PostgreSQL: from the chain, buy a call
 and sell a put through the order form's preview; the positions show their Greeks, the net
-Greeks and the risk matrix with its worst scenario; no CSP violation."""
+Greeks and the risk matrix with its worst scenario; the dashboard's what-if moves the options'
+vol and price; no CSP violation."""
 
 from decimal import Decimal
 
@@ -65,4 +66,47 @@ def test_buy_a_call_and_sell_a_put_from_the_chain(
     page.locator("#risk-matrix [data-testid=worst-scenario]").wait_for()
     assert page.locator("#risk-matrix [data-testid=worst-scenario]").count() == 1
     page.screenshot(path=screenshots_dir(default=tmp_path) / "account-options.png", full_page=True)
+    assert csp_violations == []
+
+
+def shock_pnl(page, symbol: str) -> Decimal:
+    """The what-if's P&L of the shock on one option, as the page prints it (+1,234.50 /
+    −1,234.50)."""
+    text = page.locator(
+        f"#whatif-options tr[data-symbol='{symbol}'] [data-testid=option-shock-pnl]"
+    )
+    return Decimal(text.inner_text().replace(",", "").replace("−", "-").replace("+", ""))
+
+
+def test_the_what_if_moves_the_vol_and_the_price_of_the_options(
+    watched_page, login, live_server, make_user, reference, settings, csp_violations
+):
+    options_listed(settings, now=timezone.now())
+    page = watched_page
+    trader = make_user(TRADER)
+    call, put = series("call", 98000, -1).symbol, series("put", 92000, -1).symbol
+    account = funded_account(
+        user=trader, usdt="50000", fills=[(call, "buy", "1"), (put, "sell", "1")]
+    )
+    login(trader)
+    page.wait_for_url("**/accounts/")
+    page.goto(f"{live_server.url}/accounts/{account.pk}/")
+    page.locator("#whatif-options").wait_for()
+
+    # vol up at an unchanged price: the long call gains, the short put loses
+    page.locator("#whatif-vol").fill("50")
+    page.locator("[data-testid=vol-shock]", has_text="+50%").wait_for()
+    assert shock_pnl(page, call) > 0 > shock_pnl(page, put)
+
+    # vol down: the other way round
+    page.locator("#whatif-vol").fill("-40")
+    page.locator("[data-testid=vol-shock]", has_text="-40%").wait_for()
+    assert shock_pnl(page, call) < 0 < shock_pnl(page, put)
+
+    # vols held, the price 10 % up: both gain (a short put is long delta)
+    page.locator("#whatif-vol").fill("0")
+    page.locator("#whatif-shock").fill("10")  # the form sends both: the answer is at vol 0
+    page.locator("[data-testid=shock]", has_text="+10%").wait_for()
+    assert shock_pnl(page, call) > 0 and shock_pnl(page, put) > 0
+    assert page.locator("[data-testid=shocked-ratio]").inner_text()
     assert csp_violations == []

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from margin.engine.explain import format_number
 from margin.models import MarkPrice
 from margin.selectors.accounts import account_state_load
 from margin.selectors.options import option_chain
@@ -96,3 +97,82 @@ def test_the_dashboard_of_an_option_holder_shows_the_grid_binding(holder, trader
     for figure in ("account.requirement", "account.margin_ratio", "account.stress_loss"):
         explain = trader_client.get(f"/accounts/{holder.pk}/explain/", {"figure": figure})
         assert explain.status_code == 200, figure
+
+
+def test_the_explain_of_a_held_option_gives_the_mark_the_page_shows(
+    holder, trader_client, monkeypatch
+):
+    # one instant for both requests: the engine prices the option at the time to expiry left
+    frozen = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: frozen)
+    page = trader_client.get(f"/accounts/{holder.pk}/options/")
+    call = next(row for row in page.context["option_rows"] if row.symbol == btc("call", 98000))
+    key = f"{call.explain_prefix}.mark_price"
+    assert f"figure={key}" in page.content.decode()
+    explain = trader_client.get(f"/accounts/{holder.pk}/explain/", {"figure": key})
+    assert explain.status_code == 200
+    steps = explain.context["steps"]
+    assert steps[-1].figure == "mark (Black-76 call)"
+    assert steps[-1].result == format_number(call.quote.mark_price)
+    assert [step.figure.split(" ")[0] for step in steps[:5]] == ["F", "K", "T", "σ", "r"]
+    assert explain.context["title"] == f"{call.symbol}: mark price"
+    for greek in ("delta", "gamma", "vega", "theta"):
+        shown = trader_client.get(
+            f"/accounts/{holder.pk}/explain/", {"figure": f"{call.explain_prefix}.{greek}"}
+        )
+        assert shown.context["steps"][-1].result == format_number(getattr(call.quote, greek))
+
+
+def test_the_explain_of_the_grid_lists_its_scenarios_and_the_binding_one(
+    holder, trader_client, monkeypatch
+):
+    frozen = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: frozen)
+    page = trader_client.get(f"/accounts/{holder.pk}/options/")
+    (net,) = page.context["net_greeks"]
+    assert 'data-testid="explain-scan-risk"' in page.content.decode()
+    scan = trader_client.get(f"/accounts/{holder.pk}/explain/", {"figure": "grid.BTC.scan_risk"})
+    steps = scan.context["steps"]
+    assert len(steps) == 25 and sum("(binds)" in step.figure for step in steps) == 1
+    assert btc("put", 92000) in steps[0].with_numbers or btc("put", 92000) in steps[0].formula
+    assert scan.context["title"] == "BTC (portfolio grid): scan risk"
+    assert steps[-1].result == format_number(net.risk.scan_risk)
+    requirement = trader_client.get(
+        f"/accounts/{holder.pk}/explain/", {"figure": "account.maintenance_margin"}
+    ).context["steps"]
+    assert requirement[-1].figure == "portfolio MM"
+    assert any(step.figure == "BTC minimum delta risk" for step in requirement)
+    assert (
+        trader_client.get(f"/accounts/{holder.pk}/explain/", {"figure": "grid.XYZ.scan_risk"})
+    ).status_code == 404
+
+
+def test_the_what_if_shocks_the_options_vol_beside_the_price(holder, htmx):
+    url = f"/accounts/{holder.pk}/what-if/"
+    up = htmx.get(url, {"shock": "0", "vol": "50"})
+    assert 'id="whatif-options"' in up.content.decode()
+    assert 'data-testid="vol-shock">+50%' in up.content.decode()
+    rows = {row.symbol: row for row in up.context["shocked_options"]}
+    call, put = rows[btc("call", 98000)], rows[btc("put", 92000)]
+    # vol up at an unchanged price: the long call gains, the short put loses
+    assert call.after.implied_vol > call.now.implied_vol
+    assert call.after.underlying_price == call.now.underlying_price
+    assert call.pnl > 0 > put.pnl
+    shocked, now = up.context["shocked"], up.context["figures"].quote
+    # the options are the pool's only mover: the balance changes by their P&L (28 digits)
+    assert abs(shocked.margin_balance - now.margin_balance - (call.pnl + put.pnl)) < Decimal(
+        "1e-20"
+    )
+    assert shocked.maintenance_margin != now.maintenance_margin  # the grid at the shocked vol
+    down = {row.symbol: row for row in htmx.get(url, {"vol": "-40"}).context["shocked_options"]}
+    assert down[call.symbol].pnl < 0 < down[put.symbol].pnl
+    # a price rise with vols held: the call and the short put both gain
+    rise = {row.symbol: row for row in htmx.get(url, {"shock": "10"}).context["shocked_options"]}
+    assert rise[call.symbol].pnl > 0 and rise[put.symbol].pnl > 0
+
+
+@pytest.mark.parametrize(("asked", "taken"), [("500", 100), ("-90", -50), ("x", 0), ("25", 25)])
+def test_the_what_if_clamps_the_vol_shock(holder, htmx, asked, taken):
+    response = htmx.get(f"/accounts/{holder.pk}/what-if/", {"vol": asked})
+    assert response.status_code == 200
+    assert response.context["shock"].vol_percent == taken

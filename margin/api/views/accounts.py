@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -80,8 +80,49 @@ class PositionList(TraderView, generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
+OPTION_POSITION_EXAMPLE = {
+    "id": 42,
+    "instrument": "BTC-04DEC26-2000-98000-C",
+    "kind": "option",
+    "side": "long",
+    "quantity": "0.500000000000000000",
+    "entry_price": "1450.250000000000000000",
+    "leverage": "1.00",
+    "margin_mode": "cross",
+    "isolated_margin": None,
+    "realized_pnl": "0.000000000000000000",
+    "cumulative_funding": "0.000000000000000000",
+    "funding": None,
+    "option": {
+        "underlying": "BTC",
+        "option_type": "call",
+        "strike": "98000.000000000000000000",
+        "expiry": "2026-12-04T20:00:00Z",
+        "premium": "1450.250000000000000000",
+        "premium_paid": "725.125000000000000000",
+        "forward": "96210.500000000000000000",
+        "implied_vol": "0.540000000000000000",
+        "expiry_days": "6.950000000000000000",
+        "mark": "1391.733291004511286950",
+        "unrealized_pnl": "-29.258354497744356525",
+        "delta": "0.410566702180919866",
+        "gamma": "0.000057384911706120",
+        "vega": "39.475216151917730121",
+        "theta": "-109.247137306373170744",
+        "position_delta": "0.205283351090459933",
+    },
+    "opened_at": "2026-12-04T18:00:00Z",
+    "updated_at": "2026-12-04T18:00:00Z",
+    "display": {"quantity": "0.5", "entry_price": "1,450.25"},
+}
+
+
 class PositionDetail(TraderView):
-    @extend_schema(summary="Your position in one instrument", responses=s.PositionSerializer)
+    @extend_schema(
+        summary="Your position in one instrument",
+        responses=s.PositionSerializer,
+        examples=[OpenApiExample("A long call", value=OPTION_POSITION_EXAMPLE, response_only=True)],
+    )
     def get(self, request, account_id: int, instrument: str):
         position = get_object_or_404(positions_of(self.account()), instrument__symbol=instrument)
         return Response(s.PositionSerializer(position).data)
@@ -112,9 +153,12 @@ class History(TraderView, generics.ListAPIView):
 class AccountExplain(TraderView):
     """Where each figure of the account comes from, at current marks (the quote format).
 
-    Positions are named by their instrument here (`positions.BTCUSDT.maintenance_margin`):
-    the engine's step text takes position ids as format names, and a bare number (the
-    database id) is read there as a positional field.
+    Positions and options are named by their instrument here
+    (`positions.BTCUSDT.maintenance_margin`, `positions.BTC-…-C.mark_price`): the engine's
+    step text takes position ids as format names, and a bare number (the database id) is read
+    there as a positional field. An option's mark and each Greek come with Black-76's inputs;
+    on the portfolio grid `grid.<underlying>.scan_risk` lists the 24 scenarios with each
+    position's P&L, `grid.<underlying>.min_delta_risk` the delta floor.
     """
 
     @extend_schema(
@@ -129,6 +173,9 @@ class AccountExplain(TraderView):
             engine_input,
             positions=tuple(
                 replace(position, id=symbols[position.id]) for position in engine_input.positions
+            ),
+            options=tuple(
+                replace(option, id=symbols[option.id]) for option in engine_input.options
             ),
         )
         quote = quote_account(engine_input)

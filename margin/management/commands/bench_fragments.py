@@ -20,9 +20,7 @@ from margin.models import Entry, MarginAccount, MarginSnapshot, Position
 from margin.services.revaluation import revaluation_tick_run
 
 FRAGMENTS = (
-    ("overview", "trader:overview", {}),
-    ("positions", "trader:positions", {}),
-    ("collateral", "trader:collateral", {}),
+    ("live", "trader:live", {}),
     ("what-if -20%", "trader:whatif", {"shock": "-20"}),
     ("charts.json", "trader:charts", {}),
 )
