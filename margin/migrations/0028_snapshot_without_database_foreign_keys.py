@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("margin", "0026_optdesk_snapshot_scan_risk"),
+        ("margin", "0027_entry_ledger_account_asset"),
     ]
 
     operations = [
