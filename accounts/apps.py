@@ -7,6 +7,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Users and roles"
 
     def ready(self) -> None:
+        from accounts import permissions  # noqa: F401  (connects its signals)
         from accounts.roles import ensure_roles
 
         # Permissions exist only after migrate creates them, so roles are synced then.

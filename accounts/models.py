@@ -5,6 +5,10 @@ from django.db import models
 class User(AbstractUser):
     """The login of a trader or of a member of the risk desk; the role is a group."""
 
+    # Moves whenever what the user may do changes (their groups, their own permissions, a group's
+    # permissions: `accounts.permissions`); their permission set is cached under it.
+    permissions_version = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+
     class Meta:
         permissions = [
             ("trade", "Can hold margin accounts and trade them"),

@@ -25,6 +25,7 @@ from margin.engine.options import (
     linear_value_change,
     normal_cdf,
     normal_pdf,
+    option_quote,
     option_value_change,
     years,
 )
@@ -701,10 +702,37 @@ def _exposure_step(
     return _sum_step(f"exposure to {asset}", terms, exposure)
 
 
+@exact
+def explain_option(option: OptionInput, prefix: str) -> dict[str, list[Step]]:
+    """A series' mark and Greeks per contract (`option_quote`'s), keyed `<prefix>.<figure>`:
+    a row of the chain, held or not."""
+    return _option_price_steps(option, option_quote(option), prefix)
+
+
 def _option_steps(option: OptionInput, row: OptionQuote) -> dict[str, list[Step]]:
+    """A held option's mark and Greeks with their inputs, and its uPnL."""
+    prefix = f"positions.{option.id}"
+    steps = _option_price_steps(option, row, prefix)
+    pnl_step = Step(
+        "uPnL",
+        "{side} × {quantity} × ({mark} − {entry})",
+        {
+            "side": Decimal(option.side),
+            "quantity": option.quantity,
+            "mark": row.mark_price,
+            "entry": option.entry_price,
+        },
+        row.unrealized_pnl,
+    )
+    return steps | {f"{prefix}.unrealized_pnl": [steps[f"{prefix}.mark_price"][-1], pnl_step]}
+
+
+def _option_price_steps(
+    option: OptionInput, row: OptionQuote, prefix: str
+) -> dict[str, list[Step]]:
     """An option's mark by Black-76 with its inputs (F, K, T, σ, rate 0), d1, d2 and their
-    normal probabilities, each Greek per contract, and the uPnL. Every result is the engine's
-    own (`margin.engine.options.black76`, through the quote's row)."""
+    normal probabilities, and each Greek per contract. Every result is the engine's own
+    (`margin.engine.options.black76`, through the quote's row)."""
     forward, strike, vol = option.underlying_price, option.strike, option.implied_vol
     d1, d2 = black76_d1_d2(forward, strike, vol, option.expiry_days)
     time = years(option.expiry_days)
@@ -766,23 +794,10 @@ def _option_steps(option: OptionInput, row: OptionQuote) -> dict[str, list[Step]
         {"F": forward, "n(d1)": density, "σ": vol, "√T": root_t, "days_per_year": DAYS_PER_YEAR},
         row.theta,
     )
-    pnl_step = Step(
-        "uPnL",
-        "{side} × {quantity} × ({mark} − {entry})",
-        {
-            "side": Decimal(option.side),
-            "quantity": option.quantity,
-            "mark": row.mark_price,
-            "entry": option.entry_price,
-        },
-        row.unrealized_pnl,
-    )
     mark_steps = [*market_steps, d1_step, d2_step, *probability_steps, value_step]
     slope = [*market_steps, d1_step, density_step, root_step]
-    prefix = f"positions.{option.id}"
     return {
         f"{prefix}.mark_price": mark_steps,
-        f"{prefix}.unrealized_pnl": [value_step, pnl_step],
         f"{prefix}.delta": [*market_steps, d1_step, delta_step],
         f"{prefix}.gamma": [*slope, gamma_step],
         f"{prefix}.vega": [*slope, vega_step],

@@ -746,8 +746,9 @@ def _starts(sorted_groups: np.ndarray, n_groups: int) -> np.ndarray:
 
 def group_runs(starts: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray | slice, np.ndarray]:
     """The members of `groups` in an array sorted by group, and each one's place in `groups`
-    (a run of consecutive groups, as a whole chunk is, takes one slice)."""
-    if len(groups) and groups[-1] - groups[0] + 1 == len(groups):
+    (a run of consecutive groups in ascending order, as a whole chunk is, takes one slice; the
+    first and last alone do not make a run: 0, 2, 1, 3 spans four groups too)."""
+    if len(groups) and np.all(np.diff(groups) == 1):
         first, last = starts[groups[0]], starts[groups[-1] + 1]
         counts = np.diff(starts[groups[0] : groups[-1] + 2])
         return slice(first, last), np.repeat(np.arange(len(groups)), counts)
@@ -974,6 +975,12 @@ def _newton_from_below(
             break
         value, slope = excess.at(groups[active], scale[active])
         done = (value >= 0) | _same_piece(slope, previous_slope[active])
+        # On the piece that led here the root is this piece's zero. The step that landed was
+        # taken from far away (from past every kink, excess is ~10¹⁵ and off by ~1), so on a
+        # nearly flat piece it can land well short of the root or past it; the value here is
+        # exact to rounding, and one more step along the same line lands on the root.
+        landed = done & (value != 0) & (slope != 0)
+        scale[active[landed]] -= value[landed] / slope[landed]
         result[active[done]] = scale[active[done]]
         going = ~done & (slope * direction[active] > 0)
         active, value, slope = active[going], value[going], slope[going]

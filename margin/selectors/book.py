@@ -36,6 +36,7 @@ from margin.selectors.liquidity import (
     liquidity_terms,
     owner_position_quantities,
     owner_wallet_quantities,
+    shared_owners,
 )
 from margin.selectors.parameters import engine_terms, parameters_in_force
 
@@ -54,6 +55,8 @@ class BookSlice:
     instrument_ids: np.ndarray
     asset_ids: np.ndarray
     parameter_version: int
+    # Whether any account of the slice holds an option (`option_book_of` reads them only then).
+    holds_options: bool
 
 
 def _as_float(field: str) -> Cast:
@@ -105,12 +108,9 @@ def engine_book(
     terms = engine_terms(version)
     liquidity = liquidity_terms(version, volatility)
     accounts = MarginAccount.objects.order_by("pk")
-    # Options are revalued by the portfolio grid, not as linear rows of the book.
-    positions = (
-        Position.objects.exclude(quantity=0)
-        .filter(instrument__kind__in=(Instrument.Kind.PERPETUAL, Instrument.Kind.FUTURE))
-        .order_by("pk")
-    )
+    # Every open position, options too: a shard's positions are one scan of the account index,
+    # and a second scan only to find no option costs as much (0.2 s at 1,000,000 accounts).
+    positions = Position.objects.exclude(quantity=0).order_by("pk")
     ledger = LedgerAccount.objects.exclude(balance=0)
     if account_range is not None:
         first, last = account_range
@@ -155,8 +155,18 @@ def engine_book(
         # An aggregate over a sorted subquery keeps its order in practice, not by contract.
         order = np.argsort(position_columns[0])
         position_columns = [column[order] for column in position_columns]
+    # Options are revalued by the portfolio grid, not as linear rows of the book.
+    linear = np.isin(
+        position_columns[2],
+        list(
+            Instrument.objects.filter(
+                kind__in=(Instrument.Kind.PERPETUAL, Instrument.Kind.FUTURE)
+            ).values_list("pk", flat=True)
+        ),
+    )
+    holds_options = not linear.all()
     position_ids, pos_account, pos_instrument, quantity, entry, leverage, isolated = (
-        position_columns
+        column[linear] for column in position_columns
     )
     isolated_margin = np.zeros(len(position_ids))
     held_by, balances = _columns(
@@ -178,6 +188,7 @@ def engine_book(
         ("int8", "int8", "float8"),
     )
     pos_row, col_row = _rows_of(ids, pos_account), _rows_of(ids, col_account)
+    shared = shared_owners(None if account_range is None and account_ids is None else accounts)
     book = Book(
         n_accounts=len(ids),
         haircut_scale=np.array([float(t.haircut_scale) for t in tiers], dtype=np.float64),
@@ -203,10 +214,10 @@ def engine_book(
         instrument_impact=liquidity.instrument_impact(s for _, s, _ in instruments),
         asset_impact=liquidity.asset_impact(s for _, s, _ in assets),
         pos_owner_quantity=owner_position_quantities(
-            owners[pos_row], pos_instrument, quantity, candidates=accounts.values("owner_id")
+            owners[pos_row], pos_instrument, quantity, shared
         ),
         col_owner_quantity=owner_wallet_quantities(
-            owners[col_row], col_asset, col_quantity, candidates=accounts.values("owner_id")
+            owners[col_row], col_asset, col_quantity, shared
         ),
     )
     return BookSlice(
@@ -218,6 +229,7 @@ def engine_book(
         instrument_ids=instrument_ids,
         asset_ids=asset_ids,
         parameter_version=terms.version_number,
+        holds_options=holds_options,
     )
 
 
@@ -264,7 +276,7 @@ def option_book_of(slice_: BookSlice, *, now) -> tuple[OptionBook, OptionMarket]
     latest marks were (the forward and implied vol kept on the mark), `now` setting each
     series' market days to expiry; None when they hold none. The premium was paid in cash,
     so each position counts at its whole value (entry 0), as in `AccountState.engine_input`."""
-    if not len(slice_.account_ids):
+    if not (len(slice_.account_ids) and slice_.holds_options):
         return None
     held = sql_rows(
         *Position.objects.exclude(quantity=0)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
-from django.db.models import Count, Sum
+from django.db.models import Count, OuterRef, Subquery, Sum
 from django.db.models.functions import Abs
 
 from margin.db import decimal, rows, table
@@ -134,18 +134,31 @@ def liquidity_terms(params: ParameterVersion, estimate: dict | None = None) -> L
     )
 
 
-def _shared_owners(candidates=None):
-    """Owners (among `candidates`, a query of owner ids; default all) with more than one margin
-    account: only their holdings are larger than a row. A shard passes its own accounts' owners,
-    so the count looks at a few thousand accounts by the owner index, not the whole table."""
-    accounts = MarginAccount.objects.all()
-    if candidates is not None:
-        accounts = accounts.filter(owner_id__in=candidates)
-    return (
-        accounts.values("owner_id")
-        .annotate(accounts=Count("id"))
-        .filter(accounts__gt=1)
+def shared_owners(accounts=None) -> list[int]:
+    """Owners of `accounts` (a query of margin accounts; default all) with more than one margin
+    account: only their holdings are larger than a row. For a shard's accounts each owner is
+    counted on the owner index, one probe per account: the planner's hash join over every
+    account instead cost 0.3 s per shard at 1,000,000 accounts."""
+    if accounts is None:
+        return list(
+            MarginAccount.objects.values("owner_id")
+            .annotate(accounts=Count("id"))
+            .filter(accounts__gt=1)
+            .values_list("owner_id", flat=True)
+        )
+    accounts_of_owner = (
+        MarginAccount.objects.filter(owner_id=OuterRef("owner_id"))
+        .order_by()
         .values("owner_id")
+        .annotate(accounts=Count("id"))
+        .values("accounts")
+    )
+    return list(
+        accounts.annotate(owner_accounts=Subquery(accounts_of_owner))
+        .filter(owner_accounts__gt=1)
+        .order_by()
+        .values_list("owner_id", flat=True)
+        .distinct()
     )
 
 
@@ -172,13 +185,16 @@ def owner_position_quantities(
     owner_of_position: np.ndarray,
     instrument_ids: np.ndarray,
     quantities: np.ndarray,
-    candidates=None,
+    shared: list[int],
 ) -> np.ndarray:
     """What each position's owner holds of its instrument over all their accounts, long and
-    short alike (|quantity| summed)."""
+    short alike (|quantity| summed); `shared`: the owners with more than one account
+    (`shared_owners`)."""
+    if not shared:
+        return np.abs(np.asarray(quantities, dtype=np.float64))
     rows = (
         Position.objects.exclude(quantity=0)
-        .filter(margin_account__owner_id__in=_shared_owners(candidates))
+        .filter(margin_account__owner_id__in=shared)
         .values("margin_account__owner_id", "instrument_id")
         .annotate(total=Sum(Abs("quantity")))
         .values_list("margin_account__owner_id", "instrument_id", "total")
@@ -187,21 +203,24 @@ def owner_position_quantities(
 
 
 def owner_wallet_quantities(
-    owner_of_line: np.ndarray, asset_ids: np.ndarray, quantities: np.ndarray, candidates=None
+    owner_of_line: np.ndarray, asset_ids: np.ndarray, quantities: np.ndarray, shared: list[int]
 ) -> np.ndarray:
     """What each wallet's owner holds of its asset over all their cross wallets (holdings only:
-    a debt in one account does not offset a holding in another); 0 for a debt."""
+    a debt in one account does not offset a holding in another); 0 for a debt. `shared`: the
+    owners with more than one account (`shared_owners`)."""
+    held = np.maximum(np.asarray(quantities, dtype=np.float64), 0.0)
+    if not shared:
+        return held
     rows = (
         LedgerAccount.objects.filter(
             kind=LedgerAccountKind.WALLET,
             balance__gt=0,
-            margin_account__owner_id__in=_shared_owners(candidates),
+            margin_account__owner_id__in=shared,
         )
         .values("margin_account__owner_id", "asset_id")
         .annotate(total=Sum("balance"))
         .values_list("margin_account__owner_id", "asset_id", "total")
     )
-    held = np.maximum(np.asarray(quantities, dtype=np.float64), 0.0)
     totals = _owner_totals(rows, owner_of_line, asset_ids, held)
     return np.where(held > 0, totals, 0.0)
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from margin.engine.options import OptionQuote
 from margin.engine.options_vector import black76, black76_value
+from margin.engine.types import LONG, ONE, ZERO, OptionInput
 from margin.market.clock import market_days_between
 from margin.market.demo import CALM
 from margin.market.surface import QUOTE_HALF_SPREAD_VOL, atm_vol, surface_parameters
@@ -169,3 +170,25 @@ def held_options(account: MarginAccount | int) -> dict[str, HeldOption]:
         for position in figures.state.positions.values()
         if position.engine_id in by_engine_id
     }
+
+
+def series_as_marked(symbol: str) -> OptionInput | None:
+    """A live, marked series as its published mark was computed (`services.option_marks`): one
+    long contract at the mark's forward and implied vol, the market days from the mark's time
+    to expiry; None for no such series."""
+    option = next((o for o in live_options().filter(symbol=symbol) if hasattr(o, "mark")), None)
+    if option is None or not option.mark.implied_vol:
+        return None
+    days = max(market_days_between(option.mark.updated_at, option.expiry), float(LEAST_EXPIRY_DAYS))
+    return OptionInput(
+        id=symbol,
+        underlying=option.underlying.symbol,
+        option_type=option.option_type,
+        strike=option.strike,
+        expiry_days=Decimal(days),  # the very float the mark was priced at
+        implied_vol=option.mark.implied_vol,
+        underlying_price=option.mark.index_price,
+        side=LONG,
+        quantity=ONE,
+        entry_price=ZERO,
+    )

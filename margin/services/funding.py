@@ -465,7 +465,6 @@ def _post_in_sql(
         "CREATE TEMP TABLE funding_payer ON COMMIT DROP AS SELECT ledger_id, sum(amount) AS amount "
         "FROM funding_due GROUP BY ledger_id HAVING sum(amount) <> 0"
     )
-    execute("ANALYZE funding_payer")
     positions = rows("SELECT count(*) FROM funding_due")[0][0]
     if positions:
         journal = rows(

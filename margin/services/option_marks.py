@@ -60,7 +60,7 @@ def option_marks(
     """The marks of `options` (instruments with their underlying loaded) at `now`."""
     priced = [o for o in options if o.underlying_id in forwards]
     marks: list[MarkPrice] = []
-    fresh: list[tuple[Instrument, Decimal, float, float]] = []
+    fresh: list[tuple[Instrument, Decimal, float, Decimal]] = []
     for option in priced:
         forward = forwards[option.underlying_id]
         if forward.uncertain_reason:
@@ -71,13 +71,16 @@ def option_marks(
                 marks.append(held)
             continue
         days = expiry_days(option.expiry, now)
-        vol = implied_vol(
+        # Priced at the vol it publishes: the mark follows from the published forward, vol
+        # and time to expiry, as the explain of a chain row recomputes it.
+        surface_vol = implied_vol(
             option.underlying.symbol,
             regime_of.get(option.underlying_id, "calm"),
             forward=float(forward.price),
             strike=float(option.strike),
             expiry_days=days,
         )
+        vol = Decimal(f"{surface_vol:.10f}").quantize(VOL_QUANTUM)
         fresh.append((option, forward.price, days, vol))
     if not fresh:
         return marks
@@ -85,7 +88,7 @@ def option_marks(
         np.array([o.option_type == Instrument.OptionType.CALL for o, _, _, _ in fresh]),
         np.array([float(f) for _, f, _, _ in fresh]),
         np.array([float(o.strike) for o, _, _, _ in fresh]),
-        np.array([v for _, _, _, v in fresh]),
+        np.array([float(v) for _, _, _, v in fresh]),
         np.array([d for _, _, d, _ in fresh]),
     )
     for (option, forward, _, vol), value in zip(fresh, values.tolist(), strict=True):
@@ -97,7 +100,7 @@ def option_marks(
                 instrument=option,
                 mark_price=premium,
                 index_price=forward,
-                implied_vol=Decimal(f"{vol:.10f}").quantize(VOL_QUANTUM),
+                implied_vol=vol,
                 updated_at=now,
                 binding=MarkPrice.Binding.BLACK76,
                 uncertain_reason="",

@@ -13,6 +13,7 @@ from margin.engine.explain import (
     Step,
     explain_account,
     explain_funding,
+    explain_option,
     explain_stress,
     fill_formula,
     format_number,
@@ -34,6 +35,7 @@ from margin.forms.trader import AccountOpenForm
 from margin.selectors.accounts import account_notices, accounts_of
 from margin.selectors.figures import figures_now_of
 from margin.selectors.market import assets, chart_series
+from margin.selectors.options import series_as_marked
 from margin.selectors.parameters import parameters_in_force
 from margin.services.ledger import margin_account_open
 from margin.views.rendering import render_page_or_fragment, render_partial
@@ -137,6 +139,8 @@ def explain_fragment(request, account):
     title = None
     if key.endswith(".funding"):
         steps, title = _funding_steps(key, figures)
+    elif key.startswith("series."):
+        steps, title = _series_steps(key)
     else:
         symbols = {p.engine_id: p.instrument for p in figures.state.positions.values()}
         steps = {
@@ -174,6 +178,17 @@ def _funding_steps(key: str, figures) -> tuple[list | None, str | None]:
         return None, None
     title = f"{row.symbol}: next funding at {outlook.next_funding_time:%Y-%m-%d %H:%M:%S} UTC"
     return explain_funding(row.input, outlook.predicted), title
+
+
+def _series_steps(key: str) -> tuple[list | None, str | None]:
+    """A chain row's mark or Greek (`series.<symbol>.<figure>`) as its published mark was
+    computed, and its title."""
+    symbol, _, figure = key.removeprefix("series.").rpartition(".")
+    option = series_as_marked(symbol)
+    if option is None:
+        return None, None
+    title = f"{symbol}: {figure.replace('_', ' ')} (the chain's, as marked)"
+    return explain_option(option, f"series.{symbol}").get(key), title
 
 
 def _figure_title(key: str, figures) -> str:

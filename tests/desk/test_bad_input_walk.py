@@ -302,6 +302,8 @@ def test_reads_with_far_dates_and_bad_filters_answer_4xx(world, officer, client)
         (trader_api, f"{history}?since=0001-01-01T00:00:00Z"),
         (trader_api, f"/api/v1/accounts/{account.pk}/positions/%00/"),
         (trader_api, f"/api/v1/accounts/{account.pk}/positions/?instrument=%07"),
+        (trader_api, "/api/v1/options/chain/?underlying=%00"),
+        (trader_api, "/api/v1/options/chain/?expiry=0001-01-01T00:00:00%2B14:00"),
     ]
     page_client = SecondFactorClient(raise_request_exception=False)
     page_client.force_login(account.owner)
@@ -309,6 +311,11 @@ def test_reads_with_far_dates_and_bad_filters_answer_4xx(world, officer, client)
         (page_client, f"{reverse('trader:history', args=[account.pk])}?until=9999-12-31"),
         (page_client, f"{reverse('trader:history', args=[account.pk])}?since=0001-01-01"),
         (page_client, f"{reverse('trader:account', args=[account.pk])}%00/"),
+        (
+            page_client,
+            f"{reverse('trader:explain', args=[account.pk])}?figure=series.%00.mark_price",
+        ),
+        (page_client, f"{reverse('trader:explain', args=[account.pk])}?figure=series.nope.delta"),
     ]
     desk_client = SecondFactorClient(raise_request_exception=False)
     desk_client.force_login(officer)

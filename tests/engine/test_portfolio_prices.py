@@ -98,3 +98,25 @@ def test_the_stress_term_moves_the_tick_price_off_the_tiered_one():
     ).price
     assert portfolio[0] > tiered + 1000
     assert abs(portfolio[0] - float(reference)) <= TOLERANCE * 60_000
+
+
+def test_pairs_solved_out_of_their_order_keep_their_own_members():
+    # given: four portfolio accounts long BTC at 60,000, their tiered prices 10 %, 25 %, 20 %
+    # and 67 % below the mark, so the pairs are bisected narrowest first, in the order 0, 2, 1,
+    # 3: from the first to the last as many pairs as there are, yet not one consecutive run
+    accounts = [
+        AccountInput(collateral=(usdt(collateral),), positions=(btc_perp(quantity=quantity),))
+        for collateral, quantity in (("6000", "1"), ("30000", "2"), ("12000", "1"), ("40000", "1"))
+    ]
+    book, marks, prices = book_from_accounts(accounts)
+    model = StressModel.build(book.asset_names, np.full(book.n_assets, 0.03), k=3.0)
+    revaluation = revalue(book, marks, prices)
+    # when
+    prices_found = portfolio_liquidation_prices(
+        book, marks, prices, revaluation, model, np.ones(4, dtype=bool)
+    )
+    # then: each account's price is its own, as the reference finds it one account at a time
+    for row, account in enumerate(accounts):
+        tiered = Decimal(repr(float(revaluation.liquidation_price[row])))
+        expected = portfolio_liquidation_price(account, model, account.positions[0], tiered).price
+        assert abs(prices_found[row] - float(expected)) <= TOLERANCE * 60_000, row

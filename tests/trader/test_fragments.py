@@ -25,14 +25,14 @@ from margin.templatetags.numbers import money, percent, price
 from tests.revaluation.factories import funded_account
 from tests.trader.factories import account_with_positions, extra_perpetuals
 
-# The most queries the dashboard's poll may take, whatever the account holds: session, user and
-# its permissions (four), account, the account's state (nine: account, positions, ledger
-# accounts, marks with depth, asset prices with depth, system accounts, the terms in force, and
-# the owner's holdings over all their accounts for the per-owner tiers, two), the parameters in
-# force and their listing (two), the snapshot, and for the positions their funding (three: the
-# perpetuals with their last rate, the premium samples of the current interval, the funding each
-# position has paid).
-LIVE_QUERIES = 20
+# The most queries the dashboard's poll may take, whatever the account holds: session and user
+# (two; their permissions are cached from the first request on: accounts.permissions), account,
+# the account's state (nine: account, positions, ledger accounts, marks with depth, asset prices
+# with depth, system accounts, the terms in force, and the owner's holdings over all their
+# accounts for the per-owner tiers, two), the parameters in force and their listing (two), the
+# snapshot, and for the positions their funding (three: the perpetuals with their last rate, the
+# premium samples of the current interval, the funding each position has paid).
+LIVE_QUERIES = 18
 SECTIONS = ("overview", "positions", "collateral")
 
 
@@ -82,7 +82,7 @@ def test_live_queries_do_not_grow_with_positions(
     symbols = extra_perpetuals(20)
     one = account_with_positions(trader, symbols[:1], name="One")
     twenty = account_with_positions(trader, symbols, name="Twenty")
-    htmx.get(live_url(one))  # warm the per-version engine terms
+    htmx.get(live_url(one))  # warm the engine terms (per version) and the permissions
     # when
     with django_assert_max_num_queries(LIVE_QUERIES):
         htmx.get(live_url(twenty))

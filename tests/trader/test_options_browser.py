@@ -66,6 +66,19 @@ def test_buy_a_call_and_sell_a_put_from_the_chain(
     page.locator("#risk-matrix [data-testid=worst-scenario]").wait_for()
     assert page.locator("#risk-matrix [data-testid=worst-scenario]").count() == 1
     page.screenshot(path=screenshots_dir(default=tmp_path) / "account-options.png", full_page=True)
+
+    # a position's mark and the grid's scan risk open their explain in the drawer
+    call_row.locator("[data-testid=explain-mark]").click()
+    steps = page.locator("#drawer [data-testid=explain-steps]")
+    steps.locator("text=mark (Black-76 call)").wait_for()
+    assert "N(d1)" in steps.inner_text()
+    page.keyboard.press("Escape")  # the drawer covers the page until closed
+    page.click("#net-greeks [data-testid=explain-scan-risk]")
+    steps.locator("text=BTC scenario 24").wait_for()
+    assert steps.locator("li", has_text="(binds)").count() == 1
+    page.keyboard.press("Escape")
+    page.click(f"#option-chain [data-testid=explain-{put}]")
+    page.locator("#drawer", has_text="the chain's, as marked").wait_for()
     assert csp_violations == []
 
 

@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from margin.engine.explain import format_number
+from margin.engine.explain import explain_option, format_number
 from margin.models import MarkPrice
 from margin.selectors.accounts import account_state_load
-from margin.selectors.options import option_chain
+from margin.selectors.options import option_chain, series_as_marked
 from margin.views.risk_matrix import risk_matrices
 from tests.options_support import options_listed, series
 from tests.revaluation.factories import funded_account
@@ -176,3 +176,29 @@ def test_the_what_if_clamps_the_vol_shock(holder, htmx, asked, taken):
     response = htmx.get(f"/accounts/{holder.pk}/what-if/", {"vol": asked})
     assert response.status_code == 200
     assert response.context["shock"].vol_percent == taken
+
+
+def test_the_explain_of_a_chain_row_gives_the_published_mark(holder, trader_client):
+    page = trader_client.get(f"/accounts/{holder.pk}/options/")
+    quotes = [q for term in page.context["chain"] for row in term.rows for q in (row.call, row.put)]
+    assert len(quotes) == 84
+    # every series: Black-76 at the published forward, vol and the mark's time to expiry gives
+    # the published mark (`services.option_marks` rounds it to 0.000001)
+    for quote in quotes:
+        steps = explain_option(series_as_marked(quote.symbol), "series")
+        assert abs(steps["series.mark_price"][-1].result - quote.mark) <= Decimal("0.0000005")
+    call = next(q for q in quotes if q.symbol == btc("call", 98000))
+    key = f"series.{call.symbol}.mark_price"
+    assert f"figure={key}" in page.content.decode()
+    shown = trader_client.get(f"/accounts/{holder.pk}/explain/", {"figure": key})
+    assert shown.context["title"] == f"{call.symbol}: mark price (the chain's, as marked)"
+    result = Decimal(shown.context["steps"][-1].result.replace(",", ""))
+    assert abs(result - call.mark) <= Decimal("0.000001")
+    gamma = trader_client.get(
+        f"/accounts/{holder.pk}/explain/", {"figure": f"series.{call.symbol}.gamma"}
+    )
+    assert gamma.context["steps"][-1].figure == "gamma (per contract)"
+    missing = trader_client.get(
+        f"/accounts/{holder.pk}/explain/", {"figure": "series.BTC-NOPE-1-C.mark_price"}
+    )
+    assert missing.status_code == 404
