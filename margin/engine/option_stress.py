@@ -24,6 +24,8 @@ from margin.engine.options_vector import (
     OptionBook,
     OptionMarket,
     PortfolioGrid,
+    black76,
+    black76_value,
     portfolio_accounts,
     portfolio_grid,
     vol_shock_scale,
@@ -126,3 +128,40 @@ def option_sold_by_asset(
         weights=option_dollar_delta(grid, held, market)[sold],
         minlength=n_assets,
     ).astype(float)[:n_assets]
+
+
+def option_scenario_losses(held: HeldOptions, book: Book, price_shocks: np.ndarray) -> np.ndarray:
+    """Accounts × scenarios: what each account's options lose under each scenario (its USD
+    moves over the book's assets, `price_shocks` S × assets), revalued in full with Black-76
+    at the shocked forward and the scenario's vol shock (`scenario_vol_shocks`), time held:
+    the traders' own stress margin (`margin.engine.stress`)."""
+    series, positions = held.options.series, held.options.positions
+    now = black76_value(
+        series.is_call, held.market.forwards, series.strike, held.market.vols, series.expiry_days
+    )
+    losses = np.zeros((book.n_accounts, len(price_shocks)))
+    for s, moves in enumerate(price_shocks):
+        shocked = held.shocked(moves, scenario_vol_shocks(moves), book)
+        value = black76_value(
+            series.is_call, shocked.forwards, series.strike, shocked.vols, series.expiry_days
+        )
+        change = positions.side * positions.quantity * (value - now)[positions.series]
+        losses[:, s] = -np.bincount(positions.account, weights=change, minlength=book.n_accounts)
+    return losses
+
+
+def option_delta_exposures(held: HeldOptions, book: Book) -> np.ndarray:
+    """Accounts × assets: each account's options at their delta, side × quantity × delta × F
+    on their underlying (option-only underlyings, past the book's assets, left out)."""
+    series, positions = held.options.series, held.options.positions
+    delta = black76(
+        series.is_call, held.market.forwards, series.strike, held.market.vols, series.expiry_days
+    ).delta
+    dollars = positions.side * positions.quantity * (delta * held.market.forwards)[positions.series]
+    underlying = series.underlying[positions.series]
+    on_book = underlying < book.n_assets
+    cells = positions.account[on_book] * book.n_assets + underlying[on_book]
+    exposure = np.bincount(
+        cells, weights=dollars[on_book], minlength=book.n_accounts * book.n_assets
+    )
+    return exposure.reshape(book.n_accounts, book.n_assets)

@@ -35,6 +35,14 @@ Scenarios are linear in the exposures: a position moves with its underlying asse
 (side × quantity × mark × shock), a holding with its own (collateral value × shock, the tier
 split held as it is today). Isolated positions stay out: their loss is bounded by the isolated
 margin they already carry.
+
+Options are not linear: under each named move an account's options are revalued in full with
+Black-76 at the shocked forward and a vol shock (`margin.engine.option_stress`: a fall, or a
+rise of 16 % or more, lifts implied vol by the grid's +40 % scaled by time to expiry, a smaller
+rise lowers it by 22 %; Deribit's portfolio margin shocks price and vol together), so a short
+put loses its whole convex loss, not delta × move. The closed form, a bound for a linear book,
+takes them at their delta (side × quantity × Black-76 delta × forward). An option on an
+underlying the model does not know holds still.
 """
 
 import math
@@ -46,6 +54,13 @@ from functools import cached_property, partial
 import numpy as np
 
 from margin.engine.errors import EngineInputError
+from margin.engine.option_stress import (
+    LARGE_RISE,
+    HeldOptions,
+    option_delta_exposures,
+    option_scenario_losses,
+)
+from margin.engine.options import VOL_DOWN, VOL_UP, Scenario, option_quote, option_value_change
 from margin.engine.parallel import run_tasks
 from margin.engine.precision import exact
 from margin.engine.reference import AccountQuote, collateral_line_value, quote_account
@@ -302,17 +317,23 @@ def _stress_of_blocks(
     negated_shocks: np.ndarray,
     accounts: range,
     out: _Outputs,
+    options: "_OptionTerms | None" = None,
 ) -> None:
     """Covariance loss, worst named loss and its scenario for a range of accounts, one block
     (`accounts.step`) at a time; `negated_shocks` is −price_shocksᵀ, so that a product is a
-    loss. Small blocks keep every product on the calling thread (see SERIAL_PRODUCT_WORK)."""
+    loss; `options` adds the options' delta to the closed form and their revalued loss to each
+    named move. Small blocks keep every product on the calling thread (see
+    SERIAL_PRODUCT_WORK)."""
     for start in accounts:
         rows = slice(start, min(start + accounts.step, accounts.stop))
         block = exposures[rows]
-        out.covariance_loss[rows] = _covariance_losses(block, *covariance_terms)
+        closed_form = block if options is None else block + options.delta_exposures[rows]
+        out.covariance_loss[rows] = _covariance_losses(closed_form, *covariance_terms)
         if not negated_shocks.shape[1]:
             continue  # a book without assets has no named moves
         losses = block @ negated_shocks
+        if options is not None:
+            losses += options.scenario_losses[rows]
         worst = losses.argmax(axis=1)
         out.named_scenario[rows] = worst
         # Row r's worst loss sits at r × S + worst[r] of the flattened block.
@@ -328,8 +349,20 @@ def in_settlement_coin(price_shocks: np.ndarray, settlement: int) -> np.ndarray:
     return (1.0 + price_shocks) / (1.0 + price_shocks[:, [settlement]]) - 1.0
 
 
+@dataclass(frozen=True)
+class _OptionTerms:
+    """Accounts × assets: the options at their delta; accounts × scenarios: their loss."""
+
+    delta_exposures: np.ndarray
+    scenario_losses: np.ndarray
+
+
 def _stress_losses(
-    exposures: np.ndarray, model: StressModel, workers: int | None, settlement: int = -1
+    exposures: np.ndarray,
+    model: StressModel,
+    workers: int | None,
+    settlement: int = -1,
+    options: _OptionTerms | None = None,
 ) -> _Outputs:
     n_accounts, n_assets = exposures.shape
     scenarios = model.scenarios
@@ -353,6 +386,7 @@ def _stress_losses(
                 negated_shocks,
                 range(start, min(start + per_task, n_accounts), block),
                 out,
+                options,
             )
             for start in range(0, n_accounts, per_task)
         ],
@@ -369,18 +403,25 @@ def stress_margin(
     *,
     revaluation: Revaluation | None = None,
     workers: int | None = None,
+    held: HeldOptions | None = None,
 ) -> StressResult:
     """Worst loss (closed form beside the named single-asset moves) and risk requirement =
     max(tiered MM, worst loss) of every account; `model` in the book's asset order. Pass the
-    revaluation at these prices when you have it; it is computed otherwise. The accounts ×
-    scenarios losses are formed block by block (bounded memory), on `workers` threads
-    (default: one per core)."""
+    revaluation at these prices when you have it; it is computed otherwise; `held`, the book's
+    options, revalued in full under each named move. The accounts × scenarios losses are
+    formed block by block (bounded memory), on `workers` threads (default: one per core)."""
     if model.asset_names != book.asset_names:
         raise EngineInputError("model.asset_names", "must be the book's assets, in its order")
     if revaluation is None:
         revaluation = revalue(book, marks, asset_prices, workers=workers, liquidation_prices=False)
     exposures = account_exposures(book, revaluation)
-    losses = _stress_losses(exposures, model, workers, book.settlement_asset)
+    options = None
+    if held is not None and len(held.options.positions):
+        options = _OptionTerms(
+            delta_exposures=option_delta_exposures(held, book),
+            scenario_losses=option_scenario_losses(held, book, model.scenarios.price_shocks),
+        )
+    losses = _stress_losses(exposures, model, workers, book.settlement_asset, options)
     covariance = losses.covariance_loss
     named_binds = losses.named_loss > covariance
     worst_loss = np.where(named_binds, losses.named_loss, covariance)
@@ -495,6 +536,15 @@ def covariance_loss(exposures: Mapping[str, Decimal], model: StressModel) -> Dec
     return reach * (max(quadratic, ZERO).sqrt() + apart)
 
 
+def scenario_vol_shock(move: Decimal) -> Decimal:
+    """The vol shock an option takes from its underlying's USD move, as
+    `option_stress.scenario_vol_shocks` gives it: none unmoved, +40 % on a fall or a rise of
+    16 % or more, −22 % on a smaller rise."""
+    if move == 0:
+        return ZERO
+    return VOL_UP if move < 0 or move >= Decimal(LARGE_RISE) else VOL_DOWN
+
+
 @exact
 def account_stress(
     account: AccountInput,
@@ -510,13 +560,27 @@ def account_stress(
     quote = quote_account(account) if quote is None else quote
     shocks = decimal_shocks(model.scenarios) if shocks is None else shocks
     exposures = asset_exposures(account, quote)
-    closed_form = covariance_loss(exposures, model)
-    losses = tuple(
-        scenario_loss(
-            exposures, shocks_in_settlement_coin(moves, account.settlement_asset, list(exposures))
-        )
-        for moves in shocks
-    )
+    options = [o for o in account.options if o.underlying in model.asset_names]
+    values = {o.id: option_quote(o) for o in options}
+    closed_form_exposures = dict(exposures)
+    for o in options:
+        delta = values[o.id].position_delta * o.underlying_price
+        closed_form_exposures[o.underlying] = closed_form_exposures.get(o.underlying, ZERO) + delta
+    closed_form = covariance_loss(closed_form_exposures, model)
+    assets = sorted(set(exposures) | {o.underlying for o in options})
+    losses = []
+    for moves in shocks:
+        coin_moves = shocks_in_settlement_coin(moves, account.settlement_asset, assets)
+        loss = scenario_loss(exposures, coin_moves)
+        for o in options:
+            scenario = Scenario(
+                spot_shock=coin_moves.get(o.underlying, moves.get(o.underlying, ZERO)),
+                vol_shock=scenario_vol_shock(moves.get(o.underlying, ZERO)),
+                weight=ONE,
+            )
+            loss -= option_value_change(o, scenario, values[o.id].mark_price)
+        losses.append(loss)
+    losses = tuple(losses)
     worst_loss, worst_scenario = ZERO, None
     if closed_form > worst_loss:
         worst_loss, worst_scenario = closed_form, COVARIANCE_LOSS

@@ -27,6 +27,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from margin.engine.grid_summary import AccountScanRisk, account_scan_risk
+from margin.engine.option_stress import HeldOptions
 from margin.engine.options_vector import PortfolioGrid, portfolio_grid
 from margin.engine.portfolio_prices import portfolio_liquidation_prices
 from margin.engine.scheme import PORTFOLIO, scheme_figures
@@ -226,14 +227,14 @@ def _aligned(names: tuple[str, ...], frozen: dict[str, str], fallback: np.ndarra
     )
 
 
-def _stress(book, marks, asset_prices, revaluation, tick, portfolio, grid=None) -> tuple:
+def _stress(book, marks, asset_prices, revaluation, tick, portfolio, grid=None, held=None) -> tuple:
     """Every account's worst loss under the tick's stress model (floors where there is no
-    history: never zero), its figures under its margin scheme (the options grid's for the
-    accounts holding options, `grid`), and every position's liquidation price under it (for a
-    portfolio account where the balance meets max(tiered MM, stress loss), as its trader page
-    and explain show)."""
+    history: never zero; its options, `held`, revalued in full under each move), its figures
+    under its margin scheme (the options grid's for the accounts holding options, `grid`), and
+    every position's liquidation price under it (for a portfolio account where the balance
+    meets max(tiered MM, stress loss), as its trader page and explain show)."""
     model = tick_stress_model(tick, book.asset_names)
-    stress = stress_margin(book, marks, asset_prices, model, revaluation=revaluation)
+    stress = stress_margin(book, marks, asset_prices, model, revaluation=revaluation, held=held)
     figures = scheme_figures(
         revaluation,
         stress.worst_loss,
@@ -247,13 +248,16 @@ def _stress(book, marks, asset_prices, revaluation, tick, portfolio, grid=None) 
     return stress.worst_loss, figures, liquidation
 
 
-def _options_grid(slice_, marks, tick) -> PortfolioGrid | None:
-    """The portfolio grid of the shard's accounts holding options, or None."""
-    held = option_book_of(slice_, now=tick.started_at)
-    if held is None:
-        return None
-    options, market = held
-    return portfolio_grid(options, marks, market.forwards, market.vols)
+def _options_grid(slice_, marks, tick) -> tuple[PortfolioGrid | None, HeldOptions | None]:
+    """The portfolio grid of the shard's accounts holding options and those options, or
+    None, None."""
+    found = option_book_of(slice_, now=tick.started_at)
+    if found is None:
+        return None, None
+    options, market = found
+    return portfolio_grid(options, marks, market.forwards, market.vols), HeldOptions(
+        options, market
+    )
 
 
 def _nullable(values: np.ndarray) -> list:
@@ -502,9 +506,9 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     marks = _aligned(book.instrument_names, tick.marks, slice_.marks)
     asset_prices = _aligned(book.asset_names, tick.asset_prices, slice_.asset_prices)
     revaluation = revalue(book, marks, asset_prices)
-    grid = _options_grid(slice_, marks, tick)
+    grid, held = _options_grid(slice_, marks, tick)
     stress, figures, liquidation = _stress(
-        book, marks, asset_prices, revaluation, tick, portfolio, grid
+        book, marks, asset_prices, revaluation, tick, portfolio, grid, held
     )
     if grid is not None:
         # From here on the pool's uPnL and margin balance count the options at their value.

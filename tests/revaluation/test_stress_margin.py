@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from margin.engine.reference import quote_account
 from margin.engine.scheme import portfolio_liquidation_price
+from margin.engine.stress import account_stress
 from margin.errors import ApplicationError
 from margin.models import (
     AccountState,
@@ -35,6 +36,7 @@ from margin.selectors.volatility import (
 from margin.services.collateral import collateral_max_withdrawal, collateral_withdraw
 from margin.services.liquidation import liquidation_run
 from margin.services.revaluation import revaluation_tick_run
+from tests.options_support import series
 from tests.revaluation.factories import funded_account, market_prices
 
 pytestmark = pytest.mark.django_db
@@ -246,3 +248,20 @@ def test_the_tick_stores_a_portfolio_accounts_liquidation_price_under_its_scheme
     ).price
     assert stored > tiered + 5000
     assert stored == pytest.approx(float(expected), rel=1e-8)
+
+
+def test_the_tick_stresses_options_in_full_with_the_vol_shock(options_market, later):
+    """A short put beside USDT alone: before, the linear stress saw no exposure (the pool's
+    USDT does not move) and charged 0; now the tick revalues the put under each named move
+    with its vol shock, as the Decimal reference does (the trader's page and the portfolio
+    scheme read the same)."""
+    put = series("put", 94000, 1)
+    account = funded_account(usdt="30000", fills=[(put.symbol, "sell", "1")])
+    run = revaluation_tick_run(now=later(1))
+    snapshot = latest_snapshot(account)
+    engine_input = engine_accounts([account.pk])[account.pk]
+    names = tuple(Asset.objects.order_by("pk").values_list("symbol", flat=True))
+    reference = account_stress(engine_input, tick_stress_model(run.start.tick, names))
+    assert reference.worst_loss > 0 and reference.worst_scenario is not None
+    # (the page reads the days to expiry a moment after the tick did: the put's value moves)
+    assert float(snapshot.stress_margin) == pytest.approx(float(reference.worst_loss), rel=1e-3)
