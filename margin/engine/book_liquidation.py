@@ -192,10 +192,13 @@ class _Book:
             leg = replace(perpetual, side=side, quantity=quantity, entry_price=price)
             return replace(account, positions=(*account.positions, leg))
         size = held.quantity + quantity
+        # What the owner holds over all their accounts grows with the leg (it picks the bracket).
+        owner_quantity = None if held.owner_quantity is None else held.owner_quantity + quantity
         leg = replace(
             held,
             quantity=size,
             entry_price=(held.quantity * held.entry_price + quantity * price) / size,
+            owner_quantity=owner_quantity,
         )
         return replace(
             account, positions=tuple(leg if p.id == held.id else p for p in account.positions)

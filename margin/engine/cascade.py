@@ -62,8 +62,8 @@ def without_positions(book: Book, closed: np.ndarray) -> Book:
     kept = ~closed
     taken = {name: getattr(book, name)[kept] for name in POSITION_FIELDS}
     if book.pos_owner_quantity is not None:
-        # What the owners held before the round: the add-on of what is left stays at least as
-        # large as the market saw it, never smaller.
+        # What the owners held before the round: the add-on and the owner's bracket of what is
+        # left stay at least as large as the market saw them, never smaller.
         taken["pos_owner_quantity"] = book.pos_owner_quantity[kept]
     return replace(book, **taken)
 

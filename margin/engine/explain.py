@@ -41,6 +41,7 @@ from margin.engine.reference import (
     linked_move,
     linked_scale_root,
     liquidity_keep,
+    position_owner_quantity,
     quote_account,
 )
 from margin.engine.stress import (
@@ -217,16 +218,10 @@ def _liquidity_haircut_steps(name: str, line: CollateralLine, haircut: Decimal) 
 def _liquidity_addon_steps(position: PositionInput, row: PositionQuote) -> list[Step]:
     """The position's share of the square-root cost of closing what its owner holds."""
     market = position.liquidity
-    owner_quantity = position.owner_quantity or position.quantity
-    owner_notional = owner_quantity * position.mark_price
+    owner_notional = row.owner_notional
     root = (owner_notional / market.depth).sqrt()
     return [
-        Step(
-            "owner notional",
-            "{owner_quantity} × {mark_price}",
-            {"owner_quantity": owner_quantity, "mark_price": position.mark_price},
-            owner_notional,
-        ),
+        _owner_notional_step(position, row),
         Step(
             "depth ratio root",
             "square root of {owner_notional} ÷ {depth} (USD over the close-out horizon)",
@@ -306,20 +301,60 @@ def _account_steps(account: AccountInput, quote: AccountQuote) -> dict[str, list
     }
 
 
+def _owner_notional_step(position: PositionInput, row: PositionQuote) -> Step:
+    owner_quantity = position_owner_quantity(position)
+    return Step(
+        "owner notional",
+        "{owner_quantity} × {mark_price} (the owner's, over all their accounts)",
+        {"owner_quantity": owner_quantity, "mark_price": position.mark_price},
+        row.owner_notional,
+    )
+
+
+def _held_elsewhere(position: PositionInput) -> bool:
+    """The owner holds the instrument in other accounts too: the bracket is the owner's."""
+    return position_owner_quantity(position) != position.quantity
+
+
 def _bracket_steps(position: PositionInput, row: PositionQuote) -> list[Step]:
+    """The bracket of the owner's notional (the position's own when the owner holds the
+    instrument nowhere else), its cum, and the position's share of the owner's holding."""
     brackets = position.brackets.brackets
     current = brackets[row.bracket - 1]
     upper = (
         f" < {format_number(brackets[row.bracket].floor)}" if row.bracket < len(brackets) else ""
     )
-    steps = [
-        Step(
-            "bracket",
-            f"bracket {row.bracket}: {{floor}} ≤ {{notional}}{upper}",
-            {"floor": current.floor, "notional": row.notional},
-            Decimal(row.bracket),
+    steps = []
+    if _held_elsewhere(position):
+        steps.append(_owner_notional_step(position, row))
+        steps.append(
+            Step(
+                "owner share",
+                "{quantity} ÷ {owner_quantity}",
+                {
+                    "quantity": position.quantity,
+                    "owner_quantity": position_owner_quantity(position),
+                },
+                row.owner_share,
+            )
         )
-    ]
+        steps.append(
+            Step(
+                "bracket",
+                f"bracket {row.bracket}: {{floor}} ≤ {{owner_notional}}{upper}",
+                {"floor": current.floor, "owner_notional": row.owner_notional},
+                Decimal(row.bracket),
+            )
+        )
+    else:
+        steps.append(
+            Step(
+                "bracket",
+                f"bracket {row.bracket}: {{floor}} ≤ {{notional}}{upper}",
+                {"floor": current.floor, "notional": row.notional},
+                Decimal(row.bracket),
+            )
+        )
     if row.bracket > 1:
         previous = brackets[row.bracket - 2]
         steps.append(
@@ -476,21 +511,24 @@ def _liquidation_steps(
         liquidation.append(
             Step(
                 "bracket at liquidation",
-                f"the price lands in bracket {row.liquidation_bracket} (from {{floor}}), "
-                f"not the mark's {row.bracket}: re-solved with its mmr and cum",
+                f"the (owner's) notional at the price lands in bracket "
+                f"{row.liquidation_bracket} (from {{floor}}), not the mark's {row.bracket}: "
+                "re-solved with its mmr and cum",
                 {"floor": bracket.floor},
                 Decimal(row.liquidation_bracket),
             )
         )
+    cum = "{cum} × {owner_share}" if _held_elsewhere(position) else "{cum}"
     liquidation.append(
         Step(
             "liquidation price",
-            "({other_mm} − {mm_scale} × {cum} − {other_equity} + {side} × {quantity}"
+            f"({{other_mm}} − {{mm_scale}} × {cum} − {{other_equity}} + {{side}} × {{quantity}}"
             " × {entry_price}) ÷ ({quantity} × ({side} − {mm_scale} × {mmr}))",
             {
                 "other_mm": other_requirement,
                 "mm_scale": mm_scale,
                 "cum": bracket.cum,
+                "owner_share": row.owner_share,
                 "other_equity": other_equity,
                 "side": side,
                 "quantity": position.quantity,
@@ -510,6 +548,10 @@ def _position_steps(
     mm_scale = account.credit_tier.mm_scale
     mm_inputs = {"notional": row.notional, "mmr": row.mmr, "cum": row.cum}
     mm_formula = "{notional} × {mmr} − {cum}"
+    if _held_elsewhere(position):
+        # The position's share of the owner's bracket MM: share × (owner notional × mmr − cum).
+        mm_inputs["owner_share"] = row.owner_share
+        mm_formula += " × {owner_share}"
     if mm_scale != ONE:
         mm_inputs["mm_scale"] = mm_scale
         mm_formula = f"({mm_formula}) × {{mm_scale}}"

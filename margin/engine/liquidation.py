@@ -28,7 +28,13 @@ from decimal import ROUND_FLOOR, Decimal
 
 from margin.engine.errors import EngineInputError
 from margin.engine.precision import exact
-from margin.engine.reference import AccountQuote, PositionQuote, margin_ratio, quote_account
+from margin.engine.reference import (
+    AccountQuote,
+    PositionQuote,
+    margin_ratio,
+    position_owner_quantity,
+    quote_account,
+)
 from margin.engine.types import ISOLATED, ONE, ZERO, AccountInput, CollateralLine, PositionInput
 
 DEFAULT_QUANTITY_STEP = Decimal("1e-8")
@@ -123,25 +129,73 @@ def quantity_to_keep(
     b_k = M − m·cum_k − t·W + t·q·x·slippage: the bracket change as the notional shrinks is
     respected without walking the brackets. Lines with a_k > 0 bound q′ from above, lines
     with a_k < 0 from below.
+
+    When the owner holds O more of the instrument in other accounts, the bracket is that of the
+    owner's (q′ + O)·x and the position carries cum_k × q′ / (q′ + O) of it
+    (`reference.maintenance_margin`): MM is still the upper envelope of the lines (the owner's
+    envelope times a positive share), and h_k(q′) = a_k·q′ + b_k − m·cum_k·q′ / (q′ + O) is
+    convex, so each bracket keeps q′ in an interval, the roots of the quadratic
+    (a_k·q′ + b_k)·(q′ + O) − m·cum_k·q′.
     """
     mark, quantity = position.mark_price, position.quantity
+    others = position_owner_quantity(position) - quantity
     other = quote.maintenance_margin - row.maintenance_margin
     upper, lower = quantity, ZERO
     for bracket in position.brackets.brackets:
         slope = mark * (mm_scale * bracket.mmr - target_ratio * slippage)
         offset = (
-            other
-            - mm_scale * bracket.cum
-            - target_ratio * quote.margin_balance
-            + target_ratio * quantity * mark * slippage
+            other - target_ratio * quote.margin_balance + target_ratio * quantity * mark * slippage
         )
-        if slope > 0:
-            upper = min(upper, -offset / slope)
-        elif slope < 0:
-            lower = max(lower, -offset / slope)
-        elif offset > 0:
+        cum = mm_scale * bracket.cum
+        if others == 0:
+            interval = _line_at_or_below_zero(slope, offset - cum)
+        else:
+            interval = _quadratic_at_or_below_zero(
+                slope, slope * others + offset - cum, offset * others
+            )
+        if interval is None:
             return ZERO
+        lower, upper = max(lower, interval[0]), min(upper, interval[1])
     return upper if lower <= upper else ZERO
+
+
+EVERYWHERE = (Decimal("-Infinity"), Decimal("Infinity"))
+
+
+def _line_at_or_below_zero(slope: Decimal, offset: Decimal) -> tuple[Decimal, Decimal] | None:
+    """Where slope·q + offset ≤ 0, as (lowest, highest) q; None when nowhere."""
+    if slope > 0:
+        return EVERYWHERE[0], -offset / slope
+    if slope < 0:
+        return -offset / slope, EVERYWHERE[1]
+    return None if offset > 0 else EVERYWHERE
+
+
+def _quadratic_at_or_below_zero(
+    a: Decimal, b: Decimal, c: Decimal
+) -> tuple[Decimal, Decimal] | None:
+    """Where a·q² + b·q + c ≤ 0 on the side of −O where the bracket's h_k lives (its sign
+    there; `quantity_to_keep`): between the roots when a > 0, from the larger root up when
+    a < 0 (the smaller one lies at or below −O, where the quadratic is ≥ 0); None when nowhere."""
+    if a == 0:
+        return _line_at_or_below_zero(b, c)
+    discriminant = b * b - 4 * a * c
+    if discriminant < 0:
+        return None if a > 0 else EVERYWHERE
+    root = discriminant.sqrt()
+    small, large = sorted(((-b - root) / (2 * a), (-b + root) / (2 * a)))
+    return (small, large) if a > 0 else (large, EVERYWHERE[1])
+
+
+def reduced_position(position: PositionInput, reduced: Decimal) -> PositionInput:
+    """The position less `reduced`: what its owner holds over all their accounts shrinks by as
+    much (the owner's bracket and the liquidity add-on follow the cut)."""
+    owner_quantity = position.owner_quantity
+    return replace(
+        position,
+        quantity=position.quantity - reduced,
+        owner_quantity=None if owner_quantity is None else owner_quantity - reduced,
+    )
 
 
 @exact
@@ -175,7 +229,7 @@ def account_after(
         reduced = reductions.get(position.id, ZERO)
         realized += realized_pnl(position, reduced, slippage)
         if reduced < position.quantity:
-            positions.append(replace(position, quantity=position.quantity - reduced))
+            positions.append(reduced_position(position, reduced))
     # The account's options, settlement coin and scheme stay as they are: the cash line counts
     # at the settlement coin's own price, 1:1 in the pool.
     settlement = CollateralLine(
@@ -224,7 +278,7 @@ def liquidation_plan(
         position = by_id[position_id]
         held = position.quantity - planner.reductions.get(position_id, ZERO)
         row = next(r for r in planner.current.positions if r.id == position_id)
-        live = replace(position, quantity=held)
+        live = reduced_position(position, position.quantity - held)
         keep = quantity_to_keep(
             live,
             row,
@@ -267,10 +321,11 @@ def lower_tier_plan(
     venue's process, not a parameter either venue publishes.
 
     The legs on the net side of their underlying, in the plan's order, each in its second
-    bracket or above: the first whose notional cut to just under its bracket's floor (the top
-    of the next lower bracket; never past the net) brings the cross margin ratio to
-    `threshold` or under after the cost is the plan, one step. None when no leg's does (the
-    caller falls back to `liquidation_plan`)."""
+    bracket or above: the first whose owner's notional cut to just under its bracket's floor
+    (the top of the next lower bracket; the owner's other accounts as they are, so a leg the
+    owner also holds elsewhere may not get there alone; never past the net) brings the cross
+    margin ratio to `threshold` or under after the cost is the plan, one step. None when no
+    leg's does (the caller falls back to `liquidation_plan`)."""
     _check_inputs("threshold", threshold, slippage, quantity_step)
     quote = quote_account(account)
     by_id = {position.id: position for position in account.positions}
@@ -281,10 +336,11 @@ def lower_tier_plan(
         if row.bracket < 2 or not position.mark_price:
             continue
         floor = position.brackets.brackets[row.bracket - 1].floor
-        keep = (floor / position.mark_price / quantity_step).to_integral_value(
+        others = position_owner_quantity(position) - position.quantity
+        keep = ((floor / position.mark_price - others) / quantity_step).to_integral_value(
             rounding=ROUND_FLOOR
         ) * quantity_step
-        if keep * position.mark_price >= floor:  # an exact floor belongs to the upper bracket
+        if (keep + others) * position.mark_price >= floor:  # a floor belongs to the upper bracket
             keep -= quantity_step
         keep = max(keep, position.quantity - abs(net[position.risk_asset]), ZERO)
         if not 0 < keep < position.quantity:

@@ -49,7 +49,10 @@ __all__ = [
     "margin_ratio",
     "notional",
     "owner_collateral_values",
+    "owner_notional",
     "portfolio_quote",
+    "position_owner_quantity",
+    "position_owner_share",
     "quote_account",
     "unrealized_pnl",
     "withdrawable",
@@ -78,6 +81,11 @@ class PositionQuote:
     # Part of maintenance_margin and initial_margin: the cost of closing against the market's
     # depth (`margin.engine.liquidity`).
     liquidity_addon: Decimal = ZERO
+    # What the owner holds of the instrument over all their accounts at the mark, which picks
+    # the bracket, and this position's share of it (`position_owner_share`); the notional and
+    # 1 for a position its owner holds nowhere else.
+    owner_notional: Decimal | None = None
+    owner_share: Decimal = ONE
 
 
 @dataclass(frozen=True)
@@ -122,10 +130,44 @@ def notional(quantity: Decimal, mark_price: Decimal) -> Decimal:
 
 
 @exact
-def maintenance_margin(notional: Decimal, bracket: Bracket, mm_scale: Decimal = ONE) -> Decimal:
+def position_owner_quantity(position: PositionInput) -> Decimal:
+    """What the position's owner holds of its instrument over all their accounts, long and
+    short alike (`PositionInput.owner_quantity`; the position alone when not given)."""
+    return position.owner_quantity or position.quantity
+
+
+@exact
+def position_owner_share(position: PositionInput) -> Decimal:
+    """The part of what its owner holds of the instrument over all their accounts that this
+    position is: quantity / owner quantity (1 when it is all the owner holds)."""
+    if position.owner_quantity is None:
+        return ONE
+    return position.quantity / position.owner_quantity
+
+
+@exact
+def owner_notional(position: PositionInput, mark_price: Decimal | None = None) -> Decimal:
+    """The owner's notional on the instrument at `mark_price` (default: the mark), which picks
+    the bracket of each of their positions in it: the owner's other accounts held at their
+    quantities."""
+    price = position.mark_price if mark_price is None else mark_price
+    return notional(position_owner_quantity(position), price)
+
+
+@exact
+def maintenance_margin(
+    notional: Decimal, bracket: Bracket, mm_scale: Decimal = ONE, share: Decimal = ONE
+) -> Decimal:
     """Binance USD-M maintenance margin: notional × mmr − cum (maintenance amount) of the
-    notional's bracket, times the account's credit-tier scale."""
-    return (notional * bracket.mmr - bracket.cum) * mm_scale
+    bracket, times the account's credit-tier scale.
+
+    Brackets are per owner here: the bracket is the one of the owner's notional on the
+    instrument over all their accounts, and each position carries its `share` of the owner's
+    requirement, share × (owner notional × mmr − cum) = notional × mmr − cum × share. Binance
+    picks the bracket per symbol in each futures account ("Leverage and Margin of USDⓈ-M
+    Futures", https://www.binance.com/en/support/faq/360033162192), so an owner splitting a
+    position over sub-accounts stays in lower brackets; per owner, splitting gains nothing."""
+    return (notional * bracket.mmr - bracket.cum * share) * mm_scale
 
 
 @exact
@@ -303,12 +345,13 @@ def _price_meeting_maintenance(
     other_requirement: Decimal,
     mm_scale: Decimal,
 ) -> Decimal:
-    """Solve other_equity + s × q × (P − entry) = other_requirement + mm_scale × (q × P × mmr − cum)
-    for P, with one bracket's mmr and cum."""
+    """Solve other_equity + s × q × (P − entry) = other_requirement + mm_scale × (q × P × mmr −
+    cum × share) for P, with one bracket's mmr and cum and the position's owner share."""
     s, q = position.side, position.quantity
-    return (
-        other_requirement - mm_scale * bracket.cum - other_equity + s * q * position.entry_price
-    ) / (q * (s - mm_scale * bracket.mmr))
+    cum = bracket.cum * position_owner_share(position)
+    return (other_requirement - mm_scale * cum - other_equity + s * q * position.entry_price) / (
+        q * (s - mm_scale * bracket.mmr)
+    )
 
 
 @exact
@@ -332,9 +375,13 @@ def liquidation_price(
     ends in the bracket holding the one root; a walk that comes back to a bracket it left has
     found a price on the floor between two brackets, where both give the same price (cum makes
     MM continuous there). None when that price is not positive: no positive price liquidates.
+
+    The bracket is the one of the owner's notional at the price (`owner_notional`), the owner's
+    other accounts held at their quantities; MM stays continuous and a line in P within a
+    bracket, so the same walk finds the root.
     """
     table = position.brackets
-    index, bracket = table.bracket_for(position.quantity * position.mark_price)
+    index, bracket = table.bracket_for(owner_notional(position))
     left: set[int] = set()
     while True:
         price = _price_meeting_maintenance(
@@ -344,7 +391,7 @@ def liquidation_price(
             other_requirement=other_requirement,
             mm_scale=mm_scale,
         )
-        landed, landed_bracket = table.bracket_for(position.quantity * price)
+        landed, landed_bracket = table.bracket_for(owner_notional(position, price))
         if landed == index or landed in left:
             break
         left.add(index)
@@ -396,14 +443,16 @@ class LinkedMove:
         return equity
 
     def maintenance(self, scale: Decimal) -> Decimal:
-        """The pool's MM with each linked position's MM re-taken in the bracket of its moved
-        notional."""
+        """The pool's MM with each linked position's MM re-taken in the bracket of its owner's
+        moved notional."""
         requirement = self.cross_maintenance
         for p in self.positions:
+            share = position_owner_share(p)
             for moved_scale, sign in ((scale, ONE), (ONE, -ONE)):
-                moved = notional(p.quantity, p.mark_price * moved_scale)
-                _, bracket = p.brackets.bracket_for(moved)
-                requirement += sign * maintenance_margin(moved, bracket, self.mm_scale)
+                moved_mark = p.mark_price * moved_scale
+                _, bracket = p.brackets.bracket_for(owner_notional(p, moved_mark))
+                moved = notional(p.quantity, moved_mark)
+                requirement += sign * maintenance_margin(moved, bracket, self.mm_scale, share)
         return requirement
 
     def excess(self, scale: Decimal, *, with_maintenance: bool) -> Decimal:
@@ -412,12 +461,12 @@ class LinkedMove:
         return self.equity(scale) - self.maintenance(scale)
 
     def kinks(self) -> list[Decimal]:
-        """Every positive `s` where a linked position's notional meets a bracket floor or a
-        linked holding's value meets a haircut tier floor: between two of them `excess` is a
+        """Every positive `s` where a linked position's owner notional meets a bracket floor or
+        a linked holding's value meets a haircut tier floor: between two of them `excess` is a
         straight line."""
         kinks = set()
         for p in self.positions:
-            base = p.quantity * p.mark_price
+            base = owner_notional(p)
             kinks.update(b.floor / base for b in p.brackets.brackets if b.floor > 0)
         for line in self.lines:
             value = holding_value(line)
@@ -524,6 +573,8 @@ def liquidation_distance(
 class _PositionFigures:
     position: PositionInput
     notional: Decimal
+    owner_notional: Decimal
+    owner_share: Decimal
     bracket_index: int
     bracket: Bracket
     maintenance_margin: Decimal
@@ -539,24 +590,30 @@ def liquidity_addon(position: PositionInput) -> Decimal:
     depth."""
     if position.liquidity is None:
         return ZERO
-    owner_quantity = position.owner_quantity or position.quantity
     return position_liquidity_addon(
         notional(position.quantity, position.mark_price),
-        notional(owner_quantity, position.mark_price),
+        owner_notional(position),
         position.liquidity,
     )
 
 
 def _position_figures(position: PositionInput, mm_scale: Decimal) -> _PositionFigures:
+    """MM in the bracket of the owner's notional, the position carrying its share of the
+    owner's requirement (`maintenance_margin`); IM at the position's own leverage, which the
+    owner's bracket caps when it is set (`max_leverage`)."""
     position_notional = notional(position.quantity, position.mark_price)
-    index, bracket = position.brackets.bracket_for(position_notional)
+    held = owner_notional(position)
+    share = position_owner_share(position)
+    index, bracket = position.brackets.bracket_for(held)
     addon = liquidity_addon(position)
     return _PositionFigures(
         position=position,
         notional=position_notional,
+        owner_notional=held,
+        owner_share=share,
         bracket_index=index,
         bracket=bracket,
-        maintenance_margin=maintenance_margin(position_notional, bracket, mm_scale) + addon,
+        maintenance_margin=maintenance_margin(position_notional, bracket, mm_scale, share) + addon,
         initial_margin=initial_margin(position_notional, position.leverage) + addon,
         liquidity_addon=addon,
         unrealized_pnl=unrealized_pnl(
@@ -634,12 +691,14 @@ def quote_account(account: AccountInput) -> AccountQuote:
                 liquidation_bracket=(
                     None
                     if liquidation is None
-                    else position.brackets.bracket_for(position.quantity * liquidation)[0]
+                    else position.brackets.bracket_for(owner_notional(position, liquidation))[0]
                 ),
                 liquidation_distance=liquidation_distance(
                     position.side, position.mark_price, liquidation
                 ),
                 liquidity_addon=f.liquidity_addon,
+                owner_notional=f.owner_notional,
+                owner_share=f.owner_share,
             )
         )
     quote = AccountQuote(

@@ -240,6 +240,8 @@ def _position(value: object, path: str) -> PositionInput:
         if data.get("underlying") is None
         else _text(data["underlying"], f"{path}.underlying"),
     )
+    # The quote format names no owner: the account is its own owner, so the bracket is the
+    # position's own (`PositionInput.owner_quantity` unset).
     # Binance refuses a leverage above what the position's bracket allows when it is set; later
     # price moves may push a position into a lower-leverage bracket, which is not refused.
     with engine_context():

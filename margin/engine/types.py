@@ -243,8 +243,9 @@ class CollateralLine:
 class PositionInput:
     """A linear USD-margined position. `underlying` names the asset it moves with under stress
     (its own id when not given). `liquidity` is its market, for the liquidity add-on (None:
-    none), taken on `owner_quantity`, what the owner holds of the instrument over all their
-    accounts, long and short (None: this position alone)."""
+    none). The add-on and the bracket are taken on `owner_quantity`, what the owner holds of
+    the instrument over all their accounts, long and short (None: this position alone), the
+    position carrying its share of them (`reference.maintenance_margin`)."""
 
     id: str
     side: int

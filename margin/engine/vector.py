@@ -212,8 +212,9 @@ class Book:
     Liquidity (`margin.engine.liquidity`), all optional: `instrument_impact` and `asset_impact`,
     Y · σ / √depth of each market (0: no add-on, no liquidity haircut); `pos_owner_quantity`
     and `col_owner_quantity`, what each position's or holding's owner holds of the instrument
-    (long and short) or asset over all their accounts (default: the row alone). Haircut tiers
-    and the liquidity charges are taken on the owner's whole holding, each row its share.
+    (long and short) or asset over all their accounts (default: the row alone). Haircut tiers,
+    brackets and the liquidity charges are taken on the owner's whole holding, each row its
+    share (`reference.maintenance_margin`).
     """
 
     n_accounts: int
@@ -339,6 +340,20 @@ class Book:
     def pos_bracket_row(self) -> np.ndarray:
         """Where each position's instrument starts in the flattened bracket tables."""
         return self.pos_instrument * self.brackets.width
+
+    @cached_property
+    def pos_owner_held(self) -> np.ndarray:
+        """What each position's owner holds of its instrument over all their accounts: its
+        notional at a mark picks the bracket (`reference.owner_notional`)."""
+        if self.pos_owner_quantity is None:
+            return self.pos_quantity
+        return np.maximum(self.pos_owner_quantity, self.pos_quantity)
+
+    @cached_property
+    def pos_owner_share(self) -> np.ndarray:
+        """Each position's share of what its owner holds of the instrument, quantity / owner
+        quantity: the share of the owner's bracket cum it carries."""
+        return self.pos_quantity / self.pos_owner_held
 
     @cached_property
     def pos_exposure_cell(self) -> np.ndarray:
@@ -545,25 +560,23 @@ def position_maintenance(
     addon_out: np.ndarray,
 ) -> np.ndarray:
     """MM of positions `rows` (a slice or row numbers) at `mark`, their notional there given:
-    (notional × mmr − cum) of its bracket × the credit tier's mm_scale, plus the liquidity
-    add-on (into `addon_out`, 0 without a depth). Answers the 0-based brackets."""
+    (notional × mmr − cum × owner share) of the bracket of the owner's notional × the credit
+    tier's mm_scale (`reference.maintenance_margin`), plus the liquidity add-on (into
+    `addon_out`, 0 without a depth). Answers the 0-based brackets."""
     brackets = book.brackets
-    bracket = brackets.lookup_in_rows(book.pos_grid_row[rows], notional)
+    owner_notional = book.pos_owner_held[rows] * mark
+    bracket = brackets.lookup_in_rows(book.pos_grid_row[rows], owner_notional)
     cell = book.pos_bracket_row[rows] + bracket
     maintenance = np.multiply(notional, brackets.mmr.ravel()[cell], out=out)
-    maintenance -= brackets.cum.ravel()[cell]
+    cum = brackets.cum.ravel()[cell]
+    cum *= book.pos_owner_share[rows]
+    maintenance -= cum
     maintenance *= book.pos_mm_scale[rows]
     if book.instrument_impact is None:
         addon_out[:] = 0.0
     else:
         # notional · Y σ / √depth · √owner_notional (`reference.liquidity_addon`).
-        owner = (
-            book.pos_quantity[rows]
-            if book.pos_owner_quantity is None
-            else book.pos_owner_quantity[rows]
-        )
-        np.multiply(owner, mark, out=addon_out)
-        np.sqrt(addon_out, out=addon_out)
+        np.sqrt(owner_notional, out=addon_out)
         addon_out *= book.instrument_impact[book.pos_instrument[rows]]
         addon_out *= notional
         maintenance += addon_out
@@ -576,6 +589,7 @@ def _root_in_bracket(
     bracket: np.ndarray,
     side: np.ndarray,
     quantity: np.ndarray,
+    share: np.ndarray,
     mark: np.ndarray,
     notional: np.ndarray,
     mark_line: np.ndarray,
@@ -584,14 +598,16 @@ def _root_in_bracket(
 ) -> np.ndarray:
     """The price where equity meets MM with each position's MM taken on the line of `bracket`.
 
-    Written relative to the mark, N the notional there and `mark_line` = N × mmr − cum of the
-    mark's bracket: excess + (side − m × mmr_k) × q × (P − mark) − m × (N × mmr_k − cum_k −
-    mark_line) = 0; in the mark's own bracket the last term is 0.
+    Written relative to the mark, N the notional there, s the owner share and `mark_line` =
+    N × mmr − cum × s of the mark's bracket: excess + (side − m × mmr_k) × q × (P − mark) −
+    m × (N × mmr_k − cum_k × s − mark_line) = 0; in the mark's own bracket the last term is 0.
     """
     cell = bracket_row + bracket
     mmr = brackets.mmr.ravel()[cell]
     below = notional * mmr
-    below -= brackets.cum.ravel()[cell]
+    cum = brackets.cum.ravel()[cell]
+    cum *= share
+    below -= cum
     below -= mark_line
     below *= mm_scale
     below -= excess
@@ -609,6 +625,7 @@ def _walk_brackets(
     grid_row: np.ndarray,
     side: np.ndarray,
     quantity: np.ndarray,
+    owner_held: np.ndarray,
     mark: np.ndarray,
     notional: np.ndarray,
     mark_line: np.ndarray,
@@ -616,8 +633,8 @@ def _walk_brackets(
     excess: np.ndarray,
     bracket: np.ndarray,
 ) -> np.ndarray:
-    """Liquidation prices re-solved in `bracket`, then in the bracket where each lands, until it
-    stays.
+    """Liquidation prices re-solved in `bracket`, then in the bracket where each lands (that of
+    the owner's notional `owner_held` × price), until it stays.
 
     MM is the upper envelope of its bracket lines (cum makes it continuous, rising mmr
     convex), so every line's root lies on the near side of the true one: past the first
@@ -634,6 +651,7 @@ def _walk_brackets(
             bracket,
             side[active],
             quantity[active],
+            quantity[active] / owner_held[active],
             mark[active],
             notional[active],
             mark_line[active],
@@ -641,7 +659,9 @@ def _walk_brackets(
             excess[active],
         )
         price[active] = root
-        landed = brackets.lookup_in_rows(grid_row[active], np.maximum(quantity[active] * root, 0.0))
+        landed = brackets.lookup_in_rows(
+            grid_row[active], np.maximum(owner_held[active] * root, 0.0)
+        )
         onward = (landed - bracket) * side[active] > 0
         active, bracket = active[onward], landed[onward]
         if not active.size:
@@ -705,22 +725,35 @@ def _liquidation_chunk(
     # Solve equity = MM in the mark's bracket, P = mark − excess / (q × (side − m × mmr)), then
     # once more, for every position, in the bracket where that price lands (the same price if
     # it stays). Walking on from there is left to the few that land elsewhere again.
+    # Brackets are those of the owner's notional at the price (`owner_held` × P), each position
+    # carrying its share of the cum (`reference.liquidation_price`).
     grid_row, bracket_row = book.pos_grid_row[rows], book.pos_bracket_row[rows]
+    owner_held, share = book.pos_owner_held[rows], book.pos_owner_share[rows]
     mark_line = notional * mmr
-    mark_line -= cum
+    mark_line -= cum * share
     trial_notional = np.multiply(mm_scale, mmr)
     np.subtract(side, trial_notional, out=trial_notional)
     trial_notional *= quantity
     np.divide(excess, trial_notional, out=trial_notional)
     np.subtract(mark, trial_notional, out=trial_notional)
-    trial_notional *= quantity
+    trial_notional *= owner_held
     np.maximum(trial_notional, 0.0, out=trial_notional)
     landed = brackets.lookup_in_rows(grid_row, trial_notional)
     liquidation = out.liquidation_price[rows]
     liquidation[:] = _root_in_bracket(
-        brackets, bracket_row, landed, side, quantity, mark, notional, mark_line, mm_scale, excess
+        brackets,
+        bracket_row,
+        landed,
+        side,
+        quantity,
+        share,
+        mark,
+        notional,
+        mark_line,
+        mm_scale,
+        excess,
     )
-    landed_again = brackets.lookup_in_rows(grid_row, np.maximum(quantity * liquidation, 0.0))
+    landed_again = brackets.lookup_in_rows(grid_row, np.maximum(owner_held * liquidation, 0.0))
     onward = np.flatnonzero(has_price & ((landed_again - landed) * side > 0))
     if onward.size:
         liquidation[onward] = _walk_brackets(
@@ -729,6 +762,7 @@ def _liquidation_chunk(
             grid_row[onward],
             side[onward],
             quantity[onward],
+            owner_held[onward],
             mark[onward],
             notional[onward],
             mark_line[onward],
@@ -780,6 +814,10 @@ class LinkedPools:
     position_mm_scale: np.ndarray
     position_top_mmr: np.ndarray  # the last bracket's mmr × mm_scale
     position_last_floor: np.ndarray
+    # The owner's quantity over the position's (its notional × this is the owner's, which picks
+    # the bracket) and the position's share of the owner's (× the bracket's cum).
+    position_owner_multiple: np.ndarray
+    position_owner_share: np.ndarray
     line_tiers: tuple[np.ndarray, np.ndarray, np.ndarray]  # floors, caps, ratios (tiers × lines)
     line_last_ratio: np.ndarray
     line_last_floor: np.ndarray
@@ -825,6 +863,8 @@ class LinkedPools:
             position_mm_scale=mm_scale,
             position_top_mmr=book.brackets.mmr[instrument, -1] * mm_scale,
             position_last_floor=last_floor[instrument],
+            position_owner_multiple=book.pos_owner_held[positions] / book.pos_quantity[positions],
+            position_owner_share=book.pos_owner_share[positions],
             line_tiers=line_tiers,
             line_last_ratio=line_tiers[2][last_tier, every_line],
             line_last_floor=line_tiers[0][last_tier, every_line],
@@ -871,7 +911,10 @@ class _LinkedExcess:
         slope = side_notional
         if self.with_maintenance:
             moved = notional * position_scale
-            cell = book.brackets.lookup_in_rows(pools.position_grid_row[position_rows], moved)
+            cell = book.brackets.lookup_in_rows(
+                pools.position_grid_row[position_rows],
+                moved * pools.position_owner_multiple[position_rows],
+            )
             cell += pools.position_bracket_row[position_rows]
             mm_scale = pools.position_mm_scale[position_rows]
             mmr = book.brackets.mmr.ravel()[cell]
@@ -879,6 +922,7 @@ class _LinkedExcess:
             moved *= mmr
             cum = book.brackets.cum.ravel()[cell]
             cum *= mm_scale
+            cum *= pools.position_owner_share[position_rows]
             moved -= cum
             moved -= self.maintenance[position_rows]
             value -= moved
@@ -932,12 +976,11 @@ class _LinkedExcess:
 
     def past_every_kink(self, groups: np.ndarray) -> float:
         """One scale past every kink of `groups`: twice the largest of 1, each linked position's
-        last floor over its notional and each holding's last tier floor over it."""
+        last floor over its owner's notional and each holding's last tier floor over it."""
         pools = self.pools
         position_rows, _, line_rows, _ = self.members(groups)
-        top = np.max(
-            pools.position_last_floor[position_rows] / self.notional[position_rows], initial=1.0
-        )
+        owner_notional = self.notional[position_rows] * pools.position_owner_multiple[position_rows]
+        top = np.max(pools.position_last_floor[position_rows] / owner_notional, initial=1.0)
         holding = self.holding[line_rows]
         positive = holding > 0
         last_tier = pools.line_last_floor[line_rows][positive] / holding[positive]
@@ -1128,6 +1171,7 @@ def _linked_prices(
     lines_low = _group_extreme(line_low, pools.line_start, np.maximum, 0.0)
     lines_high = _group_extreme(line_high, pools.line_start, np.minimum, np.inf)
     floors = book.brackets.floors.ravel()
+    owner_notional = notional * pools.position_owner_multiple
     floor_cell = pools.position_bracket_row + out.bracket[rows] - 1
     next_floor = np.where(
         out.bracket[rows] < book.brackets.width,
@@ -1137,11 +1181,13 @@ def _linked_prices(
     mm_piece = (
         np.maximum(
             lines_low,
-            _group_extreme(floors[floor_cell] / notional, pools.position_start, np.maximum, 0.0),
+            _group_extreme(
+                floors[floor_cell] / owner_notional, pools.position_start, np.maximum, 0.0
+            ),
         ),
         np.minimum(
             lines_high,
-            _group_extreme(next_floor / notional, pools.position_start, np.minimum, np.inf),
+            _group_extreme(next_floor / owner_notional, pools.position_start, np.minimum, np.inf),
         ),
     )
     chunks = [np.arange(start, min(start + LINKED_CHUNK, n)) for start in range(0, n, LINKED_CHUNK)]

@@ -255,6 +255,13 @@ class AccountState:
         others = self.owner_other_positions.get(instrument, ZERO)
         return abs(quantity) + others if others > 0 else None
 
+    def owner_notional(self, instrument: str) -> Decimal:
+        """What the owner holds of the instrument over all their accounts (this account's
+        position and the others', long and short alike) at its mark: it picks the bracket
+        (`margin.engine.reference.owner_notional`)."""
+        held = abs(self.position(instrument).quantity)
+        return (held + self.owner_other_positions.get(instrument, ZERO)) * self.marks[instrument]
+
     def _wallet_owner_quantity(self, asset: str, quantity: Decimal) -> Decimal | None:
         others = self.owner_other_wallets.get(asset, ZERO)
         return quantity + others if others > 0 and quantity > 0 else None

@@ -114,7 +114,8 @@ def _leverage_plan(state: AccountState, *, instrument: str, leverage: Decimal) -
             {"leverage": "not for options"},
         )
     position = state.position(symbol)
-    notional = abs(position.quantity) * state.marks[symbol]
+    # The bracket is the owner's: of what they hold of the instrument over all their accounts.
+    notional = state.owner_notional(symbol)
     _, bracket = state.terms.brackets[symbol].bracket_for(notional)
     moved = replace(position, leverage=wanted)
     planned = PositionPlan(
@@ -126,7 +127,8 @@ def _leverage_plan(state: AccountState, *, instrument: str, leverage: Decimal) -
         return _refused(
             planned,
             f"Leverage {as_text(wanted)}x is above the {as_text(bracket.max_leverage)}x "
-            f"maximum of {symbol}'s bracket at a notional of {money_text(notional, 'USD')}.",
+            f"maximum of {symbol}'s bracket at a notional of {money_text(notional, 'USD')} "
+            "(over all your accounts).",
             "leverage",
         )
     return _margin_checks(state, planned, "leverage")

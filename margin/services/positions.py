@@ -204,8 +204,8 @@ def _trade_checks(
             return _refused(
                 plan,
                 f"Leverage {as_text(before.leverage)}x is above the {as_text(row.max_leverage)}x "
-                f"allowed at a notional of {money_text(row.notional, 'USD')}; lower the "
-                "leverage or the size.",
+                f"allowed at a notional of {money_text(row.owner_notional, 'USD')} over all "
+                "your accounts; lower the leverage or the size.",
             )
     if math.adds_risk:
         free = free_collateral(plan.after)

@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from margin.engine.demo import INSTRUMENTS
 from margin.engine.liquidity import position_liquidity_addon
 from margin.models import MarkPrice, Proposal
 from margin.selectors.liquidity import liquidity_terms
@@ -45,6 +46,11 @@ def test_a_trader_reads_their_add_ons_and_nobody_elses(depth, trader, trader_api
     (position,) = answer.json()["positions"]
     assert position["instrument"] == "BTCUSDT" and Decimal(position["liquidity_addon"]) > 0
     assert Decimal(position["owner_quantity"]) == 2
+    # and the bracket of what the owner holds over all their accounts (here this account alone)
+    notional = Decimal(position["notional"])
+    _, table = INSTRUMENTS["BTCUSDT"]
+    assert position["bracket"] == table.bracket_for(notional)[0] == 2
+    assert Decimal(position["owner_share"]) == 1 and Decimal(position["owner_notional"]) == notional
     assert answer.json()["reduce_only_instruments"] == []
     assert other_api.get(url).status_code == 404
     assert APIClient().get(url).status_code in (401, 403)

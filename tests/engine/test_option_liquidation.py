@@ -13,6 +13,7 @@ Each step is the least lot that brings the requirement ratio back under the line
 one partial; options close at their mark, the fee their only cost.
 """
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -266,6 +267,23 @@ def test_portfolio_hedges_the_delta_through_the_perpetual_when_nothing_else_trad
     assert hedge.margin_ratio_after < before and not plan.reaches_target
     # without a perpetual to trade, nothing is done
     assert plan_of(account, "portfolio", frozen=frozenset({"ITM", "OTM"})).steps == ()
+
+
+def test_a_hedge_added_to_a_leg_the_owner_also_holds_elsewhere_grows_the_owners_holding():
+    # given the frozen short puts beside a short of 0.1 BTC on the perpetual, whose owner holds
+    # 0.1 more in another account
+    held = replace(
+        btc_perp("BTCUSDT", side=-1, quantity="0.1", entry="80000", mark="80000"),
+        owner_quantity=D("0.2"),
+    )
+    account = replace(short_puts("20000"), positions=(held,))
+    # when  the hedge sells onto that leg more than the other account holds
+    plan = plan_of(account, "portfolio", frozen=frozenset({"ITM", "OTM"}), perpetuals={"BTC": held})
+    # then  the plan is quoted with the owner's holding grown by the hedge (kept at 0.2, it
+    #       would be less than the leg: refused by the engine)
+    (hedge,) = plan.steps
+    assert hedge.quantity > D("0.1")
+    assert hedge.remaining_quantity == D("0.1") + hedge.quantity
 
 
 def requirement_with(stress_loss: str):

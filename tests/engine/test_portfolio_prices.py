@@ -24,7 +24,7 @@ from tests.engine.support import btc_perp, usdt
 TOLERANCE = 1e-8
 
 
-def _agree(accounts: list[AccountInput], seed: int) -> int:
+def assert_portfolio_prices_agree(accounts: list[AccountInput], seed: int) -> int:
     """Asserts both engines' portfolio liquidation prices agree; answers how many it compared."""
     book, marks, prices = book_from_accounts(accounts)
     rng = np.random.default_rng(seed)
@@ -65,7 +65,7 @@ def _agree(accounts: list[AccountInput], seed: int) -> int:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(books(max_accounts=4), st.integers(0, 2**32 - 1))
 def test_vector_portfolio_prices_match_the_reference(market_and_accounts, seed):
-    _agree(market_and_accounts[1], seed)
+    assert_portfolio_prices_agree(market_and_accounts[1], seed)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -73,7 +73,7 @@ def test_vector_portfolio_prices_match_the_reference(market_and_accounts, seed):
 def test_vector_portfolio_prices_match_the_reference_with_collateral_in_the_underlying(
     market_and_accounts, seed
 ):
-    _agree(market_and_accounts[1], seed)
+    assert_portfolio_prices_agree(market_and_accounts[1], seed)
 
 
 def test_the_stress_term_moves_the_tick_price_off_the_tiered_one():

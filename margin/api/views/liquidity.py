@@ -88,6 +88,13 @@ class PositionAddOnSerializer(serializers.Serializer):
         **MONEY, help_text="What the owner holds of it over all their accounts, long and short."
     )
     liquidity_addon = serializers.DecimalField(**MONEY, help_text="Part of MM and IM, USD.")
+    owner_notional = serializers.DecimalField(
+        **MONEY, help_text="The owner's quantity at the mark, USD: it picks the bracket."
+    )
+    bracket = serializers.IntegerField(help_text="The bracket of the owner's notional.")
+    owner_share = serializers.DecimalField(
+        **RATIO, help_text="This position's share of the owner's quantity and of their MM."
+    )
 
 
 class CollateralHaircutSerializer(serializers.Serializer):
@@ -114,7 +121,10 @@ class AccountLiquiditySerializer(serializers.Serializer):
 
 class AccountLiquidity(TraderView):
     @extend_schema(
-        summary="Your account's liquidity add-ons, haircuts and concentration limits now",
+        summary=(
+            "Your account's liquidity add-ons, haircuts, owner's brackets and concentration "
+            "limits now"
+        ),
         responses=AccountLiquiditySerializer,
     )
     def get(self, request, account_id: int):
@@ -128,6 +138,9 @@ class AccountLiquidity(TraderView):
                 "notional": row.notional,
                 "owner_quantity": position.owner_quantity or position.quantity,
                 "liquidity_addon": row.liquidity_addon,
+                "owner_notional": row.owner_notional,
+                "bracket": row.bracket,
+                "owner_share": row.owner_share,
             }
             for position, row in zip(engine_input.positions, quote.positions, strict=True)
         ]
