@@ -29,4 +29,6 @@ def test_the_load_tests_users_are_answered_by_the_pages_they_poll(live_server):
     record = loadtest.Recorder()
     asyncio.run(loadtest.drive(live_server.url, traders, officers, 6, record))
     assert record.error_samples == []
-    assert len(record.times_ms["fragment"]) >= 6 and len(record.times_ms["queue"]) >= 2
+    # each trader polls its dashboard every 2 s after a random start within the first 2 s
+    assert len(record.times_ms["fragment"]) >= 2 * len(traders)
+    assert len(record.times_ms["queue"]) >= 2
