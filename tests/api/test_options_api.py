@@ -178,3 +178,14 @@ def test_the_explain_takes_an_option_and_the_grid_apart(holder, trader_api, call
     assert len(scan) == 25 and sum("(binds)" in step["figure"] for step in scan) == 1
     assert Decimal(scan[-1]["result"]) == Decimal(answer["account"]["scan_risk"]["BTC"])
     assert explain["account.maintenance_margin"][-1]["figure"] == "portfolio MM"
+
+
+def test_the_desk_sees_any_accounts_net_greeks_and_another_trader_none(
+    holder, officer_api, other_api
+):
+    desk = officer_api.get(reverse("api:desk-account", args=[holder.pk]))
+    assert desk.status_code == 200
+    (btc,) = desk.json()["option_greeks"]
+    assert btc["underlying"] == "BTC" and Decimal(btc["scan_risk"]) > 0
+    assert other_api.get(reverse("api:account", args=[holder.pk])).status_code == 404
+    assert other_api.get(reverse("api:positions", args=[holder.pk])).status_code == 404
