@@ -21,7 +21,8 @@ are the ones compared.
 
 With `--option-share 0.2` one position in five is an option on BTC or ETH (`margin.bench.options`),
 and the vectorized revaluation also revalues every option series under the 24 scenarios of
-the portfolio grid and sums every option account's grid (`options_vector.portfolio_grid`).
+the portfolio grid, sums every option account's grid (`options_vector.portfolio_grid`) and revalues
+every option under the stress margin's named moves with their vol shock (`option_stress`).
 
 The last line is `positions=N accounts=M vector_s=… reference_us_per_position=… speedup=…
 peak_mb=…`; speedup = reference time per position ÷ vectorized time per position, peak_mb the
@@ -41,6 +42,7 @@ import numpy as np
 
 from margin.bench.options import option_inputs, random_option_book
 from margin.engine.demo import ASSETS, CREDIT_TIERS, INSTRUMENTS
+from margin.engine.option_stress import HeldOptions
 from margin.engine.options import GRID
 from margin.engine.options_vector import PortfolioGrid, portfolio_grid
 from margin.engine.portfolio_prices import portfolio_liquidation_prices
@@ -377,11 +379,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def full_revaluation() -> tuple[Revaluation, StressResult, np.ndarray, PortfolioGrid | None]:
         result = revalue(demo.book, demo.marks, demo.asset_prices)
-        grid = None
+        grid = held = None
         if options is not None:
             option_book, market = options
             grid = portfolio_grid(option_book, demo.marks, market.forwards, market.vols)
-        stress = stress_margin(demo.book, demo.marks, demo.asset_prices, model, revaluation=result)
+            held = HeldOptions(option_book, market)
+        stress = stress_margin(
+            demo.book, demo.marks, demo.asset_prices, model, revaluation=result, held=held
+        )
         liquidation = portfolio_liquidation_prices(
             demo.book, demo.marks, demo.asset_prices, result, model, portfolio
         )

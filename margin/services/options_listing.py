@@ -7,6 +7,11 @@ within it; an uncovered term lists a new expiry that term from now, its strikes
 `LADDER_STEPS` steps either side of the forward, a step being `STEP_SHARE` of the forward
 rounded to one significant figure (BTC at 95,000: steps of 2,000). Each new series gets its
 first mark at once, so it trades from its listing.
+
+As the underlying drifts, each live expiry's ladder is re-centred: the strikes the ladder
+around today's forward lacks are listed (as Deribit adds strikes to a live expiry when the
+underlying moves away from its ladder); the strikes already listed stay, those with open
+interest first of all, until they expire.
 """
 
 import logging
@@ -80,10 +85,19 @@ def _forward(underlying: Asset) -> Decimal | None:
 
 
 def _series_list(underlying: Asset, expiry: datetime, forward: Decimal, now: datetime) -> list:
+    """The series of the ladder around `forward` at this expiry not listed yet, listed and
+    marked."""
     listed = []
+    known = set(
+        Instrument.objects.filter(underlying=underlying, expiry=expiry).values_list(
+            "symbol", flat=True
+        )
+    )
     for strike in strike_ladder(forward):
         for option_type in Instrument.OptionType.values:
             symbol = option_symbol(underlying.symbol, expiry, strike, option_type)
+            if symbol in known:
+                continue
             instrument, created = Instrument.objects.get_or_create(
                 symbol=symbol,
                 defaults={
@@ -125,10 +139,15 @@ def options_listing_ensure(*, now: datetime) -> list[str]:
             .values_list("expiry", flat=True)
             .distinct()
         )
-        for term in _terms_uncovered(live, now):
-            expiry = (now + term).replace(second=0, microsecond=0) + timedelta(minutes=1)
+        new = [
+            (now + term).replace(second=0, microsecond=0) + timedelta(minutes=1)
+            for term in _terms_uncovered(live, now)
+        ]
+        # The new terms, then every live expiry's ladder around today's forward.
+        for expiry in new + sorted(e for e in set(live) if e > now):
             with transaction.atomic():
                 series = _series_list(underlying, expiry, forward, now)
             listed += [s.symbol for s in series]
-            logger.info("%d %s options listed, expiring at %s", len(series), underlying, expiry)
+            if series:
+                logger.info("%d %s options listed, expiring at %s", len(series), underlying, expiry)
     return listed

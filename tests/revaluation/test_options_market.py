@@ -9,9 +9,10 @@ import pytest
 
 from margin.engine.options import black76_value
 from margin.market.surface import atm_vol, implied_vol
-from margin.models import Instrument, MarkPrice, MarkPriceHistory, SimulatedAsset
+from margin.models import Instrument, MarkPrice, MarkPriceHistory, Position, SimulatedAsset
 from margin.services.options_listing import options_listing_ensure, strike_ladder
 from margin.services.prices import prices_refresh
+from tests.revaluation.factories import funded_account, market_prices
 
 pytestmark = pytest.mark.django_db
 
@@ -104,3 +105,31 @@ def test_the_disclosure_page_publishes_the_series_and_the_surface(options_market
     assert f'data-symbol="{option.symbol}"' in page
     assert 'data-underlying="BTC"' in page and 'data-underlying="ETH"' in page
     assert "Black (1976)" in page and "16 regular scenarios" in page
+
+
+def test_the_ladder_is_re_centred_as_the_underlying_drifts(options_market, later):
+    # given: a short 102,000 call (open interest on the top of the ladder), then BTC down to
+    # 80,000: the ladder (90,000…102,000) no longer has a strike near the money
+    top = Instrument.objects.filter(kind="option", underlying__symbol="BTC", strike=102000)
+    call = top.filter(option_type="call").order_by("expiry")[0]
+    account = funded_account(usdt="50000", fills=[(call.symbol, "sell", "1")])
+    market_prices(at=later(2), BTC=80000, USDT=1)
+    # when
+    listed = options_listing_ensure(now=later(3))
+    # then: each of the three live BTC expiries gains the ladder around 80,000 (steps of
+    # 2,000: 74,000…86,000), calls and puts; ETH did not move
+    btc = Instrument.objects.filter(kind="option", underlying__symbol="BTC", is_active=True)
+    assert len(listed) == 3 * 7 * 2 and all(s.startswith("BTC-") for s in listed)
+    new = btc.filter(symbol__in=listed)
+    assert sorted({s for s in new.values_list("strike", flat=True)}) == [
+        Decimal(74000 + 2000 * n) for n in range(7)
+    ]
+    assert set(new.values_list("expiry", flat=True)) == set(
+        btc.exclude(symbol__in=listed).values_list("expiry", flat=True)
+    )
+    assert MarkPrice.objects.filter(instrument__in=new).count() == len(listed)
+    # the strikes listed before stay, the one held above all
+    assert btc.count() == 3 * 14 * 2
+    assert Position.objects.get(margin_account=account, instrument=call).quantity == -1
+    assert Instrument.objects.get(pk=call.pk).is_active
+    assert options_listing_ensure(now=later(4)) == []
