@@ -7,13 +7,15 @@ Each trader write is one `Write`: its plan and its posting, from which `preview`
 are made with the same arguments.
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cached_property
+from functools import cached_property, partial
 from inspect import Parameter, signature
 
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
+from psycopg.errors import DeadlockDetected
 
 from margin.engine.reference import AccountQuote
 from margin.errors import ApplicationError
@@ -27,6 +29,11 @@ from margin.services.idempotency import (
 )
 
 STALE_PREVIEW = "Prices or balances moved since the preview; review it again."
+DEADLOCK_ATTEMPTS = 3
+"""A write that PostgreSQL chose as a deadlock's victim was rolled back whole (its idempotency
+claim too), so it is run again, as PostgreSQL's manual advises for transactions it aborts."""
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,8 +110,47 @@ def write_run[P: Plan](
     post: Callable[[AccountState, P], Receipt],
 ) -> Receipt:
     """One write in one transaction: claim the idempotency key, lock the account (see the lock
-    order in `margin.services.ledger`), refuse a stale preview, plan, refuse or post."""
+    order in `margin.services.ledger`), refuse a stale preview, plan, refuse or post. A
+    deadlock's victim is run again, up to DEADLOCK_ATTEMPTS times, unless the write is part of
+    an outer transaction (which the deadlock has aborted too)."""
     idempotency_key_check(idempotency_key)
+    write = partial(
+        _write_once,
+        operation=operation,
+        account=account,
+        request=request,
+        idempotency_key=idempotency_key,
+        expected_fingerprint=expected_fingerprint,
+        plan=plan,
+        post=post,
+    )
+    nested = connection.in_atomic_block
+    for attempt in range(1, DEADLOCK_ATTEMPTS):
+        try:
+            return write()
+        except OperationalError as error:
+            if nested or not isinstance(error.__cause__, DeadlockDetected):
+                raise
+            logger.warning(
+                "%s on account %s was a deadlock's victim (attempt %d of %d): run again",
+                operation,
+                account.pk,
+                attempt,
+                DEADLOCK_ATTEMPTS,
+            )
+    return write()
+
+
+def _write_once[P: Plan](
+    *,
+    operation: str,
+    account: MarginAccount,
+    request: dict,
+    idempotency_key: str,
+    expected_fingerprint: str | None,
+    plan: Callable[[AccountState], P],
+    post: Callable[[AccountState, P], Receipt],
+) -> Receipt:
     with transaction.atomic():
         record_id, first = idempotency_claim(
             user_id=account.owner_id,
