@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cached_property, partial
+from functools import cached_property
 from inspect import Parameter, signature
 
 from django.db import OperationalError, connection, transaction
@@ -111,64 +111,52 @@ def write_run[P: Plan](
 ) -> Receipt:
     """One write in one transaction: claim the idempotency key, lock the account (see the lock
     order in `margin.services.ledger`), refuse a stale preview, plan, refuse or post. A
-    deadlock's victim is run again, up to DEADLOCK_ATTEMPTS times, unless the write is part of
-    an outer transaction (which the deadlock has aborted too)."""
+    deadlock's victim is run again (`run_again_on_deadlock`)."""
     idempotency_key_check(idempotency_key)
-    write = partial(
-        _write_once,
-        operation=operation,
-        account=account,
-        request=request,
-        idempotency_key=idempotency_key,
-        expected_fingerprint=expected_fingerprint,
-        plan=plan,
-        post=post,
-    )
+
+    def once() -> Receipt:
+        with transaction.atomic():
+            record_id, first = idempotency_claim(
+                user_id=account.owner_id,
+                key=idempotency_key,
+                operation=operation,
+                request={"margin_account": account.pk, **request},
+            )
+            if first is not None:
+                return Receipt(**first, replayed=True)
+            state = account_state_lock(account)
+            if expected_fingerprint is not None and expected_fingerprint != state.fingerprint():
+                raise ApplicationError(STALE_PREVIEW, {"fingerprint": "stale"})
+            planned = plan(state)
+            if planned.refusal is not None:
+                raise ApplicationError(
+                    planned.refusal, {planned.refusal_field or "__all__": "refused"}
+                )
+            receipt = post(state, planned)
+            idempotency_complete(record_id=record_id, response=receipt.as_json())
+        return receipt
+
+    return run_again_on_deadlock(once, f"{operation} on account {account.pk}")
+
+
+def run_again_on_deadlock(transaction_run: Callable[[], Receipt], what: str) -> Receipt:
+    """`transaction_run()`, run again up to DEADLOCK_ATTEMPTS times in all when PostgreSQL
+    aborts it as a deadlock's victim; not when it is part of an outer transaction, which the
+    deadlock has aborted too."""
     nested = connection.in_atomic_block
     for attempt in range(1, DEADLOCK_ATTEMPTS):
         try:
-            return write()
+            return transaction_run()
         except OperationalError as error:
             if nested or not isinstance(error.__cause__, DeadlockDetected):
                 raise
             logger.warning(
-                "%s on account %s was a deadlock's victim (attempt %d of %d): run again",
-                operation,
-                account.pk,
+                "%s was a deadlock's victim (attempt %d of %d): run again",
+                what,
                 attempt,
                 DEADLOCK_ATTEMPTS,
             )
-    return write()
-
-
-def _write_once[P: Plan](
-    *,
-    operation: str,
-    account: MarginAccount,
-    request: dict,
-    idempotency_key: str,
-    expected_fingerprint: str | None,
-    plan: Callable[[AccountState], P],
-    post: Callable[[AccountState, P], Receipt],
-) -> Receipt:
-    with transaction.atomic():
-        record_id, first = idempotency_claim(
-            user_id=account.owner_id,
-            key=idempotency_key,
-            operation=operation,
-            request={"margin_account": account.pk, **request},
-        )
-        if first is not None:
-            return Receipt(**first, replayed=True)
-        state = account_state_lock(account)
-        if expected_fingerprint is not None and expected_fingerprint != state.fingerprint():
-            raise ApplicationError(STALE_PREVIEW, {"fingerprint": "stale"})
-        planned = plan(state)
-        if planned.refusal is not None:
-            raise ApplicationError(planned.refusal, {planned.refusal_field or "__all__": "refused"})
-        receipt = post(state, planned)
-        idempotency_complete(record_id=record_id, response=receipt.as_json())
-    return receipt
+    return transaction_run()
 
 
 @dataclass(frozen=True)
