@@ -8,7 +8,10 @@ embedded demo) the same rows go in with executemany and the journals are summed 
 Per account, one journal of opening balances: its collateral deposited from the outside
 world, its isolated positions' margin, and the opening fills' taker fees paid to fee income.
 Positions were opened at an entry price away from today's mark, so accounts carry unrealized
-PnL; a few are leveraged close to liquidation.
+PnL; a few are leveraged close to liquidation. A share of the positions may be options on the
+listed BTC and ETH series (cross only, as venues have them): their premium is booked as a fill
+books it (`margin.services.positions`): a long pays it to the market account, a short receives
+it on its wallet; the fee is Deribit's option fee.
 
 Book users are named `book-NNNNNN` and have no password: `book_reset` finds them by that name.
 """
@@ -16,7 +19,7 @@ Book users are named `book-NNNNNN` and have no password: `book_reset` finds them
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, Decimal, localcontext
 
 import numpy as np
@@ -44,6 +47,8 @@ from margin.models import (
 from margin.selectors.accounts import market_load
 from margin.services.bulk import bulk_write, new_ids
 from margin.services.ledger import QUANTUM
+from margin.services.options_listing import options_listing_ensure
+from margin.services.positions import OPTION_FEE_PREMIUM_CAP
 from margin.services.reference import book_reference_ensure
 
 BOOK_USER_PREFIX = "book-"
@@ -120,19 +125,40 @@ def _money(value: Decimal) -> Decimal:
 
 
 def book_seed(
-    *, accounts: int, positions: int, seed: int = 7, say: Callable[[str], None] = print
+    *,
+    accounts: int,
+    positions: int,
+    seed: int = 7,
+    option_share: float = 0.0,
+    say: Callable[[str], None] = print,
 ) -> BookSeeded:
-    """Seed `accounts` margin accounts (one book user each) holding `positions` positions."""
+    """Seed `accounts` margin accounts (one book user each) holding `positions` positions,
+    `option_share` of them options (the series are listed first if none is)."""
     started = time.monotonic()
+    if not 0 <= option_share < 1:
+        raise ApplicationError(f"The option share must be in [0, 1), got {option_share}.")
     version = book_reference_ensure()
     market = market_load()
+    if option_share and not market["options"]:
+        options_listing_ensure(now=timezone.now())
+        market = market_load()
+        if not market["options"]:
+            raise ApplicationError(
+                "No option series is listed and marked: set OPTIONS_LISTING_ENABLED."
+            )
     terms = market["terms"]
     instruments = sorted(terms.brackets)
-    if positions > accounts * len(instruments):
-        raise ApplicationError(
-            f"At most {accounts * len(instruments)} positions fit {accounts} accounts "
-            f"(one per account and instrument)."
-        )
+    option_symbols = sorted(market["options"]) if option_share else []
+    n_options = round(positions * option_share)
+    for kind, wanted, listed in (
+        ("linear", positions - n_options, instruments),
+        ("option", n_options, option_symbols),
+    ):
+        if wanted > accounts * len(listed):
+            raise ApplicationError(
+                f"At most {accounts * len(listed)} {kind} positions fit {accounts} accounts "
+                f"(one per account and instrument)."
+            )
     if User.objects.filter(username__startswith=BOOK_USER_PREFIX).exists():
         raise ApplicationError("A book is already seeded: pass --reset to replace it.")
     rng = np.random.default_rng(seed)
@@ -143,7 +169,9 @@ def book_seed(
             tables = ", ".join(table(m) for m in locked)
             execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
             foreign_keys = _foreign_keys_drop(locked)
-        plan = _generate(rng, accounts, positions, instruments, market)
+        plan = _generate(rng, accounts, positions - n_options, instruments, market)
+        if n_options:
+            plan = _with_options(rng, plan, n_options, option_symbols, market)
         say(f"generated in {time.monotonic() - started:.1f} s; loading")
         with localcontext(prec=60):  # sums of 18-decimal amounts stay exact
             counts = _load(plan, market, version.taker_fee_rate)
@@ -218,12 +246,7 @@ class _Plan:
 
 def _generate(rng, accounts: int, positions: int, instruments: list[str], market) -> _Plan:
     weights = np.array([POPULARITY.get(symbol, 1.5) for symbol in instruments], dtype=float)
-    # Distinct (account, instrument) pairs, popular instruments more often: the largest
-    # `positions` Gumbel-perturbed log weights (weighted sampling without replacement).
-    keys = np.log(weights)[None, :] + rng.gumbel(size=(accounts, len(instruments)))
-    flat = np.argpartition(keys.ravel(), -positions)[-positions:] if positions else np.array([])
-    flat = np.sort(flat).astype(np.int64)
-    pos_account, pos_instrument = flat // len(instruments), flat % len(instruments)
+    pos_account, pos_instrument = _distinct_pairs(rng, accounts, positions, weights)
     tier_codes = list(TIER_SHARES)
     tiers = rng.choice(len(tier_codes), size=accounts, p=list(TIER_SHARES.values()))
     equity = np.clip(rng.lognormal(np.log(20_000), 1.3, size=accounts), 500, 5_000_000)
@@ -279,6 +302,40 @@ def _generate(rng, accounts: int, positions: int, instruments: list[str], market
         pos_isolated=pos_isolated,
         pos_isolated_factor=pos_isolated_factor,
         instruments=instruments,
+    )
+
+
+def _distinct_pairs(rng, accounts: int, count: int, weights: np.ndarray) -> tuple:
+    """`count` distinct (account, instrument) pairs, heavier instruments more often: the
+    largest `count` Gumbel-perturbed log weights (weighted sampling without replacement)."""
+    keys = np.log(weights)[None, :] + rng.gumbel(size=(accounts, len(weights)))
+    flat = np.argpartition(keys.ravel(), -count)[-count:] if count else np.array([])
+    flat = np.sort(flat).astype(np.int64)
+    return flat // len(weights), flat % len(weights)
+
+
+def _with_options(rng, plan: _Plan, count: int, symbols: list[str], market) -> _Plan:
+    """The plan with `count` option positions added, on distinct (account, series) pairs, all
+    in the cross pool: each holds contracts worth (on the forward) a share of its account's
+    equity, long or short, bought at a premium away from today's mark. `pos_notional` is the
+    premium paid (contracts × mark), so the loader's size (notional ÷ mark) is the contracts."""
+    accounts = len(plan.equity)
+    account, series = _distinct_pairs(rng, accounts, count, np.ones(len(symbols)))
+    options = market["options"]
+    forward = np.array([float(options[s].forward) for s in symbols])[series]
+    mark = np.array([float(market["marks"][s]) for s in symbols])[series]
+    contracts = plan.equity[account] * rng.uniform(0.05, 1.0, count) / forward
+    return replace(
+        plan,
+        pos_account=np.concatenate([plan.pos_account, account]),
+        pos_instrument=np.concatenate([plan.pos_instrument, series + len(plan.instruments)]),
+        pos_side=np.concatenate([plan.pos_side, rng.choice([-1, 1], size=count)]),
+        pos_notional=np.concatenate([plan.pos_notional, contracts * mark]),
+        pos_entry_move=np.concatenate([plan.pos_entry_move, rng.normal(0, 0.05, size=count)]),
+        pos_leverage=np.concatenate([plan.pos_leverage, np.ones(count)]),
+        pos_isolated=np.concatenate([plan.pos_isolated, np.zeros(count, dtype=bool)]),
+        pos_isolated_factor=np.concatenate([plan.pos_isolated_factor, np.ones(count)]),
+        instruments=plan.instruments + symbols,
     )
 
 
@@ -366,13 +423,25 @@ def _load(plan: _Plan, market, fee_rate: Decimal) -> tuple[int, int]:
     pos_account, pos_instrument = plan.pos_account.tolist(), plan.pos_instrument.tolist()
     pos_side, pos_isolated = plan.pos_side.tolist(), plan.pos_isolated.tolist()
     pos_leverage = plan.pos_leverage.astype(int).tolist()
+    forwards = [
+        market["options"][symbol].forward if symbol in market["options"] else None
+        for symbol in plan.instruments
+    ]
     position_lines, fill_lines = [], []
     fees: list[Decimal] = []
     isolated_margin: list[Decimal] = []
+    premiums: list[Decimal] = []  # what each position's opening fill paid the market (+)
     for p in range(n_positions):
         entry, size = Decimal(entries[p]), Decimal(sizes[p])
         quantity = size if pos_side[p] > 0 else -size
-        fee = (size * entry * fee_rate).quantize(QUANTUM)
+        forward = forwards[pos_instrument[p]]
+        if forward is None:
+            fee = (size * entry * fee_rate).quantize(QUANTUM)
+            premiums.append(Decimal(0))
+        else:  # as `margin.services.positions._taker_fee` and the fill's premium
+            fee = min(size * forward * fee_rate, size * entry * OPTION_FEE_PREMIUM_CAP)
+            fee = fee.quantize(QUANTUM)
+            premiums.append((quantity * entry).quantize(QUANTUM))
         fees.append(fee)
         isolated = pos_isolated[p]
         isolated_margin.append(Decimal(margins[p]) if isolated else Decimal(0))
@@ -389,7 +458,8 @@ def _load(plan: _Plan, market, fee_rate: Decimal) -> tuple[int, int]:
 
     # Ledger: per account one journal of opening balances: each asset deposited from the outside
     # world, the isolated positions' margin, and the opening fills' fees to fee income (from the
-    # wallet for cross positions, from the isolated margin for isolated ones).
+    # wallet for cross positions, from the isolated margin for isolated ones), and the options'
+    # premiums to the market (a long's deposited with its collateral, a short's on its wallet).
     by_account: dict[int, list[int]] = defaultdict(list)
     for p, a in enumerate(pos_account):
         by_account[a].append(p)
@@ -402,9 +472,12 @@ def _load(plan: _Plan, market, fee_rate: Decimal) -> tuple[int, int]:
         iso = [p for p in mine if pos_isolated[p]]
         cross_fees = sum((fees[p] for p in mine if not pos_isolated[p]), Decimal(0))
         fenced = sum((isolated_margin[p] for p in iso), Decimal(0))
+        paid = sum((premiums[p] for p in mine if premiums[p] > 0), Decimal(0))
+        received = -sum((premiums[p] for p in mine if premiums[p] < 0), Decimal(0))
         equity = Decimal(float(plan.equity[a]))
         usdt_left = _money(equity * Decimal(float(plan.usdt_share[a])))
-        holdings = {settle: (usdt_left, usdt_left + fenced + cross_fees)}  # (kept, deposited)
+        # (kept, deposited)
+        holdings = {settle: (usdt_left + received, usdt_left + fenced + cross_fees + paid)}
         for symbol, share in plan.extra_assets[a]:
             amount = (equity * Decimal(share) / prices[symbol]).quantize(Decimal("1e-8"))
             if amount > 0:
@@ -422,6 +495,9 @@ def _load(plan: _Plan, market, fee_rate: Decimal) -> tuple[int, int]:
         total_fees = sum((fees[p] for p in mine), Decimal(0))
         entry_rows.append((a, -2, settle, total_fees))  # -2: fee income
         house_moves[LedgerAccountKind.FEES, settle] += total_fees
+        if paid or received:
+            entry_rows.append((a, -3, settle, paid - received))  # -3: the market
+            house_moves[LedgerAccountKind.MARKET, settle] += paid - received
 
     if connection.vendor != "postgresql":
         _journals_check(entry_rows)
@@ -449,7 +525,11 @@ def _load(plan: _Plan, market, fee_rate: Decimal) -> tuple[int, int]:
             for a in range(n_accounts)
         ],
     )
-    house_for = {-1: LedgerAccountKind.EXTERNAL, -2: LedgerAccountKind.FEES}
+    house_for = {
+        -1: LedgerAccountKind.EXTERNAL,
+        -2: LedgerAccountKind.FEES,
+        -3: LedgerAccountKind.MARKET,
+    }
     _copy(
         Entry,
         ["journal_id", "ledger_account_id", "asset_id", "amount"],

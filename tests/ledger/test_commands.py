@@ -16,7 +16,14 @@ from django.utils import timezone
 from accounts.models import User
 from margin.engine.states import worst_ratio
 from margin.engine.vector import revalue
-from margin.models import Fill, LedgerAccount, MarginAccount, ParameterVersion, Position
+from margin.models import (
+    Fill,
+    LedgerAccount,
+    MarginAccount,
+    MarginSnapshot,
+    ParameterVersion,
+    Position,
+)
 from margin.selectors.book import engine_book
 from margin.selectors.ledger import ledger_differences
 from margin.services.book_seed import NEAR_LIQUIDATION_SHARE, SURVIVOR_RATIO
@@ -109,6 +116,35 @@ def test_seed_book_loads_a_balanced_book_and_replaces_it_on_reset(capsys, settin
     assert book.book.n_accounts == 200 and book.book.n_positions == 700
     assert book.book.pos_isolated.any() and len(set(book.book.pos_instrument)) > 4
     assert ParameterVersion.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_book_with_an_option_share_books_premiums_and_a_tick_revalues_the_options(settings):
+    # given the demo reference data, perpetuals marked, and option listing on (none listed yet)
+    reference_data_ensure()
+    settings.DEMO_MARKET_ENABLED = True
+    settings.DEMO_MARKET_SPEED = 60.0
+    settings.OPTIONS_LISTING_ENABLED = True
+    settings.OPTION_TERMS_HOURS = [12.0, 48.0, 168.0]
+    market_tick_run(now=timezone.now())
+    # when a tiny book is seeded with a fifth of its positions options
+    call_command("seed_book", accounts=50, positions=200, option_share=0.2, stdout=io.StringIO())
+    # then the seed listed the series and holds 40 of them, long and short, in the cross pool
+    options = Position.objects.filter(instrument__kind="option")
+    assert options.count() == 40 and Position.objects.count() == Fill.objects.count() == 200
+    assert options.filter(quantity__gt=0).exists() and options.filter(quantity__lt=0).exists()
+    assert not options.filter(margin_mode="isolated").exists()
+    # and every premium went through the ledger: the market account holds their sum
+    option_fills = Fill.objects.filter(position__instrument__kind="option")
+    premiums = sum(fill.quantity * fill.price for fill in option_fills)
+    market = LedgerAccount.objects.get(margin_account=None, kind="market", asset__symbol="USDT")
+    assert premiums and market.balance == premiums
+    assert ledger_differences().clean
+    # and a tick revalues them: every option holder's snapshot carries scan risk
+    revaluation_tick_run(now=timezone.now())
+    holders = set(options.values_list("margin_account_id", flat=True))
+    scanned = MarginSnapshot.objects.filter(account_id__in=holders, scan_risk__gt=0)
+    assert set(scanned.values_list("account_id", flat=True)) == holders
 
 
 @pytest.mark.django_db(transaction=True)

@@ -18,6 +18,12 @@ class Command(BaseCommand):
         parser.add_argument("--accounts", type=int, default=100_000)
         parser.add_argument("--positions", type=int, default=500_000)
         parser.add_argument("--seed", type=int, default=7, help="random seed: same seed, same book")
+        parser.add_argument(
+            "--option-share",
+            type=float,
+            default=0.0,
+            help="share of the positions that are options on the listed BTC/ETH series",
+        )
         parser.add_argument("--reset", action="store_true", help="remove the previous book first")
 
     def handle(self, *args, **options) -> None:
@@ -31,6 +37,7 @@ class Command(BaseCommand):
                 accounts=options["accounts"],
                 positions=options["positions"],
                 seed=options["seed"],
+                option_share=options["option_share"],
                 say=self.stdout.write,
             )
         except ApplicationError as error:
