@@ -60,6 +60,7 @@ class MarketState:
     symbols: tuple[str, ...]
     prices: np.ndarray
     regime: str
+    jump: float = 0.0  # the log return of the jump in the last step, 0 when none
 
 
 def market_step(
@@ -80,15 +81,17 @@ def market_step(
     idiosyncratic = rng.standard_normal(len(state.symbols))
     shock = np.sqrt(CRYPTO_CORRELATION) * factor + np.sqrt(1 - CRYPTO_CORRELATION) * idiosyncratic
     log_return = -0.5 * sigma**2 * dt_years + sigma * np.sqrt(dt_years) * shock
+    jump = 0.0
     if rng.random() < 1 - np.exp(-jump_rate * dt_s):
-        log_return = log_return + rng.normal(JUMP_MEAN, JUMP_STD)
+        jump = float(rng.normal(JUMP_MEAN, JUMP_STD))
+        log_return = log_return + jump
     crypto_prices = state.prices * np.exp(log_return)
 
     reversion = np.exp(-STABLE_REVERSION_RATE * dt_s)
     stable_noise = STABLE_DAILY_NOISE * np.sqrt(dt_s / 86_400) * idiosyncratic
     stable_prices = 1 + (state.prices - 1) * reversion + stable_noise
     prices = np.where(stable, stable_prices, crypto_prices)
-    return MarketState(symbols=state.symbols, prices=prices, regime=regime)
+    return MarketState(symbols=state.symbols, prices=prices, regime=regime, jump=jump)
 
 
 def market_depth(symbol: str, regime: str) -> float:

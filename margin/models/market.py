@@ -105,3 +105,6 @@ class SimulatedAsset(models.Model):
     price = models.DecimalField(**MONEY)
     regime = models.CharField(max_length=8, choices=Regime.choices, default=Regime.CALM)
     stepped_at = models.DateTimeField()
+    # The last jump (its log return, when): the volatility surface reacts to it.
+    last_jump_log_return = models.DecimalField(**RATIO, default=0, db_default=0)
+    last_jump_at = models.DateTimeField(null=True, blank=True, db_default=None)

@@ -8,13 +8,20 @@ from datetime import datetime
 from decimal import Decimal
 
 import numpy as np
+from django.conf import settings
 
 from margin.engine.options import OptionQuote
 from margin.engine.options_vector import black76, black76_value
 from margin.engine.types import LONG, ONE, ZERO, OptionInput
 from margin.market.clock import market_days_between
 from margin.market.demo import CALM
-from margin.market.surface import QUOTE_HALF_SPREAD_VOL, atm_vol, surface_parameters
+from margin.market.surface import (
+    NO_JUMP,
+    QUOTE_HALF_SPREAD_VOL,
+    Jump,
+    atm_vol,
+    surface_parameters,
+)
 from margin.models import Instrument, MarginAccount, SimulatedAsset
 from margin.selectors.accounts import LEAST_EXPIRY_DAYS, OptionTerms
 from margin.selectors.figures import figures_now
@@ -23,6 +30,19 @@ from margin.selectors.figures import figures_now
 def market_regimes() -> dict[int, str]:
     """The demo market's regime per asset id (absent: calm)."""
     return dict(SimulatedAsset.objects.values_list("asset_id", "regime"))
+
+
+def market_jumps(now: datetime) -> dict[int, Jump]:
+    """The demo market's last jump per asset id, aged in market time (absent: none yet)."""
+    return {
+        asset_id: Jump(
+            log_return=float(log_return),
+            age_hours=(now - at).total_seconds() * settings.DEMO_MARKET_SPEED / 3600,
+        )
+        for asset_id, log_return, at in SimulatedAsset.objects.filter(
+            last_jump_at__isnull=False
+        ).values_list("asset_id", "last_jump_log_return", "last_jump_at")
+    }
 
 
 def live_options():
@@ -42,10 +62,11 @@ class SurfaceRow:
     atm_by_term: list[tuple[float, float]]  # (market days, ATM vol)
 
 
-def surface_disclosure(terms_days: list[float]) -> list[SurfaceRow]:
-    """Per option underlying: the surface's parameters in its current regime and its ATM vol
-    at each listed term."""
+def surface_disclosure(terms_days: list[float], now: datetime) -> list[SurfaceRow]:
+    """Per option underlying: the surface's parameters in its current regime and after the
+    last jump, and its ATM vol at each listed term."""
     regimes = market_regimes()
+    jumps = market_jumps(now)
     rows = []
     for asset_id, symbol in (
         Instrument.objects.filter(kind=Instrument.Kind.OPTION)
@@ -53,13 +74,13 @@ def surface_disclosure(terms_days: list[float]) -> list[SurfaceRow]:
         .distinct()
         .order_by("underlying__symbol")
     ):
-        regime = regimes.get(asset_id, CALM)
+        regime, jump = regimes.get(asset_id, CALM), jumps.get(asset_id, NO_JUMP)
         rows.append(
             SurfaceRow(
                 underlying=symbol,
                 regime=regime,
-                parameters=surface_parameters(regime),
-                atm_by_term=[(days, atm_vol(symbol, regime, days)) for days in terms_days],
+                parameters=surface_parameters(regime, jump),
+                atm_by_term=[(days, atm_vol(symbol, regime, days, jump)) for days in terms_days],
             )
         )
     return rows

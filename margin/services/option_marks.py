@@ -17,7 +17,7 @@ import numpy as np
 
 from margin.engine.options_vector import black76_value
 from margin.market.clock import market_days_between
-from margin.market.surface import implied_vol
+from margin.market.surface import NO_JUMP, Jump, implied_vol
 from margin.models import Instrument, MarkPrice
 
 PREMIUM_QUANTUM = Decimal("0.000001")
@@ -54,6 +54,7 @@ def option_marks(
     *,
     forwards: dict[int, Forward],
     regime_of: dict[int, str],
+    jump_of: dict[int, Jump],
     previous: dict[int, MarkPrice],
     now: datetime,
 ) -> list[MarkPrice]:
@@ -79,6 +80,7 @@ def option_marks(
             forward=float(forward.price),
             strike=float(option.strike),
             expiry_days=days,
+            jump=jump_of.get(option.underlying_id, NO_JUMP),
         )
         vol = Decimal(f"{surface_vol:.10f}").quantize(VOL_QUANTUM)
         fresh.append((option, forward.price, days, vol))

@@ -24,7 +24,7 @@ from django.db import transaction
 
 from margin.market.clock import real_duration
 from margin.models import Asset, Instrument, MarkPrice
-from margin.selectors.options import market_regimes
+from margin.selectors.options import market_jumps, market_regimes
 from margin.services.option_marks import Forward, option_marks
 
 logger = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ def _series_list(underlying: Asset, expiry: datetime, forward: Decimal, now: dat
             listed,
             forwards={underlying.pk: Forward(forward)},
             regime_of=market_regimes(),
+            jump_of=market_jumps(now),
             previous={},
             now=now,
         )

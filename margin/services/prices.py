@@ -49,7 +49,7 @@ from margin.models import (
     SourceQuote,
 )
 from margin.selectors.funding import last_funding_rates
-from margin.selectors.options import market_regimes
+from margin.selectors.options import market_jumps, market_regimes
 from margin.selectors.parameters import parameters_in_force
 from margin.services.option_marks import forwards_of, option_marks
 
@@ -120,7 +120,11 @@ def demo_market_step(*, now: datetime, rng: np.random.Generator | None = None) -
     )
     for sim, price in zip(simulated, state.prices, strict=True):
         sim.price, sim.regime, sim.stepped_at = Decimal(f"{price:.12g}"), state.regime, now
-    SimulatedAsset.objects.bulk_update(simulated, ["price", "regime", "stepped_at"])
+        if state.jump:
+            sim.last_jump_log_return, sim.last_jump_at = Decimal(f"{state.jump:.10f}"), now
+    SimulatedAsset.objects.bulk_update(
+        simulated, ["price", "regime", "stepped_at", "last_jump_log_return", "last_jump_at"]
+    )
     _demo_depth_publish(state)
     # Options have no venue prints: they are marked on the surface (`option_marks`).
     instruments = (
@@ -310,6 +314,7 @@ def prices_refresh(
         [i for i in active if i.is_option],
         forwards=forwards_of(marks, {pk: p.price for pk, p in indexes.items() if not p.uncertain}),
         regime_of=market_regimes(),
+        jump_of=market_jumps(now),
         previous=last_mark,
         now=now,
     )

@@ -83,7 +83,7 @@ def disclosure(request):
             "futures": dated_futures(),
             "options": live_options(),
             "surfaces": surface_disclosure(
-                [hours / 24 for hours in sorted(settings.OPTION_TERMS_HOURS)]
+                [hours / 24 for hours in sorted(settings.OPTION_TERMS_HOURS)], timezone.now()
             ),
         },
     )

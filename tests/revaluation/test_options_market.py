@@ -5,13 +5,22 @@ import math
 from datetime import timedelta
 from decimal import Decimal
 
+import numpy as np
 import pytest
 
 from margin.engine.options import black76_value
-from margin.market.surface import atm_vol, implied_vol
+from margin.market.surface import (
+    JUMP_HALF_LIFE_HOURS,
+    NO_JUMP,
+    Jump,
+    atm_vol,
+    implied_vol,
+    jump_vol_bump,
+    skew,
+)
 from margin.models import Instrument, MarkPrice, MarkPriceHistory, Position, SimulatedAsset
 from margin.services.options_listing import options_listing_ensure, strike_ladder
-from margin.services.prices import prices_refresh
+from margin.services.prices import demo_market_step, prices_refresh
 from tests.revaluation.factories import funded_account, market_prices
 
 pytestmark = pytest.mark.django_db
@@ -88,6 +97,43 @@ def test_a_stressed_regime_lifts_option_marks(options_market):
     assert stressed.mark_price > calm.mark_price
 
 
+def test_a_jump_lifts_the_short_end_and_steepens_the_skew_then_decays():
+    # a 5 % gap down, just now: the demo's jumps are −1 % ± 3 % (margin.market.demo)
+    fresh = Jump(log_return=-0.05, age_hours=0.0)
+    assert jump_vol_bump(fresh, 0.5) > 0
+    assert jump_vol_bump(fresh, 0.5) > jump_vol_bump(fresh, 90.0)
+    assert atm_vol("BTC", "calm", 0.5, fresh) > atm_vol("BTC", "calm", 0.5)
+    assert skew("calm", fresh) < skew("calm", NO_JUMP) < 0
+    settled = Jump(log_return=-0.05, age_hours=5 * JUMP_HALF_LIFE_HOURS)
+    assert jump_vol_bump(settled, 0.5) < 0.05 * jump_vol_bump(fresh, 0.5)
+    assert skew("calm", settled) - skew("calm", NO_JUMP) > 0.05 * (
+        skew("calm", fresh) - skew("calm", NO_JUMP)
+    )
+
+
+def test_a_recorded_jump_raises_the_vol_of_a_short_atm_option_mark(options_market, settings):
+    option = Instrument.objects.filter(kind="option", strike=96000, option_type="call").order_by(
+        "expiry"
+    )[0]
+    later = options_market + timedelta(seconds=2)
+    prices_refresh(now=later)
+    before = MarkPrice.objects.get(instrument=option)
+    # the market tick records a jump (certain at this rate) on the simulated asset: the first
+    # step starts the simulation, the second moves it by a second
+    settings.DEMO_MARKET_JUMPS_PER_HOUR = 1e9
+    rng = np.random.default_rng(7)
+    demo_market_step(now=later, rng=rng)
+    jumped_at = later + timedelta(seconds=1)
+    demo_market_step(now=jumped_at, rng=rng)
+    simulated = SimulatedAsset.objects.get(asset=option.underlying)
+    assert simulated.last_jump_at == jumped_at and simulated.last_jump_log_return != 0
+    # a 5 % gap down, whatever the draw, so that the lift is known (2 × 5 % ≈ 10 vol points)
+    SimulatedAsset.objects.update(last_jump_log_return=Decimal("-0.05"))
+    prices_refresh(now=jumped_at)
+    after = MarkPrice.objects.get(instrument=option)
+    assert after.implied_vol > before.implied_vol + Decimal("0.05")
+
+
 def test_an_expired_term_is_listed_again(options_market):
     first = Instrument.objects.filter(kind="option", underlying__symbol="ETH").order_by("expiry")[0]
     after = first.expiry + timedelta(seconds=1)
@@ -105,6 +151,7 @@ def test_the_disclosure_page_publishes_the_series_and_the_surface(options_market
     assert f'data-symbol="{option.symbol}"' in page
     assert 'data-underlying="BTC"' in page and 'data-underlying="ETH"' in page
     assert "Black (1976)" in page and "16 regular scenarios" in page
+    assert "Half-life (h)" in page and "λ·|j|·d" in page
 
 
 def test_the_ladder_is_re_centred_as_the_underlying_drifts(options_market, later):
