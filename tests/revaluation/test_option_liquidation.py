@@ -26,6 +26,7 @@ from margin.selectors.accounts import account_state_load
 from margin.selectors.ledger import ledger_differences
 from margin.services.liquidation import insurance_fund_deposit, liquidation_run
 from margin.services.revaluation import revaluation_tick_run
+from tests.options_support import series
 from tests.revaluation.factories import funded_account, market_prices
 
 pytestmark = pytest.mark.django_db
@@ -33,9 +34,7 @@ pytestmark = pytest.mark.django_db
 
 def put(strike: int) -> Instrument:
     """The BTC put of that strike in the 48-hour expiry."""
-    return Instrument.objects.filter(
-        kind="option", underlying__symbol="BTC", option_type="put", strike=strike
-    ).order_by("expiry")[1]
+    return series("put", strike, 1)
 
 
 def balance(kind: str, account=None) -> Decimal:

@@ -21,6 +21,7 @@ from margin.market.surface import (
 from margin.models import Instrument, MarkPrice, MarkPriceHistory, Position, SimulatedAsset
 from margin.services.options_listing import options_listing_ensure, strike_ladder
 from margin.services.prices import demo_market_step, prices_refresh
+from tests.options_support import series
 from tests.revaluation.factories import funded_account, market_prices
 
 pytestmark = pytest.mark.django_db
@@ -45,9 +46,7 @@ def test_each_term_lists_calls_and_puts_on_a_ladder_around_the_forward(options_m
 
 
 def test_an_option_is_marked_by_black76_on_the_perpetual_mark_at_the_surface_vol(options_market):
-    option = Instrument.objects.filter(kind="option", strike=100000, option_type="call").order_by(
-        "expiry"
-    )[1]
+    option = series("call", 100000, 1)
     later = options_market + timedelta(seconds=5)
     prices_refresh(now=later)
     mark = MarkPrice.objects.get(instrument=option)
@@ -82,9 +81,7 @@ def test_the_surface_has_a_put_skew_and_its_short_end_follows_the_regime():
 
 
 def test_a_stressed_regime_lifts_option_marks(options_market):
-    option = Instrument.objects.filter(kind="option", strike=96000, option_type="put").order_by(
-        "expiry"
-    )[0]
+    option = series("put", 96000, 0)
     later = options_market + timedelta(seconds=2)
     prices_refresh(now=later)
     calm = MarkPrice.objects.get(instrument=option)
@@ -112,9 +109,7 @@ def test_a_jump_lifts_the_short_end_and_steepens_the_skew_then_decays():
 
 
 def test_a_recorded_jump_raises_the_vol_of_a_short_atm_option_mark(options_market, settings):
-    option = Instrument.objects.filter(kind="option", strike=96000, option_type="call").order_by(
-        "expiry"
-    )[0]
+    option = series("call", 96000, 0)
     later = options_market + timedelta(seconds=2)
     prices_refresh(now=later)
     before = MarkPrice.objects.get(instrument=option)
