@@ -12,6 +12,7 @@ from margin.models import Journal, LedgerAccount, LedgerAccountKind, MarginAccou
 from margin.selectors.ledger import ledger_differences
 from margin.services.collateral import collateral_deposit
 from margin.services.reference import reference_data_ensure
+from margin.services.writes import DEADLOCK_ATTEMPTS
 from tests.factories import MarginAccountFactory
 from tests.ledger.support import balance, fund, new_key
 
@@ -57,7 +58,10 @@ def test_a_deposit_that_loses_a_deadlock_is_run_again_and_booked_once(caplog):
     assert Journal.objects.count() == journals_before + 1
     assert ledger_differences().clean
     retried = [r.message for r in caplog.records if "deadlock's victim" in r.message]
-    assert retried == [
+    # at least the first attempt lost; on a loaded machine a retry can meet the other
+    # transaction before it has committed and lose once more, within the attempts allowed
+    assert retried[0] == (
         f"collateral_deposit on account {account.pk} was a deadlock's victim"
         " (attempt 1 of 3): run again"
-    ]
+    )
+    assert len(retried) < DEADLOCK_ATTEMPTS
