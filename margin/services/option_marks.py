@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import numpy as np
 
-from margin.engine.guard import GuardedVol, VolRules, guarded_vol
+from margin.engine.guard import VolRules, guarded_vol
 from margin.engine.options_vector import black76_value
 from margin.engine.prices import CAPPED
 from margin.market.clock import market_days_between
@@ -80,7 +80,12 @@ def _held(previous: MarkPrice | None, option: Instrument, why: str) -> list[Mark
 
 
 def _capped(
-    option: Instrument, surface_vol: Decimal, last_vol: Decimal, guarded: GuardedVol, now: datetime
+    option: Instrument,
+    surface_vol: Decimal,
+    last_vol: Decimal,
+    counted: Decimal,
+    detail: str,
+    now: datetime,
 ) -> GuardRejection:
     return GuardRejection(
         at=now,
@@ -89,9 +94,9 @@ def _capped(
         symbol=option.symbol,
         price=surface_vol,
         reference_price=last_vol,
-        counted_price=guarded.vol,
+        counted_price=counted,
         reason=CAPPED,
-        detail=guarded.detail[:200],
+        detail=detail[:200],
     )
 
 
@@ -139,9 +144,10 @@ def option_marks(
             why = f"{option.underlying.symbol} {guarded.detail}"
             marks += _held(last, option, why)
             continue
+        counted = guarded.vol.quantize(VOL_QUANTUM)
         if guarded.reason == CAPPED:
-            capped.append(_capped(option, vol, last_vol, guarded, now))
-        fresh.append((option, forward.price, days, guarded.vol.quantize(VOL_QUANTUM)))
+            capped.append(_capped(option, vol, last_vol, counted, guarded.detail, now))
+        fresh.append((option, forward.price, days, counted))
     if not fresh:
         return OptionMarks(marks, capped)
     values = black76_value(
