@@ -39,11 +39,15 @@ _NUMERIC = np.dtype(
 
 @dataclass(frozen=True)
 class Field:
-    """One column in binary form: row i's bytes are the next `lengths[i]` bytes of `data`
-    (rows in order); a length of -1 is NULL and takes no bytes."""
+    """One column in binary form: row i's value is the next `lengths[i]` bytes of `data` (rows
+    in order), a whole number of `unit`-byte records; a length of -1 is NULL and takes none."""
 
     lengths: np.ndarray
     data: np.ndarray  # uint8
+    unit: int = 1
+
+    def records(self) -> np.ndarray:
+        return self.data.view(np.dtype((np.void, self.unit)))
 
 
 def int8_field(values: np.ndarray) -> Field:
@@ -73,50 +77,79 @@ def numeric_field(values: np.ndarray) -> Field:
     records["sign"] = np.where(values[present] < 0, _NUMERIC_NEGATIVE, 0)
     records["dscale"] = np.where(nonzero, np.maximum(0, -4 * base), 0)
     lengths = np.where(present, _NUMERIC.itemsize, -1)
-    return Field(lengths=lengths, data=records.view(np.uint8).reshape(-1))
+    return Field(lengths=lengths, data=records.view(np.uint8), unit=_NUMERIC.itemsize)
 
 
 def text_field(values: list[str]) -> Field:
     encoded = [value.encode() for value in values]
-    return bytes_field(np.array([len(b) for b in encoded]), b"".join(encoded))
+    return bytes_field(np.array([len(b) for b in encoded], dtype=np.int64), b"".join(encoded))
 
 
-def bytes_field(lengths: np.ndarray, data: bytes | np.ndarray) -> Field:
-    """Byte strings (bytea) of the given lengths, concatenated in `data`."""
-    return Field(lengths=np.asarray(lengths), data=np.frombuffer(data, dtype=np.uint8))
+def bytes_field(lengths: np.ndarray, data: bytes | np.ndarray, unit: int = 1) -> Field:
+    """Byte strings (bytea) of the given lengths, concatenated in `data`: whole records of
+    `unit` bytes each (the stream is then gathered a record at a time, not a byte)."""
+    return Field(lengths=np.asarray(lengths), data=np.frombuffer(data, dtype=np.uint8), unit=unit)
 
 
 def _fixed(values: np.ndarray) -> Field:
-    return Field(lengths=np.full(len(values), values.dtype.itemsize), data=values.view(np.uint8))
+    unit = values.dtype.itemsize
+    return Field(lengths=np.full(len(values), unit), data=values.view(np.uint8), unit=unit)
+
+
+def _big_endian(value: int, dtype: str) -> np.ndarray:
+    return np.frombuffer(np.array(value, dtype=dtype).tobytes(), dtype=np.uint8)
 
 
 def copy_stream(fields: list[Field]) -> np.ndarray:
-    """The binary COPY stream of the rows whose columns are `fields` (in the COPY's order)."""
-    n = len(fields[0].lengths)
-    sizes = np.full(n, 2, dtype=np.int64)
+    """The binary COPY stream of the rows whose columns are `fields` (in the COPY's order).
+
+    Rows whose fields have the same lengths (NULL or not, as many position records...) share
+    one layout: each such group is one 2-D block of the stream, filled a field (a band of
+    columns) at a time, its values gathered a record at a time. The rows go out grouped, not
+    in their given order."""
+    firsts = []  # each row's first record in each field's data
+    size = len(_HEADER) + len(_TRAILER) + 2 * len(fields[0].lengths)
     for field in fields:
-        sizes += 4 + np.maximum(field.lengths, 0)
-    ends = np.cumsum(sizes)
-    stream = np.empty(len(_HEADER) + int(ends[-1] if n else 0) + len(_TRAILER), dtype=np.uint8)
-    stream[: len(_HEADER)] = np.frombuffer(_HEADER, dtype=np.uint8)
-    stream[-len(_TRAILER) :] = np.frombuffer(_TRAILER, dtype=np.uint8)
-    at = len(_HEADER) + ends - sizes  # where each row's next part goes
-    _scatter(stream, at, np.full(n, len(fields), dtype=">i2").view(np.uint8), 2)
-    at += 2
-    for field in fields:
-        _scatter(stream, at, field.lengths.astype(">i4").view(np.uint8), 4)
-        at += 4
         present = np.maximum(field.lengths, 0)
-        _scatter(stream, at, field.data, present)
-        at += present
+        counts = present // field.unit
+        firsts.append(np.cumsum(counts) - counts)
+        size += 4 * len(present) + int(present.sum())
+    stream = np.empty(size, dtype=np.uint8)
+    stream[: len(_HEADER)] = np.frombuffer(_HEADER, dtype=np.uint8)
+    stream[size - len(_TRAILER) :] = np.frombuffer(_TRAILER, dtype=np.uint8)
+    at = len(_HEADER)
+    for rows in _layouts(fields):
+        lengths = [int(field.lengths[rows[0]]) for field in fields]
+        width = 2 + sum(4 + max(length, 0) for length in lengths)
+        block = stream[at : at + len(rows) * width].reshape(len(rows), width)
+        at += block.size
+        block[:, :2] = _big_endian(len(fields), ">i2")
+        column = 2
+        for field, first, length in zip(fields, firsts, lengths, strict=True):
+            block[:, column : column + 4] = _big_endian(length, ">i4")
+            column += 4
+            if length > 0:
+                taken = field.records()[first[rows][:, None] + np.arange(length // field.unit)]
+                block[:, column : column + length] = taken.view(np.uint8).reshape(-1, length)
+                column += length
     return stream
 
 
-def _scatter(stream: np.ndarray, at: np.ndarray, data: np.ndarray, lengths) -> None:
-    """Row i's `lengths[i]` bytes (the next ones of `data`) to `stream[at[i]:]`."""
-    lengths = np.broadcast_to(lengths, at.shape)
-    starts = np.cumsum(lengths) - lengths
-    stream[np.repeat(at - starts, lengths) + np.arange(len(data))] = data
+def _layouts(fields: list[Field]) -> list[np.ndarray]:
+    """The rows of each layout (the same length in every field), in order. A row's layout is
+    the mixed-radix number of its lengths' ranks over the fields whose lengths vary: an
+    integer sort, where sorting the rows of lengths themselves cost 0.1 s per 25,000."""
+    n = len(fields[0].lengths)
+    ranks, sizes = [], []
+    for field in fields:
+        distinct, rank = np.unique(field.lengths, return_inverse=True)
+        if len(distinct) > 1:
+            ranks.append(rank.reshape(-1))
+            sizes.append(len(distinct))
+    layout_of = np.ravel_multi_index(ranks, sizes) if ranks else np.zeros(n, dtype=np.int64)
+    order = np.argsort(layout_of, kind="stable")
+    bounds = np.flatnonzero(np.diff(layout_of[order])) + 1
+    return [rows for rows in np.split(order, bounds) if len(rows)]
 
 
 def copy_rows(table: str, columns: tuple[str, ...], fields: list[Field]) -> None:

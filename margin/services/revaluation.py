@@ -363,6 +363,7 @@ def _snapshots_write_postgresql(snapshots: _Snapshots) -> None:
             bytes_field(
                 snapshots.position_counts * MarginSnapshot.POSITION_RECORD.itemsize,
                 snapshots.positions.tobytes(),
+                unit=MarginSnapshot.POSITION_RECORD.itemsize,
             ),
         ],
     )

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 
 from margin.packed_write import (
+    Field,
     bytes_field,
     copy_rows,
     int8_field,
@@ -57,11 +58,11 @@ def test_floats_arrive_as_postgresql_casts_them_to_numeric():
             int8_field(np.arange(n)),
             numeric_field(values),
             numeric_field(np.clip(values, -1e7, 1e7)),
-            int8_field(values.view(np.int64)),  # the float's own bits, to compare with
+            # the float itself, bit for bit, to compare with
+            Field(lengths=np.full(n, 8), data=values.astype(">f8").view(np.uint8), unit=8),
         ],
     )
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE packed SET exact = float8recv(int8send(exact::int8))")
         # then: as PostgreSQL's float8 → numeric (15 significant digits), or one unit off in
         # the 15th where the float lies within rounding of a tie
         cursor.execute(
