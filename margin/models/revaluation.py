@@ -85,7 +85,7 @@ class MarginSnapshot(models.Model):
     (`POSITION_RECORD`: position_id, maintenance_margin, bracket, liquidation_price,
     bankruptcy_price; nan where the engine has no price); `positions_of` unpacks them."""
 
-    # Big-endian, as PostgreSQL's int8send/float8send (migration 0030 packed the JSON rows so):
+    # Big-endian, as PostgreSQL's int8send/float8send (migration 0031 packed the JSON rows so):
     # the tick writes a shard's records with one array copy instead of formatting 375,000
     # numbers as JSON, and PostgreSQL stores them without parsing.
     POSITION_RECORD = np.dtype(

@@ -51,7 +51,7 @@ def pack(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("margin", "0029_simulated_asset_last_jump"),
+        ("margin", "0030_vol_guard"),
     ]
 
     operations = [
