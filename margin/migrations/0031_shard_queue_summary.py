@@ -42,7 +42,7 @@ def tick_statistics_on(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("margin", "0029_simulated_asset_last_jump"),
+        ("margin", "0030_vol_guard"),
     ]
 
     operations = [
