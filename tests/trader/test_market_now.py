@@ -68,9 +68,10 @@ def test_a_committed_mark_is_read_at_once(per_tick, reference):
 
 def test_inside_a_transaction_every_read_is_afresh(per_tick, reference):
     with transaction.atomic():
-        # given
+        # given: the transaction has written the mark and read it
+        mark_doubled("BTCUSDT")
         before = market_now().market["marks"]["BTCUSDT"]
-        # when: the transaction's own write carries its one id, as its earlier writes did
+        # when: it writes the row again, under the same transaction id (the fingerprint stays)
         mark_doubled("BTCUSDT")
         # then
         assert market_now().market["marks"]["BTCUSDT"] == 2 * before
