@@ -13,9 +13,9 @@ rows left.
 
 import numpy as np
 
-# The stored figures are the floats rounded to 10 decimals or more (NUMERIC(38, 18) from the
-# float's repr; SQLite: 10 places), and the key's float subtraction rounds once more: an error
-# far below 1e-9 + 1e-12 × |operands| for any figure a book holds.
+# The stored figures are the floats to 15 significant digits rounded to 12 or 18 decimals
+# (SQLite: 10 places), and the key's float subtraction rounds once more: an error far below
+# 1e-9 + 1e-12 × |operands| for any figure a book holds.
 ABSOLUTE_ERROR = 1e-9
 RELATIVE_ERROR = 1e-12
 # The key of a null margin ratio (no equity): beyond any stored ratio (capped at 1e7), on the

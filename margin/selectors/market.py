@@ -177,7 +177,7 @@ def position_figures(account: MarginAccount) -> dict[int, PositionFigures]:
     snapshot = _newest_first(account).first()
     if snapshot is None:
         return {}
-    rows = [dict(zip(MarginSnapshot.POSITION_FIELDS, v, strict=True)) for v in snapshot.positions]
+    rows = MarginSnapshot.positions_of(snapshot.positions)
     symbols = dict(
         Position.objects.filter(pk__in=[row["position_id"] for row in rows]).values_list(
             "pk", "instrument__symbol"
@@ -220,9 +220,11 @@ def chart_series(account: MarginAccount, limit: int) -> dict:
         )
     )
     snapshots.reverse()
-    at = {name: n for n, name in enumerate(MarginSnapshot.POSITION_FIELDS)}
     times = [s["tick__started_at"].timestamp() * 1000 for s in snapshots]
-    rows_by_tick = [{row[at["position_id"]]: row for row in s["positions"]} for s in snapshots]
+    rows_by_tick = [
+        {row["position_id"]: row for row in MarginSnapshot.positions_of(s["positions"])}
+        for s in snapshots
+    ]
     open_positions = (
         Position.objects.filter(margin_account=account)
         .exclude(quantity=0)
@@ -240,7 +242,7 @@ def chart_series(account: MarginAccount, limit: int) -> dict:
                 "symbol": symbol,
                 "t": [t for t, _, _ in points],
                 "mark": [_number(mark) for _, mark, _ in points],
-                "liquidation": [_number(row[at["liquidation_price"]]) for _, _, row in points],
+                "liquidation": [_number(row["liquidation_price"]) for _, _, row in points],
             }
         )
     return {

@@ -9,9 +9,7 @@ under the shard row's lock: a redelivered shard finds it complete and changes no
 
 import contextlib
 import fcntl
-import io
 import itertools
-import json
 import logging
 import math
 import time
@@ -54,6 +52,14 @@ from margin.models import (
     Notification,
     RevaluationShard,
     RevaluationTick,
+)
+from margin.packed_write import (
+    SIGNIFICANT_DIGITS,
+    bytes_field,
+    copy_rows,
+    int8_field,
+    numeric_field,
+    text_field,
 )
 from margin.selectors.book import engine_book, option_book_of
 from margin.selectors.desk import QUEUE_HEAD_ROWS
@@ -262,39 +268,20 @@ def _options_grid(slice_, marks, tick) -> tuple[PortfolioGrid | None, HeldOption
     )
 
 
-def _nullable(values: np.ndarray) -> list:
-    """Floats as Python values, None where the engine has no figure (nan)."""
-    objects = values.astype(object)
-    objects[~np.isfinite(values)] = None
-    return objects.tolist()
-
-
-def _positions_json(slice_, revaluation: Revaluation, liquidation: np.ndarray) -> list[str]:
-    """Each account's per-position figures as the compact JSON of MarginSnapshot.positions,
-    with the liquidation prices under each account's scheme (`liquidation`).
-
-    One json.dumps over every position of the shard (the C encoder formats the floats), then
-    the text is cut per position and joined per account: a Python step per number would cost
-    more than the whole revaluation."""
+def _positions_packed(slice_, revaluation: Revaluation, liquidation: np.ndarray) -> np.ndarray:
+    """Every position's figures as MarginSnapshot.POSITION_RECORD, ordered by account (each
+    account's records one after the other), with the liquidation prices under each account's
+    scheme (`liquidation`). Only what the position row and the tick's marks cannot give back
+    (notional, uPnL and initial margin can)."""
     book = slice_.book
     order = np.argsort(book.pos_account, kind="stable")
-    # Only what the position row and the tick's marks cannot give back (notional, uPnL and
-    # initial margin can): float formatting is most of the cost.
-    columns = (slice_.position_ids, revaluation.maintenance_margin, revaluation.bracket)
-    rows = zip(
-        *(column[order].tolist() for column in columns),
-        _nullable(liquidation[order]),
-        _nullable(revaluation.bankruptcy_price[order]),
-        strict=True,
-    )
-    text = json.dumps(list(rows), separators=(",", ":"))
-    # "[[...],[...]]": no row holds a nested list, so "],[" only ever separates two rows.
-    pieces = text[2:-2].split("],[") if len(order) else []
-    bounds = np.searchsorted(book.pos_account[order], np.arange(book.n_accounts + 1)).tolist()
-    return [
-        "[[" + "],[".join(pieces[lo:hi]) + "]]" if hi > lo else "[]"
-        for lo, hi in itertools.pairwise(bounds)
-    ]
+    records = np.empty(len(order), dtype=MarginSnapshot.POSITION_RECORD)
+    records["position_id"] = slice_.position_ids[order]
+    records["maintenance_margin"] = revaluation.maintenance_margin[order]
+    records["bracket"] = revaluation.bracket[order]
+    records["liquidation_price"] = liquidation[order]
+    records["bankruptcy_price"] = revaluation.bankruptcy_price[order]
+    return records
 
 
 SNAPSHOT_COLUMNS = (
@@ -327,78 +314,112 @@ def _scan_risk(slice_, grid: PortfolioGrid | None) -> AccountScanRisk:
     return account_scan_risk(grid, names, len(names), n)
 
 
-def _snapshot_rows(slice_, tick_id, revaluation, figures, stress, scan, states, positions_json):
+@dataclass(frozen=True)
+class _Snapshots:
+    """A shard's snapshots, column by column, in the order of `account_ids`."""
+
+    account_ids: np.ndarray
+    tick_id: int
+    figures: tuple[np.ndarray, ...]  # FIGURE_COLUMNS' values; nan: no figure
+    states: list[str]
+    bindings: list[str]
+    position_counts: np.ndarray  # each account's records in `positions`, in order
+    positions: np.ndarray  # MarginSnapshot.POSITION_RECORD
+
+
+def _snapshots(slice_, tick_id, revaluation, figures, stress, scan, states, positions):
     """The account's figures under its margin scheme: MM is the requirement the ratio divides
     by (the tiered MM under the standard scheme), IM and withdrawable follow it; the grid's
     scan risk and binding scenario (`scan`)."""
-    columns = (
-        revaluation.collateral_value.tolist(),
-        revaluation.account_unrealized_pnl.tolist(),
-        revaluation.margin_balance.tolist(),
-        figures.maintenance.tolist(),
-        figures.initial.tolist(),
-        _nullable(np.minimum(figures.margin_ratio, RATIO_CAP)),
-        figures.withdrawable.tolist(),
-        stress.tolist(),
-        sum_by(slice_.book.pos_account, revaluation.notional, slice_.book.n_accounts).tolist(),
-        scan.scan_risk.tolist(),
+    book = slice_.book
+    return _Snapshots(
+        account_ids=slice_.account_ids,
+        tick_id=tick_id,
+        figures=(
+            revaluation.collateral_value,
+            revaluation.account_unrealized_pnl,
+            revaluation.margin_balance,
+            figures.maintenance,
+            figures.initial,
+            np.minimum(figures.margin_ratio, RATIO_CAP),
+            figures.withdrawable,
+            stress,
+            sum_by(book.pos_account, revaluation.notional, book.n_accounts),
+            scan.scan_risk,
+        ),
+        states=states,
+        bindings=scan.binding_scenario,
+        position_counts=np.bincount(book.pos_account, minlength=book.n_accounts),
+        positions=positions,
     )
-    for account_id, figures, state, binding, positions in zip(
-        slice_.account_ids.tolist(),
-        zip(*columns, strict=True),
-        states,
-        scan.binding_scenario,
-        positions_json,
-        strict=True,
-    ):
-        yield account_id, tick_id, figures, state, binding, positions
 
 
-def _snapshots_write_postgresql(rows) -> None:
-    """COPY straight into the table. A rerun cannot duplicate: the shard's row is locked and its
-    completion is set in this same transaction, so rows are only ever written by the one run
-    that finds the shard open (and (account, tick) is unique besides)."""
-    table = MarginSnapshot._meta.db_table
-    names = ", ".join(SNAPSHOT_COLUMNS)
-    buffer = io.StringIO()
-    buffer.writelines(
-        "\t".join(
-            (str(account_id), str(tick_id), *("\\N" if f is None else repr(f) for f in figures))
-        )
-        + f"\t{state}\t{binding}\t{positions}\n"
-        for account_id, tick_id, figures, state, binding, positions in rows
+def _snapshots_write_postgresql(snapshots: _Snapshots) -> None:
+    """One binary COPY straight into the table: NumPy packs every value, nothing is formatted
+    as text. A rerun cannot duplicate: the shard's row is locked and its completion is set in
+    this same transaction, so rows are only ever written by the one run that finds the shard
+    open (and (account, tick) is unique besides)."""
+    n = len(snapshots.account_ids)
+    copy_rows(
+        MarginSnapshot._meta.db_table,
+        SNAPSHOT_COLUMNS,
+        [
+            int8_field(snapshots.account_ids),
+            int8_field(np.full(n, snapshots.tick_id)),
+            *(numeric_field(np.asarray(column, dtype=float)) for column in snapshots.figures),
+            text_field(snapshots.states),
+            text_field(snapshots.bindings),
+            bytes_field(
+                snapshots.position_counts * MarginSnapshot.POSITION_RECORD.itemsize,
+                snapshots.positions.tobytes(),
+                unit=MarginSnapshot.POSITION_RECORD.itemsize,
+            ),
+        ],
     )
-    with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-        copy.write(buffer.getvalue())
 
 
 def _decimal_or_none(value: float) -> Decimal | None:
     return Decimal(repr(round(value, 10))) if math.isfinite(value) else None
 
 
-def _snapshots_write_orm(rows) -> None:
+def _snapshots_write_orm(snapshots: _Snapshots) -> None:
     """The embedded mode (SQLite): bulk_create, conflicts ignored."""
-    snapshots = []
-    for account_id, tick_id, figures, state, binding, positions in rows:
-        values = [None if v is None else _decimal_or_none(v) for v in figures]
-        snapshots.append(
+    bounds = np.concatenate(([0], np.cumsum(snapshots.position_counts))).tolist()
+    rows = zip(
+        snapshots.account_ids.tolist(),
+        zip(*(column.tolist() for column in snapshots.figures), strict=True),
+        snapshots.states,
+        snapshots.bindings,
+        itertools.pairwise(bounds),
+        strict=True,
+    )
+    MarginSnapshot.objects.bulk_create(
+        (
             MarginSnapshot(
                 account_id=account_id,
-                tick_id=tick_id,
-                **dict(zip(FIGURE_COLUMNS, values, strict=True)),
+                tick_id=snapshots.tick_id,
+                **{
+                    name: _decimal_or_none(value)
+                    for name, value in zip(FIGURE_COLUMNS, figures, strict=True)
+                },
                 state=state,
                 binding_scenario=binding,
-                positions=json.loads(positions),
+                positions=snapshots.positions[lo:hi].tobytes(),
             )
-        )
-    MarginSnapshot.objects.bulk_create(snapshots, batch_size=500, ignore_conflicts=True)
+            for account_id, figures, state, binding, (lo, hi) in rows
+        ),
+        batch_size=500,
+        ignore_conflicts=True,
+    )
 
 
 def _stored(value: float) -> Decimal | None:
-    """A figure as its snapshot column holds it: NUMERIC(38, 18) rounds the float's repr half
-    away from zero; SQLite's rows are rounded to 10 places first (`_decimal_or_none`)."""
+    """A figure as its snapshot column holds it: the binary COPY sends SIGNIFICANT_DIGITS
+    digits and NUMERIC(38, 18) rounds them half away from zero; SQLite's rows are rounded to
+    10 places (`_decimal_or_none`)."""
     if connection.vendor == "postgresql":
-        return Decimal(repr(value)).quantize(Decimal("1e-18"), rounding=ROUND_HALF_UP)
+        sent = Decimal(f"{value:.{SIGNIFICANT_DIGITS}g}")
+        return sent.quantize(Decimal("1e-18"), rounding=ROUND_HALF_UP)
     return _decimal_or_none(value)
 
 
@@ -571,12 +592,9 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         maintenance_margin=figures.maintenance,
         thresholds=Thresholds.of(params),
     )
-    positions_json = _positions_json(slice_, revaluation, liquidation)
     states = [STATES[n] for n in new]
     queue = _queue_summary(slice_, revaluation, figures, stress, states)
-    computed = time.perf_counter()
-
-    rows = _snapshot_rows(
+    snapshots = _snapshots(
         slice_,
         tick.pk,
         revaluation,
@@ -584,16 +602,18 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         stress,
         _scan_risk(slice_, grid),
         states,
-        positions_json,
+        _positions_packed(slice_, revaluation, liquidation),
     )
+    computed = time.perf_counter()
+
     with transaction.atomic():
         locked = RevaluationShard.objects.select_for_update().get(pk=shard_id)
         if locked.completed_at is not None:
             return ShardResult(shard_id=shard_id, already_done=True)
         if connection.vendor == "postgresql":
-            _snapshots_write_postgresql(rows)
+            _snapshots_write_postgresql(snapshots)
         else:
-            _snapshots_write_orm(rows)
+            _snapshots_write_orm(snapshots)
         notifications = _state_changes(
             tick=tick,
             account_ids=slice_.account_ids,

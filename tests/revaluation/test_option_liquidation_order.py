@@ -161,7 +161,8 @@ def test_portfolio_hedges_with_the_perpetual_when_its_options_cannot_trade(
     ((account_id, tick_id),) = run.to_liquidate
     liquidation = liquidation_run(account_id=account_id, tick_id=tick_id)
     # then: the puts held uncertain, so frozen; the one trade a sale of the perpetual against
-    # their net delta (less than the two puts' notional), at the slipped mark
+    # their net delta (+1.38), of the least lots that bring the account to its line (0.44 BTC:
+    # ratio 1.19 → 0.9499), at the slipped mark
     assert MarkPrice.objects.get(instrument=put).uncertain_reason.startswith(
         "BTC vol surface stale"
     )

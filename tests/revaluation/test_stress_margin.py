@@ -20,6 +20,7 @@ from margin.models import (
     Liquidation,
     MarginAccount,
     MarginScheme,
+    MarginSnapshot,
     ParameterVersion,
     Position,
     VolatilityFloor,
@@ -236,8 +237,14 @@ def test_the_tick_stores_a_portfolio_accounts_liquidation_price_under_its_scheme
     # then: the standard account's snapshot keeps the tiered price; the portfolio account's is
     # where its balance meets the stress loss, as the Decimal reference (its trader page and
     # explain) finds it on the tick's own model
-    tiered = latest_snapshot(standard).positions[0][3]
-    stored = latest_snapshot(portfolio).positions[0][3]
+    (tiered,) = (
+        row["liquidation_price"]
+        for row in MarginSnapshot.positions_of(latest_snapshot(standard).positions)
+    )
+    (stored,) = (
+        row["liquidation_price"]
+        for row in MarginSnapshot.positions_of(latest_snapshot(portfolio).positions)
+    )
     account_input = engine_accounts([portfolio.pk])[portfolio.pk]
     names = tuple(Asset.objects.order_by("pk").values_list("symbol", flat=True))
     expected = portfolio_liquidation_price(

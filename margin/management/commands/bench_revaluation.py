@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 
+import numpy as np
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
@@ -151,10 +152,19 @@ class Command(BaseCommand):
                     margin_ratio=None,
                     withdrawable=quote.withdrawable,
                     state=account.state,
-                    positions={
-                        row.id: [str(row.notional), str(row.liquidation_price)]
-                        for row in quote.positions
-                    },
+                    positions=np.array(
+                        [
+                            (
+                                int(row.id),
+                                float(row.maintenance_margin),
+                                row.bracket,
+                                np.nan if row.liquidation_price is None else row.liquidation_price,
+                                np.nan if row.bankruptcy_price is None else row.bankruptcy_price,
+                            )
+                            for row in quote.positions
+                        ],
+                        dtype=MarginSnapshot.POSITION_RECORD,
+                    ).tobytes(),
                 )
             elapsed = time.perf_counter() - started
             transaction.set_rollback(True)

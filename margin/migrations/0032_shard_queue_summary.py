@@ -42,7 +42,7 @@ def tick_statistics_on(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("margin", "0030_vol_guard"),
+        ("margin", "0031_snapshot_positions_packed"),
     ]
 
     operations = [
