@@ -15,6 +15,7 @@ TEST_PROCESSES ?= $(shell echo $$(( $$(nproc) + 1 )))
 
 SERVE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/exchange_risk
 SERVE_BROKER_URL ?= redis://127.0.0.1:6379/0
+SERVE_CACHE_URL ?= redis://127.0.0.1:6379/1
 
 .PHONY: bootstrap run dev demo-data serve soak loadtest test screenshots lint check-vectors
 
@@ -33,7 +34,7 @@ run: bootstrap demo-data
 
 # The same with DEBUG on (Django's error pages) and gunicorn reloading on code changes.
 dev: bootstrap demo-data
-	@DJANGO_DEBUG=true GUNICORN_RELOAD=true WEB_CONCURRENCY=1 PORT=$(PORT) \
+	@DJANGO_DEBUG=true GUNICORN_RELOAD=true WEB_CONCURRENCY=1 GUNICORN_THREADS=4 PORT=$(PORT) \
 	 $(UV) run python -m exchange_site.runner
 
 demo-data:
@@ -41,11 +42,13 @@ demo-data:
 	@$(UV) run python manage.py seed_demo
 	@$(UV) run python manage.py sync_schedule
 
-# Production-like: PostgreSQL and Redis (SERVE_DATABASE_URL, SERVE_BROKER_URL or DATABASE_URL,
-# CELERY_BROKER_URL), collected static files with hashed names, DEBUG off. SEED_DEMO=true adds
-# the demo users and accounts. Set DJANGO_SECRET_KEY; DJANGO_SECURE_COOKIES=true behind TLS.
+# Production-like: PostgreSQL and Redis (SERVE_DATABASE_URL, SERVE_BROKER_URL, SERVE_CACHE_URL or
+# DATABASE_URL, CELERY_BROKER_URL, CACHE_URL: sessions read from the cache), collected static
+# files with hashed names, DEBUG off. SEED_DEMO=true adds the demo users and accounts. Set
+# DJANGO_SECRET_KEY; DJANGO_SECURE_COOKIES=true behind TLS.
 serve: export DATABASE_URL := $(or $(DATABASE_URL),$(SERVE_DATABASE_URL))
 serve: export CELERY_BROKER_URL := $(or $(CELERY_BROKER_URL),$(SERVE_BROKER_URL))
+serve: export CACHE_URL := $(or $(CACHE_URL),$(SERVE_CACHE_URL))
 serve: export DJANGO_DEBUG := false
 serve: export DJANGO_STATIC_MANIFEST := true
 serve: export DJANGO_SECURE_COOKIES := $(or $(DJANGO_SECURE_COOKIES),false)

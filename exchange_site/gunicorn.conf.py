@@ -1,9 +1,13 @@
 """gunicorn, the application server behind `make run`, `make serve` and the Procfile's web line.
 
 Everything comes from the environment. gthread workers: each page and fragment is a short,
-synchronous Django request doing database work, so a few processes with a few threads each use
-the cores without an async stack; the threads of one process share its database pool
-(DATABASE_POOL_MAX_SIZE should be at least GUNICORN_THREADS).
+synchronous Django request doing database work; gthread keeps the pollers' connections alive
+between their requests. One thread a process and 2 × cores + 1 processes by default: a poll
+makes ~10 database round trips, and a thread coming back from one waits for the interpreter
+lock behind the process's other threads, so with 4 threads a request spent far longer waiting
+than computing (`make loadtest` on 2 cores: 2 × 4 threads 66 requests/s, fragment p95 3.5 s;
+5 × 1: 81.5/s, p95 1.8 s; 8 × 1: 70/s, the cores saturated). The threads of one process share
+its database pool (DATABASE_POOL_MAX_SIZE should be at least GUNICORN_THREADS).
 Graceful reload: `kill -HUP <master pid>` (or `supervisorctl signal HUP web`) starts new workers
 on the new code and lets the old ones finish their requests.
 """
@@ -11,9 +15,9 @@ on the new code and lets the old ones finish their requests.
 import os
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1) + 1))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 # A request still running after this many seconds gets its worker killed and replaced.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # How long a worker may finish its requests on a reload or stop.

@@ -215,6 +215,14 @@ EMAIL_FILE_PATH = VAR_DIR / "mail"
 DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", default="risk@localhost")
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# Every key under a prefix, so several deployments or test runs can share a Redis db and each can
+# remove exactly its own keys (the load test does).
+CACHES["default"]["KEY_PREFIX"] = env("CACHE_KEY_PREFIX", default="")
+# With a cache the web processes share (Redis: `make serve`, the load test), each request reads
+# its session there rather than from the database; sessions are still written through to the
+# database, so a flushed cache logs nobody out.
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # Celery, configured from Django settings under the CELERY_ namespace.
 # `embedded://`: kombu's filesystem transport with atomic writes (exchange_site/embedded_broker.py)
@@ -277,6 +285,10 @@ REVALUATION_TICK_TIMEOUT_S = env.float("REVALUATION_TICK_TIMEOUT_S", default=60.
 SNAPSHOT_KEEP_TICKS = env.int("SNAPSHOT_KEEP_TICKS", default=120)
 SNAPSHOT_STALE_AFTER_S = env.float("SNAPSHOT_STALE_AFTER_S", default=30.0)
 MARKET_TICK_INTERVAL_S = env.float("MARKET_TICK_INTERVAL_S", default=1.0)
+# Pages read the market (marks, prices, parameters, funding outlook) once per market tick in each
+# process, again after any write to it and at least every this many seconds
+# (margin/selectors/market_now.py); 0 reads it on every request. PostgreSQL only.
+MARKET_READ_CACHE_S = env.float("MARKET_READ_CACHE_S", default=1.0)
 DEMO_MARKET_ENABLED = env.bool("DEMO_MARKET_ENABLED", default=True)
 DEMO_MARKET_SPEED = env.float("DEMO_MARKET_SPEED", default=60.0)
 # Jumps in the demo market per hour of wall-clock time (a crypto market gaps a few times a week;

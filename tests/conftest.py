@@ -117,6 +117,15 @@ def no_funding_in_ticks(settings):
 
 
 @pytest.fixture(autouse=True)
+def market_read_afresh(settings):
+    """Pages read the market on every request unless a test asks for the per-tick read
+    (`margin.selectors.market_now`): tests change settings and the clock the market read
+    depends on (market speed, funding grid) under the same rows, within the same second. The
+    per-tick read has tests of its own (tests/trader/test_market_now.py)."""
+    settings.MARKET_READ_CACHE_S = 0
+
+
+@pytest.fixture(autouse=True)
 def demo_market_jumps_as_a_real_market(settings):
     """The demo market gaps every ~15 minutes for a visitor; tests that step it keep the
     market model's own rate (one a week), so a seeded walk does not hinge on the demo's."""

@@ -42,11 +42,16 @@ QUEUE_PAGE_EVERY_S = 5.0  # the queue page's own refresh
 
 
 def environment(args) -> dict[str, str]:
+    # The run's Redis keys (queues, results, cache) under one prefix, removed after it.
+    prefix = f"loadtest-{uuid.uuid4().hex[:8]}:"
     return {
         **os.environ,
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.database}",
         "CELERY_BROKER_URL": args.broker,
-        "CELERY_KEY_PREFIX": f"loadtest-{uuid.uuid4().hex[:8]}:",
+        "CELERY_KEY_PREFIX": prefix,
+        # Sessions are read from the cache there, as `make serve` does (settings.SESSION_ENGINE)
+        "CACHE_URL": args.broker,
+        "CACHE_KEY_PREFIX": prefix,
         "DJANGO_DEBUG": "false",
         "DJANGO_SECURE_COOKIES": "false",
         "DJANGO_VAR_DIR": args.var,
@@ -72,7 +77,7 @@ def users_with_sessions(traders: int, officers: int) -> tuple[list[dict], list[d
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.auth.models import Group
-    from django.contrib.sessions.backends.db import SessionStore
+    from django.utils.module_loading import import_string
     from django_otp import DEVICE_ID_SESSION_KEY
 
     from accounts.authentication import api_token_create
@@ -83,8 +88,12 @@ def users_with_sessions(traders: int, officers: int) -> tuple[list[dict], list[d
     from margin.services.ledger import margin_account_open
     from margin.services.positions import position_market_fill
 
+    # The engine the server reads them with: with the cache in front, the first poll needs no
+    # database read either.
+    session_store = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
+
     def session_for(user, *, second_factor=None) -> str:
-        session = SessionStore()
+        session = session_store()
         session[SESSION_KEY] = str(user.pk)
         session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[-1]
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
@@ -203,7 +212,7 @@ async def drive(base: str, traders, officers, seconds: float, record: Recorder) 
 
 
 def keys_remove(broker_url: str, prefix: str) -> None:
-    """The run's Redis keys (queues, bindings) go with it."""
+    """The run's Redis keys (queues, bindings, cached sessions) go with it."""
     import redis
 
     client = redis.Redis.from_url(broker_url)

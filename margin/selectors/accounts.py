@@ -471,18 +471,24 @@ def no_lock(alias: str) -> str:
     return ""
 
 
-def account_state_read(account: MarginAccount | int, *, lock: LockClause) -> AccountState:
+def account_state_read(
+    account: MarginAccount | int, *, lock: LockClause, market: dict | None = None
+) -> AccountState:
     account_id = account if isinstance(account, int) else account.pk
-    states = account_states_read([account_id], lock=lock)
+    states = account_states_read([account_id], lock=lock, market=market)
     if account_id not in states:
         raise ApplicationError("No such margin account.")
     return states[account_id]
 
 
-def account_states_read(account_ids: Iterable[int], *, lock: LockClause) -> dict[int, AccountState]:
-    """Several accounts in seven queries, whatever their number: id → state. The accounts, then
-    their positions, then their ledger accounts are read (and with a `lock` clause locked), each
-    by primary key.
+def account_states_read(
+    account_ids: Iterable[int], *, lock: LockClause, market: dict | None = None
+) -> dict[int, AccountState]:
+    """Several accounts in at most ten queries, whatever their number: id → state. The
+    accounts, then their positions, then their ledger accounts are read (and with a `lock`
+    clause locked), each by primary key; the market (four or five) unless a read passes the one it
+    has (`market_load()`'s, as `margin.selectors.market_now` keeps it); what owners of several
+    accounts hold in the others (two).
 
     Plain SQL rather than the ORM: every write runs these reads, and compiling the querysets
     cost more CPU than the rest of the write."""
@@ -491,7 +497,8 @@ def account_states_read(account_ids: Iterable[int], *, lock: LockClause) -> dict
         return {}
     ids = ", ".join(["%s"] * len(account_ids))
     account_rows = rows(
-        f"SELECT a.id, a.owner_id, t.code, a.reduce_only, a.margin_scheme "
+        f"SELECT a.id, a.owner_id, t.code, a.reduce_only, a.margin_scheme, "
+        f"(SELECT count(*) FROM {table(MarginAccount)} o WHERE o.owner_id = a.owner_id) "
         f"FROM {table(MarginAccount)} a "
         f"JOIN {table(CreditTier)} t ON t.id = a.credit_tier_id "
         f"WHERE a.id IN ({ids}) ORDER BY a.id" + lock("a"),
@@ -534,8 +541,9 @@ def account_states_read(account_ids: Iterable[int], *, lock: LockClause) -> dict
             isolated_margin=isolated_balance,
             isolated_account_id=isolated_id,
         )
-    market = market_load()
-    owned = _owner_holdings([row[1] for row in account_rows])
+    market = market_load() if market is None else market
+    # Most owners hold one account: their holdings over all accounts are this one's, unread.
+    owned = _owner_holdings([row[1] for row in account_rows if row[5] > 1])
     return {
         account_id: AccountState(
             owner_other_positions=_others(
@@ -556,7 +564,7 @@ def account_states_read(account_ids: Iterable[int], *, lock: LockClause) -> dict
             margin_scheme=margin_scheme,
             **market,
         )
-        for account_id, owner_id, credit_tier, reduce_only, margin_scheme in account_rows
+        for account_id, owner_id, credit_tier, reduce_only, margin_scheme, _ in account_rows
     }
 
 

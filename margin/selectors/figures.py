@@ -17,12 +17,14 @@ from margin.engine.types import AccountInput
 from margin.models import MarginAccount, ParameterVersion
 from margin.selectors.accounts import (
     AccountState,
-    account_state_load,
-    account_states_load,
+    account_state_read,
+    account_states_read,
+    no_lock,
     wallet_balances,
 )
+from margin.selectors.funding import FundingOutlook
 from margin.selectors.market import with_latest_snapshot_ids, with_latest_snapshots
-from margin.selectors.parameters import parameters_in_force
+from margin.selectors.market_now import market_now
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class FiguresNow:
 
     state: AccountState
     parameters: ParameterVersion
+    # Symbol → funding outlook of every active perpetual, of the same market read.
+    funding: dict[str, FundingOutlook]
 
     @cached_property
     def input(self) -> AccountInput:
@@ -48,17 +52,27 @@ class FiguresNow:
 
 
 def figures_now(account: MarginAccount | int) -> FiguresNow:
-    """The account's figures at the latest prices, under the parameters in force."""
-    return FiguresNow(state=account_state_load(account), parameters=parameters_in_force())
+    """The account's figures at the latest prices, under the parameters in force: the account
+    read afresh, the market as `market_now` keeps it for the market tick."""
+    market = market_now()
+    return FiguresNow(
+        state=account_state_read(account, lock=no_lock, market=market.market),
+        parameters=market.parameters,
+        funding=market.funding,
+    )
 
 
 def figures_now_of(account_ids: Iterable[int]) -> dict[int, FiguresNow]:
     """Several accounts' figures now, read in a constant number of queries: id → figures."""
-    states = account_states_load(account_ids)
-    if not states:
+    account_ids = list(account_ids)
+    if not account_ids:
         return {}
-    parameters = parameters_in_force()
-    return {pk: FiguresNow(state=state, parameters=parameters) for pk, state in states.items()}
+    market = market_now()
+    states = account_states_read(account_ids, lock=no_lock, market=market.market)
+    return {
+        pk: FiguresNow(state=state, parameters=market.parameters, funding=market.funding)
+        for pk, state in states.items()
+    }
 
 
 def account_overview(accounts: QuerySet[MarginAccount], account_id: int) -> MarginAccount:

@@ -146,7 +146,7 @@ def account_reduce_only_set(
         raise ApplicationError(
             "Give the reason the trader will see.", extra={"reason": "Required."}
         )
-    account = MarginAccount.objects.select_for_update().get(pk=account.pk)
+    account = MarginAccount.objects.select_for_update(no_key=True).get(pk=account.pk)
     if account.reduce_only == reduce_only:
         raise ApplicationError(
             f"Account #{account.pk} is already {'reduce-only' if reduce_only else 'unrestricted'}."

@@ -1,17 +1,23 @@
 """Posting to the double-entry ledger: the one place that writes entries and balances.
 
-Lock order (every service follows it, so two transactions never wait on each other in a
-cycle): the idempotency record (an insert), the MarginAccount row, its positions (by pk), its
-own ledger accounts (by pk), and last the house accounts, whose balances are updated in pk
-order inside `journal_post`. House rows are shared by every account, so they are touched last
-and held for the shortest time.
+Lock order (ARCHITECTURE.md, "Lock order"; every service follows it, so two transactions never
+wait on each other in a cycle): the idempotency record (an insert), the MarginAccount row, its
+positions (by pk), its own ledger accounts (by pk), and last the house accounts (outside world,
+fees, insurance, market, funding), in pk order. House rows are shared by every account, so a
+write takes them last and holds them for the shortest time: inside `house_rows_last` (every
+trader write, every liquidation) `journal_post` books the entries and moves the account's own
+balances at once, and the house balances are moved when the block ends, in one pass in pk order,
+whatever the order the journals came in and however many accounts the write went through.
 """
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db import connection
 from django.utils import timezone
 
 from margin.db import execute, insert, table
@@ -115,6 +121,8 @@ def journal_post(
 ) -> Journal | None:
     """Book one balanced journal and move the balances of its accounts; None when every line is
     zero. Call it inside the service's transaction, with the account's own rows already locked.
+    The house balances move after the account's, in pk order: at once, or inside
+    `house_rows_last` when the block ends.
 
     The balance check here is the only one SQLite gets; PostgreSQL checks it again at commit
     with the deferred constraint trigger of migration `ledger_triggers`.
@@ -146,13 +154,98 @@ def journal_post(
             for value in (journal.pk, line.ledger_account_id, line.asset_id, line.amount)
         ],
     )
-    # In primary-key order: the house rows every account shares are locked here, last.
-    for line in sorted(posted, key=lambda line: line.ledger_account_id):
-        execute(
-            f"UPDATE {table(LedgerAccount)} SET balance = balance + %s WHERE id = %s",
-            [line.amount, line.ledger_account_id],
-        )
+    # The account's own rows now, in pk order (the write has them locked already); a house row
+    # is not matched, so not locked, here.
+    house = []
+    with connection.cursor() as cursor:
+        for line in sorted(posted, key=lambda line: line.ledger_account_id):
+            cursor.execute(
+                f"UPDATE {table(LedgerAccount)} SET balance = balance + %s "
+                "WHERE id = %s AND margin_account_id IS NOT NULL",
+                [line.amount, line.ledger_account_id],
+            )
+            if not cursor.rowcount:
+                house.append((line.ledger_account_id, line.amount))
+    if (pending := _house_journals.get()) is not None:
+        pending[journal.pk] = house
+    else:
+        _house_balances_move(house)
     return journal
+
+
+_house_journals: ContextVar[dict[int, list[tuple[int, Decimal]]] | None] = ContextVar(
+    "house_journals", default=None
+)
+"""The house moves of each journal booked inside the outermost `house_rows_last` block, still to
+be made: journal id → [(house account id, amount)]."""
+
+
+@contextmanager
+def house_rows_last():
+    """Inside a transaction: the house balances of every journal booked in the block move when
+    it ends, as the transaction's last writes, in pk order (a nested block is part of the
+    outermost one). A write may then lock further accounts' rows after its first journal (a
+    liquidation's auto-deleveraging counterparties) without holding a house row meanwhile."""
+    if _house_journals.get() is not None:
+        yield
+        return
+    token = _house_journals.set({})
+    try:
+        yield
+        moves = _house_pending()
+    finally:
+        _house_journals.reset(token)
+    _house_balances_move(moves.items())
+
+
+def _house_pending() -> dict[int, Decimal]:
+    """House account id → what the block's journals still to move add to it; a journal whose
+    savepoint was rolled back is gone, and its moves with it."""
+    pending = _house_journals.get()
+    if not pending:
+        return {}
+    booked = set(Journal.objects.filter(pk__in=list(pending)).values_list("pk", flat=True))
+    totals: dict[int, Decimal] = defaultdict(Decimal)
+    for journal_id, moves in pending.items():
+        if journal_id in booked:
+            for ledger_account_id, amount in moves:
+                totals[ledger_account_id] += amount
+    return totals
+
+
+def _house_balances_move(moves: Iterable[tuple[int, Decimal]]) -> None:
+    """Add each amount to its house account's balance, one row after the other in pk order."""
+    with connection.cursor() as cursor:
+        for ledger_account_id, amount in sorted(moves):
+            if amount:
+                cursor.execute(
+                    f"UPDATE {table(LedgerAccount)} SET balance = balance + %s WHERE id = %s",
+                    [amount, ledger_account_id],
+                )
+
+
+def house_rows_lock(ids: Iterable[int]) -> None:
+    """Lock now, in pk order, the house rows `ids` and those the block's journals moved so far:
+    for a write that must read a house balance under lock mid-transaction (the insurance fund
+    paying a deficit). `ids` are every house row the write may still move: after this it locks
+    no other house row and no other account's row. FOR NO KEY UPDATE, the lock a balance update
+    takes: FOR UPDATE would also wait for the foreign-key checks other transactions run on these
+    rows at their commit."""
+    if not connection.features.has_select_for_no_key_update:
+        return  # SQLite locks the whole database instead
+    locked = sorted({*ids, *_house_pending()})
+    execute(
+        f"SELECT id FROM {table(LedgerAccount)} WHERE id IN ({', '.join(['%s'] * len(locked))}) "
+        "ORDER BY id FOR NO KEY UPDATE",
+        locked,
+    )
+
+
+def house_balance(ledger_account_id: int) -> Decimal:
+    """A house account's balance as this transaction leaves it: its row's, and what the
+    journals of the `house_rows_last` block still have to move on it."""
+    balance = LedgerAccount.objects.values_list("balance", flat=True).get(pk=ledger_account_id)
+    return balance + _house_pending().get(ledger_account_id, Decimal(0))
 
 
 def margin_account_open(

@@ -62,7 +62,15 @@ from margin.selectors.liquidation import cross_liquidation_plan
 from margin.selectors.market import unfit_prices
 from margin.services.audit import audit_record
 from margin.services.desk import case_open_for_system
-from margin.services.ledger import QUANTUM, Line, journal_post, wallet_accounts_ensure
+from margin.services.ledger import (
+    QUANTUM,
+    Line,
+    house_balance,
+    house_rows_last,
+    house_rows_lock,
+    journal_post,
+    wallet_accounts_ensure,
+)
 from margin.services.notifications import notification_create
 from margin.services.positions import position_fill
 from margin.services.writes import as_text
@@ -126,10 +134,16 @@ def _positions_by_engine_id(account: MarginAccount) -> dict[str, Position]:
 
 
 def _insurance_fund(asset: Asset, *, lock: bool = False) -> LedgerAccount:
-    rows = LedgerAccount.objects.filter(
+    """The fund's row with its balance as this liquidation leaves it (`house_balance`); `lock`
+    for a cover it must still allow at commit: the fund's row with the market account's, which
+    a write-off moves next (`house_rows_lock`)."""
+    fund = LedgerAccount.objects.get(
         kind=LedgerAccountKind.INSURANCE, asset=asset, margin_account__isnull=True
     )
-    return (rows.select_for_update() if lock else rows).get()
+    if lock:
+        house_rows_lock([fund.pk, _house(LedgerAccountKind.MARKET, asset)])
+    fund.balance = house_balance(fund.pk)
+    return fund
 
 
 def _fund_available(ctx: _Context) -> Decimal:
@@ -420,10 +434,21 @@ def _auto_deleverage(ctx: _Context, position: Position, price: Decimal) -> Decim
     (fund, then write-off) before it trades, so its closing fill never draws on the fund."""
     remaining = abs(position.quantity)
     mark = position.instrument.mark.mark_price
+    taken = []
     for candidate in adl_queue(_adl_candidates(ctx, position), mark=mark):
         if remaining <= 0:
             break
-        quantity = min(remaining, candidate.quantity)
+        taken.append((candidate, min(remaining, candidate.quantity)))
+        remaining -= taken[-1][1]
+    # The counterparties' rows before the fund's (a shortfall's `_cover` locks the house rows):
+    # the lock order takes accounts first.
+    list(
+        MarginAccount.objects.filter(pk__in=[candidate.account_id for candidate, _ in taken])
+        .order_by("pk")
+        .select_for_update(no_key=True)
+        .only("pk")
+    )
+    for candidate, quantity in taken:
         fill = adl_fill_price(price, candidate)
         shortfall = quantity * abs(fill - price)
         if shortfall and position.margin_mode == "isolated":
@@ -467,7 +492,6 @@ def _auto_deleverage(ctx: _Context, position: Position, price: Decimal) -> Decim
             quantity=quantity,
             price=fill,
         )
-        remaining -= quantity
         notification_create(
             account=counterparty,
             kind=Notification.Kind.ADL,
@@ -869,16 +893,23 @@ def _hold(ctx: _Context, unfit: UnfitPrices, quote: AccountQuote) -> Liquidation
     return liquidation
 
 
-@transaction.atomic
 def liquidation_run(*, account_id: int, tick_id: int, now: datetime | None = None) -> Liquidation:
     """Liquidate the account as the tick found it due, once. `now` is the market time (the
-    scenario runner's; the clock otherwise)."""
-    now = now or timezone.now()
+    scenario runner's; the clock otherwise). One transaction; the house balances of all its
+    journals move at its end (`house_rows_last`), so the auto-deleveraging counterparties'
+    rows are locked while it holds no house row."""
+    with transaction.atomic(), house_rows_last():
+        return _liquidate(account_id=account_id, tick_id=tick_id, now=now or timezone.now())
+
+
+def _liquidate(*, account_id: int, tick_id: int, now: datetime) -> Liquidation:
     liquidation, _ = Liquidation.objects.get_or_create(account_id=account_id, tick_id=tick_id)
     liquidation = Liquidation.objects.select_for_update().get(pk=liquidation.pk)
     if liquidation.status != Liquidation.Status.PENDING:
         return liquidation
-    account = MarginAccount.objects.select_for_update().get(pk=account_id)
+    # NO KEY: FOR UPDATE would also wait for the foreign-key checks of rows other transactions
+    # wrote about the account (a tick's events), which run at their commit.
+    account = MarginAccount.objects.select_for_update(no_key=True).get(pk=account_id)
     tick = RevaluationTick.objects.select_related("parameter_version").get(pk=tick_id)
     settlement = Asset.objects.select_related("price").get(is_settlement=True)
     ctx = _Context(liquidation=liquidation, account=account, tick=tick, settlement=settlement)

@@ -39,8 +39,12 @@ def notifications_acknowledge(*, user, account: MarginAccount) -> int:
 @transaction.atomic
 def notification_email_send(*, notification_id: int) -> bool:
     """E-mail a notification to its user once (a redelivered task finds it sent)."""
+    # OF self: not the joined user row, which every write of the user's names (an idempotency
+    # record, a journal) checks at its commit, while the mail goes out.
     notification = (
-        Notification.objects.select_for_update().select_related("user").get(pk=notification_id)
+        Notification.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .get(pk=notification_id)
     )
     if notification.emailed_at is not None or not notification.user.email:
         return False

@@ -102,8 +102,13 @@ def demo_market_step(*, now: datetime, rng: np.random.Generator | None = None) -
         ],
         ignore_conflicts=True,
     )
+    # OF self: a bare FOR UPDATE would lock the joined Asset rows too, and every transaction
+    # that wrote a row naming an asset (a price, an entry) would wait at its commit, in its
+    # foreign-key check, for this one: the market tick's deadlock with the price refresh.
     simulated = list(
-        SimulatedAsset.objects.select_for_update().select_related("asset").order_by("pk")
+        SimulatedAsset.objects.select_for_update(of=("self",))
+        .select_related("asset")
+        .order_by("pk")
     )
     if not simulated:
         return []
@@ -145,12 +150,22 @@ def demo_market_step(*, now: datetime, rng: np.random.Generator | None = None) -
 def _demo_depth_publish(state: MarketState) -> None:
     """The demo market's depth of each asset's spot market and of each instrument (a multiple
     of its underlying's), thinning in the stressed regime: what the liquidity charges read."""
+    price_rows_lock()
     for symbol in state.symbols:
         depth = Decimal(f"{market_depth(symbol, state.regime):.6g}")
         AssetPrice.objects.filter(asset__symbol=symbol).update(depth_usd=depth)
         MarkPrice.objects.filter(instrument__underlying__symbol=symbol).exclude(
             instrument__kind=Instrument.Kind.OPTION
         ).update(depth_usd=depth * Decimal(str(PERP_DEPTH_MULTIPLE)))
+
+
+def price_rows_lock() -> tuple[dict[int, AssetPrice], dict[int, MarkPrice]]:
+    """Lock the latest prices, every writer of them in the same order: the asset prices by pk,
+    then the marks by pk. The rows by asset id and by instrument id."""
+    return (
+        {p.asset_id: p for p in AssetPrice.objects.select_for_update().order_by("pk")},
+        {m.instrument_id: m for m in MarkPrice.objects.select_for_update().order_by("pk")},
+    )
 
 
 @dataclass(frozen=True)
@@ -242,8 +257,7 @@ def prices_refresh(
     rules, traded_rules = index_rules(params), traded_price_rules(params)
     funding_rates = funding_rates or {}
     quotes = _quotes_by_symbol()
-    last_index = {p.asset_id: p for p in AssetPrice.objects.select_for_update().order_by("pk")}
-    last_mark = {m.instrument_id: m for m in MarkPrice.objects.select_for_update().order_by("pk")}
+    last_index, last_mark = price_rows_lock()
     rejections: list[GuardRejection] = []
 
     indexes: dict[int, AssetPrice] = {}

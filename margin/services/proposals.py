@@ -195,7 +195,9 @@ def _locked_pending(proposal: Proposal) -> Proposal:
 
 
 def _carry_out_credit_tier_change(proposal: Proposal, approver) -> dict:
-    account = MarginAccount.objects.select_for_update().get(pk=proposal.margin_account_id)
+    account = MarginAccount.objects.select_for_update(no_key=True).get(
+        pk=proposal.margin_account_id
+    )
     tier = CreditTier.objects.filter(code=proposal.payload["to"]).first()
     if tier is None:
         raise ApplicationError(f"Credit tier {proposal.payload['to']} no longer exists.")
@@ -224,7 +226,9 @@ def _carry_out_credit_tier_change(proposal: Proposal, approver) -> dict:
 
 def _carry_out_margin_scheme_change(proposal: Proposal, approver) -> dict:
     """The account's requirement changes from the next revaluation tick on."""
-    account = MarginAccount.objects.select_for_update().get(pk=proposal.margin_account_id)
+    account = MarginAccount.objects.select_for_update(no_key=True).get(
+        pk=proposal.margin_account_id
+    )
     before, after = account.margin_scheme, proposal.payload["to"]
     if before != proposal.payload["from"]:
         raise ApplicationError("The account's scheme has changed since the proposal: reject it.")
@@ -247,7 +251,7 @@ def _carry_out_forced_reduction(proposal: Proposal, approver) -> dict:
     slippage of the version in force (as the liquidation engine fills), through the ledger's
     forced fill; the proposal is the fill's reference, so it books once."""
     # The account first, as every ledger write locks it: its positions cannot move under us.
-    MarginAccount.objects.select_for_update().get(pk=proposal.margin_account_id)
+    MarginAccount.objects.select_for_update(no_key=True).get(pk=proposal.margin_account_id)
     position = Position.objects.select_related(
         "instrument__mark", "instrument__underlying", "margin_account"
     ).get(pk=proposal.payload["position"], margin_account_id=proposal.margin_account_id)

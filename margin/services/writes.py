@@ -27,6 +27,7 @@ from margin.services.idempotency import (
     idempotency_complete,
     idempotency_key_check,
 )
+from margin.services.ledger import house_rows_last
 
 STALE_PREVIEW = "Prices or balances moved since the preview; review it again."
 DEADLOCK_ATTEMPTS = 3
@@ -110,12 +111,13 @@ def write_run[P: Plan](
     post: Callable[[AccountState, P], Receipt],
 ) -> Receipt:
     """One write in one transaction: claim the idempotency key, lock the account (see the lock
-    order in `margin.services.ledger`), refuse a stale preview, plan, refuse or post. A
-    deadlock's victim is run again (`run_again_on_deadlock`)."""
+    order in `margin.services.ledger`), refuse a stale preview, plan, refuse or post; the house
+    balances move last (`house_rows_last`). A deadlock's victim is run again
+    (`run_again_on_deadlock`): a safety net, the lock order leaves no cycle to lose."""
     idempotency_key_check(idempotency_key)
 
     def once() -> Receipt:
-        with transaction.atomic():
+        with transaction.atomic(), house_rows_last():
             record_id, first = idempotency_claim(
                 user_id=account.owner_id,
                 key=idempotency_key,

@@ -13,8 +13,6 @@ from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from django.utils import timezone
-
 from margin.engine.reference import (
     AccountQuote,
     CollateralSlice,
@@ -34,7 +32,7 @@ from margin.engine.stress import AccountStress, StressModel, account_stress
 from margin.engine.types import AccountInput, CollateralLine, PositionInput
 from margin.selectors.accounts import AccountState, PositionState
 from margin.selectors.figures import figures_now
-from margin.selectors.funding import FundingOutlook, cumulative_funding, funding_outlooks
+from margin.selectors.funding import FundingOutlook, cumulative_funding
 from margin.selectors.market import latest_snapshot
 from margin.selectors.volatility import stress_model, stress_model_now
 from margin.views.trader_gauge import Gauge, ratio_gauge
@@ -127,8 +125,9 @@ class PositionFunding:
     cumulative: Decimal
 
 
-def position_funding(rows: tuple[PositionRow, ...]) -> dict[str, PositionFunding]:
-    outlooks = funding_outlooks(now=timezone.now(), symbols=[row.symbol for row in rows])
+def position_funding(
+    rows: tuple[PositionRow, ...], outlooks: dict[str, FundingOutlook]
+) -> dict[str, PositionFunding]:
     ids = {row.symbol: row.position.position_id for row in rows}
     paid = cumulative_funding(ids.values())
     return {
@@ -154,6 +153,8 @@ class AccountFigures:
     requirement: Requirement
     margin_call_ratio: Decimal
     parameters: ParameterVersion
+    # Symbol → the funding outlook of every active perpetual (`FiguresNow.funding`).
+    funding_outlooks: dict[str, FundingOutlook]
 
     @cached_property
     def revaluation(self) -> Revaluation:
@@ -165,7 +166,7 @@ class AccountFigures:
     def funding(self) -> dict[str, PositionFunding]:
         """Symbol → the position's funding (next time, predicted and last rate, what it has
         paid or received so far); read on first use, by the positions fragment."""
-        return position_funding(self.positions)
+        return position_funding(self.positions, self.funding_outlooks)
 
     @property
     def price_doubts(self) -> list[tuple[str, str]]:
@@ -274,4 +275,5 @@ def account_figures(account: MarginAccount) -> AccountFigures:
         stress_k_sigma=version.stress_k_sigma,
         stress_horizon_days=version.stress_horizon_days,
         parameters=version,
+        funding_outlooks=now.funding,
     )

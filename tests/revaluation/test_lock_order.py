@@ -1,0 +1,110 @@
+"""The lock order (ARCHITECTURE.md, "Lock order") held under real concurrency on PostgreSQL:
+the transactions that deadlocked in the load test (liquidations paying into and drawing on the
+insurance fund; market ticks overlapping), run against each other many times, meet no
+deadlock: no transaction is a victim, none needs running again."""
+
+import threading
+from collections import Counter
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import OperationalError, connection
+from psycopg.errors import DeadlockDetected
+
+from margin.models import Liquidation
+from margin.selectors.ledger import ledger_differences
+from margin.services.liquidation import insurance_fund_deposit, liquidation_run
+from margin.services.prices import market_tick_run
+from margin.services.revaluation import revaluation_tick_run
+from tests.revaluation.factories import funded_account, market_prices
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROUNDS = 6
+TICKS_PER_THREAD = 60
+
+
+def _attempt(call, counts: Counter) -> None:
+    """`call()`, a deadlock's victim counted (and the transaction rolled back whole)."""
+    try:
+        call()
+    except OperationalError as error:
+        if not isinstance(error.__cause__, DeadlockDetected):
+            raise
+        counts["deadlocks"] += 1
+
+
+def _at_once(*targets) -> None:
+    """Each target on a thread and a connection of its own, all at once; back when all are."""
+
+    def run(target) -> None:
+        try:
+            # Each wait past deadlock_timeout is logged with both statements
+            # (/var/log/postgresql/): only for this test's sessions.
+            with connection.cursor() as cursor:
+                cursor.execute("SET log_lock_waits = on")
+            target()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(target,)) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+
+
+def test_liquidations_paying_the_fund_and_drawing_on_it_at_once_never_deadlock(market, later):
+    # given, each round: three accounts past their line with margin left (their fills pay the
+    # clearance fee to the insurance fund, the fill's cash to the market account) and three
+    # bankrupt ones (their fills move the market account only, then the fund pays the deficit)
+    insurance_fund_deposit(amount=Decimal("100000"), memo="seed the fund")
+    counts: Counter = Counter()
+    for round_ in range(ROUNDS):
+        at = 10 * round_
+        market_prices(at=later(at), BTC=95000, SOL=230, USDT=1)
+        accounts = [
+            funded_account(usdt="12000", fills=[("SOLUSDT", "buy", "500")]) for _ in range(3)
+        ] + [funded_account(usdt="2000", fills=[("BTCUSDT", "buy", "0.2")]) for _ in range(3)]
+        market_prices(at=later(at + 2), BTC=84000, SOL=208, USDT=1)
+        tick = revaluation_tick_run(now=later(at + 3)).start.tick
+        go = threading.Barrier(len(accounts))
+
+        def liquidate(account, tick=tick, go=go, at=at) -> None:
+            go.wait()
+            liquidation_run(account_id=account.pk, tick_id=tick.pk, now=later(at + 3))
+            counts["liquidations"] += 1
+
+        # when
+        _at_once(
+            *(lambda a=account: _attempt(lambda: liquidate(a), counts) for account in accounts)
+        )
+    # then
+    print(f"{ROUNDS} rounds of 6 liquidations at once: {dict(counts)}")
+    assert counts["deadlocks"] == 0
+    assert counts["liquidations"] == 6 * ROUNDS
+    assert Liquidation.objects.filter(insurance_cover__gt=0).count() >= ROUNDS
+    assert ledger_differences().clean
+
+
+def test_market_ticks_that_overlap_never_deadlock(market, settings):
+    # given: the demo market on; two workers each running market ticks back to back, as the
+    # beat's one-second ticks overlap when a tick takes longer than a second
+    settings.DEMO_MARKET_ENABLED = True
+    counts: Counter = Counter()
+
+    def tick(n: int) -> None:
+        market_tick_run(now=market + timedelta(seconds=n))
+        counts["ticks"] += 1
+
+    def ticks() -> None:
+        for n in range(TICKS_PER_THREAD):
+            _attempt(lambda n=n: tick(n), counts)
+
+    # when
+    _at_once(ticks, ticks)
+    # then
+    print(f"{counts['ticks']} market ticks on two threads: {dict(counts)}")
+    assert counts["deadlocks"] == 0
+    assert counts["ticks"] == 2 * TICKS_PER_THREAD
