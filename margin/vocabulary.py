@@ -44,5 +44,5 @@ class CascadeRunStatus(TextChoices):
 class GuardRejectionReason(TextChoices):
     MOVE = "move", "Moved too far from the last accepted index"
     STALE = "stale", "Older than the maximum age"
-    CAPPED = "capped", "Capped to the median of the sources"
+    CAPPED = "capped", "Capped: a price to the median of the sources, a vol to its move band"
     NO_QUORUM = "quorum", "No quorum of agreeing sources: the last index held"

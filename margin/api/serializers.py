@@ -386,7 +386,10 @@ class IndexPriceSerializer(serializers.ModelSerializer):
 
 class MarkPriceSerializer(serializers.ModelSerializer):
     instrument = serializers.CharField(source="instrument.symbol")
-    uncertain = serializers.BooleanField(help_text="Its underlying's index is uncertain.")
+    uncertain = serializers.BooleanField(
+        help_text="The last mark held: its underlying's index is uncertain, or (an option) its "
+        "vol surface is stale. Never liquidated on."
+    )
     is_stale = serializers.BooleanField(help_text="Older than the price guard's age limit.")
 
     class Meta:

@@ -28,7 +28,7 @@ The rules, and whose published practice each follows:
   with no history stress to nothing, the very failure the floor exists to close;
 - price guard: a positive move band and a positive age limit, a quorum of at least two sources
   (Binance's index never rests on one venue), an agreement band in (0, 1) and a source cap in
-  (0, 1].
+  (0, 1]; the vol guard's move band positive (0 would freeze every option's vol).
 """
 
 from collections.abc import Mapping, Sequence
@@ -61,6 +61,7 @@ SCALAR_NAMES = (
     "price_guard_min_sources",
     "price_guard_agreement_band",
     "price_guard_source_cap",
+    "vol_guard_max_move",
     "stale_materiality_share",
     "stale_price_haircut",
     "margin_call_deadline_s",
@@ -164,6 +165,7 @@ def _scalar_problems(scalars: Mapping[str, Decimal | int]) -> list[ParameterProb
         "stress_horizon_days",
         "price_guard_max_move",
         "price_guard_max_age_s",
+        "vol_guard_max_move",
     ):
         if value[name] <= 0:
             refuse(name, f"must be positive, got {value[name]}")

@@ -78,7 +78,7 @@ class IndexResult:
         return bool(self.uncertain)
 
 
-def _percent(ratio: Decimal) -> str:
+def percent_text(ratio: Decimal) -> str:
     return f"{(ratio * 100).normalize():f}%"
 
 
@@ -116,7 +116,7 @@ def _quorum_shortfall(prices: list[Decimal], middle: Decimal, rules: IndexRules)
         return f"{len(prices)} fresh source(s), {rules.min_sources} needed"
     return (
         f"sources disagree: {agreeing} of {len(prices)} within "
-        f"{_percent(rules.agreement_band)} of their median, {rules.min_sources} needed"
+        f"{percent_text(rules.agreement_band)} of their median, {rules.min_sources} needed"
     )
 
 

@@ -15,6 +15,7 @@ from margin.vocabulary import GuardRejectionReason
 class QuoteKind(models.TextChoices):
     SPOT = "spot", "Spot price of an asset"  # feeds the asset's index
     PERP = "perp", "Traded price of an instrument"  # feeds the instrument's mark basis
+    VOL = "vol", "Implied vol of an option series"  # the vol surface's, through the vol guard
 
 
 class SourceQuote(models.Model):

@@ -140,6 +140,13 @@ class ParameterVersion(models.Model):
     price_guard_min_sources = models.PositiveSmallIntegerField(default=2)
     price_guard_agreement_band = models.DecimalField(**RATIO, default=Decimal("0.02"))
     price_guard_source_cap = models.DecimalField(**RATIO, default=Decimal("0.05"))
+    # Vol guard (`margin.engine.guard.guarded_vol`): an option series' implied vol moves at most
+    # this share of its last one per tick; its surface ages by the price guard's max age. 10 %,
+    # as the price guard's move band: a jump's lift (2·|j|, +10 vol points on a 5 % gap) is in
+    # within two ticks, a regime switch (2.5× at the short end) in about ten (ln 2.5 / ln 1.1).
+    vol_guard_max_move = models.DecimalField(
+        **RATIO, default=Decimal("0.10"), db_default=Decimal("0.10")
+    )
     # A stale price holds a liquidation back only when what it values is at least this share
     # of the account's maintenance margin or margin balance (the larger); below it, the stale
     # part is valued at its last price less `stale_price_haircut` and the account is liquidated.

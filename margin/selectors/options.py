@@ -27,22 +27,32 @@ from margin.selectors.accounts import LEAST_EXPIRY_DAYS, OptionTerms
 from margin.selectors.figures import figures_now
 
 
-def market_regimes() -> dict[int, str]:
-    """The demo market's regime per asset id (absent: calm)."""
-    return dict(SimulatedAsset.objects.values_list("asset_id", "regime"))
+@dataclass(frozen=True)
+class SurfaceInputs:
+    """What the demo market's surface follows, per underlying asset id: its regime (absent:
+    calm), its last jump aged in market time (absent: none yet), and the seconds since the
+    market last stepped it (absent: the demo market does not simulate it, so its surface has no
+    input of its own to age and follows its forward alone)."""
+
+    regime_of: dict[int, str]
+    jump_of: dict[int, Jump]
+    age_s_of: dict[int, float]
 
 
-def market_jumps(now: datetime) -> dict[int, Jump]:
-    """The demo market's last jump per asset id, aged in market time (absent: none yet)."""
-    return {
-        asset_id: Jump(
-            log_return=float(log_return),
-            age_hours=(now - at).total_seconds() * settings.DEMO_MARKET_SPEED / 3600,
-        )
-        for asset_id, log_return, at in SimulatedAsset.objects.filter(
-            last_jump_at__isnull=False
-        ).values_list("asset_id", "last_jump_log_return", "last_jump_at")
-    }
+def surface_inputs(now: datetime) -> SurfaceInputs:
+    """The demo market's surface inputs at `now` (`margin.market.surface`)."""
+    regimes, jumps, ages = {}, {}, {}
+    for asset_id, regime, log_return, jumped_at, stepped_at in SimulatedAsset.objects.values_list(
+        "asset_id", "regime", "last_jump_log_return", "last_jump_at", "stepped_at"
+    ):
+        regimes[asset_id] = regime
+        ages[asset_id] = (now - stepped_at).total_seconds()
+        if jumped_at is not None:
+            jumps[asset_id] = Jump(
+                log_return=float(log_return),
+                age_hours=(now - jumped_at).total_seconds() * settings.DEMO_MARKET_SPEED / 3600,
+            )
+    return SurfaceInputs(regime_of=regimes, jump_of=jumps, age_s_of=ages)
 
 
 def live_options():
@@ -65,8 +75,7 @@ class SurfaceRow:
 def surface_disclosure(terms_days: list[float], now: datetime) -> list[SurfaceRow]:
     """Per option underlying: the surface's parameters in its current regime and after the
     last jump, and its ATM vol at each listed term."""
-    regimes = market_regimes()
-    jumps = market_jumps(now)
+    inputs = surface_inputs(now)
     rows = []
     for asset_id, symbol in (
         Instrument.objects.filter(kind=Instrument.Kind.OPTION)
@@ -74,7 +83,8 @@ def surface_disclosure(terms_days: list[float], now: datetime) -> list[SurfaceRo
         .distinct()
         .order_by("underlying__symbol")
     ):
-        regime, jump = regimes.get(asset_id, CALM), jumps.get(asset_id, NO_JUMP)
+        regime = inputs.regime_of.get(asset_id, CALM)
+        jump = inputs.jump_of.get(asset_id, NO_JUMP)
         rows.append(
             SurfaceRow(
                 underlying=symbol,

@@ -6,7 +6,10 @@ expiry (`margin.market.surface`, in the demo market's regime). The premium is th
 (`margin.engine.options_vector.black76_value`, the float64 twin of the Decimal reference,
 equal to it within 1e-9) to the cent's ten-thousandth. When the forward holds (its index is
 uncertain) the option's mark holds with it, uncertain for the same reason: the price guard's
-rules reach the vols through their forward.
+rules reach the options through their forward. The vol guard (`margin.engine.guard.guarded_vol`)
+applies them to the vols too: a series' vol moves at most `vol_guard_max_move` of its last per
+tick (each capped vol logged for the desk), and when the surface's inputs are older than the
+price guard's age limit the mark holds, uncertain with why, as on an uncertain forward.
 """
 
 from dataclasses import dataclass
@@ -15,10 +18,13 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import numpy as np
 
+from margin.engine.guard import VolRules, guarded_vol
 from margin.engine.options_vector import black76_value
+from margin.engine.prices import CAPPED
 from margin.market.clock import market_days_between
-from margin.market.surface import NO_JUMP, Jump, implied_vol
-from margin.models import Instrument, MarkPrice
+from margin.market.surface import NO_JUMP, implied_vol
+from margin.models import GuardRejection, Instrument, MarkPrice, ParameterVersion, QuoteKind
+from margin.selectors.options import SurfaceInputs
 
 PREMIUM_QUANTUM = Decimal("0.000001")
 VOL_QUANTUM = Decimal("0.000001")
@@ -27,10 +33,25 @@ VOL_QUANTUM = Decimal("0.000001")
 LEAST_EXPIRY_DAYS = 1 / 1440
 
 
+# The vol guard's log names the surface as the source of the vols it capped.
+SURFACE_SOURCE = "surface"
+
+
 @dataclass(frozen=True)
 class Forward:
     price: Decimal
     uncertain_reason: str = ""
+
+
+@dataclass(frozen=True)
+class OptionMarks:
+    marks: list[MarkPrice]
+    capped: list[GuardRejection]  # the vols the guard counted at its move band, for the log
+
+
+def vol_rules(params: ParameterVersion) -> VolRules:
+    """The vol guard's rules of a parameter version: its move band, the price guard's age."""
+    return VolRules(max_age_s=params.price_guard_max_age_s, max_move=params.vol_guard_max_move)
 
 
 def expiry_days(expiry: datetime, now: datetime) -> float:
@@ -49,43 +70,86 @@ def forwards_of(linear_marks: list[MarkPrice], indexes: dict[int, Decimal]) -> d
     return forwards
 
 
+def _held(previous: MarkPrice | None, option: Instrument, why: str) -> list[MarkPrice]:
+    """The option's last mark held, uncertain for `why` (none when it has none)."""
+    if previous is None:
+        return []
+    previous.instrument = option
+    previous.uncertain_reason = why[:200]
+    return [previous]
+
+
+def _capped(
+    option: Instrument,
+    surface_vol: Decimal,
+    last_vol: Decimal,
+    counted: Decimal,
+    detail: str,
+    now: datetime,
+) -> GuardRejection:
+    return GuardRejection(
+        at=now,
+        source=SURFACE_SOURCE,
+        kind=QuoteKind.VOL,
+        symbol=option.symbol,
+        price=surface_vol,
+        reference_price=last_vol,
+        counted_price=counted,
+        reason=CAPPED,
+        detail=detail[:200],
+    )
+
+
 def option_marks(
     options: list[Instrument],
     *,
     forwards: dict[int, Forward],
-    regime_of: dict[int, str],
-    jump_of: dict[int, Jump],
+    surface: SurfaceInputs,
+    rules: VolRules,
     previous: dict[int, MarkPrice],
     now: datetime,
-) -> list[MarkPrice]:
-    """The marks of `options` (instruments with their underlying loaded) at `now`."""
+) -> OptionMarks:
+    """The marks of `options` (instruments with their underlying loaded) at `now`, their vols
+    through the vol guard against the `previous` marks."""
     priced = [o for o in options if o.underlying_id in forwards]
     marks: list[MarkPrice] = []
+    capped: list[GuardRejection] = []
     fresh: list[tuple[Instrument, Decimal, float, Decimal]] = []
     for option in priced:
         forward = forwards[option.underlying_id]
+        last = previous.get(option.pk)
         if forward.uncertain_reason:
-            held = previous.get(option.pk)
-            if held is not None:
-                held.instrument = option
-                held.uncertain_reason = forward.uncertain_reason[:200]
-                marks.append(held)
+            marks += _held(last, option, forward.uncertain_reason)
             continue
         days = expiry_days(option.expiry, now)
         # Priced at the vol it publishes: the mark follows from the published forward, vol
         # and time to expiry, as the explain of a chain row recomputes it.
         surface_vol = implied_vol(
             option.underlying.symbol,
-            regime_of.get(option.underlying_id, "calm"),
+            surface.regime_of.get(option.underlying_id, "calm"),
             forward=float(forward.price),
             strike=float(option.strike),
             expiry_days=days,
-            jump=jump_of.get(option.underlying_id, NO_JUMP),
+            jump=surface.jump_of.get(option.underlying_id, NO_JUMP),
         )
         vol = Decimal(f"{surface_vol:.10f}").quantize(VOL_QUANTUM)
-        fresh.append((option, forward.price, days, vol))
+        last_vol = last.implied_vol if last is not None else None
+        guarded = guarded_vol(
+            vol,
+            surface_age_s=surface.age_s_of.get(option.underlying_id, 0.0),
+            last_vol=last_vol,
+            rules=rules,
+        )
+        if guarded.vol is None:
+            why = f"{option.underlying.symbol} {guarded.detail}"
+            marks += _held(last, option, why)
+            continue
+        counted = guarded.vol.quantize(VOL_QUANTUM)
+        if guarded.reason == CAPPED:
+            capped.append(_capped(option, vol, last_vol, counted, guarded.detail, now))
+        fresh.append((option, forward.price, days, counted))
     if not fresh:
-        return marks
+        return OptionMarks(marks, capped)
     values = black76_value(
         np.array([o.option_type == Instrument.OptionType.CALL for o, _, _, _ in fresh]),
         np.array([float(f) for _, f, _, _ in fresh]),
@@ -108,4 +172,4 @@ def option_marks(
                 uncertain_reason="",
             )
         )
-    return marks
+    return OptionMarks(marks, capped)

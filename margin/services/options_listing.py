@@ -24,8 +24,9 @@ from django.db import transaction
 
 from margin.market.clock import real_duration
 from margin.models import Asset, Instrument, MarkPrice
-from margin.selectors.options import market_jumps, market_regimes
-from margin.services.option_marks import Forward, option_marks
+from margin.selectors.options import surface_inputs
+from margin.selectors.parameters import parameters_in_force
+from margin.services.option_marks import Forward, option_marks, vol_rules
 
 logger = logging.getLogger(__name__)
 
@@ -114,11 +115,11 @@ def _series_list(underlying: Asset, expiry: datetime, forward: Decimal, now: dat
         option_marks(
             listed,
             forwards={underlying.pk: Forward(forward)},
-            regime_of=market_regimes(),
-            jump_of=market_jumps(now),
+            surface=surface_inputs(now),
+            rules=vol_rules(parameters_in_force(now)),
             previous={},
             now=now,
-        )
+        ).marks
     )
     return listed
 

@@ -3,8 +3,10 @@
 `demo_market_step` is the demo market (a source); `prices_refresh` is what a real deployment
 runs too: it reads every source's latest quote, guards them (`margin.engine.guard`: age limit,
 move limit, capping to the median, quorum), sets each mark to the median of three
-(`margin.engine.prices.mark_price`), and updates AssetPrice/MarkPrice (the latest prices every
-service reads, an uncertain one with why) and their history.
+(`margin.engine.prices.mark_price`), marks the options on the vol surface through the vol guard
+(`margin.services.option_marks`: move band per tick, the surface's age), and updates
+AssetPrice/MarkPrice (the latest prices every service reads, an uncertain one with why) and
+their history.
 """
 
 import logging
@@ -49,9 +51,9 @@ from margin.models import (
     SourceQuote,
 )
 from margin.selectors.funding import last_funding_rates
-from margin.selectors.options import market_jumps, market_regimes
+from margin.selectors.options import surface_inputs
 from margin.selectors.parameters import parameters_in_force
-from margin.services.option_marks import forwards_of, option_marks
+from margin.services.option_marks import forwards_of, option_marks, vol_rules
 
 logger = logging.getLogger(__name__)
 
@@ -324,14 +326,16 @@ def prices_refresh(
             )
         )
 
-    marks += option_marks(
+    options = option_marks(
         [i for i in active if i.is_option],
         forwards=forwards_of(marks, {pk: p.price for pk, p in indexes.items() if not p.uncertain}),
-        regime_of=market_regimes(),
-        jump_of=market_jumps(now),
+        surface=surface_inputs(now),
+        rules=vol_rules(params),
         previous=last_mark,
         now=now,
     )
+    marks += options.marks
+    rejections += options.capped
 
     AssetPrice.objects.bulk_create(
         indexes.values(),

@@ -30,6 +30,7 @@ SOUND_SCALARS = {
     "price_guard_min_sources": 2,
     "price_guard_agreement_band": Decimal("0.02"),
     "price_guard_source_cap": Decimal("0.05"),
+    "vol_guard_max_move": Decimal("0.10"),
     "stale_materiality_share": Decimal("0.05"),
     "stale_price_haircut": Decimal("0.1"),
     "margin_call_deadline_s": 3600,
@@ -215,6 +216,7 @@ def test_an_mm_scale_taking_the_top_mmr_to_1_is_refused():
         ({"price_guard_agreement_band": Decimal(1)}, "price_guard_agreement_band"),
         ({"price_guard_source_cap": Decimal(0)}, "price_guard_source_cap"),
         ({"price_guard_source_cap": Decimal("1.5")}, "price_guard_source_cap"),
+        ({"vol_guard_max_move": Decimal(0)}, "vol_guard_max_move"),
         ({"stress_k_sigma": Decimal("0.0000000000001")}, "stress_k_sigma"),
     ],
 )

@@ -14,11 +14,16 @@ import pytest
 from margin.engine.book_liquidation import FUTURES_FIRST, LARGEST_CONTRIBUTION_FIRST
 from margin.models import (
     AccountEvent,
+    Asset,
+    AuditEntry,
     Fill,
     LedgerAccount,
     LedgerAccountKind,
+    Liquidation,
     MarkPrice,
+    ParameterVersion,
     Position,
+    SimulatedAsset,
 )
 from margin.selectors.desk import account_review
 from margin.selectors.ledger import ledger_differences
@@ -127,3 +132,64 @@ def test_portfolio_buys_back_the_largest_contributor_first(options_market, later
     ).quantity == Decimal("0.5")
     assert liquidation.margin_ratio_after <= params.liquidation_ratio - params.hysteresis
     assert ledger_differences().clean
+
+
+def test_portfolio_hedges_with_the_perpetual_when_its_options_cannot_trade(
+    options_market, later, reference
+):
+    """Deribit's last resort for a portfolio-margin account ("If attempts on the relevant
+        instruments do not execute, then Deribit will attempt to reduce the risk by delta hedging
+        via the Perpetual"), booked: the BTC options' vol surface is stale (their marks held,
+        uncertain: they do not trade), too small a part of the account to hold its liquidation back
+        (the desk's materiality share at 50 %), and an ETH crash has taken its collateral under the
+        grid's maintenance margin. The plan sells the perpetual against the puts' net delta (the
+    engine's plan: tests/engine/test_option_liquidation.py)."""
+    # given: two short BTC puts in the money (96,000 on 95,000, the 12-hour term) on ETH
+    # collateral, under the portfolio scheme; the BTC surface stepped at later(1)
+    ParameterVersion.objects.filter(pk=reference.pk).update(stale_materiality_share=D("0.5"))
+    SimulatedAsset.objects.create(
+        asset=Asset.objects.get(symbol="BTC"), price=95000, regime="calm", stepped_at=later(1)
+    )
+    put = series("put", 96000, 0)
+    account = funded_account(usdt="100", ETH="11", fills=[(put.symbol, "sell", "2")])
+    account.margin_scheme = "portfolio"
+    account.save(update_fields=["margin_scheme"])
+    # when: ETH falls 65 % with the venues quoting on, after the surface went stale
+    stale_at = later(reference.price_guard_max_age_s + 5)
+    market_prices(at=stale_at, BTC=95000, ETH=1200, USDT=1)
+    run = revaluation_tick_run(now=stale_at)
+    ((account_id, tick_id),) = run.to_liquidate
+    liquidation = liquidation_run(account_id=account_id, tick_id=tick_id)
+    # then: the puts held uncertain, so frozen; the one trade a sale of the perpetual against
+    # their net delta (less than the two puts' notional), at the slipped mark
+    assert MarkPrice.objects.get(instrument=put).uncertain_reason.startswith(
+        "BTC vol surface stale"
+    )
+    (fill,) = Fill.objects.filter(reason=Fill.Reason.LIQUIDATION).select_related(
+        "position__instrument"
+    )
+    params = run.start.tick.parameter_version
+    mark = MarkPrice.objects.get(instrument__symbol="BTCUSDT").mark_price
+    assert fill.position.instrument.symbol == "BTCUSDT" and -2 < fill.quantity < 0
+    assert fill.price == mark * (1 - params.liquidation_slippage)
+    assert fill.fee == (-fill.quantity * fill.price * params.liquidation_fee_rate).quantize(
+        D("1e-8"), rounding=ROUND_DOWN
+    )
+    # a new short leg beside the puts, which did not trade
+    hedge = Position.objects.get(margin_account=account, instrument__symbol="BTCUSDT")
+    assert hedge.quantity == fill.quantity
+    assert Position.objects.get(margin_account=account, instrument=put).quantity == -2
+    # the fee reached the fund, the ledger is balanced, the account back under its line
+    assert liquidation.status == Liquidation.Status.DONE
+    assert liquidation.fee == fill.fee == fund_balance() > 0
+    assert ledger_differences().clean
+    assert liquidation.margin_ratio_after <= params.liquidation_ratio - params.hysteresis
+    # the trail: the step in the liquidation, the event, the audit entry
+    (step,) = [s for s in liquidation.steps if s["action"] == "hedge"]
+    assert step["symbol"] == "BTCUSDT" and D(step["quantity"]) == -fill.quantity
+    (event,) = AccountEvent.objects.filter(account=account, kind=AccountEvent.Kind.LIQUIDATION)
+    assert event.detail["hedge"] == "sell" and event.detail["symbol"] == "BTCUSDT"
+    (audited,) = AuditEntry.objects.filter(action="account.liquidation", margin_account=account)
+    assert audited.after["liquidation"] == liquidation.pk and audited.after["steps"] == len(
+        liquidation.steps
+    )

@@ -7,7 +7,9 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from django.urls import reverse
 
+from accounts.roles import RISK_OFFICER
 from margin.engine.options import black76_value
 from margin.market.surface import (
     JUMP_HALF_LIFE_HOURS,
@@ -18,9 +20,20 @@ from margin.market.surface import (
     jump_vol_bump,
     skew,
 )
-from margin.models import Instrument, MarkPrice, MarkPriceHistory, Position, SimulatedAsset
+from margin.models import (
+    GuardRejection,
+    Instrument,
+    MarkPrice,
+    MarkPriceHistory,
+    Position,
+    SimulatedAsset,
+)
+from margin.selectors.market import stale_symbols
+from margin.services.option_marks import VOL_QUANTUM
 from margin.services.options_listing import options_listing_ensure, strike_ladder
 from margin.services.prices import demo_market_step, prices_refresh
+from margin.services.revaluation import revaluation_tick_run
+from tests.factories import UserFactory
 from tests.options_support import series
 from tests.revaluation.factories import funded_account, market_prices
 
@@ -80,18 +93,32 @@ def test_the_surface_has_a_put_skew_and_its_short_end_follows_the_regime():
     assert high == pytest.approx(atm_vol("BTC", "calm", 7.0) - 0.10 * k + 0.5 * k * k)
 
 
-def test_a_stressed_regime_lifts_option_marks(options_market):
+def test_a_stressed_regime_lifts_option_marks_walked_in_by_the_vol_guard(options_market, reference):
+    # given: a short-dated put marked in the calm regime
     option = series("put", 96000, 0)
     later = options_market + timedelta(seconds=2)
     prices_refresh(now=later)
     calm = MarkPrice.objects.get(instrument=option)
+    # when: the demo market turns stressed (2.5× the calm vol at the short end)
     SimulatedAsset.objects.create(
         asset=option.underlying, price=95000, regime="stressed", stepped_at=later
     )
     prices_refresh(now=later + timedelta(seconds=1))
+    # then: the vol moves by the guard's band (10 %) in one tick, logged for the desk
+    band = reference.vol_guard_max_move
+    first = MarkPrice.objects.get(instrument=option)
+    assert first.implied_vol == (calm.implied_vol * (1 + band)).quantize(VOL_QUANTUM)
+    assert first.mark_price > calm.mark_price and not first.uncertain
+    (capped,) = GuardRejection.objects.filter(kind="vol", symbol=option.symbol)
+    assert (capped.source, capped.reason) == ("surface", "capped")
+    assert (capped.reference_price, capped.counted_price) == (calm.implied_vol, first.implied_vol)
+    assert capped.price > 2 * calm.implied_vol  # the surface's own vol
+    # and the rest is walked in tick by tick: ln 2.5 / ln 1.1 ≈ 10 ticks
+    for tick in range(2, 12):
+        prices_refresh(now=later + timedelta(seconds=tick))
     stressed = MarkPrice.objects.get(instrument=option)
     assert stressed.implied_vol > 2 * calm.implied_vol
-    assert stressed.mark_price > calm.mark_price
+    assert stressed.implied_vol == pytest.approx(capped.price, rel=Decimal("0.01"))
 
 
 def test_a_jump_lifts_the_short_end_and_steepens_the_skew_then_decays():
@@ -108,7 +135,9 @@ def test_a_jump_lifts_the_short_end_and_steepens_the_skew_then_decays():
     )
 
 
-def test_a_recorded_jump_raises_the_vol_of_a_short_atm_option_mark(options_market, settings):
+def test_a_recorded_jump_raises_the_vol_of_a_short_atm_option_mark_within_the_band(
+    options_market, settings, reference
+):
     option = series("call", 96000, 0)
     later = options_market + timedelta(seconds=2)
     prices_refresh(now=later)
@@ -122,11 +151,69 @@ def test_a_recorded_jump_raises_the_vol_of_a_short_atm_option_mark(options_marke
     demo_market_step(now=jumped_at, rng=rng)
     simulated = SimulatedAsset.objects.get(asset=option.underlying)
     assert simulated.last_jump_at == jumped_at and simulated.last_jump_log_return != 0
-    # a 5 % gap down, whatever the draw, so that the lift is known (2 × 5 % ≈ 10 vol points)
+    # a 5 % gap down, whatever the draw, so that the lift is known (2 × 5 % ≈ 10 vol points,
+    # some 18 % of the short end's 55 %)
     SimulatedAsset.objects.update(last_jump_log_return=Decimal("-0.05"))
     prices_refresh(now=jumped_at)
     after = MarkPrice.objects.get(instrument=option)
+    # the vol guard lets 10 % of it through in this tick (about 5.5 vol points), the rest the
+    # next
+    (capped,) = GuardRejection.objects.filter(kind="vol", symbol=option.symbol, at=jumped_at)
+    assert capped.price > before.implied_vol + Decimal("0.08")
+    band = reference.vol_guard_max_move
+    assert after.implied_vol == (before.implied_vol * (1 + band)).quantize(VOL_QUANTUM)
     assert after.implied_vol > before.implied_vol + Decimal("0.05")
+    prices_refresh(now=jumped_at + timedelta(seconds=1))
+    settled = MarkPrice.objects.get(instrument=option)
+    assert settled.implied_vol == pytest.approx(capped.price, abs=Decimal("0.002"))
+
+
+def test_a_stale_surface_holds_the_option_marks_uncertain_and_the_tick_says_why(
+    options_market, later, reference, client
+):
+    # given: a short BTC put marked on the demo market's surface, stepped at later(1)
+    put = series("put", 94000, 1)
+    account = funded_account(usdt="20000", fills=[(put.symbol, "sell", "1")])
+    SimulatedAsset.objects.create(
+        asset=put.underlying, price=95000, regime="calm", stepped_at=later(1)
+    )
+    max_age = reference.price_guard_max_age_s
+    marked_at = later(max_age - 5)
+    market_prices(at=marked_at, BTC=95000, ETH=3400, SOL=230, USDT=1, USDC=1)
+    marked = MarkPrice.objects.get(instrument=put)
+    assert not marked.uncertain and marked.updated_at == marked_at
+    # when: the venues keep quoting, but the surface's market has not stepped for longer than
+    # the age limit
+    stale_at = later(1 + max_age + 5)
+    market_prices(at=stale_at, BTC=95000, ETH=3400, SOL=230, USDT=1, USDC=1)
+    run = revaluation_tick_run(now=stale_at)
+    # then: the BTC options' marks hold, uncertain with why, and no vol of them is recorded
+    held = MarkPrice.objects.get(instrument=put)
+    assert (held.mark_price, held.implied_vol) == (marked.mark_price, marked.implied_vol)
+    assert held.updated_at == marked_at
+    why = f"BTC vol surface stale: no fresh vol for {max_age + 5} s (limit {max_age} s)"
+    assert held.uncertain_reason == why
+    assert not MarkPriceHistory.objects.filter(instrument=put, at=stale_at).exists()
+    # the forward and the ETH options (no surface input of their own) are marked as usual
+    assert MarkPrice.objects.get(instrument__symbol="BTCUSDT").updated_at == stale_at
+    eth = MarkPrice.objects.filter(instrument__kind="option", instrument__underlying__symbol="ETH")
+    assert {m.updated_at for m in eth} == {stale_at} and not any(m.uncertain for m in eth)
+    # the tick will not liquidate on them and says why, as on an uncertain index
+    tick = run.start.tick
+    assert tick.price_doubts[put.symbol] == f"uncertain: {why}"
+    assert put.symbol not in tick.stale_symbols  # not yet past the age limit itself
+    # the trader's page says it
+    client.force_login(account.owner)
+    page = client.get(reverse("trader:account", args=[account.pk])).content.decode()
+    assert f"No liquidation on {put.symbol} (uncertain: {why})" in page
+    # and the desk's prices page
+    client.force_login(UserFactory(role=RISK_OFFICER))
+    prices = client.get(reverse("desk:prices")).content.decode()
+    assert f"{why}" in prices
+    # once the mark is older than the age limit too it is also stale, as a held index is
+    later_still = marked_at + timedelta(seconds=max_age + 1)
+    market_prices(at=later_still, BTC=95000, ETH=3400, SOL=230, USDT=1, USDC=1)
+    assert put.symbol in stale_symbols(now=later_still, max_age_s=max_age)
 
 
 def test_an_expired_term_is_listed_again(options_market):
