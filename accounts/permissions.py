@@ -1,18 +1,18 @@
-"""Each user's permission set, kept in Django's cache between requests.
+"""Each user's permission set, kept in the process's memory between requests.
 
 Every request of a logged-in user asks for permissions (the second-factor check, then the view's
 role check); Django's ModelBackend reads them with two queries each time. Here the set is cached
 under the user's `permissions_version`, which moves in the same transaction as any change of
 their groups, their own permissions, their groups' permissions, or a group or permission
 deleted (the signals below). The user row, read on every request anyway, carries the version,
-so the next request after a change misses the cache and reads the new set in every process,
-whatever the cache backend (a per-process local memory cache included). Changes made by raw SQL
-bypass the signals.
+so the next request after a change misses the cache and reads the new set in every process:
+the process's own memory (the `local` cache) does, with no round trip to a shared cache. Changes
+made by raw SQL bypass the signals.
 """
 
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db.models import F, QuerySet
 from django.db.models.signals import m2m_changed, pre_delete
 from django.dispatch import receiver
@@ -38,10 +38,10 @@ class CachedPermissionsBackend(ModelBackend):
             return set()
         if not hasattr(user_obj, "_perm_cache"):
             key = _cache_key(user_obj)
-            cached = cache.get(key)
+            cached = caches["local"].get(key)
             if cached is None:
                 cached = super().get_all_permissions(user_obj)
-                cache.set(key, cached, CACHE_SECONDS)
+                caches["local"].set(key, cached, CACHE_SECONDS)
             user_obj._perm_cache = cached
         return user_obj._perm_cache
 

@@ -223,6 +223,9 @@ CACHES["default"]["KEY_PREFIX"] = env("CACHE_KEY_PREFIX", default="")
 # database, so a flushed cache logs nobody out.
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Each process's own memory, for what is keyed on a version every request reads anyway (a user's
+# permission set, accounts.permissions): nothing to share between processes, no round trip.
+CACHES["local"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 
 # Celery, configured from Django settings under the CELERY_ namespace.
 # `embedded://`: kombu's filesystem transport with atomic writes (exchange_site/embedded_broker.py)

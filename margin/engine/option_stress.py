@@ -28,6 +28,7 @@ from margin.engine.options_vector import (
     black76_value,
     portfolio_accounts,
     portfolio_grid,
+    scenario_sums,
     vol_shock_scale,
 )
 from margin.engine.shocks import FLOOR_MOVE
@@ -130,24 +131,35 @@ def option_sold_by_asset(
     ).astype(float)[:n_assets]
 
 
-def option_scenario_losses(held: HeldOptions, book: Book, price_shocks: np.ndarray) -> np.ndarray:
+def option_scenario_losses(
+    held: HeldOptions, book: Book, price_shocks: np.ndarray, workers: int | None = None
+) -> np.ndarray:
     """Accounts × scenarios: what each account's options lose under each scenario (its USD
     moves over the book's assets, `price_shocks` S × assets), revalued in full with Black-76
     at the shocked forward and the scenario's vol shock (`scenario_vol_shocks`), time held:
-    the traders' own stress margin (`margin.engine.stress`)."""
-    series, positions = held.options.series, held.options.positions
+    the traders' own stress margin (`margin.engine.stress`). Each series is priced once per
+    scenario, then summed by account on `workers` threads."""
+    options = held.options
+    series = options.series
     now = black76_value(
         series.is_call, held.market.forwards, series.strike, held.market.vols, series.expiry_days
     )
-    losses = np.zeros((book.n_accounts, len(price_shocks)))
+    # Per scenario and series: the value lost, now less the value under the scenario.
+    lost = np.empty((len(price_shocks), len(series)))
     for s, moves in enumerate(price_shocks):
         shocked = held.shocked(moves, scenario_vol_shocks(moves), book)
-        value = black76_value(
+        lost[s] = now - black76_value(
             series.is_call, shocked.forwards, series.strike, shocked.vols, series.expiry_days
         )
-        change = positions.side * positions.quantity * (value - now)[positions.series]
-        losses[:, s] = -np.bincount(positions.account, weights=change, minlength=book.n_accounts)
-    return losses
+    losses = scenario_sums(
+        lost,
+        options.positions.series,
+        options.option_signed_quantity,
+        options.positions.account,
+        book.n_accounts,
+        workers,
+    )
+    return losses.T
 
 
 def option_delta_exposures(held: HeldOptions, book: Book) -> np.ndarray:

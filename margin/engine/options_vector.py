@@ -12,9 +12,10 @@ pp. 631-637; SPECFUN CALERF), good to about 1e-16 relative in every range, tails
 tests hold it to `math.erfc`.
 """
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from margin.engine.options import (
     SHORT_DATED_VEGA_POWER,
     VOL_SHOCK_DAYS,
 )
+from margin.engine.parallel import default_workers, run_tasks
 from margin.engine.types import CALL, PORTFOLIO, AccountInput
 from margin.engine.vector import FLOAT, INDEX, Book
 
@@ -395,12 +397,92 @@ def _sum_by(index: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(index, weights=weights, minlength=n)[:n].astype(FLOAT, copy=False)
 
 
+def _scenario_sums_of(
+    out: np.ndarray,
+    scenarios: range,
+    table: np.ndarray,
+    series: np.ndarray,
+    weights: np.ndarray,
+    group: np.ndarray,
+) -> None:
+    for n in scenarios:
+        out[n] = _sum_by(group, weights * table[n][series], out.shape[1])
+
+
+def scenario_sums(
+    table: np.ndarray,
+    series: np.ndarray,
+    weights: np.ndarray,
+    group: np.ndarray,
+    n_groups: int,
+    workers: int | None = None,
+) -> np.ndarray:
+    """Per scenario (rows of `table`, scenarios × series) and group: Σ weight × table[series]
+    over the positions (`series`, `weights`, `group` one entry each), scenarios × groups. A
+    series is priced once per scenario; each position then reads its value, and one bincount
+    per scenario sums them. The scenarios are shared among `workers` threads (NumPy lets go of
+    the GIL in the gather and the bincount): each writes its own rows, so the figures do not
+    depend on how many run."""
+    n_scenarios = len(table)
+    out = np.empty((n_scenarios, n_groups))
+    workers = min(default_workers() if workers is None else workers, n_scenarios) or 1
+    run_tasks(
+        [
+            partial(
+                _scenario_sums_of,
+                out,
+                range(k, n_scenarios, workers),
+                table,
+                series,
+                weights,
+                group,
+            )
+            for k in range(workers)
+        ],
+        workers,
+    )
+    return out
+
+
+def _first_largest_of(losses: np.ndarray, largest: np.ndarray, worst: np.ndarray, rows: slice):
+    largest[rows] = losses[0, rows]
+    worst[rows] = 0
+    for n in range(1, len(losses)):
+        larger = losses[n, rows] > largest[rows]
+        np.maximum(largest[rows], losses[n, rows], out=largest[rows])
+        np.copyto(worst[rows], n, where=larger)
+
+
+def first_largest(losses: np.ndarray, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of `losses` (scenarios × groups): the largest loss and the first scenario
+    that reaches it, a scenario row at a time, the groups shared among `workers` threads."""
+    n_groups = losses.shape[1]
+    largest = np.empty(n_groups)
+    worst = np.empty(n_groups, dtype=INDEX)
+    workers = default_workers() if workers is None else workers
+    bounds = np.linspace(0, n_groups, max(1, workers) + 1).astype(int)
+    run_tasks(
+        [
+            partial(_first_largest_of, losses, largest, worst, slice(lo, hi))
+            for lo, hi in itertools.pairwise(bounds)
+        ],
+        workers,
+    )
+    return largest, worst
+
+
 def portfolio_grid(
-    options: OptionBook, marks: np.ndarray, forwards: np.ndarray, vols: np.ndarray
+    options: OptionBook,
+    marks: np.ndarray,
+    forwards: np.ndarray,
+    vols: np.ndarray,
+    *,
+    workers: int | None = None,
 ) -> PortfolioGrid:
     """Every option's mark and Greeks and every grid account's portfolio margin
     (`margin.engine.options.portfolio_margin`): `marks` the linear instruments' marks (as for
-    `revalue`), `forwards` and `vols` each series' forward F and implied vol."""
+    `revalue`), `forwards` and `vols` each series' forward F and implied vol; the scenario
+    sums on `workers` threads (default: one per core)."""
     book, series, positions = options.book, options.series, options.positions
     forwards, vols = np.asarray(forwards, dtype=FLOAT), np.asarray(vols, dtype=FLOAT)
     marks = np.asarray(marks, dtype=FLOAT)
@@ -446,25 +528,22 @@ def portfolio_grid(
         np.where(linear_exposure < 0, SHORT_EXPOSURE_WORST, 0),
     ).astype(INDEX)
     # Groups holding options: every scenario, scenario-major (scenarios × groups), each
-    # scenario's option value changes summed per group by one weighted bincount.
-    change_by_scenario = np.ascontiguousarray(change.T)
+    # scenario's option value changes summed per group.
     option_rows = options.option_group_rows
-    n_option_groups = len(option_rows)
-    local = options.option_local_group
-    losses = np.empty((N_SCENARIOS, n_option_groups))
+    losses = scenario_sums(
+        np.ascontiguousarray(change.T),
+        positions.series,
+        signed,
+        options.option_local_group,
+        len(option_rows),
+        workers,
+    )
+    # A row at a time: a scenarios × groups temporary costs more in fresh pages than the sums.
+    exposure = linear_exposure[option_rows]
     for n in range(N_SCENARIOS):
-        losses[n] = _sum_by(
-            local, signed * change_by_scenario[n][positions.series], n_option_groups
-        )
-    losses += SPOT_SHOCKS[:, None] * linear_exposure[option_rows][None, :]
-    losses *= -WEIGHTS[:, None]
-    # The first scenario with the largest loss, a row at a time.
-    option_largest = losses[0].copy()
-    option_worst = np.zeros(n_option_groups, dtype=INDEX)
-    for n in range(1, N_SCENARIOS):
-        larger = losses[n] > option_largest
-        np.maximum(option_largest, losses[n], out=option_largest)
-        option_worst[larger] = n
+        losses[n] += SPOT_SHOCKS[n] * exposure
+        losses[n] *= -WEIGHTS[n]
+    option_largest, option_worst = first_largest(losses, workers)
     largest[option_rows] = option_largest
     worst[option_rows] = option_worst
     scan = np.maximum(largest, 0.0)

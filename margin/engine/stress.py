@@ -419,7 +419,9 @@ def stress_margin(
     if held is not None and len(held.options.positions):
         options = _OptionTerms(
             delta_exposures=option_delta_exposures(held, book),
-            scenario_losses=option_scenario_losses(held, book, model.scenarios.price_shocks),
+            scenario_losses=option_scenario_losses(
+                held, book, model.scenarios.price_shocks, workers
+            ),
         )
     losses = _stress_losses(exposures, model, workers, book.settlement_asset, options)
     covariance = losses.covariance_loss

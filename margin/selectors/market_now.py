@@ -6,10 +6,10 @@ funding outlook from the mark history since the last funding time: 9 of its 18 q
 of its CPU (`make loadtest`: 180 traders, 90 polls a second, all reading the same thing, which a
 market tick changes once a second).
 
-`market_now()` keeps the last read in the process and reads again only when its key moves. The
-key is the wall-clock slot of `MARKET_READ_CACHE_S` (what depends on the time of the read: an
-option's time to expiry, a parameter version taking effect, the funding time due, is at most
-that old) and a fingerprint of the rows the read comes from, one small query: PostgreSQL's row
+`market_now()` keeps the last read in the process and reads again when it is
+`MARKET_READ_CACHE_S` old (what depends on the time of the read: an option's time to expiry, a
+parameter version taking effect, the funding time due, is at most that old) or its key has
+moved. The key is a fingerprint of the rows the read comes from, one small query: PostgreSQL's row
 versions (`xmin`, the writing transaction's id, new on every insert and update) summed, with the
 row counts, over the marks, prices, assets, instruments, parameter versions and funding rates;
 the newest bracket and revaluation tick; the number of house ledger accounts. A write to any of
@@ -49,6 +49,7 @@ from margin.selectors.parameters import parameters_in_force
 @dataclass(frozen=True)
 class MarketNow:
     key: tuple | None
+    read_at_s: float  # the wall clock's (timezone.now()) epoch seconds
     # What `market_load()` returns: the keyword arguments of every `AccountState`.
     market: dict
     parameters: ParameterVersion
@@ -78,23 +79,35 @@ def _fingerprint_sql() -> str:
 
 
 def _key() -> tuple | None:
-    slot_s = settings.MARKET_READ_CACHE_S
     # Inside a transaction (a write, a test's) every write of its own carries one transaction
     # id, so the fingerprint would not move between two of them: it reads afresh.
-    if slot_s <= 0 or connection.vendor != "postgresql" or connection.in_atomic_block:
+    if (
+        settings.MARKET_READ_CACHE_S <= 0
+        or connection.vendor != "postgresql"
+        or connection.in_atomic_block
+    ):
         return None
-    return (int(timezone.now().timestamp() // slot_s), *rows(_fingerprint_sql())[0])
+    return rows(_fingerprint_sql())[0]
+
+
+def _fresh(read: MarketNow | None, key: tuple, now_s: float) -> bool:
+    return (
+        read is not None
+        and read.key == key
+        and now_s - read.read_at_s < settings.MARKET_READ_CACHE_S
+    )
 
 
 _last: MarketNow | None = None
 # One thread of the process reads a new tick's market; the others that meet the new key wait for
-# it (they would all read the same, 4 threads each on a tick's first polls).
+# it (with several threads a process, they would all read the same on a tick's first polls).
 _reading = threading.Lock()
 
 
-def _read(key: tuple | None) -> MarketNow:
+def _read(key: tuple | None, now_s: float) -> MarketNow:
     return MarketNow(
         key=key,
+        read_at_s=now_s,
         market=market_load(),
         parameters=parameters_in_force(),
         funding=funding_outlooks(now=timezone.now()),
@@ -105,10 +118,11 @@ def market_now() -> MarketNow:
     """The market as it stands, read again only when the key has moved since the last read."""
     global _last
     key = _key()
+    now_s = timezone.now().timestamp()
     if key is None:
-        return _read(None)
-    if _last is None or _last.key != key:
+        return _read(None, now_s)
+    if not _fresh(_last, key, now_s):
         with _reading:
-            if _last is None or _last.key != key:
-                _last = _read(key)
+            if not _fresh(_last, key, now_s):
+                _last = _read(key, now_s)
     return _last

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from margin.engine.errors import EngineInputError
+from margin.engine.option_stress import HeldOptions, with_options
 from margin.engine.parameter_impact import parameter_impact
 from margin.engine.parameters import (
     SCALAR_NAMES,
@@ -31,7 +32,7 @@ from margin.engine.parameters import (
 from margin.engine.states import Thresholds, next_levels
 from margin.engine.stress import stress_margin
 from margin.engine.types import BracketTable, CreditTier, HaircutTier
-from margin.engine.vector import BracketMatrix, HaircutMatrix, revalue
+from margin.engine.vector import BracketMatrix, HaircutMatrix, Revaluation, revalue
 from margin.errors import ApplicationError
 from margin.models import (
     Asset,
@@ -48,7 +49,7 @@ from margin.models import CreditTier as CreditTierRow
 from margin.models import (
     HaircutTier as HaircutTierRow,
 )
-from margin.selectors.book import desk_book
+from margin.selectors.book import desk_book, held_options
 from margin.selectors.parameters import engine_terms, parameters_in_force
 from margin.selectors.volatility import stress_model
 from margin.services.audit import audit_record
@@ -230,7 +231,9 @@ def _mapping(payload: dict, name: str) -> dict:
 
 def parameter_impact_preview(*, payload: dict) -> dict:
     """The whole book revalued at today's prices under the version in force and under the
-    proposal: accounts at or past each threshold, total MM and collateral value."""
+    proposal: accounts at or past each threshold, total MM and collateral value. Options are
+    revalued in full, as the desk's stress library does (`option_stress.with_options`): each
+    at its Black-76 value in the margin balance, an account holding one margined by the grid."""
     version = parameters_in_force()
     change = parameter_change_read(payload, version=version)
     scalars, brackets, haircuts, tiers = (
@@ -261,11 +264,13 @@ def parameter_impact_preview(*, payload: dict) -> dict:
         )
     except EngineInputError as error:
         raise ApplicationError(f"The proposal breaks the engine: {error}") from error
+    held = held_options(book_slice)
     proposed_revaluation = _trial_tick(
-        proposed, book_slice, version, ParameterVersion(**scalars), change.floors
+        proposed, book_slice, version, ParameterVersion(**scalars), change.floors, held
     )
+    current = revalue(book, book_slice.marks, book_slice.asset_prices, liquidation_prices=False)
     impact = parameter_impact(
-        revalue(book, book_slice.marks, book_slice.asset_prices, liquidation_prices=False),
+        _with_held(current, held, book_slice.marks),
         proposed_revaluation,
         current_thresholds={name: float(getattr(version, name)) for name in THRESHOLDS},
         proposed_thresholds={name: float(scalars[name]) for name in THRESHOLDS},
@@ -302,19 +307,34 @@ def _trial_stress_model(
     )
 
 
+def _with_held(revaluation: Revaluation, held: HeldOptions | None, marks) -> Revaluation:
+    """The revaluation with the options `held` beside the book revalued in full."""
+    if held is None:
+        return revaluation
+    return with_options(revaluation, held, marks, held.market)[0]
+
+
 def _trial_tick(
-    book, book_slice, version: ParameterVersion, params: ParameterVersion, floors: dict
+    book,
+    book_slice,
+    version: ParameterVersion,
+    params: ParameterVersion,
+    floors: dict,
+    held: HeldOptions | None,
 ):
     """What one revaluation tick does with the proposed version, on a copy of the book at
-    today's prices: every figure with liquidation prices, the stress margin with the proposed
-    k σ and horizon, the state of every account under the proposed thresholds. A version under
-    which any of it raises, or gives a figure that is not a number, is refused."""
+    today's prices: every figure with liquidation prices, the options `held` revalued in full,
+    the stress margin with the proposed k σ and horizon, the state of every account under the
+    proposed thresholds. A version under which any of it raises, or gives a figure that is not
+    a number, is refused."""
     marks, prices = book_slice.marks, book_slice.asset_prices
     try:
         with np.errstate(all="raise"):
-            revaluation = revalue(book, marks, prices)
+            linear = revalue(book, marks, prices)
+        # Outside the strict state: a far out-of-the-money value underflows to 0, as it should.
+        revaluation = _with_held(linear, held, marks)
         model = _trial_stress_model(version, params, book.asset_names, floors)
-        stress = stress_margin(book, marks, prices, model, revaluation=revaluation)
+        stress = stress_margin(book, marks, prices, model, revaluation=linear, held=held)
         next_levels(
             np.zeros(book.n_accounts, dtype=np.int64),
             margin_ratio=revaluation.margin_ratio,

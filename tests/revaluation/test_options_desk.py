@@ -1,14 +1,18 @@
 """The desk's stress runs and cascades over a book holding options (PostgreSQL): each option is
 priced with Black-76 at the shocked forward and the scenario's shocked vol, not by delta."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from margin.engine.options import black76, shocked_vol
 from margin.models import CascadeRun, MarkPrice, Position
+from margin.selectors.accounts import account_state_load
 from margin.selectors.book import desk_book, held_options
 from margin.services.cascade import cascade_run_execute
+from margin.services.parameters import parameter_impact_preview
 from margin.services.stress_runs import stress_run_create
 from tests.factories import UserFactory
 from tests.options_support import series
@@ -70,3 +74,25 @@ def test_a_cascade_liquidates_the_short_put_and_draws_its_deficit(options_market
     assert first["accounts"] == [seller.pk] and first["positions_closed"] == 1
     assert first["deficit"] == pytest.approx(float(-_crashed_balance(put, seller)), rel=1e-9)
     assert run.rounds[-1]["accounts_liquidated"] == 0
+
+
+def test_the_parameter_preview_margins_the_short_put_by_the_grid_at_its_value(
+    options_market, monkeypatch
+):
+    # given: the put seller, whose only risk is the put: with its options left out (or taken
+    # linearly at today's prices) the account has no maintenance margin and crosses nothing
+    _, seller = _short_put_seller()
+    monkeypatch.setattr(timezone, "now", lambda: options_market + timedelta(seconds=1))
+    quote = account_state_load(seller).quote()
+    ratio = quote.maintenance_margin / quote.margin_balance
+    assert 0 < ratio < Decimal("0.5")  # under the warning line in force
+    warning = (ratio * Decimal("0.9")).quantize(Decimal("0.0001"))
+    # when: the warning line moved under the account's ratio
+    impact = parameter_impact_preview(payload={"fields": {"warning_ratio": str(warning)}})
+    # then: the grid's MM on the balance holding the short at its Black-76 value, as the
+    # reference quotes it, and the account newly past the warning line
+    for figure in ("maintenance_margin_now", "maintenance_margin_proposed"):
+        assert impact[figure] == pytest.approx(float(quote.maintenance_margin), rel=1e-9)
+    by_name = {t["name"]: t for t in impact["thresholds"]}
+    assert by_name["warning_ratio"]["accounts_now"] == 0
+    assert by_name["warning_ratio"]["newly_crossing"] == 1

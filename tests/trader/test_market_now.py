@@ -49,6 +49,14 @@ def test_a_second_read_in_the_tick_is_the_first_for_one_query(
     assert again is first
 
 
+def test_a_read_older_than_the_setting_is_read_again(settings, reference):
+    # given: reads are kept a microsecond
+    settings.MARKET_READ_CACHE_S = 1e-6
+    first = market_now()
+    # when / then: what depends on the time of the read (an option's time to expiry) moves
+    assert market_now() is not first
+
+
 def test_a_committed_mark_is_read_at_once(per_tick, reference):
     # given
     before = market_now().market["marks"]["BTCUSDT"]
@@ -60,9 +68,10 @@ def test_a_committed_mark_is_read_at_once(per_tick, reference):
 
 def test_inside_a_transaction_every_read_is_afresh(per_tick, reference):
     with transaction.atomic():
-        # given
+        # given: the transaction has written the mark and read it
+        mark_doubled("BTCUSDT")
         before = market_now().market["marks"]["BTCUSDT"]
-        # when: the transaction's own write carries its one id, as its earlier writes did
+        # when: it writes the row again, under the same transaction id (the fingerprint stays)
         mark_doubled("BTCUSDT")
         # then
         assert market_now().market["marks"]["BTCUSDT"] == 2 * before
