@@ -23,6 +23,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Abs
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from margin.engine.book_liquidation import BookStep, CrossPlan
 from margin.engine.queue import head_candidates
@@ -60,7 +61,11 @@ from margin.models import (
     StressRun,
 )
 from margin.selectors.figures import figures_now
-from margin.selectors.liquidation import cross_liquidation_plan
+from margin.selectors.liquidation import (
+    account_unfit_prices,
+    cross_liquidation_plan,
+    stale_prices_now,
+)
 
 PRICE_HISTORY_POINTS = 2000
 
@@ -333,6 +338,7 @@ class AccountReview:
     positions: list[PositionRow]
     plan: CrossPlan
     plan_steps: list[tuple[str, BookStep]]
+    frozen: list[tuple[str, str]]  # (instrument, why): priced on a price not fit to trade on
     collateral: list[CollateralRow]
     exposures: list[Exposure]
     scenarios: list[ScenarioRow]
@@ -350,10 +356,27 @@ def account_review(*, account: MarginAccount) -> AccountReview:
     snapshots = list(
         MarginSnapshot.objects.filter(account=account).order_by("-tick_id")[:RATIO_HISTORY_POINTS]
     )
-    plan = cross_liquidation_plan(
-        state, engine_input, version=version, requirement=state.requirement()
-    )
     symbols = {p.engine_id: p.instrument for p in state.positions.values()}
+    # The positions the liquidation would freeze, as it finds them (`_liquidate`): on the
+    # latest tick's unfit prices and those unfit now.
+    at = timezone.now()
+    unfit = account_unfit_prices(
+        engine_input,
+        symbols,
+        quote=quote,
+        stale=stale_prices_now(
+            tick=latest_complete_tick(), now=at, max_age_s=version.price_guard_max_age_s
+        ),
+        now=at,
+        share=version.stale_materiality_share,
+    )
+    plan = cross_liquidation_plan(
+        state,
+        engine_input,
+        version=version,
+        requirement=state.requirement(),
+        frozen=unfit.positions,
+    )
     sizes = {p.id: p.quantity for p in engine_input.positions}
     return AccountReview(
         account=account,
@@ -364,6 +387,7 @@ def account_review(*, account: MarginAccount) -> AccountReview:
         ],
         plan=plan,
         plan_steps=[(symbols.get(step.position_id, step.position_id), step) for step in plan.steps],
+        frozen=[(symbols[engine_id], why) for engine_id, why in sorted(unfit.why.items())],
         collateral=[
             CollateralRow(
                 line.asset,

@@ -38,14 +38,12 @@ from django.utils import timezone
 from margin.engine.adl import AdlCandidate, adl_queue
 from margin.engine.book_liquidation import HEDGE, OPTION, CrossPlan
 from margin.engine.fills import closing_side, slipped_price
-from margin.engine.liquidation import stale_is_material
 from margin.engine.reference import AccountQuote, quote_account
 from margin.engine.scheme import Requirement
 from margin.engine.types import AccountInput
 from margin.models import (
     AccountEvent,
     Asset,
-    AssetPrice,
     JournalKind,
     LedgerAccount,
     LedgerAccountKind,
@@ -58,8 +56,12 @@ from margin.models import (
     RevaluationTick,
 )
 from margin.selectors.accounts import account_state_load, engine_accounts
-from margin.selectors.liquidation import cross_liquidation_plan
-from margin.selectors.market import unfit_prices
+from margin.selectors.liquidation import (
+    UnfitPrices,
+    account_unfit_prices,
+    cross_liquidation_plan,
+    stale_prices_now,
+)
 from margin.services.audit import audit_record
 from margin.services.desk import case_open_for_system
 from margin.services.ledger import (
@@ -249,99 +251,6 @@ def _liquidation_booked(ctx: _Context, *, symbol: str, fee: Decimal, **detail) -
 
 
 # Prices not fit to liquidate on.
-
-
-@dataclass(frozen=True)
-class StalePrice:
-    symbol: str
-    age_s: Decimal
-    value: Decimal  # USD valued on it: a position's notional, a holding's value
-
-
-@dataclass(frozen=True)
-class UnfitPrices:
-    """The account's prices that are not fit to liquidate on, what they value, and whether
-    that is material (`stale_is_material`). `positions` are the engine ids priced on them."""
-
-    prices: tuple[StalePrice, ...]
-    positions: frozenset[str]
-    assets: frozenset[str]
-    material: bool
-
-
-def _ages(symbols: set[str], *, now: datetime) -> dict[str, Decimal]:
-    updated = dict(
-        AssetPrice.objects.filter(asset__symbol__in=symbols).values_list(
-            "asset__symbol", "updated_at"
-        )
-    ) | dict(
-        MarkPrice.objects.filter(instrument__symbol__in=symbols).values_list(
-            "instrument__symbol", "updated_at"
-        )
-    )
-    return {
-        s: Decimal(str(round((now - updated[s]).total_seconds(), 3))) if s in updated else None
-        for s in symbols
-    }
-
-
-def account_unfit_prices(
-    engine_account: AccountInput,
-    positions: dict[str, Position],
-    *,
-    quote: AccountQuote,
-    stale: set[str],
-    now: datetime,
-    share: Decimal,
-) -> UnfitPrices:
-    """Which of this account's prices are not fit to liquidate on (`stale`: the symbols whose
-    price is too old, or flagged uncertain by the price guard), what each values in the
-    account, and whether together they are material.
-
-    A position (an option too) is priced on its instrument's mark and its underlying's index;
-    a holding on its asset's index."""
-    found: dict[str, Decimal] = {}
-    frozen = set()
-    option_marks = {row.id: row.mark_price for row in quote.options}
-    held_at = [(p.id, p.risk_asset, p.quantity * p.mark_price) for p in engine_account.positions]
-    # An option is priced on its own mark and its underlying's; it values its premium.
-    held_at += [
-        (o.id, o.underlying, o.quantity * option_marks[o.id]) for o in engine_account.options
-    ]
-    for engine_id, underlying, value in held_at:
-        names = {positions[engine_id].instrument.symbol, underlying} & stale
-        for name in names:
-            found[name] = found.get(name, ZERO) + value
-        if names:
-            frozen.add(engine_id)
-    held = set()
-    for line in engine_account.collateral:
-        if line.asset in stale and line.quantity:
-            found[line.asset] = found.get(line.asset, ZERO) + abs(line.quantity) * line.price
-            held.add(line.asset)
-    ages = _ages(set(found), now=now)
-    maintenance = quote.maintenance_margin + sum(
-        (row.maintenance_margin for row in quote.positions if row.margin_mode == "isolated"),
-        ZERO,
-    )
-    return UnfitPrices(
-        prices=tuple(StalePrice(s, ages[s], v) for s, v in sorted(found.items())),
-        positions=frozenset(frozen),
-        assets=frozenset(held),
-        material=stale_is_material(
-            sum(found.values(), ZERO),
-            maintenance_margin=maintenance,
-            margin_balance=quote.margin_balance,
-            share=share,
-        ),
-    )
-
-
-def stale_prices_now(*, tick: RevaluationTick | None, now: datetime, max_age_s: int) -> set[str]:
-    """Symbols not fit to liquidate on (stale, or uncertain by the price guard) at the tick's
-    freeze or now."""
-    frozen = tick.unfit_symbols if tick is not None else set()
-    return set(frozen) | set(unfit_prices(now=now, max_age_s=max_age_s))
 
 
 def _haircut_stale_holdings(
@@ -921,7 +830,7 @@ def _liquidate(*, account_id: int, tick_id: int, now: datetime) -> Liquidation:
     liquidation.margin_ratio_before = _stored_ratio(requirement.margin_ratio)
     unfit = account_unfit_prices(
         engine_account,
-        positions,
+        {engine_id: position.instrument.symbol for engine_id, position in positions.items()},
         quote=quote,
         stale=stale_prices_now(tick=tick, now=now, max_age_s=params.price_guard_max_age_s),
         now=now,

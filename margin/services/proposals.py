@@ -25,9 +25,9 @@ from margin.models import (
     Proposal,
 )
 from margin.numbers import money_text, price_text, quantity_text
+from margin.selectors.liquidation import stale_prices_now
 from margin.selectors.parameters import parameters_in_force
 from margin.services.audit import audit_record
-from margin.services.liquidation import stale_prices_now
 from margin.services.notifications import notification_send
 from margin.services.parameters import parameter_impact_preview, parameter_version_create
 from margin.services.positions import position_fill
@@ -264,7 +264,7 @@ def _carry_out_forced_reduction(proposal: Proposal, approver) -> dict:
     params = parameters_in_force()
     stale = stale_prices_now(
         tick=None, now=timezone.now(), max_age_s=params.price_guard_max_age_s
-    ) & {position.instrument.symbol, position.instrument.underlying.symbol}
+    ).keys() & {position.instrument.symbol, position.instrument.underlying.symbol}
     if stale:
         raise ApplicationError(
             f"The price of {', '.join(sorted(stale))} is stale: a forced reduction would trade "

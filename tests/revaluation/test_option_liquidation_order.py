@@ -11,7 +11,7 @@ from decimal import ROUND_DOWN, Decimal
 
 import pytest
 
-from margin.engine.book_liquidation import FUTURES_FIRST, LARGEST_CONTRIBUTION_FIRST
+from margin.engine.book_liquidation import FUTURES_FIRST, HEDGE, LARGEST_CONTRIBUTION_FIRST
 from margin.models import (
     AccountEvent,
     Asset,
@@ -82,6 +82,23 @@ def booked_as_planned(plan, fills) -> None:
         assert abs(abs(fill.quantity) - step.quantity) <= Decimal("1e-6")
 
 
+def stale_surface_crash(reference, later):
+    """Two short BTC puts in the money (96,000 on 95,000, the 12-hour term) on ETH collateral,
+    under the portfolio scheme, the BTC surface stepped at later(1); then ETH falls 65 % with
+    the venues quoting on, after the surface went stale: the account, the put, the tick."""
+    ParameterVersion.objects.filter(pk=reference.pk).update(stale_materiality_share=D("0.5"))
+    SimulatedAsset.objects.create(
+        asset=Asset.objects.get(symbol="BTC"), price=95000, regime="calm", stepped_at=later(1)
+    )
+    put = series("put", 96000, 0)
+    account = funded_account(usdt="100", ETH="11", fills=[(put.symbol, "sell", "2")])
+    account.margin_scheme = "portfolio"
+    account.save(update_fields=["margin_scheme"])
+    stale_at = later(reference.price_guard_max_age_s + 5)
+    market_prices(at=stale_at, BTC=95000, ETH=1200, USDT=1)
+    return account, put, revaluation_tick_run(now=stale_at)
+
+
 def test_standard_sells_the_future_first_then_buys_the_put_back(options_market, later):
     """Before/after (BTC 80,000; the put's mark 14,000.03; line 95 %, the ratio the grid's):
 
@@ -144,20 +161,7 @@ def test_portfolio_hedges_with_the_perpetual_when_its_options_cannot_trade(
         (the desk's materiality share at 50 %), and an ETH crash has taken its collateral under the
         grid's maintenance margin. The plan sells the perpetual against the puts' net delta (the
     engine's plan: tests/engine/test_option_liquidation.py)."""
-    # given: two short BTC puts in the money (96,000 on 95,000, the 12-hour term) on ETH
-    # collateral, under the portfolio scheme; the BTC surface stepped at later(1)
-    ParameterVersion.objects.filter(pk=reference.pk).update(stale_materiality_share=D("0.5"))
-    SimulatedAsset.objects.create(
-        asset=Asset.objects.get(symbol="BTC"), price=95000, regime="calm", stepped_at=later(1)
-    )
-    put = series("put", 96000, 0)
-    account = funded_account(usdt="100", ETH="11", fills=[(put.symbol, "sell", "2")])
-    account.margin_scheme = "portfolio"
-    account.save(update_fields=["margin_scheme"])
-    # when: ETH falls 65 % with the venues quoting on, after the surface went stale
-    stale_at = later(reference.price_guard_max_age_s + 5)
-    market_prices(at=stale_at, BTC=95000, ETH=1200, USDT=1)
-    run = revaluation_tick_run(now=stale_at)
+    account, put, run = stale_surface_crash(reference, later)
     ((account_id, tick_id),) = run.to_liquidate
     liquidation = liquidation_run(account_id=account_id, tick_id=tick_id)
     # then: the puts held uncertain, so frozen; the one trade a sale of the perpetual against
@@ -194,3 +198,20 @@ def test_portfolio_hedges_with_the_perpetual_when_its_options_cannot_trade(
     assert audited.after["liquidation"] == liquidation.pk and audited.after["steps"] == len(
         liquidation.steps
     )
+
+
+def test_the_desk_previews_the_hedge_when_the_options_are_frozen(options_market, later, reference):
+    """The desk's review plans on the positions the liquidation freezes: with the puts on a
+    stale surface, it shows the perpetual sold against them (the one step the liquidation
+    books), not the puts bought back, and says they are frozen and why."""
+    account, put, run = stale_surface_crash(reference, later)
+    review = account_review(account=account)
+    ((account_id, tick_id),) = run.to_liquidate
+    liquidation_run(account_id=account_id, tick_id=tick_id)
+    (fill,) = Fill.objects.filter(reason=Fill.Reason.LIQUIDATION)
+    ((instrument, step),) = review.plan_steps
+    assert (instrument, step.kind) == ("BTCUSDT", HEDGE)
+    # to a few lots: the puts' days to expiry, so their delta, run on between the two
+    assert abs(step.quantity + fill.quantity) <= D("0.001")
+    ((frozen, why),) = review.frozen
+    assert frozen == put.symbol and "BTC vol surface stale" in why
