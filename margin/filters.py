@@ -3,6 +3,7 @@
 import django_filters
 from django import forms
 from django.db.models import F
+from django_filters.constants import EMPTY_VALUES
 
 from margin.input_limits import TIME_VALIDATORS
 from margin.models import (
@@ -11,7 +12,7 @@ from margin.models import (
     MarginSnapshot,
 )
 from margin.selectors.accounts import credit_tiers
-from margin.selectors.desk import snapshots_exposed_to
+from margin.selectors.desk import QueueSnapshots, snapshots_exposed_to
 from margin.selectors.market import assets
 
 QUEUE_ORDERS = {
@@ -93,8 +94,17 @@ class QueueFilter(django_filters.FilterSet):
             stress_cover=F("margin_balance") - F("stress_margin"),
         )
         queryset = super().filter_queryset(queryset)
+        order = self.form.cleaned_data.get("order") or "ratio"
         if not self.form.cleaned_data.get("order"):
-            queryset = queryset.order_by(*QUEUE_ORDERS["ratio"][1])
+            queryset = queryset.order_by(*QUEUE_ORDERS[order][1])
+        by_state_only = all(
+            value in EMPTY_VALUES
+            for name, value in self.form.cleaned_data.items()
+            if name not in ("state", "order")
+        )
+        if by_state_only and isinstance(queryset, QueueSnapshots):
+            # Counted and paged from what the tick wrote down, not from a million rows.
+            queryset = queryset.summarized(order=order, states=self.form.cleaned_data.get("state"))
         return queryset
 
 

@@ -71,6 +71,10 @@ class RevaluationShard(models.Model):
     load_s = models.FloatField(default=0)
     compute_s = models.FloatField(default=0)
     write_s = models.FloatField(default=0)
+    # What the desk's queue reads instead of counting and sorting the tick's snapshots:
+    # {"counts": {state: n}, "heads": {order: {state: [[lo, hi, account id], ...]}}}
+    # (`margin.services.revaluation._queue_summary`); null for shards written before it.
+    queue = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["tick", "number"]

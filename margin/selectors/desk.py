@@ -25,6 +25,7 @@ from django.db.models.functions import Abs
 from django.shortcuts import get_object_or_404
 
 from margin.engine.book_liquidation import BookStep, CrossPlan
+from margin.engine.queue import head_candidates
 from margin.engine.reference import AccountQuote, collateral_line_value
 from margin.engine.review import (
     CollateralRow,
@@ -38,6 +39,7 @@ from margin.engine.shocks import carried_forward
 from margin.engine.types import AccountInput
 from margin.models import (
     AccountEvent,
+    AccountState,
     Asset,
     AssetPriceHistory,
     AuditEntry,
@@ -52,6 +54,7 @@ from margin.models import (
     MarginSnapshot,
     Position,
     Proposal,
+    RevaluationShard,
     RevaluationTick,
     ScenarioRun,
     StressRun,
@@ -113,7 +116,67 @@ def latest_complete_tick() -> RevaluationTick | None:
     )
 
 
-def queue_snapshots(tick: RevaluationTick | None) -> QuerySet[MarginSnapshot]:
+# The queue rows a tick writes down per order (`margin.engine.queue`): the API's largest page
+# (`margin.api.views.desk.TickPages`), the desk page's first four.
+QUEUE_HEAD_ROWS = 200
+
+
+class QueueSnapshots(QuerySet):
+    """A tick's queue rows that count and page from what the tick wrote down (each shard's
+    `queue`) when the queue is filtered by state alone: the same rows, order and count as the
+    query, without counting or sorting a million snapshots. Any other filter queries."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tick: RevaluationTick | None = None
+        self.summary: tuple[int, list[list]] | None = None
+
+    def _clone(self):
+        # The tick carries over; the summary is of one set of filters and does not.
+        clone = super()._clone()
+        clone.tick = self.tick
+        return clone
+
+    def summarized(self, *, order: str, states: list[str] | None) -> "QueueSnapshots":
+        """This queue (of `states`, every state when None, in `order`, a key of
+        `margin.filters.QUEUE_ORDERS`), counted and paged from its tick's shards; itself
+        when a shard has written nothing down (written before the summary)."""
+        shards = (
+            list(
+                RevaluationShard.objects.filter(tick=self.tick).values_list(
+                    "queue__counts", f"queue__heads__{order}"
+                )
+            )
+            if self.tick is not None
+            else [(None, None)]
+        )
+        if any(counts is None for counts, _ in shards):
+            return self
+        wanted = states or AccountState.values
+        clone = self._chain()
+        clone.summary = (
+            sum(counts.get(state, 0) for counts, _ in shards for state in wanted),
+            [row for _, heads in shards for state in wanted for row in heads.get(state, [])],
+        )
+        return clone
+
+    def count(self) -> int:
+        return self.summary[0] if self.summary is not None else super().count()
+
+    def __getitem__(self, k):
+        # A page within the heads reads only the accounts they leave (a few hundred).
+        if (
+            self.summary is None
+            or not isinstance(k, slice)
+            or k.stop is None
+            or k.stop > QUEUE_HEAD_ROWS
+        ):
+            return super().__getitem__(k)
+        accounts = head_candidates(self.summary[1], k.stop)
+        return self.filter(account_id__in=accounts)[k]
+
+
+def queue_snapshots(tick: RevaluationTick | None) -> QueueSnapshots:
     """The tick's snapshots with what a queue row shows of the account (owner, credit tier,
     `stale_blocked`: its liquidation at this tick was held back by a material stale price),
     for `margin.filters.QueueFilter` to filter and order; none before the first tick."""
@@ -122,9 +185,11 @@ def queue_snapshots(tick: RevaluationTick | None) -> QuerySet[MarginSnapshot]:
         account_id=OuterRef("account_id"),
         status=Liquidation.Status.HELD,
     )
-    snapshots = MarginSnapshot.objects.select_related(
-        "account__owner", "account__credit_tier"
-    ).annotate(stale_blocked=Exists(held))
+    snapshots = QueueSnapshots(MarginSnapshot)
+    snapshots.tick = tick
+    snapshots = snapshots.select_related("account__owner", "account__credit_tier").annotate(
+        stale_blocked=Exists(held)
+    )
     # Empty before the first tick, but with the same annotations: the filters still apply.
     return snapshots.filter(tick=tick) if tick is not None else snapshots.none()
 

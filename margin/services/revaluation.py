@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pglock
@@ -28,6 +28,7 @@ from margin.engine.grid_summary import AccountScanRisk, account_scan_risk
 from margin.engine.option_stress import HeldOptions
 from margin.engine.options_vector import PortfolioGrid, portfolio_grid
 from margin.engine.portfolio_prices import portfolio_liquidation_prices
+from margin.engine.queue import NULL_KEY, key_error, queue_head
 from margin.engine.scheme import PORTFOLIO, scheme_figures
 from margin.engine.states import (
     LEVEL,
@@ -52,8 +53,16 @@ from margin.models import (
     RevaluationShard,
     RevaluationTick,
 )
-from margin.packed_write import bytes_field, copy_rows, int8_field, numeric_field, text_field
+from margin.packed_write import (
+    SIGNIFICANT_DIGITS,
+    bytes_field,
+    copy_rows,
+    int8_field,
+    numeric_field,
+    text_field,
+)
 from margin.selectors.book import engine_book, option_book_of
+from margin.selectors.desk import QUEUE_HEAD_ROWS
 from margin.selectors.market import stale_symbols, unfit_prices
 from margin.selectors.parameters import parameters_in_force
 from margin.selectors.volatility import tick_stress_model, tick_volatility
@@ -404,6 +413,53 @@ def _snapshots_write_orm(snapshots: _Snapshots) -> None:
     )
 
 
+def _stored(value: float) -> Decimal | None:
+    """A figure as its snapshot column holds it: the binary COPY sends SIGNIFICANT_DIGITS
+    digits and NUMERIC(38, 18) rounds them half away from zero; SQLite's rows are rounded to
+    10 places (`_decimal_or_none`)."""
+    if connection.vendor == "postgresql":
+        sent = Decimal(f"{value:.{SIGNIFICANT_DIGITS}g}")
+        return sent.quantize(Decimal("1e-18"), rounding=ROUND_HALF_UP)
+    return _decimal_or_none(value)
+
+
+def _queue_summary(slice_, revaluation, figures, stress, states: list[str]) -> dict:
+    """What the desk's queue reads of this shard instead of counting and sorting the tick's
+    snapshots (`margin.selectors.desk.queue_snapshots`): per state, how many of its snapshots
+    are in the queue (a stored maintenance margin above 0), and for each of the queue's orders
+    (`margin.filters.QUEUE_ORDERS`, the same keys in floats) the head of each state's rows
+    that its first QUEUE_HEAD_ROWS rows can come from (`margin.engine.queue`)."""
+    balance, maintenance = revaluation.margin_balance, figures.maintenance
+    queued = maintenance >= 1e-9
+    # Below that only the stored decimal says whether the row is above 0.
+    for row in np.flatnonzero((maintenance > 0) & ~queued).tolist():
+        queued[row] = _stored(float(maintenance[row])) > 0
+    ratio = np.minimum(figures.margin_ratio, RATIO_CAP)
+    # Highest ratio first; a null ratio (no equity) goes where "-margin_ratio" puts nulls.
+    null = -NULL_KEY if connection.features.nulls_order_largest else NULL_KEY
+    keys = {
+        "ratio": (np.where(np.isfinite(ratio), -ratio, null), key_error(ratio)),
+        "buffer": (balance - maintenance, key_error(balance, maintenance)),
+        "size": (-maintenance, key_error(maintenance)),
+        "stress": (balance - stress, key_error(balance, stress)),
+    }
+    by_state = np.array(states)
+    rows = {state: np.flatnonzero(queued & (by_state == state)) for state in sorted(set(states))}
+    rows = {state: found for state, found in rows.items() if found.size}
+    return {
+        "counts": {state: int(found.size) for state, found in rows.items()},
+        "heads": {
+            order: {
+                state: queue_head(
+                    key[found], error[found], slice_.account_ids[found], QUEUE_HEAD_ROWS
+                )
+                for state, found in rows.items()
+            }
+            for order, (key, error) in keys.items()
+        },
+    }
+
+
 def _state_changes(
     *, tick, account_ids, owners, old, new, revaluation, figures, call_amount
 ) -> list[int]:
@@ -536,6 +592,8 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         maintenance_margin=figures.maintenance,
         thresholds=Thresholds.of(params),
     )
+    states = [STATES[n] for n in new]
+    queue = _queue_summary(slice_, revaluation, figures, stress, states)
     snapshots = _snapshots(
         slice_,
         tick.pk,
@@ -543,7 +601,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         figures,
         stress,
         _scan_risk(slice_, grid),
-        [STATES[n] for n in new],
+        states,
         _positions_packed(slice_, revaluation, liquidation),
     )
     computed = time.perf_counter()
@@ -581,7 +639,10 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         locked.accounts = book.n_accounts
         locked.load_s, locked.compute_s = loaded - started, computed - loaded
         locked.write_s = written - computed
-        locked.save(update_fields=["completed_at", "accounts", "load_s", "compute_s", "write_s"])
+        locked.queue = queue
+        locked.save(
+            update_fields=["completed_at", "accounts", "load_s", "compute_s", "write_s", "queue"]
+        )
     _tick_complete_if_done(tick)
     return ShardResult(
         shard_id=shard_id,

@@ -13,7 +13,7 @@ from margin.engine.cascade import simulate_cascade
 from margin.engine.events import stress_events
 from margin.errors import ApplicationError
 from margin.filters import QueueFilter
-from margin.models import AssetPriceHistory, MarginAccount
+from margin.models import AssetPriceHistory, CreditTier, MarginAccount
 from margin.selectors.book import desk_book
 from margin.selectors.desk import (
     insurance_fund_value,
@@ -54,7 +54,7 @@ class Command(BaseCommand):
         started = time.perf_counter()
         result = work()
         seconds = time.perf_counter() - started
-        self.stdout.write(f"{label:<44} {seconds:8.3f} s")
+        self.stdout.write(f"{label:<52} {seconds:8.3f} s")
         return result, seconds
 
     def handle(self, *args, accounts: int, rounds: int, depth: float, shock: float, **options):
@@ -124,12 +124,22 @@ class Command(BaseCommand):
             self.stdout.write("queue: no revaluation tick yet, not timed")
             return
         snapshots = queue_snapshots(tick)
+        tier = CreditTier.objects.order_by("rank", "code").first()
         for label, query in (
             ("ratio", {}),
             ("distance", {"order": "buffer"}),
             ("margin call", {"state": ["margin_call"]}),
             ("notional ≥ 100k", {"min_notional": "100000"}),
             ("stress cover", {"order": "stress"}),
+            ("size", {"order": "size"}),
+            ("warning by stress cover", {"state": ["warning"], "order": "stress"}),
+            ("healthy by distance", {"state": ["healthy"], "order": "buffer"}),
+            ("ratio ≥ 80 %", {"min_ratio": "80"}),
+            ("notional ≤ 1k", {"max_notional": "1000"}),
+            (f"tier {tier.code if tier else '-'}", {"credit_tier": tier.pk if tier else ""}),
+            ("reduce-only", {"reduce_only": "true"}),
+            ("stale-blocked", {"stale_blocked": "true"}),
+            ("exposed to BTC", {"asset": "BTC"}),
         ):
             self._timed(
                 f"queue first page + count ({label})",

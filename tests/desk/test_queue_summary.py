@@ -1,0 +1,105 @@
+"""The queue counted and paged from what the tick wrote down (each shard's `queue`) gives the
+same rows, in the same order, and the same count as the plain query over the snapshots."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from margin.engine.queue import head_candidates, queue_head
+from margin.filters import QUEUE_ORDERS, QueueFilter
+from margin.models import AccountState, RevaluationShard
+from margin.selectors import desk as desk_selectors
+from margin.selectors.desk import latest_complete_tick, queue_snapshots
+from margin.services import revaluation
+from margin.services.revaluation import revaluation_tick_run
+from tests.desk.conftest import move_btc
+from tests.revaluation.factories import funded_account
+
+pytestmark = pytest.mark.django_db
+
+HEAD_ROWS = 3
+
+
+@pytest.fixture
+def crowded_book(market, settings, monkeypatch):
+    """Pairs of identical accounts (ties: the account id decides) from margin call to healthy,
+    one without positions (not in the queue), over shards of 4 accounts; heads of 3 rows, so
+    a page of 3 reads them and the heads leave some rows out."""
+    settings.REVALUATION_SHARD_SIZE = 4
+    monkeypatch.setattr(desk_selectors, "QUEUE_HEAD_ROWS", HEAD_ROWS)
+    monkeypatch.setattr(revaluation, "QUEUE_HEAD_ROWS", HEAD_ROWS)
+    for usdt in ("5000", "5150", "6000", "9000", "40000"):
+        for _ in range(2):
+            funded_account(usdt=usdt, fills=[("BTCUSDT", "buy", "0.5")])
+    funded_account(usdt="7000", fills=[("BTCUSDT", "buy", "0.3")])
+    funded_account(usdt="1000")
+    move_btc(market, 90000, 85400)
+    revaluation_tick_run(now=market())
+
+
+QUERIES = [
+    {"order": order, "state": list(states)}
+    for order in QUEUE_ORDERS
+    for n in range(3)
+    for states in itertools.combinations(
+        [AccountState.HEALTHY, AccountState.WARNING, AccountState.MARGIN_CALL], n
+    )
+]
+
+
+def _pages(query: dict) -> tuple[int, list[list[int]]]:
+    rows = QueueFilter(query, queryset=queue_snapshots(latest_complete_tick())).qs
+    pages = [rows[0:1], rows[0:2], rows[0:HEAD_ROWS], rows[1:HEAD_ROWS], rows[2:5], rows[0:50]]
+    return rows.count(), [[s.account_id for s in page] for page in pages]
+
+
+def test_the_summary_counts_and_pages_as_the_plain_query(crowded_book):
+    # given: every tick shard wrote its summary
+    assert RevaluationShard.objects.filter(queue__isnull=True).count() == 0
+    fast = {str(query): _pages(query) for query in QUERIES}
+    # when: the same queries without it (the shards of a tick written before the summary)
+    RevaluationShard.objects.update(queue=None)
+    plain = {str(query): _pages(query) for query in QUERIES}
+    # then
+    assert fast == plain
+    assert plain[str({"order": "ratio", "state": []})][0] == 11
+    assert plain[str({"order": "ratio", "state": [AccountState.MARGIN_CALL]})][0] >= 2
+
+
+def test_the_summary_counts_without_counting_and_pages_from_the_heads(
+    crowded_book, django_assert_num_queries
+):
+    rows = QueueFilter({"order": "buffer"}, queryset=queue_snapshots(latest_complete_tick())).qs
+    with django_assert_num_queries(0):
+        assert rows.count() == 11
+    page = str(rows[0:HEAD_ROWS].query)
+    assert "account_id" in page and " IN (" in page
+
+
+def test_any_other_filter_counts_and_pages_by_querying(crowded_book):
+    tick = latest_complete_tick()
+    rows = QueueFilter({"min_notional": "1"}, queryset=queue_snapshots(tick)).qs
+    assert rows.summary is None
+    assert rows.count() == 11
+
+
+def test_the_heads_hold_the_first_rows_whatever_the_stored_keys_within_their_error():
+    # given: keys with many ties, stored keys anywhere within the error, in 7 heads
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        key = rng.integers(0, 20, 300).astype(float)
+        error = np.full(300, 0.5)
+        stored = key + rng.uniform(-0.5, 0.5, 300)
+        ids = np.arange(300)
+        n = int(rng.integers(1, 40))
+        heads = [
+            row
+            for part in np.array_split(rng.permutation(300), 7)
+            for row in queue_head(key[part], error[part], ids[part], n)
+        ]
+        # when
+        candidates = set(head_candidates(heads, n))
+        # then: the first n rows by (stored key, id) are all among them
+        first = sorted(ids.tolist(), key=lambda i: (stored[i], i))[:n]
+        assert set(first) <= candidates
