@@ -692,13 +692,16 @@ def _tick_complete_if_done(tick: RevaluationTick) -> bool:
 
 
 def snapshots_prune() -> int:
-    """Keep the snapshots of the latest SNAPSHOT_KEEP_TICKS ticks only."""
+    """Keep the snapshots of the latest SNAPSHOT_KEEP_TICKS ticks only, and the shards' queue
+    summaries with them: a summary pages its tick's snapshots, and at 1M accounts it is
+    ≈ 2–3 MB a tick that would otherwise stay forever."""
     keep = settings.SNAPSHOT_KEEP_TICKS
     newest = RevaluationTick.objects.order_by("-pk").values_list("pk", flat=True)
     cutoff = list(newest[keep : keep + 1])
     if not cutoff:
         return 0
     removed, _ = MarginSnapshot.objects.filter(tick_id__lte=cutoff[0]).delete()
+    RevaluationShard.objects.filter(tick_id__lte=cutoff[0], queue__isnull=False).update(queue=None)
     return removed
 
 

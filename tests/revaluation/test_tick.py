@@ -172,6 +172,8 @@ def test_prune_keeps_the_snapshots_of_the_latest_ticks_only(market, later, setti
     kept = MarginSnapshot.objects.filter(account=account).values_list("tick_id", flat=True)
     assert sorted(kept) == [ticks[2].pk, ticks[3].pk]
     assert len(snapshot_history(account, limit=10)) == 2
+    summarised = RevaluationShard.objects.filter(queue__isnull=False).values_list("tick_id")
+    assert sorted({tick for (tick,) in summarised}) == [ticks[2].pk, ticks[3].pk]
 
 
 def test_notifications_are_read_once_marked(market, later):

@@ -27,6 +27,7 @@ from margin.models import (
     Asset,
     AssetPriceHistory,
     FundingPayment,
+    Instrument,
     MarginAccount,
     MarginSnapshot,
     Position,
@@ -61,9 +62,23 @@ class Command(BaseCommand):
             action="store_true",
             help="put a funding time one second before the tick: it settles every perpetual",
         )
+        parser.add_argument(
+            "--option-share",
+            type=float,
+            default=0.0,
+            help="share of the seeded positions that are options (seed_book --option-share)",
+        )
 
     def handle(
-        self, *args, accounts: int, positions: int, sample: int, workers: int, funding: bool, **_
+        self,
+        *args,
+        accounts: int,
+        positions: int,
+        sample: int,
+        workers: int,
+        funding: bool,
+        option_share: float,
+        **_,
     ):
         # The price history first, then the book at the prices it ends on: the history is a
         # random walk of days of market time, and a book seeded before it would be revalued
@@ -72,9 +87,20 @@ class Command(BaseCommand):
         book_reference_ensure()
         self._price_history()
         if MarginAccount.objects.count() < accounts:
-            call_command("seed_book", accounts=accounts, positions=positions, stdout=self.stdout)
+            call_command(
+                "seed_book",
+                accounts=accounts,
+                positions=positions,
+                option_share=option_share,
+                stdout=self.stdout,
+            )
         n_accounts = MarginAccount.objects.count()
         n_positions = Position.objects.exclude(quantity=0).count()
+        n_options = (
+            Position.objects.exclude(quantity=0)
+            .filter(instrument__kind=Instrument.Kind.OPTION)
+            .count()
+        )
         market_tick_run(now=timezone.now())  # fresh prices (one bounded demo step after a pause)
 
         now = timezone.now()
@@ -110,7 +136,7 @@ class Command(BaseCommand):
             for name in ("funding_s", "load_s", "compute_s", "write_s")
         )
         self.stdout.write(
-            f"accounts={n_accounts} positions={n_positions} funding={funding} "
+            f"accounts={n_accounts} positions={n_positions} options={n_options} funding={funding} "
             f"tick_s={tick_s:.2f} dispatch_s={dispatch_s:.2f} funding_s={funding_s:.2f} "
             f"load_s={load_s:.2f} compute_s={compute_s:.2f} write_s={write_s:.2f} "
             f"worker_peak_rss_mb={worker_rss_mb:.0f} workers={workers} "
