@@ -10,7 +10,9 @@ and every fee reaches the insurance fund."""
 from decimal import ROUND_DOWN, Decimal
 
 import pytest
+from django.urls import reverse
 
+from accounts.roles import RISK_OFFICER
 from margin.engine.book_liquidation import FUTURES_FIRST, HEDGE, LARGEST_CONTRIBUTION_FIRST
 from margin.models import (
     AccountEvent,
@@ -200,12 +202,16 @@ def test_portfolio_hedges_with_the_perpetual_when_its_options_cannot_trade(
     )
 
 
-def test_the_desk_previews_the_hedge_when_the_options_are_frozen(options_market, later, reference):
+def test_the_desk_previews_the_hedge_when_the_options_are_frozen(
+    options_market, later, reference, client, make_user
+):
     """The desk's review plans on the positions the liquidation freezes: with the puts on a
     stale surface, it shows the perpetual sold against them (the one step the liquidation
     books), not the puts bought back, and says they are frozen and why."""
     account, put, run = stale_surface_crash(reference, later)
     review = account_review(account=account)
+    client.force_login(make_user(RISK_OFFICER))
+    page = client.get(reverse("desk:account", args=[account.pk])).content.decode()
     ((account_id, tick_id),) = run.to_liquidate
     liquidation_run(account_id=account_id, tick_id=tick_id)
     (fill,) = Fill.objects.filter(reason=Fill.Reason.LIQUIDATION)
@@ -215,3 +221,4 @@ def test_the_desk_previews_the_hedge_when_the_options_are_frozen(options_market,
     assert abs(step.quantity + fill.quantity) <= D("0.001")
     ((frozen, why),) = review.frozen
     assert frozen == put.symbol and "BTC vol surface stale" in why
+    assert 'id="liquidation-frozen"' in page and put.symbol in page
