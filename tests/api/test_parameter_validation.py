@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from margin.errors import ApplicationError
 from margin.models import ParameterVersion, Proposal
-from margin.selectors.book import desk_book
+from margin.selectors.book import desk_book, held_options
 from margin.selectors.parameters import parameters_in_force
 from margin.services.parameters import _trial_tick
 from margin.services.proposals import proposal_create
@@ -105,4 +105,6 @@ def test_the_trial_tick_refuses_a_version_under_which_the_stress_run_raises(leve
     book_slice = desk_book()
     # when / then: the stress path of the tick raises, and the trial says so
     with pytest.raises(ApplicationError, match="breaks a revaluation"):
-        _trial_tick(book_slice.book, book_slice, version, broken, floors={})
+        _trial_tick(
+            book_slice.book, book_slice, version, broken, floors={}, held=held_options(book_slice)
+        )
