@@ -82,6 +82,12 @@ TICK_LOCK = "margin.revaluation.tick"
 RATIO_CAP = 1e7
 
 
+def _stored_ratios(figures) -> np.ndarray:
+    """The margin ratios as the snapshots, the queue's keys and the state events keep them:
+    capped at RATIO_CAP (nan stays nan: no ratio)."""
+    return np.minimum(figures.margin_ratio, RATIO_CAP)
+
+
 @contextlib.contextmanager
 def _tick_lock() -> Iterator[bool]:
     """One dispatcher at a time. PostgreSQL: a session-level advisory lock, released with the
@@ -341,7 +347,7 @@ def _snapshots(slice_, tick_id, revaluation, figures, stress, scan, states, posi
             revaluation.margin_balance,
             figures.maintenance,
             figures.initial,
-            np.minimum(figures.margin_ratio, RATIO_CAP),
+            _stored_ratios(figures),
             figures.withdrawable,
             stress,
             sum_by(book.pos_account, revaluation.notional, book.n_accounts),
@@ -434,7 +440,7 @@ def _queue_summary(slice_, revaluation, figures, stress, states: list[str]) -> d
     # Below that only the stored decimal says whether the row is above 0.
     for row in np.flatnonzero((maintenance > 0) & ~queued).tolist():
         queued[row] = _stored(float(maintenance[row])) > 0
-    ratio = np.minimum(figures.margin_ratio, RATIO_CAP)
+    ratio = _stored_ratios(figures)
     # Highest ratio first; a null ratio (no equity) goes where "-margin_ratio" puts nulls.
     null = -NULL_KEY if connection.features.nulls_order_largest else NULL_KEY
     keys = {
@@ -472,10 +478,11 @@ def _state_changes(
     now = timezone.now()
     deadline = deadline_of(tick)
     events, audits, notifications, by_state = [], [], [], {}
+    ratios = _stored_ratios(figures)
     for row in changed.tolist():
         account_id = int(account_ids[row])
         before, after = STATES[old[row]], STATES[new[row]]
-        ratio = _decimal_or_none(min(float(figures.margin_ratio[row]), RATIO_CAP))
+        ratio = _decimal_or_none(float(ratios[row]))
         balance = _decimal_or_none(float(revaluation.margin_balance[row]))
         by_state.setdefault(after, []).append(account_id)
         called = after == AccountState.MARGIN_CALL and new[row] > old[row]
