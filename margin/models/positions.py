@@ -76,4 +76,11 @@ class Fill(models.Model):
                 condition=models.Q(price__gt=0) | models.Q(price=0, reason="settlement"),
                 name="fill_price_positive",
             ),
+            # A position of an expired series is closed once by its settlement (a retried
+            # settlement of a shard's accounts must not pay twice).
+            models.UniqueConstraint(
+                fields=["position"],
+                condition=models.Q(reason="settlement"),
+                name="fill_settlement_once",
+            ),
         ]

@@ -57,7 +57,7 @@ from margin.selectors.funding import (
     funding_rates_open,
     funding_time_due,
 )
-from margin.services.bulk import bulk_write, new_ids
+from margin.services.bulk import balances_add, bulk_write, new_ids
 
 logger = logging.getLogger(__name__)
 
@@ -358,7 +358,7 @@ def _post_in_python(
         ["funding_rate_id", "position_id", "journal_id", "amount"],
         [(rate, position, journal, amount) for position, rate, _, amount in payments],
     )
-    _balances_add(lines)
+    balances_add(lines)
     for rate in claimed:
         if positions[rate.pk]:
             FundingRate.objects.filter(pk=rate.pk).update(
@@ -518,12 +518,3 @@ def _post_in_sql(
     execute("DROP TABLE funding_held, funding_due, funding_payer")
     execute("SET CONSTRAINTS ALL DEFERRED")  # every deferrable constraint is initially deferred
     return positions, 1 if positions else 0
-
-
-def _balances_add(amounts: dict[int, Decimal]) -> None:
-    """Add each amount to its ledger account's balance, in ledger account id order."""
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {table(LedgerAccount)} SET balance = balance + %s WHERE id = %s",
-            sorted(((amount, pk) for pk, amount in amounts.items() if amount), key=lambda r: r[1]),
-        )

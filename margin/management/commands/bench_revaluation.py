@@ -7,7 +7,8 @@ tick, so the tick settles them (as a book run some time after its seeding finds 
 series expired). The naive way loads each account with the ORM
 and quotes it with the Decimal reference engine, then writes its snapshot with the ORM
 (rolled back), on a random sample of accounts. funding/load/compute/write are summed over the
-shards (work done by all workers; funding: each shard settling its accounts' funding); tick_s
+shards (work done by all workers; funding, expiry: each shard settling its accounts' funding
+and expired positions); tick_s
 is the wall time of the whole tick.
 """
 
@@ -152,14 +153,15 @@ class Command(BaseCommand):
         )
 
         naive_s = self._naive(start.tick, sample)
-        funding_s, load_s, compute_s, write_s = (
+        funding_s, expiry_s, load_s, compute_s, write_s = (
             sum(getattr(s, name) for s in shards)
-            for name in ("funding_s", "load_s", "compute_s", "write_s")
+            for name in ("funding_s", "expiry_s", "load_s", "compute_s", "write_s")
         )
         self.stdout.write(
             f"accounts={n_accounts} positions={n_positions} options={n_options} funding={funding} "
             f"expired_series={expired_series} expired_positions={expired_positions} "
             f"tick_s={tick_s:.2f} dispatch_s={dispatch_s:.2f} funding_s={funding_s:.2f} "
+            f"expiry_s={expiry_s:.2f} "
             f"load_s={load_s:.2f} compute_s={compute_s:.2f} write_s={write_s:.2f} "
             f"worker_peak_rss_mb={worker_rss_mb:.0f} workers={workers} "
             f"naive_s_per_account={naive_s:.4f} speedup={naive_s * n_accounts / tick_s:.0f}"
