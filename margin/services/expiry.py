@@ -54,6 +54,7 @@ from margin.models import (
 )
 from margin.services.bulk import balances_add, bulk_write, new_ids
 from margin.services.funding import ALL_ACCOUNTS
+from margin.services.ledger import wallets_ensure, wallets_ensure_in_sql
 from margin.services.options_listing import options_listing_ensure
 from margin.services.writes import as_text
 
@@ -357,7 +358,9 @@ def _post_in_python(
         )
         for position_id, account_id, instrument_id, quantity, entry, mode in positions
     ]
-    wallet_of = _wallets_ensure({d.account_id for d in due}, settlement_id)
+    wallet_of = wallets_ensure(
+        margin_account_ids=[d.account_id for d in due], asset_id=settlement_id
+    )
     lines: dict[int, Decimal] = defaultdict(Decimal)
     for d in due:
         lines[wallet_of[d.account_id]] += d.cash + d.isolated_margin + d.insurance_cover
@@ -413,25 +416,6 @@ def _post_in_python(
         )
     balances_add(lines)
     return 1 if lines else 0
-
-
-def _wallets_ensure(account_ids: set[int], settlement_id: int) -> dict[int, int]:
-    """Account id → its settlement-asset cross wallet's ledger account, created where missing
-    (as a trader's fill creates it on first use)."""
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {table(LedgerAccount)} (kind, asset_id, margin_account_id, balance) "
-            "VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
-            [(LedgerAccountKind.WALLET, settlement_id, a) for a in sorted(account_ids)],
-        )
-    return dict(
-        LedgerAccount.objects.filter(
-            kind=LedgerAccountKind.WALLET,
-            asset_id=settlement_id,
-            margin_account_id__in=account_ids,
-            position__isnull=True,
-        ).values_list("margin_account_id", "pk")
-    )
 
 
 def _half_even(column: str) -> str:
@@ -491,20 +475,8 @@ def _post_in_sql(
             last,
         ],
     )
-    execute(
-        f"INSERT INTO {table(LedgerAccount)} (kind, asset_id, margin_account_id, balance) "
-        "SELECT DISTINCT %s, %s, d.account_id, 0 FROM expiry_due d "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {table(LedgerAccount)} w WHERE w.kind = %s "
-        "AND w.asset_id = %s AND w.margin_account_id = d.account_id AND w.position_id IS NULL "
-        "AND w.margin_account_id BETWEEN %s AND %s) ON CONFLICT DO NOTHING",
-        [
-            LedgerAccountKind.WALLET,
-            settlement_id,
-            LedgerAccountKind.WALLET,
-            settlement_id,
-            first,
-            last,
-        ],
+    wallets_ensure_in_sql(
+        holders="SELECT account_id FROM expiry_due", asset_id=settlement_id, accounts=accounts
     )
     # The lines on the accounts' own ledger accounts: the wallet takes the cash (and an
     # isolated position's margin, made whole by the fund), the isolated account gives its
@@ -563,8 +535,12 @@ def _post_in_sql(
             "AND la.margin_account_id BETWEEN %s AND %s",
             [first, last],
         )
+        # FOR NO KEY UPDATE, the lock the balance update takes: FOR UPDATE would wait on the
+        # key-share locks another shard's entries hold on these rows (their foreign-key
+        # checks) while that shard waits on ours.
         execute(
-            f"SELECT id FROM {table(LedgerAccount)} WHERE id IN (%s, %s) ORDER BY id FOR UPDATE",
+            f"SELECT id FROM {table(LedgerAccount)} WHERE id IN (%s, %s) ORDER BY id "
+            "FOR NO KEY UPDATE",
             [market, insurance],
         )
         execute(
