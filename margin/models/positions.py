@@ -37,6 +37,16 @@ class Position(models.Model):
                 name="open_position_has_entry_price",
             ),
         ]
+        indexes = [
+            # The open positions of a series, by account: an expiry settlement finds a shard's
+            # positions of the settled series without reading its closed ones (every
+            # position a settled series ever had).
+            models.Index(
+                fields=["instrument", "margin_account"],
+                condition=~models.Q(quantity=0),
+                name="position_open_by_instrument",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.instrument_id} {self.quantity} @ {self.entry_price}"

@@ -505,7 +505,7 @@ def _post_in_sql(
         execute(
             f"SELECT la.id FROM {table(LedgerAccount)} la JOIN expiry_line l "
             "ON l.ledger_id = la.id WHERE la.margin_account_id BETWEEN %s AND %s "
-            "ORDER BY la.id FOR UPDATE OF la",
+            "ORDER BY la.id FOR NO KEY UPDATE OF la",
             [first, last],
         )
         # One statement for every line: the ledger's balance check runs after it.
