@@ -31,6 +31,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from margin.db import decimal, execute, rows, table
 from margin.engine.fills import fill_math, ledger_amount
@@ -47,6 +48,7 @@ from margin.models import (
     JournalKind,
     LedgerAccount,
     LedgerAccountKind,
+    MarginAccount,
     MarginMode,
     MarkPrice,
     Notification,
@@ -133,28 +135,28 @@ def _notify_holders(*, now: datetime) -> int:
             ).update(expiry_notified_at=now)
             if not claimed:
                 continue
-            holders = Position.objects.filter(instrument=instrument).exclude(quantity=0)
-            notes = [
-                Notification(
-                    user_id=owner_id,
-                    account_id=account_id,
-                    kind=Notification.Kind.EXPIRY,
-                    text=f"{instrument.symbol} expires at {instrument.expiry:%Y-%m-%d %H:%M} UTC: "
-                    + (
-                        "open positions will be cash-settled at their intrinsic value on the "
-                        "average index price of its last 30 minutes."
-                        if instrument.is_option
-                        else "open positions will be settled at the average index price of "
-                        "its last 30 minutes."
-                    )
-                    + " Close or roll your position before then to choose your price.",
+            text = (
+                f"{instrument.symbol} expires at {instrument.expiry:%Y-%m-%d %H:%M} UTC: "
+                + (
+                    "open positions will be cash-settled at their intrinsic value on the "
+                    "average index price of its last 30 minutes."
+                    if instrument.is_option
+                    else "open positions will be settled at the average index price of "
+                    "its last 30 minutes."
                 )
-                for account_id, owner_id in holders.values_list(
-                    "margin_account_id", "margin_account__owner_id"
+                + " Close or roll your position before then to choose your price."
+            )
+            # One statement for every holder (a series may have thousands).
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {table(Notification)} (user_id, account_id, kind, text, "
+                    "created_at) SELECT a.owner_id, p.margin_account_id, %s, %s, %s "
+                    f"FROM {table(Position)} p JOIN {table(MarginAccount)} a "
+                    "ON a.id = p.margin_account_id WHERE p.instrument_id = %s "
+                    "AND NOT p.quantity = 0 ORDER BY p.id",
+                    [Notification.Kind.EXPIRY, text, timezone.now(), instrument.pk],
                 )
-            ]
-            Notification.objects.bulk_create(notes)
-            sent += len(notes)
+                sent += cursor.rowcount
     return sent
 
 

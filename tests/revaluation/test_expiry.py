@@ -127,7 +127,13 @@ def test_holders_are_told_a_day_of_market_time_before_expiry(market, demo_speed,
     assert expiry_run(now=now + timedelta(minutes=7)).notified == 1
     assert expiry_run(now=now + timedelta(minutes=8)).notified == 0
     (note,) = Notification.objects.filter(kind=Notification.Kind.EXPIRY)
-    assert note.account_id == holder.pk and FUTURE in note.text
+    assert note.account_id == holder.pk and note.user_id == holder.owner_id
+    expiry = f"{now + timedelta(minutes=30):%Y-%m-%d %H:%M}"
+    assert note.text == (
+        f"{FUTURE} expires at {expiry} UTC: open positions will be settled at the average index "
+        "price of its last 30 minutes. Close or roll your position before then to choose your "
+        "price."
+    )
 
 
 def test_quarterly_expiries_are_binance_last_fridays():
