@@ -12,7 +12,7 @@ WHERE owner_id IN (
 
 
 class Migration(migrations.Migration):
-    dependencies = [("margin", "0032_shard_queue_summary")]
+    dependencies = [("margin", "0033_expiry_settlement")]
 
     operations = [
         migrations.AddField(
