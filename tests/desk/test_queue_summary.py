@@ -8,9 +8,9 @@ import pytest
 
 from margin.engine.queue import head_candidates, queue_head
 from margin.filters import QUEUE_ORDERS, QueueFilter
-from margin.models import AccountState, RevaluationShard
+from margin.models import AccountState, MarginAccount, MarginSnapshot, RevaluationShard
 from margin.selectors import desk as desk_selectors
-from margin.selectors.desk import latest_complete_tick, queue_snapshots
+from margin.selectors.desk import latest_complete_tick, queue_snapshots, ratio_heat_map
 from margin.services import revaluation
 from margin.services.revaluation import revaluation_tick_run
 from tests.desk.conftest import move_btc
@@ -75,6 +75,28 @@ def test_the_summary_counts_without_counting_and_pages_from_the_heads(
         assert rows.count() == 11
     page = str(rows[0:HEAD_ROWS].query)
     assert "account_id" in page and " IN (" in page
+
+
+def test_a_tick_writing_part_of_the_book_counts_and_pages_as_the_plain_query(
+    crowded_book, market, settings
+):
+    # given: a tick that writes the accounts at risk, at the queue's heads, opened since the
+    # last tick and of its refresh class only
+    settings.SNAPSHOT_REFRESH_TICKS = 3
+    for usdt in ("50000", "60000", "70000"):
+        funded_account(usdt=usdt, fills=[("BTCUSDT", "buy", "0.1")])
+    tick = revaluation_tick_run(now=market()).start.tick
+    written = MarginSnapshot.objects.filter(tick=tick).count()
+    assert tick.refresh_class == 0 and written < MarginAccount.objects.count()
+    # when
+    fast = {str(query): _pages(query) for query in QUERIES}
+    RevaluationShard.objects.update(queue=None)
+    plain = {str(query): _pages(query) for query in QUERIES}
+    # then: every account with positions is in the queue, with its latest row
+    assert fast == plain
+    assert plain[str({"order": "ratio", "state": []})][0] == 14
+    _, rows = ratio_heat_map(tick)
+    assert sum(cell.accounts for row in rows for cell in row["cells"]) == 14
 
 
 def test_any_other_filter_counts_and_pages_by_querying(crowded_book):
