@@ -145,19 +145,21 @@ def _frozen_prices() -> tuple[dict[str, str], dict[str, str]]:
     return marks, prices
 
 
-def _refresh_class() -> int | None:
-    """The class of healthy accounts the next tick writes: the one after the last complete
-    tick's (so any SNAPSHOT_REFRESH_TICKS complete ticks in a row write every account), the
-    first when that tick wrote every account; None (every account) before any tick completed.
+def _refresh_class(*, now: datetime) -> int | None:
+    """The class of healthy accounts the tick starting `now` writes: the one after the last
+    complete tick's (so any SNAPSHOT_REFRESH_TICKS complete ticks in a row write every
+    account), the first when that tick wrote every account. None (every account) before any
+    tick completed, and when the last one started more than SNAPSHOT_STALE_AFTER_S ago: the
+    revaluation stopped, every row is stale, and the pages would say so for a whole refresh.
     An abandoned tick's class comes again with the next."""
     last = list(
         RevaluationTick.objects.filter(status=RevaluationTick.Status.COMPLETE)
         .order_by("-pk")
-        .values_list("refresh_class", flat=True)[:1]
+        .values_list("refresh_class", "started_at")[:1]
     )
-    if not last:
+    if not last or last[0][1] < now - timedelta(seconds=settings.SNAPSHOT_STALE_AFTER_S):
         return None
-    return 0 if last[0] is None else (last[0] + 1) % settings.SNAPSHOT_REFRESH_TICKS
+    return 0 if last[0][0] is None else (last[0][0] + 1) % settings.SNAPSHOT_REFRESH_TICKS
 
 
 def revaluation_tick_start(*, now: datetime) -> TickStart:
@@ -199,7 +201,7 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
                 n_shards=len(chunks),
                 n_accounts=len(account_ids),
                 funding_rates=funding_rates,
-                refresh_class=_refresh_class(),
+                refresh_class=_refresh_class(now=now),
                 status=RevaluationTick.Status.RUNNING
                 if chunks
                 else RevaluationTick.Status.COMPLETE,

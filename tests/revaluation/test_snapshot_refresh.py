@@ -69,7 +69,7 @@ def test_the_classes_follow_the_complete_ticks_an_abandoned_ticks_comes_again(
     ticks = [revaluation_tick_run(now=later(n)).start.tick for n in (1, 2, 3)]
     lost = revaluation_tick_start(now=later(4)).tick
     # when
-    after = revaluation_tick_run(now=later(30)).start.tick
+    after = revaluation_tick_run(now=later(20)).start.tick
     # then
     lost.refresh_from_db()
     assert lost.status == RevaluationTick.Status.ABANDONED
@@ -95,3 +95,17 @@ def test_prune_keeps_each_accounts_latest_row(refresh, market, later, settings):
     assert removed == len(accounts)
     assert not MarginSnapshot.objects.filter(tick=ticks[0]).exists()
     assert snapshots_as_of(ticks[-1]).count() == len(accounts)
+
+
+def test_a_tick_after_the_revaluation_stopped_writes_every_account(
+    refresh, market, later, settings
+):
+    # given: two ticks, then none for longer than a snapshot stays fresh
+    accounts = {funded_account(usdt="100").pk for _ in range(4)}
+    for n in (1, 2):
+        revaluation_tick_run(now=later(n))
+    # when
+    tick = revaluation_tick_run(now=later(3 + settings.SNAPSHOT_STALE_AFTER_S)).start.tick
+    # then
+    assert tick.refresh_class is None
+    assert _written(tick) == accounts
