@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("margin", "0032_shard_queue_summary"),
+        ("margin", "0033_expiry_settlement"),
     ]
 
     operations = [
