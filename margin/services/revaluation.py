@@ -149,15 +149,15 @@ def _refresh_class(*, now: datetime) -> int | None:
     """The class of healthy accounts the tick starting `now` writes: the one after the last
     complete tick's (so any SNAPSHOT_REFRESH_TICKS complete ticks in a row write every
     account), the first when that tick wrote every account. None (every account) before any
-    tick completed, and when the last one started more than SNAPSHOT_STALE_AFTER_S ago: the
-    revaluation stopped, every row is stale, and the pages would say so for a whole refresh.
-    An abandoned tick's class comes again with the next."""
+    tick completed, and when the last one started longer ago than a tick may take
+    (REVALUATION_TICK_TIMEOUT_S, after which a tick is abandoned): the revaluation stopped,
+    every row is stale, and the pages would say so for a whole refresh."""
     last = list(
         RevaluationTick.objects.filter(status=RevaluationTick.Status.COMPLETE)
         .order_by("-pk")
         .values_list("refresh_class", "started_at")[:1]
     )
-    if not last or last[0][1] < now - timedelta(seconds=settings.SNAPSHOT_STALE_AFTER_S):
+    if not last or last[0][1] < now - timedelta(seconds=settings.REVALUATION_TICK_TIMEOUT_S):
         return None
     return 0 if last[0][0] is None else (last[0][0] + 1) % settings.SNAPSHOT_REFRESH_TICKS
 

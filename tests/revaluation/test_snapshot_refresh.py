@@ -60,23 +60,24 @@ def test_a_later_tick_writes_the_accounts_at_risk_and_its_refresh_class(refresh,
     assert latest_snapshot(account).tick_id == first.pk
 
 
-def test_the_classes_follow_the_complete_ticks_an_abandoned_ticks_comes_again(
+def test_the_classes_follow_the_complete_ticks_and_start_over_after_a_lost_one(
     refresh, market, later, settings
 ):
     # given: healthy accounts holding nothing (never in the queue)
     settings.REVALUATION_TICK_TIMEOUT_S = 10
     accounts = {funded_account(usdt="100").pk for _ in range(7)}
-    ticks = [revaluation_tick_run(now=later(n)).start.tick for n in (1, 2, 3)]
-    lost = revaluation_tick_start(now=later(4)).tick
+    ticks = [revaluation_tick_run(now=later(n)).start.tick for n in (1, 2, 3, 4)]
+    lost = revaluation_tick_start(now=later(5)).tick
     # when
     after = revaluation_tick_run(now=later(20)).start.tick
-    # then
+    # then: each complete tick wrote its class; the one after a lost tick every account
     lost.refresh_from_db()
     assert lost.status == RevaluationTick.Status.ABANDONED
-    assert [t.refresh_class for t in [*ticks, lost, after]] == [None, 0, 1, 2, 2]
-    for tick in [*ticks[1:], after]:
+    assert [t.refresh_class for t in [*ticks, lost]] == [None, 0, 1, 2, 0]
+    for tick in ticks[1:]:
         assert _written(tick) == {pk for pk in accounts if pk % REFRESH == tick.refresh_class}
-    assert snapshots_as_of(after).count() == len(accounts)
+    assert after.refresh_class is None and _written(after) == accounts
+    assert snapshots_as_of(ticks[-1]).count() == len(accounts)
 
 
 def test_prune_keeps_each_accounts_latest_row(refresh, market, later, settings):
@@ -100,12 +101,12 @@ def test_prune_keeps_each_accounts_latest_row(refresh, market, later, settings):
 def test_a_tick_after_the_revaluation_stopped_writes_every_account(
     refresh, market, later, settings
 ):
-    # given: two ticks, then none for longer than a snapshot stays fresh
+    # given: two ticks, then none for longer than a tick may take
     accounts = {funded_account(usdt="100").pk for _ in range(4)}
     for n in (1, 2):
         revaluation_tick_run(now=later(n))
     # when
-    tick = revaluation_tick_run(now=later(3 + settings.SNAPSHOT_STALE_AFTER_S)).start.tick
+    tick = revaluation_tick_run(now=later(3 + settings.REVALUATION_TICK_TIMEOUT_S)).start.tick
     # then
     assert tick.refresh_class is None
     assert _written(tick) == accounts
