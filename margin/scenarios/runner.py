@@ -31,7 +31,6 @@ from margin.models import (
     LedgerAccountKind,
     Liquidation,
     MarginAccount,
-    MarginSnapshot,
     ParameterVersion,
     Position,
 )
@@ -40,6 +39,7 @@ from margin.scenarios.prices import ScenarioMarket
 from margin.scenarios.sandbox import scenario_sandbox
 from margin.selectors.figures import figures_now
 from margin.selectors.ledger import ledger_differences
+from margin.selectors.market import snapshots_as_of
 from margin.selectors.parameters import parameters_in_force
 from margin.services.collateral import collateral_deposit
 from margin.services.ledger import margin_account_open
@@ -222,9 +222,7 @@ def _tick(run: _Run, at_s: Decimal, now: datetime) -> None:
         row = _event(run, text, event)
         if row is not None:
             run.events.append(row)
-    ratios = dict(
-        MarginSnapshot.objects.filter(tick=tick).values_list("account_id", "margin_ratio")
-    )
+    ratios = dict(snapshots_as_of(tick).values_list("account_id", "margin_ratio"))
     run.timeline.append(
         {
             "at_s": text,

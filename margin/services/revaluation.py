@@ -22,6 +22,7 @@ import numpy as np
 import pglock
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from margin.engine.grid_summary import AccountScanRisk, account_scan_risk
@@ -63,7 +64,7 @@ from margin.packed_write import (
 )
 from margin.selectors.book import account_id_runs, engine_book, option_book_of
 from margin.selectors.desk import QUEUE_HEAD_ROWS
-from margin.selectors.market import stale_symbols, unfit_prices
+from margin.selectors.market import refresh_window_start, stale_symbols, unfit_prices
 from margin.selectors.parameters import parameters_in_force
 from margin.selectors.volatility import tick_stress_model, tick_volatility
 from margin.services.audit import audit_records
@@ -144,6 +145,23 @@ def _frozen_prices() -> tuple[dict[str, str], dict[str, str]]:
     return marks, prices
 
 
+def _refresh_class(*, now: datetime) -> int | None:
+    """The class of healthy accounts the tick starting `now` writes: the one after the last
+    complete tick's (so any SNAPSHOT_REFRESH_TICKS complete ticks in a row write every
+    account), the first when that tick wrote every account. None (every account) before any
+    tick completed, and when the last one started longer ago than a tick may take
+    (REVALUATION_TICK_TIMEOUT_S, after which a tick is abandoned): the revaluation stopped,
+    every row is stale, and the pages would say so for a whole refresh."""
+    last = list(
+        RevaluationTick.objects.filter(status=RevaluationTick.Status.COMPLETE)
+        .order_by("-pk")
+        .values_list("refresh_class", "started_at")[:1]
+    )
+    if not last or last[0][1] < now - timedelta(seconds=settings.REVALUATION_TICK_TIMEOUT_S):
+        return None
+    return 0 if last[0][0] is None else (last[0][0] + 1) % settings.SNAPSHOT_REFRESH_TICKS
+
+
 def revaluation_tick_start(*, now: datetime) -> TickStart:
     """Freeze the prices of a new tick and cut the accounts into shards (by id range)."""
     with _tick_lock() as acquired:
@@ -181,6 +199,7 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
                 n_shards=len(runs),
                 n_accounts=n_accounts,
                 funding_rates=funding_rates,
+                refresh_class=_refresh_class(now=now),
                 status=RevaluationTick.Status.RUNNING if runs else RevaluationTick.Status.COMPLETE,
                 completed_at=None if runs else now,
             )
@@ -219,6 +238,7 @@ class ShardResult:
     to_liquidate: list[tuple[int, int]] = field(default_factory=list)  # (account id, tick id)
     notifications: list[int] = field(default_factory=list)
     transitions: int = 0
+    snapshots: int = 0  # written: the accounts at risk, changing state... (`_snapshot_rows`)
     funding_positions: int = 0
     funding_s: float = 0.0
     expiry_positions: int = 0
@@ -328,6 +348,18 @@ class _Snapshots:
     position_counts: np.ndarray  # each account's records in `positions`, in order
     positions: np.ndarray  # MarginSnapshot.POSITION_RECORD
 
+    def of_rows(self, rows: np.ndarray) -> "_Snapshots":
+        """The snapshots of the rows where `rows` (a mask) is True."""
+        return _Snapshots(
+            account_ids=self.account_ids[rows],
+            tick_id=self.tick_id,
+            figures=tuple(np.asarray(column)[rows] for column in self.figures),
+            states=list(itertools.compress(self.states, rows.tolist())),
+            bindings=list(itertools.compress(self.bindings, rows.tolist())),
+            position_counts=self.position_counts[rows],
+            positions=self.positions[np.repeat(rows, self.position_counts)],
+        )
+
 
 def _snapshots(slice_, tick_id, revaluation, figures, stress, scan, states, positions):
     """The account's figures under its margin scheme: MM is the requirement the ratio divides
@@ -353,6 +385,39 @@ def _snapshots(slice_, tick_id, revaluation, figures, stress, scan, states, posi
         bindings=scan.binding_scenario,
         position_counts=np.bincount(book.pos_account, minlength=book.n_accounts),
         positions=positions,
+    )
+
+
+def _last_account_refreshed(tick) -> int:
+    """The highest account id below which every account has a snapshot the readers look at
+    (`refresh_window_start`): the last account of the oldest tick they look through, the
+    first complete tick (which wrote every account) while fewer than a refresh have
+    completed. An account opened after it may have missed its refresh class."""
+    complete = RevaluationTick.objects.filter(status=RevaluationTick.Status.COMPLETE)
+    oldest = refresh_window_start(tick.pk) or complete.order_by("pk").values("pk")[:1]
+    last = RevaluationShard.objects.filter(tick_id=oldest).aggregate(Max("last_account_id"))
+    return last["last_account_id__max"] or 0
+
+
+def _snapshot_rows(tick, account_ids, old, new, queue: dict, to_liquidate) -> np.ndarray:
+    """Which accounts this tick writes a snapshot of (a mask): every one at risk (not
+    healthy), changing state, to be liquidated (`to_liquidate`, the ADL and the liquidation
+    read its row), among the queue's first rows (`queue`'s heads: the desk's first pages
+    read them at this tick) or opened since `_last_account_refreshed`, and the healthy ones
+    of the tick's refresh class; every account when the tick has none. The rest keep their
+    latest row, at most SNAPSHOT_REFRESH_TICKS complete ticks old
+    (`margin.selectors.market.snapshots_as_of`)."""
+    if tick.refresh_class is None:
+        return np.ones(len(account_ids), dtype=bool)
+    heads = [
+        row[2] for by_state in queue["heads"].values() for rows in by_state.values() for row in rows
+    ]
+    return (
+        (account_ids % settings.SNAPSHOT_REFRESH_TICKS == tick.refresh_class)
+        | (new != LEVEL[AccountState.HEALTHY])
+        | (old != new)
+        | (account_ids > _last_account_refreshed(tick))
+        | np.isin(account_ids, heads + [account_id for account_id, _ in to_liquidate])
     )
 
 
@@ -598,6 +663,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     )
     states = [STATES[n] for n in new]
     queue = _queue_summary(slice_, revaluation, figures, stress, states)
+    to_liquidate = _liquidation_candidates(tick, slice_, revaluation, new, grid)
     snapshots = _snapshots(
         slice_,
         tick.pk,
@@ -607,7 +673,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         _scan_risk(slice_, grid),
         states,
         _positions_packed(slice_, revaluation, liquidation),
-    )
+    ).of_rows(_snapshot_rows(tick, slice_.account_ids, old, new, queue, to_liquidate))
     computed = time.perf_counter()
 
     with transaction.atomic():
@@ -651,9 +717,10 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     return ShardResult(
         shard_id=shard_id,
         accounts=book.n_accounts,
-        to_liquidate=_liquidation_candidates(tick, slice_, revaluation, new, grid),
+        to_liquidate=to_liquidate,
         notifications=notifications,
         transitions=int(np.count_nonzero(old != new)),
+        snapshots=len(snapshots.account_ids),
         funding_positions=funded.positions,
         funding_s=expiry_started - funding_started,
         expiry_positions=expired.positions,
@@ -700,14 +767,17 @@ def _tick_complete_if_done(tick: RevaluationTick) -> bool:
 def snapshots_prune() -> int:
     """Keep the snapshots of the latest SNAPSHOT_KEEP_TICKS ticks only, and the shards' queue
     summaries with them: a summary pages its tick's snapshots, and at 1M accounts it is
-    ≈ 2–3 MB a tick that would otherwise stay forever."""
+    ≈ 2–3 MB a tick that would otherwise stay forever. Never a row that may still be an
+    account's latest (a healthy account's, from before `refresh_window_start`)."""
     keep = settings.SNAPSHOT_KEEP_TICKS
     newest = RevaluationTick.objects.order_by("-pk").values_list("pk", flat=True)
     cutoff = list(newest[keep : keep + 1])
-    if not cutoff:
+    window = refresh_window_start()
+    if not cutoff or window is None:
         return 0
-    removed, _ = MarginSnapshot.objects.filter(tick_id__lte=cutoff[0]).delete()
-    RevaluationShard.objects.filter(tick_id__lte=cutoff[0], queue__isnull=False).update(queue=None)
+    cutoff = min(cutoff[0], window - 1)
+    removed, _ = MarginSnapshot.objects.filter(tick_id__lte=cutoff).delete()
+    RevaluationShard.objects.filter(tick_id__lte=cutoff, queue__isnull=False).update(queue=None)
     return removed
 
 

@@ -12,7 +12,7 @@ WHERE owner_id IN (
 
 
 class Migration(migrations.Migration):
-    dependencies = [("margin", "0033_expiry_settlement")]
+    dependencies = [("margin", "0034_tick_refresh_class")]
 
     operations = [
         migrations.AddField(
