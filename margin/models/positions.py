@@ -37,6 +37,16 @@ class Position(models.Model):
                 name="open_position_has_entry_price",
             ),
         ]
+        indexes = [
+            # The open positions of a series, by account: an expiry settlement finds a shard's
+            # positions of the settled series without reading its closed ones (every
+            # position a settled series ever had).
+            models.Index(
+                fields=["instrument", "margin_account"],
+                condition=~models.Q(quantity=0),
+                name="position_open_by_instrument",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.instrument_id} {self.quantity} @ {self.entry_price}"
@@ -75,5 +85,12 @@ class Fill(models.Model):
             models.CheckConstraint(
                 condition=models.Q(price__gt=0) | models.Q(price=0, reason="settlement"),
                 name="fill_price_positive",
+            ),
+            # A position of an expired series is closed once by its settlement (a retried
+            # settlement of a shard's accounts must not pay twice).
+            models.UniqueConstraint(
+                fields=["position"],
+                condition=models.Q(reason="settlement"),
+                name="fill_settlement_once",
             ),
         ]

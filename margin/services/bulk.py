@@ -2,10 +2,12 @@
 PostgreSQL those services write set-based SQL instead. Call inside the service's transaction."""
 
 from collections.abc import Sequence
+from decimal import Decimal
 
 from django.db import connection
 
 from margin.db import rows, table
+from margin.models import LedgerAccount
 
 
 def new_ids(model, count: int) -> list[int]:
@@ -24,3 +26,12 @@ def bulk_write(model, columns: Sequence[str], values: Sequence[tuple]) -> int:
         with connection.cursor() as cursor:
             cursor.executemany(f"INSERT INTO {table(model)} ({names}) VALUES ({marks})", values)
     return len(values)
+
+
+def balances_add(amounts: dict[int, Decimal]) -> None:
+    """Add each amount to its ledger account's balance, in ledger account id order."""
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table(LedgerAccount)} SET balance = balance + %s WHERE id = %s",
+            sorted(((amount, pk) for pk, amount in amounts.items() if amount), key=lambda r: r[1]),
+        )

@@ -57,7 +57,8 @@ from margin.selectors.funding import (
     funding_rates_open,
     funding_time_due,
 )
-from margin.services.bulk import bulk_write, new_ids
+from margin.services.bulk import balances_add, bulk_write, new_ids
+from margin.services.ledger import wallets_ensure, wallets_ensure_in_sql
 
 logger = logging.getLogger(__name__)
 
@@ -204,20 +205,9 @@ def _held_at_funding_time(
         if at_funding and (position_id, rate.pk) not in paid:
             isolated = mode == MarginMode.ISOLATED and quantity != 0
             held.append((position_id, account_id, rate, at_funding, isolated))
-    wallets = {account_id for _, account_id, _, _, isolated in held if not isolated}
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {table(LedgerAccount)} (kind, asset_id, margin_account_id, balance) "
-            "VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
-            [(LedgerAccountKind.WALLET, settlement_id, account) for account in sorted(wallets)],
-        )
-    wallet_of = dict(
-        LedgerAccount.objects.filter(
-            kind=LedgerAccountKind.WALLET,
-            asset_id=settlement_id,
-            margin_account_id__in=wallets,
-            position__isnull=True,
-        ).values_list("margin_account_id", "pk")
+    wallet_of = wallets_ensure(
+        margin_account_ids=[account_id for _, account_id, _, _, isolated in held if not isolated],
+        asset_id=settlement_id,
     )
     isolated_of = dict(
         LedgerAccount.objects.filter(
@@ -358,7 +348,7 @@ def _post_in_python(
         ["funding_rate_id", "position_id", "journal_id", "amount"],
         [(rate, position, journal, amount) for position, rate, _, amount in payments],
     )
-    _balances_add(lines)
+    balances_add(lines)
     for rate in claimed:
         if positions[rate.pk]:
             FundingRate.objects.filter(pk=rate.pk).update(
@@ -430,20 +420,10 @@ def _post_in_sql(
         ],
     )
     # Cross positions, and positions closed since, pay from the settlement-asset wallet.
-    execute(
-        f"INSERT INTO {table(LedgerAccount)} (kind, asset_id, margin_account_id, balance) "
-        "SELECT DISTINCT %s, %s, h.account_id, 0 FROM funding_held h WHERE NOT h.isolated "
-        f"AND NOT EXISTS (SELECT 1 FROM {table(LedgerAccount)} w WHERE w.kind = %s "
-        "AND w.asset_id = %s AND w.margin_account_id = h.account_id AND w.position_id IS NULL "
-        "AND w.margin_account_id BETWEEN %s AND %s) ON CONFLICT DO NOTHING",
-        [
-            LedgerAccountKind.WALLET,
-            settlement_id,
-            LedgerAccountKind.WALLET,
-            settlement_id,
-            first,
-            last,
-        ],
+    wallets_ensure_in_sql(
+        holders="SELECT account_id FROM funding_held WHERE NOT isolated",
+        asset_id=settlement_id,
+        accounts=accounts,
     )
     # The shard's ledger accounts are read by their margin account's id range (an index
     # range scan, not the whole table), in every statement below.
@@ -518,12 +498,3 @@ def _post_in_sql(
     execute("DROP TABLE funding_held, funding_due, funding_payer")
     execute("SET CONSTRAINTS ALL DEFERRED")  # every deferrable constraint is initially deferred
     return positions, 1 if positions else 0
-
-
-def _balances_add(amounts: dict[int, Decimal]) -> None:
-    """Add each amount to its ledger account's balance, in ledger account id order."""
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {table(LedgerAccount)} SET balance = balance + %s WHERE id = %s",
-            sorted(((amount, pk) for pk, amount in amounts.items() if amount), key=lambda r: r[1]),
-        )

@@ -85,6 +85,39 @@ def wallet_accounts_ensure(*, margin_account_id: int, asset_ids: Iterable[int]) 
     )
 
 
+def wallets_ensure(*, margin_account_ids: Iterable[int], asset_id: int) -> dict[int, int]:
+    """The `asset_id` cross wallets of many margin accounts, created where missing: margin
+    account id → ledger account id (a settlement's embedded path)."""
+    margin_account_ids = sorted(set(margin_account_ids))
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table(LedgerAccount)} (kind, asset_id, margin_account_id, balance) "
+            "VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
+            [(LedgerAccountKind.WALLET, asset_id, account) for account in margin_account_ids],
+        )
+    return dict(
+        LedgerAccount.objects.filter(
+            kind=LedgerAccountKind.WALLET,
+            asset_id=asset_id,
+            margin_account_id__in=margin_account_ids,
+            position__isnull=True,
+        ).values_list("margin_account_id", "pk")
+    )
+
+
+def wallets_ensure_in_sql(*, holders: str, asset_id: int, accounts: tuple[int, int]) -> None:
+    """The `asset_id` cross wallets of the margin accounts the SQL `holders` selects (one
+    `account_id` column; ids in `accounts`, a range), created where missing, set-based."""
+    execute(
+        f"INSERT INTO {table(LedgerAccount)} (kind, asset_id, margin_account_id, balance) "
+        f"SELECT DISTINCT %s, %s, h.account_id, 0 FROM ({holders}) h "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table(LedgerAccount)} w WHERE w.kind = %s "
+        "AND w.asset_id = %s AND w.margin_account_id = h.account_id AND w.position_id IS NULL "
+        "AND w.margin_account_id BETWEEN %s AND %s) ON CONFLICT DO NOTHING",
+        [LedgerAccountKind.WALLET, asset_id, LedgerAccountKind.WALLET, asset_id, *accounts],
+    )
+
+
 def isolated_account_ensure(*, margin_account_id: int, position_id: int, asset_id: int) -> int:
     """The isolated margin ledger account of a position (one per position, reused on reopen)."""
     LedgerAccount.objects.bulk_create(

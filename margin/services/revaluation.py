@@ -67,7 +67,7 @@ from margin.selectors.market import stale_symbols, unfit_prices
 from margin.selectors.parameters import parameters_in_force
 from margin.selectors.volatility import tick_stress_model, tick_volatility
 from margin.services.audit import audit_records
-from margin.services.expiry import expiry_run
+from margin.services.expiry import expiry_claim_due, expiry_settle_accounts
 from margin.services.funding import (
     funding_claim_due,
     funding_rates_complete,
@@ -200,10 +200,10 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
 
 
 def _cash_flows_settle(*, now: datetime) -> list[int]:
-    """Expiries that have passed are booked before the tick freezes its prices, and funding
-    times that have passed are claimed: the ids of the open funding rates, which each shard
-    settles for its own accounts before it reads them. Either way this tick values every
-    account after them. A failure is logged and left to the next tick (each step is one
+    """Funding times that have passed are claimed (the ids of the open funding rates) and
+    expiries that have passed get their settlement price, before the tick freezes its prices;
+    each shard settles both for its own accounts before it reads them, so this tick values
+    every account after them. A failure is logged and left to the next tick (each step is one
     transaction, idempotent)."""
     funding_rates = []
     try:
@@ -212,7 +212,7 @@ def _cash_flows_settle(*, now: datetime) -> list[int]:
     except DatabaseError:
         logger.exception("funding claim failed; the next tick tries again")
     try:
-        expiry_run(now=now)
+        expiry_claim_due(now=now)
     except (DatabaseError, ApplicationError):
         logger.exception("expiry settlement failed; the next tick tries again")
     return funding_rates
@@ -227,6 +227,8 @@ class ShardResult:
     transitions: int = 0
     funding_positions: int = 0
     funding_s: float = 0.0
+    expiry_positions: int = 0
+    expiry_s: float = 0.0
     load_s: float = 0.0
     compute_s: float = 0.0
     write_s: float = 0.0
@@ -539,12 +541,19 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         return ShardResult(shard_id=shard_id, already_done=True)
     tick, params = shard.tick, shard.tick.parameter_version
 
-    # The tick's funding first, for this shard's accounts (its own transaction: a shard run
-    # again pays only what is still owed), so the book read next holds it. A failure leaves
-    # the shard to its redelivery or the tick to be abandoned: the funding stays owed.
+    # The tick's funding and the settled expiries first, for this shard's accounts (each its
+    # own transaction: a shard run again pays only what is still owed), so the book read next
+    # holds them. A failure leaves the shard to its redelivery or the tick to be abandoned:
+    # the funding stays owed, the expired positions open.
     funding_started = time.perf_counter()
     funded = funding_settle_accounts(
         rate_ids=tick.funding_rates,
+        first_account_id=shard.first_account_id,
+        last_account_id=shard.last_account_id,
+        now=tick.started_at,
+    )
+    expiry_started = time.perf_counter()
+    expired = expiry_settle_accounts(
         first_account_id=shard.first_account_id,
         last_account_id=shard.last_account_id,
         now=tick.started_at,
@@ -658,7 +667,9 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         notifications=notifications,
         transitions=int(np.count_nonzero(old != new)),
         funding_positions=funded.positions,
-        funding_s=started - funding_started,
+        funding_s=expiry_started - funding_started,
+        expiry_positions=expired.positions,
+        expiry_s=started - expiry_started,
         load_s=locked.load_s,
         compute_s=locked.compute_s,
         write_s=locked.write_s,

@@ -39,7 +39,7 @@ from tests.ledger.support import new_key
 
 D = Decimal
 WRITERS, READERS, ACCOUNTS = 8, 2, 16
-OPERATIONS_PER_WRITER = 1_300
+OPERATIONS_PER_WRITER = 500
 MARKS = {"BTCUSDT": D("100000"), "SOLUSDT": D("200"), "ETHUSDT": D("4000")}
 PRICES = {"USDT": D("1"), "USDC": D("1"), "BTC": D("100000"), "ETH": D("4000"), "SOL": D("200")}
 TRADED = ("BTCUSDT", "SOLUSDT")  # always cross: fills never touch isolated margin
@@ -254,8 +254,8 @@ def test_bank_concurrent_operations_keep_the_ledger_exact(caplog):
         f"{counts['negative wallets']} negative wallets"
     )
     assert [e for w in writers for e in w.unexpected] == []
-    assert counts["done"] + counts["refused"] >= 10_000
-    assert counts["done"] > 5_000 and counts["refused"] > 100
+    assert counts["done"] + counts["refused"] == WRITERS * OPERATIONS_PER_WRITER
+    assert counts["done"] > 2_000 and counts["refused"] > 100
     assert counts["deadlocks"] == 0
     # a write is run again when it loses a deadlock; the lock order means none ever does
     assert [r.message for r in caplog.records if "deadlock" in r.message] == []

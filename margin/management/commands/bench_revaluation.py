@@ -1,10 +1,14 @@
 """Benchmark of one revaluation tick over the whole book against the naive way.
 
 The tick runs the shard code the Celery shard tasks run (`revaluation_shard_run`), in worker
-processes this command starts and stops itself. The naive way loads each account with the ORM
+processes this command starts and stops itself. `--expire-series N` brings the N dated series
+(options and futures) that expire first and are not settled yet to expire a second before the
+tick, so the tick settles them (as a book run some time after its seeding finds its short-dated
+series expired). The naive way loads each account with the ORM
 and quotes it with the Decimal reference engine, then writes its snapshot with the ORM
 (rolled back), on a random sample of accounts. funding/load/compute/write are summed over the
-shards (work done by all workers; funding: each shard settling its accounts' funding); tick_s
+shards (work done by all workers; funding, expiry: each shard settling its accounts' funding
+and expired positions); tick_s
 is the wall time of the whole tick.
 """
 
@@ -20,12 +24,15 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from margin.db import connections_close_before_fork
 from margin.models import (
     Asset,
     AssetPriceHistory,
+    Fill,
     FundingPayment,
     Instrument,
     MarginAccount,
@@ -68,6 +75,13 @@ class Command(BaseCommand):
             default=0.0,
             help="share of the seeded positions that are options (seed_book --option-share)",
         )
+        parser.add_argument(
+            "--expire-series",
+            type=int,
+            default=0,
+            help="the N dated series expiring first and not settled yet expire a second before "
+            "the tick: it settles them",
+        )
 
     def handle(
         self,
@@ -78,6 +92,7 @@ class Command(BaseCommand):
         workers: int,
         funding: bool,
         option_share: float,
+        expire_series: int,
         **_,
     ):
         # The price history first, then the book at the prices it ends on: the history is a
@@ -109,6 +124,9 @@ class Command(BaseCommand):
         else:  # a funding time that passed since the last run is settled outside the timing
             funding_settle_due(now=now)
         funded_before = FundingPayment.objects.count()
+        if expire_series:
+            self._expire(expire_series, at=now - timedelta(seconds=1))
+        settled_before = Fill.objects.filter(reason=Fill.Reason.SETTLEMENT).count()
         started = time.perf_counter()
         start = revaluation_tick_start(now=now)
         dispatch_s = time.perf_counter() - started
@@ -129,18 +147,34 @@ class Command(BaseCommand):
             f"{sum(s.transitions for s in shards)} state changes, "
             f"{FundingPayment.objects.count() - funded_before} funding payments"
         )
+        expired_series = Instrument.objects.filter(settled_at=now).count()
+        expired_positions = (
+            Fill.objects.filter(reason=Fill.Reason.SETTLEMENT).count() - settled_before
+        )
 
         naive_s = self._naive(start.tick, sample)
-        funding_s, load_s, compute_s, write_s = (
+        funding_s, expiry_s, load_s, compute_s, write_s = (
             sum(getattr(s, name) for s in shards)
-            for name in ("funding_s", "load_s", "compute_s", "write_s")
+            for name in ("funding_s", "expiry_s", "load_s", "compute_s", "write_s")
         )
         self.stdout.write(
             f"accounts={n_accounts} positions={n_positions} options={n_options} funding={funding} "
+            f"expired_series={expired_series} expired_positions={expired_positions} "
             f"tick_s={tick_s:.2f} dispatch_s={dispatch_s:.2f} funding_s={funding_s:.2f} "
+            f"expiry_s={expiry_s:.2f} "
             f"load_s={load_s:.2f} compute_s={compute_s:.2f} write_s={write_s:.2f} "
             f"worker_peak_rss_mb={worker_rss_mb:.0f} workers={workers} "
             f"naive_s_per_account={naive_s:.4f} speedup={naive_s * n_accounts / tick_s:.0f}"
+        )
+
+    def _expire(self, count: int, *, at) -> None:
+        """The `count` dated series expiring first and not settled yet expire at `at` at the
+        latest."""
+        first = Instrument.objects.filter(
+            kind__in=(Instrument.Kind.FUTURE, Instrument.Kind.OPTION), settled_at__isnull=True
+        ).order_by("expiry", "pk")[:count]
+        Instrument.objects.filter(pk__in=list(first.values_list("pk", flat=True))).update(
+            expiry=Least(F("expiry"), Value(at))
         )
 
     def _price_history(self) -> None:
