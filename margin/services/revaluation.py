@@ -62,7 +62,7 @@ from margin.packed_write import (
     numeric_field,
     text_field,
 )
-from margin.selectors.book import engine_book, option_book_of
+from margin.selectors.book import account_id_runs, engine_book, option_book_of
 from margin.selectors.desk import QUEUE_HEAD_ROWS
 from margin.selectors.market import refresh_window_start, stale_symbols, unfit_prices
 from margin.selectors.parameters import parameters_in_force
@@ -182,9 +182,7 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
             logger.warning(
                 "prices unfit at the freeze (liquidation checks materiality): %s", doubts
             )
-        account_ids = list(MarginAccount.objects.order_by("pk").values_list("pk", flat=True))
-        size = settings.REVALUATION_SHARD_SIZE
-        chunks = [account_ids[i : i + size] for i in range(0, len(account_ids), size)]
+        runs, n_accounts = account_id_runs(settings.REVALUATION_SHARD_SIZE)
         with transaction.atomic():
             tick = RevaluationTick.objects.create(
                 started_at=now,
@@ -198,22 +196,18 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
                     params=params,
                     previous=RevaluationTick.objects.exclude(volatility={}).order_by("-pk").first(),
                 ),
-                n_shards=len(chunks),
-                n_accounts=len(account_ids),
+                n_shards=len(runs),
+                n_accounts=n_accounts,
                 funding_rates=funding_rates,
                 refresh_class=_refresh_class(now=now),
-                status=RevaluationTick.Status.RUNNING
-                if chunks
-                else RevaluationTick.Status.COMPLETE,
-                completed_at=None if chunks else now,
+                status=RevaluationTick.Status.RUNNING if runs else RevaluationTick.Status.COMPLETE,
+                completed_at=None if runs else now,
             )
             shards = RevaluationShard.objects.bulk_create(
-                RevaluationShard(
-                    tick=tick, number=n, first_account_id=chunk[0], last_account_id=chunk[-1]
-                )
-                for n, chunk in enumerate(chunks)
+                RevaluationShard(tick=tick, number=n, first_account_id=first, last_account_id=last)
+                for n, (first, last) in enumerate(runs)
             )
-            if not chunks:  # no account to settle
+            if not runs:  # no account to settle
                 funding_rates_complete(rate_ids=funding_rates, now=now)
         return TickStart(tick=tick, shard_ids=[s.pk for s in shards])
 
@@ -599,6 +593,17 @@ def _state_changes(
     return [n.pk for n in Notification.objects.bulk_create(notifications)]
 
 
+# What a shard reads of each account beside the book (in the book's own read of the accounts):
+# its state, scheme, and margin call deadline and reduce-only flags.
+SHARD_ACCOUNT_FIELDS = (
+    "state",
+    "margin_scheme",
+    "margin_call_due_at",
+    "reduce_only",
+    "reduce_only_automatic",
+)
+
+
 def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     """Revalue one shard of a tick on the tick's frozen prices and write its results."""
     shard = RevaluationShard.objects.select_related("tick__parameter_version").get(pk=shard_id)
@@ -628,28 +633,11 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         account_range=(shard.first_account_id, shard.last_account_id),
         parameters=params,
         volatility=tick.volatility or {},
+        account_fields=SHARD_ACCOUNT_FIELDS,
     )
-    # Read after the book: an account committed in between is then in this read and not in the
-    # book, never the other way round.
-    accounts = list(
-        MarginAccount.objects.filter(pk__gte=shard.first_account_id, pk__lte=shard.last_account_id)
-        .order_by("pk")
-        .values_list(
-            "pk",
-            "state",
-            "owner_id",
-            "margin_scheme",
-            "margin_call_due_at",
-            "reduce_only",
-            "reduce_only_automatic",
-        )
-    )
-    book = slice_.book
-    by_id = {row[0]: row[1:] for row in accounts}
-    account_rows = [by_id[pk] for pk in slice_.account_ids.tolist()]
-    old = np.array([LEVEL[row[0]] for row in account_rows], dtype=np.int64)
-    owners = [row[1] for row in account_rows]
-    portfolio = np.array([row[2] == PORTFOLIO for row in account_rows], dtype=bool)
+    book, accounts = slice_.book, slice_.account_fields
+    old = np.array([LEVEL[state] for state in accounts["state"]], dtype=np.int64)
+    portfolio = np.array([scheme == PORTFOLIO for scheme in accounts["margin_scheme"]], dtype=bool)
     loaded = time.perf_counter()
 
     marks = _aligned(book.instrument_names, tick.marks, slice_.marks)
@@ -699,7 +687,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         notifications = _state_changes(
             tick=tick,
             account_ids=slice_.account_ids,
-            owners=owners,
+            owners=slice_.owners.tolist(),
             old=old,
             new=new,
             revaluation=revaluation,
@@ -712,9 +700,9 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
             tick=tick,
             account_ids=slice_.account_ids,
             levels=new,
-            due_at=[row[3] for row in account_rows],
-            reduce_only=np.array([row[4] for row in account_rows], dtype=bool),
-            automatic=np.array([row[5] for row in account_rows], dtype=bool),
+            due_at=accounts["margin_call_due_at"],
+            reduce_only=np.array(accounts["reduce_only"], dtype=bool),
+            automatic=np.array(accounts["reduce_only_automatic"], dtype=bool),
         )
         written = time.perf_counter()
         locked.completed_at = timezone.now()
