@@ -287,6 +287,14 @@ REVALUATION_SHARD_SIZE = env.int("REVALUATION_SHARD_SIZE", default=2_000 if _EMB
 REVALUATION_TICK_TIMEOUT_S = env.float("REVALUATION_TICK_TIMEOUT_S", default=60.0)
 SNAPSHOT_KEEP_TICKS = env.int("SNAPSHOT_KEEP_TICKS", default=120)
 SNAPSHOT_STALE_AFTER_S = env.float("SNAPSHOT_STALE_AFTER_S", default=30.0)
+# A tick writes the snapshot of every account at risk (not healthy), changing state, to be
+# liquidated or among the desk queue's first rows; the healthy rest in turn, the accounts whose
+# id is `tick.refresh_class` modulo this: each account has a row at most this many complete
+# ticks old (`margin.selectors.market.snapshots_as_of`). Keep it × REVALUATION_INTERVAL_S under
+# SNAPSHOT_STALE_AFTER_S (a trader's page says "stale" past it) and under SNAPSHOT_KEEP_TICKS
+# (`margin.checks` warns otherwise). The embedded demo's small book is written whole every tick:
+# its ticks are 10 s apart, and 5 of them would outlast the 30 s.
+SNAPSHOT_REFRESH_TICKS = env.int("SNAPSHOT_REFRESH_TICKS", default=1 if _EMBEDDED else 5)
 MARKET_TICK_INTERVAL_S = env.float("MARKET_TICK_INTERVAL_S", default=1.0)
 # Pages read the market (marks, prices, parameters, funding outlook) once per market tick in each
 # process, again after any write to it and at least every this many seconds

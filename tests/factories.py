@@ -3,6 +3,7 @@ import factory
 from accounts.models import User
 from accounts.roles import TRADER, ensure_roles
 from margin.models import CreditTier, MarginAccount
+from margin.services.ledger import margin_account_open
 
 DEFAULT_PASSWORD = "correct horse battery staple"
 
@@ -34,3 +35,8 @@ class MarginAccountFactory(factory.django.DjangoModelFactory):
     owner = factory.SubFactory(UserFactory)
     name = factory.Sequence(lambda n: f"Account {n}")
     credit_tier = factory.LazyFunction(lambda: CreditTier.objects.get(code="standard"))
+
+    @classmethod
+    def _create(cls, model_class, *, owner, name, credit_tier):
+        """Through the service, which keeps the owner's accounts' `shares_owner`."""
+        return margin_account_open(owner=owner, name=name, credit_tier=credit_tier.code)

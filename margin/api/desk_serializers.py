@@ -81,8 +81,14 @@ class QueueRowSerializer(serializers.ModelSerializer):
             "binding_scenario",
             "display",
             "stale_blocked",
+            "tick",
         ]
         extra_kwargs = {
+            "tick": {
+                "help_text": "The revaluation tick the figures are of: the page's for every "
+                "account at risk, changing state or at the queue's head; for a healthy one "
+                "maybe an earlier tick, at most SNAPSHOT_REFRESH_TICKS complete ticks back."
+            },
             "scan_risk": {
                 "help_text": "Options grid (OPTIONS.md): scan risk summed over the account's "
                 "underlyings (USD); 0 for an account holding no option."

@@ -39,6 +39,10 @@ class MarginAccount(models.Model):
     # is back) rather than by the desk (lifted by the desk only).
     margin_call_due_at = models.DateTimeField(null=True, blank=True)
     reduce_only_automatic = models.BooleanField(default=False, db_default=False)
+    # Whether the owner holds another margin account too: the liquidity charges then take what
+    # they hold over all of them. Kept by `margin_account_open` (accounts are never deleted), so
+    # a revaluation shard reads it with the account instead of counting each owner's accounts.
+    shares_owner = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     state_changed_at = models.DateTimeField(null=True, blank=True)
 

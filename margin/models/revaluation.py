@@ -41,6 +41,11 @@ class RevaluationTick(models.Model):
     # The ids of the funding rates (`FundingRate`) its shards settle, each for its own
     # accounts, before they revalue them.
     funding_rates = models.JSONField(default=list, blank=True, db_default=Value([], JSONField()))
+    # The healthy accounts this tick writes a snapshot of besides those at risk, changing state
+    # or at the head of the desk's queue: the ids ≡ refresh_class (mod SNAPSHOT_REFRESH_TICKS),
+    # one class after the other over complete ticks. Null: every account (the first tick, and
+    # every tick before the classes).
+    refresh_class = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-pk"]

@@ -31,7 +31,6 @@ from margin.models import (
     LedgerAccountKind,
     Liquidation,
     MarginAccount,
-    MarginSnapshot,
     ParameterVersion,
     Position,
 )
@@ -40,8 +39,10 @@ from margin.scenarios.prices import ScenarioMarket
 from margin.scenarios.sandbox import scenario_sandbox
 from margin.selectors.figures import figures_now
 from margin.selectors.ledger import ledger_differences
+from margin.selectors.market import snapshots_as_of
 from margin.selectors.parameters import parameters_in_force
 from margin.services.collateral import collateral_deposit
+from margin.services.ledger import margin_account_open
 from margin.services.liquidation import insurance_fund_deposit, liquidation_run
 from margin.services.margin_mode import position_leverage_set, position_margin_mode_switch
 from margin.services.parameters import parameter_change_read
@@ -115,7 +116,7 @@ def _account_build(spec: AccountSpec, n: int, run: _Run, version: ParameterVersi
     if tier is None:
         raise ScenarioError(f"{path}.credit_tier", f"unknown credit tier {spec.credit_tier!r}")
     owner = get_user_model().objects.create(username=f"scenario-{n}")
-    account = MarginAccount.objects.create(owner=owner, name=spec.name[:64], credit_tier=tier)
+    account = margin_account_open(owner=owner, name=spec.name[:64], credit_tier=tier.code)
     run.names[account.pk] = spec.name
     assets = set(Asset.objects.values_list("symbol", flat=True))
     for asset, amount in spec.collateral.items():
@@ -221,9 +222,7 @@ def _tick(run: _Run, at_s: Decimal, now: datetime) -> None:
         row = _event(run, text, event)
         if row is not None:
             run.events.append(row)
-    ratios = dict(
-        MarginSnapshot.objects.filter(tick=tick).values_list("account_id", "margin_ratio")
-    )
+    ratios = dict(snapshots_as_of(tick).values_list("account_id", "margin_ratio"))
     run.timeline.append(
         {
             "at_s": text,

@@ -4,11 +4,19 @@ it, reused while nothing in it has changed."""
 
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from django.db.models import BooleanField, ExpressionWrapper, FloatField, Max, Q, QuerySet
-from django.db.models.functions import Cast
+from django.db.models import (
+    BooleanField,
+    ExpressionWrapper,
+    FloatField,
+    Max,
+    Q,
+    QuerySet,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from margin.db import rows as sql_rows
@@ -36,7 +44,6 @@ from margin.selectors.liquidity import (
     liquidity_terms,
     owner_position_quantities,
     owner_wallet_quantities,
-    shared_owners,
 )
 from margin.selectors.parameters import engine_terms, parameters_in_force
 
@@ -57,11 +64,15 @@ class BookSlice:
     parameter_version: int
     # Whether any account of the slice holds an option (`option_book_of` reads them only then).
     holds_options: bool
+    owners: np.ndarray  # the owner (user id) of each account row
+    # The MarginAccount columns the caller asked for (`engine_book`'s `account_fields`), each a
+    # list in account row order: read in the same query as the book's accounts.
+    account_fields: dict[str, list] = field(default_factory=dict)
 
 
-def _as_float(field: str) -> Cast:
+def _as_float(column: str) -> Cast:
     # PostgreSQL hands floats over directly: no Decimal per value for a 500k-row book.
-    return Cast(field, FloatField())
+    return Cast(column, FloatField())
 
 
 def _fetched(rows: QuerySet) -> list[tuple]:
@@ -94,13 +105,15 @@ def engine_book(
     account_range: tuple[int, int] | None = None,
     parameters: ParameterVersion | None = None,
     volatility: dict | None = None,
+    account_fields: tuple[str, ...] = (),
 ) -> BookSlice:
     """The whole book, these accounts, or the accounts with ids in `account_range` (first, last,
     inclusive) as the vectorized engine's struct of arrays, loaded with a handful of values_list
-    queries: open positions, non-zero cross wallets, isolated margins, at the latest marks and
-    prices, under `parameters` (default: those in force now). The liquidity charges take each
-    market's depth and its σ on the `volatility` estimate (a tick's; default the latest), and
-    what each owner holds over all their accounts, in this slice or not.
+    queries: open positions, non-zero cross wallets and isolated margins, at the latest marks
+    and prices, under `parameters` (default: those in force now). The liquidity charges take
+    each market's depth and its σ on the `volatility` estimate (a tick's; default the latest),
+    and what each owner holds over all their accounts, in this slice or not. `account_fields`:
+    more MarginAccount columns to read with the accounts (`BookSlice.account_fields`).
 
     A range is what revaluation shards use: a 10,000-id IN list costs PostgreSQL about a second
     to parse and plan per query, a range scan on the index almost nothing."""
@@ -110,7 +123,7 @@ def engine_book(
     accounts = MarginAccount.objects.order_by("pk")
     # Every open position, options too: a shard's positions are one scan of the account index,
     # and a second scan only to find no option costs as much (0.2 s at 1,000,000 accounts).
-    positions = Position.objects.exclude(quantity=0).order_by("pk")
+    positions = Position.objects.exclude(quantity=0)
     ledger = LedgerAccount.objects.exclude(balance=0)
     if account_range is not None:
         first, last = account_range
@@ -122,10 +135,16 @@ def engine_book(
         accounts = accounts.filter(pk__in=wanted)
         positions = positions.filter(margin_account_id__in=wanted)
         ledger = ledger.filter(margin_account_id__in=wanted)
-    account_rows = _fetched(accounts.values_list("pk", "credit_tier__code", "owner_id"))
-    ids = np.array([pk for pk, _, _ in account_rows], dtype=np.int64)
-    tiers = [terms.credit_tiers[code] for _, code, _ in account_rows]
-    owners = np.array([owner for _, _, owner in account_rows], dtype=np.int64)
+    # Django's own iteration: the caller's fields may need its converters (datetimes on SQLite).
+    account_rows = list(
+        accounts.values_list("pk", "credit_tier__code", "owner_id", "shares_owner", *account_fields)
+    )
+    account_columns = list(zip(*account_rows, strict=True)) or [()] * (4 + len(account_fields))
+    ids = np.array(account_columns[0], dtype=np.int64)
+    tiers = [terms.credit_tiers[code] for code in account_columns[1]]
+    owners = np.array(account_columns[2], dtype=np.int64)
+    # Owners holding another account, in this slice or not (each of their accounts says so).
+    shared = sorted(set(owners[np.array(account_columns[3], dtype=bool)].tolist()))
 
     instruments = list(
         Instrument.objects.filter(symbol__in=terms.brackets)
@@ -151,10 +170,10 @@ def engine_book(
         ),
         ("int8", "int8", "int8", "float8", "float8", "float8", "bool"),
     )
-    if not (np.diff(position_columns[0]) > 0).all():
-        # An aggregate over a sorted subquery keeps its order in practice, not by contract.
-        order = np.argsort(position_columns[0])
-        position_columns = [column[order] for column in position_columns]
+    # In the scan's order: sorting 125,000 ids here costs a few ms, PostgreSQL's sort of the
+    # rows it aggregates (spilled to disk past work_mem) ten times that.
+    order = np.argsort(position_columns[0], kind="stable")
+    position_columns = [column[order] for column in position_columns]
     # Options are revalued by the portfolio grid, not as linear rows of the book.
     linear = np.isin(
         position_columns[2],
@@ -168,27 +187,32 @@ def engine_book(
     position_ids, pos_account, pos_instrument, quantity, entry, leverage, isolated = (
         column[linear] for column in position_columns
     )
-    isolated_margin = np.zeros(len(position_ids))
-    held_by, balances = _columns(
-        ledger.filter(kind=LedgerAccountKind.ISOLATED).values_list(
-            "position_id", _as_float("balance")
+    # Cross wallets and isolated margins in one scan of the accounts' ledger lines.
+    line_position, col_account, col_asset, line_balance, line_isolated = _columns(
+        ledger.filter(kind__in=(LedgerAccountKind.WALLET, LedgerAccountKind.ISOLATED)).values_list(
+            Coalesce("position_id", Value(0)),
+            "margin_account_id",
+            "asset_id",
+            _as_float("balance"),
+            ExpressionWrapper(Q(kind=LedgerAccountKind.ISOLATED), output_field=BooleanField()),
         ),
-        ("int8", "float8"),
+        ("int8", "int8", "int8", "float8", "bool"),
     )
+    held_by, balances = line_position[line_isolated], line_balance[line_isolated]
+    wallet = ~line_isolated
+    col_account, col_asset, col_quantity = (
+        col_account[wallet],
+        col_asset[wallet],
+        line_balance[wallet],
+    )
+    isolated_margin = np.zeros(len(position_ids))
     if len(held_by) and len(position_ids):
         at = np.searchsorted(position_ids, held_by)
         found = (at < len(position_ids)) & (
             position_ids[np.minimum(at, len(position_ids) - 1)] == held_by
         )
         isolated_margin[at[found]] = balances[found]
-    col_account, col_asset, col_quantity = _columns(
-        ledger.filter(kind=LedgerAccountKind.WALLET).values_list(
-            "margin_account_id", "asset_id", _as_float("balance")
-        ),
-        ("int8", "int8", "float8"),
-    )
     pos_row, col_row = _rows_of(ids, pos_account), _rows_of(ids, col_account)
-    shared = shared_owners(None if account_range is None and account_ids is None else accounts)
     book = Book(
         n_accounts=len(ids),
         haircut_scale=np.array([float(t.haircut_scale) for t in tiers], dtype=np.float64),
@@ -230,7 +254,26 @@ def engine_book(
         asset_ids=asset_ids,
         parameter_version=terms.version_number,
         holds_options=holds_options,
+        owners=owners,
+        account_fields={
+            name: list(column)
+            for name, column in zip(account_fields, account_columns[4:], strict=True)
+        },
     )
+
+
+def account_id_runs(size: int) -> tuple[list[tuple[int, int]], int]:
+    """Every margin account's id in order, cut into runs of `size`: the first and last id of
+    each, and how many accounts there are. The ids come packed in one value: a million of them
+    as Python ints through Django cost the tick's dispatcher half a second."""
+    (ids,) = _columns(MarginAccount.objects.order_by("pk").values_list("pk"), ("int8",))
+    if not (np.diff(ids) > 0).all():
+        # An aggregate over a sorted subquery keeps its order in practice, not by contract.
+        ids = np.sort(ids)
+    firsts, lasts = ids[::size].tolist(), ids[size - 1 :: size].tolist()
+    if len(lasts) < len(firsts):
+        lasts.append(int(ids[-1]))
+    return list(zip(firsts, lasts, strict=True)), len(ids)
 
 
 _book_lock = threading.Lock()

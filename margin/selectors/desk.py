@@ -66,6 +66,7 @@ from margin.selectors.liquidation import (
     cross_liquidation_plan,
     stale_prices_now,
 )
+from margin.selectors.market import latest_as_of, snapshots_as_of
 
 PRICE_HISTORY_POINTS = 2000
 
@@ -182,9 +183,11 @@ class QueueSnapshots(QuerySet):
 
 
 def queue_snapshots(tick: RevaluationTick | None) -> QueueSnapshots:
-    """The tick's snapshots with what a queue row shows of the account (owner, credit tier,
-    `stale_blocked`: its liquidation at this tick was held back by a material stale price),
-    for `margin.filters.QueueFilter` to filter and order; none before the first tick."""
+    """Each account's latest snapshot at the tick (`margin.selectors.market.latest_as_of`:
+    the tick's own for every account at risk and every row the summary pages) with what a
+    queue row shows of the account (owner, credit tier, `stale_blocked`: its liquidation at
+    that row's tick was held back by a material stale price), for
+    `margin.filters.QueueFilter` to filter and order; none before the first tick."""
     held = Liquidation.objects.filter(
         tick_id=OuterRef("tick_id"),
         account_id=OuterRef("account_id"),
@@ -196,7 +199,7 @@ def queue_snapshots(tick: RevaluationTick | None) -> QueueSnapshots:
         stale_blocked=Exists(held)
     )
     # Empty before the first tick, but with the same annotations: the filters still apply.
-    return snapshots.filter(tick=tick) if tick is not None else snapshots.none()
+    return latest_as_of(snapshots, tick) if tick is not None else snapshots.none()
 
 
 HEAT_LEVELS = 5
@@ -275,9 +278,9 @@ class RiskCell:
 
 
 def ratio_heat_map(tick) -> tuple[list[str], list[dict]]:
-    """Accounts with positions of the latest tick by margin-ratio bucket (rows) and credit
-    tier (columns), with how many of them have a negative stress cover; no equity left counts
-    in the last bucket."""
+    """Accounts with positions at the tick (each one's latest snapshot) by margin-ratio bucket
+    (rows) and credit tier (columns), with how many of them have a negative stress cover; no
+    equity left counts in the last bucket."""
     tiers = list(CreditTier.objects.order_by("rank", "code").values_list("name", flat=True))
     buckets = {}
     uncovered = Q(margin_balance__lt=F("stress_margin"))
@@ -291,9 +294,10 @@ def ratio_heat_map(tick) -> tuple[list[str], list[dict]]:
             bucket |= Q(margin_ratio__isnull=True)
         buckets[f"bucket_{n}"] = Count("pk", filter=bucket)
         buckets[f"uncovered_{n}"] = Count("pk", filter=bucket & uncovered)
-    # One pass over the tick's snapshots, every bucket counted per tier at once.
+    # One pass over the accounts' latest snapshots, every bucket counted per tier at once.
     by_tier = (
-        MarginSnapshot.objects.filter(tick=tick, maintenance_margin__gt=0)
+        snapshots_as_of(tick)
+        .filter(maintenance_margin__gt=0)
         .values("account__credit_tier__name")
         .annotate(**buckets)
         .order_by()

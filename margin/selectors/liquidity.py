@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
-from django.db.models import Count, OuterRef, Subquery, Sum
+from django.db.models import Sum
 from django.db.models.functions import Abs
 
 from margin.db import decimal, rows, table
@@ -134,34 +134,6 @@ def liquidity_terms(params: ParameterVersion, estimate: dict | None = None) -> L
     )
 
 
-def shared_owners(accounts=None) -> list[int]:
-    """Owners of `accounts` (a query of margin accounts; default all) with more than one margin
-    account: only their holdings are larger than a row. For a shard's accounts each owner is
-    counted on the owner index, one probe per account: the planner's hash join over every
-    account instead cost 0.3 s per shard at 1,000,000 accounts."""
-    if accounts is None:
-        return list(
-            MarginAccount.objects.values("owner_id")
-            .annotate(accounts=Count("id"))
-            .filter(accounts__gt=1)
-            .values_list("owner_id", flat=True)
-        )
-    accounts_of_owner = (
-        MarginAccount.objects.filter(owner_id=OuterRef("owner_id"))
-        .order_by()
-        .values("owner_id")
-        .annotate(accounts=Count("id"))
-        .values("accounts")
-    )
-    return list(
-        accounts.annotate(owner_accounts=Subquery(accounts_of_owner))
-        .filter(owner_accounts__gt=1)
-        .order_by()
-        .values_list("owner_id", flat=True)
-        .distinct()
-    )
-
-
 def _owner_totals(rows, owner_of_row: np.ndarray, key_of_row: np.ndarray, own: np.ndarray):
     """Each row's owner total from (owner, key, total) `rows`, its own amount where the owner
     has no other account."""
@@ -189,7 +161,7 @@ def owner_position_quantities(
 ) -> np.ndarray:
     """What each position's owner holds of its instrument over all their accounts, long and
     short alike (|quantity| summed); `shared`: the owners with more than one account
-    (`shared_owners`)."""
+    (`MarginAccount.shares_owner`)."""
     if not shared:
         return np.abs(np.asarray(quantities, dtype=np.float64))
     rows = (
@@ -207,7 +179,7 @@ def owner_wallet_quantities(
 ) -> np.ndarray:
     """What each wallet's owner holds of its asset over all their cross wallets (holdings only:
     a debt in one account does not offset a holding in another); 0 for a debt. `shared`: the
-    owners with more than one account (`shared_owners`)."""
+    owners with more than one account (`MarginAccount.shares_owner`)."""
     held = np.maximum(np.asarray(quantities, dtype=np.float64), 0.0)
     if not shared:
         return held

@@ -5,7 +5,16 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import BooleanField, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    BooleanField,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from margin.models import (
@@ -19,6 +28,7 @@ from margin.models import (
     MarkPrice,
     MarkPriceHistory,
     Position,
+    RevaluationTick,
 )
 
 
@@ -151,6 +161,41 @@ def with_latest_snapshots(accounts) -> list:
     for account in accounts:
         account.latest_snapshot = latest.get(account.pk)
     return accounts
+
+
+def _refresh_window(tick_id: int | None) -> QuerySet:
+    complete = RevaluationTick.objects.filter(status=RevaluationTick.Status.COMPLETE)
+    if tick_id is not None:
+        complete = complete.filter(pk__lte=tick_id)
+    refresh = settings.SNAPSHOT_REFRESH_TICKS
+    return complete.order_by("-pk").values_list("pk", flat=True)[refresh - 1 : refresh]
+
+
+def refresh_window_start(tick_id: int | None = None) -> int | None:
+    """The oldest tick an account's latest snapshot at tick `tick_id` (the latest when None)
+    can be of: any SNAPSHOT_REFRESH_TICKS complete ticks in a row write every account
+    (`margin.services.revaluation._refresh_class`), so the oldest of the last so many complete
+    ticks up to it; None while fewer have completed (any row may be an account's latest)."""
+    found = list(_refresh_window(tick_id))
+    return found[0] if found else None
+
+
+def latest_as_of(snapshots: QuerySet[MarginSnapshot], tick: RevaluationTick) -> QuerySet:
+    """Of `snapshots`, each account's latest at `tick`: its row of that tick when the tick
+    wrote one (every account at risk, changing state, to be liquidated or at the head of the
+    desk's queue), else an earlier one of a healthy account, which the tick left for its
+    refresh class; the rows looked through go back to `refresh_window_start` only."""
+    newer = MarginSnapshot.objects.filter(
+        account_id=OuterRef("account_id"), tick_id__gt=OuterRef("tick_id"), tick_id__lte=tick.pk
+    )
+    # In the same query (no round trip more per page): the window's start, 0 for none.
+    oldest = Coalesce(Subquery(_refresh_window(tick.pk)), 0)
+    return snapshots.filter(tick_id__gte=oldest, tick_id__lte=tick.pk).exclude(Exists(newer))
+
+
+def snapshots_as_of(tick: RevaluationTick) -> QuerySet[MarginSnapshot]:
+    """Every account's latest snapshot at `tick` (`latest_as_of`)."""
+    return latest_as_of(MarginSnapshot.objects.all(), tick)
 
 
 def snapshot_history(account: MarginAccount, limit: int = 120) -> QuerySet[MarginSnapshot]:

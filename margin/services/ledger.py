@@ -17,7 +17,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connection
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
 from django.utils import timezone
 
 from margin.db import execute, insert, table
@@ -284,12 +285,24 @@ def house_balance(ledger_account_id: int) -> Decimal:
 def margin_account_open(
     *, owner, name: str = "Main", credit_tier: str = "standard"
 ) -> MarginAccount:
-    """A new margin account for `owner` (a user may hold several, one per name)."""
+    """A new margin account for `owner` (a user may hold several, one per name). From the
+    second on, every account of the owner is marked `shares_owner`; the owner's row is locked
+    first, so two accounts opened at once both see the other."""
     tier = CreditTier.objects.filter(code=credit_tier).first()
     if tier is None:
         raise ApplicationError(
             f"Unknown credit tier {credit_tier!r}.", {"credit_tier": "unknown tier"}
         )
-    if MarginAccount.objects.filter(owner=owner, name=name).exists():
-        raise ApplicationError(f"You already have an account named {name!r}.", {"name": "taken"})
-    return MarginAccount.objects.create(owner=owner, name=name, credit_tier=tier)
+    with transaction.atomic():
+        get_user_model().objects.select_for_update(no_key=True).filter(pk=owner.pk).first()
+        owned = MarginAccount.objects.filter(owner=owner)
+        if owned.filter(name=name).exists():
+            raise ApplicationError(
+                f"You already have an account named {name!r}.", {"name": "taken"}
+            )
+        shares = owned.exists()
+        if shares:
+            owned.filter(shares_owner=False).update(shares_owner=True)
+        return MarginAccount.objects.create(
+            owner=owner, name=name, credit_tier=tier, shares_owner=shares
+        )

@@ -49,7 +49,6 @@ from margin.models import (
     LedgerAccountKind,
     Liquidation,
     MarginAccount,
-    MarginSnapshot,
     MarkPrice,
     Notification,
     Position,
@@ -62,6 +61,7 @@ from margin.selectors.liquidation import (
     cross_liquidation_plan,
     stale_prices_now,
 )
+from margin.selectors.market import snapshots_as_of
 from margin.services.audit import audit_record
 from margin.services.desk import case_open_for_system
 from margin.services.ledger import (
@@ -299,9 +299,9 @@ def _adl_candidates(ctx: _Context, position: Position) -> list[AdlCandidate]:
         )
     )
     balances = dict(
-        MarginSnapshot.objects.filter(
-            tick=ctx.tick, account_id__in=[r[1] for r in rows]
-        ).values_list("account_id", "margin_balance")
+        snapshots_as_of(ctx.tick)
+        .filter(account_id__in=[r[1] for r in rows])
+        .values_list("account_id", "margin_balance")
     )
     isolated = dict(
         LedgerAccount.objects.filter(

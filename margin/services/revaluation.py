@@ -22,6 +22,7 @@ import numpy as np
 import pglock
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from margin.engine.grid_summary import AccountScanRisk, account_scan_risk
@@ -61,9 +62,9 @@ from margin.packed_write import (
     numeric_field,
     text_field,
 )
-from margin.selectors.book import engine_book, option_book_of
+from margin.selectors.book import account_id_runs, engine_book, option_book_of
 from margin.selectors.desk import QUEUE_HEAD_ROWS
-from margin.selectors.market import stale_symbols, unfit_prices
+from margin.selectors.market import refresh_window_start, stale_symbols, unfit_prices
 from margin.selectors.parameters import parameters_in_force
 from margin.selectors.volatility import tick_stress_model, tick_volatility
 from margin.services.audit import audit_records
@@ -144,6 +145,23 @@ def _frozen_prices() -> tuple[dict[str, str], dict[str, str]]:
     return marks, prices
 
 
+def _refresh_class(*, now: datetime) -> int | None:
+    """The class of healthy accounts the tick starting `now` writes: the one after the last
+    complete tick's (so any SNAPSHOT_REFRESH_TICKS complete ticks in a row write every
+    account), the first when that tick wrote every account. None (every account) before any
+    tick completed, and when the last one started longer ago than a tick may take
+    (REVALUATION_TICK_TIMEOUT_S, after which a tick is abandoned): the revaluation stopped,
+    every row is stale, and the pages would say so for a whole refresh."""
+    last = list(
+        RevaluationTick.objects.filter(status=RevaluationTick.Status.COMPLETE)
+        .order_by("-pk")
+        .values_list("refresh_class", "started_at")[:1]
+    )
+    if not last or last[0][1] < now - timedelta(seconds=settings.REVALUATION_TICK_TIMEOUT_S):
+        return None
+    return 0 if last[0][0] is None else (last[0][0] + 1) % settings.SNAPSHOT_REFRESH_TICKS
+
+
 def revaluation_tick_start(*, now: datetime) -> TickStart:
     """Freeze the prices of a new tick and cut the accounts into shards (by id range)."""
     with _tick_lock() as acquired:
@@ -164,9 +182,7 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
             logger.warning(
                 "prices unfit at the freeze (liquidation checks materiality): %s", doubts
             )
-        account_ids = list(MarginAccount.objects.order_by("pk").values_list("pk", flat=True))
-        size = settings.REVALUATION_SHARD_SIZE
-        chunks = [account_ids[i : i + size] for i in range(0, len(account_ids), size)]
+        runs, n_accounts = account_id_runs(settings.REVALUATION_SHARD_SIZE)
         with transaction.atomic():
             tick = RevaluationTick.objects.create(
                 started_at=now,
@@ -180,21 +196,18 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
                     params=params,
                     previous=RevaluationTick.objects.exclude(volatility={}).order_by("-pk").first(),
                 ),
-                n_shards=len(chunks),
-                n_accounts=len(account_ids),
+                n_shards=len(runs),
+                n_accounts=n_accounts,
                 funding_rates=funding_rates,
-                status=RevaluationTick.Status.RUNNING
-                if chunks
-                else RevaluationTick.Status.COMPLETE,
-                completed_at=None if chunks else now,
+                refresh_class=_refresh_class(now=now),
+                status=RevaluationTick.Status.RUNNING if runs else RevaluationTick.Status.COMPLETE,
+                completed_at=None if runs else now,
             )
             shards = RevaluationShard.objects.bulk_create(
-                RevaluationShard(
-                    tick=tick, number=n, first_account_id=chunk[0], last_account_id=chunk[-1]
-                )
-                for n, chunk in enumerate(chunks)
+                RevaluationShard(tick=tick, number=n, first_account_id=first, last_account_id=last)
+                for n, (first, last) in enumerate(runs)
             )
-            if not chunks:  # no account to settle
+            if not runs:  # no account to settle
                 funding_rates_complete(rate_ids=funding_rates, now=now)
         return TickStart(tick=tick, shard_ids=[s.pk for s in shards])
 
@@ -225,6 +238,7 @@ class ShardResult:
     to_liquidate: list[tuple[int, int]] = field(default_factory=list)  # (account id, tick id)
     notifications: list[int] = field(default_factory=list)
     transitions: int = 0
+    snapshots: int = 0  # written: the accounts at risk, changing state... (`_snapshot_rows`)
     funding_positions: int = 0
     funding_s: float = 0.0
     expiry_positions: int = 0
@@ -334,6 +348,18 @@ class _Snapshots:
     position_counts: np.ndarray  # each account's records in `positions`, in order
     positions: np.ndarray  # MarginSnapshot.POSITION_RECORD
 
+    def of_rows(self, rows: np.ndarray) -> "_Snapshots":
+        """The snapshots of the rows where `rows` (a mask) is True."""
+        return _Snapshots(
+            account_ids=self.account_ids[rows],
+            tick_id=self.tick_id,
+            figures=tuple(np.asarray(column)[rows] for column in self.figures),
+            states=list(itertools.compress(self.states, rows.tolist())),
+            bindings=list(itertools.compress(self.bindings, rows.tolist())),
+            position_counts=self.position_counts[rows],
+            positions=self.positions[np.repeat(rows, self.position_counts)],
+        )
+
 
 def _snapshots(slice_, tick_id, revaluation, figures, stress, scan, states, positions):
     """The account's figures under its margin scheme: MM is the requirement the ratio divides
@@ -359,6 +385,39 @@ def _snapshots(slice_, tick_id, revaluation, figures, stress, scan, states, posi
         bindings=scan.binding_scenario,
         position_counts=np.bincount(book.pos_account, minlength=book.n_accounts),
         positions=positions,
+    )
+
+
+def _last_account_refreshed(tick) -> int:
+    """The highest account id below which every account has a snapshot the readers look at
+    (`refresh_window_start`): the last account of the oldest tick they look through, the
+    first complete tick (which wrote every account) while fewer than a refresh have
+    completed. An account opened after it may have missed its refresh class."""
+    complete = RevaluationTick.objects.filter(status=RevaluationTick.Status.COMPLETE)
+    oldest = refresh_window_start(tick.pk) or complete.order_by("pk").values("pk")[:1]
+    last = RevaluationShard.objects.filter(tick_id=oldest).aggregate(Max("last_account_id"))
+    return last["last_account_id__max"] or 0
+
+
+def _snapshot_rows(tick, account_ids, old, new, queue: dict, to_liquidate) -> np.ndarray:
+    """Which accounts this tick writes a snapshot of (a mask): every one at risk (not
+    healthy), changing state, to be liquidated (`to_liquidate`, the ADL and the liquidation
+    read its row), among the queue's first rows (`queue`'s heads: the desk's first pages
+    read them at this tick) or opened since `_last_account_refreshed`, and the healthy ones
+    of the tick's refresh class; every account when the tick has none. The rest keep their
+    latest row, at most SNAPSHOT_REFRESH_TICKS complete ticks old
+    (`margin.selectors.market.snapshots_as_of`)."""
+    if tick.refresh_class is None:
+        return np.ones(len(account_ids), dtype=bool)
+    heads = [
+        row[2] for by_state in queue["heads"].values() for rows in by_state.values() for row in rows
+    ]
+    return (
+        (account_ids % settings.SNAPSHOT_REFRESH_TICKS == tick.refresh_class)
+        | (new != LEVEL[AccountState.HEALTHY])
+        | (old != new)
+        | (account_ids > _last_account_refreshed(tick))
+        | np.isin(account_ids, heads + [account_id for account_id, _ in to_liquidate])
     )
 
 
@@ -534,6 +593,17 @@ def _state_changes(
     return [n.pk for n in Notification.objects.bulk_create(notifications)]
 
 
+# What a shard reads of each account beside the book (in the book's own read of the accounts):
+# its state, scheme, and margin call deadline and reduce-only flags.
+SHARD_ACCOUNT_FIELDS = (
+    "state",
+    "margin_scheme",
+    "margin_call_due_at",
+    "reduce_only",
+    "reduce_only_automatic",
+)
+
+
 def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     """Revalue one shard of a tick on the tick's frozen prices and write its results."""
     shard = RevaluationShard.objects.select_related("tick__parameter_version").get(pk=shard_id)
@@ -563,28 +633,11 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         account_range=(shard.first_account_id, shard.last_account_id),
         parameters=params,
         volatility=tick.volatility or {},
+        account_fields=SHARD_ACCOUNT_FIELDS,
     )
-    # Read after the book: an account committed in between is then in this read and not in the
-    # book, never the other way round.
-    accounts = list(
-        MarginAccount.objects.filter(pk__gte=shard.first_account_id, pk__lte=shard.last_account_id)
-        .order_by("pk")
-        .values_list(
-            "pk",
-            "state",
-            "owner_id",
-            "margin_scheme",
-            "margin_call_due_at",
-            "reduce_only",
-            "reduce_only_automatic",
-        )
-    )
-    book = slice_.book
-    by_id = {row[0]: row[1:] for row in accounts}
-    account_rows = [by_id[pk] for pk in slice_.account_ids.tolist()]
-    old = np.array([LEVEL[row[0]] for row in account_rows], dtype=np.int64)
-    owners = [row[1] for row in account_rows]
-    portfolio = np.array([row[2] == PORTFOLIO for row in account_rows], dtype=bool)
+    book, accounts = slice_.book, slice_.account_fields
+    old = np.array([LEVEL[state] for state in accounts["state"]], dtype=np.int64)
+    portfolio = np.array([scheme == PORTFOLIO for scheme in accounts["margin_scheme"]], dtype=bool)
     loaded = time.perf_counter()
 
     marks = _aligned(book.instrument_names, tick.marks, slice_.marks)
@@ -610,6 +663,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     )
     states = [STATES[n] for n in new]
     queue = _queue_summary(slice_, revaluation, figures, stress, states)
+    to_liquidate = _liquidation_candidates(tick, slice_, revaluation, new, grid)
     snapshots = _snapshots(
         slice_,
         tick.pk,
@@ -619,7 +673,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         _scan_risk(slice_, grid),
         states,
         _positions_packed(slice_, revaluation, liquidation),
-    )
+    ).of_rows(_snapshot_rows(tick, slice_.account_ids, old, new, queue, to_liquidate))
     computed = time.perf_counter()
 
     with transaction.atomic():
@@ -633,7 +687,7 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         notifications = _state_changes(
             tick=tick,
             account_ids=slice_.account_ids,
-            owners=owners,
+            owners=slice_.owners.tolist(),
             old=old,
             new=new,
             revaluation=revaluation,
@@ -646,9 +700,9 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
             tick=tick,
             account_ids=slice_.account_ids,
             levels=new,
-            due_at=[row[3] for row in account_rows],
-            reduce_only=np.array([row[4] for row in account_rows], dtype=bool),
-            automatic=np.array([row[5] for row in account_rows], dtype=bool),
+            due_at=accounts["margin_call_due_at"],
+            reduce_only=np.array(accounts["reduce_only"], dtype=bool),
+            automatic=np.array(accounts["reduce_only_automatic"], dtype=bool),
         )
         written = time.perf_counter()
         locked.completed_at = timezone.now()
@@ -663,9 +717,10 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
     return ShardResult(
         shard_id=shard_id,
         accounts=book.n_accounts,
-        to_liquidate=_liquidation_candidates(tick, slice_, revaluation, new, grid),
+        to_liquidate=to_liquidate,
         notifications=notifications,
         transitions=int(np.count_nonzero(old != new)),
+        snapshots=len(snapshots.account_ids),
         funding_positions=funded.positions,
         funding_s=expiry_started - funding_started,
         expiry_positions=expired.positions,
@@ -712,14 +767,17 @@ def _tick_complete_if_done(tick: RevaluationTick) -> bool:
 def snapshots_prune() -> int:
     """Keep the snapshots of the latest SNAPSHOT_KEEP_TICKS ticks only, and the shards' queue
     summaries with them: a summary pages its tick's snapshots, and at 1M accounts it is
-    ≈ 2–3 MB a tick that would otherwise stay forever."""
+    ≈ 2–3 MB a tick that would otherwise stay forever. Never a row that may still be an
+    account's latest (a healthy account's, from before `refresh_window_start`)."""
     keep = settings.SNAPSHOT_KEEP_TICKS
     newest = RevaluationTick.objects.order_by("-pk").values_list("pk", flat=True)
     cutoff = list(newest[keep : keep + 1])
-    if not cutoff:
+    window = refresh_window_start()
+    if not cutoff or window is None:
         return 0
-    removed, _ = MarginSnapshot.objects.filter(tick_id__lte=cutoff[0]).delete()
-    RevaluationShard.objects.filter(tick_id__lte=cutoff[0], queue__isnull=False).update(queue=None)
+    cutoff = min(cutoff[0], window - 1)
+    removed, _ = MarginSnapshot.objects.filter(tick_id__lte=cutoff).delete()
+    RevaluationShard.objects.filter(tick_id__lte=cutoff, queue__isnull=False).update(queue=None)
     return removed
 
 

@@ -5,12 +5,13 @@ import itertools
 
 import numpy as np
 import pytest
+from django.urls import reverse
 
 from margin.engine.queue import head_candidates, queue_head
 from margin.filters import QUEUE_ORDERS, QueueFilter
 from margin.models import AccountState, RevaluationShard
 from margin.selectors import desk as desk_selectors
-from margin.selectors.desk import latest_complete_tick, queue_snapshots
+from margin.selectors.desk import latest_complete_tick, queue_snapshots, ratio_heat_map
 from margin.services import revaluation
 from margin.services.revaluation import revaluation_tick_run
 from tests.desk.conftest import move_btc
@@ -75,6 +76,49 @@ def test_the_summary_counts_without_counting_and_pages_from_the_heads(
         assert rows.count() == 11
     page = str(rows[0:HEAD_ROWS].query)
     assert "account_id" in page and " IN (" in page
+
+
+def test_a_tick_writing_part_of_the_book_counts_and_pages_as_the_plain_query(
+    crowded_book, market, settings
+):
+    # given: a tick that writes the accounts at risk, at the queue's heads, opened since the
+    # last tick and of its refresh class only
+    settings.SNAPSHOT_REFRESH_TICKS = 3
+    for usdt in ("50000", "60000", "70000"):
+        funded_account(usdt=usdt, fills=[("BTCUSDT", "buy", "0.1")])
+    tick = revaluation_tick_run(now=market()).start.tick
+    assert tick.refresh_class == 0
+    # when
+    fast = {str(query): _pages(query) for query in QUERIES}
+    RevaluationShard.objects.update(queue=None)
+    plain = {str(query): _pages(query) for query in QUERIES}
+    # then: every account with positions is in the queue, with its latest row
+    assert fast == plain
+    assert plain[str({"order": "ratio", "state": []})][0] == 14
+    _, rows = ratio_heat_map(tick)
+    assert sum(cell.accounts for row in rows for cell in row["cells"]) == 14
+
+
+def test_the_queue_page_says_which_rows_are_of_an_earlier_tick(
+    market, settings, monkeypatch, client, officer
+):
+    # given: healthy accounts of different sizes, heads of one row: a second tick leaves most
+    # of them to their refresh class
+    settings.SNAPSHOT_REFRESH_TICKS = 3
+    monkeypatch.setattr(desk_selectors, "QUEUE_HEAD_ROWS", 1)
+    monkeypatch.setattr(revaluation, "QUEUE_HEAD_ROWS", 1)
+    for n in range(8):
+        funded_account(usdt=str(30000 + 1000 * n), fills=[("BTCUSDT", "buy", f"0.{n + 1}")])
+    first = revaluation_tick_run(now=market()).start.tick
+    tick = revaluation_tick_run(now=market()).start.tick
+    earlier = queue_snapshots(tick).filter(tick=first).count()
+    assert earlier
+    client.force_login(officer)
+    # when
+    page = client.get(reverse("desk:landing")).content.decode()
+    # then
+    assert page.count('data-testid="as-of"') == earlier
+    assert f"as of tick {first.pk}" in page
 
 
 def test_any_other_filter_counts_and_pages_by_querying(crowded_book):

@@ -5,8 +5,9 @@ from itertools import count
 
 from margin.engine.quotes import PERP, SPOT, Quote
 from margin.market.demo import VENUES
-from margin.models import CreditTier, Instrument, MarginAccount
+from margin.models import Instrument
 from margin.services.collateral import collateral_deposit
+from margin.services.ledger import margin_account_open
 from margin.services.positions import position_market_fill
 from margin.services.prices import prices_refresh, quotes_record
 from tests.factories import UserFactory
@@ -17,9 +18,7 @@ _keys = count()
 def funded_account(*, usdt="1000", fills=(), tier="standard", user=None, name="Main", **collateral):
     """A margin account holding `usdt` (and other assets by symbol) with market fills
     [(instrument, "buy"|"sell", quantity)] at the current marks."""
-    account = MarginAccount.objects.create(
-        owner=user or UserFactory(), credit_tier=CreditTier.objects.get(code=tier), name=name
-    )
+    account = margin_account_open(owner=user or UserFactory(), name=name, credit_tier=tier)
     for asset, amount in {"USDT": usdt, **collateral}.items():
         if Decimal(amount) == 0:
             continue

@@ -161,8 +161,9 @@ def test_a_tick_overdue_is_abandoned_and_the_next_one_covers_every_account(marke
 
 
 def test_prune_keeps_the_snapshots_of_the_latest_ticks_only(market, later, settings):
-    # given
+    # given: every account written every tick
     settings.SNAPSHOT_KEEP_TICKS = 2
+    settings.SNAPSHOT_REFRESH_TICKS = 1
     account = funded_account(usdt="100")
     ticks = [revaluation_tick_run(now=later(n)).start.tick for n in range(1, 5)]
     # when

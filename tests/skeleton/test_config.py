@@ -52,6 +52,25 @@ def test_embedded_defaults_without_any_variable(tmp_path):
     assert out.stdout.split()[-2:] == ["django.db.backends.sqlite3", "embedded://"]
 
 
+def test_the_embedded_demo_passes_every_system_check():
+    """With nothing set (the demo), no check warns: e.g. its healthy accounts' snapshots are
+    rewritten before their pages would call them stale (margin.W001)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    result = _manage("check", "--fail-level", "WARNING", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_refresh_slower_than_the_stale_limit_is_warned_of(settings):
+    from margin.checks import snapshot_refresh_fits
+
+    settings.REVALUATION_INTERVAL_S = 5.0
+    settings.SNAPSHOT_STALE_AFTER_S = 30.0
+    settings.SNAPSHOT_REFRESH_TICKS = 5
+    assert snapshot_refresh_fits(None) == []
+    settings.SNAPSHOT_REFRESH_TICKS = 6
+    assert [message.id for message in snapshot_refresh_fits(None)] == ["margin.W001"]
+
+
 @pytest.mark.django_db
 def test_no_model_change_is_missing_a_migration():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)

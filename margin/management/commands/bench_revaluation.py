@@ -65,6 +65,14 @@ class Command(BaseCommand):
         parser.add_argument("--sample", type=int, default=200, help="accounts timed the naive way")
         parser.add_argument("--workers", type=int, default=2, help="shard worker processes")
         parser.add_argument(
+            "--ticks",
+            type=int,
+            default=1,
+            help="ticks run one after the other, the last timed: the first after an empty history "
+            "writes every account's snapshot, the next ones the accounts at risk and a refresh "
+            "class (SNAPSHOT_REFRESH_TICKS)",
+        )
+        parser.add_argument(
             "--funding",
             action="store_true",
             help="put a funding time one second before the tick: it settles every perpetual",
@@ -90,6 +98,7 @@ class Command(BaseCommand):
         positions: int,
         sample: int,
         workers: int,
+        ticks: int,
         funding: bool,
         option_share: float,
         expire_series: int,
@@ -116,8 +125,32 @@ class Command(BaseCommand):
             .filter(instrument__kind=Instrument.Kind.OPTION)
             .count()
         )
-        market_tick_run(now=timezone.now())  # fresh prices (one bounded demo step after a pause)
+        for n in range(ticks):
+            last = n == ticks - 1
+            start, shards, tick_s, dispatch_s, expired_series, expired_positions = self._tick(
+                workers, funding=funding and last, expire_series=expire_series if last else 0
+            )
+        # The pool has joined its workers: the largest resident set any of them reached (kB).
+        worker_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        naive_s = self._naive(start.tick, sample)
+        funding_s, expiry_s, load_s, compute_s, write_s = (
+            sum(getattr(s, name) for s in shards)
+            for name in ("funding_s", "expiry_s", "load_s", "compute_s", "write_s")
+        )
+        self.stdout.write(
+            f"accounts={n_accounts} positions={n_positions} options={n_options} funding={funding} "
+            f"expired_series={expired_series} expired_positions={expired_positions} "
+            f"tick_s={tick_s:.2f} dispatch_s={dispatch_s:.2f} funding_s={funding_s:.2f} "
+            f"expiry_s={expiry_s:.2f} "
+            f"load_s={load_s:.2f} compute_s={compute_s:.2f} write_s={write_s:.2f} "
+            f"worker_peak_rss_mb={worker_rss_mb:.0f} workers={workers} "
+            f"naive_s_per_account={naive_s:.4f} speedup={naive_s * n_accounts / tick_s:.0f}"
+        )
 
+    def _tick(self, workers: int, *, funding: bool, expire_series: int) -> tuple:
+        """One tick on fresh prices (one bounded demo step after a pause), its line printed:
+        (its start, its shards' results, tick_s, dispatch_s, expired series and positions)."""
+        market_tick_run(now=timezone.now())
         now = timezone.now()
         if funding:
             settings.FUNDING_ANCHOR = now - timedelta(seconds=1)
@@ -136,8 +169,6 @@ class Command(BaseCommand):
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             shards = list(pool.map(_shard, start.shard_ids))
         tick_s = time.perf_counter() - started
-        # The pool has joined its workers: the largest resident set any of them reached (kB).
-        worker_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         start.tick.refresh_from_db()
         self.stdout.write(
             f"tick {start.tick.pk}: {start.tick.status}, {len(shards)} shards, "
@@ -145,27 +176,15 @@ class Command(BaseCommand):
             f"{sum(s.accounts for s in shards)} accounts, "
             f"{sum(len(s.to_liquidate) for s in shards)} to liquidate, "
             f"{sum(s.transitions for s in shards)} state changes, "
+            f"{sum(s.snapshots for s in shards)} snapshots (refresh class "
+            f"{start.tick.refresh_class}), "
             f"{FundingPayment.objects.count() - funded_before} funding payments"
         )
         expired_series = Instrument.objects.filter(settled_at=now).count()
         expired_positions = (
             Fill.objects.filter(reason=Fill.Reason.SETTLEMENT).count() - settled_before
         )
-
-        naive_s = self._naive(start.tick, sample)
-        funding_s, expiry_s, load_s, compute_s, write_s = (
-            sum(getattr(s, name) for s in shards)
-            for name in ("funding_s", "expiry_s", "load_s", "compute_s", "write_s")
-        )
-        self.stdout.write(
-            f"accounts={n_accounts} positions={n_positions} options={n_options} funding={funding} "
-            f"expired_series={expired_series} expired_positions={expired_positions} "
-            f"tick_s={tick_s:.2f} dispatch_s={dispatch_s:.2f} funding_s={funding_s:.2f} "
-            f"expiry_s={expiry_s:.2f} "
-            f"load_s={load_s:.2f} compute_s={compute_s:.2f} write_s={write_s:.2f} "
-            f"worker_peak_rss_mb={worker_rss_mb:.0f} workers={workers} "
-            f"naive_s_per_account={naive_s:.4f} speedup={naive_s * n_accounts / tick_s:.0f}"
-        )
+        return start, shards, tick_s, dispatch_s, expired_series, expired_positions
 
     def _expire(self, count: int, *, at) -> None:
         """The `count` dated series expiring first and not settled yet expire at `at` at the
