@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
-from margin.engine.queue import head_candidates, queue_head
+from margin.engine.queue import NULL_KEY, head_candidates, key_error, queue_head
 from margin.filters import QUEUE_ORDERS, QueueFilter
 from margin.models import AccountState, RevaluationShard
 from margin.selectors import desk as desk_selectors
@@ -129,12 +129,13 @@ def test_any_other_filter_counts_and_pages_by_querying(crowded_book):
 
 
 def test_the_heads_hold_the_first_rows_whatever_the_stored_keys_within_their_error():
-    # given: keys with many ties, stored keys anywhere within the error, in 7 heads
+    # given: keys with many ties, stored keys anywhere within the error or, for some rows,
+    # known exactly (error 0: ties among them go by id), in 7 heads
     rng = np.random.default_rng(5)
     for _ in range(50):
         key = rng.integers(0, 20, 300).astype(float)
-        error = np.full(300, 0.5)
-        stored = key + rng.uniform(-0.5, 0.5, 300)
+        error = np.where(rng.random(300) < 0.3, 0.0, 0.5)
+        stored = key + error * rng.uniform(-1, 1, 300)
         ids = np.arange(300)
         n = int(rng.integers(1, 40))
         heads = [
@@ -147,3 +148,22 @@ def test_the_heads_hold_the_first_rows_whatever_the_stored_keys_within_their_err
         # then: the first n rows by (stored key, id) are all among them
         first = sorted(ids.tolist(), key=lambda i: (stored[i], i))[:n]
         assert set(first) <= candidates
+
+
+def test_rows_whose_keys_are_known_exactly_tie_by_id():
+    # given: 1,000 accounts without a margin ratio (all stored as null: first in the ratio
+    # order on PostgreSQL) and 200 with one, over 4 shards
+    ratio = np.concatenate([np.full(1000, np.nan), np.linspace(0, 1, 200)])
+    key = np.where(np.isnan(ratio), -NULL_KEY, -ratio)
+    error = key_error(ratio)
+    ids = np.random.default_rng(3).permutation(len(key))
+    heads = [
+        row
+        for part in np.array_split(np.arange(len(key)), 4)
+        for row in queue_head(key[part], error[part], ids[part], 50)
+    ]
+    # when
+    candidates = head_candidates(heads, 50)
+    # then: the 50 lowest ids of the exact ties, and each shard kept 50 rows, not all its ties
+    assert len(heads) == 200
+    assert sorted(candidates) == sorted(ids[:1000])[:50]
