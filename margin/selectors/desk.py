@@ -515,16 +515,21 @@ def audit_entries() -> QuerySet[AuditEntry]:
 
 def snapshots_exposed_to(snapshots: QuerySet[MarginSnapshot], asset: Asset) -> QuerySet:
     """The snapshots of accounts exposed to `asset`: an open position on an instrument of it,
-    or a holding of it as collateral."""
+    or a holding of it as collateral. One IN over both (a hashed join, once); an OR of two INs
+    is probed per row, and over the million positions on BTC that outgrows a hashed lookup's
+    memory: the subquery is then scanned again for every row (over 5 minutes at 1M)."""
     positions = (
         Position.objects.filter(instrument__underlying=asset)
         .exclude(quantity=0)
         .values("margin_account")
+        .order_by()
     )
-    holdings = LedgerAccount.objects.filter(
-        kind=LedgerAccountKind.WALLET, asset=asset, balance__gt=0
-    ).values("margin_account")
-    return snapshots.filter(Q(account_id__in=positions) | Q(account_id__in=holdings))
+    holdings = (
+        LedgerAccount.objects.filter(kind=LedgerAccountKind.WALLET, asset=asset, balance__gt=0)
+        .values("margin_account")
+        .order_by()
+    )
+    return snapshots.filter(account_id__in=positions.union(holdings))
 
 
 def scenario_runs() -> QuerySet[ScenarioRun]:
