@@ -5,11 +5,12 @@ import itertools
 
 import numpy as np
 import pytest
+from django.core.paginator import Paginator
 from django.urls import reverse
 
 from margin.engine.queue import NULL_KEY, head_candidates, key_error, queue_head
 from margin.filters import QUEUE_ORDERS, QueueFilter
-from margin.models import AccountState, RevaluationShard
+from margin.models import AccountState, CreditTier, RevaluationShard
 from margin.selectors import desk as desk_selectors
 from margin.selectors.desk import latest_complete_tick, queue_snapshots, ratio_heat_map
 from margin.services import revaluation
@@ -126,6 +127,43 @@ def test_any_other_filter_counts_and_pages_by_querying(crowded_book):
     rows = QueueFilter({"min_notional": "1"}, queryset=queue_snapshots(tick)).qs
     assert rows.summary is None
     assert rows.count() == 11
+
+
+FILTERED = [
+    {"min_notional": "1"},
+    {"min_notional": "40000", "order": "buffer"},
+    {"asset": "BTC", "order": "size"},
+    {"credit_tier": "standard", "order": "stress"},
+    {"reduce_only": "false", "state": [AccountState.WARNING, AccountState.HEALTHY]},
+    {"min_ratio": "5"},
+]
+
+
+@pytest.mark.parametrize("query", FILTERED)
+def test_a_filtered_queue_counts_and_pages_as_its_rows(
+    crowded_book, query, django_assert_num_queries
+):
+    # given: every row of the filtered queue, in its order, read without counting or slicing
+    if "credit_tier" in query:
+        query = {**query, "credit_tier": CreditTier.objects.get(code="standard").pk}
+    every = [
+        s.account_id
+        for s in QueueFilter(query, queryset=queue_snapshots(latest_complete_tick())).qs
+    ]
+    assert every
+    # when: a paginator counts and pages it (pages within the first HEAD_ROWS rows from the keys
+    # the count found), and a slice of it is taken without a count
+    paginator = Paginator(
+        QueueFilter(query, queryset=queue_snapshots(latest_complete_tick())).qs, 2
+    )
+    with django_assert_num_queries(2):
+        first = [s.account_id for s in paginator.page(1)]
+    pages = [first] + [[s.account_id for s in paginator.page(n)] for n in paginator.page_range[1:]]
+    sliced = QueueFilter(query, queryset=queue_snapshots(latest_complete_tick())).qs[1:HEAD_ROWS]
+    # then
+    assert paginator.count == len(every)
+    assert pages == [every[n : n + 2] for n in range(0, len(every), 2)]
+    assert [s.account_id for s in sliced] == every[1:HEAD_ROWS]
 
 
 def test_the_heads_hold_the_first_rows_whatever_the_stored_keys_within_their_error():
