@@ -132,10 +132,10 @@ QUEUE_HEAD_ROWS = 200
 class QueueSnapshots(QuerySet):
     """A tick's queue rows that count and page from what the tick wrote down (each shard's
     `queue`) when the queue is filtered by state alone: the same rows, order and count as the
-    query, without counting or sorting a million snapshots. Any other filter queries, the
-    count and the first pages' keys in one pass (a paginator counts, then slices the same
-    queryset), and a page by its rows' keys first: the database then sorts the narrow keys of
-    the matching rows, not the wide rows with their accounts."""
+    query, without counting or sorting a million snapshots. Any other filter queries: the
+    count finds the first pages' keys in the same pass (a paginator counts, then slices the
+    same queryset), and such a page reads its rows by key, so the database sorts the narrow
+    keys of the matching rows once, not the wide rows with their accounts again."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -193,12 +193,9 @@ class QueueSnapshots(QuerySet):
         if self.summary is not None:
             # A page within the heads reads only the accounts they leave (a few hundred).
             return self.filter(account_id__in=head_candidates(self.summary[1], k.stop))[k]
-        if self.query.is_sliced or not self.ordered or self._iterable_class is not ModelIterable:
-            return super().__getitem__(k)
-        keys = self.first_keys
-        if keys is None:
-            keys = list(self.values_list("pk", flat=True)[: k.stop])
-        return self.filter(pk__in=keys[k])
+        if self.first_keys is not None:
+            return self.filter(pk__in=self.first_keys[k])
+        return super().__getitem__(k)
 
 
 def queue_snapshots(tick: RevaluationTick | None) -> QueueSnapshots:

@@ -151,8 +151,8 @@ def test_a_filtered_queue_counts_and_pages_as_its_rows(
         for s in QueueFilter(query, queryset=queue_snapshots(latest_complete_tick())).qs
     ]
     assert every
-    # when: a paginator counts and pages it (pages within the first HEAD_ROWS rows from the keys
-    # the count found), and a slice of it is taken without a count
+    # when: a paginator counts and pages it (the pages within the first HEAD_ROWS rows read by
+    # the keys the count found), and a slice is taken without a count (a plain query)
     paginator = Paginator(
         QueueFilter(query, queryset=queue_snapshots(latest_complete_tick())).qs, 2
     )
