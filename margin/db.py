@@ -34,6 +34,11 @@ def insert(model, **values) -> int:
     )[0][0]
 
 
+def json_value(value):
+    """A JSON column read in plain SQL: Django has both databases hand it over as text."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def ids_in(ids: Sequence[int]) -> RawSQL:
     """The ids as a subquery for `pk__in` in one parameter: an IN list of thousands of
     parameters costs PostgreSQL more to parse and plan than the statement's own work."""
