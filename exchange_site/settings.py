@@ -286,6 +286,13 @@ REVALUATION_SHARD_SIZE = env.int("REVALUATION_SHARD_SIZE", default=2_000 if _EMB
 # next tick revalues every account again.
 REVALUATION_TICK_TIMEOUT_S = env.float("REVALUATION_TICK_TIMEOUT_S", default=60.0)
 SNAPSHOT_KEEP_TICKS = env.int("SNAPSHOT_KEEP_TICKS", default=120)
+# Each worker process keeps the rows of the shards it revalued (`margin.selectors.book_rows`)
+# and reads again only the accounts changed since, within this many MB (least recently used
+# shards dropped first; 0: read every shard whole each tick). The whole 1M/5M book is ≈ 350 MB.
+BOOK_CACHE_MAX_MB = env.int("BOOK_CACHE_MAX_MB", default=1024)
+# The database's log of changed accounts keeps each row between this long and twice this long;
+# a worker's copy older than the pruned part is read again whole.
+BOOK_CHANGE_KEEP_S = env.float("BOOK_CHANGE_KEEP_S", default=600.0)
 SNAPSHOT_STALE_AFTER_S = env.float("SNAPSHOT_STALE_AFTER_S", default=30.0)
 # A tick writes the snapshot of every account at risk (not healthy), changing state, to be
 # liquidated or among the desk queue's first rows; the healthy rest in turn, the accounts whose

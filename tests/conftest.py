@@ -3,6 +3,7 @@ import os
 import pytest
 import redis
 
+from margin.selectors.book_rows import book_copies_clear
 from tests.browser import CHROMIUM_ARGS, chromium_path
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.second_factor import SecondFactorClient, submit_login
@@ -130,3 +131,13 @@ def demo_market_jumps_as_a_real_market(settings):
     """The demo market gaps every ~15 minutes for a visitor; tests that step it keep the
     market model's own rate (one a week), so a seeded walk does not hinge on the demo's."""
     settings.DEMO_MARKET_JUMPS_PER_HOUR = None
+
+
+@pytest.fixture(autouse=True)
+def book_copies_forgotten():
+    """Each worker process keeps the shards' book rows it read (`margin.selectors.book_rows`),
+    brought up to date from the database's change log; a test database emptied between tests
+    (TRUNCATE notes no change) must not be read through a copy of the last test's rows."""
+    book_copies_clear()
+    yield
+    book_copies_clear()
