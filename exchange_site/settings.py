@@ -286,9 +286,15 @@ REVALUATION_SHARD_SIZE = env.int("REVALUATION_SHARD_SIZE", default=2_000 if _EMB
 # next tick revalues every account again.
 REVALUATION_TICK_TIMEOUT_S = env.float("REVALUATION_TICK_TIMEOUT_S", default=60.0)
 SNAPSHOT_KEEP_TICKS = env.int("SNAPSHOT_KEEP_TICKS", default=120)
-# Each worker process keeps the rows of the shards it revalued (`margin.selectors.book_rows`)
-# and reads again only the accounts changed since, within this many MB (least recently used
-# shards dropped first; 0: read every shard whole each tick). The whole 1M/5M book is ≈ 350 MB.
+# Each shard's book rows, kept by the worker that revalued it for whichever worker of this
+# machine takes the shard next, which reads again only the accounts changed since
+# (`margin.selectors.book_rows`): files in BOOK_CACHE_DIR (memory, on /dev/shm), at most
+# BOOK_CACHE_MAX_MB per database (the least recently written dropped first; 0: every shard
+# read whole each tick).
+BOOK_CACHE_DIR = env(
+    "BOOK_CACHE_DIR",
+    default="/dev/shm/exchange-book" if Path("/dev/shm").is_dir() else str(VAR_DIR / "book"),
+)
 BOOK_CACHE_MAX_MB = env.int("BOOK_CACHE_MAX_MB", default=1024)
 # The database's log of changed accounts keeps each row between this long and twice this long;
 # a worker's copy older than the pruned part is read again whole.

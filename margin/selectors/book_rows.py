@@ -1,7 +1,7 @@
 """The rows the vectorized book is built from (accounts, open positions, non-zero wallet and
-isolated-margin ledger lines), read in three packed queries, and each worker process's copy
-of them per shard, brought up to date each tick by reading again only the accounts changed
-since.
+isolated-margin ledger lines), read in three packed queries, and a copy of each shard's rows
+that the worker revaluing it leaves for the next (any process of the machine), brought up to
+date each tick by reading again only the accounts changed since.
 
 Every write to those tables (any service, a raw QuerySet.update, a COPY, the tick's own state
 changes) is noted by the database itself in margin_bookchange: one row per account and
@@ -16,9 +16,12 @@ The copy is used on PostgreSQL outside any transaction only (what it holds was c
 the embedded demo (SQLite) reads its small book whole every tick.
 """
 
-import threading
-from collections import OrderedDict
+import hashlib
+import os
+import pickle
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -221,14 +224,18 @@ class _Copy:
     xmin: int
 
 
-_copies: OrderedDict[tuple, _Copy] = OrderedDict()
-_copies_lock = threading.Lock()
+def _directory() -> Path:
+    """This database's copies: one directory per server and database oid (a database dropped
+    and created again under its name, or copied, has a new oid: never another's copy)."""
+    ((oid,),) = sql_rows("SELECT oid FROM pg_database WHERE datname = current_database()")
+    server = connection.settings_dict
+    return Path(settings.BOOK_CACHE_DIR) / f"{server['HOST'] or 'local'}-{server['PORT']}-{oid}"
 
 
 def book_copies_clear() -> None:
-    """Forget every shard's copy (tests whose database is emptied under the process)."""
-    with _copies_lock:
-        _copies.clear()
+    """Remove every copy of every database (tests, whose database is emptied by TRUNCATE,
+    which notes no change)."""
+    shutil.rmtree(settings.BOOK_CACHE_DIR, ignore_errors=True)
 
 
 def _copying() -> bool:
@@ -259,31 +266,56 @@ def _changes_since(first: int, last: int, xmin: int) -> tuple[int, int, list[int
     return int(now_xmin), int(horizon), changed
 
 
-def _kept(key: tuple, copy: _Copy) -> None:
-    """Keep `copy` as the newest, dropping the least recently used ones past the budget."""
-    budget = settings.BOOK_CACHE_MAX_MB * 2**20
-    with _copies_lock:
-        _copies[key] = copy
-        _copies.move_to_end(key)
-        held = sum(kept.rows.nbytes for kept in _copies.values())
-        while _copies and held > budget:
-            _, dropped = _copies.popitem(last=False)
-            held -= dropped.rows.nbytes
+def _loaded(path: Path) -> _Copy | None:
+    try:
+        with path.open("rb") as handle:
+            return pickle.load(handle)
+    except FileNotFoundError:
+        return None
+
+
+def _newest_first(directory: Path) -> list[tuple[float, int, str]]:
+    """(modified, size, path) of the directory's files, the newest first."""
+    found = []
+    for entry in os.scandir(directory):
+        try:
+            stat = entry.stat()
+        except FileNotFoundError:  # dropped by another worker meanwhile
+            continue
+        found.append((stat.st_mtime, stat.st_size, entry.path))
+    return sorted(found, reverse=True)
+
+
+def _kept(path: Path, copy: _Copy) -> None:
+    """Write `copy` in place of the shard's last one (a whole file renamed over it: a reader
+    in another process opens the old or the new, never half of one), then drop the least
+    recently written copies of the database past BOOK_CACHE_MAX_MB."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    written = path.with_name(f"{path.name}.{os.getpid()}")
+    with written.open("wb") as handle:
+        pickle.dump(copy, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    written.replace(path)
+    held = 0
+    for _, size, name in _newest_first(path.parent):
+        held += size
+        if held > settings.BOOK_CACHE_MAX_MB * 2**20:
+            Path(name).unlink(missing_ok=True)
 
 
 def shard_book_rows(
     first: int, last: int, account_fields: tuple[str, ...]
 ) -> tuple[BookRows, BookRead]:
-    """The rows of the accounts first..last: this process's copy of them brought up to date
-    (the accounts changed since it was read, read again), or all of them read afresh when the
-    process holds no copy, when the change log has been pruned past the copy's horizon, or
-    when most of its accounts changed. Kept for the next tick, within BOOK_CACHE_MAX_MB."""
+    """The rows of the accounts first..last: the copy of them a worker on this machine left
+    (BOOK_CACHE_DIR, any process's) brought up to date (the accounts changed since it was
+    read, read again), or all of them read afresh when there is none, when the change log has
+    been pruned past the copy's xmin, or when most of its accounts changed. Kept for the next
+    tick, within BOOK_CACHE_MAX_MB."""
     if not _copying():
         rows = book_rows_read(account_range=(first, last), account_fields=account_fields)
         return rows, BookRead(accounts_read=len(rows.account_ids))
-    key = (first, last, account_fields)
-    with _copies_lock:
-        copy = _copies.pop(key, None)
+    fields = hashlib.sha256(" ".join(account_fields).encode()).hexdigest()[:12]
+    path = _directory() / f"{first}-{last}-{fields}.pickle"
+    copy = _loaded(path)
     if copy is not None:
         xmin, horizon, changed = _changes_since(first, last, copy.xmin)
         if horizon <= copy.xmin and len(changed) <= FULL_READ_SHARE * len(copy.rows.account_ids):
@@ -291,9 +323,9 @@ def shard_book_rows(
             if changed:
                 fresh = book_rows_read(account_ids=changed, account_fields=account_fields)
                 rows = rows.replaced(np.array(changed, dtype=np.int64), fresh)
-            _kept(key, _Copy(rows=rows, xmin=xmin))
+            _kept(path, _Copy(rows=rows, xmin=xmin))
             return rows, BookRead(cached=True, accounts_read=len(changed))
     xmin = _snapshot_xmin()
     rows = book_rows_read(account_range=(first, last), account_fields=account_fields)
-    _kept(key, _Copy(rows=rows, xmin=xmin))
+    _kept(path, _Copy(rows=rows, xmin=xmin))
     return rows, BookRead(accounts_read=len(rows.account_ids))

@@ -206,7 +206,8 @@ class Command(BaseCommand):
             f"{FundingPayment.objects.count() - funded_before} funding payments, "
             f"book copies hit on {sum(s.book_cached for s in shards)} shards, missed on "
             f"{sum(not s.book_cached for s in shards)}, "
-            f"{sum(s.book_accounts_read for s in shards)} accounts read"
+            f"{sum(s.book_accounts_read for s in shards)} accounts read, "
+            f"tick_s {tick_s:.2f} load_s {sum(s.load_s for s in shards):.2f}"
         )
         expired_series = Instrument.objects.filter(settled_at=now).count()
         expired_positions = (
