@@ -6,11 +6,11 @@ date each tick by reading again only the accounts changed since.
 Every write to those tables (any service, a raw QuerySet.update, a COPY, the tick's own state
 changes) is noted by the database itself in margin_bookchange: one row per account and
 statement, with the writing transaction's id (`margin.dbtriggers.book_change_log`). A copy
-keeps the xmin of the snapshot it was read under: every transaction it could not see has an
-id at or above that xmin, whether it committed before or after the read and in whatever
-order, so reading again the accounts noted at or above it brings the copy up to what a full
-read would return. Never "the highest change seen": ids are handed out when transactions
-write, not when they commit.
+keeps the snapshot taken just before its rows were read; reading again the accounts noted by
+the transactions that snapshot does not see (in progress then, or begun after: whether they
+committed before or after the read, in whatever order) brings the copy up to what a full read
+would return. Never "the highest change seen": ids are handed out when transactions write,
+not when they commit.
 
 The copy is used on PostgreSQL outside any transaction only (what it holds was committed);
 the embedded demo (SQLite) reads its small book whole every tick.
@@ -219,9 +219,9 @@ class BookRead:
 @dataclass(frozen=True)
 class _Copy:
     rows: BookRows
-    # The xmin of the snapshot the rows were read under: changes by transactions with ids at
-    # or above it may be missing from them.
-    xmin: int
+    # The snapshot taken just before the rows were read (pg_snapshot as text): the changes of
+    # transactions it does not see may be missing from them.
+    snapshot: str
 
 
 def _directory() -> Path:
@@ -246,24 +246,42 @@ def _copying() -> bool:
     )
 
 
-def _snapshot_xmin() -> int:
-    """The xmin of a snapshot taken now, before the reads it covers: every transaction below
-    it had ended, so a read after this sees all of them."""
-    ((xmin,),) = sql_rows("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
-    return int(xmin)
+def _snapshot() -> str:
+    """A snapshot taken now, before the reads it covers: every transaction it sees had
+    committed, so a read after this sees it too."""
+    ((snapshot,),) = sql_rows("SELECT pg_current_snapshot()::text")
+    return snapshot
 
 
-def _changes_since(first: int, last: int, xmin: int) -> tuple[int, int, list[int]]:
-    """In one snapshot: its xmin, the log's pruning horizon, and the accounts of first..last
-    noted by transactions with ids at or above `xmin`."""
-    ((now_xmin, horizon, changed),) = sql_rows(
-        f"SELECT pg_snapshot_xmin(pg_current_snapshot())::text, "
-        f"(SELECT pruned_below::text FROM {BOOK_CHANGES_HORIZON}), "
+def _changes_since(first: int, last: int, snapshot: str) -> tuple[str, bool, list[int]]:
+    """In one snapshot: itself, whether the log still holds every change `snapshot` may not
+    see (not pruned past its xmin), and the accounts of first..last noted by transactions
+    `snapshot` does not see (in progress when it was taken, or begun after). Exact, where
+    the xmin alone would count every change since the oldest transaction then open on the
+    server (a long report, a dump) as unseen."""
+    ((now, complete, changed),) = sql_rows(
+        f"SELECT pg_current_snapshot()::text, "
+        f"(SELECT pruned_below <= pg_snapshot_xmin(%s::pg_snapshot) "
+        f"FROM {BOOK_CHANGES_HORIZON}), "
         f"ARRAY(SELECT DISTINCT account_id FROM {BOOK_CHANGES} "
-        "WHERE account_id BETWEEN %s AND %s AND xid >= %s::text::xid8)",
-        [first, last, str(xmin)],
+        "WHERE account_id BETWEEN %s AND %s AND xid >= pg_snapshot_xmin(%s::pg_snapshot) "
+        "AND NOT pg_visible_in_snapshot(xid, %s::pg_snapshot))",
+        [snapshot, first, last, snapshot, snapshot],
     )
-    return int(now_xmin), int(horizon), changed
+    return now, complete, changed
+
+
+def _private(directory: Path) -> bool:
+    """Whether the copies' directory and the one holding it are this user's alone (or not
+    made yet): a copy is unpickled, so nobody else may have been able to write or rename one."""
+    for folder in (directory, directory.parent):
+        try:
+            found = folder.stat()
+        except FileNotFoundError:
+            continue
+        if found.st_uid != os.getuid() or found.st_mode & 0o022:
+            return False
+    return True
 
 
 def _loaded(path: Path) -> _Copy | None:
@@ -290,7 +308,8 @@ def _kept(path: Path, copy: _Copy) -> None:
     """Write `copy` in place of the shard's last one (a whole file renamed over it: a reader
     in another process opens the old or the new, never half of one), then drop the least
     recently written copies of the database past BOOK_CACHE_MAX_MB."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
     written = path.with_name(f"{path.name}.{os.getpid()}")
     with written.open("wb") as handle:
         pickle.dump(copy, handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -308,24 +327,24 @@ def shard_book_rows(
     """The rows of the accounts first..last: the copy of them a worker on this machine left
     (BOOK_CACHE_DIR, any process's) brought up to date (the accounts changed since it was
     read, read again), or all of them read afresh when there is none, when the change log has
-    been pruned past the copy's xmin, or when most of its accounts changed. Kept for the next
-    tick, within BOOK_CACHE_MAX_MB."""
-    if not _copying():
+    been pruned past the copy's snapshot, or when most of its accounts changed. Kept for the next
+    tick, within BOOK_CACHE_MAX_MB. Never through a directory someone else could write to."""
+    fields = hashlib.sha256(" ".join(account_fields).encode()).hexdigest()[:12]
+    path = _directory() / f"{first}-{last}-{fields}.pickle" if _copying() else None
+    if path is None or not _private(path.parent):
         rows = book_rows_read(account_range=(first, last), account_fields=account_fields)
         return rows, BookRead(accounts_read=len(rows.account_ids))
-    fields = hashlib.sha256(" ".join(account_fields).encode()).hexdigest()[:12]
-    path = _directory() / f"{first}-{last}-{fields}.pickle"
     copy = _loaded(path)
     if copy is not None:
-        xmin, horizon, changed = _changes_since(first, last, copy.xmin)
-        if horizon <= copy.xmin and len(changed) <= FULL_READ_SHARE * len(copy.rows.account_ids):
+        snapshot, complete, changed = _changes_since(first, last, copy.snapshot)
+        if complete and len(changed) <= FULL_READ_SHARE * len(copy.rows.account_ids):
             rows = copy.rows
             if changed:
                 fresh = book_rows_read(account_ids=changed, account_fields=account_fields)
                 rows = rows.replaced(np.array(changed, dtype=np.int64), fresh)
-            _kept(path, _Copy(rows=rows, xmin=xmin))
+            _kept(path, _Copy(rows=rows, snapshot=snapshot))
             return rows, BookRead(cached=True, accounts_read=len(changed))
-    xmin = _snapshot_xmin()
+    snapshot = _snapshot()
     rows = book_rows_read(account_range=(first, last), account_fields=account_fields)
-    _kept(path, _Copy(rows=rows, xmin=xmin))
+    _kept(path, _Copy(rows=rows, snapshot=snapshot))
     return rows, BookRead(accounts_read=len(rows.account_ids))

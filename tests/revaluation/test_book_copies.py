@@ -6,14 +6,16 @@ import dataclasses
 import threading
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pytest
 from django.db import connection, transaction
 from django.db.models import F
 
+from margin.db import execute
 from margin.db import rows as sql_rows
-from margin.dbtriggers import BOOK_CHANGES
+from margin.dbtriggers import BOOK_CHANGES, BOOK_CHANGES_HORIZON
 from margin.models import LedgerAccount, MarginAccount, Position
 from margin.selectors.book import engine_book
 from margin.selectors.book_rows import BookRead, book_copies_clear
@@ -150,8 +152,8 @@ def test_a_write_that_commits_after_the_read_began_before_it_is_read_next_time(m
         read.set()
         writer.join()
     assert leverages(before) == {first.pk: 10, second.pk: 4}
-    # then the next read brings it in, the second read again harmlessly with it
-    after = assert_as_a_full_read(first.pk, accounts_read=2)
+    # then the next read brings it in (and only it: the read saw the second's write)
+    after = assert_as_a_full_read(first.pk, accounts_read=1)
     assert leverages(after) == {first.pk: 3, second.pk: 4}
 
 
@@ -161,24 +163,50 @@ def leverages(slice_) -> dict[int, float]:
     return dict(zip(holders, slice_.book.pos_leverage.tolist(), strict=True))
 
 
+def horizon() -> tuple[int, int]:
+    ((pruned_below, next_below),) = sql_rows(
+        f"SELECT pruned_below::text, next_below::text FROM {BOOK_CHANGES_HORIZON}"
+    )
+    return int(pruned_below), int(next_below)
+
+
+def test_pruning_drops_the_log_below_the_bound_it_took_last_time(market):
+    # given: changes noted
+    account = funded_account(usdt="5000", fills=[("BTCUSDT", "buy", "0.01")])
+    Position.objects.filter(margin_account=account).update(leverage=2)
+    # when the log is pruned with nothing kept, twice
+    book_changes_prune(keep_s=0)
+    _, bound = horizon()
+    book_changes_prune(keep_s=0)
+    # then the second pruning moved the horizon to the bound the first took, and dropped
+    # every change below it
+    assert horizon()[0] == bound
+    below = sql_rows(f"SELECT count(*) FROM {BOOK_CHANGES} WHERE xid < %s::text::xid8", [bound])
+    assert below == [(0,)]
+    # and a pruning not yet due (kept 10 minutes) moves nothing
+    before = horizon()
+    assert book_changes_prune(keep_s=600) == 0 and horizon() == before
+
+
 def test_a_copy_older_than_the_pruned_log_is_read_whole(market):
-    # given: a shard read once, then one of its accounts changed
+    # given: a shard read once (its copy kept), then one of its accounts changed
     account = funded_account(usdt="5000", fills=[("BTCUSDT", "buy", "0.01")])
     shard_read(account.pk)
     Position.objects.filter(margin_account=account).update(leverage=2)
-    noted = sql_rows(f"SELECT count(*) FROM {BOOK_CHANGES} WHERE account_id = %s", [account.pk])
-    assert noted[0][0] > 0
-    # when the log is pruned twice with nothing kept (the second drops what the first bound)
-    book_changes_prune(keep_s=0)
-    book_changes_prune(keep_s=0)
-    # then the account's changes are gone, and the copy, older than them, is not used
-    noted = sql_rows(f"SELECT count(*) FROM {BOOK_CHANGES} WHERE account_id = %s", [account.pk])
-    assert noted[0][0] == 0
-    again = shard_read(account.pk)
-    assert not again.read.cached and again.read.accounts_read == 1
+    # when the log has been pruned past every transaction the copy's snapshot may not see
+    # (what `book_changes_prune` does BOOK_CHANGE_KEEP_S after a bound taken after it)
+    pruned_below, _ = horizon()
+    execute(
+        f"UPDATE {BOOK_CHANGES_HORIZON} SET pruned_below = pg_snapshot_xmax(pg_current_snapshot())"
+    )
+    # then the copy is not used: the shard is read whole
+    try:
+        again = shard_read(account.pk)
+    finally:
+        # (the horizon is no table of Django's: the next tests find it as it was)
+        execute(f"UPDATE {BOOK_CHANGES_HORIZON} SET pruned_below = %s::text::xid8", [pruned_below])
+    assert again.read == BookRead(cached=False, accounts_read=1)
     assert again.book.pos_leverage.tolist() == [2]
-    # and the copy it leaves is used next time
-    assert shard_read(account.pk).read.cached
 
 
 def test_inside_a_transaction_the_book_is_read_whole_and_no_copy_kept(market):
@@ -187,4 +215,18 @@ def test_inside_a_transaction_the_book_is_read_whole_and_no_copy_kept(market):
         assert not shard_read(account.pk).read.cached
     # the one read outside kept nothing before it, so it reads everything too
     assert not shard_read(account.pk).read.cached
+    assert shard_read(account.pk).read.cached
+
+
+def test_no_copy_is_read_from_a_directory_others_may_write_to(market, settings):
+    # given: a shard read once, its copy kept
+    account = funded_account(usdt="5000", fills=[("BTCUSDT", "buy", "0.01")])
+    shard_read(account.pk)
+    assert shard_read(account.pk).read.cached
+    # when anyone may write to the copies' directory, its copies are not read (each is
+    # unpickled)
+    Path(settings.BOOK_CACHE_DIR).chmod(0o777)
+    assert not shard_read(account.pk).read.cached
+    # and when it is private again, they are
+    Path(settings.BOOK_CACHE_DIR).chmod(0o700)
     assert shard_read(account.pk).read.cached
