@@ -4,10 +4,16 @@ A shard writes 25,000 snapshots of ten numbers each. As COPY text, Python spent 
 shard turning floats into text (`repr` per number, JSON per position) and PostgreSQL parsed it
 back. In binary form each value is fixed-width (int8, numeric at a fixed count of digits) or a
 byte string NumPy already holds, so the whole stream is assembled by a few array copies: no
-Python step per value. `packed_read` is the other direction.
+Python step per value. `packed_read` is the other direction. `model_rows_insert` writes a
+model's rows given column by column the same way (bulk_create on SQLite).
 """
 
+import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import numpy as np
 from django.db import connection
@@ -50,8 +56,8 @@ class Field:
         return self.data.view(np.dtype((np.void, self.unit)))
 
 
-def int8_field(values: np.ndarray) -> Field:
-    return _fixed(values.astype(">i8"))
+def int8_field(values: np.ndarray | Sequence[int]) -> Field:
+    return _fixed(np.asarray(values).astype(">i8"))
 
 
 def numeric_field(values: np.ndarray) -> Field:
@@ -80,8 +86,30 @@ def numeric_field(values: np.ndarray) -> Field:
     return Field(lengths=lengths, data=records.view(np.uint8), unit=_NUMERIC.itemsize)
 
 
-def text_field(values: list[str]) -> Field:
-    encoded = [value.encode() for value in values]
+def text_field(values: Sequence[str]) -> Field:
+    return _strings_field([value.encode() for value in values])
+
+
+# jsonb's binary form: a version byte, then the JSON text.
+_JSONB_VERSION = b"\x01"
+
+
+def json_field(values: Sequence) -> Field:
+    return _strings_field([_JSONB_VERSION + json.dumps(value).encode() for value in values])
+
+
+# timestamptz's binary form: microseconds since PostgreSQL's epoch.
+_POSTGRESQL_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def timestamp_field(values: Sequence[datetime]) -> Field:
+    return int8_field(
+        np.array([(value - _POSTGRESQL_EPOCH) // _MICROSECOND for value in values], dtype=np.int64)
+    )
+
+
+def _strings_field(encoded: list[bytes]) -> Field:
     return bytes_field(np.array([len(b) for b in encoded], dtype=np.int64), b"".join(encoded))
 
 
@@ -160,3 +188,52 @@ def copy_rows(table: str, columns: tuple[str, ...], fields: list[Field]) -> None
         cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy,
     ):
         copy.write(copy_stream(fields).data)
+
+
+# A model field's column in binary form, by the field's type (a foreign key's: its target's).
+_FIELD_BUILDERS = {
+    "BigAutoField": int8_field,
+    "BigIntegerField": int8_field,
+    "CharField": text_field,
+    "TextField": text_field,
+    "DecimalField": lambda floats: numeric_field(np.asarray(floats, dtype=float)),
+    "DateTimeField": timestamp_field,
+    "JSONField": json_field,
+}
+
+
+def decimal_or_none(value: float) -> Decimal | None:
+    """A float as the embedded mode (SQLite) stores it: rounded to 10 places; nan: None."""
+    return Decimal(repr(round(value, 10))) if math.isfinite(value) else None
+
+
+def model_rows_insert(model, columns: dict[str, Sequence]) -> None:
+    """Insert `model`'s rows given column by column (by attribute name: `account_id`, each
+    column as long as the others): one binary COPY on PostgreSQL, bulk_create elsewhere (SQLite,
+    the embedded mode). Decimal columns as floats (nan: NULL), JSON columns as Python values.
+
+    Rows built as model instances cost the revaluation ≈ 60 µs of Python each (Django's
+    `Model.__init__` and `bulk_create`'s per-value preparation, then psycopg dumping every
+    value into an array) — seconds for a tick moving thousands of accounts."""
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    if connection.vendor == "postgresql":
+        copy_rows(
+            model._meta.db_table,
+            tuple(fields[name].column for name in columns),
+            [_FIELD_BUILDERS[_kind(fields[name])](values) for name, values in columns.items()],
+        )
+        return
+    decimals = {name for name in columns if fields[name].get_internal_type() == "DecimalField"}
+    plain = [np.asarray(v).tolist() if isinstance(v, np.ndarray) else v for v in columns.values()]
+    rows = (
+        {
+            name: decimal_or_none(value) if name in decimals else value
+            for name, value in zip(columns, values, strict=True)
+        }
+        for values in zip(*plain, strict=True)
+    )
+    model.objects.bulk_create(model(**row) for row in rows)
+
+
+def _kind(field) -> str:
+    return (field.target_field if field.is_relation else field).get_internal_type()

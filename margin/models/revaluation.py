@@ -109,6 +109,8 @@ class MarginSnapshot(models.Model):
 
     # 100,000 rows a tick: no index beyond what reads need. (account, tick) is the unique
     # constraint's index (the account's history, newest first); tick is its foreign key's.
+    # The desk queue's own indexes are gone (migrations 0012, 0036): its pages come from the
+    # shards' summaries and each account's latest row, never in an index's order.
     # No database foreign keys: their checks at commit (two per row, ~0.2 s per shard of 25,000)
     # were the largest part of a shard's commit. The tick writes only accounts it has just read
     # and its own tick, and Django's CASCADE still deletes an account's or a tick's snapshots.

@@ -24,7 +24,7 @@ from django.conf import settings
 
 from margin.engine.stress import StressModel, ewma_covariance, half_life
 from margin.models import Asset, AssetPriceHistory, ParameterVersion, RevaluationTick
-from margin.selectors.parameters import engine_terms, parameters_in_force
+from margin.selectors.parameters import EngineTerms, engine_terms, parameters_in_force
 
 RETURN_PERIOD_S = 3600.0
 """One return per hour of market time."""
@@ -133,12 +133,14 @@ def stress_model(
     asset_names: tuple[str, ...],
     *,
     floors: Mapping[str, Decimal] | None = None,
+    terms: EngineTerms | None = None,
 ) -> StressModel:
     """The stress model in the order of `asset_names`: the frozen `estimate` (a tick's
     volatility), the floors and k and horizon of `params` (`floors` in place of some: a proposed
     change). An asset the estimate lacks stands at its floor; no estimate at all (the first
-    ticks) is all floors."""
-    terms = engine_terms(params)
+    ticks) is all floors. `terms`: the engine terms of `params` when the caller holds them (a
+    market read's), which saves the query that finds them."""
+    terms = engine_terms(params) if terms is None else terms
     if floors:
         terms = replace(terms, volatility_floors={**terms.volatility_floors, **floors})
     floor_of = np.array([float(terms.volatility_floor(name)) for name in asset_names])

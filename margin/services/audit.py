@@ -1,7 +1,8 @@
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from margin.models import AuditEntry, MarginAccount
+from margin.packed_write import model_rows_insert
 
 
 def audit_record(
@@ -30,3 +31,9 @@ def audit_records(entries: Iterable[AuditEntry]) -> list[AuditEntry]:
     """Append many lines in one INSERT (unsaved `AuditEntry` rows, built as `audit_record`
     would): for a job recording thousands of transitions at once."""
     return AuditEntry.objects.bulk_create(entries)
+
+
+def audit_columns(columns: dict[str, Sequence]) -> None:
+    """Append many lines given column by column (`margin.packed_write.model_rows_insert`):
+    for the revaluation recording thousands of transitions in one shard."""
+    model_rows_insert(AuditEntry, columns)

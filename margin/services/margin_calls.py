@@ -7,10 +7,13 @@ and an audit line. Called by the revaluation shard inside its transaction."""
 from datetime import datetime, timedelta
 
 import numpy as np
+from django.utils import timezone
 
+from margin.db import ids_in
 from margin.engine.states import LEVEL
-from margin.models import AccountEvent, AccountState, AuditEntry, MarginAccount
-from margin.services.audit import audit_records
+from margin.models import AccountEvent, AccountState, MarginAccount
+from margin.packed_write import model_rows_insert
+from margin.services.audit import audit_columns
 
 CALLED = LEVEL[AccountState.MARGIN_CALL]
 
@@ -41,34 +44,38 @@ def margin_call_deadlines_apply(
     lift = account_ids[~called & reduce_only & automatic].tolist()
     deadline = deadline_of(tick)
     if start:
-        MarginAccount.objects.filter(pk__in=start).update(margin_call_due_at=deadline)
+        MarginAccount.objects.filter(pk__in=ids_in(start)).update(margin_call_due_at=deadline)
     if clear:
-        MarginAccount.objects.filter(pk__in=clear).update(margin_call_due_at=None)
-    events, audits = [], []
+        MarginAccount.objects.filter(pk__in=ids_in(clear)).update(margin_call_due_at=None)
     for ids, on in ((restrict, True), (lift, False)):
         if not ids:
             continue
-        MarginAccount.objects.filter(pk__in=ids).update(reduce_only=on, reduce_only_automatic=on)
+        MarginAccount.objects.filter(pk__in=ids_in(ids)).update(
+            reduce_only=on, reduce_only_automatic=on
+        )
         why = "margin call deadline passed" if on else "back under the margin-call line"
-        for account_id in ids:
-            events.append(
-                AccountEvent(
-                    account_id=account_id,
-                    tick=tick,
-                    kind=AccountEvent.Kind.REDUCE_ONLY,
-                    detail={"reduce_only": on, "reason": why},
-                )
-            )
-            audits.append(
-                AuditEntry(
-                    action="account.reduce_only",
-                    margin_account_id=account_id,
-                    subject=f"tick:{tick.pk}",
-                    before={"reduce_only": not on},
-                    after={"reduce_only": on, "automatic": True},
-                    reason=why,
-                )
-            )
-    AccountEvent.objects.bulk_create(events)
-    audit_records(audits)
+        n, at = len(ids), timezone.now()
+        model_rows_insert(
+            AccountEvent,
+            {
+                "account_id": ids,
+                "tick_id": [tick.pk] * n,
+                "at": [at] * n,
+                "kind": [AccountEvent.Kind.REDUCE_ONLY.value] * n,
+                "from_state": [""] * n,
+                "to_state": [""] * n,
+                "detail": [{"reduce_only": on, "reason": why}] * n,
+            },
+        )
+        audit_columns(
+            {
+                "at": [at] * n,
+                "action": ["account.reduce_only"] * n,
+                "margin_account_id": ids,
+                "subject": [f"tick:{tick.pk}"] * n,
+                "before": [{"reduce_only": not on}] * n,
+                "after": [{"reduce_only": on, "automatic": True}] * n,
+                "reason": [why] * n,
+            },
+        )
     return {"started": start, "cleared": clear, "restricted": restrict, "lifted": lift}

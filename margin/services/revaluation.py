@@ -25,6 +25,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from margin.db import ids_in
 from margin.engine.grid_summary import AccountScanRisk, account_scan_risk
 from margin.engine.option_stress import HeldOptions
 from margin.engine.options_vector import PortfolioGrid, portfolio_grid
@@ -46,7 +47,6 @@ from margin.models import (
     AccountEvent,
     AccountState,
     AssetPrice,
-    AuditEntry,
     MarginAccount,
     MarginSnapshot,
     MarkPrice,
@@ -58,7 +58,9 @@ from margin.packed_write import (
     SIGNIFICANT_DIGITS,
     bytes_field,
     copy_rows,
+    decimal_or_none,
     int8_field,
+    model_rows_insert,
     numeric_field,
     text_field,
 )
@@ -67,7 +69,7 @@ from margin.selectors.desk import QUEUE_HEAD_ROWS
 from margin.selectors.market import refresh_window_start, stale_symbols, unfit_prices
 from margin.selectors.parameters import parameters_in_force
 from margin.selectors.volatility import tick_stress_model, tick_volatility
-from margin.services.audit import audit_records
+from margin.services.audit import audit_columns
 from margin.services.book_changes import book_changes_prune
 from margin.services.expiry import expiry_claim_due, expiry_settle_accounts
 from margin.services.funding import (
@@ -451,10 +453,6 @@ def _snapshots_write_postgresql(snapshots: _Snapshots) -> None:
     )
 
 
-def _decimal_or_none(value: float) -> Decimal | None:
-    return Decimal(repr(round(value, 10))) if math.isfinite(value) else None
-
-
 def _snapshots_write_orm(snapshots: _Snapshots) -> None:
     """The embedded mode (SQLite): bulk_create, conflicts ignored."""
     bounds = np.concatenate(([0], np.cumsum(snapshots.position_counts))).tolist()
@@ -472,7 +470,7 @@ def _snapshots_write_orm(snapshots: _Snapshots) -> None:
                 account_id=account_id,
                 tick_id=snapshots.tick_id,
                 **{
-                    name: _decimal_or_none(value)
+                    name: decimal_or_none(value)
                     for name, value in zip(FIGURE_COLUMNS, figures, strict=True)
                 },
                 state=state,
@@ -489,11 +487,11 @@ def _snapshots_write_orm(snapshots: _Snapshots) -> None:
 def _stored(value: float) -> Decimal | None:
     """A figure as its snapshot column holds it: the binary COPY sends SIGNIFICANT_DIGITS
     digits and NUMERIC(38, 18) rounds them half away from zero; SQLite's rows are rounded to
-    10 places (`_decimal_or_none`)."""
+    10 places (`decimal_or_none`)."""
     if connection.vendor == "postgresql":
         sent = Decimal(f"{value:.{SIGNIFICANT_DIGITS}g}")
         return sent.quantize(Decimal("1e-18"), rounding=ROUND_HALF_UP)
-    return _decimal_or_none(value)
+    return decimal_or_none(value)
 
 
 def _queue_summary(slice_, revaluation, figures, stress, states: list[str]) -> dict:
@@ -538,64 +536,71 @@ def _state_changes(
 ) -> list[int]:
     """Record each transition (account row, event, audit line) and the margin calls'
     notifications, each with the amount that takes the account back to the warning level and
-    its deadline; returns the notifications' ids (to e-mail)."""
+    its deadline; returns the notifications' ids (to e-mail). The events and audit lines go
+    in column by column (`model_rows_insert`), the accounts in one update per state."""
     changed = np.flatnonzero(old != new)
     if not changed.size:
         return []
     now = timezone.now()
     deadline = deadline_of(tick)
-    events, audits, notifications, by_state = [], [], [], {}
-    ratios = _stored_ratios(figures)
-    for row in changed.tolist():
-        account_id = int(account_ids[row])
-        before, after = STATES[old[row]], STATES[new[row]]
-        ratio = _decimal_or_none(float(ratios[row]))
-        balance = _decimal_or_none(float(revaluation.margin_balance[row]))
-        by_state.setdefault(after, []).append(account_id)
-        called = after == AccountState.MARGIN_CALL and new[row] > old[row]
-        amount = Decimal(f"{call_amount[row]:.2f}")
-        detail = {"margin_balance": str(balance)}
-        if called:
-            detail |= {"amount": str(amount), "deadline": deadline.isoformat()}
-        events.append(
-            AccountEvent(
-                account_id=account_id,
-                tick=tick,
-                kind=AccountEvent.Kind.STATE_CHANGE,
-                from_state=before,
-                to_state=after,
-                margin_ratio=ratio,
-                detail=detail,
-            )
+    ids = account_ids[changed]
+    before = [STATES[level] for level in old[changed].tolist()]
+    after = [STATES[level] for level in new[changed].tolist()]
+    ratios = [decimal_or_none(r) for r in _stored_ratios(figures)[changed].tolist()]
+    balances = [decimal_or_none(b) for b in revaluation.margin_balance[changed].tolist()]
+    amounts = [Decimal(f"{amount:.2f}") for amount in call_amount[changed].tolist()]
+    called = (new[changed] == LEVEL[AccountState.MARGIN_CALL]) & (new[changed] > old[changed])
+    for state in sorted(set(after)):
+        chosen = [account for account, to in zip(ids.tolist(), after, strict=True) if to == state]
+        MarginAccount.objects.filter(pk__in=ids_in(chosen)).update(
+            state=state, state_changed_at=now
         )
-        audits.append(
-            AuditEntry(
-                action="account.state_change",
-                margin_account_id=account_id,
-                subject=f"tick:{tick.pk}",
-                before={"state": before},
-                after={"state": after, "margin_ratio": str(ratio), "margin_balance": str(balance)},
-                reason="revaluation",
-            )
+    n = len(ids)
+    model_rows_insert(
+        AccountEvent,
+        {
+            "account_id": ids,
+            "tick_id": np.full(n, tick.pk),
+            "at": [now] * n,
+            "kind": [AccountEvent.Kind.STATE_CHANGE.value] * n,
+            "from_state": before,
+            "to_state": after,
+            "margin_ratio": [math.nan if ratio is None else float(ratio) for ratio in ratios],
+            "detail": [
+                {"margin_balance": str(balance)}
+                | ({"amount": str(amount), "deadline": deadline.isoformat()} if call else {})
+                for balance, amount, call in zip(balances, amounts, called.tolist(), strict=True)
+            ],
+        },
+    )
+    audit_columns(
+        {
+            "at": [now] * n,
+            "action": ["account.state_change"] * n,
+            "margin_account_id": ids,
+            "subject": [f"tick:{tick.pk}"] * n,
+            "before": [{"state": state} for state in before],
+            "after": [
+                {"state": state, "margin_ratio": str(ratio), "margin_balance": str(balance)}
+                for state, ratio, balance in zip(after, ratios, balances, strict=True)
+            ],
+            "reason": ["revaluation"] * n,
+        },
+    )
+    notifications = [
+        Notification(
+            user_id=owners[changed[row]],
+            account_id=int(ids[row]),
+            kind=Notification.Kind.MARGIN_CALL,
+            text=(
+                f"Margin call on account #{ids[row]}: margin ratio {ratios[row]:.2%} "
+                f"(margin balance {balances[row]:.2f} USD). Add {amounts[row]:.2f} USD of "
+                f"collateral (or reduce positions) by {deadline:%Y-%m-%d %H:%M} UTC, "
+                "or the account turns reduce-only; liquidation comes at the line."
+            ),
         )
-        if called:
-            notifications.append(
-                Notification(
-                    user_id=owners[row],
-                    account_id=account_id,
-                    kind=Notification.Kind.MARGIN_CALL,
-                    text=(
-                        f"Margin call on account #{account_id}: margin ratio {ratio:.2%} "
-                        f"(margin balance {balance:.2f} USD). Add {amount:.2f} USD of "
-                        f"collateral (or reduce positions) by {deadline:%Y-%m-%d %H:%M} UTC, "
-                        "or the account turns reduce-only; liquidation comes at the line."
-                    ),
-                )
-            )
-    for state, ids in by_state.items():
-        MarginAccount.objects.filter(pk__in=ids).update(state=state, state_changed_at=now)
-    AccountEvent.objects.bulk_create(events)
-    audit_records(audits)
+        for row in np.flatnonzero(called).tolist()
+    ]
     return [n.pk for n in Notification.objects.bulk_create(notifications)]
 
 

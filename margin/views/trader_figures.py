@@ -33,7 +33,7 @@ from margin.engine.types import AccountInput, CollateralLine, PositionInput
 from margin.selectors.accounts import AccountState, PositionState
 from margin.selectors.figures import figures_now
 from margin.selectors.funding import FundingOutlook, cumulative_funding
-from margin.selectors.market import latest_snapshot
+from margin.selectors.market import latest_revaluation
 from margin.selectors.volatility import stress_model, stress_model_now
 from margin.views.trader_gauge import Gauge, ratio_gauge
 
@@ -189,7 +189,8 @@ class AccountFigures:
         names = {line.asset for line in self.input.collateral}
         names |= {p.risk_asset for p in self.input.positions}
         estimate = self.revaluation.volatility
-        return stress_model(self.parameters, estimate, tuple(sorted(names)))
+        # The market read's terms are those of the parameters in force: no query to find them.
+        return stress_model(self.parameters, estimate, tuple(sorted(names)), terms=self.state.terms)
 
     @cached_property
     def stress(self) -> AccountStress:
@@ -200,16 +201,16 @@ class AccountFigures:
 
 
 def _revaluation(account: MarginAccount) -> Revaluation:
-    snapshot = latest_snapshot(account)
-    if snapshot is None:
+    latest = latest_revaluation(account.pk)
+    if latest is None:
         return Revaluation(at=None, stale=True)
     # The tick's prices were frozen when it started: that is the time its figures are of.
     return Revaluation(
-        at=snapshot.tick.started_at,
-        stale=snapshot.is_stale,
-        stress_loss=snapshot.stress_margin,
-        price_doubts=snapshot.tick.price_doubts,
-        volatility=snapshot.tick.volatility or {},
+        at=latest.at,
+        stale=latest.stale,
+        stress_loss=latest.stress_margin,
+        price_doubts=latest.price_doubts,
+        volatility=latest.volatility,
     )
 
 

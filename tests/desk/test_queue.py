@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from accounts.roles import TRADER
 from margin.numbers import money_text
+from margin.services.positions import position_market_fill
 from margin.services.prices import demo_market_step, prices_refresh
 from margin.services.revaluation import revaluation_tick_run
 from tests.desk.conftest import DESK_PAGES, ratio
@@ -57,6 +58,39 @@ def test_queue_filters_by_notional_and_exposure(client, officer, book):
     small = client.get(reverse("desk:landing"), {"max_notional": "42000"})
     assert big.context["page"].paginator.count == 3
     assert small.context["page"].paginator.count == 0
+
+
+def test_queue_exposure_is_an_open_position_on_the_asset_or_a_holding_of_it(
+    client, officer, market
+):
+    # given: BTC long with ETH collateral; an ETH short with a BTC position opened and closed;
+    # a BTC long
+    both = funded_account(usdt="20000", ETH="1", fills=[("BTCUSDT", "buy", "0.1")])
+    closed_btc = funded_account(
+        usdt="20000", fills=[("ETHUSDT", "sell", "1"), ("BTCUSDT", "buy", "0.1")]
+    )
+    funded_account(usdt="20000", fills=[("BTCUSDT", "buy", "0.1")])
+    position_market_fill(
+        account=closed_btc,
+        instrument="BTCUSDT",
+        side="sell",
+        quantity=Decimal("0.1"),
+        idempotency_key="close-btc",
+    )
+    revaluation_tick_run(now=market())
+    client.force_login(officer)
+    # when
+    exposed = {
+        symbol: {
+            s.account_id
+            for s, *_ in client.get(reverse("desk:landing"), {"asset": symbol}).context["rows"]
+        }
+        for symbol in ("BTC", "ETH", "SOL")
+    }
+    # then
+    assert len(exposed["BTC"]) == 2 and closed_btc.pk not in exposed["BTC"]
+    assert exposed["ETH"] == {both.pk, closed_btc.pk}
+    assert exposed["SOL"] == set()
 
 
 def test_queue_ratio_filter_takes_a_percentage_as_the_pages_show_it(client, officer, book):

@@ -5,11 +5,12 @@ import itertools
 
 import numpy as np
 import pytest
+from django.core.paginator import Paginator
 from django.urls import reverse
 
-from margin.engine.queue import head_candidates, queue_head
+from margin.engine.queue import NULL_KEY, head_candidates, key_error, queue_head
 from margin.filters import QUEUE_ORDERS, QueueFilter
-from margin.models import AccountState, RevaluationShard
+from margin.models import AccountState, CreditTier, RevaluationShard
 from margin.selectors import desk as desk_selectors
 from margin.selectors.desk import latest_complete_tick, queue_snapshots, ratio_heat_map
 from margin.services import revaluation
@@ -128,13 +129,51 @@ def test_any_other_filter_counts_and_pages_by_querying(crowded_book):
     assert rows.count() == 11
 
 
+FILTERED = [
+    {"min_notional": "1"},
+    {"min_notional": "40000", "order": "buffer"},
+    {"asset": "BTC", "order": "size"},
+    {"credit_tier": "standard", "order": "stress"},
+    {"reduce_only": "false", "state": [AccountState.WARNING, AccountState.HEALTHY]},
+    {"min_ratio": "5"},
+]
+
+
+@pytest.mark.parametrize("query", FILTERED)
+def test_a_filtered_queue_counts_and_pages_as_its_rows(
+    crowded_book, query, django_assert_num_queries
+):
+    # given: every row of the filtered queue, in its order, read without counting or slicing
+    if "credit_tier" in query:
+        query = {**query, "credit_tier": CreditTier.objects.get(code="standard").pk}
+    every = [
+        s.account_id
+        for s in QueueFilter(query, queryset=queue_snapshots(latest_complete_tick())).qs
+    ]
+    assert every
+    # when: a paginator counts and pages it (the pages within the first HEAD_ROWS rows read by
+    # the keys the count found), and a slice is taken without a count (a plain query)
+    paginator = Paginator(
+        QueueFilter(query, queryset=queue_snapshots(latest_complete_tick())).qs, 2
+    )
+    with django_assert_num_queries(2):
+        first = [s.account_id for s in paginator.page(1)]
+    pages = [first] + [[s.account_id for s in paginator.page(n)] for n in paginator.page_range[1:]]
+    sliced = QueueFilter(query, queryset=queue_snapshots(latest_complete_tick())).qs[1:HEAD_ROWS]
+    # then
+    assert paginator.count == len(every)
+    assert pages == [every[n : n + 2] for n in range(0, len(every), 2)]
+    assert [s.account_id for s in sliced] == every[1:HEAD_ROWS]
+
+
 def test_the_heads_hold_the_first_rows_whatever_the_stored_keys_within_their_error():
-    # given: keys with many ties, stored keys anywhere within the error, in 7 heads
+    # given: keys with many ties, stored keys anywhere within the error or, for some rows,
+    # known exactly (error 0: ties among them go by id), in 7 heads
     rng = np.random.default_rng(5)
     for _ in range(50):
         key = rng.integers(0, 20, 300).astype(float)
-        error = np.full(300, 0.5)
-        stored = key + rng.uniform(-0.5, 0.5, 300)
+        error = np.where(rng.random(300) < 0.3, 0.0, 0.5)
+        stored = key + error * rng.uniform(-1, 1, 300)
         ids = np.arange(300)
         n = int(rng.integers(1, 40))
         heads = [
@@ -147,3 +186,22 @@ def test_the_heads_hold_the_first_rows_whatever_the_stored_keys_within_their_err
         # then: the first n rows by (stored key, id) are all among them
         first = sorted(ids.tolist(), key=lambda i: (stored[i], i))[:n]
         assert set(first) <= candidates
+
+
+def test_rows_whose_keys_are_known_exactly_tie_by_id():
+    # given: 1,000 accounts without a margin ratio (all stored as null: first in the ratio
+    # order on PostgreSQL) and 200 with one, over 4 shards
+    ratio = np.concatenate([np.full(1000, np.nan), np.linspace(0, 1, 200)])
+    key = np.where(np.isnan(ratio), -NULL_KEY, -ratio)
+    error = key_error(ratio)
+    ids = np.random.default_rng(3).permutation(len(key))
+    heads = [
+        row
+        for part in np.array_split(np.arange(len(key)), 4)
+        for row in queue_head(key[part], error[part], ids[part], 50)
+    ]
+    # when
+    candidates = head_candidates(heads, 50)
+    # then: the 50 lowest ids of the exact ties, and each shard kept 50 rows, not all its ties
+    assert len(heads) == 200
+    assert sorted(candidates) == sorted(ids[:1000])[:50]

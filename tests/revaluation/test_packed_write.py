@@ -1,20 +1,24 @@
 """The binary COPY the tick writes its snapshots with: NumPy-packed numerics, NULLs, text and
 bytea, read back by PostgreSQL as its own text form would be."""
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
 import pytest
 from django.db import connection
 
+from margin.models import AccountEvent, AuditEntry
 from margin.packed_write import (
     Field,
     bytes_field,
     copy_rows,
     int8_field,
+    model_rows_insert,
     numeric_field,
     text_field,
 )
+from tests.revaluation.factories import funded_account
 
 pytestmark = pytest.mark.django_db
 
@@ -115,3 +119,63 @@ def test_text_and_bytea_rows_of_any_length_and_null():
         (2, "", b"\x00\xff" * 3, Decimal("2.5")),
         (3, "margin_call", b"x", None),
     ]
+
+
+def test_model_rows_go_in_column_by_column_as_the_orm_would_write_them(market):
+    # given: two accounts' events and audit lines, column by column (on SQLite: bulk_create)
+    accounts = [funded_account().pk, funded_account().pk]
+    at = datetime(2026, 12, 5, 22, 30, 15, 123456, tzinfo=UTC)
+    # when
+    model_rows_insert(
+        AccountEvent,
+        {
+            "account_id": np.array(accounts),
+            "at": [at, at],
+            "kind": ["state_change", "reduce_only"],
+            "from_state": ["healthy", ""],
+            "to_state": ["margin_call", ""],
+            "margin_ratio": np.array([0.8312345678, np.nan]),
+            "detail": [{"margin_balance": "12.5", "amount": "3.10"}, {"reduce_only": True}],
+        },
+    )
+    model_rows_insert(
+        AuditEntry,
+        {
+            "at": [at],
+            "action": ["account.state_change"],
+            "margin_account_id": accounts[:1],
+            "subject": ["tick:7"],
+            "before": [{"state": "healthy"}],
+            "after": [{"state": "margin_call", "margin_ratio": "0.83"}],
+            "reason": ["revaluation"],
+        },
+    )
+    # then
+    events = AccountEvent.objects.order_by("account_id").values_list(
+        "account_id", "tick_id", "kind", "from_state", "to_state", "margin_ratio", "detail"
+    )
+    assert list(events) == [
+        (
+            accounts[0],
+            None,
+            "state_change",
+            "healthy",
+            "margin_call",
+            Decimal("0.8312345678"),
+            {"margin_balance": "12.5", "amount": "3.10"},
+        ),
+        (accounts[1], None, "reduce_only", "", "", None, {"reduce_only": True}),
+    ]
+    audit = AuditEntry.objects.get(action="account.state_change")
+    assert (audit.margin_account_id, audit.actor_id, audit.subject, audit.reason) == (
+        accounts[0],
+        None,
+        "tick:7",
+        "revaluation",
+    )
+    assert (audit.before, audit.after) == (
+        {"state": "healthy"},
+        {"state": "margin_call", "margin_ratio": "0.83"},
+    )
+    if connection.vendor == "postgresql":  # bulk_create stamps its own time (auto_now_add)
+        assert {e.at for e in AccountEvent.objects.all()} | {audit.at} == {at}

@@ -7,6 +7,7 @@ from datetime import timedelta
 import numpy as np
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.core.paginator import Paginator
 from django.utils import timezone
 
 from margin.engine.cascade import simulate_cascade
@@ -24,6 +25,7 @@ from margin.selectors.desk import (
 from margin.services.prices import market_tick_run
 from margin.services.revaluation import revaluation_tick_run
 from margin.services.stress_runs import scenario_build, stress_measure
+from margin.views.desk import QUEUE_PAGE_SIZE
 
 HISTORY_MINUTES = 30
 SCENARIOS = (
@@ -141,10 +143,10 @@ class Command(BaseCommand):
             ("stale-blocked", {"stale_blocked": "true"}),
             ("exposed to BTC", {"asset": "BTC"}),
         ):
+            # As the desk's page reads it: one paginator counts the filtered queue and pages it.
             self._timed(
                 f"queue first page + count ({label})",
-                lambda q=query: (
-                    list(QueueFilter(q, queryset=snapshots).qs[:50]),
-                    QueueFilter(q, queryset=snapshots).qs.count(),
+                lambda q=query: list(
+                    Paginator(QueueFilter(q, queryset=snapshots).qs, QUEUE_PAGE_SIZE).get_page(1)
                 ),
             )

@@ -14,6 +14,6 @@ install, uninstall = book_change_log(
 
 
 class Migration(migrations.Migration):
-    dependencies = [("margin", "0035_margin_account_shares_owner")]
+    dependencies = [("margin", "0036_snapshot_drop_ratio_index")]
 
     operations = [migrations.RunPython(install, uninstall)]
