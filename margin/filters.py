@@ -12,7 +12,7 @@ from margin.models import (
     MarginSnapshot,
 )
 from margin.selectors.accounts import credit_tiers
-from margin.selectors.desk import QueueSnapshots, snapshots_exposed_to
+from margin.selectors.desk import QueueSnapshots, snapshots_exposed_to, snapshots_of_accounts
 from margin.selectors.market import assets
 
 QUEUE_ORDERS = {
@@ -31,7 +31,8 @@ class QueueFilter(django_filters.FilterSet):
         field_name="state", choices=AccountState.choices, label="State", distinct=False
     )
     credit_tier = django_filters.ModelChoiceFilter(
-        field_name="account__credit_tier",
+        field_name="credit_tier",
+        method="filter_account",
         queryset=credit_tiers(),
         label="Credit tier",
         empty_label="Any tier",
@@ -56,7 +57,8 @@ class QueueFilter(django_filters.FilterSet):
         help_text="A percentage, as the pages show ratios: 80 finds accounts at 80 % or more.",
     )
     reduce_only = django_filters.BooleanFilter(
-        field_name="account__reduce_only",
+        field_name="reduce_only",
+        method="filter_account",
         label="Reduce-only",
         widget=forms.Select(choices=[("", "Either"), ("true", "Yes"), ("false", "No")]),
     )
@@ -79,6 +81,10 @@ class QueueFilter(django_filters.FilterSet):
     def filter_asset(self, queryset, name, asset):
         """An open position on an instrument of the asset, or a holding of it as collateral."""
         return snapshots_exposed_to(queryset, asset)
+
+    def filter_account(self, queryset, name, value):
+        """By a column of the snapshot's account (`name`)."""
+        return snapshots_of_accounts(queryset, **{name: value})
 
     def filter_min_ratio(self, queryset, name, percent):
         return queryset.filter(margin_ratio__gte=percent / 100)

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from margin.engine.queue import NULL_KEY, head_candidates, key_error, queue_head
 from margin.filters import QUEUE_ORDERS, QueueFilter
-from margin.models import AccountState, CreditTier, RevaluationShard
+from margin.models import AccountState, CreditTier, MarginAccount, RevaluationShard
 from margin.selectors import desk as desk_selectors
 from margin.selectors.desk import latest_complete_tick, queue_snapshots, ratio_heat_map
 from margin.services import revaluation
@@ -164,6 +164,41 @@ def test_a_filtered_queue_counts_and_pages_as_its_rows(
     assert paginator.count == len(every)
     assert pages == [every[n : n + 2] for n in range(0, len(every), 2)]
     assert [s.account_id for s in sliced] == every[1:HEAD_ROWS]
+
+
+@pytest.mark.parametrize("listed_max", [100_000, 2])
+def test_a_filter_on_the_account_lists_its_accounts_or_joins_them_alike(
+    crowded_book, monkeypatch, listed_max
+):
+    # given: two reduce-only accounts and three of another tier (more than `listed_max`
+    # accounts: filtered in the join instead of listed)
+    monkeypatch.setattr(desk_selectors, "ACCOUNTS_LISTED_MAX", listed_max)
+    queued = list(
+        queue_snapshots(latest_complete_tick())
+        .filter(maintenance_margin__gt=0)
+        .values_list("account_id", flat=True)
+    )
+    MarginAccount.objects.filter(pk__in=queued[:2]).update(reduce_only=True)
+    vip = CreditTier.objects.get(code="vip")
+    MarginAccount.objects.filter(pk__in=queued[1:4]).update(credit_tier=vip)
+    # when
+    found = {
+        label: QueueFilter(query, queryset=queue_snapshots(latest_complete_tick())).qs
+        for label, query in (
+            ("reduce-only", {"reduce_only": "true"}),
+            ("not reduce-only", {"reduce_only": "false"}),
+            ("vip", {"credit_tier": vip.pk}),
+            ("vip, reduce-only", {"credit_tier": vip.pk, "reduce_only": "true"}),
+        )
+    }
+    # then
+    assert {label: {s.account_id for s in rows} for label, rows in found.items()} == {
+        "reduce-only": set(queued[:2]),
+        "not reduce-only": set(queued[2:]),
+        "vip": set(queued[1:4]),
+        "vip, reduce-only": {queued[1]},
+    }
+    assert [rows.count() for rows in found.values()] == [2, len(queued) - 2, 3, 1]
 
 
 def test_the_heads_hold_the_first_rows_whatever_the_stored_keys_within_their_error():
