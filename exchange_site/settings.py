@@ -286,6 +286,19 @@ REVALUATION_SHARD_SIZE = env.int("REVALUATION_SHARD_SIZE", default=2_000 if _EMB
 # next tick revalues every account again.
 REVALUATION_TICK_TIMEOUT_S = env.float("REVALUATION_TICK_TIMEOUT_S", default=60.0)
 SNAPSHOT_KEEP_TICKS = env.int("SNAPSHOT_KEEP_TICKS", default=120)
+# Each shard's book rows, kept by the worker that revalued it for whichever worker of this
+# machine takes the shard next, which reads again only the accounts changed since
+# (`margin.selectors.book_rows`): files in BOOK_CACHE_DIR (memory, on /dev/shm), at most
+# BOOK_CACHE_MAX_MB per database (the least recently written dropped first; 0: every shard
+# read whole each tick).
+BOOK_CACHE_DIR = env(
+    "BOOK_CACHE_DIR",
+    default="/dev/shm/exchange-book" if Path("/dev/shm").is_dir() else str(VAR_DIR / "book"),
+)
+BOOK_CACHE_MAX_MB = env.int("BOOK_CACHE_MAX_MB", default=1024)
+# The database's log of changed accounts keeps each row between this long and twice this long;
+# a worker's copy older than the pruned part is read again whole.
+BOOK_CHANGE_KEEP_S = env.float("BOOK_CHANGE_KEEP_S", default=600.0)
 SNAPSHOT_STALE_AFTER_S = env.float("SNAPSHOT_STALE_AFTER_S", default=30.0)
 # A tick writes the snapshot of every account at risk (not healthy), changing state, to be
 # liquidated or among the desk queue's first rows; the healthy rest in turn, the accounts whose

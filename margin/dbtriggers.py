@@ -263,3 +263,92 @@ def composite_foreign_key(
             )
 
     return install, uninstall
+
+
+BOOK_CHANGES = "margin_bookchange"
+BOOK_CHANGES_HORIZON = "margin_bookchange_horizon"
+
+
+def book_change_log(tables: dict[str, str]):
+    """A migration operation body: every INSERT, UPDATE, DELETE or COPY on each of `tables`
+    (table → its column holding the margin account's id) notes the accounts it touched in
+    `margin_bookchange`, one row per account and statement with the writing transaction's id
+    (xid8), so a reader holding a copy of the book can read again exactly the accounts changed
+    since (`margin.selectors.book_rows`). The database writes it: no writer (a service, a raw
+    QuerySet.update, a seeding COPY, a psql session) can be missed.
+
+    AFTER STATEMENT triggers with transition tables: one INSERT ... SELECT DISTINCT per
+    statement, however many rows it wrote. `margin_bookchange_horizon` holds the one row
+    saying below which transaction id the log has been pruned (`pruned_below`), and the next
+    bound (`next_below`, taken at `next_at`) the next pruning moves it to. PostgreSQL only:
+    the embedded demo (SQLite) reads its small book whole every tick."""
+
+    def install(apps, schema_editor) -> None:
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        schema_editor.execute(
+            f"""
+            CREATE TABLE {BOOK_CHANGES} (
+              xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+              account_id bigint NOT NULL
+            )
+            """
+        )
+        schema_editor.execute(
+            f"CREATE INDEX {BOOK_CHANGES}_account_xid ON {BOOK_CHANGES} (account_id, xid)"
+        )
+        schema_editor.execute(
+            f"""
+            CREATE TABLE {BOOK_CHANGES_HORIZON} (
+              pruned_below xid8 NOT NULL,
+              next_below xid8 NOT NULL,
+              next_at timestamptz NOT NULL
+            )
+            """
+        )
+        schema_editor.execute(
+            f"INSERT INTO {BOOK_CHANGES_HORIZON} "
+            "SELECT '0'::xid8, pg_snapshot_xmin(pg_current_snapshot()), now()"
+        )
+        for table, column in tables.items():
+            noted = f"SELECT {column} FROM {{rows}} WHERE {column} IS NOT NULL"
+            schema_editor.execute(
+                f"""
+                CREATE FUNCTION {table}_book_change() RETURNS trigger AS $$
+                BEGIN
+                  IF TG_OP = 'INSERT' THEN
+                    INSERT INTO {BOOK_CHANGES} (account_id)
+                      {noted.format(rows="new_rows")} GROUP BY {column};
+                  ELSIF TG_OP = 'DELETE' THEN
+                    INSERT INTO {BOOK_CHANGES} (account_id)
+                      {noted.format(rows="old_rows")} GROUP BY {column};
+                  ELSE
+                    INSERT INTO {BOOK_CHANGES} (account_id)
+                      {noted.format(rows="new_rows")} UNION {noted.format(rows="old_rows")};
+                  END IF;
+                  RETURN NULL;
+                END $$ LANGUAGE plpgsql
+                """,
+                params=None,
+            )
+            for event, referencing in (
+                ("INSERT", "NEW TABLE AS new_rows"),
+                ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+                ("DELETE", "OLD TABLE AS old_rows"),
+            ):
+                schema_editor.execute(
+                    f"CREATE TRIGGER {table}_book_{event.lower()} AFTER {event} ON {table} "
+                    f"REFERENCING {referencing} "
+                    f"FOR EACH STATEMENT EXECUTE FUNCTION {table}_book_change()"
+                )
+
+    def uninstall(apps, schema_editor) -> None:
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        for table in tables:
+            for event in ("insert", "update", "delete"):
+                schema_editor.execute(f"DROP TRIGGER {table}_book_{event} ON {table}")
+            schema_editor.execute(f"DROP FUNCTION {table}_book_change()")
+        schema_editor.execute(f"DROP TABLE {BOOK_CHANGES}, {BOOK_CHANGES_HORIZON}")
+
+    return install, uninstall

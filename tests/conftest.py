@@ -1,8 +1,10 @@
 import os
+import tempfile
 
 import pytest
 import redis
 
+from margin.selectors.book_rows import book_copies_clear
 from tests.browser import CHROMIUM_ARGS, chromium_path
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.second_factor import SecondFactorClient, submit_login
@@ -20,6 +22,11 @@ def pytest_configure(config):
     # Django's default hasher costs ~0.7 s a user here, and most tests make several: the suite
     # hashes with MD5 (Django's advice for tests); the hashing itself is Django's, not ours.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+    # The shards' book copies (`margin.selectors.book_rows`) of this run only, in a directory
+    # the Celery processes a test starts share (they read it from the environment).
+    os.environ["BOOK_CACHE_DIR"] = tempfile.mkdtemp(prefix="book-copies-")
+    settings.BOOK_CACHE_DIR = os.environ["BOOK_CACHE_DIR"]
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     prefix = f"test-{os.getpid()}-{worker}:"
@@ -130,3 +137,13 @@ def demo_market_jumps_as_a_real_market(settings):
     """The demo market gaps every ~15 minutes for a visitor; tests that step it keep the
     market model's own rate (one a week), so a seeded walk does not hinge on the demo's."""
     settings.DEMO_MARKET_JUMPS_PER_HOUR = None
+
+
+@pytest.fixture(autouse=True)
+def book_copies_forgotten():
+    """Workers keep the shards' book rows they read (`margin.selectors.book_rows`), brought up
+    to date from the database's change log; a test database emptied between tests (TRUNCATE
+    notes no change) must not be read through a copy of the last test's rows."""
+    book_copies_clear()
+    yield
+    book_copies_clear()

@@ -8,15 +8,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from django.db.models import (
-    BooleanField,
-    ExpressionWrapper,
-    FloatField,
     Max,
-    Q,
-    QuerySet,
-    Value,
 )
-from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from margin.db import rows as sql_rows
@@ -28,18 +21,16 @@ from margin.models import (
     Asset,
     AssetPrice,
     AuditEntry,
+    CreditTier,
     Instrument,
     Journal,
-    LedgerAccount,
-    LedgerAccountKind,
     MarginAccount,
-    MarginMode,
     MarkPrice,
     ParameterVersion,
     Position,
 )
-from margin.packed_read import native_type, packed_columns
 from margin.selectors.accounts import LEAST_EXPIRY_DAYS, aware
+from margin.selectors.book_rows import BookRead, as_float, book_rows_read, columns, shard_book_rows
 from margin.selectors.liquidity import (
     liquidity_terms,
     owner_position_quantities,
@@ -68,31 +59,9 @@ class BookSlice:
     # The MarginAccount columns the caller asked for (`engine_book`'s `account_fields`), each a
     # list in account row order: read in the same query as the book's accounts.
     account_fields: dict[str, list] = field(default_factory=dict)
-
-
-def _as_float(column: str) -> Cast:
-    # PostgreSQL hands floats over directly: no Decimal per value for a 500k-row book.
-    return Cast(column, FloatField())
-
-
-def _fetched(rows: QuerySet) -> list[tuple]:
-    """The rows of a values_list query straight from the driver. Over a 500k-position book,
-    Django's per-value converters and 100-row fetches cost about a second; every column here is
-    already a plain int, float or str."""
-    return sql_rows(*rows.query.sql_with_params())
-
-
-def _columns(rows: QuerySet, types: tuple[str, ...]) -> list[np.ndarray]:
-    """A values_list query's columns as arrays: packed by PostgreSQL, tuples elsewhere."""
-    copied = packed_columns(rows, types)
-    if copied is not None:
-        return copied
-    fetched = _fetched(rows)
-    values = zip(*fetched, strict=True) if fetched else [()] * len(types)
-    return [
-        np.array(column, dtype=native_type(kind))
-        for column, kind in zip(values, types, strict=True)
-    ]
+    read: BookRead = field(
+        default_factory=BookRead
+    )  # from this process's copy of the shard or not (`book_rows`)
 
 
 def _rows_of(ids: np.ndarray, values) -> np.ndarray:
@@ -116,35 +85,27 @@ def engine_book(
     more MarginAccount columns to read with the accounts (`BookSlice.account_fields`).
 
     A range is what revaluation shards use: a 10,000-id IN list costs PostgreSQL about a second
-    to parse and plan per query, a range scan on the index almost nothing."""
+    to parse and plan per query, a range scan on the index almost nothing. A range's rows come
+    from this process's copy of them when it holds one, with the accounts changed since read
+    again (`margin.selectors.book_rows.shard_book_rows`; `BookSlice.read` says how)."""
     version = parameters or parameters_in_force()
     terms = engine_terms(version)
     liquidity = liquidity_terms(version, volatility)
-    accounts = MarginAccount.objects.order_by("pk")
-    # Every open position, options too: a shard's positions are one scan of the account index,
-    # and a second scan only to find no option costs as much (0.2 s at 1,000,000 accounts).
-    positions = Position.objects.exclude(quantity=0)
-    ledger = LedgerAccount.objects.exclude(balance=0)
-    if account_range is not None:
-        first, last = account_range
-        accounts = accounts.filter(pk__gte=first, pk__lte=last)
-        positions = positions.filter(margin_account_id__gte=first, margin_account_id__lte=last)
-        ledger = ledger.filter(margin_account_id__gte=first, margin_account_id__lte=last)
-    if account_ids is not None:
-        wanted = sorted(set(account_ids))
-        accounts = accounts.filter(pk__in=wanted)
-        positions = positions.filter(margin_account_id__in=wanted)
-        ledger = ledger.filter(margin_account_id__in=wanted)
-    # Django's own iteration: the caller's fields may need its converters (datetimes on SQLite).
-    account_rows = list(
-        accounts.values_list("pk", "credit_tier__code", "owner_id", "shares_owner", *account_fields)
-    )
-    account_columns = list(zip(*account_rows, strict=True)) or [()] * (4 + len(account_fields))
-    ids = np.array(account_columns[0], dtype=np.int64)
-    tiers = [terms.credit_tiers[code] for code in account_columns[1]]
-    owners = np.array(account_columns[2], dtype=np.int64)
+    read = BookRead()
+    if account_range is not None and account_ids is None:
+        rows, read = shard_book_rows(*account_range, account_fields)
+    else:
+        rows = book_rows_read(
+            account_range=account_range,
+            account_ids=None if account_ids is None else sorted(set(account_ids)),
+            account_fields=account_fields,
+        )
+    ids, owners = rows.account_ids, rows.owners
+    tier_codes = dict(CreditTier.objects.values_list("pk", "code"))
+    tier_pks, tier_of_row = np.unique(rows.tier_ids, return_inverse=True)
+    tiers = [terms.credit_tiers[tier_codes[pk]] for pk in tier_pks.tolist()]
     # Owners holding another account, in this slice or not (each of their accounts says so).
-    shared = sorted(set(owners[np.array(account_columns[3], dtype=bool)].tolist()))
+    shared = sorted(set(owners[rows.shares_owner].tolist()))
 
     instruments = list(
         Instrument.objects.filter(symbol__in=terms.brackets)
@@ -155,25 +116,10 @@ def engine_book(
     assets = list(Asset.objects.order_by("pk").values_list("pk", "symbol", "is_settlement"))
     asset_ids = np.array([pk for pk, _, _ in assets], dtype=np.int64)
     settlement = [n for n, (_, _, is_settlement) in enumerate(assets) if is_settlement]
-    marks = dict(MarkPrice.objects.values_list("instrument_id", _as_float("mark_price")))
-    prices = dict(AssetPrice.objects.values_list("asset_id", _as_float("price")))
+    marks = dict(MarkPrice.objects.values_list("instrument_id", as_float("mark_price")))
+    prices = dict(AssetPrice.objects.values_list("asset_id", as_float("price")))
 
-    position_columns = _columns(
-        positions.values_list(
-            "pk",
-            "margin_account_id",
-            "instrument_id",
-            _as_float("quantity"),
-            _as_float("entry_price"),
-            _as_float("leverage"),
-            ExpressionWrapper(Q(margin_mode=MarginMode.ISOLATED), output_field=BooleanField()),
-        ),
-        ("int8", "int8", "int8", "float8", "float8", "float8", "bool"),
-    )
-    # In the scan's order: sorting 125,000 ids here costs a few ms, PostgreSQL's sort of the
-    # rows it aggregates (spilled to disk past work_mem) ten times that.
-    order = np.argsort(position_columns[0], kind="stable")
-    position_columns = [column[order] for column in position_columns]
+    position_columns = rows.positions
     # Options are revalued by the portfolio grid, not as linear rows of the book.
     linear = np.isin(
         position_columns[2],
@@ -187,17 +133,8 @@ def engine_book(
     position_ids, pos_account, pos_instrument, quantity, entry, leverage, isolated = (
         column[linear] for column in position_columns
     )
-    # Cross wallets and isolated margins in one scan of the accounts' ledger lines.
-    line_position, col_account, col_asset, line_balance, line_isolated = _columns(
-        ledger.filter(kind__in=(LedgerAccountKind.WALLET, LedgerAccountKind.ISOLATED)).values_list(
-            Coalesce("position_id", Value(0)),
-            "margin_account_id",
-            "asset_id",
-            _as_float("balance"),
-            ExpressionWrapper(Q(kind=LedgerAccountKind.ISOLATED), output_field=BooleanField()),
-        ),
-        ("int8", "int8", "int8", "float8", "bool"),
-    )
+    # Cross wallets and isolated margins, one ledger line each.
+    _, line_position, col_account, col_asset, line_balance, line_isolated = rows.lines
     held_by, balances = line_position[line_isolated], line_balance[line_isolated]
     wallet = ~line_isolated
     col_account, col_asset, col_quantity = (
@@ -215,8 +152,8 @@ def engine_book(
     pos_row, col_row = _rows_of(ids, pos_account), _rows_of(ids, col_account)
     book = Book(
         n_accounts=len(ids),
-        haircut_scale=np.array([float(t.haircut_scale) for t in tiers], dtype=np.float64),
-        mm_scale=np.array([float(t.mm_scale) for t in tiers], dtype=np.float64),
+        haircut_scale=np.array([float(t.haircut_scale) for t in tiers])[tier_of_row],
+        mm_scale=np.array([float(t.mm_scale) for t in tiers])[tier_of_row],
         pos_account=pos_row,
         pos_instrument=_rows_of(instrument_ids, pos_instrument),
         pos_side=np.sign(quantity),
@@ -255,10 +192,8 @@ def engine_book(
         parameter_version=terms.version_number,
         holds_options=holds_options,
         owners=owners,
-        account_fields={
-            name: list(column)
-            for name, column in zip(account_fields, account_columns[4:], strict=True)
-        },
+        account_fields={name: list(column) for name, column in rows.account_fields.items()},
+        read=read,
     )
 
 
@@ -266,7 +201,7 @@ def account_id_runs(size: int) -> tuple[list[tuple[int, int]], int]:
     """Every margin account's id in order, cut into runs of `size`: the first and last id of
     each, and how many accounts there are. The ids come packed in one value: a million of them
     as Python ints through Django cost the tick's dispatcher half a second."""
-    (ids,) = _columns(MarginAccount.objects.order_by("pk").values_list("pk"), ("int8",))
+    (ids,) = columns(MarginAccount.objects.order_by("pk").values_list("pk"), ("int8",))
     if not (np.diff(ids) > 0).all():
         # An aggregate over a sorted subquery keeps its order in practice, not by contract.
         ids = np.sort(ids)
@@ -333,13 +268,13 @@ def option_book_of(slice_: BookSlice, *, now) -> tuple[OptionBook, OptionMarket]
         .values_list(
             "margin_account_id",
             "instrument_id",
-            _as_float("quantity"),
+            as_float("quantity"),
             "instrument__underlying_id",
             "instrument__option_type",
-            _as_float("instrument__strike"),
+            as_float("instrument__strike"),
             "instrument__expiry",
-            _as_float("instrument__mark__index_price"),
-            _as_float("instrument__mark__implied_vol"),
+            as_float("instrument__mark__index_price"),
+            as_float("instrument__mark__implied_vol"),
         )
         .query.sql_with_params()
     )

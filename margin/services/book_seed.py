@@ -622,8 +622,9 @@ def book_reset() -> int:
     latter kind that also pays an account outside the book is refused (it cannot be removed
     in part and still balance).
 
-    Entries (and the audit trail) refuse DELETE by trigger: the triggers of the tables touched
-    are disabled for this transaction only (ALTER TABLE is transactional in PostgreSQL)."""
+    Entries (and the audit trail) refuse DELETE by trigger: those triggers are disabled for
+    this transaction only (ALTER TABLE is transactional in PostgreSQL); the book change log's
+    (`margin.dbtriggers.book_change_log`) stay on."""
     if connection.vendor != "postgresql":
         raise ApplicationError("book_reset needs PostgreSQL.")
     users = f"starts_with(username, '{BOOK_USER_PREFIX}')"
@@ -657,15 +658,14 @@ def book_reset() -> int:
             f"WHERE {book_journals} GROUP BY ledger_account_id) moved "
             "WHERE la.id = moved.ledger_account_id AND la.margin_account_id IS NULL"
         )
-        triggered = [
-            name
-            for (name,) in rows(
-                "SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-                "WHERE NOT t.tgisinternal"
-            )
-        ]
-        for name in triggered:
-            execute(f"ALTER TABLE {name} DISABLE TRIGGER USER")
+        # Not the book change log's: the workers' book copies must see the accounts go.
+        triggered = rows(
+            "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "JOIN pg_proc p ON p.oid = t.tgfoid WHERE NOT t.tgisinternal "
+            "AND p.proname <> c.relname || '_book_change'"
+        )
+        for name, trigger in triggered:
+            execute(f'ALTER TABLE {name} DISABLE TRIGGER "{trigger}"')
         # The account-less journals first: deleting the accounts takes their own journals.
         shared = [journal for (journal,) in rows(shared_journals)]
         deleted = 0
@@ -678,6 +678,6 @@ def book_reset() -> int:
                 cursor.execute(f"DELETE FROM {table(model)} WHERE {column} = ANY(%s)", [shared])
                 deleted += cursor.rowcount
         deleted += _delete_with_dependents(User, users)
-        for name in triggered:
-            execute(f"ALTER TABLE {name} ENABLE TRIGGER USER")
+        for name, trigger in triggered:
+            execute(f'ALTER TABLE {name} ENABLE TRIGGER "{trigger}"')
     return deleted

@@ -70,6 +70,7 @@ from margin.selectors.market import refresh_window_start, stale_symbols, unfit_p
 from margin.selectors.parameters import parameters_in_force
 from margin.selectors.volatility import tick_stress_model, tick_volatility
 from margin.services.audit import audit_columns
+from margin.services.book_changes import book_changes_prune
 from margin.services.expiry import expiry_claim_due, expiry_settle_accounts
 from margin.services.funding import (
     funding_claim_due,
@@ -176,6 +177,7 @@ def revaluation_tick_start(*, now: datetime) -> TickStart:
             params = parameters_in_force(now)
         except ApplicationError as refusal:
             return TickStart(tick=None, skipped=refusal.message)
+        book_changes_prune(keep_s=settings.BOOK_CHANGE_KEEP_S)
         funding_rates = _cash_flows_settle(now=now)
         marks, asset_prices = _frozen_prices()
         stale = stale_symbols(now=now, max_age_s=params.price_guard_max_age_s)
@@ -249,6 +251,10 @@ class ShardResult:
     compute_s: float = 0.0
     write_s: float = 0.0
     already_done: bool = False
+    # Whether the book came from this process's copy of the shard, and how many accounts' rows
+    # were read from the database (all of them when it did not: `margin.selectors.book_rows`).
+    book_cached: bool = False
+    book_accounts_read: int = 0
 
 
 def _aligned(names: tuple[str, ...], frozen: dict[str, str], fallback: np.ndarray) -> np.ndarray:
@@ -733,6 +739,8 @@ def revaluation_shard_run(*, shard_id: int) -> ShardResult:
         load_s=locked.load_s,
         compute_s=locked.compute_s,
         write_s=locked.write_s,
+        book_cached=slice_.read.cached,
+        book_accounts_read=slice_.read.accounts_read,
     )
 
 

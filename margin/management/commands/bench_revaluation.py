@@ -16,8 +16,10 @@ import multiprocessing
 import random
 import resource
 import time
+import uuid
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
+from decimal import Decimal
 
 import numpy as np
 from django.conf import settings
@@ -29,6 +31,7 @@ from django.db.models.functions import Least
 from django.utils import timezone
 
 from margin.db import connections_close_before_fork
+from margin.errors import ApplicationError
 from margin.models import (
     Asset,
     AssetPriceHistory,
@@ -43,7 +46,9 @@ from margin.models import (
 from margin.selectors.accounts import account_state_load
 from margin.selectors.parameters import parameters_in_force
 from margin.selectors.volatility import MAX_RETURNS, return_period_s
+from margin.services.collateral import collateral_deposit
 from margin.services.funding import funding_settle_due
+from margin.services.positions import position_market_fill
 from margin.services.prices import market_tick_run
 from margin.services.reference import book_reference_ensure
 from margin.services.revaluation import (
@@ -73,6 +78,14 @@ class Command(BaseCommand):
             "class (SNAPSHOT_REFRESH_TICKS)",
         )
         parser.add_argument(
+            "--changes",
+            type=int,
+            default=200,
+            help="before each tick after the first, this many random accounts each deposit "
+            "USDT or sell a tenth of a position through the services: the accounts the next "
+            "tick reads again beside those whose state it moved",
+        )
+        parser.add_argument(
             "--funding",
             action="store_true",
             help="put a funding time one second before the tick: it settles every perpetual",
@@ -99,6 +112,7 @@ class Command(BaseCommand):
         sample: int,
         workers: int,
         ticks: int,
+        changes: int,
         funding: bool,
         option_share: float,
         expire_series: int,
@@ -133,11 +147,17 @@ class Command(BaseCommand):
             # the last and wrote every account's snapshot (`_refresh_class`).
             funding_settle_due(now=timezone.now())
             settings.FUNDING_SETTLEMENT_ENABLED = False
-        for n in range(ticks):
-            last = n == ticks - 1
-            start, shards, tick_s, dispatch_s, expired_series, expired_positions = self._tick(
-                workers, funding=funding and last, expire_series=expire_series if last else 0
-            )
+        # One pool for every tick, its processes living on as Celery's prefork workers do:
+        # each keeps the rows of the shards it revalued (`margin.selectors.book_rows`).
+        connections_close_before_fork()
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            for n in range(ticks):
+                last = n == ticks - 1
+                if n:
+                    self._book_changes(changes, seed=n)
+                start, shards, tick_s, dispatch_s, expired_series, expired_positions = self._tick(
+                    pool, funding=funding and last, expire_series=expire_series if last else 0
+                )
         # The pool has joined its workers: the largest resident set any of them reached (kB).
         worker_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         naive_s = self._naive(start.tick, sample)
@@ -155,7 +175,7 @@ class Command(BaseCommand):
             f"naive_s_per_account={naive_s:.4f} speedup={naive_s * n_accounts / tick_s:.0f}"
         )
 
-    def _tick(self, workers: int, *, funding: bool, expire_series: int) -> tuple:
+    def _tick(self, pool: ProcessPoolExecutor, *, funding: bool, expire_series: int) -> tuple:
         """One tick on fresh prices (one bounded demo step after a pause), its line printed:
         (its start, its shards' results, tick_s, dispatch_s, expired series and positions)."""
         market_tick_run(now=timezone.now())
@@ -172,8 +192,7 @@ class Command(BaseCommand):
         if start.tick is None:
             raise SystemExit(f"no tick: {start.skipped}")
         connections_close_before_fork()
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            shards = list(pool.map(_shard, start.shard_ids))
+        shards = list(pool.map(_shard, start.shard_ids))
         tick_s = time.perf_counter() - started
         start.tick.refresh_from_db()
         self.stdout.write(
@@ -184,13 +203,54 @@ class Command(BaseCommand):
             f"{sum(s.transitions for s in shards)} state changes, "
             f"{sum(s.snapshots for s in shards)} snapshots (refresh class "
             f"{start.tick.refresh_class}), "
-            f"{FundingPayment.objects.count() - funded_before} funding payments"
+            f"{FundingPayment.objects.count() - funded_before} funding payments, "
+            f"book copies hit on {sum(s.book_cached for s in shards)} shards, missed on "
+            f"{sum(not s.book_cached for s in shards)}, "
+            f"{sum(s.book_accounts_read for s in shards)} accounts read, "
+            f"tick_s {tick_s:.2f} load_s {sum(s.load_s for s in shards):.2f}"
         )
         expired_series = Instrument.objects.filter(settled_at=now).count()
         expired_positions = (
             Fill.objects.filter(reason=Fill.Reason.SETTLEMENT).count() - settled_before
         )
         return start, shards, tick_s, dispatch_s, expired_series, expired_positions
+
+    def _book_changes(self, count: int, *, seed: int) -> None:
+        """`count` random accounts each write through a service: every other one deposits 100
+        USDT, the rest sell (or buy back) a tenth of their first open position at the market.
+        A refused order (its margin) writes nothing and is counted."""
+        chosen = random.Random(seed).sample(
+            list(MarginAccount.objects.values_list("pk", flat=True)),
+            min(count, MarginAccount.objects.count()),
+        )
+        refused = 0
+        for n, account in enumerate(MarginAccount.objects.filter(pk__in=chosen).order_by("pk")):
+            key = f"bench-changes-{uuid.uuid4()}"
+            held = (
+                Position.objects.filter(margin_account=account)
+                .exclude(quantity=0)
+                .select_related("instrument")
+                .order_by("pk")
+                .first()
+            )
+            try:
+                if n % 2 or held is None:
+                    collateral_deposit(
+                        account=account, asset="USDT", amount=Decimal(100), idempotency_key=key
+                    )
+                else:
+                    position_market_fill(
+                        account=account,
+                        instrument=held.instrument.symbol,
+                        side="sell" if held.quantity > 0 else "buy",
+                        quantity=(abs(held.quantity) / 10).quantize(Decimal("0.001")),
+                        idempotency_key=key,
+                    )
+            except ApplicationError:
+                refused += 1
+        self.stdout.write(
+            f"{len(chosen)} accounts changed through the services ({refused} refused)"
+        )
 
     def _expire(self, count: int, *, at) -> None:
         """The `count` dated series expiring first and not settled yet expire at `at` at the
