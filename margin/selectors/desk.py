@@ -182,6 +182,7 @@ class QueueSnapshots(QuerySet):
         order_by = self.query.order_by
         if (
             self.query.is_sliced
+            or self.query.is_empty()
             or not order_by
             or not all(isinstance(name, str) for name in order_by)
             or self._iterable_class is not ModelIterable

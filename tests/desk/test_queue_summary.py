@@ -240,3 +240,10 @@ def test_rows_whose_keys_are_known_exactly_tie_by_id():
     # then: the 50 lowest ids of the exact ties, and each shard kept 50 rows, not all its ties
     assert len(heads) == 200
     assert sorted(candidates) == sorted(ids[:1000])[:50]
+
+
+def test_the_queue_before_any_tick_counts_none_with_any_filter():
+    for query in ({}, {"min_notional": "1"}, {"reduce_only": "true"}):
+        paginator = Paginator(QueueFilter(query, queryset=queue_snapshots(None)).qs, 2)
+        assert paginator.count == 0
+        assert list(paginator.get_page(1)) == []
