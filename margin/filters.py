@@ -31,7 +31,7 @@ class QueueFilter(django_filters.FilterSet):
         field_name="state", choices=AccountState.choices, label="State", distinct=False
     )
     credit_tier = django_filters.ModelChoiceFilter(
-        field_name="credit_tier",
+        field_name="account__credit_tier",
         method="filter_account",
         queryset=credit_tiers(),
         label="Credit tier",
@@ -57,7 +57,7 @@ class QueueFilter(django_filters.FilterSet):
         help_text="A percentage, as the pages show ratios: 80 finds accounts at 80 % or more.",
     )
     reduce_only = django_filters.BooleanFilter(
-        field_name="reduce_only",
+        field_name="account__reduce_only",
         method="filter_account",
         label="Reduce-only",
         widget=forms.Select(choices=[("", "Either"), ("true", "Yes"), ("false", "No")]),
@@ -83,8 +83,8 @@ class QueueFilter(django_filters.FilterSet):
         return snapshots_exposed_to(queryset, asset)
 
     def filter_account(self, queryset, name, value):
-        """By a column of the snapshot's account (`name`)."""
-        return snapshots_of_accounts(queryset, **{name: value})
+        """By a column of the snapshot's account (`name`, account__<column>)."""
+        return snapshots_of_accounts(queryset, **{name.removeprefix("account__"): value})
 
     def filter_min_ratio(self, queryset, name, percent):
         return queryset.filter(margin_ratio__gte=percent / 100)
