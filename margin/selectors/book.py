@@ -59,9 +59,9 @@ class BookSlice:
     # The MarginAccount columns the caller asked for (`engine_book`'s `account_fields`), each a
     # list in account row order: read in the same query as the book's accounts.
     account_fields: dict[str, list] = field(default_factory=dict)
-    read: BookRead = field(
-        default_factory=BookRead
-    )  # from this process's copy of the shard or not (`book_rows`)
+    # Whether the rows came from the machine's copy of the shard (`book_rows`), and how many
+    # accounts' rows were read from the database.
+    read: BookRead = field(default_factory=BookRead)
 
 
 def _rows_of(ids: np.ndarray, values) -> np.ndarray:
@@ -86,7 +86,7 @@ def engine_book(
 
     A range is what revaluation shards use: a 10,000-id IN list costs PostgreSQL about a second
     to parse and plan per query, a range scan on the index almost nothing. A range's rows come
-    from this process's copy of them when it holds one, with the accounts changed since read
+    from the machine's copy of them when there is one, with the accounts changed since read
     again (`margin.selectors.book_rows.shard_book_rows`; `BookSlice.read` says how)."""
     version = parameters or parameters_in_force()
     terms = engine_terms(version)

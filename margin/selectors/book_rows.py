@@ -209,7 +209,7 @@ def book_rows_read(
 
 @dataclass(frozen=True)
 class BookRead:
-    """How a shard's rows were read: from this process's copy (`cached`) or not, and how many
+    """How a shard's rows were read: from the machine's copy (`cached`) or not, and how many
     accounts' rows came from the database (all of them when not cached)."""
 
     cached: bool = False

@@ -1,4 +1,4 @@
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from margin.models import AuditEntry, MarginAccount
@@ -25,12 +25,6 @@ def audit_record(
         after=after,
         reason=reason,
     )
-
-
-def audit_records(entries: Iterable[AuditEntry]) -> list[AuditEntry]:
-    """Append many lines in one INSERT (unsaved `AuditEntry` rows, built as `audit_record`
-    would): for a job recording thousands of transitions at once."""
-    return AuditEntry.objects.bulk_create(entries)
 
 
 def audit_columns(columns: dict[str, Sequence]) -> None:

@@ -251,7 +251,7 @@ class ShardResult:
     compute_s: float = 0.0
     write_s: float = 0.0
     already_done: bool = False
-    # Whether the book came from this process's copy of the shard, and how many accounts' rows
+    # Whether the book came from the machine's copy of the shard, and how many accounts' rows
     # were read from the database (all of them when it did not: `margin.selectors.book_rows`).
     book_cached: bool = False
     book_accounts_read: int = 0

@@ -27,6 +27,7 @@ from margin.services.positions import position_market_fill
 from margin.services.revaluation import SHARD_ACCOUNT_FIELDS
 from tests.revaluation.factories import funded_account
 from tests.revaluation.test_funding import premium_through_interval
+from tests.trader.factories import new_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,11 +68,6 @@ def assert_as_a_full_read(first: int, *, accounts_read: int):
     return cached
 
 
-def key() -> str:
-    key.n = getattr(key, "n", 0) + 1
-    return f"book-copies-{key.n}"
-
-
 def test_a_copy_brought_up_to_date_is_a_full_read_after_every_kind_of_write(market, settings, now):
     # given: accounts with cross and isolated positions, the shard read once (its copy kept)
     settings.DEMO_MARKET_ENABLED = True
@@ -89,15 +85,21 @@ def test_a_copy_brought_up_to_date_is_a_full_read_after_every_kind_of_write(mark
     # when: an order, a transfer, a margin-mode switch, raw QuerySet.updates of an account and
     # of a position, an account opened in the range
     position_market_fill(
-        account=trader, instrument="ETHUSDT", side="buy", quantity=Decimal(2), idempotency_key=key()
+        account=trader,
+        instrument="ETHUSDT",
+        side="buy",
+        quantity=Decimal(2),
+        idempotency_key=new_key(),
     )
-    collateral_withdraw(account=withdrawing, asset="ETH", amount=Decimal(1), idempotency_key=key())
+    collateral_withdraw(
+        account=withdrawing, asset="ETH", amount=Decimal(1), idempotency_key=new_key()
+    )
     position_margin_mode_switch(
         account=isolating,
         instrument="ETHUSDT",
         mode="isolated",
         isolated_margin=Decimal("3000"),
-        idempotency_key=key(),
+        idempotency_key=new_key(),
     )
     MarginAccount.objects.filter(pk=flagged.pk).update(reduce_only=True, state="warning")
     Position.objects.filter(margin_account=releveraged).update(leverage=F("leverage") / 2)

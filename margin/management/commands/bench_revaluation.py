@@ -148,7 +148,7 @@ class Command(BaseCommand):
             funding_settle_due(now=timezone.now())
             settings.FUNDING_SETTLEMENT_ENABLED = False
         # One pool for every tick, its processes living on as Celery's prefork workers do:
-        # each keeps the rows of the shards it revalued (`margin.selectors.book_rows`).
+        # a shard's rows are left for whichever process takes it next (`book_rows`).
         connections_close_before_fork()
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             for n in range(ticks):
